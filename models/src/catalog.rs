@@ -1,0 +1,155 @@
+//! How a model tells the `checker` CLI what it is: its name, the paper and section it follows,
+//! its parameters with their defaults and ranges, and its seeded bugs.
+//!
+//! A model file implements [`Spec`] for a unit struct; the CLI's registry holds one line per model.
+//! Everything the CLI prints (`checker list`, `--help`, reports, the README table) comes from here
+//! and from the model's own `properties()`.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Debug};
+use std::hash::Hash;
+
+use stateright::Model;
+
+/// A model parameter, given on the command line as `--<name> <value>`.
+#[derive(Clone, Copy, Debug)]
+pub struct Param {
+    /// Flag name without dashes, e.g. `rms`.
+    pub name: &'static str,
+    /// One line for `--help` and `checker list`.
+    pub help: &'static str,
+    pub kind: ParamKind,
+}
+
+/// The values a [`Param`] accepts.
+#[derive(Clone, Copy, Debug)]
+pub enum ParamKind {
+    /// An integer in `min..=max`.
+    Int { default: u64, min: u64, max: u64 },
+    /// One of the listed names; the first is the default.
+    Choice { choices: &'static [&'static str] },
+}
+
+impl Param {
+    /// The parameter's default value.
+    pub fn default_value(&self) -> Value {
+        match self.kind {
+            ParamKind::Int { default, .. } => Value::Int(default),
+            ParamKind::Choice { choices } => Value::Choice(choices[0]),
+        }
+    }
+
+    /// Parses a command-line value, naming the valid values when it is not one of them.
+    pub fn parse(&self, text: &str) -> Result<Value, String> {
+        match self.kind {
+            ParamKind::Int { min, max, .. } => match text.parse::<u64>() {
+                Ok(v) if (min..=max).contains(&v) => Ok(Value::Int(v)),
+                _ => Err(format!(
+                    "invalid value '{text}' for --{}: expected an integer in {min}..={max}",
+                    self.name
+                )),
+            },
+            ParamKind::Choice { choices } => choices
+                .iter()
+                .find(|c| **c == text)
+                .map(|c| Value::Choice(c))
+                .ok_or_else(|| {
+                    format!(
+                        "invalid value '{text}' for --{}: expected one of {}",
+                        self.name,
+                        choices.join(", ")
+                    )
+                }),
+        }
+    }
+}
+
+/// A parameter's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    Int(u64),
+    Choice(&'static str),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Choice(c) => f.write_str(c),
+        }
+    }
+}
+
+/// The parameter values of one run, every declared parameter present.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params(BTreeMap<&'static str, Value>);
+
+impl Params {
+    /// The defaults of `params`.
+    pub fn defaults(params: &[Param]) -> Self {
+        Params(params.iter().map(|p| (p.name, p.default_value())).collect())
+    }
+
+    pub fn set(&mut self, name: &'static str, value: Value) {
+        self.0.insert(name, value);
+    }
+
+    /// The integer parameter `name`. Panics if the model did not declare it as an integer:
+    /// that is a bug in the model file, not bad input (input is validated by [`Param::parse`]).
+    pub fn int(&self, name: &str) -> u64 {
+        match self.0.get(name) {
+            Some(Value::Int(v)) => *v,
+            other => panic!("model bug: integer parameter '{name}' not declared (found {other:?})"),
+        }
+    }
+
+    /// The choice parameter `name`; panics like [`Params::int`].
+    pub fn choice(&self, name: &str) -> &'static str {
+        match self.0.get(name) {
+            Some(Value::Choice(c)) => c,
+            other => panic!("model bug: choice parameter '{name}' not declared (found {other:?})"),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Value)> + '_ {
+        self.0.iter().map(|(k, v)| (*k, *v))
+    }
+}
+
+/// A seeded bug: a configuration that re-introduces a pitfall the paper warns about, which the
+/// checker must catch.
+#[derive(Clone, Copy, Debug)]
+pub struct Bug {
+    /// Name for `--bug`, kebab-case.
+    pub name: &'static str,
+    /// What the bug does and which property catches it.
+    pub help: &'static str,
+}
+
+/// What the `checker` CLI needs to know about a model.
+pub trait Spec: 'static {
+    /// The stateright model this spec builds.
+    type Model: Model<State = Self::State, Action = Self::Action> + Send + Sync + 'static;
+    type State: Clone + Debug + Hash + PartialEq + Send + Sync + 'static;
+    type Action: Clone + Debug + PartialEq + Send + Sync + 'static;
+
+    /// Registry name, the CLI's subcommand: `checker <NAME>`.
+    const NAME: &'static str;
+    /// The paper (or specification) and section the model follows.
+    const PAPER: &'static str;
+    /// One line on what is modelled.
+    const SUMMARY: &'static str;
+    const PARAMS: &'static [Param];
+    const BUGS: &'static [Bug];
+
+    /// Builds the model for `params` (every declared parameter present and in range), with the
+    /// named bug seeded (`bug` is one of [`Spec::BUGS`] or `None`).
+    fn build(params: &Params, bug: Option<&'static str>) -> Self::Model;
+
+    /// A representative of a state's symmetry class, used by `--symmetry`; `None` when the model
+    /// has no symmetry reduction. It must be canonical: equivalent states map to equal states.
+    fn representative() -> Option<fn(&Self::State) -> Self::State> {
+        None
+    }
+}
+

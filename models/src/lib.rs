@@ -1,0 +1,15 @@
+//! Pure state machines of the protocols from the classic distributed-systems papers, as
+//! [`stateright`] models. No sockets, threads, clocks or randomness: every choice is stateright's.
+//!
+//! # A tour
+//! - [`catalog`]: the [`catalog::Spec`] trait through which the `checker` CLI finds a model, its
+//!   parameters and its seeded bugs. Adding a protocol is one file here plus one registry line in
+//!   the `checker` crate.
+//! - [`twophase`]: Lamport's TwoPhase specification of two-phase commit (Gray and Lamport,
+//!   "Consensus on Transaction Commit", §4), ported action for action from `TwoPhase.tla`.
+//! - [`tcommit`]: the TCommit specification of transaction commit itself (same paper, §2), of which
+//!   TwoPhase is an implementation.
+
+pub mod catalog;
+pub mod tcommit;
+pub mod twophase;
