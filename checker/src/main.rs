@@ -1,1 +1,425 @@
-fn main() {}
+//! `checker`: model-check a registered protocol, list the registry, keep the README table current.
+//!
+//! Exit codes: 0 every property came out as expected; 1 some property did not; 2 usage error;
+//! 3 the run was cut short by a limit before every property was decided.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use checker::outcome::{expectation_name, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE};
+use checker::{reports, Protocol, RunOptions, Strategy, MODELS};
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
+use models::catalog::{ParamKind, Params, Value};
+
+/// Options shared by every model subcommand.
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// Breadth-first search (the default): shortest counterexamples with one thread.
+    #[arg(long, group = "strategy")]
+    bfs: bool,
+    /// Depth-first search: little memory.
+    #[arg(long, group = "strategy")]
+    dfs: bool,
+    /// Random simulation; prints its seed. Never complete (exit 3 unless something is found).
+    #[arg(long, group = "strategy")]
+    sim: bool,
+    /// Seed of the simulation, to replay one.
+    #[arg(long, value_name = "N", requires = "sim")]
+    seed: Option<u64>,
+    /// Serve stateright's web explorer on ADDR instead of checking.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "localhost:3000")]
+    explore: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads: Option<u64>,
+    /// Check states up to this depth only (the initial states are depth 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    depth: Option<u64>,
+    /// Stop after this many generated states.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_states: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    timeout: Option<f64>,
+    /// Explore one representative per symmetry class (with DFS or simulation).
+    #[arg(long)]
+    symmetry: bool,
+    /// Print exactly one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Record the default configuration's result in reports/<model>.json.
+    #[arg(long, conflicts_with_all = ["explore", "sim", "dfs", "symmetry", "depth", "max_states", "timeout", "bug"])]
+    write_report: bool,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err("expected a positive number of seconds".into()),
+    }
+}
+
+fn cli() -> Command {
+    let mut cmd = Command::new("checker")
+        .about("Model-check the protocols of the classic distributed-systems papers")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(
+            Command::new("list")
+                .about("List every registered model: paper, parameters, properties, seeded bugs")
+                .arg(
+                    Arg::new("json")
+                        .long("json")
+                        .action(ArgAction::SetTrue)
+                        .help("Print JSON"),
+                ),
+        )
+        .subcommand(
+            Command::new("table")
+                .about("Print the README's model table, generated from reports/")
+                .arg(
+                    Arg::new("write")
+                        .long("write")
+                        .action(ArgAction::SetTrue)
+                        .help("Rewrite the table in README.md"),
+                )
+                .arg(
+                    Arg::new("check")
+                        .long("check")
+                        .action(ArgAction::SetTrue)
+                        .conflicts_with("write")
+                        .help("Exit 1 if README.md's table is stale"),
+                ),
+        );
+    for m in MODELS {
+        cmd = cmd.subcommand(model_command(*m));
+    }
+    cmd
+}
+
+fn model_command(m: &'static dyn Protocol) -> Command {
+    let mut cmd = CheckArgs::augment_args(
+        Command::new(m.name()).about(format!("{} ({})", m.summary(), m.paper())),
+    );
+    for p in m.params() {
+        let (value_name, default) = match p.kind {
+            ParamKind::Int { default, min, max } => {
+                (format!("{min}..={max}"), default.to_string())
+            }
+            ParamKind::Choice { choices } => (choices.join("|"), choices[0].to_string()),
+        };
+        cmd = cmd.arg(
+            Arg::new(p.name)
+                .long(p.name)
+                .value_name(value_name)
+                .help(format!("{} [default: {default}]", p.help))
+                .value_parser(move |s: &str| p.parse(s)),
+        );
+    }
+    let bugs = m.bugs();
+    let names: Vec<&str> = bugs.iter().map(|b| b.name).collect();
+    cmd.arg(
+        Arg::new("bug")
+            .long("bug")
+            .value_name("NAME")
+            .help(format!("Seed a bug the checker must catch: {}", names.join(", ")))
+            .value_parser(move |s: &str| {
+                bugs.iter()
+                    .find(|b| b.name == s)
+                    .map(|b| b.name)
+                    .ok_or_else(|| match bugs.len() {
+                        0 => "this model has no seeded bugs".to_string(),
+                        _ => format!(
+                            "expected one of {}",
+                            bugs.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
+                        ),
+                    })
+            }),
+    )
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    // An unknown model gets one line naming the valid ones (clap would print its usage instead).
+    if let Some(first) = args.get(1) {
+        let known = ["list", "table", "help"]
+            .into_iter()
+            .chain(MODELS.iter().map(|m| m.name()));
+        if !first.starts_with('-') && !known.clone().any(|k| k == first) {
+            let valid: Vec<&str> = known.filter(|k| *k != "help").collect();
+            return usage_error(format!(
+                "unknown model '{first}'; expected one of: {}",
+                valid.join(", ")
+            ));
+        }
+    }
+    let matches = match cli().try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    ExitCode::from(EXIT_USAGE)
+                }
+                _ => {
+                    let text = e.render().to_string();
+                    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                    eprintln!("{line} (see --help)");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            };
+        }
+    };
+    match run(matches) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn run(matches: ArgMatches) -> Result<ExitCode> {
+    let (name, sub) = matches.subcommand().expect("subcommand_required");
+    match name {
+        "list" => {
+            list(sub.get_flag("json"));
+            Ok(ExitCode::SUCCESS)
+        }
+        "table" => table(sub.get_flag("write"), sub.get_flag("check")),
+        _ => {
+            let protocol = checker::find(name).expect("clap knows only registered models");
+            check(protocol, sub)
+        }
+    }
+}
+
+fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> {
+    let args = CheckArgs::from_arg_matches(sub)?;
+    let defaults = Params::defaults(protocol.params());
+    let mut params = defaults.clone();
+    for p in protocol.params() {
+        if let Some(v) = sub.get_one::<Value>(p.name) {
+            params.set(p.name, *v);
+        }
+    }
+    let bug: Option<&'static str> = sub.get_one::<&'static str>("bug").copied();
+
+    if args.symmetry && !protocol.has_symmetry() {
+        return Ok(usage_error(format!(
+            "model '{}' has no symmetry reduction; drop --symmetry",
+            protocol.name()
+        )));
+    }
+    if args.symmetry && args.bfs {
+        return Ok(usage_error(
+            "--symmetry needs --dfs or --sim: stateright's BFS ignores symmetry",
+        ));
+    }
+    if args.write_report && params != defaults {
+        return Ok(usage_error(
+            "--write-report records the default configuration; drop the model parameters",
+        ));
+    }
+
+    if let Some(addr) = &args.explore {
+        // Bind once first so that a bad or busy address is a clear error, not a panic.
+        if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
+            return Ok(usage_error(format!("cannot serve the explorer on {addr}: {e}")));
+        }
+        eprintln!("explorer: serving {} on http://{addr}/", protocol.name());
+        protocol.explore(&params, bug, addr);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let strategy = if args.sim {
+        let seed = args.seed.unwrap_or_else(random_seed);
+        eprintln!("simulation seed: {seed} (replay with --sim --seed {seed} --threads 1)");
+        Strategy::Sim { seed }
+    } else if args.dfs || args.symmetry {
+        if args.symmetry && !args.dfs {
+            eprintln!("--symmetry: checking with DFS (stateright's BFS ignores symmetry)");
+        }
+        Strategy::Dfs
+    } else {
+        Strategy::Bfs
+    };
+    let mut timeout = args.timeout.map(Duration::from_secs_f64);
+    if args.sim && timeout.is_none() && args.max_states.is_none() {
+        eprintln!("simulation: no --timeout or --max-states given, stopping after 10 s");
+        timeout = Some(Duration::from_secs(10));
+    }
+    let opts = RunOptions {
+        strategy,
+        threads: args
+            .threads
+            .map(|t| t as usize)
+            .unwrap_or_else(|| reports::baseline_options().threads),
+        depth: args.depth.map(|d| d as usize),
+        max_states: args.max_states.map(|n| n as usize),
+        timeout,
+        symmetry: args.symmetry,
+        progress: !args.quiet,
+    };
+    let outcome = protocol.check(&params, bug, &opts);
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print!("{}", outcome.summary(&replay_command(protocol, &params, &defaults, bug)));
+    }
+    if args.write_report {
+        let baseline = reports::Baseline::from_outcome(protocol, &outcome);
+        let path = reports::write(&reports::reports_dir(), &baseline)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(ExitCode::from(outcome.exit_code()))
+}
+
+/// The command line that reproduces a run's configuration.
+fn replay_command(
+    protocol: &dyn Protocol,
+    params: &Params,
+    defaults: &Params,
+    bug: Option<&str>,
+) -> String {
+    let mut cmd = format!("cargo run -p checker -- {}", protocol.name());
+    for ((name, value), (_, default)) in params.iter().zip(defaults.iter()) {
+        if value != default {
+            cmd.push_str(&format!(" --{name} {value}"));
+        }
+    }
+    if let Some(bug) = bug {
+        cmd.push_str(&format!(" --bug {bug}"));
+    }
+    cmd
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS; the time mixes in a per-run value.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+fn list(json: bool) {
+    if json {
+        let models: Vec<serde_json::Value> = MODELS
+            .iter()
+            .map(|m| {
+                let params: Vec<serde_json::Value> = m
+                    .params()
+                    .iter()
+                    .map(|p| {
+                        let mut v = serde_json::json!({
+                            "name": p.name,
+                            "help": p.help,
+                            "default": checker::outcome::value_json(p.default_value()),
+                        });
+                        match p.kind {
+                            ParamKind::Int { min, max, .. } => {
+                                v["min"] = min.into();
+                                v["max"] = max.into();
+                            }
+                            ParamKind::Choice { choices } => {
+                                v["choices"] = choices.to_vec().into();
+                            }
+                        }
+                        v
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": m.name(),
+                    "paper": m.paper(),
+                    "summary": m.summary(),
+                    "params": params,
+                    "properties": m.properties().iter().map(|(name, e)| serde_json::json!({
+                        "name": name, "expectation": expectation_name(e),
+                    })).collect::<Vec<_>>(),
+                    "bugs": m.bugs().iter().map(|b| serde_json::json!({
+                        "name": b.name, "help": b.help,
+                    })).collect::<Vec<_>>(),
+                    "symmetry": m.has_symmetry(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&models).expect("JSON values serialise")
+        );
+        return;
+    }
+    for (i, m) in MODELS.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("{}  {}", m.name(), m.summary());
+        println!("  paper: {}", m.paper());
+        for p in m.params() {
+            match p.kind {
+                ParamKind::Int { default, min, max } => println!(
+                    "  --{} N  {} (default {default}, {min}..={max})",
+                    p.name, p.help
+                ),
+                ParamKind::Choice { choices } => println!(
+                    "  --{} {}  {} (default {})",
+                    p.name,
+                    choices.join("|"),
+                    p.help,
+                    choices[0]
+                ),
+            }
+        }
+        for (name, e) in m.properties() {
+            println!("  {:<10} {name}", expectation_name(&e));
+        }
+        for b in m.bugs() {
+            println!("  --bug {}  {}", b.name, b.help);
+        }
+        if m.has_symmetry() {
+            println!("  --symmetry supported");
+        }
+    }
+}
+
+fn table(write: bool, check: bool) -> Result<ExitCode> {
+    let table = reports::table(MODELS, &reports::reports_dir())?;
+    if !write && !check {
+        print!("{table}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = reports::readme_path();
+    let readme = std::fs::read_to_string(&path)?;
+    let updated = reports::splice_table(&readme, &table)?;
+    if check {
+        if updated != readme {
+            eprintln!("README.md's model table is stale: run `cargo run -p checker -- table --write`");
+            return Ok(ExitCode::from(EXIT_UNEXPECTED));
+        }
+        return Ok(ExitCode::from(EXIT_OK));
+    }
+    if updated != readme {
+        std::fs::write(&path, updated)?;
+        eprintln!("updated {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -39,27 +39,18 @@ impl Param {
         }
     }
 
-    /// Parses a command-line value, naming the valid values when it is not one of them.
+    /// Parses a command-line value; the error names the valid values.
     pub fn parse(&self, text: &str) -> Result<Value, String> {
         match self.kind {
             ParamKind::Int { min, max, .. } => match text.parse::<u64>() {
                 Ok(v) if (min..=max).contains(&v) => Ok(Value::Int(v)),
-                _ => Err(format!(
-                    "invalid value '{text}' for --{}: expected an integer in {min}..={max}",
-                    self.name
-                )),
+                _ => Err(format!("expected an integer in {min}..={max}")),
             },
             ParamKind::Choice { choices } => choices
                 .iter()
                 .find(|c| **c == text)
                 .map(|c| Value::Choice(c))
-                .ok_or_else(|| {
-                    format!(
-                        "invalid value '{text}' for --{}: expected one of {}",
-                        self.name,
-                        choices.join(", ")
-                    )
-                }),
+                .ok_or_else(|| format!("expected one of {}", choices.join(", "))),
         }
     }
 }

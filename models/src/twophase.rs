@@ -143,12 +143,26 @@ impl TwoPhaseState {
 }
 
 impl fmt::Debug for TwoPhaseState {
-    /// Prints the state the way TLC prints it, RMs numbered from 0.
+    /// One line in the spec's terms, RMs numbered from 0 (also under `{:#?}`: a state reads best
+    /// whole), e.g. `rmState = [prepared, working, working], tmState = init, tmPrepared = {0},
+    /// msgs = {Prepared(0)}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rms = usize::from(self.rms);
-        let bits = |mask: u32| -> Vec<usize> { (0..32).filter(|r| mask & (1 << r) != 0).collect() };
-        let states: Vec<RmState> = (0..rms).map(|r| self.rm(r)).collect();
-        let mut msgs: Vec<String> = bits(self.msgs_prepared)
+        let states: Vec<&str> = (0..rms)
+            .map(|r| match self.rm(r) {
+                RmState::Working => "working",
+                RmState::Prepared => "prepared",
+                RmState::Committed => "committed",
+                RmState::Aborted => "aborted",
+            })
+            .collect();
+        let set = |mask: u32| -> Vec<String> {
+            (0..32)
+                .filter(|r| mask & (1 << r) != 0)
+                .map(|r| r.to_string())
+                .collect()
+        };
+        let mut msgs: Vec<String> = set(self.msgs_prepared)
             .into_iter()
             .map(|r| format!("Prepared({r})"))
             .collect();
@@ -158,12 +172,18 @@ impl fmt::Debug for TwoPhaseState {
         if self.msg_abort {
             msgs.push("Abort".into());
         }
-        f.debug_struct("TwoPhase")
-            .field("rmState", &states)
-            .field("tmState", &self.tm_state)
-            .field("tmPrepared", &bits(self.tm_prepared))
-            .field("msgs", &msgs)
-            .finish()
+        let tm = match self.tm_state {
+            TmState::Init => "init",
+            TmState::Committed => "committed",
+            TmState::Aborted => "aborted",
+        };
+        write!(
+            f,
+            "rmState = [{}], tmState = {tm}, tmPrepared = {{{}}}, msgs = {{{}}}",
+            states.join(", "),
+            set(self.tm_prepared).join(", "),
+            msgs.join(", ")
+        )
     }
 }
 

@@ -1,0 +1,233 @@
+//! The result of a check: verdicts per property, counterexamples, the human summary, the `--json`
+//! object and the exit code.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use models::catalog::Value;
+use serde::{Deserialize, Serialize};
+use stateright::Expectation;
+
+/// A property's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// `always`: no reachable state violates it. `eventually`: no counterexample on acyclic paths.
+    Holds,
+    /// `always` / `eventually`: a counterexample was found.
+    Violated,
+    /// `sometimes`: an example was found.
+    Found,
+    /// `sometimes`: no reachable state satisfies it.
+    NotFound,
+    /// The run was cut short (a limit, or a simulation) before this property was decided.
+    Unknown,
+}
+
+impl Status {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Holds => "holds",
+            Status::Violated => "violated",
+            Status::Found => "found",
+            Status::NotFound => "not_found",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// Whether this is what the property's author expects of a correct model.
+    pub fn as_expected(&self) -> bool {
+        matches!(self, Status::Holds | Status::Found)
+    }
+}
+
+/// One property's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PropertyOutcome {
+    pub name: String,
+    /// `always`, `sometimes` or `eventually`.
+    pub expectation: String,
+    pub status: Status,
+    /// The discovery (counterexample or example) as formatted actions, one per step.
+    pub trace: Option<Vec<String>>,
+    /// The fragment that opens the discovery in stateright's explorer, e.g. `#/steps/0/3/1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explorer_path: Option<String>,
+    /// The discovery's last state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_state: Option<String>,
+}
+
+/// The result of one run; serialised as the `--json` object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub model: String,
+    /// `bfs`, `dfs` or `sim`.
+    pub strategy: String,
+    /// The simulation's seed, to replay it with `--sim --seed N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub bug: Option<String>,
+    pub threads: usize,
+    pub symmetry: bool,
+    pub unique_states: usize,
+    pub generated_states: usize,
+    /// Depth of the deepest state reached; the initial states are depth 1.
+    pub max_depth: usize,
+    pub elapsed_s: f64,
+    /// Whether every reachable state (within `--depth`) was checked. False for simulations, for runs
+    /// cut short by `--max-states`, `--timeout` or `--depth`, and for runs that stopped early because
+    /// every property already had a discovery.
+    pub complete: bool,
+    pub properties: Vec<PropertyOutcome>,
+}
+
+/// Exit code: every property came out as expected.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a property did not come out as expected.
+pub const EXIT_UNEXPECTED: u8 = 1;
+/// Exit code: usage error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the run was cut short before every property was decided.
+pub const EXIT_INCOMPLETE: u8 = 3;
+
+impl Outcome {
+    /// 1 if any property came out other than expected, else 3 if any is undecided, else 0.
+    pub fn exit_code(&self) -> u8 {
+        let statuses = || self.properties.iter().map(|p| p.status);
+        if statuses().any(|s| matches!(s, Status::Violated | Status::NotFound)) {
+            EXIT_UNEXPECTED
+        } else if statuses().any(|s| s == Status::Unknown) {
+            EXIT_INCOMPLETE
+        } else {
+            EXIT_OK
+        }
+    }
+
+    /// The human summary. `replay` is the command line that reproduces this run, used to say how
+    /// to open a counterexample in the explorer.
+    pub fn summary(&self, replay: &str) -> String {
+        let mut out = String::new();
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{} [{}] {}{}{}, {} thread{}",
+            self.model,
+            params.join(" "),
+            self.strategy,
+            self.seed.map(|s| format!(" (seed {s})")).unwrap_or_default(),
+            if self.symmetry { " with symmetry" } else { "" },
+            self.threads,
+            if self.threads == 1 { "" } else { "s" },
+        );
+        if let Some(bug) = &self.bug {
+            let _ = writeln!(out, "seeded bug: {bug}");
+        }
+        let _ = writeln!(
+            out,
+            "{} unique states, {} generated, max depth {}, {:.2} s, {}",
+            self.unique_states,
+            self.generated_states,
+            self.max_depth,
+            self.elapsed_s,
+            if self.complete {
+                "complete"
+            } else {
+                "INCOMPLETE (cut short: not every reachable state was checked)"
+            }
+        );
+        for p in &self.properties {
+            let note = match (p.expectation.as_str(), p.status) {
+                ("eventually", Status::Holds) => "  (no counterexample on acyclic paths)",
+                (_, s) if s.as_expected() => "",
+                (_, Status::Unknown) => "  (undecided)",
+                _ => "  <- unexpected",
+            };
+            let _ = writeln!(
+                out,
+                "  {:<10} {:<10} {}{}",
+                p.status.name(),
+                p.expectation,
+                p.name,
+                note
+            );
+        }
+        for p in &self.properties {
+            let Some(trace) = &p.trace else { continue };
+            if p.status.as_expected() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "\ncounterexample to \"{}\" ({}), {} step{}:",
+                p.name,
+                p.expectation,
+                trace.len(),
+                if trace.len() == 1 { "" } else { "s" }
+            );
+            for (i, step) in trace.iter().enumerate() {
+                let _ = writeln!(out, "  {:>3}. {step}", i + 1);
+            }
+            if let Some(last) = &p.last_state {
+                let _ = writeln!(out, "  last state:");
+                for line in last.lines() {
+                    let _ = writeln!(out, "    {line}");
+                }
+            }
+            if let Some(path) = &p.explorer_path {
+                let _ = writeln!(
+                    out,
+                    "  explorer: run `{replay} --explore`, then open http://localhost:3000/{path}"
+                );
+            }
+        }
+        let unexpected = self
+            .properties
+            .iter()
+            .filter(|p| matches!(p.status, Status::Violated | Status::NotFound))
+            .count();
+        let unknown = self
+            .properties
+            .iter()
+            .filter(|p| p.status == Status::Unknown)
+            .count();
+        let _ = writeln!(
+            out,
+            "\nresult: {}",
+            match self.exit_code() {
+                EXIT_OK => format!("all {} properties as expected", self.properties.len()),
+                EXIT_UNEXPECTED => format!(
+                    "{unexpected} of {} properties not as expected",
+                    self.properties.len()
+                ),
+                _ => format!(
+                    "no counterexample yet, but {unknown} of {} properties undecided: the run was cut short",
+                    self.properties.len()
+                ),
+            }
+        );
+        out
+    }
+}
+
+/// A parameter value as JSON.
+pub fn value_json(v: Value) -> serde_json::Value {
+    match v {
+        Value::Int(i) => serde_json::Value::from(i),
+        Value::Choice(c) => serde_json::Value::from(c),
+    }
+}
+
+/// `always`, `sometimes` or `eventually`.
+pub fn expectation_name(e: &Expectation) -> &'static str {
+    match e {
+        Expectation::Always => "always",
+        Expectation::Sometimes => "sometimes",
+        Expectation::Eventually => "eventually",
+    }
+}

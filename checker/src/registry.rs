@@ -1,0 +1,89 @@
+//! Every model the CLI knows. Adding a model: implement [`models::catalog::Spec`] in its file and add
+//! one line to [`MODELS`]. The order here is the order of `checker list` and of the README table.
+
+use std::marker::PhantomData;
+
+use models::catalog::{Bug, Param, Params, Spec};
+use stateright::{Checker, Expectation, Model};
+
+use crate::outcome::Outcome;
+use crate::run::{self, RunOptions};
+
+/// The registered models.
+pub static MODELS: &[&dyn Protocol] = &[
+    &Registered::<models::twophase::TwoPhaseSpec>::NEW,
+    &Registered::<models::tcommit::TCommitSpec>::NEW,
+];
+
+/// Looks a model up by its registry name.
+pub fn find(name: &str) -> Option<&'static dyn Protocol> {
+    MODELS.iter().copied().find(|p| p.name() == name)
+}
+
+/// A registered model, with its concrete types erased so that the CLI can hold a list of them.
+pub trait Protocol: Sync {
+    fn name(&self) -> &'static str;
+    fn paper(&self) -> &'static str;
+    fn summary(&self) -> &'static str;
+    fn params(&self) -> &'static [Param];
+    fn bugs(&self) -> &'static [Bug];
+    /// Whether `--symmetry` is available.
+    fn has_symmetry(&self) -> bool;
+    /// The properties of the default configuration, in the model's order.
+    fn properties(&self) -> Vec<(&'static str, Expectation)>;
+    /// Checks the model with `params` and the named bug seeded.
+    fn check(&self, params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome;
+    /// Serves stateright's web explorer on `addr`; blocks while it serves.
+    fn explore(&self, params: &Params, bug: Option<&'static str>, addr: &str);
+}
+
+/// The [`Protocol`] of a [`Spec`].
+pub struct Registered<S>(PhantomData<fn() -> S>);
+
+impl<S> Registered<S> {
+    pub const NEW: Self = Registered(PhantomData);
+}
+
+impl<S: Spec> Protocol for Registered<S> {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn paper(&self) -> &'static str {
+        S::PAPER
+    }
+
+    fn summary(&self) -> &'static str {
+        S::SUMMARY
+    }
+
+    fn params(&self) -> &'static [Param] {
+        S::PARAMS
+    }
+
+    fn bugs(&self) -> &'static [Bug] {
+        S::BUGS
+    }
+
+    fn has_symmetry(&self) -> bool {
+        S::representative().is_some()
+    }
+
+    fn properties(&self) -> Vec<(&'static str, Expectation)> {
+        S::build(&Params::defaults(S::PARAMS), None)
+            .properties()
+            .into_iter()
+            .map(|p| (p.name, p.expectation))
+            .collect()
+    }
+
+    fn check(&self, params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome {
+        run::check::<S>(params, bug, opts)
+    }
+
+    fn explore(&self, params: &Params, bug: Option<&'static str>, addr: &str) {
+        let checker = S::build(params, bug).checker().serve(addr);
+        // `serve` returns only when the web server stops.
+        let _ = checker.unique_state_count();
+    }
+}

@@ -1,0 +1,189 @@
+//! Checked-in baselines (`reports/<model>.json`) and the README's model table generated from them.
+//!
+//! A baseline records the default configuration's state counts and verdicts. A test runs every
+//! registered model's default configuration and compares it with its baseline (as the TLA+ Examples
+//! compare TLC's output with their manifests), so a change in a state count is a visible, reviewed
+//! event: rewrite a baseline with `checker <model> --write-report` only when you understand why it
+//! changed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use models::catalog::Params;
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::{Outcome, Status};
+use crate::registry::Protocol;
+use crate::run::{RunOptions, Strategy};
+
+/// The workspace's `reports/` folder.
+pub fn reports_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports")
+}
+
+/// The workspace's README.
+pub fn readme_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")
+}
+
+/// What a baseline pins for one property.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaselineProperty {
+    pub name: String,
+    pub expectation: String,
+    pub status: Status,
+}
+
+/// `reports/<model>.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub model: String,
+    pub paper: String,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub strategy: String,
+    pub unique_states: usize,
+    pub generated_states: usize,
+    pub max_depth: usize,
+    pub complete: bool,
+    pub properties: Vec<BaselineProperty>,
+    pub bugs: Vec<String>,
+}
+
+impl Baseline {
+    pub fn from_outcome(protocol: &dyn Protocol, outcome: &Outcome) -> Self {
+        Baseline {
+            model: outcome.model.clone(),
+            paper: protocol.paper().to_string(),
+            params: outcome.params.clone(),
+            strategy: outcome.strategy.clone(),
+            unique_states: outcome.unique_states,
+            generated_states: outcome.generated_states,
+            max_depth: outcome.max_depth,
+            complete: outcome.complete,
+            properties: outcome
+                .properties
+                .iter()
+                .map(|p| BaselineProperty {
+                    name: p.name.clone(),
+                    expectation: p.expectation.clone(),
+                    status: p.status,
+                })
+                .collect(),
+            bugs: protocol.bugs().iter().map(|b| b.name.to_string()).collect(),
+        }
+    }
+
+    /// Whether every property came out as expected.
+    pub fn as_expected(&self) -> bool {
+        self.complete && self.properties.iter().all(|p| p.status.as_expected())
+    }
+}
+
+/// How baselines are made: the default configuration, exhaustive BFS.
+pub fn baseline_options() -> RunOptions {
+    RunOptions {
+        strategy: Strategy::Bfs,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ..RunOptions::default()
+    }
+}
+
+/// Runs `protocol`'s default configuration the way baselines are made.
+pub fn run_default(protocol: &dyn Protocol) -> Outcome {
+    protocol.check(
+        &Params::defaults(protocol.params()),
+        None,
+        &baseline_options(),
+    )
+}
+
+pub fn path_of(dir: &Path, model: &str) -> PathBuf {
+    dir.join(format!("{model}.json"))
+}
+
+pub fn read(dir: &Path, model: &str) -> Result<Baseline> {
+    let path = path_of(dir, model);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("malformed baseline {}", path.display()))
+}
+
+pub fn write(dir: &Path, baseline: &Baseline) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = path_of(dir, &baseline.model);
+    let mut text = serde_json::to_string_pretty(baseline)?;
+    text.push('\n');
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The markdown table of `models`, from their baselines in `dir`.
+pub fn table(models: &[&dyn Protocol], dir: &Path) -> Result<String> {
+    let mut out = String::from(
+        "| model | paper | properties | seeded bugs | states (unique / generated) | verdict |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for m in models {
+        let b = read(dir, m.name())?;
+        let props: Vec<String> = b
+            .properties
+            .iter()
+            .map(|p| format!("{} {}", p.expectation, p.name))
+            .collect();
+        let params: Vec<String> = b
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
+            .collect();
+        let verdict = if b.as_expected() {
+            "as expected".to_string()
+        } else {
+            let off: Vec<String> = b
+                .properties
+                .iter()
+                .filter(|p| !p.status.as_expected())
+                .map(|p| format!("{} {}", p.name, p.status.name()))
+                .collect();
+            format!("**{}**", off.join(", "))
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} / {} ({}) | {} |\n",
+            b.model,
+            b.paper,
+            props.join("; "),
+            b.bugs
+                .iter()
+                .map(|x| format!("`{x}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            b.unique_states,
+            b.generated_states,
+            params.join(" "),
+            verdict
+        ));
+    }
+    Ok(out)
+}
+
+const BEGIN: &str = "<!-- models:begin (generated by `cargo run -p checker -- table --write`) -->\n";
+const END: &str = "<!-- models:end -->";
+
+/// `readme` with the text between the table markers replaced by `table`.
+pub fn splice_table(readme: &str, table: &str) -> Result<String> {
+    let Some(start) = readme.find(BEGIN) else {
+        bail!("README has no line `{}`", BEGIN.trim_end());
+    };
+    let body = start + BEGIN.len();
+    let Some(end) = readme[body..].find(END) else {
+        bail!("README has no line `{END}`");
+    };
+    Ok(format!(
+        "{}{}{}",
+        &readme[..body],
+        table,
+        &readme[body + end..]
+    ))
+}
