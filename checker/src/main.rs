@@ -40,7 +40,7 @@ struct CheckArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_states: Option<u64>,
     /// Stop after this many seconds.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     timeout: Option<f64>,
     /// Explore one representative per symmetry class (with DFS or simulation).
     #[arg(long)]
@@ -102,14 +102,14 @@ fn cli() -> Command {
 }
 
 fn model_command(m: &'static dyn Protocol) -> Command {
-    let mut cmd = CheckArgs::augment_args(
-        Command::new(m.name()).about(format!("{} ({})", m.summary(), m.paper())),
-    );
+    let mut cmd = CheckArgs::augment_args(Command::new(m.name()).about(format!(
+        "{} ({})",
+        m.summary(),
+        m.paper()
+    )));
     for p in m.params() {
         let (value_name, default) = match p.kind {
-            ParamKind::Int { default, min, max } => {
-                (format!("{min}..={max}"), default.to_string())
-            }
+            ParamKind::Int { default, min, max } => (format!("{min}..={max}"), default.to_string()),
             ParamKind::Choice { choices } => (choices.join("|"), choices[0].to_string()),
         };
         cmd = cmd.arg(
@@ -126,7 +126,10 @@ fn model_command(m: &'static dyn Protocol) -> Command {
         Arg::new("bug")
             .long("bug")
             .value_name("NAME")
-            .help(format!("Seed a bug the checker must catch: {}", names.join(", ")))
+            .help(format!(
+                "Seed a bug the checker must catch: {}",
+                names.join(", ")
+            ))
             .value_parser(move |s: &str| {
                 bugs.iter()
                     .find(|b| b.name == s)
@@ -176,9 +179,16 @@ fn main() -> ExitCode {
                     ExitCode::from(EXIT_USAGE)
                 }
                 _ => {
+                    // clap's message up to its first blank line (the usage and tips follow),
+                    // folded into one line.
                     let text = e.render().to_string();
-                    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-                    eprintln!("{line} (see --help)");
+                    let message: Vec<&str> = text
+                        .lines()
+                        .map(str::trim)
+                        .skip_while(|l| l.is_empty())
+                        .take_while(|l| !l.is_empty())
+                        .collect();
+                    eprintln!("{} (see --help)", message.join(" "));
                     ExitCode::from(EXIT_USAGE)
                 }
             };
@@ -239,7 +249,9 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
     if let Some(addr) = &args.explore {
         // Bind once first so that a bad or busy address is a clear error, not a panic.
         if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
-            return Ok(usage_error(format!("cannot serve the explorer on {addr}: {e}")));
+            return Ok(usage_error(format!(
+                "cannot serve the explorer on {addr}: {e}"
+            )));
         }
         eprintln!("explorer: serving {} on http://{addr}/", protocol.name());
         protocol.explore(&params, bug, addr);
@@ -280,7 +292,10 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
-        print!("{}", outcome.summary(&replay_command(protocol, &params, &defaults, bug)));
+        print!(
+            "{}",
+            outcome.summary(&replay_command(protocol, &params, &defaults, bug))
+        );
     }
     if args.write_report {
         let baseline = reports::Baseline::from_outcome(protocol, &outcome);
@@ -412,7 +427,9 @@ fn table(write: bool, check: bool) -> Result<ExitCode> {
     let updated = reports::splice_table(&readme, &table)?;
     if check {
         if updated != readme {
-            eprintln!("README.md's model table is stale: run `cargo run -p checker -- table --write`");
+            eprintln!(
+                "README.md's model table is stale: run `cargo run -p checker -- table --write`"
+            );
             return Ok(ExitCode::from(EXIT_UNEXPECTED));
         }
         return Ok(ExitCode::from(EXIT_OK));

@@ -120,7 +120,9 @@ impl Outcome {
             self.model,
             params.join(" "),
             self.strategy,
-            self.seed.map(|s| format!(" (seed {s})")).unwrap_or_default(),
+            self.seed
+                .map(|s| format!(" (seed {s})"))
+                .unwrap_or_default(),
             if self.symmetry { " with symmetry" } else { "" },
             self.threads,
             if self.threads == 1 { "" } else { "s" },

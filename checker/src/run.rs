@@ -83,7 +83,9 @@ pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpti
     let finished = match opts.strategy {
         Strategy::Bfs => finish(builder.spawn_bfs(), start, opts),
         Strategy::Dfs => finish(builder.spawn_dfs(), start, opts),
-        Strategy::Sim { seed } => finish(builder.spawn_simulation(seed, UniformChooser), start, opts),
+        Strategy::Sim { seed } => {
+            finish(builder.spawn_simulation(seed, UniformChooser), start, opts)
+        }
     };
     let mut outcome = finished;
     outcome.model = S::NAME.to_string();
@@ -231,9 +233,7 @@ impl Progress {
         self.last = Some(now);
         let secs = now.duration_since(start).as_secs_f64();
         let rate = states as f64 / secs;
-        let line = format!(
-            "{states} states, {unique} unique, depth {depth}, {rate:.0} states/s"
-        );
+        let line = format!("{states} states, {unique} unique, depth {depth}, {rate:.0} states/s");
         match &self.bar {
             Some(bar) => {
                 bar.set_message(line);

@@ -117,6 +117,9 @@ pub struct Bug {
     pub help: &'static str,
 }
 
+/// A function from a state to the representative of its symmetry class.
+pub type Representative<S> = fn(&S) -> S;
+
 /// What the `checker` CLI needs to know about a model.
 pub trait Spec: 'static {
     /// The stateright model this spec builds.
@@ -139,8 +142,7 @@ pub trait Spec: 'static {
 
     /// A representative of a state's symmetry class, used by `--symmetry`; `None` when the model
     /// has no symmetry reduction. It must be canonical: equivalent states map to equal states.
-    fn representative() -> Option<fn(&Self::State) -> Self::State> {
+    fn representative() -> Option<Representative<Self::State>> {
         None
     }
 }
-

@@ -73,8 +73,7 @@ impl TCommit {
 
     /// `notCommitted == \A r \in RM : rmState[r] # "committed"`.
     fn not_committed(&self, s: &TCommitState) -> bool {
-        self.bug == Some(TCommitBug::AbortAfterCommit)
-            || s.iter().all(|r| *r != RmState::Committed)
+        self.bug == Some(TCommitBug::AbortAfterCommit) || s.iter().all(|r| *r != RmState::Committed)
     }
 }
 

@@ -422,7 +422,7 @@ impl Spec for TwoPhaseSpec {
         }
     }
 
-    fn representative() -> Option<fn(&TwoPhaseState) -> TwoPhaseState> {
+    fn representative() -> Option<crate::catalog::Representative<TwoPhaseState>> {
         Some(representative)
     }
 }

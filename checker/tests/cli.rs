@@ -1,0 +1,331 @@
+//! The `checker` binary as a user types it: verdicts, exit codes, JSON, usage errors, limits,
+//! simulation seeds, symmetry and the explorer.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn checker(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_checker"))
+        .args(args)
+        .output()
+        .expect("run checker")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exit code")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("utf-8 stderr")
+}
+
+/// Runs with `--json --quiet` and parses stdout, which must be exactly one JSON object.
+fn json(args: &[&str]) -> (i32, Value) {
+    let mut all = args.to_vec();
+    all.extend(["--json", "--quiet"]);
+    let out = checker(&all);
+    let v: Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {}", stdout(&out)));
+    (code(&out), v)
+}
+
+fn status_of<'a>(v: &'a Value, property: &str) -> &'a str {
+    v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == property)
+        .unwrap_or_else(|| panic!("no property {property}"))["status"]
+        .as_str()
+        .unwrap()
+}
+
+#[test]
+fn default_twophase_run_matches_tlc_and_exits_zero() {
+    let (code, v) = json(&["twophase"]);
+    assert_eq!(code, 0, "{v}");
+    for key in [
+        "model",
+        "strategy",
+        "params",
+        "bug",
+        "unique_states",
+        "generated_states",
+        "max_depth",
+        "elapsed_s",
+        "complete",
+        "properties",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["model"], "twophase");
+    assert_eq!(v["strategy"], "bfs");
+    assert_eq!(v["params"]["rms"], 3);
+    assert!(v["bug"].is_null());
+    assert_eq!(v["unique_states"], 288);
+    assert_eq!(v["generated_states"], 1146);
+    assert_eq!(v["complete"], true);
+    assert_eq!(status_of(&v, "TCConsistent"), "holds");
+    assert_eq!(status_of(&v, "all committed"), "found");
+    for p in v["properties"].as_array().unwrap() {
+        assert!(p.get("trace").is_some(), "trace key present: {p}");
+        assert!(["always", "sometimes", "eventually"].contains(&p["expectation"].as_str().unwrap()));
+    }
+}
+
+#[test]
+fn model_parameters_change_the_state_space() {
+    let (code, v) = json(&["twophase", "--rms", "4", "--dfs", "--threads", "1"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["strategy"], "dfs");
+    assert_eq!(v["unique_states"], 1568);
+    let (code, v) = json(&["tcommit"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["unique_states"], 34);
+    assert_eq!(v["generated_states"], 94);
+}
+
+#[test]
+fn every_seeded_bug_is_caught_with_a_counterexample() {
+    let list: Value = serde_json::from_str(&stdout(&checker(&["list", "--json"]))).unwrap();
+    let mut checked = 0;
+    for model in list.as_array().unwrap() {
+        let name = model["name"].as_str().unwrap();
+        for bug in model["bugs"].as_array().unwrap() {
+            let bug = bug["name"].as_str().unwrap();
+            let (code, v) = json(&[name, "--bug", bug, "--threads", "1"]);
+            assert_eq!(code, 1, "{name} --bug {bug} must exit 1: {v}");
+            assert_eq!(v["bug"], bug);
+            let violated: Vec<&Value> = v["properties"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["status"] == "violated")
+                .collect();
+            assert!(!violated.is_empty(), "{name} --bug {bug}: nothing violated");
+            for p in violated {
+                let trace = p["trace"]
+                    .as_array()
+                    .expect("a violated property has a trace");
+                assert!(!trace.is_empty());
+                assert!(p["explorer_path"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("#/steps/0"));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 5,
+        "expected the seeded bugs of twophase and tcommit"
+    );
+}
+
+#[test]
+fn human_summary_numbers_the_counterexample_steps() {
+    let out = checker(&[
+        "twophase",
+        "--bug",
+        "prepared-wrong-rm",
+        "--threads",
+        "1",
+        "--quiet",
+    ]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    assert!(text.contains("violated   always     TPTypeOK"), "{text}");
+    assert!(text.contains("counterexample to \"TPTypeOK\""), "{text}");
+    assert!(text.contains("  1. RMPrepare("), "{text}");
+    assert!(text.contains("http://localhost:3000/#/steps/0/"), "{text}");
+    assert!(text.contains("--bug prepared-wrong-rm --explore"), "{text}");
+    // The missing example is reported too.
+    assert!(
+        text.contains("not_found  sometimes  all committed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn list_shows_papers_parameters_properties_and_bugs() {
+    let out = checker(&["list"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    for needle in [
+        "twophase",
+        "tcommit",
+        "TwoPhase.tla",
+        "--rms N",
+        "default 3",
+        "always     TCConsistent",
+        "sometimes  all committed",
+        "--bug tm-commits-early",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    let v: Value = serde_json::from_str(&stdout(&checker(&["list", "--json"]))).unwrap();
+    let twophase = &v[0];
+    assert_eq!(twophase["name"], "twophase");
+    assert_eq!(twophase["params"][0]["name"], "rms");
+    assert_eq!(twophase["params"][0]["default"], 3);
+    assert_eq!(twophase["symmetry"], true);
+    assert_eq!(twophase["properties"][0]["expectation"], "always");
+}
+
+#[test]
+fn usage_errors_exit_two_with_one_line_naming_valid_values() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["paxos"], "twophase, tcommit"),
+        (&["twophase", "--rms", "0"], "1..=16"),
+        (&["twophase", "--rms", "x"], "1..=16"),
+        (&["twophase", "--bug", "nope"], "tm-commits-early"),
+        (&["twophase", "--threads", "0"], "--threads"),
+        (&["twophase", "--frobnicate"], "--frobnicate"),
+        (&["twophase", "--bfs", "--dfs"], "--dfs"),
+        (&["twophase", "--seed", "3"], "--sim"),
+        (&["twophase", "--timeout", "-1"], "seconds"),
+        (&["twophase", "--timeout", "0"], "seconds"),
+        (&["twophase", "--bfs", "--symmetry"], "--dfs or --sim"),
+        (&["tcommit", "--symmetry"], "no symmetry"),
+        (
+            &["twophase", "--rms", "4", "--write-report"],
+            "default configuration",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = checker(args);
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got {err:?}"
+        );
+        assert!(
+            err.contains(needle),
+            "{args:?}: {err:?} should mention {needle:?}"
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn runs_cut_short_by_a_limit_exit_three_and_say_unknown() {
+    for args in [
+        &["twophase", "--max-states", "10"][..],
+        &["twophase", "--depth", "3"][..],
+        &["twophase", "--rms", "14", "--timeout", "0.3"][..],
+    ] {
+        let (code, v) = json(args);
+        assert_eq!(code, 3, "{args:?}: {v}");
+        assert_eq!(v["complete"], false);
+        assert_eq!(status_of(&v, "TCConsistent"), "unknown", "{args:?}");
+    }
+    // Unexpected results still win over a cut-short run: a violation is definite.
+    let (code, v) = json(&["twophase", "--bug", "prepared-wrong-rm", "--depth", "3"]);
+    assert_eq!(code, 1);
+    assert_eq!(status_of(&v, "TPTypeOK"), "violated");
+}
+
+#[test]
+fn simulation_prints_its_seed_and_is_never_complete() {
+    let out = checker(&[
+        "twophase",
+        "--sim",
+        "--seed",
+        "7",
+        "--max-states",
+        "5000",
+        "--json",
+        "--quiet",
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("simulation seed: 7"));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["strategy"], "sim");
+    assert_eq!(v["seed"], 7);
+    assert_eq!(v["complete"], false);
+
+    let out = checker(&["twophase", "--sim", "--max-states", "100", "--quiet"]);
+    assert!(stderr(&out).contains("simulation seed: "));
+
+    let (code, v) = json(&[
+        "twophase",
+        "--sim",
+        "--seed",
+        "1",
+        "--bug",
+        "tm-commits-early",
+        "--timeout",
+        "20",
+    ]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(status_of(&v, "TCConsistent"), "violated");
+}
+
+#[test]
+fn symmetry_reduces_twophase_under_dfs() {
+    let (code, v) = json(&["twophase", "--symmetry"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["strategy"], "dfs");
+    assert_eq!(v["symmetry"], true);
+    assert_eq!(v["unique_states"], 80);
+    let (_, v) = json(&["twophase", "--symmetry", "--dfs", "--threads", "1"]);
+    assert_eq!(v["unique_states"], 80);
+}
+
+#[test]
+fn explore_serves_the_web_explorer() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_checker"))
+        .args(["twophase", "--explore", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        if let Ok(mut s) = TcpStream::connect(&addr) {
+            write!(
+                s,
+                "GET /.states HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut body = String::new();
+            let _ = s.read_to_string(&mut body);
+            if !body.is_empty() {
+                break body;
+            }
+        }
+        assert!(Instant::now() < deadline, "explorer did not answer");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(
+        body.contains("rmState = [working, working, working]"),
+        "{body}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("http://{addr}/")));
+
+    // A busy address is a clear error, not a panic.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = checker(&["twophase", "--explore", &addr]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("cannot serve the explorer"));
+}
