@@ -233,3 +233,73 @@ pub fn expectation_name(e: &Expectation) -> &'static str {
         Expectation::Eventually => "eventually",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn property(expectation: &str, status: Status) -> PropertyOutcome {
+        PropertyOutcome {
+            name: format!("{expectation} property"),
+            expectation: expectation.to_string(),
+            status,
+            trace: None,
+            explorer_path: None,
+            last_state: None,
+        }
+    }
+
+    fn outcome(properties: Vec<PropertyOutcome>, complete: bool) -> Outcome {
+        Outcome {
+            model: "m".into(),
+            strategy: "bfs".into(),
+            seed: None,
+            params: BTreeMap::new(),
+            bug: None,
+            threads: 1,
+            symmetry: false,
+            unique_states: 1,
+            generated_states: 1,
+            max_depth: 1,
+            elapsed_s: 0.0,
+            complete,
+            properties,
+        }
+    }
+
+    #[test]
+    fn eventually_passes_are_reported_with_the_acyclic_caveat() {
+        let o = outcome(vec![property("eventually", Status::Holds)], true);
+        assert_eq!(o.exit_code(), EXIT_OK);
+        assert!(o.summary("checker m").contains(
+            "holds      eventually eventually property  (no counterexample on acyclic paths)"
+        ));
+    }
+
+    #[test]
+    fn exit_codes_put_unexpected_before_undecided() {
+        use Status::*;
+        let cases = [
+            (vec![Holds, Found], EXIT_OK),
+            (vec![Holds, NotFound], EXIT_UNEXPECTED),
+            (vec![Violated, Unknown], EXIT_UNEXPECTED),
+            (vec![Unknown, Found], EXIT_INCOMPLETE),
+        ];
+        for (statuses, code) in cases {
+            let props = statuses
+                .into_iter()
+                .map(|s| property("always", s))
+                .collect();
+            assert_eq!(outcome(props, false).exit_code(), code);
+        }
+    }
+
+    #[test]
+    fn json_uses_snake_case_statuses() {
+        let o = outcome(vec![property("sometimes", Status::NotFound)], true);
+        let v: serde_json::Value = serde_json::to_value(&o).unwrap();
+        assert_eq!(v["properties"][0]["status"], "not_found");
+        assert!(v["properties"][0]["trace"].is_null());
+        assert!(v["bug"].is_null());
+    }
+}

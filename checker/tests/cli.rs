@@ -265,7 +265,7 @@ fn simulation_prints_its_seed_and_is_never_complete() {
         "--bug",
         "tm-commits-early",
         "--timeout",
-        "20",
+        "2",
     ]);
     assert_eq!(code, 1, "{v}");
     assert_eq!(status_of(&v, "TCConsistent"), "violated");
