@@ -2,10 +2,12 @@
 //! into an [`Outcome`] with honest verdicts: a run cut short by a limit never reports "holds".
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use models::catalog::{Params, Spec};
-use stateright::{Checker, Expectation, Model, Path, UniformChooser};
+use stateright::{Checker, Expectation, Model, Path, Property, UniformChooser};
 
 use crate::outcome::{Outcome, PropertyOutcome, Status};
 
@@ -63,7 +65,8 @@ impl Default for RunOptions {
 /// Checks `S` with `params` and `bug`. The caller has validated the options (the CLI refuses
 /// `--symmetry` with BFS, whose stateright checker ignores it, and for models without symmetry).
 pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome {
-    let model = S::build(params, bug);
+    let stop = Arc::new(AtomicBool::new(false));
+    let model = Stoppable::new(S::build(params, bug), Arc::clone(&stop));
     let mut builder = model.checker().threads(opts.threads.max(1));
     if let Some(depth) = opts.depth {
         // stateright checks states whose depth is below the target.
@@ -72,7 +75,10 @@ pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpti
     if let Some(n) = opts.max_states {
         builder = builder.target_state_count(n);
     }
-    if let Some(t) = opts.timeout {
+    if let (Some(t), Strategy::Sim { .. }) = (opts.timeout, opts.strategy) {
+        // The simulation checker honours its timeout between walks. BFS and DFS are stopped
+        // through `stop` instead: their threads consult stateright's timeout only when their own
+        // queue runs dry, which on one thread is the end of the search.
         builder = builder.timeout(t);
     }
     if opts.symmetry {
@@ -80,14 +86,16 @@ pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpti
         builder = builder.symmetry_fn(representative);
     }
     let start = Instant::now();
-    let finished = match opts.strategy {
-        Strategy::Bfs => finish(builder.spawn_bfs(), start, opts),
-        Strategy::Dfs => finish(builder.spawn_dfs(), start, opts),
-        Strategy::Sim { seed } => {
-            finish(builder.spawn_simulation(seed, UniformChooser), start, opts)
-        }
+    let mut outcome = match opts.strategy {
+        Strategy::Bfs => finish(builder.spawn_bfs(), &stop, start, opts),
+        Strategy::Dfs => finish(builder.spawn_dfs(), &stop, start, opts),
+        Strategy::Sim { seed } => finish(
+            builder.spawn_simulation(seed, UniformChooser),
+            &stop,
+            start,
+            opts,
+        ),
     };
-    let mut outcome = finished;
     outcome.model = S::NAME.to_string();
     outcome.params = params
         .iter()
@@ -97,8 +105,105 @@ pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpti
     outcome
 }
 
-/// Waits for `checker` while reporting progress, then collects the verdicts.
-fn finish<M, C>(checker: C, start: Instant, opts: &RunOptions) -> Outcome
+/// A model that behaves as `inner` until `stop` is set, and then offers no more actions, so that
+/// stateright's checkers drain their queues and finish.
+pub struct Stoppable<M: Model> {
+    inner: M,
+    properties: Vec<Property<M>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// The most properties a model may have: [`Stoppable`] forwards each through a fn pointer of its
+/// own, and stateright's properties are plain `fn`s that cannot capture which one they forward.
+pub const MAX_PROPERTIES: usize = 32;
+
+impl<M: Model> Stoppable<M> {
+    pub fn new(inner: M, stop: Arc<AtomicBool>) -> Self {
+        let properties = inner.properties();
+        assert!(
+            properties.len() <= MAX_PROPERTIES,
+            "a model may have at most {MAX_PROPERTIES} properties"
+        );
+        Stoppable {
+            inner,
+            properties,
+            stop,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Property `I` of the wrapped model.
+fn forward<M: Model, const I: usize>(m: &Stoppable<M>, s: &M::State) -> bool {
+    (m.properties[I].condition)(&m.inner, s)
+}
+
+macro_rules! forwarders {
+    ($($i:literal)*) => { [$(forward::<M, $i> as fn(&Stoppable<M>, &M::State) -> bool),*] };
+}
+
+impl<M: Model> Model for Stoppable<M> {
+    type State = M::State;
+    type Action = M::Action;
+
+    fn init_states(&self) -> Vec<Self::State> {
+        self.inner.init_states()
+    }
+
+    fn actions(&self, state: &Self::State, actions: &mut Vec<Self::Action>) {
+        if !self.stopped() {
+            self.inner.actions(state, actions);
+        }
+    }
+
+    fn next_state(&self, state: &Self::State, action: Self::Action) -> Option<Self::State> {
+        self.inner.next_state(state, action)
+    }
+
+    fn format_action(&self, action: &Self::Action) -> String
+    where
+        Self::Action: std::fmt::Debug,
+    {
+        self.inner.format_action(action)
+    }
+
+    fn format_step(&self, state: &Self::State, action: Self::Action) -> Option<String>
+    where
+        Self::State: std::fmt::Debug,
+    {
+        self.inner.format_step(state, action)
+    }
+
+    fn as_svg(&self, path: Path<Self::State, Self::Action>) -> Option<String> {
+        self.inner.as_svg(path)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        let conditions: [fn(&Self, &M::State) -> bool; MAX_PROPERTIES] = forwarders!(
+            0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+        );
+        self.properties
+            .iter()
+            .zip(conditions)
+            .map(|(p, condition)| Property {
+                expectation: p.expectation.clone(),
+                name: p.name,
+                condition,
+            })
+            .collect()
+    }
+
+    fn within_boundary(&self, state: &Self::State) -> bool {
+        self.inner.within_boundary(state)
+    }
+}
+
+/// Waits for `checker` while reporting progress and enforcing the timeout, then collects the
+/// verdicts.
+fn finish<M, C>(checker: C, stop: &AtomicBool, start: Instant, opts: &RunOptions) -> Outcome
 where
     M: Model,
     M::State: std::fmt::Debug + Clone + PartialEq,
@@ -106,8 +211,13 @@ where
     C: Checker<M>,
 {
     let mut progress = opts.progress.then(Progress::new);
+    let mut stopped = false;
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(20));
+        if !stopped && opts.timeout.is_some_and(|t| start.elapsed() >= t) {
+            stop.store(true, Ordering::Relaxed);
+            stopped = true;
+        }
         if let Some(p) = progress.as_mut() {
             p.tick(
                 checker.state_count(),
@@ -119,6 +229,8 @@ where
     }
     let checker = checker.join();
     let elapsed = start.elapsed();
+    // Paths are rebuilt by replaying actions: the model must offer them again.
+    stop.store(false, Ordering::Relaxed);
     if let Some(p) = progress {
         p.finish();
     }
@@ -126,11 +238,24 @@ where
     let model = checker.model();
     let properties = model.properties();
     let mut discoveries = checker.discoveries();
+    if stopped {
+        // After the stop every queued state looked terminal, so an `eventually` counterexample
+        // found then may be an artefact: keep only those that are terminal in the real model.
+        for p in &properties {
+            if p.expectation == Expectation::Eventually {
+                if let Some(path) = discoveries.get(p.name) {
+                    if !is_eventually_counterexample(model, p, path) {
+                        discoveries.remove(p.name);
+                    }
+                }
+            }
+        }
+    }
     let generated = checker.state_count();
     let max_depth = checker.max_depth();
     let all_discovered = discoveries.len() == properties.len();
     let cut_short = matches!(opts.strategy, Strategy::Sim { .. })
-        || opts.timeout.is_some_and(|t| elapsed >= t)
+        || stopped
         || opts.max_states.is_some_and(|n| generated >= n)
         || opts.depth.is_some_and(|d| max_depth > d)
         || all_discovered;
@@ -184,6 +309,31 @@ where
         complete,
         properties,
     }
+}
+
+/// Whether `path` is a genuine counterexample to the `eventually` property `p`: the condition
+/// never holds on it and its last state has no successor.
+fn is_eventually_counterexample<M: Model>(
+    model: &M,
+    p: &Property<M>,
+    path: &Path<M::State, M::Action>,
+) -> bool
+where
+    M::State: Clone,
+    M::Action: Clone,
+{
+    let states = path.clone().into_states();
+    if states.iter().any(|s| (p.condition)(model, s)) {
+        return false;
+    }
+    let last = states.last().expect("a path has a state");
+    let mut actions = Vec::new();
+    model.actions(last, &mut actions);
+    actions.into_iter().all(|a| {
+        model
+            .next_state(last, a)
+            .is_none_or(|n| !model.within_boundary(&n))
+    })
 }
 
 /// The steps of a path as formatted actions, and its last state.
@@ -246,6 +396,116 @@ impl Progress {
     fn finish(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::catalog::{Bug, Param, ParamKind};
+
+    /// A counter that climbs from 0 to `limit` and stops there; `eventually` it reaches 10.
+    struct Climb {
+        limit: u64,
+    }
+
+    impl Model for Climb {
+        type State = u64;
+        type Action = ();
+
+        fn init_states(&self) -> Vec<u64> {
+            vec![0]
+        }
+
+        fn actions(&self, s: &u64, actions: &mut Vec<()>) {
+            if *s < self.limit {
+                actions.push(());
+            }
+        }
+
+        fn next_state(&self, s: &u64, _: ()) -> Option<u64> {
+            Some(s + 1)
+        }
+
+        fn properties(&self) -> Vec<Property<Self>> {
+            vec![
+                Property::eventually("reaches 10", |_, s| *s == 10),
+                Property::eventually("reaches 2^40", |_, s| *s == 1 << 40),
+                Property::always("below 2^50", |_, s| *s < 1 << 50),
+            ]
+        }
+    }
+
+    struct ClimbSpec;
+
+    impl Spec for ClimbSpec {
+        type Model = Climb;
+        type State = u64;
+        type Action = ();
+        const NAME: &'static str = "climb";
+        const PAPER: &'static str = "test";
+        const SUMMARY: &'static str = "test";
+        const PARAMS: &'static [Param] = &[Param {
+            name: "limit",
+            help: "where the climb ends",
+            kind: ParamKind::Int {
+                default: 5,
+                min: 0,
+                max: u64::MAX,
+            },
+        }];
+        const BUGS: &'static [Bug] = &[];
+
+        fn build(params: &Params, _: Option<&'static str>) -> Climb {
+            Climb {
+                limit: params.int("limit"),
+            }
+        }
+    }
+
+    fn run(limit: u64, opts: RunOptions) -> Outcome {
+        let mut params = Params::defaults(ClimbSpec::PARAMS);
+        params.set("limit", models::catalog::Value::Int(limit));
+        check::<ClimbSpec>(&params, None, &opts)
+    }
+
+    #[test]
+    fn a_path_that_ends_short_of_the_goal_violates_eventually() {
+        let o = run(5, RunOptions::default());
+        assert!(o.complete);
+        assert_eq!(o.properties[0].status, Status::Violated);
+        assert_eq!(o.properties[0].trace.as_ref().unwrap().len(), 5);
+        assert_eq!(o.properties[1].status, Status::Violated);
+        assert_eq!(o.properties[2].status, Status::Holds);
+
+        let o = run(20, RunOptions::default());
+        assert_eq!(o.properties[0].status, Status::Holds);
+        assert_eq!(o.properties[1].status, Status::Violated);
+    }
+
+    #[test]
+    fn a_timeout_stops_one_thread_and_leaves_no_false_counterexample() {
+        // When the run is stopped, the last state climbed looks terminal to stateright, which then
+        // "finds" a path that never reaches 2^40: that must not be reported as a counterexample.
+        for strategy in [Strategy::Bfs, Strategy::Dfs] {
+            let opts = RunOptions {
+                strategy,
+                timeout: Some(Duration::from_millis(200)),
+                ..RunOptions::default()
+            };
+            let start = Instant::now();
+            let o = run(u64::MAX, opts);
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{strategy:?} did not stop"
+            );
+            assert!(!o.complete);
+            // Reached 10 long before the stop: holds on every path seen, but undecided.
+            assert_eq!(o.properties[0].status, Status::Unknown, "{strategy:?}");
+            assert_eq!(o.properties[1].status, Status::Unknown, "{strategy:?}");
+            assert_eq!(o.properties[2].status, Status::Unknown, "{strategy:?}");
+            assert_eq!(o.exit_code(), crate::outcome::EXIT_INCOMPLETE);
         }
     }
 }
