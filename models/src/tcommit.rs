@@ -22,11 +22,8 @@
 use properties::commitment::{agreement, all_decided, Decision};
 use stateright::{Model, Property};
 
-use crate::catalog::{Bug, Param, ParamKind, Params, Spec};
-use crate::twophase::{Rm, RmState};
-
-/// The most RMs `checker tcommit` accepts.
-pub const MAX_RMS: usize = 16;
+use crate::catalog::{Bug, Param, Params, Spec};
+use crate::twophase::{Rm, RmState, RMS_PARAM};
 
 /// A state of TCommit: `rmState`.
 pub type TCommitState = Vec<RmState>;
@@ -145,15 +142,7 @@ impl Spec for TCommitSpec {
         "Gray & Lamport, Consensus on Transaction Commit §2; Lamport's TCommit.tla";
     const SUMMARY: &'static str =
         "Transaction commit: N resource managers agree to commit or abort (no messages)";
-    const PARAMS: &'static [Param] = &[Param {
-        name: "rms",
-        help: "number of resource managers (the TLA+ constant RM)",
-        kind: ParamKind::Int {
-            default: 3,
-            min: 1,
-            max: MAX_RMS as u64,
-        },
-    }];
+    const PARAMS: &'static [Param] = &[RMS_PARAM];
     const BUGS: &'static [Bug] = &[
         Bug {
             name: "commit-without-all-prepared",

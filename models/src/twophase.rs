@@ -374,6 +374,17 @@ pub fn representative(s: &TwoPhaseState) -> TwoPhaseState {
     n
 }
 
+/// `--rms N`: the number of resource managers, the TLA+ constant `RM` (shared with `tcommit`).
+pub const RMS_PARAM: Param = Param {
+    name: "rms",
+    help: "number of resource managers (the TLA+ constant RM)",
+    kind: ParamKind::Int {
+        default: 3,
+        min: 1,
+        max: MAX_RMS as u64,
+    },
+};
+
 /// `checker twophase`.
 pub struct TwoPhaseSpec;
 
@@ -387,15 +398,7 @@ impl Spec for TwoPhaseSpec {
         "Gray & Lamport, Consensus on Transaction Commit §4; Lamport's TwoPhase.tla";
     const SUMMARY: &'static str =
         "Two-phase commit: a transaction manager and N resource managers over a message set";
-    const PARAMS: &'static [Param] = &[Param {
-        name: "rms",
-        help: "number of resource managers (the TLA+ constant RM)",
-        kind: ParamKind::Int {
-            default: 3,
-            min: 1,
-            max: MAX_RMS as u64,
-        },
-    }];
+    const PARAMS: &'static [Param] = &[RMS_PARAM];
     const BUGS: &'static [Bug] = &[
         Bug {
             name: "tm-commits-early",
@@ -456,23 +459,30 @@ mod tests {
         }
     }
 
+    /// Every RM prepares, the TM collects the votes and commits, and RM 0 learns it.
+    fn prepare_all_and_commit() -> Vec<TwoPhaseAction> {
+        vec![
+            RMPrepare(0),
+            RMPrepare(1),
+            RMPrepare(2),
+            TMRcvPrepared(0),
+            TMRcvPrepared(1),
+            TMRcvPrepared(2),
+            TMCommit,
+            RMRcvCommitMsg(0),
+        ]
+    }
+
     #[test]
     fn can_commit_after_every_rm_prepares() {
         let checker = TwoPhase::new(3).checker().spawn_bfs().join();
         checker.assert_discovery(
             "all committed",
-            vec![
-                RMPrepare(0),
-                RMPrepare(1),
-                RMPrepare(2),
-                TMRcvPrepared(0),
-                TMRcvPrepared(1),
-                TMRcvPrepared(2),
-                TMCommit,
-                RMRcvCommitMsg(0),
-                RMRcvCommitMsg(1),
-                RMRcvCommitMsg(2),
-            ],
+            [
+                prepare_all_and_commit(),
+                vec![RMRcvCommitMsg(1), RMRcvCommitMsg(2)],
+            ]
+            .concat(),
         );
     }
 
@@ -532,17 +542,7 @@ mod tests {
         // (prepared) aborts on its own.
         checker.assert_discovery(
             "TCConsistent",
-            vec![
-                RMPrepare(0),
-                RMPrepare(1),
-                RMPrepare(2),
-                TMRcvPrepared(0),
-                TMRcvPrepared(1),
-                TMRcvPrepared(2),
-                TMCommit,
-                RMRcvCommitMsg(0),
-                RMChooseToAbort(1),
-            ],
+            [prepare_all_and_commit(), vec![RMChooseToAbort(1)]].concat(),
         );
     }
 
