@@ -1,7 +1,11 @@
-//! Property checkers that more than one model (and, later, recorded histories from live clusters)
-//! reuse.
+//! Property checkers that more than one model, and recorded histories from live clusters, reuse.
 //!
 //! - [`commitment`]: the agreement property of atomic commitment, shared by the two-phase commit
 //!   specifications (`twophase`, `tcommit`) and by the transactional models that run 2PC.
+//! - [`linearizability`]: a Wing & Gong / Lowe linearizability checker with memoisation and
+//!   P-compositionality, for histories of thousands of operations, with the sequential specifications
+//!   of a register, a compare-and-set register and a get/put/append key-value store, and readers for
+//!   Jepsen logs, Porcupine's KV logs and the workbench's own `jsonl` histories.
 
 pub mod commitment;
+pub mod linearizability;
