@@ -6,7 +6,9 @@
 //! - [`run`]: runs a model with BFS, DFS or simulation and returns an [`Outcome`].
 //! - [`outcome`]: verdicts, counterexample traces, the human summary and the `--json` object.
 //! - [`reports`]: the checked-in baselines in `reports/` and the README's model table.
+//! - [`history`]: `checker history`, the linearizability check of recorded histories.
 
+pub mod history;
 pub mod outcome;
 pub mod registry;
 pub mod reports;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use checker::history::{check_file, HistoryError, HistoryFormat, HistoryModel};
 use checker::outcome::{expectation_name, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE};
 use checker::{reports, Protocol, RunOptions, Strategy, MODELS};
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
@@ -57,6 +58,25 @@ struct CheckArgs {
     write_report: bool,
 }
 
+/// `checker history`.
+#[derive(Args, Debug)]
+struct HistoryArgs {
+    /// The sequential object the history is checked against.
+    #[arg(long, value_enum)]
+    model: HistoryModel,
+    /// How the file is written.
+    #[arg(long, value_enum)]
+    format: HistoryFormat,
+    /// The history file.
+    file: std::path::PathBuf,
+    /// Print exactly one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Give up after this many seconds (verdict unknown, exit 3).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
+    timeout: Option<f64>,
+}
+
 fn parse_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
@@ -79,6 +99,10 @@ fn cli() -> Command {
                         .help("Print JSON"),
                 ),
         )
+        .subcommand(HistoryArgs::augment_args(Command::new("history").about(
+            "Check a recorded history for linearizability: exit 0 linearizable, 1 not, 3 unknown \
+             within --timeout, 2 unreadable or malformed",
+        )))
         .subcommand(
             Command::new("table")
                 .about("Print the README's model table, generated from reports/")
@@ -155,7 +179,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // An unknown model gets one line naming the valid ones (clap would print its usage instead).
     if let Some(first) = args.get(1) {
-        let known = ["list", "table", "help"]
+        let known = ["list", "history", "table", "help"]
             .into_iter()
             .chain(MODELS.iter().map(|m| m.name()));
         if !first.starts_with('-') && !known.clone().any(|k| k == first) {
@@ -212,6 +236,7 @@ fn run(matches: ArgMatches) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         "table" => table(sub.get_flag("write"), sub.get_flag("check")),
+        "history" => history(HistoryArgs::from_arg_matches(sub)?),
         _ => {
             let protocol = checker::find(name).expect("clap knows only registered models");
             check(protocol, sub)
@@ -411,6 +436,25 @@ fn list(json: bool) {
         if m.has_symmetry() {
             println!("  --symmetry supported");
         }
+    }
+}
+
+fn history(args: HistoryArgs) -> Result<ExitCode> {
+    let budget = args.timeout.map(Duration::from_secs_f64);
+    match check_file(args.model, args.format, &args.file, budget) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.summary());
+            }
+            Ok(ExitCode::from(report.exit_code()))
+        }
+        Err(
+            e @ (HistoryError::Usage(_)
+            | HistoryError::Read { .. }
+            | HistoryError::Malformed { .. }),
+        ) => Ok(usage_error(e)),
     }
 }
 

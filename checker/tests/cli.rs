@@ -329,3 +329,218 @@ fn explore_serves_the_web_explorer() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("cannot serve the explorer"));
 }
+
+fn porcupine(file: &str) -> String {
+    format!(
+        "{}/../../shared/data/linearizability/porcupine/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// A file in the system's temporary folder, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("checker-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn history_checks_jepsen_and_porcupine_files() {
+    let out = checker(&[
+        "history",
+        "--model",
+        "cas-register",
+        "--format",
+        "jepsen",
+        &porcupine("jepsen/etcd_000.log"),
+    ]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("not linearizable"), "{text}");
+    assert!(text.contains("none of these can come next"), "{text}");
+
+    let out = checker(&[
+        "history",
+        "--model",
+        "cas-register",
+        "--format",
+        "jepsen",
+        &porcupine("jepsen/etcd_002.log"),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["verdict"], "linearizable");
+    assert_eq!(v["model"], "cas-register");
+    assert!(v["operations"].as_u64().unwrap() > 0);
+    assert!(v["elapsed_s"].as_f64().is_some());
+    assert!(v["failure"].is_null());
+
+    let out = checker(&[
+        "history",
+        "--model",
+        "kv",
+        "--format",
+        "porcupine-kv",
+        &porcupine("kv/c50-bad.txt"),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 1);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["verdict"], "not_linearizable");
+    assert!(v["failure"]["partition"].is_string());
+    assert!(!v["failure"]["unplaced"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn history_reads_jsonl_and_reports_bad_input_with_exit_two() {
+    let ok = TempFile::new(
+        "ok.jsonl",
+        r#"{"process":0,"type":"invoke","f":"put","key":"x","value":"1"}
+{"process":1,"type":"invoke","f":"get","key":"x","value":null}
+{"process":0,"type":"ok","f":"put","key":"x","value":"1"}
+{"process":1,"type":"ok","f":"get","key":"x","value":"1"}
+{"process":1,"type":"invoke","f":"append","key":"x","value":"2"}
+{"process":1,"type":"info","f":"append","key":"x","value":"2"}
+"#,
+    );
+    let (code_ok, v) = {
+        let out = checker(&[
+            "history",
+            "--model",
+            "kv",
+            "--format",
+            "jsonl",
+            ok.path(),
+            "--json",
+        ]);
+        (
+            code(&out),
+            serde_json::from_str::<Value>(&stdout(&out)).unwrap(),
+        )
+    };
+    assert_eq!(code_ok, 0, "{v}");
+    assert_eq!(v["operations"], 3);
+
+    let stale = TempFile::new(
+        "stale.jsonl",
+        r#"{"process":0,"type":"invoke","f":"write","value":1}
+{"process":0,"type":"ok","f":"write","value":1}
+{"process":1,"type":"invoke","f":"read","value":null}
+{"process":1,"type":"ok","f":"read","value":null}
+"#,
+    );
+    let out = checker(&[
+        "history",
+        "--model",
+        "register",
+        "--format",
+        "jsonl",
+        stale.path(),
+    ]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+
+    let bad = TempFile::new(
+        "bad.jsonl",
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n",
+    );
+    let out = checker(&[
+        "history",
+        "--model",
+        "register",
+        "--format",
+        "jsonl",
+        bad.path(),
+    ]);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(err.contains(":") && err.contains("line 2"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    for args in [
+        &["history", "--model", "kv", "--format", "jepsen", bad.path()][..],
+        &[
+            "history",
+            "--model",
+            "nope",
+            "--format",
+            "jsonl",
+            bad.path(),
+        ][..],
+        &[
+            "history",
+            "--model",
+            "kv",
+            "--format",
+            "jsonl",
+            "/no/such/file",
+        ][..],
+    ] {
+        let out = checker(args);
+        assert_eq!(code(&out), 2, "{args:?}");
+        assert_eq!(
+            stderr(&out).trim_end().lines().count(),
+            1,
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn history_budget_exhausted_is_unknown_exit_three() {
+    // Many concurrent writes and a read of a value nobody wrote: the search cannot finish in time.
+    let mut text = String::new();
+    for p in 0..40 {
+        text.push_str(&format!(
+            "{{\"process\":{p},\"type\":\"invoke\",\"f\":\"write\",\"value\":{p}}}\n"
+        ));
+    }
+    for p in 40..80 {
+        text.push_str(&format!(
+            "{{\"process\":{p},\"type\":\"invoke\",\"f\":\"read\",\"value\":null}}\n"
+        ));
+    }
+    text.push_str("{\"process\":99,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n");
+    for p in 0..40 {
+        text.push_str(&format!(
+            "{{\"process\":{p},\"type\":\"ok\",\"f\":\"write\",\"value\":{p}}}\n"
+        ));
+    }
+    for p in 40..80 {
+        text.push_str(&format!(
+            "{{\"process\":{p},\"type\":\"ok\",\"f\":\"read\",\"value\":{}}}\n",
+            p % 7
+        ));
+    }
+    text.push_str("{\"process\":99,\"type\":\"ok\",\"f\":\"read\",\"value\":77}\n");
+    let hard = TempFile::new("hard.jsonl", &text);
+    let out = checker(&[
+        "history",
+        "--model",
+        "register",
+        "--format",
+        "jsonl",
+        hard.path(),
+        "--timeout",
+        "0.3",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 3, "{}", stdout(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["verdict"], "unknown");
+}
