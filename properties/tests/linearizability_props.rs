@@ -94,9 +94,9 @@ fn register_output(state: &Option<i64>, input: &RegisterInput) -> RegisterOutput
     }
 }
 
-fn kv_output(state: &String, input: &KvInput) -> KvOutput {
+fn kv_output(state: &str, input: &KvInput) -> KvOutput {
     match input.op {
-        KvOp::Get => KvOutput::Get(state.clone()),
+        KvOp::Get => KvOutput::Get(state.to_string()),
         KvOp::Put(_) => KvOutput::Put,
         KvOp::Append(_) => KvOutput::Append,
     }

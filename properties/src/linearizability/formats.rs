@@ -228,16 +228,29 @@ impl Keys {
     }
 }
 
-fn kv_event(
-    b: &mut HistoryBuilder<KvInput, KvOutput>,
-    keys: &mut Keys,
+/// One event of a KV history, as read from a line.
+struct KvEvent<'a> {
     line: usize,
     process: u64,
     ty: EventType,
-    f: &str,
-    key: &str,
+    f: &'a str,
+    key: &'a str,
     value: Option<String>,
+}
+
+fn kv_event(
+    b: &mut HistoryBuilder<KvInput, KvOutput>,
+    keys: &mut Keys,
+    event: KvEvent<'_>,
 ) -> Result<(), ParseError> {
+    let KvEvent {
+        line,
+        process,
+        ty,
+        f,
+        key,
+        value,
+    } = event;
     if ty == EventType::Invoke {
         let op = match (f, value) {
             ("get", _) => KvOp::Get,
@@ -326,7 +339,15 @@ pub fn parse_porcupine_kv(text: &str) -> Result<KvHistory, ParseError> {
             Edn::Token(t) if t == "nil" => None,
             _ => return Err(err(line, ":value must be a string or nil")),
         };
-        kv_event(&mut b, &mut keys, line, process, ty, f, &key, value)?;
+        let event = KvEvent {
+            line,
+            process,
+            ty,
+            f,
+            key: &key,
+            value,
+        };
+        kv_event(&mut b, &mut keys, event)?;
     }
     Ok((b.finish(), keys.names))
 }
@@ -493,7 +514,15 @@ pub fn parse_jsonl_kv(text: &str) -> Result<KvHistory, ParseError> {
             Some(Json::String(s)) => Some(s.clone()),
             Some(_) => return Err(err(line, "\"value\" must be a string or null")),
         };
-        kv_event(&mut b, &mut keys, line, process, ty, &f, key, value)?;
+        let event = KvEvent {
+            line,
+            process,
+            ty,
+            f: &f,
+            key,
+            value,
+        };
+        kv_event(&mut b, &mut keys, event)?;
     }
     Ok((b.finish(), keys.names))
 }
