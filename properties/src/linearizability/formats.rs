@@ -1,6 +1,6 @@
 //! Readers for recorded histories.
 //!
-//! - **Jepsen etcd logs** ([`parse_jepsen`]): `INFO  jepsen.util - P\t:TYPE\t:F\tVALUE` lines of a
+//! - **Jepsen etcd logs** ([`parse_jepsen`]): `INFO  jepsen.util - P :TYPE :F VALUE` lines of a
 //!   register that starts as `nil`, as Porcupine and Knossos read them: `:invoke` opens an operation,
 //!   `:ok` closes it with its result, `:fail :cas` is a compare-and-set that did not match (it returned
 //!   false), `:fail :read` is a read whose result is unknown, `:fail` of a write did not happen, and
@@ -162,16 +162,21 @@ pub fn parse_jepsen(
             .ok_or_else(|| {
                 err(
                     line,
-                    "not a Jepsen event (expected `INFO  jepsen.util - P\\t:type\\t:f\\tvalue`)",
+                    "not a Jepsen event (expected `INFO  jepsen.util - P :type :f value`)",
                 )
             })?;
-        let fields: Vec<&str> = rest.split('\t').map(str::trim).collect();
-        let [process, ty, f, value] = fields[..] else {
+        // Fields are separated by tabs or runs of spaces (both occur in Jepsen's logs); the value
+        // of a cas, `[1 2]`, contains a space itself.
+        let mut fields = rest.split_whitespace();
+        let (Some(process), Some(ty), Some(f)) = (fields.next(), fields.next(), fields.next())
+        else {
             return Err(err(
                 line,
-                format!("expected 4 tab-separated fields, found {}", fields.len()),
+                "expected `P :type :f value` after `jepsen.util - `",
             ));
         };
+        let value = fields.collect::<Vec<_>>().join(" ");
+        let value = value.as_str();
         let process: u64 = process
             .parse()
             .map_err(|_| err(line, format!("process '{process}' is not a number")))?;
