@@ -7,8 +7,10 @@
 //! - [`outcome`]: verdicts, counterexample traces, the human summary and the `--json` object.
 //! - [`reports`]: the checked-in baselines in `reports/` and the README's model table.
 //! - [`history`]: `checker history`, the linearizability check of recorded histories.
+//! - [`merkle_vectors`]: `checker merkle verify`, our Merkle tree against published vectors.
 
 pub mod history;
+pub mod merkle_vectors;
 pub mod outcome;
 pub mod registry;
 pub mod reports;

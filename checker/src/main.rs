@@ -104,6 +104,25 @@ fn cli() -> Command {
              within --timeout, 2 unreadable or malformed",
         )))
         .subcommand(
+            Command::new("merkle")
+                .about("Certificate Transparency Merkle trees (RFC 6962/9162)")
+                .subcommand_required(true)
+                .subcommand(
+                    Command::new("verify")
+                        .about(
+                            "Check our Merkle tree against a file of published vectors \
+                             (the schema of rfc6962_published.json)",
+                        )
+                        .arg(Arg::new("file").required(true).value_name("FILE"))
+                        .arg(
+                            Arg::new("json")
+                                .long("json")
+                                .action(ArgAction::SetTrue)
+                                .help("Print JSON"),
+                        ),
+                ),
+        )
+        .subcommand(
             Command::new("table")
                 .about("Print the README's model table, generated from reports/")
                 .arg(
@@ -179,7 +198,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // An unknown model gets one line naming the valid ones (clap would print its usage instead).
     if let Some(first) = args.get(1) {
-        let known = ["list", "history", "table", "help"]
+        let known = ["list", "history", "merkle", "table", "help"]
             .into_iter()
             .chain(MODELS.iter().map(|m| m.name()));
         if !first.starts_with('-') && !known.clone().any(|k| k == first) {
@@ -237,6 +256,11 @@ fn run(matches: ArgMatches) -> Result<ExitCode> {
         }
         "table" => table(sub.get_flag("write"), sub.get_flag("check")),
         "history" => history(HistoryArgs::from_arg_matches(sub)?),
+        "merkle" => {
+            let (_, verify) = sub.subcommand().expect("subcommand_required");
+            let file: &String = verify.get_one("file").expect("required");
+            merkle_verify(file, verify.get_flag("json"))
+        }
         _ => {
             let protocol = checker::find(name).expect("clap knows only registered models");
             check(protocol, sub)
@@ -456,6 +480,27 @@ fn history(args: HistoryArgs) -> Result<ExitCode> {
             | HistoryError::Malformed { .. }),
         ) => Ok(usage_error(e)),
     }
+}
+
+fn merkle_verify(file: &str, json: bool) -> Result<ExitCode> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => return Ok(usage_error(format!("cannot read {file}: {e}"))),
+    };
+    let report = match checker::merkle_vectors::verify_vectors(file, &text) {
+        Ok(report) => report,
+        Err(reason) => return Ok(usage_error(format!("{file}: {reason}"))),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.summary());
+    }
+    Ok(ExitCode::from(if report.failed == 0 {
+        EXIT_OK
+    } else {
+        EXIT_UNEXPECTED
+    }))
 }
 
 fn table(write: bool, check: bool) -> Result<ExitCode> {

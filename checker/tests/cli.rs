@@ -544,3 +544,63 @@ fn history_budget_exhausted_is_unknown_exit_three() {
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["verdict"], "unknown");
 }
+
+fn merkle_vectors() -> String {
+    format!(
+        "{}/../../shared/data/merkle/rfc6962_published.json",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn merkle_verify_agrees_with_every_published_vector() {
+    let out = checker(&["merkle", "verify", &merkle_vectors()]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let text = stdout(&out);
+    let last = text.lines().last().unwrap();
+    assert!(last.ends_with("passed, 0 failed"), "{last}");
+    let passed: usize = last.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(passed >= 40, "{last}");
+    assert!(!text.contains("FAIL"));
+
+    let out = checker(&["merkle", "verify", &merkle_vectors(), "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["failed"], 0);
+    assert_eq!(v["passed"].as_u64().unwrap() as usize, passed);
+}
+
+#[test]
+fn merkle_verify_catches_a_tampered_vector_and_rejects_malformed_files() {
+    let text = std::fs::read_to_string(merkle_vectors()).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    // Claim that an invalid case is valid, and corrupt a root.
+    v["inclusion_proofs"][0]["valid"] = Value::Bool(true);
+    let root8 = v["roots"]["8"].as_str().unwrap().replace('5', "6");
+    v["roots"]["8"] = Value::String(root8);
+    let tampered = TempFile::new("tampered.json", &v.to_string());
+    let out = checker(&["merkle", "verify", tampered.path()]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    assert_eq!(text.matches("FAIL").count(), 2, "{text}");
+    assert!(text.trim_end().ends_with("2 failed"), "{text}");
+
+    let mut missing = v.clone();
+    missing.as_object_mut().unwrap().remove("leaves");
+    let mut bad_hex =
+        serde_json::from_str::<Value>(&std::fs::read_to_string(merkle_vectors()).unwrap()).unwrap();
+    bad_hex["consistency_proofs"][1]["path"][0] = Value::String("zz".into());
+    for (name, body, needle) in [
+        ("missing.json", missing.to_string(), "\"leaves\""),
+        ("badhex.json", bad_hex.to_string(), "consistency_proofs[1]"),
+        ("notjson.json", "{".to_string(), "invalid JSON"),
+    ] {
+        let f = TempFile::new(name, &body);
+        let out = checker(&["merkle", "verify", f.path()]);
+        assert_eq!(code(&out), 2, "{name}");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{name}: {err}");
+    }
+    let out = checker(&["merkle", "verify", "/no/such/file.json"]);
+    assert_eq!(code(&out), 2);
+}
