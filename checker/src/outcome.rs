@@ -176,9 +176,17 @@ impl Outcome {
                 let _ = writeln!(out, "  {:>3}. {step}", i + 1);
             }
             if let Some(last) = &p.last_state {
+                const MAX_LINES: usize = 60;
                 let _ = writeln!(out, "  last state:");
-                for line in last.lines() {
+                for line in last.lines().take(MAX_LINES) {
                     let _ = writeln!(out, "    {line}");
+                }
+                let more = last.lines().count().saturating_sub(MAX_LINES);
+                if more > 0 {
+                    let _ = writeln!(
+                        out,
+                        "    ... {more} more lines (--json has the whole state)"
+                    );
                 }
             }
             if let Some(path) = &p.explorer_path {

@@ -13,6 +13,7 @@ use crate::run::{self, RunOptions};
 pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::twophase::TwoPhaseSpec>::NEW,
     &Registered::<models::tcommit::TCommitSpec>::NEW,
+    &Registered::<models::ct::gossip::CtSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

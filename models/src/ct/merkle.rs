@@ -63,7 +63,7 @@ pub enum ProofError {
 }
 
 /// An append-only Merkle log.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct MerkleLog {
     /// `levels[k][i]` is the root of the complete subtree over leaves `[i 2^k, (i+1) 2^k)`.
     /// Invariant: `levels[k].len() == levels[0].len() >> k`.
@@ -195,6 +195,22 @@ impl MerkleLog {
             self.subproof(m - k, start + k, n - k, false, out);
             out.push(self.subtree(start, k));
         }
+    }
+}
+
+impl std::fmt::Debug for MerkleLog {
+    /// The size and the first bytes of the root: the levels are not for reading.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let root = self.root(self.size()).expect("own size");
+        write!(
+            f,
+            "MerkleLog(size {}, root {:02x}{:02x}{:02x}{:02x})",
+            self.size(),
+            root[0],
+            root[1],
+            root[2],
+            root[3]
+        )
     }
 }
 

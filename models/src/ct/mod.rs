@@ -7,5 +7,10 @@
 //! is caught when clients compare, or gossip, the heads they were shown.
 //!
 //! - [`merkle`]: the Merkle tree, its proofs and their verification (RFC 9162 §2.1).
+//! - [`log`]: signed tree heads, promises, and a log's state, honest or cheating.
+//! - [`gossip`]: the model: a log that may split its view or break a promise, and monitors that
+//!   verify its proofs and gossip its heads (`checker ct`).
 
+pub mod gossip;
+pub mod log;
 pub mod merkle;
