@@ -319,14 +319,14 @@ impl Actor for CtActor {
                     return;
                 };
                 match msg {
-                    CtMsg::AddEntryResponse(promise) if m.promise.is_none() => {
-                        if promise.verify(log_key) {
-                            let CtState::Monitor(m) = state.to_mut() else {
-                                return;
-                            };
-                            m.promise = Some(promise);
-                            o.send(*log, CtMsg::GetSth);
-                        }
+                    CtMsg::AddEntryResponse(promise)
+                        if m.promise.is_none() && promise.verify(log_key) =>
+                    {
+                        let CtState::Monitor(m) = state.to_mut() else {
+                            return;
+                        };
+                        m.promise = Some(promise);
+                        o.send(*log, CtMsg::GetSth);
                     }
                     CtMsg::GetSthResponse(head) if m.accepted.is_empty() => {
                         if !head.verify(log_key) {
