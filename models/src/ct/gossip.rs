@@ -9,7 +9,9 @@
 //! # The protocol
 //! Each monitor submits an entry (`add-chain`, §4.1) and gets a promise (an SCT); asks for the tree
 //! head (`get-sth`, §4.3) and trusts the first one (trust on first use); checks that its entry is in
-//! that tree (`get-proof-by-hash`, §4.5); and gossips the head to the other monitors. A monitor
+//! that tree (`get-proof-by-hash`, §4.5); gossips the head to the other monitors; and follows the log
+//! by asking once more for its newest head, which it accepts only with a consistency proof from the
+//! head it holds. A monitor
 //! that receives a head compares it with its own: equal sizes must have equal roots; otherwise it
 //! asks the log for a consistency proof (`get-sth-consistency`, §4.4) between the smaller and the
 //! larger and verifies it, adopting the larger head if it is newer. Two signed heads that no proof
@@ -29,8 +31,8 @@
 //! - always "an honest log is never accused".
 //! - eventually "a misbehaving log is caught" (the model has no cycles, so stateright's acyclic-path
 //!   check is complete here).
-//! - sometimes: a fork is detected; a broken promise is detected; an honest log's heads are all
-//!   accepted.
+//! - sometimes: a monitor moves to a newer head; a fork is detected; a broken promise is detected;
+//!   an honest log's heads are all accepted.
 //!
 //! # Seeded bugs
 //! - `no-gossip`: monitors keep their heads to themselves; a split view goes undetected (eventually).
@@ -172,6 +174,11 @@ pub struct MonitorState {
     pub gossip: Vec<(SignedTreeHead, Option<SignedTreeHead>, Check)>,
     pub inclusion: Inclusion,
     pub evidence: Vec<Evidence>,
+    /// Following the log: a newer head from the log waiting for its consistency proof against
+    /// the head accepted before it. `Some((new, previous))`.
+    pub following: Option<(SignedTreeHead, SignedTreeHead)>,
+    /// Whether it has polled the log for a newer head (once, after checking its entry).
+    pub polled: bool,
 }
 
 /// The state of an actor.
@@ -241,6 +248,8 @@ impl Actor for CtActor {
                     gossip: Vec::new(),
                     inclusion: Inclusion::NotChecked,
                     evidence: Vec::new(),
+                    following: None,
+                    polled: false,
                 })
             }
         }
@@ -359,6 +368,33 @@ impl Actor for CtActor {
                             start_check(m, i, *log, *bug, o);
                         }
                     }
+                    CtMsg::GetSthResponse(head) if m.polled && m.following.is_none() => {
+                        if !head.verify(log_key) {
+                            return;
+                        }
+                        let CtState::Monitor(m) = state.to_mut() else {
+                            return;
+                        };
+                        let previous = *m.accepted.last().expect("polled after accepting");
+                        if head.tree_size == previous.tree_size {
+                            if head.root_hash != previous.root_hash {
+                                m.evidence.push(Evidence::SplitView(previous, head));
+                            }
+                        } else if head.tree_size > previous.tree_size {
+                            if *bug == Some(CtBug::SkipConsistencyCheck) {
+                                m.accepted.push(head);
+                            } else {
+                                m.following = Some((head, previous));
+                                o.send(
+                                    *log,
+                                    CtMsg::GetSthConsistency {
+                                        first: previous.tree_size,
+                                        second: head.tree_size,
+                                    },
+                                );
+                            }
+                        }
+                    }
                     CtMsg::GetProofByHashResponse {
                         tree_size,
                         leaf_index,
@@ -389,6 +425,11 @@ impl Actor for CtActor {
                             m.inclusion = Inclusion::NotChecked;
                             m.evidence.push(Evidence::BrokenPromise(promise, head));
                         }
+                        // Follow the log: ask once more for its newest head.
+                        if !m.polled {
+                            m.polled = true;
+                            o.send(*log, CtMsg::GetSth);
+                        }
                     }
                     CtMsg::Gossip(head) => {
                         if !head.verify(log_key) || m.gossip.iter().any(|(g, _, _)| *g == head) {
@@ -410,6 +451,26 @@ impl Actor for CtActor {
                         let CtState::Monitor(m) = state.to_mut() else {
                             return;
                         };
+                        if let Some((new, previous)) = m.following {
+                            if (previous.tree_size, new.tree_size) == (first, second) {
+                                m.following = None;
+                                let ok = verify_consistency(
+                                    first,
+                                    second,
+                                    &previous.root_hash,
+                                    &new.root_hash,
+                                    &consistency,
+                                )
+                                .is_ok();
+                                if !ok {
+                                    m.evidence.push(Evidence::SplitView(previous, new));
+                                } else if new.tree_size
+                                    > m.accepted.last().expect("accepted").tree_size
+                                {
+                                    m.accepted.push(new);
+                                }
+                            }
+                        }
                         for i in 0..m.gossip.len() {
                             let (g, against, check) = m.gossip[i];
                             let Some(own) = against else { continue };
@@ -588,6 +649,11 @@ impl CtCfg {
             )
             .property(
                 stateright::Expectation::Sometimes,
+                "a monitor moves to a newer head",
+                |_, s| monitors_of(s).any(|m| m.accepted.len() >= 2),
+            )
+            .property(
+                stateright::Expectation::Sometimes,
                 "a fork is detected",
                 |_, s| {
                     monitors_of(s).any(|m| {
@@ -744,7 +810,7 @@ mod tests {
     fn gossip_catches_every_misbehaviour() {
         let checker = model(None).checker().spawn_bfs().join();
         checker.assert_properties();
-        assert_eq!(checker.unique_state_count(), 1255);
+        assert_eq!(checker.unique_state_count(), 4135);
     }
 
     fn violated(bug: CtBug) -> Vec<&'static str> {
