@@ -14,6 +14,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::twophase::TwoPhaseSpec>::NEW,
     &Registered::<models::tcommit::TCommitSpec>::NEW,
     &Registered::<models::ct::gossip::CtSpec>::NEW,
+    &Registered::<models::mapreduce::MapReduceSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

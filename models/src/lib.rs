@@ -8,10 +8,12 @@
 //! - [`twophase`]: Lamport's TwoPhase specification of two-phase commit (Gray and Lamport,
 //!   "Consensus on Transaction Commit", §4), ported action for action from `TwoPhase.tla`.
 //! - [`ct`]: Certificate Transparency (RFC 6962/9162): Merkle trees and their proofs.
+//! - [`mapreduce`]: MapReduce's coordinator and workers (Dean & Ghemawat §3), word count.
 //! - [`tcommit`]: the TCommit specification of transaction commit itself (same paper, §2), of which
 //!   TwoPhase is an implementation.
 
 pub mod catalog;
 pub mod ct;
+pub mod mapreduce;
 pub mod tcommit;
 pub mod twophase;
