@@ -1,3 +1,12 @@
-//! The TCP runtime that drives the same stateright actors the models define, and the runtimes of the
-//! data-processing papers. Not written yet: the workspace member exists so that the dependency
-//! direction (`models <- impls`) is fixed from the start.
+//! The TCP runtime that drives the same stateright actors the models check, and the runtimes of the
+//! data-processing papers built on it.
+//!
+//! - [`frame`]: length-prefixed frames, with a size limit, over any byte stream.
+//! - [`config`]: a cluster file (TOML) mapping actor ids to socket addresses.
+//! - [`storage`]: an actor's `Save`d storage, written atomically (temp file, fsync, rename).
+//! - [`node`]: runs one actor: its messages over TCP, its timers with real durations, its storage.
+
+pub mod config;
+pub mod frame;
+pub mod node;
+pub mod storage;

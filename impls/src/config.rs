@@ -1,0 +1,87 @@
+//! The cluster file: which actor id listens where.
+//!
+//! ```toml
+//! [nodes]
+//! 0 = "127.0.0.1:7000"
+//! 1 = "127.0.0.1:7001"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use stateright::actor::Id;
+
+/// Why a cluster file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(String, String),
+}
+
+/// Actor ids and their addresses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub nodes: BTreeMap<Id, SocketAddr>,
+}
+
+#[derive(serde::Deserialize)]
+struct File {
+    nodes: BTreeMap<String, String>,
+}
+
+impl ClusterConfig {
+    pub fn parse(name: &str, text: &str) -> Result<Self, ConfigError> {
+        let err = |m: String| ConfigError::Parse(name.to_string(), m);
+        let file: File = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut nodes = BTreeMap::new();
+        for (id, addr) in file.nodes {
+            let id: u64 = id
+                .parse()
+                .map_err(|_| err(format!("node id '{id}' is not a number")))?;
+            let addr: SocketAddr = addr
+                .parse()
+                .map_err(|_| err(format!("node {id}: '{addr}' is not a socket address")))?;
+            nodes.insert(Id::from(id as usize), addr);
+        }
+        Ok(ClusterConfig { nodes })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(name.clone(), e))?;
+        Self::parse(&name, &text)
+    }
+
+    /// The file's text for these nodes.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::from("[nodes]\n");
+        for (id, addr) in &self.nodes {
+            out.push_str(&format!("{} = \"{addr}\"\n", usize::from(*id)));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_clusters() {
+        let c = ClusterConfig::parse(
+            "c.toml",
+            "[nodes]\n0 = \"127.0.0.1:7000\"\n2 = \"127.0.0.1:7002\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.nodes.len(), 2);
+        assert_eq!(c.nodes[&Id::from(2)].port(), 7002);
+        assert_eq!(ClusterConfig::parse("x", &c.to_toml()).unwrap(), c);
+        let e = ClusterConfig::parse("c.toml", "[nodes]\nx = \"1.2.3.4:5\"\n").unwrap_err();
+        assert!(e.to_string().contains("not a number"), "{e}");
+        let e = ClusterConfig::parse("c.toml", "[nodes]\n1 = \"nowhere\"\n").unwrap_err();
+        assert!(e.to_string().contains("not a socket address"), "{e}");
+    }
+}

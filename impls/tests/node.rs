@@ -1,0 +1,137 @@
+//! The runtime on loopback: two actors exchange messages over TCP, a node survives malformed and
+//! unknown peers, and a restarted node starts from its saved storage.
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use impls::frame::write_frame;
+use impls::node::{run, NodeOptions};
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Actor, Id, Out};
+
+/// Ping-pong up to a limit; the pinger saves the highest count it has seen.
+#[derive(Clone)]
+struct PingPong {
+    peer: Id,
+    starts: bool,
+    limit: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+enum Msg {
+    Ping(u32),
+    Pong(u32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Retry;
+
+impl Actor for PingPong {
+    type Msg = Msg;
+    type State = u32;
+    type Timer = Retry;
+    type Random = ();
+    type Storage = u32;
+
+    fn on_start(&self, _id: Id, storage: &Option<u32>, o: &mut Out<Self>) -> u32 {
+        let n = storage.unwrap_or(0);
+        if self.starts {
+            o.send(self.peer, Msg::Ping(n));
+            // Messages sent before the peer listens are dropped: retry.
+            o.set_timer(Retry, Duration::from_millis(50)..Duration::from_millis(60));
+        }
+        n
+    }
+
+    fn on_msg(&self, _id: Id, state: &mut Cow<u32>, src: Id, msg: Msg, o: &mut Out<Self>) {
+        match msg {
+            Msg::Ping(n) => o.send(src, Msg::Pong(n)),
+            Msg::Pong(n) if n == **state => {
+                *state.to_mut() = n + 1;
+                o.save(n + 1);
+                if n + 1 < self.limit {
+                    o.send(src, Msg::Ping(n + 1));
+                }
+            }
+            Msg::Pong(_) => {}
+        }
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<u32>, _t: &Retry, o: &mut Out<Self>) {
+        if **state < self.limit {
+            o.send(self.peer, Msg::Ping(**state));
+            o.set_timer(Retry, Duration::from_millis(50)..Duration::from_millis(60));
+        }
+    }
+}
+
+fn listener() -> Arc<TcpListener> {
+    Arc::new(TcpListener::bind("127.0.0.1:0").unwrap())
+}
+
+#[test]
+fn actors_exchange_messages_and_survive_bad_peers_and_restarts() {
+    let dir = std::env::temp_dir().join(format!("impls-node-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (l0, l1) = (listener(), listener());
+    let (a0, a1) = (l0.local_addr().unwrap(), l1.local_addr().unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Node 1 answers pings.
+    let mut o1 = NodeOptions::new(Id::from(1));
+    o1.listen = Some(l1.clone());
+    o1.peers.insert(Id::from(0), a0);
+    o1.max_frame = 1024;
+    let stop1 = stop.clone();
+    let ponger = std::thread::spawn(move || {
+        let actor = PingPong {
+            peer: Id::from(0),
+            starts: false,
+            limit: 0,
+        };
+        run(actor, o1, stop1, |_| false).unwrap()
+    });
+
+    // Bad peers first: garbage, an oversized frame, an unknown id. Node 1 must keep serving.
+    let mut s = TcpStream::connect(a1).unwrap();
+    s.write_all(b"\x00\x00\x00\x05hello").unwrap();
+    let mut s = TcpStream::connect(a1).unwrap();
+    s.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    let mut s = TcpStream::connect(a1).unwrap();
+    write_frame(&mut s, br#"{"Hello":{"id":99}}"#).unwrap();
+    write_frame(&mut s, br#"{"Msg":{"Ping":0}}"#).unwrap();
+    drop(s);
+
+    // Returns the count the pinger started from and the one it ended with.
+    let pinger = |limit: u32, listen: Arc<TcpListener>| {
+        let mut o0 = NodeOptions::new(Id::from(0));
+        o0.listen = Some(listen);
+        o0.peers.insert(Id::from(1), a1);
+        o0.data_dir = Some(dir.clone());
+        let actor = PingPong {
+            peer: Id::from(1),
+            starts: true,
+            limit,
+        };
+        let first = std::sync::Mutex::new(None);
+        let last = run(actor, o0, Arc::new(AtomicBool::new(false)), |n| {
+            first.lock().unwrap().get_or_insert(*n);
+            *n >= limit
+        })
+        .unwrap();
+        let first = first.lock().unwrap().unwrap();
+        (first, last)
+    };
+    assert_eq!(pinger(5, l0.clone()), (0, 5));
+    // A restarted pinger starts from its saved count, not from 0.
+    assert_eq!(impls::storage::load::<u32>(&dir).unwrap(), Some(5));
+    assert_eq!(pinger(8, l0), (5, 8));
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    ponger.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
