@@ -5,8 +5,10 @@
 //! - [`config`]: a cluster file (TOML) mapping actor ids to socket addresses.
 //! - [`storage`]: an actor's `Save`d storage, written atomically (temp file, fsync, rename).
 //! - [`node`]: runs one actor: its messages over TCP, its timers with real durations, its storage.
+//! - [`mapreduce`]: the MapReduce runtime: the model's coordinator over TCP, real workers, apps.
 
 pub mod config;
 pub mod frame;
+pub mod mapreduce;
 pub mod node;
 pub mod storage;

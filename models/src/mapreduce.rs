@@ -58,7 +58,9 @@ pub type Word = u8;
 pub type Contents = Vec<(Word, u32)>;
 
 /// A task: map task m, or reduce task r.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Task {
     Map(usize),
     Reduce(usize),
@@ -85,14 +87,17 @@ pub fn output_name(r: usize) -> String {
 }
 
 /// The messages.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum MrMsg {
     /// Worker to coordinator: give me a task.
     RequestTask,
-    /// Coordinator to worker.
+    /// Coordinator to worker: run `task` on these files (a map task's input split; a reduce task's
+    /// intermediate files, one per map task), for `reduces` partitions.
     Assign {
         task: Task,
-        maps: usize,
+        inputs: Vec<String>,
         reduces: usize,
     },
     /// Coordinator to worker: the job is done.
@@ -199,7 +204,8 @@ pub enum MrBug {
 #[derive(Clone, Debug)]
 pub enum MrActor {
     Coordinator {
-        maps: usize,
+        /// The input splits, one per map task.
+        inputs: Vec<String>,
         reduces: usize,
         /// How many times a task may be re-assigned: the number of worker failures the job is
         /// configured to tolerate. A falsely suspected worker is alive and still reports, so with at
@@ -222,7 +228,7 @@ impl MrActor {
     /// Hands idle tasks to parked workers; answers `Exit` to them once the job is done.
     fn dispatch(&self, c: &mut CoordinatorState, o: &mut Out<Self>) {
         let MrActor::Coordinator {
-            maps,
+            inputs,
             reduces,
             reassignments,
             task_timeout,
@@ -252,17 +258,22 @@ impl MrActor {
                 None => return,
             };
             let w = c.waiting.remove(0);
-            let (slot, index) = match task {
-                Task::Map(m) => (&mut c.maps[m], m),
-                Task::Reduce(r) => (&mut c.reduces[r], maps + r),
+            let maps = inputs.len();
+            let (slot, index, files) = match task {
+                Task::Map(m) => (&mut c.maps[m], m, vec![inputs[m].clone()]),
+                Task::Reduce(r) => (
+                    &mut c.reduces[r],
+                    maps + r,
+                    (0..maps).map(|m| intermediate_name(m, r)).collect(),
+                ),
             };
             *slot = TaskState::InProgress(w);
-            c.attempts[index] += 1;
+            c.attempts[index] = c.attempts[index].saturating_add(1);
             o.send(
                 w,
                 MrMsg::Assign {
                     task,
-                    maps: *maps,
+                    inputs: files,
                     reduces: *reduces,
                 },
             );
@@ -373,10 +384,12 @@ impl Actor for MrActor {
 
     fn on_start(&self, _id: Id, storage: &Option<u8>, o: &mut Out<Self>) -> MrState {
         match self {
-            MrActor::Coordinator { maps, reduces, .. } => MrState::Coordinator(CoordinatorState {
-                maps: vec![TaskState::Idle; *maps],
+            MrActor::Coordinator {
+                inputs, reduces, ..
+            } => MrState::Coordinator(CoordinatorState {
+                maps: vec![TaskState::Idle; inputs.len()],
                 reduces: vec![TaskState::Idle; *reduces],
-                attempts: vec![0; maps + reduces],
+                attempts: vec![0; inputs.len() + reduces],
                 waiting: Vec::new(),
             }),
             MrActor::Fs { inputs } => MrState::Fs(
@@ -461,15 +474,11 @@ impl Actor for MrActor {
                 (
                     MrMsg::Assign {
                         task,
-                        maps,
+                        inputs: names,
                         reduces,
                     },
                     WorkerState::Asking,
                 ) => {
-                    let names: Vec<String> = match task {
-                        Task::Map(m) => vec![input_name(m)],
-                        Task::Reduce(r) => (0..maps).map(|m| intermediate_name(m, r)).collect(),
-                    };
                     o.send(*fs, MrMsg::Read(names.clone()));
                     *w = WorkerState::Reading {
                         task,
@@ -563,7 +572,7 @@ impl MrCfg {
     pub fn into_model(self) -> MrModel {
         let mut actors = vec![
             MrActor::Coordinator {
-                maps: self.maps,
+                inputs: (0..self.maps).map(input_name).collect(),
                 reduces: self.reduces,
                 reassignments: self.crashes as u8,
                 task_timeout: Duration::from_secs(10)..Duration::from_secs(20),

@@ -1,0 +1,417 @@
+//! `mr`: MapReduce over TCP on this machine.
+//!
+//! - `mr coordinator --inputs FILES... --reduces R --out DIR [--listen ADDR]`
+//! - `mr worker --coordinator ADDR --app APP [--pattern P]` (works in its current folder)
+//! - `mr run --app APP --inputs FILES... --reduces R --workers W --out DIR`: the coordinator and W
+//!   worker processes; exits 0 when the job is done and every worker has exited.
+//! - `mr sequential --app APP --inputs FILES... --out FILE`: the single-process reference.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use impls::mapreduce::{apps, sequential, Chaos, CoordinatorNode, Worker, WorkerPhase};
+use impls::node::{run, NodeOptions};
+use models::mapreduce::{output_name, MrActor};
+use stateright::actor::Id;
+
+#[derive(Parser)]
+#[command(
+    name = "mr",
+    about = "MapReduce (Dean & Ghemawat, OSDI 2004) over TCP on this machine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct AppArgs {
+    /// The application: wc, indexer or grep.
+    #[arg(long)]
+    app: String,
+    /// The pattern of grep.
+    #[arg(long)]
+    pattern: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the coordinator.
+    Coordinator {
+        #[arg(long, num_args = 1.., required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        reduces: u64,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        listen: SocketAddr,
+        /// Seconds a task may run before it is given to another worker.
+        #[arg(long, default_value_t = 10.0)]
+        task_timeout: f64,
+    },
+    /// Run a worker in the current folder.
+    Worker {
+        #[arg(long)]
+        coordinator: SocketAddr,
+        #[command(flatten)]
+        app: AppArgs,
+        /// Exit or stall at random before tasks (crash tests).
+        #[arg(long)]
+        crash: bool,
+        /// The longest stall of --crash, in milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        max_delay_ms: u64,
+        /// Extra milliseconds each task takes (parallelism tests).
+        #[arg(long, default_value_t = 0)]
+        slow_ms: u64,
+        /// Append task start and end times to this file.
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// Run a whole job: the coordinator and the workers as processes.
+    Run {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long, num_args = 1.., required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        reduces: u64,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+        workers: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Inputs larger than this many MiB are split at line ends into several map tasks.
+        #[arg(long, default_value_t = 16)]
+        split_mb: u64,
+        #[arg(long, default_value_t = 10.0)]
+        task_timeout: f64,
+        /// Workers exit or stall at random; the launcher restarts the ones that exit.
+        #[arg(long)]
+        crash: bool,
+        #[arg(long, default_value_t = 3000)]
+        max_delay_ms: u64,
+        #[arg(long, default_value_t = 0)]
+        slow_ms: u64,
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// The sequential reference: one process, every pair in memory.
+    Sequential {
+        #[command(flatten)]
+        app: AppArgs,
+        #[arg(long, num_args = 1.., required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mr: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn app_of(a: &AppArgs) -> Result<Arc<dyn apps::App>> {
+    apps::by_name(&a.app, a.pattern.as_deref())
+        .map(Arc::from)
+        .map_err(anyhow::Error::msg)
+}
+
+fn dispatch(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Coordinator {
+            inputs,
+            reduces,
+            out,
+            listen,
+            task_timeout,
+        } => coordinator(&inputs, reduces as usize, &out, listen, task_timeout),
+        Cmd::Worker {
+            coordinator,
+            app,
+            crash,
+            max_delay_ms,
+            slow_ms,
+            log,
+        } => {
+            let worker = Worker {
+                coordinator: Id::from(0),
+                app: app_of(&app)?,
+                dir: std::env::current_dir()?,
+                chaos: crash.then_some(Chaos {
+                    max_delay: Duration::from_millis(max_delay_ms),
+                }),
+                slow: Duration::from_millis(slow_ms),
+                log,
+            };
+            // A worker id nobody else has: the coordinator answers it on its own connection.
+            let id = 1 + (std::process::id() as usize) * 1024 + (now_nanos() % 1024) as usize;
+            let mut opts = NodeOptions::new(Id::from(id));
+            opts.peers.insert(Id::from(0), coordinator);
+            let stop = Arc::new(AtomicBool::new(false));
+            run(worker, opts, stop, |s| *s == WorkerPhase::Exited)?;
+            Ok(())
+        }
+        Cmd::Run {
+            app,
+            inputs,
+            reduces,
+            workers,
+            out,
+            split_mb,
+            task_timeout,
+            crash,
+            max_delay_ms,
+            slow_ms,
+            log,
+        } => {
+            app_of(&app)?;
+            launch(Launch {
+                app,
+                inputs,
+                reduces: reduces as usize,
+                workers: workers as usize,
+                out,
+                split_bytes: split_mb << 20,
+                task_timeout,
+                crash,
+                max_delay_ms,
+                slow_ms,
+                log,
+            })
+        }
+        Cmd::Sequential { app, inputs, out } => sequential(&*app_of(&app)?, &inputs, &out)
+            .with_context(|| format!("writing {}", out.display())),
+    }
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn coordinator(
+    inputs: &[PathBuf],
+    reduces: usize,
+    out: &Path,
+    listen: SocketAddr,
+    task_timeout: f64,
+) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let inputs: Vec<String> = inputs
+        .iter()
+        .map(|p| {
+            std::fs::canonicalize(p)
+                .with_context(|| format!("input {}", p.display()))
+                .map(|p| p.display().to_string())
+        })
+        .collect::<Result<_>>()?;
+    if !(task_timeout > 0.0 && task_timeout.is_finite()) {
+        bail!("--task-timeout must be a positive number of seconds");
+    }
+    let timeout = Duration::from_secs_f64(task_timeout);
+    let actor = MrActor::Coordinator {
+        inputs,
+        reduces,
+        // Re-assign as often as needed: real workers may fail any number of times.
+        reassignments: u8::MAX,
+        task_timeout: timeout..timeout + timeout / 2,
+        bug: None,
+    };
+    let listener =
+        std::net::TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
+    let mut opts = NodeOptions::new(Id::from(0));
+    opts.listen = Some(Arc::new(listener));
+    opts.accept_unknown = true;
+    // Once the job is done, stay until every worker heard from has been told to exit; a worker
+    // that crashed and never came back cannot be told, so stop waiting for it after a while.
+    let done_at: Mutex<Option<Instant>> = Mutex::new(None);
+    let state = run(
+        CoordinatorNode(actor),
+        opts,
+        Arc::new(AtomicBool::new(false)),
+        |s| {
+            if !s.done() {
+                return false;
+            }
+            let mut at = done_at.lock().expect("lock");
+            s.finished() || at.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(3)
+        },
+    )?;
+    if !state.done() {
+        bail!("stopped before the job was done");
+    }
+    for r in 0..reduces {
+        let path = out.join(output_name(r));
+        if !path.exists() {
+            bail!(
+                "{} is missing although reduce task {r} reported",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Launch {
+    app: AppArgs,
+    inputs: Vec<PathBuf>,
+    reduces: usize,
+    workers: usize,
+    out: PathBuf,
+    split_bytes: u64,
+    task_timeout: f64,
+    crash: bool,
+    max_delay_ms: u64,
+    slow_ms: u64,
+    log: Option<PathBuf>,
+}
+
+/// Splits inputs larger than `limit` bytes at line ends into files under `dir`.
+fn split_inputs(inputs: &[PathBuf], limit: u64, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut splits = Vec::new();
+    for input in inputs {
+        let len = std::fs::metadata(input)
+            .with_context(|| format!("input {}", input.display()))?
+            .len();
+        if len <= limit {
+            splits.push(input.clone());
+            continue;
+        }
+        std::fs::create_dir_all(dir)?;
+        let text = std::fs::read(input)?;
+        let name = input
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("input");
+        let mut start = 0usize;
+        let mut k = 0;
+        while start < text.len() {
+            let mut end = (start + limit as usize).min(text.len());
+            while end < text.len() && text[end - 1] != b'\n' {
+                end += 1;
+            }
+            let path = dir.join(format!("{name}-{k:04}"));
+            std::fs::write(&path, &text[start..end])?;
+            splits.push(path);
+            start = end;
+            k += 1;
+        }
+    }
+    Ok(splits)
+}
+
+fn launch(l: Launch) -> Result<()> {
+    std::fs::create_dir_all(&l.out).with_context(|| format!("creating {}", l.out.display()))?;
+    let out = std::fs::canonicalize(&l.out)?;
+    let inputs = split_inputs(&l.inputs, l.split_bytes, &out.join("splits"))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let exe = std::env::current_exe()?;
+    let mut coordinator = Command::new(&exe);
+    coordinator
+        .arg("coordinator")
+        .args([
+            "--reduces",
+            &l.reduces.to_string(),
+            "--listen",
+            &addr,
+            "--task-timeout",
+            &l.task_timeout.to_string(),
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--inputs")
+        .args(&inputs);
+    let mut coordinator = coordinator.spawn().context("starting the coordinator")?;
+    let spawn_worker = || -> Result<Child> {
+        let mut c = Command::new(&exe);
+        c.current_dir(&out)
+            .args(["worker", "--coordinator", &addr, "--app", &l.app.app])
+            .args([
+                "--max-delay-ms",
+                &l.max_delay_ms.to_string(),
+                "--slow-ms",
+                &l.slow_ms.to_string(),
+            ]);
+        if let Some(p) = &l.app.pattern {
+            c.args(["--pattern", p]);
+        }
+        if l.crash {
+            c.arg("--crash");
+        }
+        if let Some(log) = &l.log {
+            c.arg("--log").arg(std::path::absolute(log)?);
+        }
+        c.spawn().context("starting a worker")
+    };
+    let mut workers: Vec<Child> = (0..l.workers)
+        .map(|_| spawn_worker())
+        .collect::<Result<_>>()?;
+    let status = loop {
+        if let Some(status) = coordinator.try_wait()? {
+            break status;
+        }
+        for w in workers.iter_mut() {
+            if let Some(s) = w.try_wait()? {
+                if l.crash && !s.success() {
+                    *w = spawn_worker()?;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Workers exit by themselves once told the job is done; wait for them, then give up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stuck = 0;
+    for w in workers.iter_mut() {
+        loop {
+            if w.try_wait()?.is_some() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = w.kill();
+                let _ = w.wait();
+                stuck += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    if !status.success() {
+        bail!("the coordinator failed ({status})");
+    }
+    if stuck > 0 {
+        bail!("{stuck} workers did not exit after the job was done");
+    }
+    Ok(())
+}

@@ -1,0 +1,537 @@
+//! The MapReduce runtime: the model's coordinator actor over TCP, real workers that run
+//! applications on real files, and a sequential reference.
+//!
+//! The coordinator is `models::mapreduce::MrActor::Coordinator`, the very actor `checker mapreduce`
+//! checks: same task states, same parking of requests, same re-assignment on timeout. The worker
+//! speaks the model worker's protocol to it (`RequestTask`, `Assign`, `TaskDone`, `Exit`) and commits
+//! its outputs the same way, by writing a temporary file and renaming it to `mr-<m>-<r>` or
+//! `mr-out-<r>`. Where the model's worker reads and writes through the file-system actor, this one
+//! streams real files: a map task holds one input split and its pairs, and a reduce task merges
+//! the map tasks' sorted intermediate files one line at a time.
+
+pub mod apps;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use models::mapreduce::{intermediate_name, output_name, MrMsg, Task};
+use stateright::actor::{Actor, Id, Out};
+
+use apps::App;
+
+/// `ihash` of the classic lab: FNV-1a, so partitions do not depend on the process.
+pub fn partition(key: &str, reduces: usize) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in key.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    (h & 0x7fff_ffff) as usize % reduces
+}
+
+/// Intermediate files hold one `key\tvalue` pair a line, with `\\`, `\t` and `\n` escaped.
+fn escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some(c) => out.push(c),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes `path` through a temporary file in the same folder and renames it into place, so the
+/// file appears whole or not at all (§3.3).
+fn commit(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let tmp = path.with_file_name(format!(
+        "{}.tmp-{}-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id(),
+        std::thread::current().name().unwrap_or("main")
+    ));
+    let mut w = BufWriter::new(File::create(&tmp)?);
+    write(&mut w)?;
+    w.flush()?;
+    drop(w);
+    fs::rename(&tmp, path)
+}
+
+/// Runs map task `m` on `input`, writing `dir/mr-<m>-<r>` for every partition.
+pub fn run_map(
+    app: &dyn App,
+    m: usize,
+    input: &Path,
+    reduces: usize,
+    dir: &Path,
+) -> std::io::Result<()> {
+    let contents = fs::read_to_string(input)?;
+    let name = input
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("input");
+    let mut parts: Vec<HashMap<String, Vec<String>>> = vec![HashMap::new(); reduces];
+    app.map(name, &contents, &mut |k, v| {
+        let part = &mut parts[partition(k, reduces)];
+        match part.get_mut(k) {
+            Some(values) => values.push(v),
+            None => {
+                part.insert(k.to_string(), vec![v]);
+            }
+        }
+    });
+    drop(contents);
+    for (r, part) in parts.into_iter().enumerate() {
+        let mut keys: Vec<(String, Vec<String>)> = part.into_iter().collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        commit(&dir.join(intermediate_name(m, r)), |w| {
+            let mut line = String::new();
+            for (k, values) in keys {
+                let values = match app.combine(&k, &values) {
+                    Some(v) => vec![v],
+                    None => values,
+                };
+                for v in values {
+                    line.clear();
+                    escape(&k, &mut line);
+                    line.push('\t');
+                    escape(&v, &mut line);
+                    line.push('\n');
+                    w.write_all(line.as_bytes())?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// One intermediate file being merged: its next pair.
+struct Cursor {
+    lines: std::io::Lines<BufReader<File>>,
+}
+
+impl Cursor {
+    fn next(&mut self) -> std::io::Result<Option<(String, String)>> {
+        match self.lines.next() {
+            None => Ok(None),
+            Some(line) => {
+                let line = line?;
+                let (k, v) = line.split_once('\t').ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "intermediate line without a tab",
+                    )
+                })?;
+                Ok(Some((unescape(k), unescape(v))))
+            }
+        }
+    }
+}
+
+/// Runs reduce task `r` over the map tasks' intermediate files, merging them (each is sorted by
+/// key), and writes `dir/mr-out-<r>` as `key value` lines in key order.
+pub fn run_reduce(app: &dyn App, r: usize, inputs: &[PathBuf], dir: &Path) -> std::io::Result<()> {
+    let mut cursors = Vec::new();
+    let mut heap = BinaryHeap::new();
+    for path in inputs {
+        let mut c = Cursor {
+            lines: BufReader::new(File::open(path)?).lines(),
+        };
+        if let Some((k, v)) = c.next()? {
+            heap.push(Reverse((k, cursors.len(), v)));
+        }
+        cursors.push(c);
+    }
+    commit(&dir.join(output_name(r)), |w| {
+        let mut values = Vec::new();
+        while let Some(Reverse((key, i, v))) = heap.pop() {
+            values.clear();
+            values.push(v);
+            if let Some((k, v)) = cursors[i].next()? {
+                heap.push(Reverse((k, i, v)));
+            }
+            while heap.peek().is_some_and(|Reverse((k, _, _))| *k == key) {
+                let Reverse((_, i, v)) = heap.pop().expect("peeked");
+                values.push(v);
+                if let Some((k, v)) = cursors[i].next()? {
+                    heap.push(Reverse((k, i, v)));
+                }
+            }
+            writeln!(w, "{key} {}", app.reduce(&key, &values))?;
+        }
+        Ok(())
+    })
+}
+
+/// The single-process reference (the lab's `mrsequential`): every pair in memory, sorted, reduced,
+/// written to `out` as `key value` lines.
+pub fn sequential(app: &dyn App, inputs: &[PathBuf], out: &Path) -> std::io::Result<()> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for input in inputs {
+        let contents = fs::read_to_string(input)?;
+        let name = input
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("input");
+        app.map(name, &contents, &mut |k, v| pairs.push((k.to_string(), v)));
+    }
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut w = BufWriter::new(File::create(out)?);
+    let mut i = 0;
+    while i < pairs.len() {
+        let mut j = i;
+        let mut values = Vec::new();
+        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
+            values.push(std::mem::take(&mut pairs[j].1));
+            j += 1;
+        }
+        writeln!(w, "{} {}", pairs[i].0, app.reduce(&pairs[i].0, &values))?;
+        i = j;
+    }
+    w.flush()
+}
+
+/// The coordinator as a node runs it: the model's coordinator actor, plus a record of the workers
+/// it has heard from and the ones it has told to exit, so that the process can end as soon as
+/// every worker knows the job is done.
+pub struct CoordinatorNode(pub models::mapreduce::MrActor);
+
+/// The coordinator's state with that record.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CoordinatorNodeState {
+    pub inner: models::mapreduce::MrState,
+    pub heard: std::collections::BTreeSet<Id>,
+    pub told_exit: std::collections::BTreeSet<Id>,
+}
+
+impl CoordinatorNodeState {
+    /// The job is done and every worker heard from has been told so.
+    pub fn finished(&self) -> bool {
+        self.done() && self.heard.is_subset(&self.told_exit)
+    }
+
+    pub fn done(&self) -> bool {
+        matches!(&self.inner, models::mapreduce::MrState::Coordinator(c) if c.done())
+    }
+}
+
+impl CoordinatorNode {
+    fn wrap(
+        &self,
+        state: &mut std::borrow::Cow<CoordinatorNodeState>,
+        inner_out: Out<models::mapreduce::MrActor>,
+        o: &mut Out<Self>,
+    ) {
+        for command in inner_out {
+            match command {
+                stateright::actor::Command::Send(dst, msg) => {
+                    if msg == MrMsg::Exit {
+                        state.to_mut().told_exit.insert(dst);
+                    }
+                    o.send(dst, msg);
+                }
+                stateright::actor::Command::SetTimer(t, d) => o.set_timer(t, d),
+                stateright::actor::Command::CancelTimer(t) => o.cancel_timer(t),
+                stateright::actor::Command::Save(s) => o.save(s),
+                stateright::actor::Command::ChooseRandom(k, c) => o.choose_random(k, c),
+            }
+        }
+    }
+}
+
+impl Actor for CoordinatorNode {
+    type Msg = MrMsg;
+    type State = CoordinatorNodeState;
+    type Timer = models::mapreduce::MrTimer;
+    type Random = ();
+    type Storage = u8;
+
+    fn on_start(&self, id: Id, storage: &Option<u8>, o: &mut Out<Self>) -> CoordinatorNodeState {
+        let mut inner_out = Out::new();
+        let inner = self.0.on_start(id, storage, &mut inner_out);
+        let mut state = std::borrow::Cow::Owned(CoordinatorNodeState {
+            inner,
+            heard: Default::default(),
+            told_exit: Default::default(),
+        });
+        self.wrap(&mut state, inner_out, o);
+        state.into_owned()
+    }
+
+    fn on_msg(
+        &self,
+        id: Id,
+        state: &mut std::borrow::Cow<CoordinatorNodeState>,
+        src: Id,
+        msg: MrMsg,
+        o: &mut Out<Self>,
+    ) {
+        state.to_mut().heard.insert(src);
+        let mut inner = std::borrow::Cow::Borrowed(&state.inner);
+        let mut inner_out = Out::new();
+        self.0.on_msg(id, &mut inner, src, msg, &mut inner_out);
+        if let std::borrow::Cow::Owned(inner) = inner {
+            state.to_mut().inner = inner;
+        }
+        self.wrap(state, inner_out, o);
+    }
+
+    fn on_timeout(
+        &self,
+        id: Id,
+        state: &mut std::borrow::Cow<CoordinatorNodeState>,
+        timer: &models::mapreduce::MrTimer,
+        o: &mut Out<Self>,
+    ) {
+        let mut inner = std::borrow::Cow::Borrowed(&state.inner);
+        let mut inner_out = Out::new();
+        self.0.on_timeout(id, &mut inner, timer, &mut inner_out);
+        if let std::borrow::Cow::Owned(inner) = inner {
+            state.to_mut().inner = inner;
+        }
+        self.wrap(state, inner_out, o);
+    }
+}
+
+/// Misbehaviour for crash tests, like the lab's `crash` app: before each task a worker exits with
+/// probability 1/3, or sleeps up to `max_delay` with probability 1/3.
+#[derive(Clone, Copy, Debug)]
+pub struct Chaos {
+    pub max_delay: Duration,
+}
+
+/// A worker's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum WorkerPhase {
+    /// Asked for a task; counts the re-asks since the coordinator last said anything.
+    Asking(u32),
+    Exited,
+}
+
+/// A worker gives up when the coordinator has said nothing through this many re-asks (about 30 s):
+/// the coordinator has finished and gone (it stays until every worker it heard from was told to
+/// exit, or a crashed one leaves it waiting).
+const SILENCE_LIMIT: u32 = 120;
+
+/// The worker's timer: ask again (the request or its answer may have been lost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AskAgain;
+
+/// A worker that runs tasks on real files in `dir`.
+pub struct Worker {
+    pub coordinator: Id,
+    pub app: Arc<dyn App>,
+    pub dir: PathBuf,
+    pub chaos: Option<Chaos>,
+    /// Extra time each task takes, for tests that look for parallelism.
+    pub slow: Duration,
+    /// Where to log task start and end times (one `start|end task pid millis` line each).
+    pub log: Option<PathBuf>,
+}
+
+const ASK_AGAIN: std::ops::Range<Duration> = Duration::from_millis(200)..Duration::from_millis(300);
+
+impl Worker {
+    fn log(&self, what: &str, task: Task) {
+        if let Some(path) = &self.log {
+            let millis = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let line = format!("{what} {task:?} {} {millis}\n", std::process::id());
+            let _ = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(line.as_bytes()));
+        }
+    }
+
+    fn run(&self, task: Task, inputs: &[String], reduces: usize) -> std::io::Result<()> {
+        match task {
+            Task::Map(m) => run_map(&*self.app, m, Path::new(&inputs[0]), reduces, &self.dir),
+            Task::Reduce(r) => {
+                let inputs: Vec<PathBuf> = inputs.iter().map(|i| self.dir.join(i)).collect();
+                run_reduce(&*self.app, r, &inputs, &self.dir)
+            }
+        }
+    }
+}
+
+impl Actor for Worker {
+    type Msg = MrMsg;
+    type State = WorkerPhase;
+    type Timer = AskAgain;
+    type Random = ();
+    type Storage = ();
+
+    fn on_start(&self, _id: Id, _storage: &Option<()>, o: &mut Out<Self>) -> WorkerPhase {
+        o.send(self.coordinator, MrMsg::RequestTask);
+        o.set_timer(AskAgain, ASK_AGAIN);
+        WorkerPhase::Asking(0)
+    }
+
+    fn on_msg(
+        &self,
+        _id: Id,
+        state: &mut std::borrow::Cow<WorkerPhase>,
+        src: Id,
+        msg: MrMsg,
+        o: &mut Out<Self>,
+    ) {
+        if src != self.coordinator || **state == WorkerPhase::Exited {
+            return;
+        }
+        *state.to_mut() = WorkerPhase::Asking(0);
+        match msg {
+            MrMsg::Exit => {
+                *state.to_mut() = WorkerPhase::Exited;
+                o.cancel_timer(AskAgain);
+            }
+            MrMsg::Assign {
+                task,
+                inputs,
+                reduces,
+            } => {
+                if let Some(chaos) = self.chaos {
+                    let r = random_below(1000);
+                    if r < 330 {
+                        tracing::warn!(?task, "chaos: exiting");
+                        std::process::exit(1);
+                    } else if r < 660 {
+                        let ms = random_below(chaos.max_delay.as_millis().max(1) as u64);
+                        std::thread::sleep(Duration::from_millis(ms));
+                    }
+                }
+                self.log("start", task);
+                let started = Instant::now();
+                std::thread::sleep(self.slow);
+                match self.run(task, &inputs, reduces) {
+                    Ok(()) => {
+                        self.log("end", task);
+                        tracing::info!(
+                            ?task,
+                            ms = started.elapsed().as_millis() as u64,
+                            "task done"
+                        );
+                        o.send(self.coordinator, MrMsg::TaskDone(task));
+                    }
+                    Err(e) => {
+                        // Not reported: the coordinator re-assigns the task after its timeout.
+                        tracing::error!(?task, %e, "task failed");
+                    }
+                }
+                o.set_timer(AskAgain, ASK_AGAIN);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timeout(
+        &self,
+        _id: Id,
+        state: &mut std::borrow::Cow<WorkerPhase>,
+        _t: &AskAgain,
+        o: &mut Out<Self>,
+    ) {
+        if let WorkerPhase::Asking(silent) = **state {
+            if silent >= SILENCE_LIMIT {
+                tracing::warn!("the coordinator is gone: exiting");
+                *state.to_mut() = WorkerPhase::Exited;
+                return;
+            }
+            *state.to_mut() = WorkerPhase::Asking(silent + 1);
+            o.send(self.coordinator, MrMsg::RequestTask);
+            o.set_timer(AskAgain, ASK_AGAIN);
+        }
+    }
+}
+
+fn random_below(n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() % n.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_round_trips() {
+        for s in ["plain", "tab\there", "new\nline", "back\\slash\\t", ""] {
+            let mut e = String::new();
+            escape(s, &mut e);
+            assert!(!e.contains('\t') && !e.contains('\n'));
+            assert_eq!(unescape(&e), s);
+        }
+    }
+
+    #[test]
+    fn map_then_reduce_equals_sequential() {
+        let dir = std::env::temp_dir().join(format!("mr-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let a = dir.join("a.txt");
+        let b = dir.join("b.txt");
+        fs::write(&a, "the cat\tsat on the mat\nthe end").unwrap();
+        fs::write(&b, "a cat is not a mat").unwrap();
+        let app = apps::WordCount;
+        for (m, input) in [&a, &b].iter().enumerate() {
+            run_map(&app, m, input, 3, &dir).unwrap();
+        }
+        let mut got = Vec::new();
+        for r in 0..3 {
+            let inputs: Vec<PathBuf> = (0..2).map(|m| dir.join(intermediate_name(m, r))).collect();
+            run_reduce(&app, r, &inputs, &dir).unwrap();
+            got.extend(
+                fs::read_to_string(dir.join(output_name(r)))
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string),
+            );
+        }
+        got.sort();
+        sequential(&app, &[a, b], &dir.join("seq")).unwrap();
+        let mut want: Vec<String> = fs::read_to_string(dir.join("seq"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(want.contains(&"the 3".to_string()));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
