@@ -124,6 +124,8 @@ where
                     Ok((stream, from)) => {
                         let _ = stream.set_nonblocking(false);
                         let _ = stream.set_write_timeout(Some(write_timeout));
+                        // Small request/answer frames: do not let Nagle's algorithm hold them.
+                        let _ = stream.set_nodelay(true);
                         let (tx, routes, known) = (tx.clone(), routes.clone(), known.clone());
                         std::thread::spawn(move || {
                             serve::<A::Msg>(
@@ -383,7 +385,12 @@ fn serve<M>(
     let mut reader = BufReader::new(stream);
     let hello = match read_frame(&mut reader, max_frame) {
         Ok(Some(bytes)) => serde_json::from_slice::<Wire<M>>(&bytes).ok(),
-        _ => None,
+        Ok(None) => {
+            // Closed before saying anything (a port probe): nothing to complain about.
+            tracing::debug!(%from, "connection closed before its hello");
+            return;
+        }
+        Err(_) => None,
     };
     let peer = match hello {
         Some(Wire::Hello { id }) => Id::from(id),

@@ -44,8 +44,9 @@ struct AppArgs {
 enum Cmd {
     /// Run the coordinator.
     Coordinator {
+        /// Input files, or byte ranges of them written `PATH@START+LEN`.
         #[arg(long, num_args = 1.., required = true)]
-        inputs: Vec<PathBuf>,
+        inputs: Vec<String>,
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         reduces: u64,
         #[arg(long)]
@@ -218,19 +219,26 @@ fn now_nanos() -> u64 {
 }
 
 fn coordinator(
-    inputs: &[PathBuf],
+    inputs: &[String],
     reduces: usize,
     out: &Path,
     listen: SocketAddr,
     task_timeout: f64,
 ) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // Workers run in other folders: hand them absolute paths (keeping any byte range).
     let inputs: Vec<String> = inputs
         .iter()
-        .map(|p| {
-            std::fs::canonicalize(p)
-                .with_context(|| format!("input {}", p.display()))
-                .map(|p| p.display().to_string())
+        .map(|i| {
+            let (path, range) = match i.rsplit_once('@') {
+                Some((p, r)) if r.contains('+') => (p, Some(r)),
+                _ => (i.as_str(), None),
+            };
+            let path = std::fs::canonicalize(path).with_context(|| format!("input {path}"))?;
+            Ok(match range {
+                Some(r) => format!("{}@{r}", path.display()),
+                None => path.display().to_string(),
+            })
         })
         .collect::<Result<_>>()?;
     if !(task_timeout > 0.0 && task_timeout.is_finite()) {
@@ -294,35 +302,42 @@ struct Launch {
     log: Option<PathBuf>,
 }
 
-/// Splits inputs larger than `limit` bytes at line ends into files under `dir`.
-fn split_inputs(inputs: &[PathBuf], limit: u64, dir: &Path) -> Result<Vec<PathBuf>> {
+/// The input splits: each input, or for one larger than `limit` bytes, byte ranges of about
+/// `limit` bytes that end at line ends (found by reading around each cut, not the whole file).
+fn split_inputs(inputs: &[PathBuf], limit: u64) -> Result<Vec<String>> {
+    use std::io::{Read, Seek, SeekFrom};
     let mut splits = Vec::new();
     for input in inputs {
-        let len = std::fs::metadata(input)
-            .with_context(|| format!("input {}", input.display()))?
-            .len();
+        let input =
+            std::fs::canonicalize(input).with_context(|| format!("input {}", input.display()))?;
+        let len = std::fs::metadata(&input)?.len();
         if len <= limit {
-            splits.push(input.clone());
+            splits.push(input.display().to_string());
             continue;
         }
-        std::fs::create_dir_all(dir)?;
-        let text = std::fs::read(input)?;
-        let name = input
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("input");
-        let mut start = 0usize;
-        let mut k = 0;
-        while start < text.len() {
-            let mut end = (start + limit as usize).min(text.len());
-            while end < text.len() && text[end - 1] != b'\n' {
-                end += 1;
+        let mut f = std::fs::File::open(&input)?;
+        let mut start = 0u64;
+        while start < len {
+            let mut end = (start + limit).min(len);
+            // Move the cut to just after the next line end.
+            let mut buf = [0u8; 4096];
+            'cut: while end < len {
+                f.seek(SeekFrom::Start(end))?;
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    end = len;
+                    break;
+                }
+                for (i, b) in buf[..n].iter().enumerate() {
+                    if *b == b'\n' {
+                        end += i as u64 + 1;
+                        break 'cut;
+                    }
+                }
+                end += n as u64;
             }
-            let path = dir.join(format!("{name}-{k:04}"));
-            std::fs::write(&path, &text[start..end])?;
-            splits.push(path);
+            splits.push(impls::mapreduce::split_name(&input, start, end - start));
             start = end;
-            k += 1;
         }
     }
     Ok(splits)
@@ -331,7 +346,7 @@ fn split_inputs(inputs: &[PathBuf], limit: u64, dir: &Path) -> Result<Vec<PathBu
 fn launch(l: Launch) -> Result<()> {
     std::fs::create_dir_all(&l.out).with_context(|| format!("creating {}", l.out.display()))?;
     let out = std::fs::canonicalize(&l.out)?;
-    let inputs = split_inputs(&l.inputs, l.split_bytes, &out.join("splits"))?;
+    let inputs = split_inputs(&l.inputs, l.split_bytes)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -353,6 +368,15 @@ fn launch(l: Launch) -> Result<()> {
         .arg("--inputs")
         .args(&inputs);
     let mut coordinator = coordinator.spawn().context("starting the coordinator")?;
+    // Start the workers once the coordinator listens, so that their first requests are not lost
+    // to a refused connection (they would be asked again, a few hundred milliseconds later).
+    let ready_by = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if coordinator.try_wait()?.is_some() || Instant::now() > ready_by {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let spawn_worker = || -> Result<Child> {
         let mut c = Command::new(&exe);
         c.current_dir(&out)

@@ -4,13 +4,21 @@
 /// An application.
 pub trait App: Send + Sync {
     /// Calls `emit` for every key/value pair of `contents`, the text of the file `name`.
-    fn map(&self, name: &str, contents: &str, emit: &mut dyn FnMut(&str, String));
+    fn map(&self, name: &str, contents: &str, emit: &mut dyn FnMut(&str, &str));
     /// The value of `key`, from all its values.
     fn reduce(&self, key: &str, values: &[String]) -> String;
-    /// A combiner (§4.3): partial reduction inside a map task, when reduce is associative.
-    fn combine(&self, _key: &str, _values: &[String]) -> Option<String> {
-        None
+    /// The combiner (§4.3) a map task may apply to a key's values before writing them.
+    fn combiner(&self) -> Combiner {
+        Combiner::None
     }
+}
+
+/// A combiner: partial reduction inside a map task, for an associative reduce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Combiner {
+    None,
+    /// Values are unsigned integers and reduce sums them: a map task keeps one running sum per key.
+    Sum,
 }
 
 /// The application named on a command line: `wc`, `indexer` or `grep PATTERN`.
@@ -36,9 +44,9 @@ pub fn words(text: &str) -> impl Iterator<Item = &str> {
 pub struct WordCount;
 
 impl App for WordCount {
-    fn map(&self, _name: &str, contents: &str, emit: &mut dyn FnMut(&str, String)) {
+    fn map(&self, _name: &str, contents: &str, emit: &mut dyn FnMut(&str, &str)) {
         for w in words(contents) {
-            emit(w, "1".to_string());
+            emit(w, "1");
         }
     }
 
@@ -50,8 +58,8 @@ impl App for WordCount {
             .to_string()
     }
 
-    fn combine(&self, key: &str, values: &[String]) -> Option<String> {
-        Some(self.reduce(key, values))
+    fn combiner(&self) -> Combiner {
+        Combiner::Sum
     }
 }
 
@@ -60,11 +68,11 @@ impl App for WordCount {
 pub struct Indexer;
 
 impl App for Indexer {
-    fn map(&self, name: &str, contents: &str, emit: &mut dyn FnMut(&str, String)) {
+    fn map(&self, name: &str, contents: &str, emit: &mut dyn FnMut(&str, &str)) {
         let mut seen = std::collections::HashSet::new();
         for w in words(contents) {
             if seen.insert(w) {
-                emit(w, name.to_string());
+                emit(w, name);
             }
         }
     }
@@ -81,10 +89,10 @@ impl App for Indexer {
 pub struct Grep(pub String);
 
 impl App for Grep {
-    fn map(&self, name: &str, contents: &str, emit: &mut dyn FnMut(&str, String)) {
+    fn map(&self, name: &str, contents: &str, emit: &mut dyn FnMut(&str, &str)) {
         for (i, line) in contents.lines().enumerate() {
             if line.contains(&self.0) {
-                emit(&format!("{name}:{}", i + 1), line.to_string());
+                emit(&format!("{name}:{}", i + 1), line);
             }
         }
     }
@@ -101,7 +109,9 @@ mod tests {
     fn run(app: &dyn App, docs: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (name, text) in docs {
-            app.map(name, text, &mut |k, v| pairs.push((k.to_string(), v)));
+            app.map(name, text, &mut |k, v| {
+                pairs.push((k.to_string(), v.to_string()))
+            });
         }
         pairs.sort();
         let mut out = Vec::new();
@@ -136,6 +146,13 @@ mod tests {
             ]
         );
         assert!(by_name("grep", None).is_err());
+        let text = "naïve café, São-Paulo 42x";
+        assert_eq!(
+            words(text).collect::<Vec<_>>(),
+            ["naïve", "café", "São", "Paulo", "x"]
+        );
+        assert_eq!(words("").count(), 0);
+        assert_eq!(words("...").count(), 0);
         assert!(by_name("sort", None).is_err());
     }
 }

@@ -12,7 +12,7 @@
 pub mod apps;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use models::mapreduce::{intermediate_name, output_name, MrMsg, Task};
 use stateright::actor::{Actor, Id, Out};
 
-use apps::App;
+use apps::{App, Combiner};
+use rustc_hash::FxHashMap;
 
 /// `ihash` of the classic lab: FNV-1a, so partitions do not depend on the process.
 pub fn partition(key: &str, reduces: usize) -> usize {
@@ -83,40 +84,115 @@ fn commit(
     fs::rename(&tmp, path)
 }
 
-/// Runs map task `m` on `input`, writing `dir/mr-<m>-<r>` for every partition.
+/// The pairs of one partition of a map task, combined when the app has a combiner.
+enum Partition {
+    Values(FxHashMap<String, Vec<String>>),
+    Sums(FxHashMap<String, u64>),
+}
+
+impl Partition {
+    fn new(combiner: Combiner) -> Self {
+        match combiner {
+            Combiner::None => Partition::Values(FxHashMap::default()),
+            Combiner::Sum => Partition::Sums(FxHashMap::default()),
+        }
+    }
+
+    fn add(&mut self, k: &str, v: &str) {
+        match self {
+            Partition::Values(map) => match map.get_mut(k) {
+                Some(values) => values.push(v.to_string()),
+                None => {
+                    map.insert(k.to_string(), vec![v.to_string()]);
+                }
+            },
+            Partition::Sums(map) => {
+                // A value that is not a number is a bug in the app, not in the input.
+                let n: u64 = if v == "1" {
+                    1
+                } else {
+                    v.parse().expect("a summing combiner's values are numbers")
+                };
+                match map.get_mut(k) {
+                    Some(sum) => *sum += n,
+                    None => {
+                        map.insert(k.to_string(), n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The pairs sorted by key.
+    fn into_sorted(self) -> Vec<(String, Vec<String>)> {
+        let mut pairs: Vec<(String, Vec<String>)> = match self {
+            Partition::Values(map) => map.into_iter().collect(),
+            Partition::Sums(map) => map
+                .into_iter()
+                .map(|(k, n)| (k, vec![n.to_string()]))
+                .collect(),
+        };
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        pairs
+    }
+}
+
+/// An input split: a whole file, or `PATH@START+LEN`, a byte range of it that starts and ends at
+/// line ends (the paper's M pieces of 16-64 MB).
+pub fn split_name(path: &Path, start: u64, len: u64) -> String {
+    format!("{}@{start}+{len}", path.display())
+}
+
+/// Reads an input split named as [`split_name`] writes it (or a plain path); returns the name of
+/// its file, which is what the application sees (an index names documents, not pieces), and the
+/// text.
+pub fn read_split(split: &str) -> std::io::Result<(String, String)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let range = split.rsplit_once('@').and_then(|(path, range)| {
+        let (start, len) = range.split_once('+')?;
+        Some((path, start.parse::<u64>().ok()?, len.parse::<u64>().ok()?))
+    });
+    let (path, contents) = match range {
+        Some((path, start, len)) => {
+            let mut f = File::open(path)?;
+            f.seek(SeekFrom::Start(start))?;
+            let mut bytes = Vec::with_capacity(len as usize);
+            f.take(len).read_to_end(&mut bytes)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            (path, text)
+        }
+        None => (split, fs::read_to_string(split)?),
+    };
+    let name = Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("input")
+        .to_string();
+    Ok((name, contents))
+}
+
+/// Runs map task `m` on the input split `input`, writing `dir/mr-<m>-<r>` for every partition.
 pub fn run_map(
     app: &dyn App,
     m: usize,
-    input: &Path,
+    input: &str,
     reduces: usize,
     dir: &Path,
 ) -> std::io::Result<()> {
-    let contents = fs::read_to_string(input)?;
-    let name = input
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("input");
-    let mut parts: Vec<HashMap<String, Vec<String>>> = vec![HashMap::new(); reduces];
+    let (name, contents) = read_split(input)?;
+    let name = name.as_str();
+    let mut parts: Vec<Partition> = (0..reduces)
+        .map(|_| Partition::new(app.combiner()))
+        .collect();
     app.map(name, &contents, &mut |k, v| {
-        let part = &mut parts[partition(k, reduces)];
-        match part.get_mut(k) {
-            Some(values) => values.push(v),
-            None => {
-                part.insert(k.to_string(), vec![v]);
-            }
-        }
+        parts[partition(k, reduces)].add(k, v)
     });
     drop(contents);
     for (r, part) in parts.into_iter().enumerate() {
-        let mut keys: Vec<(String, Vec<String>)> = part.into_iter().collect();
-        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         commit(&dir.join(intermediate_name(m, r)), |w| {
             let mut line = String::new();
-            for (k, values) in keys {
-                let values = match app.combine(&k, &values) {
-                    Some(v) => vec![v],
-                    None => values,
-                };
+            for (k, values) in part.into_sorted() {
                 for v in values {
                     line.clear();
                     escape(&k, &mut line);
@@ -200,7 +276,9 @@ pub fn sequential(app: &dyn App, inputs: &[PathBuf], out: &Path) -> std::io::Res
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("input");
-        app.map(name, &contents, &mut |k, v| pairs.push((k.to_string(), v)));
+        app.map(name, &contents, &mut |k, v| {
+            pairs.push((k.to_string(), v.to_string()))
+        });
     }
     pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut w = BufWriter::new(File::create(out)?);
@@ -375,7 +453,7 @@ impl Worker {
 
     fn run(&self, task: Task, inputs: &[String], reduces: usize) -> std::io::Result<()> {
         match task {
-            Task::Map(m) => run_map(&*self.app, m, Path::new(&inputs[0]), reduces, &self.dir),
+            Task::Map(m) => run_map(&*self.app, m, &inputs[0], reduces, &self.dir),
             Task::Reduce(r) => {
                 let inputs: Vec<PathBuf> = inputs.iter().map(|i| self.dir.join(i)).collect();
                 run_reduce(&*self.app, r, &inputs, &self.dir)
@@ -506,14 +584,22 @@ mod tests {
         let a = dir.join("a.txt");
         let b = dir.join("b.txt");
         fs::write(&a, "the cat\tsat on the mat\nthe end").unwrap();
-        fs::write(&b, "a cat is not a mat").unwrap();
+        fs::write(&b, "a cat is\nnot a mat").unwrap();
         let app = apps::WordCount;
-        for (m, input) in [&a, &b].iter().enumerate() {
-            run_map(&app, m, input, 3, &dir).unwrap();
+        // The second file as two byte ranges split at a line end.
+        let b_text = fs::read_to_string(&b).unwrap();
+        let cut = b_text.find('\n').map_or(b_text.len(), |i| i + 1) as u64;
+        let splits = [
+            a.display().to_string(),
+            split_name(&b, 0, cut),
+            split_name(&b, cut, b_text.len() as u64 - cut),
+        ];
+        for (m, split) in splits.iter().enumerate() {
+            run_map(&app, m, split, 3, &dir).unwrap();
         }
         let mut got = Vec::new();
         for r in 0..3 {
-            let inputs: Vec<PathBuf> = (0..2).map(|m| dir.join(intermediate_name(m, r))).collect();
+            let inputs: Vec<PathBuf> = (0..3).map(|m| dir.join(intermediate_name(m, r))).collect();
             run_reduce(&app, r, &inputs, &dir).unwrap();
             got.extend(
                 fs::read_to_string(dir.join(output_name(r)))
