@@ -39,6 +39,14 @@ fn err(line: usize, reason: impl Into<String>) -> ParseError {
     }
 }
 
+/// The non-blank lines of a history, with their 1-based numbers.
+fn event_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, raw)| (i + 1, raw))
+        .filter(|(_, raw)| !raw.trim().is_empty())
+}
+
 /// The event types of Jepsen histories.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum EventType {
@@ -151,11 +159,7 @@ pub fn parse_jepsen(
     cas_allowed: bool,
 ) -> Result<History<RegisterInput, RegisterOutput>, ParseError> {
     let mut b = HistoryBuilder::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
+    for (line, raw) in event_lines(text) {
         let rest = raw
             .split_once("jepsen.util - ")
             .map(|(_, r)| r)
@@ -304,11 +308,7 @@ fn kv_event(
 pub fn parse_porcupine_kv(text: &str) -> Result<KvHistory, ParseError> {
     let mut b = HistoryBuilder::new();
     let mut keys = Keys::default();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
+    for (line, raw) in event_lines(text) {
         let fields = parse_edn_map(raw).map_err(|reason| err(line, reason))?;
         let get = |name: &str| {
             fields
@@ -465,11 +465,7 @@ pub fn parse_jsonl_register(
     cas_allowed: bool,
 ) -> Result<History<RegisterInput, RegisterOutput>, ParseError> {
     let mut b = HistoryBuilder::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
+    for (line, raw) in event_lines(text) {
         let (map, process, ty, f) = jsonl_event(line, raw)?;
         if !["read", "write", "cas"].contains(&f.as_str()) {
             return Err(err(
@@ -498,11 +494,7 @@ pub fn parse_jsonl_register(
 pub fn parse_jsonl_kv(text: &str) -> Result<KvHistory, ParseError> {
     let mut b = HistoryBuilder::new();
     let mut keys = Keys::default();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
+    for (line, raw) in event_lines(text) {
         let (map, process, ty, f) = jsonl_event(line, raw)?;
         if !["get", "put", "append"].contains(&f.as_str()) {
             return Err(err(

@@ -81,43 +81,32 @@ fn register_step(
     }
 }
 
-impl SequentialSpec for Register {
-    type State = Option<i64>;
-    type Input = RegisterInput;
-    type Output = RegisterOutput;
+/// The two registers differ only in whether `cas` is allowed.
+macro_rules! register_spec {
+    ($spec:ty, $cas:expr) => {
+        impl SequentialSpec for $spec {
+            type State = Option<i64>;
+            type Input = RegisterInput;
+            type Output = RegisterOutput;
 
-    fn init(&self) -> Option<i64> {
-        None
-    }
+            fn init(&self) -> Option<i64> {
+                None
+            }
 
-    fn step(
-        &self,
-        state: &Option<i64>,
-        input: &RegisterInput,
-        output: Option<&RegisterOutput>,
-    ) -> Option<Option<i64>> {
-        register_step(state, input, output, false)
-    }
+            fn step(
+                &self,
+                state: &Option<i64>,
+                input: &RegisterInput,
+                output: Option<&RegisterOutput>,
+            ) -> Option<Option<i64>> {
+                register_step(state, input, output, $cas)
+            }
+        }
+    };
 }
 
-impl SequentialSpec for CasRegister {
-    type State = Option<i64>;
-    type Input = RegisterInput;
-    type Output = RegisterOutput;
-
-    fn init(&self) -> Option<i64> {
-        None
-    }
-
-    fn step(
-        &self,
-        state: &Option<i64>,
-        input: &RegisterInput,
-        output: Option<&RegisterOutput>,
-    ) -> Option<Option<i64>> {
-        register_step(state, input, output, true)
-    }
-}
+register_spec!(Register, false);
+register_spec!(CasRegister, true);
 
 /// An operation on a key-value store. Keys are numbered by whoever builds the history.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
