@@ -10,6 +10,7 @@
 
 use models::ct::merkle::{
     empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion, Hash, MerkleLog,
+    ProofError,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -244,24 +245,11 @@ pub fn verify_vectors(file: &str, text: &str) -> Result<VectorReport, String> {
         // A case without an index names no leaf: no leaf of any tree can be proven by it.
         let verdict = match index {
             Some(i) => verify_inclusion(i, size, &leaf, &path, &root),
-            None => Err(models::ct::merkle::ProofError::IndexOutOfRange { index: 0, size }),
+            None => Err(ProofError::IndexOutOfRange { index: 0, size }),
         };
-        let mut passed = verdict.is_ok() == valid;
-        let mut detail = match &verdict {
-            Ok(()) => "verifies".to_string(),
-            Err(e) => format!("rejected: {e}"),
-        };
+        let (mut passed, mut detail) = judge(&verdict, valid);
         if let (true, Some(i), true) = (valid, index, size <= leaves.len() as u64) {
-            let ours = log.inclusion_proof(i, size).map_err(|e| e.to_string());
-            let same = ours.as_ref().is_ok_and(|o| {
-                o.len() == path.len() && o.iter().zip(&path).all(|(a, b)| a[..] == b[..])
-            });
-            passed &= same;
-            detail.push_str(if same {
-                "; our proof is the listed path"
-            } else {
-                "; OUR PROOF DIFFERS from the listed path"
-            });
+            passed &= compare_paths(log.inclusion_proof(i, size), &path, &mut detail);
         }
         let desc = format!(
             "inclusion of leaf {} in size {size}, expected {}",
@@ -277,22 +265,9 @@ pub fn verify_vectors(file: &str, text: &str) -> Result<VectorReport, String> {
         let path = p.hex_list("path")?;
         let valid = p.bool("valid")?;
         let verdict = verify_consistency(size1, size2, &root1, &root2, &path);
-        let mut passed = verdict.is_ok() == valid;
-        let mut detail = match &verdict {
-            Ok(()) => "verifies".to_string(),
-            Err(e) => format!("rejected: {e}"),
-        };
+        let (mut passed, mut detail) = judge(&verdict, valid);
         if valid && size2 <= leaves.len() as u64 {
-            let ours = log.consistency_proof(size1, size2);
-            let same = ours.as_ref().is_ok_and(|o| {
-                o.len() == path.len() && o.iter().zip(&path).all(|(a, b)| a[..] == b[..])
-            });
-            passed &= same;
-            detail.push_str(if same {
-                "; our proof is the listed path"
-            } else {
-                "; OUR PROOF DIFFERS from the listed path"
-            });
+            passed &= compare_paths(log.consistency_proof(size1, size2), &path, &mut detail);
         }
         let desc = format!(
             "consistency {size1} -> {size2}, expected {}",
@@ -308,6 +283,31 @@ pub fn verify_vectors(file: &str, text: &str) -> Result<VectorReport, String> {
         passed,
         cases,
     })
+}
+
+/// Whether our verdict on a proof matches the file's `valid`, and what to say about it.
+fn judge(verdict: &Result<(), ProofError>, valid: bool) -> (bool, String) {
+    let detail = match verdict {
+        Ok(()) => "verifies".to_string(),
+        Err(e) => format!("rejected: {e}"),
+    };
+    (verdict.is_ok() == valid, detail)
+}
+
+/// Whether the proof we generate equals the file's path; notes the answer in `detail`.
+fn compare_paths(
+    ours: Result<Vec<Hash>, ProofError>,
+    path: &[Vec<u8>],
+    detail: &mut String,
+) -> bool {
+    let same = ours
+        .is_ok_and(|o| o.len() == path.len() && o.iter().zip(path).all(|(a, b)| a[..] == b[..]));
+    detail.push_str(if same {
+        "; our proof is the listed path"
+    } else {
+        "; OUR PROOF DIFFERS from the listed path"
+    });
+    same
 }
 
 impl VectorReport {

@@ -40,6 +40,23 @@ struct AppArgs {
     pattern: Option<String>,
 }
 
+/// Options of the workers, for `worker` and for the workers `run` starts.
+#[derive(Args, Clone)]
+struct WorkerArgs {
+    /// Exit or stall at random before tasks (crash tests); `run` restarts workers that exit.
+    #[arg(long)]
+    crash: bool,
+    /// The longest stall of --crash, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    max_delay_ms: u64,
+    /// Extra milliseconds each task takes (parallelism tests).
+    #[arg(long, default_value_t = 0)]
+    slow_ms: u64,
+    /// Append task start and end times to this file.
+    #[arg(long)]
+    log: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the coordinator.
@@ -63,18 +80,8 @@ enum Cmd {
         coordinator: SocketAddr,
         #[command(flatten)]
         app: AppArgs,
-        /// Exit or stall at random before tasks (crash tests).
-        #[arg(long)]
-        crash: bool,
-        /// The longest stall of --crash, in milliseconds.
-        #[arg(long, default_value_t = 3000)]
-        max_delay_ms: u64,
-        /// Extra milliseconds each task takes (parallelism tests).
-        #[arg(long, default_value_t = 0)]
-        slow_ms: u64,
-        /// Append task start and end times to this file.
-        #[arg(long)]
-        log: Option<PathBuf>,
+        #[command(flatten)]
+        worker: WorkerArgs,
     },
     /// Run a whole job: the coordinator and the workers as processes.
     Run {
@@ -93,15 +100,8 @@ enum Cmd {
         split_mb: u64,
         #[arg(long, default_value_t = 10.0)]
         task_timeout: f64,
-        /// Workers exit or stall at random; the launcher restarts the ones that exit.
-        #[arg(long)]
-        crash: bool,
-        #[arg(long, default_value_t = 3000)]
-        max_delay_ms: u64,
-        #[arg(long, default_value_t = 0)]
-        slow_ms: u64,
-        #[arg(long)]
-        log: Option<PathBuf>,
+        #[command(flatten)]
+        worker: WorkerArgs,
     },
     /// The sequential reference: one process, every pair in memory.
     Sequential {
@@ -156,20 +156,17 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Worker {
             coordinator,
             app,
-            crash,
-            max_delay_ms,
-            slow_ms,
-            log,
+            worker: w,
         } => {
             let worker = Worker {
                 coordinator: Id::from(0),
                 app: app_of(&app)?,
                 dir: std::env::current_dir()?,
-                chaos: crash.then_some(Chaos {
-                    max_delay: Duration::from_millis(max_delay_ms),
+                chaos: w.crash.then_some(Chaos {
+                    max_delay: Duration::from_millis(w.max_delay_ms),
                 }),
-                slow: Duration::from_millis(slow_ms),
-                log,
+                slow: Duration::from_millis(w.slow_ms),
+                log: w.log,
             };
             // A worker id nobody else has: the coordinator answers it on its own connection.
             let id = 1 + (std::process::id() as usize) * 1024 + (now_nanos() % 1024) as usize;
@@ -187,10 +184,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             out,
             split_mb,
             task_timeout,
-            crash,
-            max_delay_ms,
-            slow_ms,
-            log,
+            worker,
         } => {
             app_of(&app)?;
             launch(Launch {
@@ -201,10 +195,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 out,
                 split_bytes: split_mb << 20,
                 task_timeout,
-                crash,
-                max_delay_ms,
-                slow_ms,
-                log,
+                worker,
             })
         }
         Cmd::Sequential { app, inputs, out } => sequential(&*app_of(&app)?, &inputs, &out)
@@ -296,10 +287,7 @@ struct Launch {
     out: PathBuf,
     split_bytes: u64,
     task_timeout: f64,
-    crash: bool,
-    max_delay_ms: u64,
-    slow_ms: u64,
-    log: Option<PathBuf>,
+    worker: WorkerArgs,
 }
 
 /// The input splits: each input, or for one larger than `limit` bytes, byte ranges of about
@@ -383,17 +371,17 @@ fn launch(l: Launch) -> Result<()> {
             .args(["worker", "--coordinator", &addr, "--app", &l.app.app])
             .args([
                 "--max-delay-ms",
-                &l.max_delay_ms.to_string(),
+                &l.worker.max_delay_ms.to_string(),
                 "--slow-ms",
-                &l.slow_ms.to_string(),
+                &l.worker.slow_ms.to_string(),
             ]);
         if let Some(p) = &l.app.pattern {
             c.args(["--pattern", p]);
         }
-        if l.crash {
+        if l.worker.crash {
             c.arg("--crash");
         }
-        if let Some(log) = &l.log {
+        if let Some(log) = &l.worker.log {
             c.arg("--log").arg(std::path::absolute(log)?);
         }
         c.spawn().context("starting a worker")
@@ -407,7 +395,7 @@ fn launch(l: Launch) -> Result<()> {
         }
         for w in workers.iter_mut() {
             if let Some(s) = w.try_wait()? {
-                if l.crash && !s.success() {
+                if l.worker.crash && !s.success() {
                     *w = spawn_worker()?;
                 }
             }
