@@ -44,13 +44,7 @@ pub fn check<S: SequentialSpec>(
     budget: Option<Duration>,
 ) -> Verdict {
     let deadline = budget.map(|b| Instant::now() + b);
-    let mut partitions: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for (i, op) in history.ops.iter().enumerate() {
-        partitions
-            .entry(spec.partition(&op.input))
-            .or_default()
-            .push(i);
-    }
+    let partitions = partitions(spec, history);
     let stop = AtomicBool::new(false);
     let results: Vec<(u64, Part)> = partitions
         .into_par_iter()
@@ -84,6 +78,21 @@ pub fn check<S: SequentialSpec>(
     } else {
         Verdict::Linearizable
     }
+}
+
+/// The operations of each partition, as indices into the history.
+fn partitions<S: SequentialSpec>(
+    spec: &S,
+    history: &History<S::Input, S::Output>,
+) -> BTreeMap<u64, Vec<usize>> {
+    let mut partitions: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, op) in history.ops.iter().enumerate() {
+        partitions
+            .entry(spec.partition(&op.input))
+            .or_default()
+            .push(i);
+    }
+    partitions
 }
 
 enum Part {
@@ -263,13 +272,7 @@ pub fn check_brute_force<S: SequentialSpec>(
     spec: &S,
     history: &History<S::Input, S::Output>,
 ) -> bool {
-    let mut partitions: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for (i, op) in history.ops.iter().enumerate() {
-        partitions
-            .entry(spec.partition(&op.input))
-            .or_default()
-            .push(i);
-    }
+    let partitions = partitions(spec, history);
     partitions.values().all(|ops| {
         let mut used = vec![false; ops.len()];
         brute(spec, history, ops, &mut used, &spec.init())
