@@ -381,6 +381,9 @@ fn serve<M>(
 ) where
     M: Serialize + DeserializeOwned,
 {
+    // This connection's own address: the route to the peer is removed at the end only if it is
+    // still this connection (a newer one may have replaced it meanwhile).
+    let local = stream.local_addr().ok();
     let writer = stream.try_clone();
     let mut reader = BufReader::new(stream);
     let hello = match read_frame(&mut reader, max_frame) {
@@ -442,10 +445,11 @@ fn serve<M>(
         }
     }
     let mut streams = routes.streams.lock().expect("routes lock");
-    if let Some(s) = streams.get(&peer) {
-        if s.peer_addr().ok() == Some(from) || expected.is_some() {
-            streams.remove(&peer);
-        }
+    if streams
+        .get(&peer)
+        .is_some_and(|s| s.local_addr().ok() == local)
+    {
+        streams.remove(&peer);
     }
 }
 

@@ -304,9 +304,7 @@ impl Actor for CtActor {
                         );
                     }
                     CtMsg::GetProofByHash { hash, tree_size } => {
-                        let promised = u64::MAX;
-                        let (leaf_index, audit_path) =
-                            log.inclusion(client, &hash, tree_size, promised);
+                        let (leaf_index, audit_path) = log.inclusion(client, &hash, tree_size);
                         o.send(
                             src,
                             CtMsg::GetProofByHashResponse {

@@ -203,18 +203,14 @@ impl LogState {
     }
 
     /// An inclusion proof of `hash` at `tree_size` for `client`: the leaf index and audit path.
-    /// A promise-breaking log claims the promised index and gives the path of the leaf there.
-    pub fn inclusion(
-        &self,
-        client: usize,
-        hash: &Hash,
-        tree_size: u64,
-        promised: u64,
-    ) -> (u64, Vec<Hash>) {
+    /// A log that does not hold the entry (it broke its promise) lies: it claims the newest leaf of
+    /// that tree, which is where the substitute went, and gives that leaf's genuine path, so only
+    /// verifying the path against the promised hash exposes it.
+    pub fn inclusion(&self, client: usize, hash: &Hash, tree_size: u64) -> (u64, Vec<Hash>) {
         let view = &self.views[self.view_of(client)];
         let index = (0..tree_size.min(view.size()))
             .find(|i| view.leaf_hash(*i).as_ref() == Some(hash))
-            .unwrap_or(promised);
+            .unwrap_or(tree_size.saturating_sub(1));
         (
             index,
             view.inclusion_proof(index, tree_size).unwrap_or_default(),
