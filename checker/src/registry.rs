@@ -15,6 +15,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::tcommit::TCommitSpec>::NEW,
     &Registered::<models::ct::gossip::CtSpec>::NEW,
     &Registered::<models::mapreduce::MapReduceSpec>::NEW,
+    &Registered::<models::raft::RaftSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

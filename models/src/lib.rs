@@ -15,5 +15,6 @@
 pub mod catalog;
 pub mod ct;
 pub mod mapreduce;
+pub mod raft;
 pub mod tcommit;
 pub mod twophase;

@@ -1,0 +1,982 @@
+//! The Raft server and the key-value client as stateright actors. They take their peers and
+//! timeouts from their configuration only, so the same actors run in the checker and over TCP.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Actor, Id, Out};
+
+use super::kv::{Command, KvMachine, KvOp, KvRet, Seq};
+use super::log::{Entry, Index, Log, Snapshot, Term};
+
+/// The RPCs of Figure 2 and Figure 13 and the client protocol of §8.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RaftMsg {
+    /// Invoked by candidates to gather votes (§5.2).
+    RequestVote {
+        term: Term,
+        candidate_id: Id,
+        last_log_index: Index,
+        last_log_term: Term,
+    },
+    RequestVoteReply {
+        term: Term,
+        vote_granted: bool,
+    },
+    /// Invoked by the leader to replicate log entries (§5.3); also used as heartbeat (§5.2).
+    AppendEntries {
+        term: Term,
+        leader_id: Id,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: Index,
+    },
+    /// `match_index` is the index of the follower's last entry known to match the leader's on
+    /// success, and on failure a hint: the highest index that may still match.
+    AppendEntriesReply {
+        term: Term,
+        success: bool,
+        match_index: Index,
+    },
+    /// Invoked by the leader to send a snapshot to a follower that is too far behind (§7,
+    /// Figure 13). The snapshot travels in one chunk (offset 0, done).
+    InstallSnapshot {
+        term: Term,
+        leader_id: Id,
+        last_included_index: Index,
+        last_included_term: Term,
+        data: KvMachine,
+    },
+    /// Figure 13's reply carries only the term; the index tells the leader which snapshot the
+    /// follower now has.
+    InstallSnapshotReply {
+        term: Term,
+        last_included_index: Index,
+    },
+    /// A client's command (§8).
+    Request {
+        client: Id,
+        seq: Seq,
+        op: KvOp,
+    },
+    /// The response to a committed (or, for a duplicate, already applied) command.
+    Reply {
+        seq: Seq,
+        ret: KvRet,
+    },
+    /// The server is not the leader; `leader_hint` is the leader it last heard from.
+    NotLeader {
+        seq: Seq,
+        leader_hint: Option<Id>,
+    },
+}
+
+/// Timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RaftTimer {
+    /// A follower or candidate starts an election (§5.2).
+    Election,
+    /// The leader sends AppendEntries to every follower, with whatever entries they lack.
+    Heartbeat,
+    /// A client gives up waiting and tries the next server.
+    Retry,
+}
+
+/// The seeded bugs (pitfalls the paper warns about).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RaftBug {
+    /// The leader counts replicas to commit an entry from an older term (Figure 8, §5.4.2).
+    CommitPreviousTerm,
+    /// `currentTerm` and `votedFor` are not persisted (Figure 2's persistent state).
+    ForgetVote,
+    /// Votes are granted without the up-to-date check (§5.4.1).
+    VoteAnyLog,
+    /// A follower keeps a conflicting entry instead of deleting it and all that follow (§5.3).
+    NoTruncate,
+    /// The leader answers Get from its own state machine without checking that it is still the
+    /// leader (§8).
+    StaleRead,
+    /// InstallSnapshot keeps the entries from the last included index instead of after it (§7).
+    SnapshotOffByOne,
+    /// AppendEntries from an older term is processed instead of rejected (Figure 2, receiver
+    /// implementation step 1).
+    IgnoreStaleTerm,
+    /// The log is kept in memory only: not persisted before acknowledging (Figure 2).
+    VolatileLog,
+    /// A candidate whose election fails does not arm a new election timeout (§5.2).
+    NoElectionRetry,
+}
+
+/// Which followers the leader's heartbeat timer sends AppendEntries to. The leader sends new
+/// entries and a new commit index at once in any case; the heartbeat only repeats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Heartbeats {
+    /// Every follower, every interval (a real cluster: heartbeats hold elections off, §5.2).
+    Every,
+    /// Only followers that have not acknowledged the whole log, or were not sent the current
+    /// commit index: retransmission over a lossy network. A model-checking abstraction: a
+    /// heartbeat to an up-to-date follower only resets its election timer, and the model's
+    /// timeouts fire at any time anyway.
+    Behind,
+    /// None: over a reliable network every message arrives, so a repeat adds nothing but
+    /// states. A model-checking abstraction.
+    Off,
+}
+
+/// A server's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServerCfg {
+    /// The other servers.
+    pub peers: Vec<Id>,
+    /// Randomised election timeout (§5.2).
+    pub election_timeout: Range<Duration>,
+    /// Interval between the leader's AppendEntries.
+    pub heartbeat: Duration,
+    /// Snapshot after this many applied entries beyond the last snapshot; 0 never (§7).
+    pub snapshot_every: u64,
+    /// Which followers the leader's heartbeat goes to.
+    pub heartbeats: Heartbeats,
+    pub bug: Option<RaftBug>,
+}
+
+/// A client's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientCfg {
+    pub servers: Vec<Id>,
+    /// The operations to run, one after another.
+    pub ops: Vec<KvOp>,
+    pub retry_timeout: Range<Duration>,
+    /// How often one operation may be retried after a timeout; `None`: without limit. The
+    /// model bounds it to keep the state space finite and small.
+    pub max_retries: Option<u8>,
+}
+
+/// A server or a client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RaftActor {
+    Server(ServerCfg),
+    Client(ClientCfg),
+}
+
+/// Figure 2's persistent state, saved before any message of the step that changed it is sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Storage {
+    pub current_term: Term,
+    pub voted_for: Option<Id>,
+    pub log: Log,
+}
+
+/// A server's role (§5.1) with its role-specific volatile state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// `leader` is the leader this server last heard from in its current term.
+    Follower {
+        leader: Option<Id>,
+    },
+    Candidate {
+        votes: BTreeSet<Id>,
+    },
+    /// `next_index` and `match_index` are indexed like `ServerCfg::peers`; `commit_sent` is the
+    /// commit index last sent to each, `inflight` whether an AppendEntries or InstallSnapshot to
+    /// it awaits its reply (one at a time per follower, like etcd's probe state).
+    Leader {
+        next_index: Vec<Index>,
+        match_index: Vec<Index>,
+        commit_sent: Vec<Index>,
+        inflight: Vec<bool>,
+    },
+}
+
+/// A server's state: Figure 2's persistent and volatile state, and the state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServerState {
+    pub current_term: Term,
+    pub voted_for: Option<Id>,
+    pub log: Log,
+    pub commit_index: Index,
+    pub last_applied: Index,
+    pub role: Role,
+    pub machine: KvMachine,
+}
+
+impl ServerState {
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader { .. })
+    }
+}
+
+/// A client's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientState {
+    /// How many operations have completed.
+    pub done: usize,
+    /// The server the client sends to: index into `ClientCfg::servers`.
+    pub target: usize,
+    /// Timeouts of the current operation so far.
+    pub retries: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RaftState {
+    Server(ServerState),
+    Client(ClientState),
+}
+
+impl Actor for RaftActor {
+    type Msg = RaftMsg;
+    type Timer = RaftTimer;
+    type State = RaftState;
+    type Storage = Storage;
+    type Random = ();
+
+    fn on_start(&self, id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> RaftState {
+        match self {
+            RaftActor::Server(cfg) => RaftState::Server(cfg.start(storage, o)),
+            RaftActor::Client(cfg) => RaftState::Client(cfg.start(id, o)),
+        }
+    }
+
+    fn on_msg(&self, id: Id, state: &mut Cow<RaftState>, src: Id, msg: RaftMsg, o: &mut Out<Self>) {
+        match (self, &**state) {
+            (RaftActor::Server(cfg), RaftState::Server(s)) => {
+                let mut next = s.clone();
+                cfg.on_msg(id, &mut next, src, msg, o);
+                if next != *s {
+                    *state = Cow::Owned(RaftState::Server(next));
+                }
+            }
+            (RaftActor::Client(cfg), RaftState::Client(s)) => {
+                if let Some(next) = cfg.on_msg(id, s, src, msg, o) {
+                    *state = Cow::Owned(RaftState::Client(next));
+                }
+            }
+            _ => unreachable!("actor and state kinds agree"),
+        }
+    }
+
+    fn on_timeout(&self, id: Id, state: &mut Cow<RaftState>, timer: &RaftTimer, o: &mut Out<Self>) {
+        match (self, &**state) {
+            (RaftActor::Server(cfg), RaftState::Server(s)) => {
+                let mut next = s.clone();
+                cfg.on_timeout(id, &mut next, *timer, o);
+                if next != *s {
+                    *state = Cow::Owned(RaftState::Server(next));
+                }
+            }
+            (RaftActor::Client(cfg), RaftState::Client(s)) => {
+                if let Some(next) = cfg.on_timeout(id, s, *timer, o) {
+                    *state = Cow::Owned(RaftState::Client(next));
+                }
+            }
+            _ => unreachable!("actor and state kinds agree"),
+        }
+    }
+}
+
+impl ServerCfg {
+    fn majority(&self) -> usize {
+        (self.peers.len() + 1) / 2 + 1
+    }
+
+    /// Starts from saved storage, or empty; volatile state starts over (Figure 2): the state
+    /// machine from the snapshot, `commitIndex` and `lastApplied` at its last included index.
+    pub fn start(&self, storage: &Option<Storage>, o: &mut Out<RaftActor>) -> ServerState {
+        let storage = storage.clone().unwrap_or_default();
+        let base = storage.log.snapshot.last_included_index;
+        o.set_timer(RaftTimer::Election, self.election_timeout.clone());
+        ServerState {
+            current_term: storage.current_term,
+            voted_for: storage.voted_for,
+            machine: storage.log.snapshot.machine.clone(),
+            log: storage.log,
+            commit_index: base,
+            last_applied: base,
+            role: Role::Follower { leader: None },
+        }
+    }
+
+    /// Saves the persistent state (as the bugs allow).
+    fn persist(&self, s: &ServerState, o: &mut Out<RaftActor>) {
+        let mut storage = Storage {
+            current_term: s.current_term,
+            voted_for: s.voted_for,
+            log: s.log.clone(),
+        };
+        match self.bug {
+            Some(RaftBug::ForgetVote) => {
+                storage.current_term = 0;
+                storage.voted_for = None;
+            }
+            Some(RaftBug::VolatileLog) => storage.log = Log::default(),
+            _ => {}
+        }
+        o.save(storage);
+    }
+
+    /// "If RPC request or response contains term T > currentTerm: set currentTerm = T, convert to
+    /// follower" (Figure 2, rules for all servers).
+    /// `leader` is the sender when the message comes from the leader of `term`.
+    fn observe_term(
+        &self,
+        s: &mut ServerState,
+        term: Term,
+        leader: Option<Id>,
+        o: &mut Out<RaftActor>,
+    ) {
+        if term > s.current_term {
+            s.current_term = term;
+            s.voted_for = None;
+            if s.is_leader() {
+                o.cancel_timer(RaftTimer::Heartbeat);
+                o.set_timer(RaftTimer::Election, self.election_timeout.clone());
+                // Fail the requests still waiting to commit (leadership lost): their clients
+                // retry elsewhere, and the session table keeps a retried command from running
+                // twice if this leader's entry commits after all.
+                for e in s.log.entries_from(s.commit_index + 1) {
+                    o.send(
+                        e.command.client,
+                        RaftMsg::NotLeader {
+                            seq: e.command.seq,
+                            leader_hint: leader,
+                        },
+                    );
+                }
+            }
+            s.role = Role::Follower { leader: None };
+        }
+    }
+
+    pub fn on_timeout(
+        &self,
+        id: Id,
+        s: &mut ServerState,
+        timer: RaftTimer,
+        o: &mut Out<RaftActor>,
+    ) {
+        self.maybe_snapshot(s, o);
+        match timer {
+            RaftTimer::Election if !s.is_leader() => self.start_election(id, s, o),
+            RaftTimer::Heartbeat if s.is_leader() => {
+                for p in 0..self.peers.len() {
+                    let send = match self.heartbeats {
+                        Heartbeats::Every => true,
+                        Heartbeats::Behind => self.inflight(s, p) || self.behind(s, p),
+                        Heartbeats::Off => false,
+                    };
+                    if send {
+                        self.send_append(id, s, p, o);
+                    }
+                }
+                o.set_timer(RaftTimer::Heartbeat, self.heartbeat..self.heartbeat);
+            }
+            _ => {}
+        }
+    }
+
+    /// §5.2: increment the term, vote for self, request votes from every other server.
+    fn start_election(&self, id: Id, s: &mut ServerState, o: &mut Out<RaftActor>) {
+        s.current_term += 1;
+        s.voted_for = Some(id);
+        s.role = Role::Candidate {
+            votes: BTreeSet::from([id]),
+        };
+        self.persist(s, o);
+        if self.bug != Some(RaftBug::NoElectionRetry) {
+            o.set_timer(RaftTimer::Election, self.election_timeout.clone());
+        }
+        o.broadcast(
+            &self.peers,
+            &RaftMsg::RequestVote {
+                term: s.current_term,
+                candidate_id: id,
+                last_log_index: s.log.last_index(),
+                last_log_term: s.log.last_term(),
+            },
+        );
+        if self.majority() == 1 {
+            self.become_leader(id, s, o);
+        }
+    }
+
+    fn become_leader(&self, id: Id, s: &mut ServerState, o: &mut Out<RaftActor>) {
+        let next = s.log.last_index() + 1;
+        s.role = Role::Leader {
+            next_index: vec![next; self.peers.len()],
+            match_index: vec![0; self.peers.len()],
+            commit_sent: vec![0; self.peers.len()],
+            inflight: vec![false; self.peers.len()],
+        };
+        o.cancel_timer(RaftTimer::Election);
+        o.set_timer(RaftTimer::Heartbeat, self.heartbeat..self.heartbeat);
+        // "Upon election: send initial empty AppendEntries RPCs (heartbeat) to each server."
+        for p in 0..self.peers.len() {
+            self.send_append(id, s, p, o);
+        }
+    }
+
+    /// Sends peer `p` what it lacks from `nextIndex[p]` on: entries, or the snapshot when the
+    /// entries it needs are compacted away (§7).
+    fn send_append(&self, id: Id, s: &mut ServerState, p: usize, o: &mut Out<RaftActor>) {
+        let Role::Leader {
+            next_index,
+            commit_sent,
+            inflight,
+            ..
+        } = &mut s.role
+        else {
+            return;
+        };
+        let next = next_index[p];
+        commit_sent[p] = s.commit_index;
+        inflight[p] = true;
+        let msg = if next <= s.log.first_index() {
+            RaftMsg::InstallSnapshot {
+                term: s.current_term,
+                leader_id: id,
+                last_included_index: s.log.snapshot.last_included_index,
+                last_included_term: s.log.snapshot.last_included_term,
+                data: s.log.snapshot.machine.clone(),
+            }
+        } else {
+            let prev = next - 1;
+            RaftMsg::AppendEntries {
+                term: s.current_term,
+                leader_id: id,
+                prev_log_index: prev,
+                prev_log_term: s.log.term_at(prev).expect("nextIndex - 1 is in the log"),
+                entries: s.log.entries_from(next).to_vec(),
+                leader_commit: s.commit_index,
+            }
+        };
+        o.send(self.peers[p], msg);
+    }
+
+    pub fn on_msg(
+        &self,
+        id: Id,
+        s: &mut ServerState,
+        src: Id,
+        msg: RaftMsg,
+        o: &mut Out<RaftActor>,
+    ) {
+        self.maybe_snapshot(s, o);
+        let before = (s.current_term, s.voted_for);
+        match msg {
+            RaftMsg::RequestVote {
+                term,
+                candidate_id,
+                last_log_index,
+                last_log_term,
+            } => {
+                self.observe_term(s, term, None, o);
+                let log_ok = self.bug == Some(RaftBug::VoteAnyLog)
+                    || s.log.is_up_to_date(last_log_index, last_log_term);
+                let vote_granted = term == s.current_term
+                    && s.voted_for.is_none_or(|v| v == candidate_id)
+                    && log_ok;
+                if vote_granted {
+                    s.voted_for = Some(candidate_id);
+                    o.set_timer(RaftTimer::Election, self.election_timeout.clone());
+                }
+                self.persist_if_changed(s, before, o);
+                o.send(
+                    src,
+                    RaftMsg::RequestVoteReply {
+                        term: s.current_term,
+                        vote_granted,
+                    },
+                );
+            }
+            RaftMsg::RequestVoteReply { term, vote_granted } => {
+                self.observe_term(s, term, None, o);
+                self.persist_if_changed(s, before, o);
+                if let Role::Candidate { votes } = &mut s.role {
+                    if term == s.current_term && vote_granted {
+                        votes.insert(src);
+                        if votes.len() >= self.majority() {
+                            self.become_leader(id, s, o);
+                        }
+                    }
+                }
+            }
+            RaftMsg::AppendEntries {
+                term,
+                leader_id,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => self.on_append_entries(
+                s,
+                src,
+                before,
+                term,
+                leader_id,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+                o,
+            ),
+            RaftMsg::AppendEntriesReply {
+                term,
+                success,
+                match_index,
+            } => {
+                self.observe_term(s, term, None, o);
+                self.persist_if_changed(s, before, o);
+                let Some(p) = self.peers.iter().position(|q| *q == src) else {
+                    return;
+                };
+                if term != s.current_term {
+                    return;
+                }
+                let Role::Leader {
+                    next_index,
+                    match_index: matched,
+                    inflight,
+                    ..
+                } = &mut s.role
+                else {
+                    return;
+                };
+                inflight[p] = false;
+                if success {
+                    matched[p] = matched[p].max(match_index);
+                    next_index[p] = next_index[p].max(match_index + 1);
+                    self.advance_commit(s, o);
+                } else {
+                    next_index[p] = (next_index[p] - 1).min(match_index + 1).max(1);
+                }
+                self.replicate(id, s, o);
+            }
+            RaftMsg::InstallSnapshot {
+                term,
+                leader_id,
+                last_included_index,
+                last_included_term,
+                data,
+            } => {
+                self.observe_term(s, term, Some(leader_id), o);
+                if term == s.current_term {
+                    self.follow(s, leader_id, o);
+                    if last_included_index > s.commit_index {
+                        self.install_snapshot(s, last_included_index, last_included_term, data);
+                        self.persist(s, o);
+                    }
+                } else {
+                    self.persist_if_changed(s, before, o);
+                }
+                o.send(
+                    src,
+                    RaftMsg::InstallSnapshotReply {
+                        term: s.current_term,
+                        last_included_index: s.commit_index,
+                    },
+                );
+            }
+            RaftMsg::InstallSnapshotReply {
+                term,
+                last_included_index,
+            } => {
+                self.observe_term(s, term, None, o);
+                self.persist_if_changed(s, before, o);
+                let Some(p) = self.peers.iter().position(|q| *q == src) else {
+                    return;
+                };
+                if term != s.current_term {
+                    return;
+                }
+                let Role::Leader {
+                    next_index,
+                    match_index,
+                    inflight,
+                    ..
+                } = &mut s.role
+                else {
+                    return;
+                };
+                inflight[p] = false;
+                match_index[p] = match_index[p].max(last_included_index);
+                next_index[p] = next_index[p].max(last_included_index + 1);
+                self.advance_commit(s, o);
+                self.replicate(id, s, o);
+            }
+            RaftMsg::Request { client, seq, op } => self.on_request(id, s, src, client, seq, op, o),
+            RaftMsg::Reply { .. } | RaftMsg::NotLeader { .. } => {}
+        }
+    }
+
+    /// Whether peer `p` has not acknowledged the leader's whole log or not been sent its commit
+    /// index.
+    fn behind(&self, s: &ServerState, p: usize) -> bool {
+        match &s.role {
+            Role::Leader {
+                match_index,
+                commit_sent,
+                ..
+            } => {
+                match_index[p] < s.log.last_index()
+                    || (self.heartbeats != Heartbeats::Off && commit_sent[p] < s.commit_index)
+            }
+            _ => false,
+        }
+    }
+
+    fn persist_if_changed(
+        &self,
+        s: &ServerState,
+        before: (Term, Option<Id>),
+        o: &mut Out<RaftActor>,
+    ) {
+        if (s.current_term, s.voted_for) != before {
+            self.persist(s, o);
+        }
+    }
+
+    /// Recognises `leader` as the leader of the current term.
+    fn follow(&self, s: &mut ServerState, leader: Id, o: &mut Out<RaftActor>) {
+        if !s.is_leader() {
+            s.role = Role::Follower {
+                leader: Some(leader),
+            };
+        }
+        o.set_timer(RaftTimer::Election, self.election_timeout.clone());
+    }
+
+    /// Figure 2, AppendEntries RPC, receiver implementation.
+    #[allow(clippy::too_many_arguments)]
+    fn on_append_entries(
+        &self,
+        s: &mut ServerState,
+        src: Id,
+        before: (Term, Option<Id>),
+        term: Term,
+        leader_id: Id,
+        mut prev_log_index: Index,
+        mut prev_log_term: Term,
+        mut entries: Vec<Entry>,
+        leader_commit: Index,
+        o: &mut Out<RaftActor>,
+    ) {
+        self.observe_term(s, term, Some(leader_id), o);
+        let reply = |s: &ServerState, success, match_index, o: &mut Out<RaftActor>| {
+            o.send(
+                src,
+                RaftMsg::AppendEntriesReply {
+                    term: s.current_term,
+                    success,
+                    match_index,
+                },
+            )
+        };
+        // 1. Reply false if term < currentTerm.
+        if term < s.current_term && self.bug != Some(RaftBug::IgnoreStaleTerm) {
+            self.persist_if_changed(s, before, o);
+            return reply(s, false, 0, o);
+        }
+        if term == s.current_term {
+            self.follow(s, leader_id, o);
+        }
+        // Entries up to the snapshot are committed and so match the leader's (§7).
+        let first = s.log.first_index();
+        if prev_log_index < first {
+            let skip = ((first - prev_log_index) as usize).min(entries.len());
+            entries.drain(..skip);
+            prev_log_index = first;
+            prev_log_term = s.log.snapshot.last_included_term;
+        }
+        // 2. Reply false if log doesn't contain an entry at prevLogIndex whose term matches
+        // prevLogTerm.
+        if s.log.term_at(prev_log_index) != Some(prev_log_term) {
+            self.persist_if_changed(s, before, o);
+            let hint = s.log.last_index().min(prev_log_index.saturating_sub(1));
+            return reply(s, false, hint, o);
+        }
+        // 3. If an existing entry conflicts with a new one (same index but different terms),
+        // delete the existing entry and all that follow it. 4. Append any new entries not
+        // already in the log.
+        let mut changed = false;
+        let mut index = prev_log_index;
+        for entry in entries {
+            index += 1;
+            match s.log.term_at(index) {
+                Some(t) if t == entry.term => {}
+                Some(_) if self.bug == Some(RaftBug::NoTruncate) => {}
+                Some(_) => {
+                    s.log.truncate_from(index);
+                    s.log.entries.push(entry);
+                    changed = true;
+                }
+                None => {
+                    s.log.entries.push(entry);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.persist(s, o);
+        } else {
+            self.persist_if_changed(s, before, o);
+        }
+        // 5. If leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of last
+        // new entry).
+        if leader_commit > s.commit_index {
+            s.commit_index = leader_commit.min(index);
+            self.apply_committed(s, o);
+        }
+        reply(s, true, index, o);
+    }
+
+    /// Figure 13, InstallSnapshot RPC, receiver implementation, steps 6-8.
+    fn install_snapshot(
+        &self,
+        s: &mut ServerState,
+        last_included_index: Index,
+        last_included_term: Term,
+        data: KvMachine,
+    ) {
+        let snapshot = Snapshot {
+            last_included_index,
+            last_included_term,
+            machine: data.clone(),
+        };
+        let keep_from = if self.bug == Some(RaftBug::SnapshotOffByOne) {
+            last_included_index
+        } else {
+            last_included_index + 1
+        };
+        // 6. If an existing log entry has the same index and term as the snapshot's last included
+        // entry, retain log entries following it; 7. otherwise discard the entire log.
+        let entries = if s.log.term_at(last_included_index) == Some(last_included_term) {
+            s.log.entries_from(keep_from).to_vec()
+        } else {
+            Vec::new()
+        };
+        s.log = Log { snapshot, entries };
+        // 8. Reset the state machine using snapshot contents.
+        s.machine = data;
+        s.commit_index = last_included_index;
+        s.last_applied = last_included_index;
+    }
+
+    /// "If there exists an N such that N > commitIndex, a majority of matchIndex[i] >= N, and
+    /// log[N].term == currentTerm: set commitIndex = N" (Figure 2, rules for leaders; §5.4.2).
+    fn advance_commit(&self, s: &mut ServerState, o: &mut Out<RaftActor>) {
+        let Role::Leader { match_index, .. } = &s.role else {
+            return;
+        };
+        let mut n = s.log.last_index();
+        while n > s.commit_index {
+            let current = s.log.term_at(n) == Some(s.current_term)
+                || self.bug == Some(RaftBug::CommitPreviousTerm);
+            let replicas = 1 + match_index.iter().filter(|m| **m >= n).count();
+            if current && replicas >= self.majority() {
+                s.commit_index = n;
+                self.apply_committed(s, o);
+                return;
+            }
+            n -= 1;
+        }
+    }
+
+    /// Sends each follower with no request in flight what it lacks: entries, or the new commit
+    /// index.
+    fn replicate(&self, id: Id, s: &mut ServerState, o: &mut Out<RaftActor>) {
+        for p in 0..self.peers.len() {
+            if !self.inflight(s, p) && self.behind(s, p) {
+                self.send_append(id, s, p, o);
+            }
+        }
+    }
+
+    fn inflight(&self, s: &ServerState, p: usize) -> bool {
+        matches!(&s.role, Role::Leader { inflight, .. } if inflight[p])
+    }
+
+    /// Applies committed entries in order; the leader answers their clients (§8). Then
+    /// snapshots if `snapshot_every` entries were applied since the last snapshot (§7).
+    fn apply_committed(&self, s: &mut ServerState, o: &mut Out<RaftActor>) {
+        while s.last_applied < s.commit_index {
+            s.last_applied += 1;
+            let Some(entry) = s.log.entry(s.last_applied) else {
+                // Only the seeded bugs leave a committed index the log does not hold.
+                s.last_applied = s.commit_index;
+                break;
+            };
+            let command = entry.command.clone();
+            let ret = s.machine.apply(&command);
+            if s.is_leader() {
+                o.send(
+                    command.client,
+                    RaftMsg::Reply {
+                        seq: command.seq,
+                        ret,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Compacts the log into a snapshot once `snapshot_every` entries were applied since the last
+    /// one (§7). Called when the server next handles an event, as a service snapshots in the
+    /// background: the step that applies an entry does not also discard it.
+    fn maybe_snapshot(&self, s: &mut ServerState, o: &mut Out<RaftActor>) {
+        if self.snapshot_every > 0
+            && s.last_applied >= s.log.first_index() + self.snapshot_every
+            && s.log.term_at(s.last_applied).is_some()
+        {
+            s.log.compact(s.last_applied, s.machine.clone());
+            self.persist(s, o);
+        }
+    }
+
+    /// A client's command (§8): only the leader takes it; it appends it to its log unless the
+    /// command is already applied (then it answers at once) or already in its log.
+    #[allow(clippy::too_many_arguments)]
+    fn on_request(
+        &self,
+        id: Id,
+        s: &mut ServerState,
+        src: Id,
+        client: Id,
+        seq: Seq,
+        op: KvOp,
+        o: &mut Out<RaftActor>,
+    ) {
+        if !s.is_leader() {
+            let leader_hint = match s.role {
+                Role::Follower { leader } => leader,
+                _ => None,
+            };
+            return o.send(src, RaftMsg::NotLeader { seq, leader_hint });
+        }
+        if let Some(ret) = s.machine.applied(client, seq) {
+            return o.send(
+                src,
+                RaftMsg::Reply {
+                    seq,
+                    ret: ret.clone(),
+                },
+            );
+        }
+        if self.bug == Some(RaftBug::StaleRead) {
+            if let KvOp::Get(_) = op {
+                let ret = s.machine.data.invoke(&op);
+                return o.send(src, RaftMsg::Reply { seq, ret });
+            }
+        }
+        let pending = s
+            .log
+            .entries_from(s.last_applied + 1)
+            .iter()
+            .any(|e| e.command.client == client && e.command.seq == seq);
+        if pending {
+            return;
+        }
+        s.log.entries.push(Entry {
+            term: s.current_term,
+            command: Command { client, seq, op },
+        });
+        self.persist(s, o);
+        self.advance_commit(s, o);
+        self.replicate(id, s, o);
+    }
+}
+
+impl ClientCfg {
+    fn send_current(&self, id: Id, s: &ClientState, o: &mut Out<RaftActor>) {
+        o.send(
+            self.servers[s.target],
+            RaftMsg::Request {
+                client: id,
+                seq: s.done as Seq + 1,
+                op: self.ops[s.done].clone(),
+            },
+        );
+    }
+
+    pub fn start(&self, id: Id, o: &mut Out<RaftActor>) -> ClientState {
+        let s = ClientState {
+            done: 0,
+            target: 0,
+            retries: 0,
+        };
+        if !self.ops.is_empty() {
+            self.send_current(id, &s, o);
+            if self.max_retries != Some(0) {
+                o.set_timer(RaftTimer::Retry, self.retry_timeout.clone());
+            }
+        }
+        s
+    }
+
+    fn current_seq(&self, s: &ClientState) -> Option<Seq> {
+        (s.done < self.ops.len()).then_some(s.done as Seq + 1)
+    }
+
+    pub fn on_msg(
+        &self,
+        id: Id,
+        s: &ClientState,
+        src: Id,
+        msg: RaftMsg,
+        o: &mut Out<RaftActor>,
+    ) -> Option<ClientState> {
+        match msg {
+            RaftMsg::Reply { seq, .. } if Some(seq) == self.current_seq(s) => {
+                let target = self.servers.iter().position(|x| *x == src)?;
+                let next = ClientState {
+                    done: s.done + 1,
+                    target,
+                    retries: 0,
+                };
+                if next.done < self.ops.len() {
+                    self.send_current(id, &next, o);
+                    if self.max_retries != Some(0) {
+                        o.set_timer(RaftTimer::Retry, self.retry_timeout.clone());
+                    }
+                } else {
+                    o.cancel_timer(RaftTimer::Retry);
+                }
+                Some(next)
+            }
+            // Redirected to the leader the server knows, or else to the next server.
+            RaftMsg::NotLeader { seq, leader_hint } if Some(seq) == self.current_seq(s) => {
+                let target = leader_hint
+                    .filter(|l| *l != src)
+                    .and_then(|l| self.servers.iter().position(|x| *x == l))?;
+                let next = ClientState { target, ..*s };
+                self.send_current(id, &next, o);
+                Some(next)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn on_timeout(
+        &self,
+        id: Id,
+        s: &ClientState,
+        timer: RaftTimer,
+        o: &mut Out<RaftActor>,
+    ) -> Option<ClientState> {
+        if timer != RaftTimer::Retry || self.current_seq(s).is_none() {
+            return None;
+        }
+        let next = ClientState {
+            done: s.done,
+            target: (s.target + 1) % self.servers.len(),
+            retries: s.retries.saturating_add(1),
+        };
+        self.send_current(id, &next, o);
+        if self.max_retries.is_none_or(|m| next.retries < m) {
+            o.set_timer(RaftTimer::Retry, self.retry_timeout.clone());
+        }
+        Some(next)
+    }
+}

@@ -1,0 +1,148 @@
+//! A server's log with its snapshot (Raft §5.3, §7): entries after the snapshot's last included
+//! index, numbered from 1 as in the paper.
+
+use serde::{Deserialize, Serialize};
+
+use super::kv::{Command, KvMachine};
+
+/// A term number.
+pub type Term = u64;
+/// A log index; the first entry is 1, 0 means "before the first entry".
+pub type Index = u64;
+
+/// A log entry: a state machine command and the term in which a leader received it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: Term,
+    pub command: Command,
+}
+
+/// A snapshot (§7, Figure 12): the state machine after applying every entry up to
+/// `last_included_index`, and that entry's term.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub last_included_index: Index,
+    pub last_included_term: Term,
+    pub machine: KvMachine,
+}
+
+/// The log: a snapshot, then the entries that follow it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Log {
+    pub snapshot: Snapshot,
+    pub entries: Vec<Entry>,
+}
+
+impl Log {
+    /// The snapshot's last included index: entries up to it are compacted away.
+    pub fn first_index(&self) -> Index {
+        self.snapshot.last_included_index
+    }
+
+    pub fn last_index(&self) -> Index {
+        self.snapshot.last_included_index + self.entries.len() as Index
+    }
+
+    pub fn last_term(&self) -> Term {
+        self.entries
+            .last()
+            .map_or(self.snapshot.last_included_term, |e| e.term)
+    }
+
+    /// The term of the entry at `index`: known for the snapshot's last included entry and the
+    /// entries after it, unknown (`None`) inside the snapshot and past the end.
+    pub fn term_at(&self, index: Index) -> Option<Term> {
+        if index == self.first_index() {
+            Some(self.snapshot.last_included_term)
+        } else {
+            self.entry(index).map(|e| e.term)
+        }
+    }
+
+    /// The entry at `index`, if it is after the snapshot and not past the end.
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        let first = self.first_index();
+        if index <= first {
+            return None;
+        }
+        self.entries.get((index - first - 1) as usize)
+    }
+
+    /// The entries from `index` (after the snapshot) to the end.
+    pub fn entries_from(&self, index: Index) -> &[Entry] {
+        let start = index.saturating_sub(self.first_index() + 1) as usize;
+        &self.entries[start.min(self.entries.len())..]
+    }
+
+    /// Deletes the entry at `index` (after the snapshot) and all that follow it.
+    pub fn truncate_from(&mut self, index: Index) {
+        let keep = index.saturating_sub(self.first_index() + 1) as usize;
+        self.entries.truncate(keep);
+    }
+
+    /// Compacts the entries up to `index` into a snapshot holding `machine`.
+    pub fn compact(&mut self, index: Index, machine: KvMachine) {
+        let term = self
+            .term_at(index)
+            .expect("compacting to an index the log holds");
+        let drop = (index - self.first_index()) as usize;
+        self.entries.drain(..drop);
+        self.snapshot = Snapshot {
+            last_included_index: index,
+            last_included_term: term,
+            machine,
+        };
+    }
+
+    /// Whether a log ending at (`last_index`, `last_term`) is at least as up-to-date as this
+    /// one (§5.4.1: compare the last terms, then the lengths).
+    pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
+        last_term > self.last_term()
+            || (last_term == self.last_term() && last_index >= self.last_index())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::kv::KvOp;
+    use stateright::actor::Id;
+
+    fn entry(term: Term, seq: u64) -> Entry {
+        Entry {
+            term,
+            command: Command {
+                client: Id::from(9),
+                seq,
+                op: KvOp::Get("x".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn indices_survive_compaction() {
+        let mut log = Log::default();
+        log.entries = vec![entry(1, 1), entry(1, 2), entry(2, 3)];
+        assert_eq!((log.last_index(), log.last_term()), (3, 2));
+        assert_eq!(log.term_at(0), Some(0));
+        log.compact(2, KvMachine::default());
+        assert_eq!(log.first_index(), 2);
+        assert_eq!(log.term_at(2), Some(1));
+        assert_eq!(log.term_at(1), None);
+        assert_eq!(log.entry(3).unwrap().command.seq, 3);
+        assert_eq!(log.entries_from(1).len(), 1);
+        assert_eq!(log.entries_from(4).len(), 0);
+        log.truncate_from(3);
+        assert_eq!((log.last_index(), log.last_term()), (2, 1));
+    }
+
+    #[test]
+    fn up_to_date_compares_last_term_then_length() {
+        let mut log = Log::default();
+        log.entries = vec![entry(1, 1), entry(2, 2)];
+        assert!(log.is_up_to_date(1, 3));
+        assert!(!log.is_up_to_date(5, 1));
+        assert!(log.is_up_to_date(2, 2));
+        assert!(!log.is_up_to_date(1, 2));
+    }
+}

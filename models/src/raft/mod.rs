@@ -1,0 +1,107 @@
+//! Raft: leader election, log replication, persistence and crash recovery, log compaction, and a
+//! linearizable key-value store on top.
+//!
+//! Diego Ongaro and John Ousterhout, "In Search of an Understandable Consensus Algorithm
+//! (Extended Version)", 2014. Section numbers below are that paper's.
+
+pub mod actor;
+pub mod kv;
+pub mod log;
+pub mod model;
+
+pub use actor::{RaftActor, RaftBug, RaftMsg, RaftTimer};
+pub use model::{NetworkKind, RaftCfg, RaftModel};
+
+use crate::catalog::{Bug, Param, ParamKind, Params, Spec};
+
+/// The `raft` entry of the checker's registry.
+pub struct RaftSpec;
+
+const fn int(name: &'static str, help: &'static str, default: u64, min: u64, max: u64) -> Param {
+    Param {
+        name,
+        help,
+        kind: ParamKind::Int { default, min, max },
+    }
+}
+
+impl Spec for RaftSpec {
+    type Model = RaftModel;
+    type State = model::RaftModelState;
+    type Action = model::RaftAction;
+
+    const NAME: &'static str = "raft";
+    const PAPER: &'static str = "Ongaro & Ousterhout, In Search of an Understandable Consensus Algorithm (extended) §§5, 7, 8";
+    const SUMMARY: &'static str =
+        "Leader election, log replication, crash recovery, snapshots and a linearizable KV store";
+    const PARAMS: &'static [Param] = &[
+        int("servers", "number of servers", 3, 1, 5),
+        int("clients", "number of clients", 2, 0, 3),
+        int("ops", "operations per client (alternately Put and Get of one key)", 1, 0, 3),
+        Param {
+            name: "network",
+            help: "ordered: per-channel FIFO, no loss (TCP-like); unordered; lossy: unordered and lossy",
+            kind: ParamKind::Choice {
+                choices: &["ordered", "unordered", "lossy"],
+            },
+        },
+        int("crashes", "server crashes in all (each restarts from its storage)", 1, 0, 4),
+        Param {
+            name: "crashing",
+            help: "which servers crash: leaders, or any server",
+            kind: ParamKind::Choice {
+                choices: &["leaders", "any"],
+            },
+        },
+        int(
+            "spurious-timeouts",
+            "election timeouts in all of followers that heard from their leader (delayed heartbeats)",
+            0,
+            0,
+            4,
+        ),
+        int("candidates", "how many servers may start elections (the first N)", 2, 1, 5),
+        int("client-retries", "timeouts a client may retry one operation after", 0, 0, 4),
+        int("max-term", "boundary: highest term explored", 2, 1, 6),
+        int("max-log", "boundary: longest log explored (snapshot included)", 2, 0, 6),
+        int("max-in-flight", "boundary: most messages in flight on one channel", 3, 1, 8),
+        int("snapshot-every", "snapshot after this many applied entries (0: never)", 1, 0, 6),
+    ];
+    const BUGS: &'static [Bug] = &[];
+
+    fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
+        let bug = bug.map(|b| match b {
+            "commit-previous-term" => RaftBug::CommitPreviousTerm,
+            "forget-vote" => RaftBug::ForgetVote,
+            "vote-any-log" => RaftBug::VoteAnyLog,
+            "no-truncate" => RaftBug::NoTruncate,
+            "stale-read" => RaftBug::StaleRead,
+            "snapshot-off-by-one" => RaftBug::SnapshotOffByOne,
+            "ignore-stale-term" => RaftBug::IgnoreStaleTerm,
+            "volatile-log" => RaftBug::VolatileLog,
+            "no-election-retry" => RaftBug::NoElectionRetry,
+            other => panic!("model bug: '{other}' is not in RaftSpec::BUGS"),
+        });
+        RaftCfg {
+            servers: params.int("servers") as usize,
+            clients: params.int("clients") as usize,
+            ops: params.int("ops") as usize,
+            network: match params.choice("network") {
+                "unordered" => NetworkKind::Unordered,
+                "lossy" => NetworkKind::Lossy,
+                _ => NetworkKind::Ordered,
+            },
+            crashes: params.int("crashes") as usize,
+            crash_leaders_only: params.choice("crashing") == "leaders",
+            client_retries: params.int("client-retries") as u8,
+            spurious_timeouts: params.int("spurious-timeouts") as u8,
+            candidates: params.int("candidates") as usize,
+            max_term: params.int("max-term"),
+            max_log: params.int("max-log"),
+            max_in_flight: params.int("max-in-flight") as usize,
+            snapshot_every: params.int("snapshot-every"),
+            bug,
+        }
+        .into_model()
+    }
+}

@@ -1,0 +1,551 @@
+//! The checked model: servers and clients in one `ActorModel`, wrapped to keep the history
+//! variables the paper's properties are stated over (who led which term, which entries were
+//! committed), like the history variables of the TLA+ specification of Raft.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use stateright::actor::{
+    ActorModel, ActorModelAction, ActorModelState, Envelope, Id, LossyNetwork, Network,
+};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
+use stateright::{Model, Path, Property};
+
+use super::actor::{
+    ClientCfg, Heartbeats, RaftActor, RaftBug, RaftMsg, RaftState, RaftTimer, Role, ServerCfg,
+    ServerState,
+};
+use super::kv::{Command, KvData, KvOp, KvRet, Seq};
+use super::log::{Index, Term};
+
+/// How the network treats messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NetworkKind {
+    /// Each channel delivers in order, none is lost (TCP-like); channels interleave freely.
+    Ordered,
+    /// Messages are delivered in any order, none is lost.
+    Unordered,
+    /// Messages are delivered in any order or lost.
+    Lossy,
+}
+
+/// A model configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RaftCfg {
+    pub servers: usize,
+    pub clients: usize,
+    /// Operations per client: client c's j-th operation is a Put of its own value "c.j" to key
+    /// "x" when c + j is even, a Get of "x" otherwise.
+    pub ops: usize,
+    pub network: NetworkKind,
+    /// How many server crashes in all. A crash is a restart: the server loses its volatile
+    /// state and starts again from its storage in one step. (A server that is down for a while
+    /// is, to everyone else, a server that takes no steps for a while, which the interleavings
+    /// already cover.) Clients do not crash.
+    pub crashes: usize,
+    /// Whether only leaders crash (else any server).
+    pub crash_leaders_only: bool,
+    /// How often a client may retry one operation after a timeout.
+    pub client_retries: u8,
+    /// Only the first `candidates` servers' election timers fire; the others only vote and
+    /// follow.
+    pub candidates: usize,
+    /// How many times in all a follower may time out although it has heard from the leader of
+    /// its term (a delayed or lost heartbeat, a partition). Followers that have not heard from a
+    /// leader, and candidates, may always time out.
+    pub spurious_timeouts: u8,
+    /// Boundary: no server's term exceeds this.
+    pub max_term: Term,
+    /// Boundary: no server's log (snapshot included) is longer than this.
+    pub max_log: Index,
+    /// Boundary: at most this many messages in flight on any one channel.
+    pub max_in_flight: usize,
+    pub snapshot_every: u64,
+    pub bug: Option<RaftBug>,
+}
+
+impl Default for RaftCfg {
+    fn default() -> Self {
+        RaftCfg {
+            servers: 3,
+            clients: 2,
+            ops: 1,
+            network: NetworkKind::Ordered,
+            crashes: 1,
+            crash_leaders_only: true,
+            client_retries: 0,
+            spurious_timeouts: 0,
+            candidates: 2,
+            max_term: 2,
+            max_log: 2,
+            max_in_flight: 3,
+            snapshot_every: 1,
+            bug: None,
+        }
+    }
+}
+
+/// The key the model's clients use.
+pub const KEY: &str = "x";
+
+/// Client `c`'s `j`-th operation.
+pub fn client_op(c: usize, j: usize) -> KvOp {
+    if (c + j) % 2 == 0 {
+        KvOp::Put(KEY.into(), format!("{c}.{j}"))
+    } else {
+        KvOp::Get(KEY.into())
+    }
+}
+
+/// The client that wrote a value "c.j".
+fn writer(value: &str) -> Option<usize> {
+    value.split('.').next()?.parse().ok()
+}
+
+/// An entry known to be committed: its term and command, and the term in which it was first
+/// seen committed (the term of the leader that committed it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Committed {
+    pub term: Term,
+    pub command: Command,
+    pub in_term: Term,
+}
+
+/// History variables.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ghost {
+    /// Every (term, server) that has been leader.
+    pub leaders: BTreeSet<(Term, Id)>,
+    /// Every index some server has counted as committed, with the first entry seen there.
+    pub committed: BTreeMap<Index, Committed>,
+    /// Some server counted a different entry as committed at an index already committed.
+    pub conflicting_commit: bool,
+    /// A leader deleted or overwrote an entry of its log within its term.
+    pub leader_rewrote_log: bool,
+    /// A server installed a snapshot it received from the leader.
+    pub snapshot_installed: bool,
+    /// How many times servers have crashed.
+    pub crashes: u8,
+    /// A leader was elected after a crash.
+    pub leader_after_crash: bool,
+    /// A message was lost.
+    pub dropped: bool,
+    /// Election timeouts of followers that knew their leader.
+    pub spurious_timeouts: u8,
+    /// A client's Get returned the value another client Put.
+    pub read_other_put: bool,
+}
+
+/// The recorded history: the clients' operations for the linearizability tester, and the
+/// history variables.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RaftHistory {
+    pub lin: LinearizabilityTester<Id, KvData>,
+    /// Each client's latest invoked serial number and whether it has returned.
+    pub invoked: BTreeMap<Id, (Seq, bool)>,
+    pub ghost: Ghost,
+}
+
+impl Default for RaftHistory {
+    fn default() -> Self {
+        RaftHistory {
+            lin: LinearizabilityTester::new(KvData::default()),
+            invoked: BTreeMap::new(),
+            ghost: Ghost::default(),
+        }
+    }
+}
+
+pub type RaftModelState = ActorModelState<RaftActor, RaftHistory>;
+pub type RaftAction = ActorModelAction<RaftMsg, RaftTimer, ()>;
+
+/// The Raft model.
+pub struct RaftModel {
+    pub inner: ActorModel<RaftActor, RaftCfg, RaftHistory>,
+}
+
+impl RaftModel {
+    pub fn cfg(&self) -> &RaftCfg {
+        &self.inner.cfg
+    }
+}
+
+/// The state of server `i` (crashed servers keep their last state until they recover).
+pub fn server(s: &RaftModelState, i: usize) -> &ServerState {
+    match &*s.actor_states[i] {
+        RaftState::Server(server) => server,
+        RaftState::Client(_) => panic!("actor {i} is a client"),
+    }
+}
+
+/// The servers that are up, with their ids.
+pub fn live_servers<'a>(
+    cfg: &RaftCfg,
+    s: &'a RaftModelState,
+) -> impl Iterator<Item = (usize, &'a ServerState)> + 'a {
+    let n = cfg.servers;
+    (0..n)
+        .filter(|i| !s.crashed[*i])
+        .map(move |i| (i, server(s, i)))
+}
+
+impl RaftCfg {
+    pub fn into_model(self) -> RaftModel {
+        let servers: Vec<Id> = (0..self.servers).map(Id::from).collect();
+        let mut actors = Vec::new();
+        for me in &servers {
+            actors.push(RaftActor::Server(ServerCfg {
+                peers: servers.iter().copied().filter(|p| p != me).collect(),
+                election_timeout: Duration::from_millis(150)..Duration::from_millis(300),
+                heartbeat: Duration::from_millis(50),
+                snapshot_every: self.snapshot_every,
+                heartbeats: match self.network {
+                    NetworkKind::Lossy => Heartbeats::Behind,
+                    _ => Heartbeats::Off,
+                },
+                bug: self.bug,
+            }));
+        }
+        for c in 0..self.clients {
+            actors.push(RaftActor::Client(ClientCfg {
+                servers: servers.clone(),
+                ops: (0..self.ops).map(|j| client_op(c, j)).collect(),
+                retry_timeout: Duration::from_millis(500)..Duration::from_millis(1000),
+                max_retries: Some(self.client_retries),
+            }));
+        }
+        let network = match self.network {
+            NetworkKind::Ordered => Network::new_ordered([]),
+            NetworkKind::Unordered | NetworkKind::Lossy => {
+                Network::new_unordered_nonduplicating([])
+            }
+        };
+        let lossy = if self.network == NetworkKind::Lossy {
+            LossyNetwork::Yes
+        } else {
+            LossyNetwork::No
+        };
+        let inner = ActorModel::new(self, RaftHistory::default())
+            .actors(actors)
+            .init_network(network)
+            .lossy_network(lossy)
+            .record_msg_out(record_out)
+            .record_msg_in(record_in);
+        RaftModel { inner }
+    }
+}
+
+/// A client's request is the invocation of its operation; retries of it are not.
+fn record_out(_: &RaftCfg, h: &RaftHistory, env: Envelope<&RaftMsg>) -> Option<RaftHistory> {
+    let RaftMsg::Request { client, seq, op } = env.msg else {
+        return None;
+    };
+    if env.src != *client || h.invoked.get(client).is_some_and(|(s, _)| s >= seq) {
+        return None;
+    }
+    let mut h = h.clone();
+    // The tester refuses a second invocation while one is in flight; clients never do that.
+    let _ = h.lin.on_invoke(*client, op.clone());
+    h.invoked.insert(*client, (*seq, false));
+    Some(h)
+}
+
+/// The first reply to the invocation in flight is its return.
+fn record_in(cfg: &RaftCfg, h: &RaftHistory, env: Envelope<&RaftMsg>) -> Option<RaftHistory> {
+    let RaftMsg::Reply { seq, ret } = env.msg else {
+        return None;
+    };
+    if h.invoked.get(&env.dst) != Some(&(*seq, false)) {
+        return None;
+    }
+    let mut h = h.clone();
+    let _ = h.lin.on_return(env.dst, ret.clone());
+    h.invoked.insert(env.dst, (*seq, true));
+    if let KvRet::Value(Some(v)) = ret {
+        // Client c is actor `servers + c`.
+        if writer(v).is_some_and(|w| Id::from(cfg.servers + w) != env.dst) {
+            h.ghost.read_other_put = true;
+        }
+    }
+    Some(h)
+}
+
+impl RaftModel {
+    /// Updates the history variables after a step from `prev` (`None` for an initial state).
+    fn update_ghost(
+        &self,
+        prev: Option<&RaftModelState>,
+        action: Option<&RaftAction>,
+        next: &mut RaftModelState,
+    ) {
+        let cfg = self.cfg();
+        let mut g = std::mem::take(&mut next.history.ghost);
+        match action {
+            Some(ActorModelAction::Crash(_)) => g.crashes += 1,
+            Some(ActorModelAction::Drop(_)) => g.dropped = true,
+            Some(ActorModelAction::Timeout(id, RaftTimer::Election)) => {
+                if let Some(prev) = prev {
+                    if knows_leader(server(prev, usize::from(*id))) {
+                        g.spurious_timeouts += 1;
+                    }
+                }
+            }
+            Some(ActorModelAction::Deliver {
+                dst,
+                msg: RaftMsg::InstallSnapshot { .. },
+                ..
+            }) => {
+                let i = usize::from(*dst);
+                if let Some(prev) = prev {
+                    if server(next, i).log.first_index() > server(prev, i).log.first_index() {
+                        g.snapshot_installed = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+        for (i, s) in live_servers(cfg, next) {
+            if s.is_leader() && g.leaders.insert((s.current_term, Id::from(i))) && g.crashes > 0 {
+                g.leader_after_crash = true;
+            }
+            for index in s.log.first_index() + 1..=s.commit_index {
+                let Some(e) = s.log.entry(index) else { break };
+                match g.committed.get(&index) {
+                    None => {
+                        g.committed.insert(
+                            index,
+                            Committed {
+                                term: e.term,
+                                command: e.command.clone(),
+                                in_term: s.current_term,
+                            },
+                        );
+                    }
+                    Some(c) if c.term != e.term || c.command != e.command => {
+                        g.conflicting_commit = true;
+                    }
+                    Some(_) => {}
+                }
+            }
+            // Leader Append-Only: compare with the same leader's log before the step.
+            if let Some(prev) = prev {
+                let was = server(prev, i);
+                if !matches!(action, Some(ActorModelAction::Crash(_)))
+                    && was.is_leader()
+                    && s.is_leader()
+                    && was.current_term == s.current_term
+                {
+                    let from = was.log.first_index().max(s.log.first_index()) + 1;
+                    let kept = s.log.last_index() >= was.log.last_index()
+                        && (from..=was.log.last_index())
+                            .all(|k| s.log.entry(k) == was.log.entry(k));
+                    if !kept {
+                        g.leader_rewrote_log = true;
+                    }
+                }
+            }
+        }
+        next.history.ghost = g;
+    }
+}
+
+/// Whether a server is a follower that has heard from the leader of its term.
+fn knows_leader(s: &ServerState) -> bool {
+    matches!(s.role, Role::Follower { leader: Some(_) })
+}
+
+/// Property: at most one leader per term (§5.2, Figure 3).
+fn election_safety(_: &RaftModel, s: &RaftModelState) -> bool {
+    let terms: Vec<Term> = s.history.ghost.leaders.iter().map(|(t, _)| *t).collect();
+    terms.windows(2).all(|w| w[0] != w[1])
+}
+
+/// Property: two logs with an entry of the same index and term are identical up to it (§5.3).
+fn log_matching(m: &RaftModel, s: &RaftModelState) -> bool {
+    let live: Vec<&ServerState> = live_servers(m.cfg(), s).map(|(_, s)| s).collect();
+    for (a_i, a) in live.iter().enumerate() {
+        for b in &live[a_i + 1..] {
+            let from = a.log.first_index().max(b.log.first_index()) + 1;
+            let to = a.log.last_index().min(b.log.last_index());
+            let last_same_term = (from..=to)
+                .rev()
+                .find(|k| a.log.term_at(*k) == b.log.term_at(*k));
+            if let Some(k) = last_same_term {
+                if (from..=k).any(|j| a.log.entry(j) != b.log.entry(j)) {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Property: a leader holds every entry committed in an earlier term (§5.4, Figure 3).
+fn leader_completeness(m: &RaftModel, s: &RaftModelState) -> bool {
+    live_servers(m.cfg(), s)
+        .filter(|(_, l)| l.is_leader())
+        .all(|(_, l)| {
+            s.history
+                .ghost
+                .committed
+                .iter()
+                .filter(|(_, c)| c.in_term < l.current_term)
+                .all(|(index, c)| {
+                    *index <= l.log.first_index()
+                        || l.log
+                            .entry(*index)
+                            .is_some_and(|e| e.term == c.term && e.command == c.command)
+                })
+        })
+}
+
+/// Property: each committed entry is on a majority's stable storage, so no crash loses it.
+fn committed_survive_crashes(m: &RaftModel, s: &RaftModelState) -> bool {
+    let cfg = m.cfg();
+    let majority = cfg.servers / 2 + 1;
+    s.history.ghost.committed.iter().all(|(index, c)| {
+        let holders = s.actor_storages[..cfg.servers]
+            .iter()
+            .flatten()
+            .filter(|st| {
+                *index <= st.log.first_index()
+                    || st.log.entry(*index).is_some_and(|e| e.term == c.term)
+            })
+            .count();
+        holders >= majority
+    })
+}
+
+impl Model for RaftModel {
+    type State = RaftModelState;
+    type Action = RaftAction;
+
+    fn init_states(&self) -> Vec<RaftModelState> {
+        let mut states = self.inner.init_states();
+        for s in &mut states {
+            self.update_ghost(None, None, s);
+        }
+        states
+    }
+
+    fn actions(&self, state: &RaftModelState, actions: &mut Vec<RaftAction>) {
+        self.inner.actions(state, actions);
+        let cfg = self.cfg();
+        let spurious_ok = state.history.ghost.spurious_timeouts < cfg.spurious_timeouts;
+        actions.retain(|a| match a {
+            ActorModelAction::Timeout(id, RaftTimer::Election) => {
+                let i = usize::from(*id);
+                i < cfg.candidates && (spurious_ok || !knows_leader(server(state, i)))
+            }
+            _ => true,
+        });
+        if usize::from(state.history.ghost.crashes) < cfg.crashes {
+            actions.extend(
+                (0..cfg.servers)
+                    .filter(|i| !cfg.crash_leaders_only || server(state, *i).is_leader())
+                    .map(|i| ActorModelAction::Crash(Id::from(i))),
+            );
+        }
+    }
+
+    fn next_state(&self, last: &RaftModelState, action: RaftAction) -> Option<RaftModelState> {
+        let info = action.clone();
+        let mut next = match action {
+            // A crash restarts the server from its storage (see `RaftCfg::crashes`).
+            ActorModelAction::Crash(id) => {
+                let down = self.inner.next_state(last, ActorModelAction::Crash(id))?;
+                self.inner
+                    .next_state(&down, ActorModelAction::Recover(id))?
+            }
+            action => self.inner.next_state(last, action)?,
+        };
+        self.update_ghost(Some(last), Some(&info), &mut next);
+        Some(next)
+    }
+
+    fn format_action(&self, action: &RaftAction) -> String {
+        self.inner.format_action(action)
+    }
+
+    fn format_step(&self, last: &RaftModelState, action: RaftAction) -> Option<String> {
+        self.inner.format_step(last, action)
+    }
+
+    fn as_svg(&self, path: Path<RaftModelState, RaftAction>) -> Option<String> {
+        self.inner.as_svg(path)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![
+            Property::always("Election Safety", election_safety),
+            Property::always("Leader Append-Only", |_, s: &RaftModelState| {
+                !s.history.ghost.leader_rewrote_log
+            }),
+            Property::always("Log Matching", log_matching),
+            Property::always("Leader Completeness", leader_completeness),
+            Property::always("State Machine Safety", |_, s: &RaftModelState| {
+                !s.history.ghost.conflicting_commit
+            }),
+            Property::always("linearizable client history", |_, s: &RaftModelState| {
+                s.history.lin.serialized_history().is_some()
+            }),
+            Property::always(
+                "committed entries are never lost across crashes",
+                committed_survive_crashes,
+            ),
+            Property::sometimes("a leader is elected", |_, s: &RaftModelState| {
+                !s.history.ghost.leaders.is_empty()
+            }),
+            Property::sometimes("an entry is committed", |_, s: &RaftModelState| {
+                !s.history.ghost.committed.is_empty()
+            }),
+            Property::sometimes("a follower installs a snapshot", |_, s: &RaftModelState| {
+                s.history.ghost.snapshot_installed
+            }),
+            Property::sometimes(
+                "a Get returns another client's Put",
+                |_, s: &RaftModelState| s.history.ghost.read_other_put,
+            ),
+            Property::sometimes(
+                "a leader is elected after a crash",
+                |_, s: &RaftModelState| s.history.ghost.leader_after_crash,
+            ),
+            Property::eventually(
+                "with no crash or loss, a leader is elected (or the term bound is reached)",
+                |m: &RaftModel, s: &RaftModelState| {
+                    let g = &s.history.ghost;
+                    !g.leaders.is_empty()
+                        || g.crashes > 0
+                        || g.dropped
+                        || (0..m.cfg().servers)
+                            .any(|i| server(s, i).current_term >= m.cfg().max_term)
+                },
+            ),
+        ]
+    }
+
+    fn within_boundary(&self, s: &RaftModelState) -> bool {
+        let cfg = self.cfg();
+        let servers_ok = (0..cfg.servers).all(|i| {
+            let sv = server(s, i);
+            sv.current_term <= cfg.max_term && sv.log.last_index() <= cfg.max_log
+        });
+        let clients_up = s.crashed[cfg.servers..].iter().all(|c| !c);
+        servers_ok && clients_up && channels_within(&s.network, cfg.max_in_flight)
+    }
+}
+
+/// Whether no channel holds more than `max` messages.
+fn channels_within(network: &Network<RaftMsg>, max: usize) -> bool {
+    match network {
+        Network::Ordered(channels) => channels.values().all(|q| q.len() <= max),
+        Network::UnorderedNonDuplicating(envelopes) => {
+            let mut per: BTreeMap<(Id, Id), usize> = BTreeMap::new();
+            for (env, count) in envelopes.iter() {
+                *per.entry((env.src, env.dst)).or_default() += count;
+            }
+            per.values().all(|n| *n <= max)
+        }
+        Network::UnorderedDuplicating(..) => true,
+    }
+}
