@@ -3,6 +3,7 @@
 //! Exit codes: 0 every property came out as expected; 1 some property did not; 2 usage error;
 //! 3 the run was cut short by a limit before every property was decided.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -47,6 +48,10 @@ struct CheckArgs {
     /// Explore one representative per symmetry class (with DFS or simulation).
     #[arg(long)]
     symmetry: bool,
+    /// Stop at the first counterexample to an always or eventually property (the other
+    /// properties are then undecided). Handy with --bug.
+    #[arg(long)]
+    first_failure: bool,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -54,7 +59,7 @@ struct CheckArgs {
     #[arg(long)]
     quiet: bool,
     /// Record the default configuration's result in reports/<model>.json.
-    #[arg(long, conflicts_with_all = ["explore", "sim", "dfs", "symmetry", "depth", "max_states", "timeout", "bug"])]
+    #[arg(long, conflicts_with_all = ["explore", "sim", "dfs", "symmetry", "depth", "max_states", "timeout", "bug", "first_failure"])]
     write_report: bool,
 }
 
@@ -271,13 +276,17 @@ fn run(matches: ArgMatches) -> Result<ExitCode> {
 fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> {
     let args = CheckArgs::from_arg_matches(sub)?;
     let defaults = Params::defaults(protocol.params());
-    let mut params = defaults.clone();
+    let bug: Option<&'static str> = sub.get_one::<&'static str>("bug").copied();
+    // A seeded bug comes with the smallest configuration that shows it; flags override it.
+    let mut params = match bug.and_then(|b| protocol.bugs().iter().find(|x| x.name == b)) {
+        Some(b) => b.configure(protocol.params(), &defaults),
+        None => defaults.clone(),
+    };
     for p in protocol.params() {
         if let Some(v) = sub.get_one::<Value>(p.name) {
             params.set(p.name, *v);
         }
     }
-    let bug: Option<&'static str> = sub.get_one::<&'static str>("bug").copied();
 
     if args.symmetry && !protocol.has_symmetry() {
         return Ok(usage_error(format!(
@@ -333,6 +342,7 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
         timeout,
         symmetry: args.symmetry,
         progress: !args.quiet,
+        first_failure: args.first_failure,
     };
     let outcome = protocol.check(&params, bug, &opts);
 
@@ -419,6 +429,8 @@ fn list(json: bool) {
                     })).collect::<Vec<_>>(),
                     "bugs": m.bugs().iter().map(|b| serde_json::json!({
                         "name": b.name, "help": b.help,
+                        "params": b.params.iter().map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect::<BTreeMap<_, _>>(),
                     })).collect::<Vec<_>>(),
                     "symmetry": m.has_symmetry(),
                 })
@@ -456,6 +468,11 @@ fn list(json: bool) {
         }
         for b in m.bugs() {
             println!("  --bug {}  {}", b.name, b.help);
+            if !b.params.is_empty() {
+                let flags: Vec<String> =
+                    b.params.iter().map(|(k, v)| format!("--{k} {v}")).collect();
+                println!("      shown with {}", flags.join(" "));
+            }
         }
         if m.has_symmetry() {
             println!("  --symmetry supported");

@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub symmetry: bool,
     /// Report progress on stderr at most once a second.
     pub progress: bool,
+    /// Stop at the first counterexample (an `always` or `eventually` property violated).
+    pub first_failure: bool,
 }
 
 impl Default for RunOptions {
@@ -58,6 +60,7 @@ impl Default for RunOptions {
             timeout: None,
             symmetry: false,
             progress: false,
+            first_failure: false,
         }
     }
 }
@@ -80,6 +83,9 @@ pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpti
         // through `stop` instead: their threads consult stateright's timeout only when their own
         // queue runs dry, which on one thread is the end of the search.
         builder = builder.timeout(t);
+    }
+    if opts.first_failure {
+        builder = builder.finish_when(stateright::HasDiscoveries::AnyFailures);
     }
     if opts.symmetry {
         let representative = S::representative().expect("caller checked has_symmetry");
@@ -258,7 +264,11 @@ where
         || stopped
         || opts.max_states.is_some_and(|n| generated >= n)
         || opts.depth.is_some_and(|d| max_depth > d)
-        || all_discovered;
+        || all_discovered
+        || (opts.first_failure
+            && properties.iter().any(|p| {
+                p.expectation != Expectation::Sometimes && discoveries.contains_key(p.name)
+            }));
     let complete = !cut_short;
 
     let properties = properties

@@ -115,6 +115,30 @@ pub struct Bug {
     pub name: &'static str,
     /// What the bug does and which property catches it.
     pub help: &'static str,
+    /// The smallest configuration that shows the bug: parameter values that replace the
+    /// defaults when the bug is seeded (command-line flags still override them).
+    pub params: &'static [(&'static str, &'static str)],
+}
+
+impl Bug {
+    /// `defaults` with this bug's configuration applied. Panics on a parameter the model does
+    /// not declare or a value out of range: a bug in the model file (a test checks every bug).
+    pub fn configure(&self, declared: &[Param], defaults: &Params) -> Params {
+        let mut params = defaults.clone();
+        for (name, text) in self.params {
+            let p = declared
+                .iter()
+                .find(|p| p.name == *name)
+                .unwrap_or_else(|| {
+                    panic!("model bug: bug '{}' sets undeclared '{name}'", self.name)
+                });
+            let value = p.parse(text).unwrap_or_else(|e| {
+                panic!("model bug: bug '{}' sets --{name} {text}: {e}", self.name)
+            });
+            params.set(p.name, value);
+        }
+        params
+    }
 }
 
 /// A function from a state to the representative of its symmetry class.

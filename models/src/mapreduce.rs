@@ -721,18 +721,22 @@ impl Spec for MapReduceSpec {
         Bug {
             name: "no-reassign",
             help: "a quiet worker's task is never re-run: after a crash the job cannot complete (eventually)",
+            params: &[],
         },
         Bug {
             name: "reduce-early",
             help: "reduce tasks start before every map task is done (no reduce task before every map task is done)",
+            params: &[],
         },
         Bug {
             name: "accept-stale-replies",
             help: "a restarted worker takes a reply meant for its previous incarnation (final outputs)",
+            params: &[],
         },
         Bug {
             name: "non-atomic-output",
             help: "outputs are appended to their final names, so a duplicate run doubles them (final outputs)",
+            params: &[],
         },
     ];
 

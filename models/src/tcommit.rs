@@ -147,10 +147,12 @@ impl Spec for TCommitSpec {
         Bug {
             name: "commit-without-all-prepared",
             help: "canCommit only checks the deciding RM (TCConsistent)",
+            params: &[],
         },
         Bug {
             name: "abort-after-commit",
             help: "an RM may abort after another committed (TCConsistent)",
+            params: &[],
         },
     ];
 

@@ -403,14 +403,17 @@ impl Spec for TwoPhaseSpec {
         Bug {
             name: "tm-commits-early",
             help: "TMCommit does not wait for Prepared from every RM (TCConsistent)",
+            params: &[],
         },
         Bug {
             name: "rm-aborts-after-prepare",
             help: "a prepared RM may still abort on its own (TCConsistent)",
+            params: &[],
         },
         Bug {
             name: "prepared-wrong-rm",
             help: "RMPrepare(r) names RM r+1 in its Prepared message (TPTypeOK)",
+            params: &[],
         },
     ];
 

@@ -745,18 +745,22 @@ impl Spec for CtSpec {
         Bug {
             name: "no-gossip",
             help: "monitors never exchange heads: forks go undetected (a misbehaving log is caught)",
+            params: &[],
         },
         Bug {
             name: "skip-consistency-check",
             help: "a larger gossiped head is adopted without a consistency proof (accepted heads are consistent)",
+            params: &[],
         },
         Bug {
             name: "accept-any-inclusion",
             help: "inclusion proofs are not verified (included entries are in the tree)",
+            params: &[],
         },
         Bug {
             name: "compare-roots-only",
             help: "gossiped heads are compared by root whatever their size (an honest log is never accused)",
+            params: &[],
         },
     ];
 

@@ -901,9 +901,10 @@ impl ClientCfg {
     }
 
     pub fn start(&self, id: Id, o: &mut Out<RaftActor>) -> ClientState {
+        // Clients spread over the servers to begin with.
         let s = ClientState {
             done: 0,
-            target: 0,
+            target: usize::from(id) % self.servers.len(),
             retries: 0,
         };
         if !self.ops.is_empty() {

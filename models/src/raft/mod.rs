@@ -9,7 +9,7 @@ pub mod kv;
 pub mod log;
 pub mod model;
 
-pub use actor::{RaftActor, RaftBug, RaftMsg, RaftTimer};
+pub use actor::{Heartbeats, RaftActor, RaftBug, RaftMsg, RaftTimer};
 pub use model::{NetworkKind, RaftCfg, RaftModel};
 
 use crate::catalog::{Bug, Param, ParamKind, Params, Spec};
@@ -45,6 +45,13 @@ impl Spec for RaftSpec {
                 choices: &["ordered", "unordered", "lossy"],
             },
         },
+        Param {
+            name: "heartbeats",
+            help: "followers the leader's heartbeat repeats to: auto (behind ones if lossy, else off), behind, every",
+            kind: ParamKind::Choice {
+                choices: &["auto", "behind", "every", "off"],
+            },
+        },
         int("crashes", "server crashes in all (each restarts from its storage)", 1, 0, 4),
         Param {
             name: "crashing",
@@ -67,7 +74,88 @@ impl Spec for RaftSpec {
         int("max-in-flight", "boundary: most messages in flight on one channel", 3, 1, 8),
         int("snapshot-every", "snapshot after this many applied entries (0: never)", 1, 0, 6),
     ];
-    const BUGS: &'static [Bug] = &[];
+    const BUGS: &'static [Bug] = &[
+        Bug {
+            name: "commit-previous-term",
+            help: "the leader commits an older-term entry by counting replicas (Figure 8; Leader Completeness, State Machine Safety)",
+            params: &[
+                ("clients", "1"),
+                ("crashes", "0"),
+                ("client-retries", "1"),
+                ("max-term", "4"),
+                ("max-log", "1"),
+                ("max-in-flight", "2"),
+                ("snapshot-every", "0"),
+            ],
+        },
+        Bug {
+            name: "forget-vote",
+            help: "currentTerm and votedFor are not persisted: a restarted server votes twice in a term (Election Safety)",
+            params: &[
+                ("clients", "0"),
+                ("crashing", "any"),
+                ("max-term", "1"),
+                ("max-log", "0"),
+            ],
+        },
+        Bug {
+            name: "vote-any-log",
+            help: "votes are granted without the up-to-date check of §5.4.1 (Leader Completeness)",
+            params: &[("clients", "1"), ("crashes", "0")],
+        },
+        Bug {
+            name: "no-truncate",
+            help: "a follower keeps a conflicting entry instead of deleting it and all that follow (committed entries are never lost)",
+            params: &[
+                ("clients", "1"),
+                ("crashes", "0"),
+                ("client-retries", "1"),
+                ("max-log", "1"),
+                ("snapshot-every", "0"),
+            ],
+        },
+        Bug {
+            name: "stale-read",
+            help: "a leader answers Get from its own state without checking it still leads (linearizability)",
+            params: &[("ops", "2"), ("crashes", "0"), ("spurious-timeouts", "1"), ("max-log", "3")],
+        },
+        Bug {
+            name: "snapshot-off-by-one",
+            help: "InstallSnapshot keeps the log from the last included index, not after it (Log Matching)",
+            params: &[
+                ("heartbeats", "behind"),
+                ("crashes", "0"),
+                ("max-term", "1"),
+                ("candidates", "1"),
+            ],
+        },
+        Bug {
+            name: "ignore-stale-term",
+            help: "AppendEntries from an older term is processed, not rejected (Leader Append-Only)",
+            params: &[
+                ("clients", "1"),
+                ("crashes", "0"),
+                ("client-retries", "1"),
+                ("spurious-timeouts", "1"),
+                ("snapshot-every", "0"),
+            ],
+        },
+        Bug {
+            name: "volatile-log",
+            help: "the log is not persisted before acknowledging (committed entries are never lost)",
+            params: &[
+                ("clients", "1"),
+                ("crashes", "0"),
+                ("max-term", "1"),
+                ("candidates", "1"),
+            ],
+        },
+        Bug {
+            name: "no-election-retry",
+            help: "a candidate whose election fails arms no new election timeout: a split vote never ends (eventually)",
+            params: &[("clients", "0"), ("crashes", "0"), ("candidates", "3")],
+        },
+    ];
 
     fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
         let bug = bug.map(|b| match b {
@@ -91,6 +179,12 @@ impl Spec for RaftSpec {
                 "lossy" => NetworkKind::Lossy,
                 _ => NetworkKind::Ordered,
             },
+            heartbeats: match params.choice("heartbeats") {
+                "behind" => Some(Heartbeats::Behind),
+                "every" => Some(Heartbeats::Every),
+                "off" => Some(Heartbeats::Off),
+                _ => None,
+            },
             crashes: params.int("crashes") as usize,
             crash_leaders_only: params.choice("crashing") == "leaders",
             client_retries: params.int("client-retries") as u8,
@@ -105,3 +199,5 @@ impl Spec for RaftSpec {
         .into_model()
     }
 }
+#[cfg(test)]
+mod tests;

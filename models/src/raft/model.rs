@@ -38,6 +38,9 @@ pub struct RaftCfg {
     /// "x" when c + j is even, a Get of "x" otherwise.
     pub ops: usize,
     pub network: NetworkKind,
+    /// Which followers the leader's heartbeat repeats AppendEntries to; `None`: those behind
+    /// over a lossy network, none otherwise.
+    pub heartbeats: Option<Heartbeats>,
     /// How many server crashes in all. A crash is a restart: the server loses its volatile
     /// state and starts again from its storage in one step. (A server that is down for a while
     /// is, to everyone else, a server that takes no steps for a while, which the interleavings
@@ -71,6 +74,7 @@ impl Default for RaftCfg {
             clients: 2,
             ops: 1,
             network: NetworkKind::Ordered,
+            heartbeats: None,
             crashes: 1,
             crash_leaders_only: true,
             client_retries: 0,
@@ -199,10 +203,10 @@ impl RaftCfg {
                 election_timeout: Duration::from_millis(150)..Duration::from_millis(300),
                 heartbeat: Duration::from_millis(50),
                 snapshot_every: self.snapshot_every,
-                heartbeats: match self.network {
+                heartbeats: self.heartbeats.unwrap_or(match self.network {
                     NetworkKind::Lossy => Heartbeats::Behind,
                     _ => Heartbeats::Off,
-                },
+                }),
                 bug: self.bug,
             }));
         }
@@ -511,14 +515,10 @@ impl Model for RaftModel {
                 |_, s: &RaftModelState| s.history.ghost.leader_after_crash,
             ),
             Property::eventually(
-                "with no crash or loss, a leader is elected (or the term bound is reached)",
+                "with no crash or loss, a leader is elected (unless a bound is reached first)",
                 |m: &RaftModel, s: &RaftModelState| {
                     let g = &s.history.ghost;
-                    !g.leaders.is_empty()
-                        || g.crashes > 0
-                        || g.dropped
-                        || (0..m.cfg().servers)
-                            .any(|i| server(s, i).current_term >= m.cfg().max_term)
+                    !g.leaders.is_empty() || g.crashes > 0 || g.dropped || at_bound(m.cfg(), s)
                 },
             ),
         ]
@@ -533,6 +533,16 @@ impl Model for RaftModel {
         let clients_up = s.crashed[cfg.servers..].iter().all(|c| !c);
         servers_ok && clients_up && channels_within(&s.network, cfg.max_in_flight)
     }
+}
+
+/// Whether the state touches a bound of the model (a server at the term or log bound, a
+/// channel full): past it the model prunes successors, so a path that stops there is cut off,
+/// not a counterexample to an `eventually` property.
+fn at_bound(cfg: &RaftCfg, s: &RaftModelState) -> bool {
+    (0..cfg.servers).any(|i| {
+        let sv = server(s, i);
+        sv.current_term >= cfg.max_term || sv.log.last_index() >= cfg.max_log
+    }) || !channels_within(&s.network, cfg.max_in_flight.saturating_sub(1))
 }
 
 /// Whether no channel holds more than `max` messages.

@@ -1,0 +1,397 @@
+//! The paper's scenarios on one server actor (no checker), and the checker on small
+//! configurations: the default's verdicts are pinned in `reports/raft.json` by the checker crate.
+
+use std::time::Duration;
+
+use stateright::actor::{Command as Cmd, Id, Out};
+use stateright::{Checker, Expectation, HasDiscoveries, Model};
+
+use super::actor::{
+    Heartbeats, RaftActor, RaftBug, RaftMsg, Role, ServerCfg, ServerState, Storage,
+};
+use super::kv::{Command, KvOp};
+use super::log::{Entry, Log, Term};
+use super::model::RaftCfg;
+use super::RaftSpec;
+use crate::catalog::{Params, Spec};
+
+fn cfg(bug: Option<RaftBug>) -> ServerCfg {
+    ServerCfg {
+        peers: vec![Id::from(1), Id::from(2)],
+        election_timeout: Duration::from_millis(150)..Duration::from_millis(300),
+        heartbeat: Duration::from_millis(50),
+        snapshot_every: 0,
+        heartbeats: Heartbeats::Off,
+        bug,
+    }
+}
+
+fn entry(term: Term, seq: u64) -> Entry {
+    Entry {
+        term,
+        command: Command {
+            client: Id::from(9),
+            seq,
+            op: KvOp::Put("x".into(), seq.to_string()),
+        },
+    }
+}
+
+fn server(cfg: &ServerCfg, term: Term, entries: Vec<Entry>) -> ServerState {
+    let storage = Storage {
+        current_term: term,
+        voted_for: None,
+        log: Log {
+            entries,
+            ..Log::default()
+        },
+    };
+    cfg.start(&Some(storage), &mut Out::new())
+}
+
+fn sends(out: &Out<RaftActor>) -> Vec<(Id, RaftMsg)> {
+    out.iter()
+        .filter_map(|c| match c {
+            Cmd::Send(dst, msg) => Some((*dst, msg.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn saved(out: &Out<RaftActor>) -> Option<Storage> {
+    out.iter().rev().find_map(|c| match c {
+        Cmd::Save(s) => Some(s.clone()),
+        _ => None,
+    })
+}
+
+/// Makes server 0 leader of `term` with the votes of both peers.
+fn elect(cfg: &ServerCfg, s: &mut ServerState) {
+    let mut out = Out::new();
+    cfg.on_timeout(Id::from(0), s, super::RaftTimer::Election, &mut out);
+    for p in [1, 2] {
+        cfg.on_msg(
+            Id::from(0),
+            s,
+            Id::from(p),
+            RaftMsg::RequestVoteReply {
+                term: s.current_term,
+                vote_granted: true,
+            },
+            &mut out,
+        );
+    }
+    assert!(s.is_leader());
+}
+
+#[test]
+fn a_stale_leader_steps_down_on_a_higher_term() {
+    // §5.1: "If a server discovers that its term is out of date, it immediately reverts to
+    // follower state"; Figure 2: the new term is persisted.
+    let c = cfg(None);
+    let mut s = server(&c, 0, vec![]);
+    elect(&c, &mut s);
+    let mut out = Out::new();
+    c.on_msg(
+        Id::from(0),
+        &mut s,
+        Id::from(1),
+        RaftMsg::AppendEntriesReply {
+            term: 5,
+            success: false,
+            match_index: 0,
+        },
+        &mut out,
+    );
+    assert_eq!(s.current_term, 5);
+    assert_eq!(s.role, Role::Follower { leader: None });
+    assert_eq!(saved(&out).unwrap().current_term, 5);
+}
+
+#[test]
+fn a_follower_rejects_append_entries_whose_previous_term_does_not_match() {
+    // §5.3 consistency check: entry 2 has term 1 here, the leader says term 2.
+    let c = cfg(None);
+    let mut s = server(&c, 2, vec![entry(1, 1), entry(1, 2)]);
+    let mut out = Out::new();
+    c.on_msg(
+        Id::from(0),
+        &mut s,
+        Id::from(1),
+        RaftMsg::AppendEntries {
+            term: 2,
+            leader_id: Id::from(1),
+            prev_log_index: 2,
+            prev_log_term: 2,
+            entries: vec![entry(2, 3)],
+            leader_commit: 0,
+        },
+        &mut out,
+    );
+    assert_eq!(s.log.last_index(), 2, "nothing appended");
+    assert!(matches!(
+        sends(&out)[..],
+        [(
+            _,
+            RaftMsg::AppendEntriesReply {
+                success: false,
+                match_index: 1,
+                ..
+            }
+        )]
+    ));
+}
+
+#[test]
+fn a_follower_deletes_a_conflicting_entry_and_all_that_follow() {
+    // §5.3 / Figure 7: the follower's entries 2 and 3 of term 2 lose to the leader's term 3.
+    for (bug, expected) in [
+        (None, vec![1, 3]),
+        (Some(RaftBug::NoTruncate), vec![1, 2, 2]),
+    ] {
+        let c = cfg(bug);
+        let mut s = server(&c, 3, vec![entry(1, 1), entry(2, 2), entry(2, 3)]);
+        c.on_msg(
+            Id::from(0),
+            &mut s,
+            Id::from(1),
+            RaftMsg::AppendEntries {
+                term: 3,
+                leader_id: Id::from(1),
+                prev_log_index: 1,
+                prev_log_term: 1,
+                entries: vec![entry(3, 4)],
+                leader_commit: 0,
+            },
+            &mut Out::new(),
+        );
+        let terms: Vec<Term> = s.log.entries.iter().map(|e| e.term).collect();
+        assert_eq!(terms, expected, "{bug:?}");
+    }
+}
+
+#[test]
+fn a_candidate_with_a_less_up_to_date_log_is_refused() {
+    // §5.4.1: the voter's last entry has term 2; the candidate's has term 1, although its log
+    // is longer.
+    for (bug, granted) in [(None, false), (Some(RaftBug::VoteAnyLog), true)] {
+        let c = cfg(bug);
+        let mut s = server(&c, 2, vec![entry(1, 1), entry(2, 2)]);
+        let mut out = Out::new();
+        c.on_msg(
+            Id::from(0),
+            &mut s,
+            Id::from(1),
+            RaftMsg::RequestVote {
+                term: 3,
+                candidate_id: Id::from(1),
+                last_log_index: 5,
+                last_log_term: 1,
+            },
+            &mut out,
+        );
+        assert!(
+            matches!(
+                sends(&out)[..],
+                [(_, RaftMsg::RequestVoteReply { term: 3, vote_granted }),] if vote_granted == granted
+            ),
+            "{bug:?}"
+        );
+        // The new term is persisted whatever the vote, and the vote only when granted.
+        let storage = saved(&out).unwrap();
+        assert_eq!(
+            (storage.current_term, storage.voted_for.is_some()),
+            (3, granted)
+        );
+    }
+}
+
+#[test]
+fn a_leader_counts_replicas_only_for_entries_of_its_own_term() {
+    // §5.4.2 / Figure 8: the leader of term 3 holds an entry of term 1 on a majority; counting
+    // replicas must not commit it.
+    for (bug, committed) in [(None, 0), (Some(RaftBug::CommitPreviousTerm), 1)] {
+        let c = cfg(bug);
+        let mut s = server(&c, 2, vec![entry(1, 1)]);
+        elect(&c, &mut s);
+        assert_eq!(s.current_term, 3);
+        c.on_msg(
+            Id::from(0),
+            &mut s,
+            Id::from(1),
+            RaftMsg::AppendEntriesReply {
+                term: 3,
+                success: true,
+                match_index: 1,
+            },
+            &mut Out::new(),
+        );
+        assert_eq!(s.commit_index, committed, "{bug:?}");
+    }
+}
+
+#[test]
+fn install_snapshot_keeps_the_entries_that_follow_a_matching_last_included_entry() {
+    // §7, Figure 13 step 6.
+    for (bug, expected) in [
+        (None, vec![3]),
+        (Some(RaftBug::SnapshotOffByOne), vec![2, 3]),
+    ] {
+        let c = cfg(bug);
+        let mut s = server(&c, 1, vec![entry(1, 1), entry(1, 2), entry(1, 3)]);
+        c.on_msg(
+            Id::from(0),
+            &mut s,
+            Id::from(1),
+            RaftMsg::InstallSnapshot {
+                term: 1,
+                leader_id: Id::from(1),
+                last_included_index: 2,
+                last_included_term: 1,
+                data: Default::default(),
+            },
+            &mut Out::new(),
+        );
+        let seqs: Vec<u64> = s.log.entries.iter().map(|e| e.command.seq).collect();
+        assert_eq!((s.log.first_index(), seqs), (2, expected), "{bug:?}");
+        assert_eq!(s.commit_index, 2);
+    }
+}
+
+#[test]
+fn a_restarted_server_remembers_its_vote() {
+    // Figure 2: votedFor is persistent; with `forget-vote` the restarted server votes again.
+    for (bug, second_vote) in [(None, false), (Some(RaftBug::ForgetVote), true)] {
+        let c = cfg(bug);
+        let mut s = server(&c, 0, vec![]);
+        let vote = |s: &mut ServerState, candidate: usize, out: &mut Out<RaftActor>| {
+            c.on_msg(
+                Id::from(0),
+                s,
+                Id::from(candidate),
+                RaftMsg::RequestVote {
+                    term: 1,
+                    candidate_id: Id::from(candidate),
+                    last_log_index: 0,
+                    last_log_term: 0,
+                },
+                out,
+            );
+        };
+        let mut out = Out::new();
+        vote(&mut s, 1, &mut out);
+        let mut restarted = c.start(&saved(&out), &mut Out::new());
+        let mut out = Out::new();
+        vote(&mut restarted, 2, &mut out);
+        assert!(
+            matches!(
+                sends(&out)[..],
+                [(_, RaftMsg::RequestVoteReply { vote_granted, .. })] if vote_granted == second_vote
+            ),
+            "{bug:?}"
+        );
+    }
+}
+
+/// The failing (always / eventually) properties of `bug` with its own configuration, checked
+/// until the first counterexample.
+fn caught(bug: &'static str) -> Vec<&'static str> {
+    let b = RaftSpec::BUGS.iter().find(|b| b.name == bug).unwrap();
+    let params = b.configure(RaftSpec::PARAMS, &Params::defaults(RaftSpec::PARAMS));
+    let checker = RaftSpec::build(&params, Some(bug))
+        .checker()
+        .finish_when(HasDiscoveries::AnyFailures)
+        .spawn_bfs()
+        .join();
+    let model = checker.model();
+    let failing: Vec<&'static str> = model
+        .properties()
+        .iter()
+        .filter(|p| p.expectation != Expectation::Sometimes)
+        .filter_map(|p| checker.discovery(p.name).map(|_| p.name))
+        .collect();
+    for name in &failing {
+        // Every counterexample replays through the model.
+        let path = checker.discovery(name).unwrap();
+        assert!(!path.into_actions().is_empty());
+    }
+    failing
+}
+
+#[test]
+fn forget_vote_breaks_election_safety() {
+    assert_eq!(caught("forget-vote"), ["Election Safety"]);
+}
+
+#[test]
+fn volatile_log_loses_committed_entries() {
+    assert_eq!(
+        caught("volatile-log"),
+        ["committed entries are never lost across crashes"]
+    );
+}
+
+#[test]
+fn no_election_retry_leaves_a_split_vote_without_leader() {
+    let failing = caught("no-election-retry");
+    assert_eq!(failing.len(), 1);
+    assert!(failing[0].starts_with("with no crash or loss, a leader is elected"));
+}
+
+#[test]
+fn vote_any_log_breaks_leader_completeness() {
+    assert_eq!(caught("vote-any-log"), ["Leader Completeness"]);
+}
+
+#[test]
+fn ignore_stale_term_breaks_leader_append_only() {
+    assert_eq!(caught("ignore-stale-term"), ["Leader Append-Only"]);
+}
+
+#[test]
+fn no_truncate_loses_a_committed_entry() {
+    assert_eq!(
+        caught("no-truncate"),
+        ["committed entries are never lost across crashes"]
+    );
+}
+
+#[test]
+fn snapshot_off_by_one_breaks_log_matching() {
+    assert_eq!(caught("snapshot-off-by-one"), ["Log Matching"]);
+}
+
+#[test]
+fn commit_previous_term_breaks_leader_completeness() {
+    // Figure 8 with three servers needs four terms: about 6 million states, 2 minutes, 3.3 GB.
+    assert_eq!(caught("commit-previous-term"), ["Leader Completeness"]);
+}
+
+#[test]
+fn stale_read_is_not_linearizable() {
+    assert_eq!(caught("stale-read"), ["linearizable client history"]);
+}
+
+#[test]
+fn safety_holds_with_one_client_and_a_leader_crash() {
+    // One client, the default bounds otherwise (the default itself is pinned in reports/).
+    let checker = RaftCfg {
+        clients: 1,
+        ..RaftCfg::default()
+    }
+    .into_model()
+    .checker()
+    .spawn_bfs()
+    .join();
+    for p in checker.model().properties() {
+        let found = checker.discovery(p.name).is_some();
+        match p.expectation {
+            Expectation::Always | Expectation::Eventually => assert!(!found, "{}", p.name),
+            // A Get cannot return another client's Put with one client.
+            Expectation::Sometimes => {
+                assert_eq!(found, !p.name.contains("another client"), "{}", p.name)
+            }
+        }
+    }
+    assert!(checker.is_done());
+}
