@@ -101,7 +101,13 @@ fn every_seeded_bug_is_caught_with_a_counterexample() {
         let name = model["name"].as_str().unwrap();
         for bug in model["bugs"].as_array().unwrap() {
             let bug = bug["name"].as_str().unwrap();
-            let (code, v) = json(&[name, "--bug", bug, "--threads", "1"]);
+            if (name, bug) == ("raft", "commit-previous-term") {
+                // Two minutes and 3 GB (Figure 8 needs four terms): its own test in the models
+                // crate checks it once.
+                continue;
+            }
+            // The bug's own configuration applies: the JSON names it.
+            let (code, v) = json(&[name, "--bug", bug, "--threads", "1", "--first-failure"]);
             assert_eq!(code, 1, "{name} --bug {bug} must exit 1: {v}");
             assert_eq!(v["bug"], bug);
             let violated: Vec<&Value> = v["properties"]

@@ -9,6 +9,8 @@
 //!   "Consensus on Transaction Commit", §4), ported action for action from `TwoPhase.tla`.
 //! - [`ct`]: Certificate Transparency (RFC 6962/9162): Merkle trees and their proofs.
 //! - [`mapreduce`]: MapReduce's coordinator and workers (Dean & Ghemawat §3), word count.
+//! - [`raft`]: Raft (Ongaro & Ousterhout, extended version §§5, 7, 8): election, replication, crash
+//!   recovery, snapshots and a linearizable key-value store; the workbench's headline model.
 //! - [`tcommit`]: the TCommit specification of transaction commit itself (same paper, §2), of which
 //!   TwoPhase is an implementation.
 

@@ -220,6 +220,8 @@ pub struct ClientState {
     pub retries: u8,
 }
 
+// Actor states live behind an `Arc` in the model; boxing the server's would only add a hop.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RaftState {
     Server(ServerState),
@@ -279,7 +281,8 @@ impl Actor for RaftActor {
 
 impl ServerCfg {
     fn majority(&self) -> usize {
-        (self.peers.len() + 1) / 2 + 1
+        let servers = self.peers.len() + 1;
+        servers / 2 + 1
     }
 
     /// Starts from saved storage, or empty; volatile state starts over (Figure 2): the state

@@ -121,8 +121,10 @@ mod tests {
 
     #[test]
     fn indices_survive_compaction() {
-        let mut log = Log::default();
-        log.entries = vec![entry(1, 1), entry(1, 2), entry(2, 3)];
+        let mut log = Log {
+            entries: vec![entry(1, 1), entry(1, 2), entry(2, 3)],
+            ..Log::default()
+        };
         assert_eq!((log.last_index(), log.last_term()), (3, 2));
         assert_eq!(log.term_at(0), Some(0));
         log.compact(2, KvMachine::default());
@@ -138,8 +140,10 @@ mod tests {
 
     #[test]
     fn up_to_date_compares_last_term_then_length() {
-        let mut log = Log::default();
-        log.entries = vec![entry(1, 1), entry(2, 2)];
+        let log = Log {
+            entries: vec![entry(1, 1), entry(2, 2)],
+            ..Log::default()
+        };
         assert!(log.is_up_to_date(1, 3));
         assert!(!log.is_up_to_date(5, 1));
         assert!(log.is_up_to_date(2, 2));
