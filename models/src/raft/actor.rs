@@ -529,34 +529,7 @@ impl ServerCfg {
                 term,
                 success,
                 match_index,
-            } => {
-                self.observe_term(s, term, None, o);
-                self.persist_if_changed(s, before, o);
-                let Some(p) = self.peers.iter().position(|q| *q == src) else {
-                    return;
-                };
-                if term != s.current_term {
-                    return;
-                }
-                let Role::Leader {
-                    next_index,
-                    match_index: matched,
-                    inflight,
-                    ..
-                } = &mut s.role
-                else {
-                    return;
-                };
-                inflight[p] = false;
-                if success {
-                    matched[p] = matched[p].max(match_index);
-                    next_index[p] = next_index[p].max(match_index + 1);
-                    self.advance_commit(s, o);
-                } else {
-                    next_index[p] = (next_index[p] - 1).min(match_index + 1).max(1);
-                }
-                self.replicate(id, s, o);
-            }
+            } => self.on_replication_reply(id, s, src, before, term, success, match_index, o),
             RaftMsg::InstallSnapshot {
                 term,
                 leader_id,
@@ -582,36 +555,57 @@ impl ServerCfg {
                     },
                 );
             }
+            // The follower now holds everything up to the snapshot: as a successful
+            // AppendEntries up to that index.
             RaftMsg::InstallSnapshotReply {
                 term,
                 last_included_index,
-            } => {
-                self.observe_term(s, term, None, o);
-                self.persist_if_changed(s, before, o);
-                let Some(p) = self.peers.iter().position(|q| *q == src) else {
-                    return;
-                };
-                if term != s.current_term {
-                    return;
-                }
-                let Role::Leader {
-                    next_index,
-                    match_index,
-                    inflight,
-                    ..
-                } = &mut s.role
-                else {
-                    return;
-                };
-                inflight[p] = false;
-                match_index[p] = match_index[p].max(last_included_index);
-                next_index[p] = next_index[p].max(last_included_index + 1);
-                self.advance_commit(s, o);
-                self.replicate(id, s, o);
-            }
+            } => self.on_replication_reply(id, s, src, before, term, true, last_included_index, o),
             RaftMsg::Request { client, seq, op } => self.on_request(id, s, src, client, seq, op, o),
             RaftMsg::Reply { .. } | RaftMsg::NotLeader { .. } => {}
         }
+    }
+
+    /// The leader's side of AppendEntries and InstallSnapshot replies: `match_index` is the
+    /// follower's last matching entry on success, a hint on failure.
+    #[allow(clippy::too_many_arguments)]
+    fn on_replication_reply(
+        &self,
+        id: Id,
+        s: &mut ServerState,
+        src: Id,
+        before: (Term, Option<Id>),
+        term: Term,
+        success: bool,
+        match_index: Index,
+        o: &mut Out<RaftActor>,
+    ) {
+        self.observe_term(s, term, None, o);
+        self.persist_if_changed(s, before, o);
+        let Some(p) = self.peers.iter().position(|q| *q == src) else {
+            return;
+        };
+        if term != s.current_term {
+            return;
+        }
+        let Role::Leader {
+            next_index,
+            match_index: matched,
+            inflight,
+            ..
+        } = &mut s.role
+        else {
+            return;
+        };
+        inflight[p] = false;
+        if success {
+            matched[p] = matched[p].max(match_index);
+            next_index[p] = next_index[p].max(match_index + 1);
+            self.advance_commit(s, o);
+        } else {
+            next_index[p] = (next_index[p] - 1).min(match_index + 1).max(1);
+        }
+        self.replicate(id, s, o);
     }
 
     /// Whether peer `p` has not acknowledged the leader's whole log or not been sent its commit

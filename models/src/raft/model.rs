@@ -274,37 +274,52 @@ fn record_in(cfg: &RaftCfg, h: &RaftHistory, env: Envelope<&RaftMsg>) -> Option<
     Some(h)
 }
 
-impl RaftModel {
-    /// Updates the history variables after a step from `prev` (`None` for an initial state).
-    fn update_ghost(
-        &self,
-        prev: Option<&RaftModelState>,
-        action: Option<&RaftAction>,
-        next: &mut RaftModelState,
-    ) {
-        let cfg = self.cfg();
-        let mut g = std::mem::take(&mut next.history.ghost);
+/// What the history variables need to know about a step (so the step's action, message and
+/// all, need not be cloned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Crash,
+    Drop,
+    /// Server i's election timer fired.
+    ElectionTimeout(usize),
+    /// An InstallSnapshot was delivered to server i.
+    InstallSnapshot(usize),
+    Other,
+}
+
+impl Step {
+    fn of(action: &RaftAction) -> Step {
         match action {
-            Some(ActorModelAction::Crash(_)) => g.crashes += 1,
-            Some(ActorModelAction::Drop(_)) => g.dropped = true,
-            Some(ActorModelAction::Timeout(id, RaftTimer::Election)) => {
-                if let Some(prev) = prev {
-                    if knows_leader(server(prev, usize::from(*id))) {
-                        g.spurious_timeouts += 1;
-                    }
-                }
+            ActorModelAction::Crash(_) => Step::Crash,
+            ActorModelAction::Drop(_) => Step::Drop,
+            ActorModelAction::Timeout(id, RaftTimer::Election) => {
+                Step::ElectionTimeout(usize::from(*id))
             }
-            Some(ActorModelAction::Deliver {
+            ActorModelAction::Deliver {
                 dst,
                 msg: RaftMsg::InstallSnapshot { .. },
                 ..
-            }) => {
-                let i = usize::from(*dst);
-                if let Some(prev) = prev {
-                    if server(next, i).log.first_index() > server(prev, i).log.first_index() {
-                        g.snapshot_installed = true;
-                    }
-                }
+            } => Step::InstallSnapshot(usize::from(*dst)),
+            _ => Step::Other,
+        }
+    }
+}
+
+impl RaftModel {
+    /// Updates the history variables after a step from `prev` (`None` for an initial state).
+    fn update_ghost(&self, prev: Option<&RaftModelState>, step: Step, next: &mut RaftModelState) {
+        let cfg = self.cfg();
+        let mut g = std::mem::take(&mut next.history.ghost);
+        match (step, prev) {
+            (Step::Crash, _) => g.crashes += 1,
+            (Step::Drop, _) => g.dropped = true,
+            (Step::ElectionTimeout(i), Some(prev)) if knows_leader(server(prev, i)) => {
+                g.spurious_timeouts += 1;
+            }
+            (Step::InstallSnapshot(i), Some(prev))
+                if server(next, i).log.first_index() > server(prev, i).log.first_index() =>
+            {
+                g.snapshot_installed = true;
             }
             _ => {}
         }
@@ -334,7 +349,7 @@ impl RaftModel {
             // Leader Append-Only: compare with the same leader's log before the step.
             if let Some(prev) = prev {
                 let was = server(prev, i);
-                if !matches!(action, Some(ActorModelAction::Crash(_)))
+                if step != Step::Crash
                     && was.is_leader()
                     && s.is_leader()
                     && was.current_term == s.current_term
@@ -427,7 +442,7 @@ impl Model for RaftModel {
     fn init_states(&self) -> Vec<RaftModelState> {
         let mut states = self.inner.init_states();
         for s in &mut states {
-            self.update_ghost(None, None, s);
+            self.update_ghost(None, Step::Other, s);
         }
         states
     }
@@ -453,7 +468,7 @@ impl Model for RaftModel {
     }
 
     fn next_state(&self, last: &RaftModelState, action: RaftAction) -> Option<RaftModelState> {
-        let info = action.clone();
+        let step = Step::of(&action);
         let mut next = match action {
             // A crash restarts the server from its storage (see `RaftCfg::crashes`).
             ActorModelAction::Crash(id) => {
@@ -463,7 +478,7 @@ impl Model for RaftModel {
             }
             action => self.inner.next_state(last, action)?,
         };
-        self.update_ghost(Some(last), Some(&info), &mut next);
+        self.update_ghost(Some(last), step, &mut next);
         Some(next)
     }
 
