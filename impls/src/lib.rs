@@ -5,10 +5,13 @@
 //! - [`config`]: a cluster file (TOML) mapping actor ids to socket addresses.
 //! - [`storage`]: an actor's `Save`d storage, written atomically (temp file, fsync, rename).
 //! - [`node`]: runs one actor: its messages over TCP, its timers with real durations, its storage.
+//! - [`raft`]: the Raft KV service: the model's servers over TCP, a client, a local cluster of
+//!   processes, and a Jepsen-style test with fault injection.
 //! - [`mapreduce`]: the MapReduce runtime: the model's coordinator over TCP, real workers, apps.
 
 pub mod config;
 pub mod frame;
 pub mod mapreduce;
 pub mod node;
+pub mod raft;
 pub mod storage;

@@ -833,7 +833,7 @@ impl ServerCfg {
     }
 
     /// A client's command (§8): only the leader takes it; it appends it to its log unless the
-    /// command is already applied (then it answers at once) or already in its log.
+    /// command is already applied (then it answers at once) or already in its log in this term.
     #[allow(clippy::too_many_arguments)]
     fn on_request(
         &self,
@@ -867,11 +867,13 @@ impl ServerCfg {
                 return o.send(src, RaftMsg::Reply { seq, ret });
             }
         }
-        let pending = s
-            .log
-            .entries_from(s.last_applied + 1)
-            .iter()
-            .any(|e| e.command.client == client && e.command.seq == seq);
+        // Already in the log in this term: it commits with it. An entry of an earlier term is
+        // not enough: this leader commits it only once an entry of its own term commits (§5.4.2),
+        // and without other clients none would come; append the command again (the session
+        // table runs it once).
+        let pending = s.log.entries_from(s.last_applied + 1).iter().any(|e| {
+            e.term == s.current_term && e.command.client == client && e.command.seq == seq
+        });
         if pending {
             return;
         }

@@ -1,0 +1,227 @@
+//! A local cluster of `node` processes on 127.0.0.1: started, killed (`kill -9`), restarted on
+//! their data directories, given faults, and stopped.
+
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use stateright::actor::Id;
+
+use crate::config::ClusterConfig;
+use crate::node::{set_faults, Faults};
+
+use super::Timing;
+
+/// How to start a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// The `node` binary.
+    pub node_bin: PathBuf,
+    /// Holds `cluster.toml`, each node's data directory `node-N/` and log `node-N.log`.
+    pub dir: PathBuf,
+    pub nodes: usize,
+    /// The first port; `None` picks free ports.
+    pub base_port: Option<u16>,
+    pub timing: Timing,
+}
+
+/// A running cluster. Dropping it kills its nodes.
+pub struct Cluster {
+    spec: ClusterSpec,
+    pub config: ClusterConfig,
+    pub config_path: PathBuf,
+    children: Vec<Option<Child>>,
+}
+
+/// The `node` binary next to the running executable (where cargo puts the workspace's binaries).
+pub fn sibling_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Test binaries live one level down, in deps/.
+    let candidates = [dir.join(name), dir.parent().unwrap_or(&dir).join(name)];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| candidates[0].clone())
+}
+
+impl Cluster {
+    /// Writes the cluster file and starts every node.
+    pub fn start(spec: ClusterSpec) -> std::io::Result<Cluster> {
+        if spec.nodes == 0 {
+            return Err(std::io::Error::other("a cluster needs at least one node"));
+        }
+        if !spec.node_bin.exists() {
+            return Err(std::io::Error::other(format!(
+                "node binary {} not found (build it with `cargo build -p impls`)",
+                spec.node_bin.display()
+            )));
+        }
+        fs::create_dir_all(&spec.dir)?;
+        let mut config = ClusterConfig::default();
+        let ports = match spec.base_port {
+            Some(p) => (0..spec.nodes)
+                .map(|i| {
+                    u16::try_from(usize::from(p) + i)
+                        .map_err(|_| std::io::Error::other("port out of range"))
+                })
+                .collect::<std::io::Result<Vec<u16>>>()?,
+            None => free_ports(spec.nodes)?,
+        };
+        for (i, port) in ports.into_iter().enumerate() {
+            config
+                .nodes
+                .insert(Id::from(i), SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+        let config_path = spec.dir.join("cluster.toml");
+        fs::write(&config_path, config.to_toml())?;
+        let mut cluster = Cluster {
+            children: (0..spec.nodes).map(|_| None).collect(),
+            spec,
+            config,
+            config_path,
+        };
+        for i in 0..cluster.spec.nodes {
+            cluster.restart(i)?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.config.nodes[&Id::from(i)]
+    }
+
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.spec.dir.join(format!("node-{i}"))
+    }
+
+    pub fn is_running(&mut self, i: usize) -> bool {
+        match &mut self.children[i] {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Starts node `i` (again) on its data directory, unless it runs.
+    pub fn restart(&mut self, i: usize) -> std::io::Result<()> {
+        if self.is_running(i) {
+            return Ok(());
+        }
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.spec.dir.join(format!("node-{i}.log")))?;
+        let t = &self.spec.timing;
+        let child = Command::new(&self.spec.node_bin)
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--id")
+            .arg(i.to_string())
+            .arg("--data-dir")
+            .arg(self.data_dir(i))
+            .arg("--election-ms")
+            .arg(format!(
+                "{}-{}",
+                t.election.start.as_millis(),
+                t.election.end.as_millis()
+            ))
+            .arg("--heartbeat-ms")
+            .arg(t.heartbeat.as_millis().to_string())
+            .arg("--snapshot-every")
+            .arg(t.snapshot_every.to_string())
+            .arg("--admin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.children[i] = Some(child);
+        // Wait until it listens, so that the caller's next step reaches it.
+        for _ in 0..200 {
+            if std::net::TcpStream::connect_timeout(&self.addr(i), Duration::from_millis(50))
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if !self.is_running(i) {
+                return Err(std::io::Error::other(format!(
+                    "node {i} exited at start; see {}",
+                    self.spec.dir.join(format!("node-{i}.log")).display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(std::io::Error::other(format!("node {i} does not listen")))
+    }
+
+    /// `kill -9` node `i`: no chance to flush or say goodbye.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sets node `i`'s faults.
+    pub fn set_faults(&self, i: usize, faults: &Faults) -> std::io::Result<()> {
+        set_faults(self.addr(i), faults)
+    }
+
+    /// Cuts `side` off from the other nodes (both directions); clients still reach everyone.
+    pub fn partition(&self, side: &[usize]) -> Vec<std::io::Error> {
+        let mut errors = Vec::new();
+        for i in 0..self.len() {
+            let mine = side.contains(&i);
+            let blocked = (0..self.len()).filter(|j| side.contains(j) != mine).collect();
+            let faults = Faults {
+                blocked,
+                ..Faults::default()
+            };
+            if let Err(e) = self.set_faults(i, &faults) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    /// Sets the same faults on every running node; errors from nodes that are down are returned.
+    pub fn set_all(&self, faults: &Faults) -> Vec<std::io::Error> {
+        (0..self.len())
+            .filter_map(|i| self.set_faults(i, faults).err())
+            .collect()
+    }
+
+    /// Stops every node.
+    pub fn stop(&mut self) {
+        for i in 0..self.len() {
+            self.kill(i);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `n` ports that were free a moment ago.
+fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
+}
