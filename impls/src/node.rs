@@ -434,7 +434,7 @@ where
             }
         }
         for (dst, msg) in std::mem::take(&mut self.sends) {
-            send(&self.shared, dst, &Wire::Msg(msg));
+            send(self.shared, dst, &Wire::Msg(msg));
         }
         Ok(())
     }
@@ -455,17 +455,19 @@ where
     }
     let bytes = encode(wire);
     let mut routes = shared.routes.lock().expect("routes lock");
-    if !routes.contains_key(&dst) {
-        let Some(addr) = shared.opts.peers.get(&dst).copied() else {
-            tracing::debug!(to = usize::from(dst), "no route: message dropped");
-            return;
-        };
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
-        routes.insert(dst, Route { tx, conn: None });
-        let shared = shared.clone();
-        std::thread::spawn(move || peer_writer(shared, dst, addr, rx));
-    }
-    let route = routes.get(&dst).expect("inserted");
+    let route = match routes.entry(dst) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let Some(addr) = shared.opts.peers.get(&dst).copied() else {
+                tracing::debug!(to = usize::from(dst), "no route: message dropped");
+                return;
+            };
+            let (tx, rx) = mpsc::sync_channel(QUEUE);
+            let writer = shared.clone();
+            std::thread::spawn(move || peer_writer(writer, dst, addr, rx));
+            e.insert(Route { tx, conn: None })
+        }
+    };
     match route.tx.try_send(bytes) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {

@@ -17,7 +17,10 @@ use impls::raft::cluster::{sibling_binary, Cluster, ClusterSpec};
 use impls::raft::{parse_ms_range, Timing};
 
 #[derive(Parser)]
-#[command(name = "cluster", about = "Start a local cluster of nodes; Ctrl-C stops it")]
+#[command(
+    name = "cluster",
+    about = "Start a local cluster of nodes; Ctrl-C stops it"
+)]
 struct Cli {
     #[command(subcommand)]
     kind: Kind,

@@ -20,7 +20,10 @@ use impls::raft::jepsen::{run, JepsenOpts, Nemesis};
 use impls::raft::Timing;
 
 #[derive(Parser)]
-#[command(name = "jepsen", about = "Fault injection against a local cluster, checked histories")]
+#[command(
+    name = "jepsen",
+    about = "Fault injection against a local cluster, checked histories"
+)]
 struct Cli {
     #[command(subcommand)]
     kind: Kind,
@@ -54,6 +57,10 @@ enum Kind {
         /// One JSON object on stdout.
         #[arg(long)]
         json: bool,
+        /// Run the nodes with one of the model's seeded bugs (stale-read, ...): the test should
+        /// then find the history not linearizable.
+        #[arg(long, value_parser = impls::raft::parse_bug)]
+        bug: Option<models::raft::RaftBug>,
     },
 }
 
@@ -86,6 +93,7 @@ fn test(kind: Kind) -> Result<ExitCode> {
         op_timeout,
         dir,
         json,
+        bug,
     } = kind;
     anyhow::ensure!(
         duration > 0.0 && duration.is_finite(),
@@ -117,6 +125,7 @@ fn test(kind: Kind) -> Result<ExitCode> {
             election: Duration::from_millis(150)..Duration::from_millis(300),
             heartbeat: Duration::from_millis(30),
             snapshot_every: 200,
+            bug,
         },
     };
     let report = run(&opts)?;

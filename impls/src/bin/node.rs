@@ -21,7 +21,10 @@ use impls::raft::{init_tracing, parse_ms_range, server, Timing};
 use stateright::actor::Id;
 
 #[derive(Parser)]
-#[command(name = "node", about = "A Raft KV server (the checked model's actor) over TCP")]
+#[command(
+    name = "node",
+    about = "A Raft KV server (the checked model's actor) over TCP"
+)]
 struct Cli {
     /// The cluster file: `[nodes]` id = "host:port".
     #[arg(long)]
@@ -41,6 +44,9 @@ struct Cli {
     /// Snapshot after this many applied entries; 0 never (§7).
     #[arg(long, default_value_t = 1000)]
     snapshot_every: u64,
+    /// Run with one of the model's seeded bugs (for tests that must catch it).
+    #[arg(long, value_parser = impls::raft::parse_bug)]
+    bug: Option<models::raft::RaftBug>,
     /// Accept fault commands (partitions, loss, delay) from administrator connections.
     #[arg(long)]
     admin: bool,
@@ -71,7 +77,14 @@ fn serve(cli: Cli) -> Result<()> {
         election: cli.election_ms,
         heartbeat: std::time::Duration::from_millis(cli.heartbeat_ms),
         snapshot_every: cli.snapshot_every,
+        bug: cli.bug,
     };
+    if let Some(bug) = cli.bug {
+        tracing::warn!(
+            bug = impls::raft::bug_name(bug),
+            "running with a seeded bug"
+        );
+    }
     let actor = server(&cluster, id, &timing)?;
     let addr = cluster.nodes[&id];
     let listener =

@@ -48,7 +48,8 @@ impl KvClient {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let mix = (nanos ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mix =
+            (nanos ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         Self::with_id(cluster, CLIENT_IDS + (mix >> 24) as usize)
     }
 
@@ -142,9 +143,10 @@ impl KvClient {
                 Ok(Wire::Msg(RaftMsg::Reply { seq: s, ret })) if s == seq => {
                     return Answer::Done(ret)
                 }
-                Ok(Wire::Msg(RaftMsg::NotLeader { seq: s, leader_hint })) if s == seq => {
-                    return Answer::Redirect(leader_hint)
-                }
+                Ok(Wire::Msg(RaftMsg::NotLeader {
+                    seq: s,
+                    leader_hint,
+                })) if s == seq => return Answer::Redirect(leader_hint),
                 // Answers to earlier attempts, hellos.
                 Ok(_) => {}
                 Err(_) => return Answer::GiveUp,
@@ -157,7 +159,9 @@ impl KvClient {
             let addr = self.servers[t].1;
             let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
             stream.set_nodelay(true).ok()?;
-            stream.set_write_timeout(Some(Duration::from_secs(1))).ok()?;
+            stream
+                .set_write_timeout(Some(Duration::from_secs(1)))
+                .ok()?;
             let mut writer = stream.try_clone().ok()?;
             let hello = serde_json::to_vec(&Wire::<RaftMsg>::Hello {
                 id: usize::from(self.id),

@@ -123,7 +123,11 @@ impl Cluster {
             .append(true)
             .open(self.spec.dir.join(format!("node-{i}.log")))?;
         let t = &self.spec.timing;
-        let child = Command::new(&self.spec.node_bin)
+        let mut command = Command::new(&self.spec.node_bin);
+        if let Some(bug) = t.bug {
+            command.arg("--bug").arg(super::bug_name(bug));
+        }
+        let child = command
             .arg("--config")
             .arg(&self.config_path)
             .arg("--id")
@@ -182,7 +186,9 @@ impl Cluster {
         let mut errors = Vec::new();
         for i in 0..self.len() {
             let mine = side.contains(&i);
-            let blocked = (0..self.len()).filter(|j| side.contains(j) != mine).collect();
+            let blocked = (0..self.len())
+                .filter(|j| side.contains(j) != mine)
+                .collect();
             let faults = Faults {
                 blocked,
                 ..Faults::default()

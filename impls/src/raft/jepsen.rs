@@ -29,7 +29,8 @@ use crate::node::Faults;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Nemesis {
-    /// `kill -9` a node, restart it later from its data directory.
+    /// `kill -9` some nodes (one, a majority or all), restart them later from their data
+    /// directories.
     Kill,
     /// Cut a minority of the nodes off from the rest.
     Partition,
@@ -180,9 +181,11 @@ pub fn run(opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
                     n += 1;
                     let key = format!("k{}", rng.below(keys as u64));
                     let value = format!("{c}.{n} ");
-                    let (f, op) = match rng.below(5) {
-                        0 | 1 => ("get", KvOp::Get(key.clone())),
-                        2 => ("put", KvOp::Put(key.clone(), value.clone())),
+                    // Mostly reads and appends: an append keeps every earlier write visible in
+                    // the value, so a lost write shows; a put wipes the slate.
+                    let (f, op) = match rng.below(10) {
+                        0..=3 => ("get", KvOp::Get(key.clone())),
+                        4 => ("put", KvOp::Put(key.clone(), value.clone())),
                         _ => ("append", KvOp::Append(key.clone(), value.clone())),
                     };
                     let arg = (f != "get").then_some(value.as_str());
@@ -232,15 +235,40 @@ pub fn run(opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
             let start = Instant::now();
             let detail = match kind {
                 Nemesis::Kill => {
-                    let i = rng.below(opts.nodes as u64) as usize;
-                    cluster.kill(i);
+                    // Any number of nodes, up to all of them: a minority, a majority (the
+                    // cluster stops until they return) or a full-cluster crash.
+                    let count = 1 + rng.below(opts.nodes as u64) as usize;
+                    let mut victims: Vec<usize> = Vec::new();
+                    while victims.len() < count {
+                        let i = rng.below(opts.nodes as u64) as usize;
+                        if !victims.contains(&i) {
+                            victims.push(i);
+                        }
+                    }
+                    victims.sort_unstable();
+                    for &i in &victims {
+                        cluster.kill(i);
+                    }
                     std::thread::sleep(length);
-                    cluster.restart(i)?;
-                    format!("kill -9 node {i}, restarted")
+                    for &i in &victims {
+                        cluster.restart(i)?;
+                    }
+                    format!("kill -9 nodes {victims:?}, restarted")
                 }
                 Nemesis::Partition => {
                     let minority = opts.nodes.saturating_sub(1) / 2;
                     let mut side: Vec<usize> = Vec::new();
+                    // Half the time, cut off the leader (as a probe read finds it): the case
+                    // where a stale leader may still answer.
+                    if minority > 0 && rng.below(2) == 0 {
+                        let mut probe = KvClient::with_id(&cluster.config, CLIENT_IDS + 1_000_000);
+                        if probe
+                            .call(KvOp::Get("k0".into()), Duration::from_secs(1))
+                            .is_ok()
+                        {
+                            side.push(usize::from(probe.leader()));
+                        }
+                    }
                     while side.len() < minority.max(1).min(opts.nodes) {
                         let i = rng.below(opts.nodes as u64) as usize;
                         if !side.contains(&i) {

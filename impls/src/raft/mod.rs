@@ -16,7 +16,7 @@ pub mod jepsen;
 use std::ops::Range;
 use std::time::Duration;
 
-use models::raft::actor::{Heartbeats, RaftActor, ServerCfg};
+use models::raft::actor::{Heartbeats, RaftActor, RaftBug, ServerCfg};
 use stateright::actor::Id;
 
 use crate::config::ClusterConfig;
@@ -31,6 +31,9 @@ pub struct Timing {
     pub heartbeat: Duration,
     /// Snapshot after this many applied entries (§7).
     pub snapshot_every: u64,
+    /// A seeded bug of the model (`checker list` names them), to show that the Jepsen-style test
+    /// catches it on a real cluster.
+    pub bug: Option<RaftBug>,
 }
 
 impl Default for Timing {
@@ -39,6 +42,7 @@ impl Default for Timing {
             election: Duration::from_millis(300)..Duration::from_millis(600),
             heartbeat: Duration::from_millis(50),
             snapshot_every: 1000,
+            bug: None,
         }
     }
 }
@@ -66,7 +70,7 @@ pub fn server(cluster: &ClusterConfig, id: Id, timing: &Timing) -> Result<RaftAc
         heartbeat: timing.heartbeat,
         snapshot_every: timing.snapshot_every,
         heartbeats: Heartbeats::Every,
-        bug: None,
+        bug: timing.bug,
     }))
 }
 
@@ -85,6 +89,31 @@ pub fn parse_ms_range(s: &str) -> Result<Range<Duration>, String> {
         return Err(format!("'{s}': need 0 < LOW <= HIGH"));
     }
     Ok(Duration::from_millis(lo)..Duration::from_millis(hi))
+}
+
+/// Parses a seeded bug's name.
+pub fn parse_bug(name: &str) -> Result<RaftBug, String> {
+    RaftBug::from_name(name).ok_or_else(|| {
+        format!("unknown bug '{name}' (`checker list` shows raft's bugs, e.g. stale-read)")
+    })
+}
+
+/// The name of a seeded bug, as [`parse_bug`] reads it.
+pub fn bug_name(bug: RaftBug) -> &'static str {
+    [
+        "commit-previous-term",
+        "forget-vote",
+        "vote-any-log",
+        "no-truncate",
+        "stale-read",
+        "snapshot-off-by-one",
+        "ignore-stale-term",
+        "volatile-log",
+        "no-election-retry",
+    ]
+    .into_iter()
+    .find(|n| RaftBug::from_name(n) == Some(bug))
+    .expect("every bug has a name")
 }
 
 /// Sets up `tracing` for a binary: to stderr, `RUST_LOG` or else `default`.
@@ -110,7 +139,10 @@ mod tests {
             parse_ms_range("150-300").unwrap(),
             Duration::from_millis(150)..Duration::from_millis(300)
         );
-        assert_eq!(parse_ms_range("50").unwrap().start, Duration::from_millis(50));
+        assert_eq!(
+            parse_ms_range("50").unwrap().start,
+            Duration::from_millis(50)
+        );
         assert!(parse_ms_range("300-150").is_err());
         assert!(parse_ms_range("0").is_err());
         assert!(parse_ms_range("soon").unwrap_err().contains("milliseconds"));

@@ -111,6 +111,24 @@ pub enum RaftBug {
     NoElectionRetry,
 }
 
+impl RaftBug {
+    /// The bug of this name (the names `checker raft --bug` takes).
+    pub fn from_name(name: &str) -> Option<RaftBug> {
+        Some(match name {
+            "commit-previous-term" => RaftBug::CommitPreviousTerm,
+            "forget-vote" => RaftBug::ForgetVote,
+            "vote-any-log" => RaftBug::VoteAnyLog,
+            "no-truncate" => RaftBug::NoTruncate,
+            "stale-read" => RaftBug::StaleRead,
+            "snapshot-off-by-one" => RaftBug::SnapshotOffByOne,
+            "ignore-stale-term" => RaftBug::IgnoreStaleTerm,
+            "volatile-log" => RaftBug::VolatileLog,
+            "no-election-retry" => RaftBug::NoElectionRetry,
+            _ => return None,
+        })
+    }
+}
+
 /// Which followers the leader's heartbeat timer sends AppendEntries to. The leader sends new
 /// entries and a new commit index at once in any case; the heartbeat only repeats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

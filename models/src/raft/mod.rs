@@ -158,17 +158,9 @@ impl Spec for RaftSpec {
     ];
 
     fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
-        let bug = bug.map(|b| match b {
-            "commit-previous-term" => RaftBug::CommitPreviousTerm,
-            "forget-vote" => RaftBug::ForgetVote,
-            "vote-any-log" => RaftBug::VoteAnyLog,
-            "no-truncate" => RaftBug::NoTruncate,
-            "stale-read" => RaftBug::StaleRead,
-            "snapshot-off-by-one" => RaftBug::SnapshotOffByOne,
-            "ignore-stale-term" => RaftBug::IgnoreStaleTerm,
-            "volatile-log" => RaftBug::VolatileLog,
-            "no-election-retry" => RaftBug::NoElectionRetry,
-            other => panic!("model bug: '{other}' is not in RaftSpec::BUGS"),
+        let bug = bug.map(|b| {
+            RaftBug::from_name(b)
+                .unwrap_or_else(|| panic!("model bug: '{b}' is not in RaftSpec::BUGS"))
         });
         RaftCfg {
             servers: params.int("servers") as usize,

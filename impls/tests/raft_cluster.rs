@@ -1,0 +1,297 @@
+//! The Raft KV service as real processes on loopback: elections, partitions, snapshots,
+//! durability, bad clients, and a short Jepsen-style run. Each test starts its own cluster of
+//! `node` processes with short timeouts and takes a few seconds.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use impls::config::ClusterConfig;
+use impls::frame::write_frame;
+use impls::node::Faults;
+use impls::raft::client::{KvClient, CLIENT_IDS};
+use impls::raft::cluster::{Cluster, ClusterSpec};
+use impls::raft::jepsen::{self, JepsenOpts, Nemesis};
+use impls::raft::Timing;
+use models::raft::actor::Storage;
+use models::raft::kv::{KvOp, KvRet};
+use models::raft::RaftBug;
+use properties::linearizability::formats::parse_jsonl_kv;
+use properties::linearizability::{check, KvStore, Verdict};
+use stateright::actor::Id;
+
+const OP: Duration = Duration::from_secs(10);
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("raft-cluster-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn timing(snapshot_every: u64, bug: Option<RaftBug>) -> Timing {
+    Timing {
+        election: Duration::from_millis(150)..Duration::from_millis(300),
+        heartbeat: Duration::from_millis(30),
+        snapshot_every,
+        bug,
+    }
+}
+
+fn start(name: &str, snapshot_every: u64, bug: Option<RaftBug>) -> Cluster {
+    Cluster::start(ClusterSpec {
+        node_bin: PathBuf::from(env!("CARGO_BIN_EXE_node")),
+        dir: scratch(name),
+        nodes: 3,
+        base_port: None,
+        timing: timing(snapshot_every, bug),
+    })
+    .expect("the cluster starts")
+}
+
+fn put(c: &mut KvClient, k: &str, v: &str) {
+    let r = c.call(KvOp::Put(k.into(), v.into()), OP);
+    assert_eq!(r.expect("put answered"), KvRet::Ok);
+}
+
+fn get(c: &mut KvClient, k: &str) -> Option<String> {
+    match c.call(KvOp::Get(k.into()), OP).expect("get answered") {
+        KvRet::Value(v) => v,
+        KvRet::Ok => panic!("a get answers a value"),
+    }
+}
+
+/// A client that knows only node `i`.
+fn client_of(cluster: &Cluster, i: usize, id: usize) -> KvClient {
+    let mut only = ClusterConfig::default();
+    only.nodes.insert(Id::from(i), cluster.addr(i));
+    KvClient::with_id(&only, id)
+}
+
+#[test]
+fn a_new_leader_takes_over_after_the_leader_is_killed() {
+    let mut cluster = start("election", 1000, None);
+    let mut c = KvClient::with_id(&cluster.config, CLIENT_IDS + 1);
+    put(&mut c, "x", "1");
+    let old = usize::from(c.leader());
+    cluster.kill(old);
+    let t = Instant::now();
+    put(&mut c, "x", "2");
+    let new = usize::from(c.leader());
+    assert_ne!(new, old, "a killed node cannot answer");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(get(&mut c, "x").as_deref(), Some("2"));
+}
+
+#[test]
+fn a_majority_makes_progress_and_a_cut_off_leader_does_not() {
+    let mut cluster = start("partition", 1000, None);
+    let mut c = KvClient::with_id(&cluster.config, CLIENT_IDS + 1);
+    put(&mut c, "x", "1");
+    let old = usize::from(c.leader());
+    assert!(cluster.partition(&[old]).is_empty());
+    // The majority elects a leader and commits.
+    put(&mut c, "x", "2");
+    assert_ne!(usize::from(c.leader()), old);
+    // The old leader, alone, commits nothing: neither writes nor reads (reads go through the log).
+    let mut alone = client_of(&cluster, old, CLIENT_IDS + 2);
+    alone.attempt_timeout = Duration::from_millis(300);
+    assert!(alone
+        .call(
+            KvOp::Append("x".into(), "lost?".into()),
+            Duration::from_millis(1500)
+        )
+        .is_err());
+    assert!(alone
+        .call(KvOp::Get("x".into()), Duration::from_millis(1500))
+        .is_err());
+    // Healed: the old leader learns the new term, drops its uncommitted append, and catches up.
+    assert!(cluster.set_all(&Faults::default()).is_empty());
+    assert_eq!(get(&mut c, "x").as_deref(), Some("2"));
+    cluster.stop();
+}
+
+/// The same scenario with the model's `stale-read` bug: the cut-off leader answers a read from its
+/// own state, and the linearizability checker rejects the recorded history.
+#[test]
+fn a_stale_read_from_a_cut_off_leader_is_caught() {
+    let mut cluster = start("stale-read", 1000, Some(RaftBug::StaleRead));
+    let mut c = KvClient::with_id(&cluster.config, CLIENT_IDS + 1);
+    let mut history = Vec::new();
+    let mut event = |p: u64, ty: &str, f: &str, v: Option<&str>| {
+        history.push(
+            serde_json::json!({"process": p, "type": ty, "f": f, "key": "x", "value": v})
+                .to_string(),
+        );
+    };
+    event(0, "invoke", "put", Some("1"));
+    put(&mut c, "x", "1");
+    event(0, "ok", "put", Some("1"));
+    let old = usize::from(c.leader());
+    assert!(cluster.partition(&[old]).is_empty());
+    event(0, "invoke", "put", Some("2"));
+    put(&mut c, "x", "2");
+    event(0, "ok", "put", Some("2"));
+    let mut alone = client_of(&cluster, old, CLIENT_IDS + 2);
+    event(1, "invoke", "get", None);
+    let read = alone.call(KvOp::Get("x".into()), Duration::from_millis(1500));
+    assert_eq!(
+        read.expect("the stale leader answers"),
+        KvRet::Value(Some("1".into()))
+    );
+    event(1, "ok", "get", Some("1"));
+    let (h, _) = parse_jsonl_kv(&history.join("\n")).unwrap();
+    assert!(matches!(
+        check(&KvStore, &h, None),
+        Verdict::NotLinearizable(_)
+    ));
+    cluster.stop();
+}
+
+#[test]
+fn a_node_back_from_a_long_outage_catches_up_by_snapshot() {
+    let mut cluster = start("snapshot", 10, None);
+    let mut c = KvClient::with_id(&cluster.config, CLIENT_IDS + 1);
+    put(&mut c, "warm", "up");
+    let behind = (usize::from(c.leader()) + 1) % 3;
+    cluster.kill(behind);
+    for i in 0..60 {
+        put(&mut c, &format!("k{i}"), &i.to_string());
+    }
+    cluster.restart(behind).unwrap();
+    // The leader compacted the entries it lacks: it catches up through InstallSnapshot (§7).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s: Option<Storage> = impls::storage::load(&cluster.data_dir(behind)).unwrap();
+        if s.is_some_and(|s| {
+            s.log.snapshot.last_included_index >= 50
+                && s.log.snapshot.machine.data.0.get("k45").map(String::as_str) == Some("45")
+        }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node {behind} did not catch up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // With another node down, the cluster needs the one that was behind, and it has everything.
+    let other = (behind + 1) % 3;
+    cluster.kill(other);
+    for i in (0..60).step_by(7) {
+        assert_eq!(get(&mut c, &format!("k{i}")), Some(i.to_string()));
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_minority_kills_and_a_full_restart() {
+    let mut cluster = start("durability", 8, None);
+    let mut c = KvClient::with_id(&cluster.config, CLIENT_IDS + 1);
+    for i in 0..20 {
+        c.call(KvOp::Append("log".into(), format!("{i},")), OP)
+            .expect("append answered");
+    }
+    let expected: String = (0..20).map(|i| format!("{i},")).collect();
+    // Kill the leader (a minority): the rest still has every acknowledged write.
+    let leader = usize::from(c.leader());
+    cluster.kill(leader);
+    assert_eq!(get(&mut c, "log").as_deref(), Some(expected.as_str()));
+    cluster.restart(leader).unwrap();
+    // Kill everyone at once, then restart from disk.
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    for i in 0..3 {
+        cluster.restart(i).unwrap();
+    }
+    let mut fresh = KvClient::with_id(&cluster.config, CLIENT_IDS + 2);
+    assert_eq!(get(&mut fresh, "log").as_deref(), Some(expected.as_str()));
+    // The first client's session survived too: a retry of its last append would not run twice.
+    c.call(KvOp::Append("log".into(), "20,".into()), OP)
+        .expect("append answered");
+    assert_eq!(get(&mut fresh, "log"), Some(format!("{expected}20,")));
+}
+
+#[test]
+fn malformed_client_frames_close_only_their_connection() {
+    let mut cluster = start("malformed", 1000, None);
+    let addr = cluster.addr(0);
+    let hello = |id: usize, role: &str| {
+        format!(r#"{{"Hello":{{"id":{id},"role":"{role}"}}}}"#).into_bytes()
+    };
+    // Garbage before any hello; an oversized length; a client whose message does not decode; a
+    // client that sends a fault command; an unknown peer.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"\x00\x00\x00\x05hello").unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    write_frame(&mut s, &hello(CLIENT_IDS + 9, "Client")).unwrap();
+    write_frame(&mut s, br#"{"Msg":{"Request":{"client":1,"seq":"x"}}}"#).unwrap();
+    write_frame(&mut s, &[0xff; 64]).unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    write_frame(&mut s, &hello(CLIENT_IDS + 10, "Client")).unwrap();
+    write_frame(
+        &mut s,
+        br#"{"Admin":{"blocked":[1,2],"loss":0.0,"max_delay_ms":0}}"#,
+    )
+    .unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    write_frame(&mut s, &hello(77, "Peer")).unwrap();
+    write_frame(
+        &mut s,
+        br#"{"Msg":{"RequestVote":{"term":99,"candidate_id":77,"last_log_index":0,"last_log_term":0}}}"#,
+    )
+    .unwrap();
+    drop(s);
+    // A loss rate outside [0, 1] is refused.
+    assert!(cluster
+        .set_faults(
+            0,
+            &Faults {
+                loss: 2.0,
+                ..Faults::default()
+            }
+        )
+        .is_err());
+    // Node 0 still serves clients (a reply, or a redirect if it is not the leader)...
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(OP)).unwrap();
+    write_frame(&mut s, &hello(CLIENT_IDS + 1, "Client")).unwrap();
+    let request = br#"{"Msg":{"Request":{"client":1099511627777,"seq":1,"op":{"Get":"x"}}}}"#;
+    write_frame(&mut s, request).unwrap();
+    let mut answered = false;
+    while let Ok(Some(frame)) = impls::frame::read_frame(&mut s, 1 << 20) {
+        let text = String::from_utf8_lossy(&frame);
+        if text.contains("Reply") || text.contains("NotLeader") {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "node 0 no longer answers clients");
+    // ... and the cluster, node 0 included, still commits.
+    let mut all = KvClient::with_id(&cluster.config, CLIENT_IDS + 2);
+    put(&mut all, "x", "1");
+    // With node 1 down, nothing commits without node 0.
+    cluster.kill(1);
+    put(&mut all, "x", "2");
+    assert!(cluster.is_running(0));
+}
+
+#[test]
+fn a_short_jepsen_run_is_linearizable() {
+    let opts = JepsenOpts {
+        node_bin: PathBuf::from(env!("CARGO_BIN_EXE_node")),
+        dir: scratch("jepsen"),
+        nodes: 3,
+        clients: 3,
+        duration: Duration::from_secs(8),
+        nemesis: vec![Nemesis::Kill, Nemesis::Partition, Nemesis::Loss],
+        seed: 7,
+        keys: 2,
+        op_timeout: Duration::from_secs(2),
+        timing: timing(50, None),
+    };
+    let report = jepsen::run(&opts).unwrap();
+    assert_eq!(report.verdict, "linearizable", "{report:?}");
+    assert!(!report.faults.is_empty());
+    assert!(report.ok_after_heal > 0, "{report:?}");
+    assert!(report.passed());
+}
