@@ -101,7 +101,7 @@ pub struct NodeOptions {
     pub accept_clients: bool,
     /// Accept fault commands from administrator connections.
     pub accept_admin: bool,
-    /// Where the actor's storage lives; `None` keeps it in memory.
+    /// Where [`run`] keeps the actor's storage (as one JSON file); `None` keeps it in memory.
     pub data_dir: Option<PathBuf>,
     pub max_frame: usize,
     /// How long a write may block before the message is dropped and the connection closed.
@@ -180,7 +180,8 @@ impl<M> Shared<M> {
     }
 }
 
-/// Runs `actor` until `stop` is set or `done(&state)` holds; returns its last state.
+/// Runs `actor` until `stop` is set or `done(&state)` holds; returns its last state. Its storage
+/// is a [`storage::JsonFile`] in `opts.data_dir`, if set.
 pub fn run<A>(
     actor: A,
     opts: NodeOptions,
@@ -192,6 +193,24 @@ where
     A::Msg: Serialize + DeserializeOwned + Send + 'static,
     A::Storage: Serialize + DeserializeOwned,
     A::Timer: Hash + Eq,
+{
+    let store = opts.data_dir.clone().map(storage::JsonFile);
+    run_with(actor, opts, store, stop, done)
+}
+
+/// [`run`] with a store of the caller's choice (`None`: in memory only).
+pub fn run_with<A, S>(
+    actor: A,
+    opts: NodeOptions,
+    mut store: Option<S>,
+    stop: Arc<AtomicBool>,
+    done: impl Fn(&A::State) -> bool,
+) -> Result<A::State, NodeError>
+where
+    A: Actor,
+    A::Msg: Serialize + DeserializeOwned + Send + 'static,
+    A::Timer: Hash + Eq,
+    S: storage::Store<A::Storage>,
 {
     let me = opts.id;
     let (tx, rx) = mpsc::channel::<Event<A::Msg>>();
@@ -215,11 +234,11 @@ where
     let _threads = StopThreads(shared.clone());
     let stopped = || stop.load(Ordering::Relaxed);
 
-    let storage: Option<A::Storage> = match &opts.data_dir {
-        Some(dir) => storage::load(dir).map_err(NodeError::Storage)?,
+    let storage: Option<A::Storage> = match &mut store {
+        Some(store) => store.load().map_err(NodeError::Storage)?,
         None => None,
     };
-    let mut node = Node::<A> {
+    let mut node = Node::<A, S> {
         actor: &actor,
         me,
         rng: Rng::new(usize::from(me) as u64),
@@ -229,6 +248,7 @@ where
         save: None,
         sends: Vec::new(),
         shared: &shared,
+        store,
     };
     let mut out = Out::new();
     let mut state = actor.on_start(me, &storage, &mut out);
@@ -336,7 +356,7 @@ impl<M> Ord for Delayed<M> {
 
 /// The actor loop's state besides the actor's own: timers, delayed messages, and the batch of
 /// steps not yet committed (the last storage they saved and the messages they sent).
-struct Node<'a, A: Actor> {
+struct Node<'a, A: Actor, S> {
     actor: &'a A,
     me: Id,
     rng: Rng,
@@ -346,14 +366,15 @@ struct Node<'a, A: Actor> {
     save: Option<A::Storage>,
     sends: Vec<(Id, A::Msg)>,
     shared: &'a Arc<Shared<A::Msg>>,
+    store: Option<S>,
 }
 
-impl<A> Node<'_, A>
+impl<A, S> Node<'_, A, S>
 where
     A: Actor,
     A::Msg: Serialize + DeserializeOwned + Send + 'static,
-    A::Storage: Serialize,
     A::Timer: Hash + Eq,
+    S: storage::Store<A::Storage>,
 {
     /// A message from a reader thread: dropped, delayed or delivered as the faults say.
     fn event(&mut self, state: &mut A::State, event: Event<A::Msg>) {
@@ -429,8 +450,8 @@ where
     /// Ends the batch: saves its last storage, then sends its messages.
     fn commit(&mut self) -> Result<(), NodeError> {
         if let Some(s) = self.save.take() {
-            if let Some(dir) = &self.shared.opts.data_dir {
-                storage::save(dir, &s).map_err(NodeError::Storage)?;
+            if let Some(store) = &mut self.store {
+                store.save(&s).map_err(NodeError::Storage)?;
             }
         }
         for (dst, msg) in std::mem::take(&mut self.sends) {

@@ -12,6 +12,26 @@ use std::path::{Path, PathBuf};
 
 use serde::{de::DeserializeOwned, Serialize};
 
+/// Where a node keeps its actor's storage: [`JsonFile`] for any actor, or a store that knows the
+/// storage's shape (the Raft log's write-ahead log). `save` returns once the storage is durable.
+pub trait Store<S> {
+    /// The storage last saved, if any.
+    fn load(&mut self) -> std::io::Result<Option<S>>;
+    fn save(&mut self, storage: &S) -> std::io::Result<()>;
+}
+
+/// The whole storage as one JSON file, replaced atomically ([`save`], [`load`]).
+pub struct JsonFile(pub PathBuf);
+
+impl<S: Serialize + DeserializeOwned> Store<S> for JsonFile {
+    fn load(&mut self) -> std::io::Result<Option<S>> {
+        load(&self.0)
+    }
+    fn save(&mut self, storage: &S) -> std::io::Result<()> {
+        save(&self.0, storage)
+    }
+}
+
 fn path(dir: &Path) -> PathBuf {
     dir.join("storage.json")
 }

@@ -13,6 +13,7 @@ use impls::node::Faults;
 use impls::raft::client::{KvClient, CLIENT_IDS};
 use impls::raft::cluster::{Cluster, ClusterSpec};
 use impls::raft::jepsen::{self, JepsenOpts, Nemesis};
+use impls::raft::wal::RaftWal;
 use impls::raft::Timing;
 use models::raft::actor::Storage;
 use models::raft::kv::{KvOp, KvRet};
@@ -162,7 +163,7 @@ fn a_node_back_from_a_long_outage_catches_up_by_snapshot() {
     // The leader compacted the entries it lacks: it catches up through InstallSnapshot (§7).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let s: Option<Storage> = impls::storage::load(&cluster.data_dir(behind)).unwrap();
+        let s: Option<Storage> = RaftWal::read(&cluster.data_dir(behind)).unwrap();
         if s.is_some_and(|s| {
             s.log.snapshot.last_included_index >= 50
                 && s.log.snapshot.machine.data.0.get("k45").map(String::as_str) == Some("45")

@@ -5,7 +5,7 @@
 //!
 //! Listens on its address in the cluster file, talks to the other nodes there, serves clients
 //! (any other id), keeps its Raft storage in DIR (saved before any message that depends on it is
-//! sent), and with `--admin` takes fault commands (partitions, loss, delay) for tests. Runs until
+//! sent; a checkpoint and a write-ahead log, see `impls::raft::wal`), and with `--admin` takes fault commands (partitions, loss, delay) for tests. Runs until
 //! killed; a restart on the same DIR recovers from what was saved. Logs go to stderr (`RUST_LOG`).
 
 use std::path::PathBuf;
@@ -16,7 +16,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use impls::config::ClusterConfig;
-use impls::node::{run, NodeOptions};
+use impls::node::{run_with, NodeOptions};
+use impls::raft::wal::RaftWal;
 use impls::raft::{init_tracing, parse_ms_range, server, Timing};
 use stateright::actor::Id;
 
@@ -95,8 +96,14 @@ fn serve(cli: Cli) -> Result<()> {
     opts.peers.remove(&id);
     opts.accept_clients = true;
     opts.accept_admin = cli.admin;
-    opts.data_dir = Some(cli.data_dir);
+    let store = RaftWal::new(cli.data_dir);
     tracing::info!(id = cli.id, %addr, "serving");
-    run(actor, opts, Arc::new(AtomicBool::new(false)), |_| false)?;
+    run_with(
+        actor,
+        opts,
+        Some(store),
+        Arc::new(AtomicBool::new(false)),
+        |_| false,
+    )?;
     Ok(())
 }

@@ -7,11 +7,14 @@
 //!   sequence number on another server after a timeout.
 //! - [`cluster`]: starts and stops `node` processes on 127.0.0.1, kills and restarts them, and
 //!   sets their injected faults.
+//! - [`wal`]: the server's storage as a checkpoint and a write-ahead log (one `fdatasync` per
+//!   batch of appended entries).
 //! - [`jepsen`]: concurrent clients and a nemesis against a cluster, and the history's check.
 
 pub mod client;
 pub mod cluster;
 pub mod jepsen;
+pub mod wal;
 
 use std::ops::Range;
 use std::time::Duration;

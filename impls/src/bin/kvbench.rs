@@ -1,0 +1,317 @@
+//! `kvbench`: put/get throughput and latency of a KV cluster, ours or etcd, with the same load
+//! generator: N client threads, each issuing one operation at a time for a fixed time.
+//!
+//! - `kvbench raft --cluster cluster.toml --clients 16 --op put [--seconds 10]`: our Raft KV
+//!   cluster through [`KvClient`] (leader-following, sessions).
+//! - `kvbench etcd --endpoint 127.0.0.1:2379 --clients 16 --op put`: etcd v3 through its JSON
+//!   gateway (`POST /v3/kv/put`, `/v3/kv/range`; reads are linearizable, etcd's default), over
+//!   keep-alive HTTP/1.1 connections, one per client.
+//!
+//! Prints one JSON object: the operations completed, the throughput, and the p50/p99 latencies.
+//! Keys are drawn uniformly from `--keys`; values have `--value-size` bytes. Gets read keys a
+//! warm-up pass wrote first.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use impls::config::ClusterConfig;
+use impls::raft::client::{KvClient, CLIENT_IDS};
+use models::raft::kv::KvOp;
+
+#[derive(Parser)]
+#[command(name = "kvbench", about = "Throughput and latency of a KV cluster (ours or etcd)")]
+struct Cli {
+    #[command(subcommand)]
+    target: Target,
+    #[command(flatten)]
+    load: Load,
+}
+
+#[derive(clap::Args, Clone)]
+struct Load {
+    /// Concurrent clients, each with one operation in flight.
+    #[arg(long, global = true, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    clients: u16,
+    #[arg(long, global = true, value_enum, default_value_t = Op::Put)]
+    op: Op,
+    /// Seconds of measurement.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    seconds: f64,
+    #[arg(long, global = true, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    keys: u32,
+    #[arg(long, global = true, default_value_t = 8)]
+    value_size: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Op {
+    Put,
+    Get,
+}
+
+#[derive(Subcommand)]
+enum Target {
+    /// Our Raft KV cluster.
+    Raft {
+        #[arg(long)]
+        cluster: PathBuf,
+    },
+    /// An etcd v3 member's client URL (host:port), ideally the leader's.
+    Etcd {
+        #[arg(long)]
+        endpoint: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match bench(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kvbench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// One client's connection to the system under test.
+trait Kv {
+    fn put(&mut self, key: &str, value: &str) -> Result<()>;
+    fn get(&mut self, key: &str) -> Result<()>;
+}
+
+struct Raft(KvClient);
+
+impl Kv for Raft {
+    fn put(&mut self, key: &str, value: &str) -> Result<()> {
+        self.0
+            .call(KvOp::Put(key.into(), value.into()), Duration::from_secs(10))?;
+        Ok(())
+    }
+    fn get(&mut self, key: &str) -> Result<()> {
+        self.0.call(KvOp::Get(key.into()), Duration::from_secs(10))?;
+        Ok(())
+    }
+}
+
+/// etcd's JSON gateway over one keep-alive connection.
+struct Etcd {
+    addr: SocketAddr,
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Etcd {
+    fn connect(addr: SocketAddr) -> Result<Etcd> {
+        let s = TcpStream::connect(addr).with_context(|| format!("connecting to etcd at {addr}"))?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Etcd {
+            addr,
+            writer: s.try_clone()?,
+            reader: BufReader::new(s),
+        })
+    }
+
+    fn post(&mut self, path: &str, body: &str) -> Result<Vec<u8>> {
+        write!(
+            self.writer,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let (mut length, mut chunked) = (None, false);
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                bail!("etcd closed the connection");
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let lower = l.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = Some(v.trim().parse::<usize>()?);
+            }
+            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line)?;
+                let n = usize::from_str_radix(line.trim(), 16)?;
+                let mut chunk = vec![0; n + 2];
+                self.reader.read_exact(&mut chunk)?;
+                chunk.truncate(n);
+                body.extend(chunk);
+                if n == 0 {
+                    break;
+                }
+            }
+        } else if let Some(n) = length {
+            body.resize(n, 0);
+            self.reader.read_exact(&mut body)?;
+        }
+        if status != "200" {
+            bail!("etcd answered {status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(body)
+    }
+}
+
+impl Kv for Etcd {
+    fn put(&mut self, key: &str, value: &str) -> Result<()> {
+        let body = format!(
+            r#"{{"key":"{}","value":"{}"}}"#,
+            base64(key.as_bytes()),
+            base64(value.as_bytes())
+        );
+        self.post("/v3/kv/put", &body).map(drop)
+    }
+    fn get(&mut self, key: &str) -> Result<()> {
+        let body = format!(r#"{{"key":"{}"}}"#, base64(key.as_bytes()));
+        self.post("/v3/kv/range", &body).map(drop)
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn bench(cli: Cli) -> Result<()> {
+    let load = cli.load;
+    anyhow::ensure!(
+        load.seconds > 0.0 && load.seconds.is_finite(),
+        "--seconds must be a positive number"
+    );
+    let (system, connect): (&str, Arc<dyn Fn(usize) -> Result<Box<dyn Kv>> + Send + Sync>) =
+        match cli.target {
+            Target::Raft { cluster } => {
+                let config = ClusterConfig::load(&cluster)?;
+                let run = std::process::id() as usize * 65536;
+                (
+                    "raft",
+                    Arc::new(move |i| {
+                        Ok(Box::new(Raft(KvClient::with_id(&config, CLIENT_IDS + run + i)))
+                            as Box<dyn Kv>)
+                    }),
+                )
+            }
+            Target::Etcd { endpoint } => (
+                "etcd",
+                Arc::new(move |_| Ok(Box::new(Etcd::connect(endpoint)?) as Box<dyn Kv>)),
+            ),
+        };
+    let value = "v".repeat(load.value_size);
+    let keys = u64::from(load.keys);
+    let key = move |n: u64| format!("bench-{}", n % keys);
+    if load.op == Op::Get {
+        // Reads find their keys.
+        let mut c = connect(usize::from(load.clients))?;
+        for k in 0..keys {
+            c.put(&key(k), &value)?;
+        }
+    }
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(load.seconds);
+    let op = load.op;
+    let threads: Vec<_> = (0..usize::from(load.clients))
+        .map(|i| {
+            let (connect, value) = (connect.clone(), value.clone());
+            std::thread::spawn(move || -> Result<Vec<u32>> {
+                let mut c = connect(i)?;
+                let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1);
+                let mut lat = Vec::new();
+                while Instant::now() < end {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let k = key(rng);
+                    let t = Instant::now();
+                    match op {
+                        Op::Put => c.put(&k, &value)?,
+                        Op::Get => c.get(&k)?,
+                    }
+                    lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                }
+                Ok(lat)
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for t in threads {
+        lat.extend(
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a client panicked"))??,
+        );
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(0.0, |us| f64::from(*us) / 1000.0)
+    };
+    let report = serde_json::json!({
+        "system": system,
+        "op": if load.op == Op::Put { "put" } else { "get" },
+        "clients": load.clients,
+        "ops": lat.len(),
+        "seconds": (seconds * 100.0).round() / 100.0,
+        "ops_per_s": (lat.len() as f64 / seconds).round(),
+        "p50_ms": (pct(0.50) * 1000.0).round() / 1000.0,
+        "p99_ms": (pct(0.99) * 1000.0).round() / 1000.0,
+    });
+    println!("{report}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc_4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(super::base64(i.as_bytes()), o);
+        }
+    }
+}
