@@ -251,11 +251,12 @@ where
         store,
     };
     let mut out = Out::new();
-    let mut state = actor.on_start(me, &storage, &mut out);
+    // `Some` but for the moment a step has it (see [`step`]).
+    let mut state = Some(actor.on_start(me, &storage, &mut out));
     node.take(&mut state, out);
     node.commit()?;
 
-    while !stopped() && !done(&state) {
+    while !stopped() && !done(state.as_ref().expect("the node holds its state")) {
         let now = Instant::now();
         let next = [
             node.timers.values().min().copied(),
@@ -295,17 +296,23 @@ where
             .collect();
         for timer in due {
             node.timers.remove(&timer);
-            let mut cow = Cow::Borrowed(&state);
             let mut out = Out::new();
-            actor.on_timeout(me, &mut cow, &timer, &mut out);
-            if let Cow::Owned(s) = cow {
-                state = s;
-            }
+            step(&mut state, |cow| {
+                actor.on_timeout(me, cow, &timer, &mut out)
+            });
             node.take(&mut state, out);
         }
         node.commit()?;
     }
-    Ok(state)
+    Ok(state.expect("the node holds its state"))
+}
+
+/// Runs one step on the state the node owns: the actor gets it as `Cow::Owned` and may change it
+/// in place (the checker lends states instead, and an actor then copies on write).
+fn step<S: Clone>(state: &mut Option<S>, f: impl FnOnce(&mut Cow<'_, S>)) {
+    let mut cow = Cow::Owned(state.take().expect("the node holds its state"));
+    f(&mut cow);
+    *state = Some(cow.into_owned());
 }
 
 /// Ends the node's threads when it returns: the listener and the peer writers see the flag, the
@@ -377,7 +384,7 @@ where
     S: storage::Store<A::Storage>,
 {
     /// A message from a reader thread: dropped, delayed or delivered as the faults say.
-    fn event(&mut self, state: &mut A::State, event: Event<A::Msg>) {
+    fn event(&mut self, state: &mut Option<A::State>, event: Event<A::Msg>) {
         let Event::Msg(src, msg) = event;
         if self.shared.is_peer(src) {
             let faults = self.shared.faults.lock().expect("faults lock").clone();
@@ -403,19 +410,16 @@ where
         self.deliver(state, src, msg);
     }
 
-    fn deliver(&mut self, state: &mut A::State, src: Id, msg: A::Msg) {
-        let mut cow = Cow::Borrowed(&*state);
+    fn deliver(&mut self, state: &mut Option<A::State>, src: Id, msg: A::Msg) {
         let mut out = Out::new();
-        self.actor.on_msg(self.me, &mut cow, src, msg, &mut out);
-        if let Cow::Owned(s) = cow {
-            *state = s;
-        }
+        let (actor, me) = (self.actor, self.me);
+        step(state, |cow| actor.on_msg(me, cow, src, msg, &mut out));
         self.take(state, out);
     }
 
     /// Takes one step's commands into the batch: the storage to save and the messages to send
     /// wait for [`Node::commit`]; timers and random choices take effect now.
-    fn take(&mut self, state: &mut A::State, out: Out<A>) {
+    fn take(&mut self, state: &mut Option<A::State>, out: Out<A>) {
         for command in out {
             match command {
                 Command::Save(s) => self.save = Some(s),
@@ -435,12 +439,9 @@ where
                         continue;
                     }
                     let choice = choices[self.rng.below(choices.len() as u64) as usize].clone();
-                    let mut cow = Cow::Borrowed(&*state);
                     let mut out = Out::new();
-                    self.actor.on_random(self.me, &mut cow, &choice, &mut out);
-                    if let Cow::Owned(s) = cow {
-                        *state = s;
-                    }
+                    let (actor, me) = (self.actor, self.me);
+                    step(state, |cow| actor.on_random(me, cow, &choice, &mut out));
                     self.take(state, out);
                 }
             }

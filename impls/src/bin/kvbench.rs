@@ -25,7 +25,10 @@ use impls::raft::client::{KvClient, CLIENT_IDS};
 use models::raft::kv::KvOp;
 
 #[derive(Parser)]
-#[command(name = "kvbench", about = "Throughput and latency of a KV cluster (ours or etcd)")]
+#[command(
+    name = "kvbench",
+    about = "Throughput and latency of a KV cluster (ours or etcd)"
+)]
 struct Cli {
     #[command(subcommand)]
     target: Target,
@@ -101,7 +104,8 @@ impl Kv for Raft {
         Ok(())
     }
     fn get(&mut self, key: &str) -> Result<()> {
-        self.0.call(KvOp::Get(key.into()), Duration::from_secs(10))?;
+        self.0
+            .call(KvOp::Get(key.into()), Duration::from_secs(10))?;
         Ok(())
     }
 }
@@ -115,7 +119,8 @@ struct Etcd {
 
 impl Etcd {
     fn connect(addr: SocketAddr) -> Result<Etcd> {
-        let s = TcpStream::connect(addr).with_context(|| format!("connecting to etcd at {addr}"))?;
+        let s =
+            TcpStream::connect(addr).with_context(|| format!("connecting to etcd at {addr}"))?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         Ok(Etcd {
@@ -211,30 +216,34 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Opens client `i`'s connection.
+type Connect = Arc<dyn Fn(usize) -> Result<Box<dyn Kv>> + Send + Sync>;
+
 fn bench(cli: Cli) -> Result<()> {
     let load = cli.load;
     anyhow::ensure!(
         load.seconds > 0.0 && load.seconds.is_finite(),
         "--seconds must be a positive number"
     );
-    let (system, connect): (&str, Arc<dyn Fn(usize) -> Result<Box<dyn Kv>> + Send + Sync>) =
-        match cli.target {
-            Target::Raft { cluster } => {
-                let config = ClusterConfig::load(&cluster)?;
-                let run = std::process::id() as usize * 65536;
-                (
-                    "raft",
-                    Arc::new(move |i| {
-                        Ok(Box::new(Raft(KvClient::with_id(&config, CLIENT_IDS + run + i)))
-                            as Box<dyn Kv>)
-                    }),
-                )
-            }
-            Target::Etcd { endpoint } => (
-                "etcd",
-                Arc::new(move |_| Ok(Box::new(Etcd::connect(endpoint)?) as Box<dyn Kv>)),
-            ),
-        };
+    let (system, connect): (&str, Connect) = match cli.target {
+        Target::Raft { cluster } => {
+            let config = ClusterConfig::load(&cluster)?;
+            let run = std::process::id() as usize * 65536;
+            (
+                "raft",
+                Arc::new(move |i| {
+                    Ok(
+                        Box::new(Raft(KvClient::with_id(&config, CLIENT_IDS + run + i)))
+                            as Box<dyn Kv>,
+                    )
+                }),
+            )
+        }
+        Target::Etcd { endpoint } => (
+            "etcd",
+            Arc::new(move |_| Ok(Box::new(Etcd::connect(endpoint)?) as Box<dyn Kv>)),
+        ),
+    };
     let value = "v".repeat(load.value_size);
     let keys = u64::from(load.keys);
     let key = move |n: u64| format!("bench-{}", n % keys);

@@ -224,7 +224,10 @@ impl Store<Storage> for RaftWal {
         for entry in fs::read_dir(&self.dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            if let Some(g) = name.strip_prefix("wal-").and_then(|g| g.parse::<u64>().ok()) {
+            if let Some(g) = name
+                .strip_prefix("wal-")
+                .and_then(|g| g.parse::<u64>().ok())
+            {
                 if g != d.generation {
                     let _ = fs::remove_file(self.dir.join(&*name));
                 }
@@ -310,7 +313,9 @@ mod tests {
         w.save(&s).unwrap();
         s.current_term = 1;
         s.voted_for = Some(Id::from(0));
-        s.log.entries.extend([entry(1, 1), entry(1, 2), entry(1, 3)]);
+        s.log
+            .entries
+            .extend([entry(1, 1), entry(1, 2), entry(1, 3)]);
         w.save(&s).unwrap();
         // A conflict: the last two entries are replaced (§5.3).
         s.current_term = 2;
@@ -323,7 +328,8 @@ mod tests {
         let pos = again.pos;
         let mut f = File::options().write(true).open(d.join("wal-1")).unwrap();
         f.seek(SeekFrom::Start(pos)).unwrap();
-        f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, b'{']).unwrap();
+        f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, b'{'])
+            .unwrap();
         drop(f);
         assert_eq!(RaftWal::new(&d).load().unwrap().as_ref(), Some(&s));
         // A compaction writes a new checkpoint; the old generation's records do not replay.

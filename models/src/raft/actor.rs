@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -49,7 +50,7 @@ pub enum RaftMsg {
         leader_id: Id,
         last_included_index: Index,
         last_included_term: Term,
-        data: KvMachine,
+        data: Arc<KvMachine>,
     },
     /// Figure 13's reply carries only the term; the index tells the leader which snapshot the
     /// follower now has.
@@ -261,6 +262,11 @@ impl Actor for RaftActor {
     }
 
     fn on_msg(&self, id: Id, state: &mut Cow<RaftState>, src: Id, msg: RaftMsg, o: &mut Out<Self>) {
+        // A runtime that owns the state (over TCP) lets the server change it in place; the
+        // checker lends it, and gets a new state only if the step changed it.
+        if let (RaftActor::Server(cfg), Cow::Owned(RaftState::Server(s))) = (self, &mut *state) {
+            return cfg.on_msg(id, s, src, msg, o);
+        }
         match (self, &**state) {
             (RaftActor::Server(cfg), RaftState::Server(s)) => {
                 let mut next = s.clone();
@@ -279,6 +285,9 @@ impl Actor for RaftActor {
     }
 
     fn on_timeout(&self, id: Id, state: &mut Cow<RaftState>, timer: &RaftTimer, o: &mut Out<Self>) {
+        if let (RaftActor::Server(cfg), Cow::Owned(RaftState::Server(s))) = (self, &mut *state) {
+            return cfg.on_timeout(id, s, *timer, o);
+        }
         match (self, &**state) {
             (RaftActor::Server(cfg), RaftState::Server(s)) => {
                 let mut next = s.clone();
@@ -312,7 +321,7 @@ impl ServerCfg {
         ServerState {
             current_term: storage.current_term,
             voted_for: storage.voted_for,
-            machine: storage.log.snapshot.machine.clone(),
+            machine: (*storage.log.snapshot.machine).clone(),
             log: storage.log,
             commit_index: base,
             last_applied: base,
@@ -753,7 +762,7 @@ impl ServerCfg {
         s: &mut ServerState,
         last_included_index: Index,
         last_included_term: Term,
-        data: KvMachine,
+        data: Arc<KvMachine>,
     ) {
         let snapshot = Snapshot {
             last_included_index,
@@ -774,7 +783,7 @@ impl ServerCfg {
         };
         s.log = Log { snapshot, entries };
         // 8. Reset the state machine using snapshot contents.
-        s.machine = data;
+        s.machine = (*data).clone();
         s.commit_index = last_included_index;
         s.last_applied = last_included_index;
     }

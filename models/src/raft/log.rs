@@ -1,6 +1,8 @@
 //! A server's log with its snapshot (Raft §5.3, §7): entries after the snapshot's last included
 //! index, numbered from 1 as in the paper.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::kv::{Command, KvMachine};
@@ -23,7 +25,8 @@ pub struct Entry {
 pub struct Snapshot {
     pub last_included_index: Index,
     pub last_included_term: Term,
-    pub machine: KvMachine,
+    /// Shared: the log, its saved copies and InstallSnapshot messages hold the same machine.
+    pub machine: Arc<KvMachine>,
 }
 
 /// The log: a snapshot, then the entries that follow it.
@@ -90,7 +93,7 @@ impl Log {
         self.snapshot = Snapshot {
             last_included_index: index,
             last_included_term: term,
-            machine,
+            machine: Arc::new(machine),
         };
     }
 
