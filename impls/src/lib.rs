@@ -15,3 +15,12 @@ pub mod mapreduce;
 pub mod node;
 pub mod raft;
 pub mod storage;
+
+/// The command line of a binary, or the exit code to leave with: 0 after `--help` or `--version`
+/// (printed), 2 after a usage error (explained on stderr).
+pub fn parse_args<T: clap::Parser>() -> Result<T, std::process::ExitCode> {
+    T::try_parse().map_err(|e| {
+        let _ = e.print();
+        std::process::ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+    })
+}

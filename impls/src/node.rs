@@ -387,16 +387,24 @@ where
     fn event(&mut self, state: &mut Option<A::State>, event: Event<A::Msg>) {
         let Event::Msg(src, msg) = event;
         if self.shared.is_peer(src) {
-            let faults = self.shared.faults.lock().expect("faults lock").clone();
-            if faults.blocked.contains(&usize::from(src)) {
+            // Read under the lock, without copying the blocked list (this is every message).
+            let (blocked, loss, max_delay_ms) = {
+                let f = self.shared.faults.lock().expect("faults lock");
+                (
+                    f.blocked.contains(&usize::from(src)),
+                    f.loss,
+                    f.max_delay_ms,
+                )
+            };
+            if blocked {
                 return;
             }
-            if faults.loss > 0.0 && self.rng.unit() < faults.loss {
+            if loss > 0.0 && self.rng.unit() < loss {
                 tracing::trace!(from = usize::from(src), "message lost (injected)");
                 return;
             }
-            if faults.max_delay_ms > 0 {
-                let delay = Duration::from_micros(self.rng.below(faults.max_delay_ms * 1000 + 1));
+            if max_delay_ms > 0 {
+                let delay = Duration::from_micros(self.rng.below(max_delay_ms * 1000 + 1));
                 self.delayed_seq += 1;
                 self.delayed.push(Delayed {
                     at: Instant::now() + delay,
@@ -615,8 +623,7 @@ where
         return;
     }
     let mut reader = BufReader::new(stream);
-    let read = |reader: &mut BufReader<TcpStream>| read_frame(reader, max_frame);
-    let hello = match read(&mut reader) {
+    let hello = match read_frame(&mut reader, max_frame) {
         Ok(Some(bytes)) => serde_json::from_slice::<Wire<M>>(&bytes).ok(),
         Ok(None) => {
             // Closed before saying anything (a port probe): nothing to complain about.
@@ -676,7 +683,7 @@ where
         }
     }
     loop {
-        let frame = match read(&mut reader) {
+        let frame = match read_frame(&mut reader, max_frame) {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(e) => {

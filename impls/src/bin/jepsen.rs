@@ -66,12 +66,9 @@ enum Kind {
 
 fn main() -> ExitCode {
     impls::raft::init_tracing("warn");
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match impls::parse_args() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return code,
     };
     match test(cli.kind) {
         Ok(code) => code,

@@ -55,12 +55,9 @@ struct Cli {
 
 fn main() -> ExitCode {
     init_tracing("info");
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match impls::parse_args() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return code,
     };
     match serve(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,10 +78,7 @@ fn serve(cli: Cli) -> Result<()> {
         bug: cli.bug,
     };
     if let Some(bug) = cli.bug {
-        tracing::warn!(
-            bug = impls::raft::bug_name(bug),
-            "running with a seeded bug"
-        );
+        tracing::warn!(bug = bug.name(), "running with a seeded bug");
     }
     let actor = server(&cluster, id, &timing)?;
     let addr = cluster.nodes[&id];

@@ -125,7 +125,7 @@ impl Cluster {
         let t = &self.spec.timing;
         let mut command = Command::new(&self.spec.node_bin);
         if let Some(bug) = t.bug {
-            command.arg("--bug").arg(super::bug_name(bug));
+            command.arg("--bug").arg(bug.name());
         }
         let child = command
             .arg("--config")

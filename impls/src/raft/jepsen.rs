@@ -210,7 +210,7 @@ pub fn run(opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
                             recorder.record(process, "info", f, &key, arg);
                             counts.lock().expect("counts lock").indefinite += 1;
                             // The open operation keeps this process busy: carry on as another.
-                            process += opts_clients_stride();
+                            process += PROCESS_STRIDE;
                         }
                     }
                 }
@@ -348,6 +348,4 @@ pub fn run(opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
 }
 
 /// Process numbers of one client are its index plus multiples of this.
-const fn opts_clients_stride() -> u64 {
-    1 << 20
-}
+const PROCESS_STRIDE: u64 = 1 << 20;

@@ -101,24 +101,6 @@ pub fn parse_bug(name: &str) -> Result<RaftBug, String> {
     })
 }
 
-/// The name of a seeded bug, as [`parse_bug`] reads it.
-pub fn bug_name(bug: RaftBug) -> &'static str {
-    [
-        "commit-previous-term",
-        "forget-vote",
-        "vote-any-log",
-        "no-truncate",
-        "stale-read",
-        "snapshot-off-by-one",
-        "ignore-stale-term",
-        "volatile-log",
-        "no-election-retry",
-    ]
-    .into_iter()
-    .find(|n| RaftBug::from_name(n) == Some(bug))
-    .expect("every bug has a name")
-}
-
 /// Sets up `tracing` for a binary: to stderr, `RUST_LOG` or else `default`.
 pub fn init_tracing(default: &str) {
     use std::io::IsTerminal;

@@ -113,20 +113,36 @@ pub enum RaftBug {
 }
 
 impl RaftBug {
-    /// The bug of this name (the names `checker raft --bug` takes).
+    pub const ALL: [RaftBug; 9] = [
+        RaftBug::CommitPreviousTerm,
+        RaftBug::ForgetVote,
+        RaftBug::VoteAnyLog,
+        RaftBug::NoTruncate,
+        RaftBug::StaleRead,
+        RaftBug::SnapshotOffByOne,
+        RaftBug::IgnoreStaleTerm,
+        RaftBug::VolatileLog,
+        RaftBug::NoElectionRetry,
+    ];
+
+    /// The bug's name, as `checker raft --bug` and `node --bug` take it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RaftBug::CommitPreviousTerm => "commit-previous-term",
+            RaftBug::ForgetVote => "forget-vote",
+            RaftBug::VoteAnyLog => "vote-any-log",
+            RaftBug::NoTruncate => "no-truncate",
+            RaftBug::StaleRead => "stale-read",
+            RaftBug::SnapshotOffByOne => "snapshot-off-by-one",
+            RaftBug::IgnoreStaleTerm => "ignore-stale-term",
+            RaftBug::VolatileLog => "volatile-log",
+            RaftBug::NoElectionRetry => "no-election-retry",
+        }
+    }
+
+    /// The bug of this name.
     pub fn from_name(name: &str) -> Option<RaftBug> {
-        Some(match name {
-            "commit-previous-term" => RaftBug::CommitPreviousTerm,
-            "forget-vote" => RaftBug::ForgetVote,
-            "vote-any-log" => RaftBug::VoteAnyLog,
-            "no-truncate" => RaftBug::NoTruncate,
-            "stale-read" => RaftBug::StaleRead,
-            "snapshot-off-by-one" => RaftBug::SnapshotOffByOne,
-            "ignore-stale-term" => RaftBug::IgnoreStaleTerm,
-            "volatile-log" => RaftBug::VolatileLog,
-            "no-election-retry" => RaftBug::NoElectionRetry,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|b| b.name() == name)
     }
 }
 
