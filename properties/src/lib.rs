@@ -9,3 +9,4 @@
 
 pub mod commitment;
 pub mod linearizability;
+pub mod serializability;

@@ -1,0 +1,475 @@
+//! The direct serialization graph and its cycles.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+
+use super::{Anomaly, Dep, DepKind, Op, Txn, TxnId, Version, Violation};
+
+/// The bound on the nodes of one strongly connected component from which a shortest cycle is
+/// searched: beyond it, the cycle reported is the shortest through one of the first this many.
+const CYCLE_SEARCH_STARTS: usize = 256;
+
+/// Checks that the committed transactions of `txns` are serializable (Adya's PL-3): no aborted or
+/// intermediate reads and no cycle of ww, wr and rw dependencies. Returns the strongest anomaly
+/// found, with a shortest cycle of its class as evidence.
+///
+/// # Panics
+/// If two writes of one key install the same version, a transaction writes version 0, or two
+/// transactions share an id: the history is malformed ([`super::formats::validate`] says so as an
+/// error for recorded histories).
+pub fn check_serializable<K>(txns: &[Txn<K>]) -> Result<(), Violation<K>>
+where
+    K: Clone + Debug + Eq + Hash,
+{
+    check(txns, false)
+}
+
+/// Checks strict serializability: serializability with the real-time order added, so that a
+/// transaction that ended before another started is serialized before it (external consistency).
+/// A history that is serializable only against real time is [`Anomaly::RealTime`].
+///
+/// # Panics
+/// As [`check_serializable`].
+pub fn check_strict_serializable<K>(txns: &[Txn<K>]) -> Result<(), Violation<K>>
+where
+    K: Clone + Debug + Eq + Hash,
+{
+    check(txns, true)
+}
+
+/// Where a version came from.
+#[derive(Clone, Copy)]
+struct Written {
+    /// Index of the writer in the history.
+    txn: usize,
+    /// The writer's last write of the key (the version it installs if it commits).
+    last: bool,
+}
+
+fn check<K>(txns: &[Txn<K>], real_time: bool) -> Result<(), Violation<K>>
+where
+    K: Clone + Debug + Eq + Hash,
+{
+    if let Err(e) = super::formats::validate(txns) {
+        panic!("malformed history: {e}");
+    }
+    // Every write, and each key's version order (committed final writes, by version).
+    let mut written: HashMap<(&K, Version), Written> = HashMap::new();
+    let mut order: HashMap<&K, Vec<(Version, usize)>> = HashMap::new();
+    for (i, t) in txns.iter().enumerate() {
+        let mut last: HashMap<&K, Version> = HashMap::new();
+        for op in &t.ops {
+            if let Op::Write { key, version } = op {
+                written.insert(
+                    (key, *version),
+                    Written {
+                        txn: i,
+                        last: false,
+                    },
+                );
+                last.insert(key, *version);
+            }
+        }
+        for (key, version) in last {
+            written
+                .get_mut(&(key, version))
+                .expect("just inserted")
+                .last = true;
+            if t.committed {
+                order.entry(key).or_default().push((version, i));
+            }
+        }
+    }
+    for versions in order.values_mut() {
+        versions.sort_unstable();
+    }
+
+    // Reads: internal consistency, aborted and intermediate reads, and the wr and rw edges.
+    let mut first: [Option<Violation<K>>; 4] = [None, None, None, None];
+    let mut note = |slot: usize, v: Violation<K>| {
+        if first[slot].is_none() {
+            first[slot] = Some(v);
+        }
+    };
+    let mut deps: Vec<Dep<K>> = Vec::new();
+    for (j, t) in txns.iter().enumerate().filter(|(_, t)| t.committed) {
+        let mut own: HashMap<&K, Version> = HashMap::new();
+        for op in &t.ops {
+            let (key, version) = match op {
+                Op::Write { key, version } => {
+                    own.insert(key, *version);
+                    continue;
+                }
+                Op::Read { key, version } => (key, *version),
+            };
+            if let Some(&mine) = own.get(key) {
+                if mine != version {
+                    note(
+                        1,
+                        Violation {
+                            anomaly: Anomaly::Internal,
+                            cycle: vec![],
+                            txns: vec![t.id],
+                            explanation: format!(
+                                "T{} wrote version {mine} of {key:?}, then read version {version}",
+                                t.id
+                            ),
+                        },
+                    );
+                }
+                continue;
+            }
+            let versions = order.get(key).map(Vec::as_slice).unwrap_or(&[]);
+            if version != 0 {
+                let Some(w) = written.get(&(key, version)).copied() else {
+                    note(
+                        0,
+                        Violation {
+                            anomaly: Anomaly::UnknownVersion,
+                            cycle: vec![],
+                            txns: vec![t.id],
+                            explanation: format!(
+                                "T{} read version {version} of {key:?}, which no transaction wrote",
+                                t.id
+                            ),
+                        },
+                    );
+                    continue;
+                };
+                let writer = &txns[w.txn];
+                if w.txn == j {
+                    note(
+                        1,
+                        Violation {
+                            anomaly: Anomaly::Internal,
+                            cycle: vec![],
+                            txns: vec![t.id],
+                            explanation: format!(
+                                "T{} read version {version} of {key:?} before writing it",
+                                t.id
+                            ),
+                        },
+                    );
+                    continue;
+                }
+                if !writer.committed {
+                    note(
+                        2,
+                        Violation {
+                            anomaly: Anomaly::G1a,
+                            cycle: vec![],
+                            txns: vec![t.id, writer.id],
+                            explanation: format!(
+                                "T{} read version {version} of {key:?}, written by T{}, which aborted",
+                                t.id, writer.id
+                            ),
+                        },
+                    );
+                    continue;
+                }
+                if !w.last {
+                    note(
+                        3,
+                        Violation {
+                            anomaly: Anomaly::G1b,
+                            cycle: vec![],
+                            txns: vec![t.id, writer.id],
+                            explanation: format!(
+                                "T{} read version {version} of {key:?}, which T{} overwrote before it committed",
+                                t.id, writer.id
+                            ),
+                        },
+                    );
+                    continue;
+                }
+                deps.push(Dep {
+                    from: writer.id,
+                    to: t.id,
+                    kind: DepKind::Wr,
+                    key: Some(key.clone()),
+                });
+            }
+            // The next version after the one read, if another transaction installed it.
+            let next = versions.partition_point(|(v, _)| *v <= version);
+            if let Some(&(_, k)) = versions.get(next) {
+                if k != j {
+                    deps.push(Dep {
+                        from: t.id,
+                        to: txns[k].id,
+                        kind: DepKind::Rw,
+                        key: Some(key.clone()),
+                    });
+                }
+            }
+        }
+    }
+    for (key, versions) in &order {
+        for pair in versions.windows(2) {
+            deps.push(Dep {
+                from: txns[pair[0].1].id,
+                to: txns[pair[1].1].id,
+                kind: DepKind::Ww,
+                key: Some((*key).clone()),
+            });
+        }
+    }
+
+    let [unknown, internal, g1a, g1b] = first;
+    if let Some(v) = unknown.or(internal) {
+        return Err(v);
+    }
+    let committed: Vec<&Txn<K>> = txns.iter().filter(|t| t.committed).collect();
+    let graph = Dsg::new(&committed, &deps, real_time);
+    if let Some(v) = graph.cycle(Anomaly::G0, &[DepKind::Ww]) {
+        return Err(v);
+    }
+    if let Some(v) = g1a.or(g1b) {
+        return Err(v);
+    }
+    if let Some(v) = graph.cycle(Anomaly::G1c, &[DepKind::Ww, DepKind::Wr]) {
+        return Err(v);
+    }
+    if let Some(v) = graph.cycle(Anomaly::G2, &[DepKind::Ww, DepKind::Wr, DepKind::Rw]) {
+        return Err(v);
+    }
+    if real_time {
+        let all = [DepKind::Ww, DepKind::Wr, DepKind::Rw, DepKind::Rt];
+        if let Some(v) = graph.cycle(Anomaly::RealTime, &all) {
+            return Err(v);
+        }
+    }
+    Ok(())
+}
+
+/// A node of the graph: a committed transaction, or a point in real time. Time points keep the
+/// real-time order linear in size: `Ti -> end_i -> ... -> t -> Tj` for the latest end `t` before
+/// `Tj` started, instead of an edge for every pair.
+#[derive(Clone, Copy, Debug)]
+enum Node {
+    Txn(usize),
+    Time,
+}
+
+/// An edge: a dependency (index into `deps`), or a step of the real-time chain.
+#[derive(Clone, Copy, Debug)]
+enum Edge {
+    Dep(usize),
+    /// Into or along the time chain (free), or out of it into a transaction (a real-time hop).
+    Time {
+        hop: bool,
+    },
+}
+
+struct Dsg<'a, K> {
+    txns: &'a [&'a Txn<K>],
+    deps: &'a [Dep<K>],
+    index: HashMap<TxnId, usize>,
+    /// Time-chain nodes and edges, `(from, to, edge)`, with `from`/`to` as node positions:
+    /// `0..txns.len()` are transactions, then the time points in increasing order.
+    time_edges: Vec<(usize, usize, Edge)>,
+    time_points: usize,
+}
+
+impl<'a, K: Clone + Debug> Dsg<'a, K> {
+    fn new(txns: &'a [&'a Txn<K>], deps: &'a [Dep<K>], real_time: bool) -> Self {
+        let index = txns.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+        let mut time_edges = Vec::new();
+        let mut ends: Vec<u64> = Vec::new();
+        if real_time {
+            ends = txns.iter().filter_map(|t| t.end).collect();
+            ends.sort_unstable();
+            ends.dedup();
+            let n = txns.len();
+            for w in 0..ends.len().saturating_sub(1) {
+                time_edges.push((n + w, n + w + 1, Edge::Time { hop: false }));
+            }
+            for (i, t) in txns.iter().enumerate() {
+                if let Some(end) = t.end {
+                    let p = ends.binary_search(&end).expect("every end is a point");
+                    time_edges.push((i, n + p, Edge::Time { hop: false }));
+                }
+                if let Some(start) = t.start {
+                    // The latest end strictly before this start.
+                    let p = ends.partition_point(|e| *e < start);
+                    if p > 0 {
+                        time_edges.push((n + p - 1, i, Edge::Time { hop: true }));
+                    }
+                }
+            }
+        }
+        Dsg {
+            txns,
+            deps,
+            index,
+            time_edges,
+            time_points: ends.len(),
+        }
+    }
+
+    /// A shortest cycle using only dependencies of `kinds` (real time if `Rt` is among them).
+    fn cycle(&self, anomaly: Anomaly, kinds: &[DepKind]) -> Option<Violation<K>> {
+        let mut g: DiGraph<Node, Edge> = DiGraph::new();
+        for i in 0..self.txns.len() {
+            g.add_node(Node::Txn(i));
+        }
+        for (e, d) in self.deps.iter().enumerate() {
+            if kinds.contains(&d.kind) && d.from != d.to {
+                let (a, b) = (self.index[&d.from], self.index[&d.to]);
+                g.add_edge(NodeIndex::new(a), NodeIndex::new(b), Edge::Dep(e));
+            }
+        }
+        if kinds.contains(&DepKind::Rt) {
+            for _ in 0..self.time_points {
+                g.add_node(Node::Time);
+            }
+            for &(a, b, e) in &self.time_edges {
+                g.add_edge(NodeIndex::new(a), NodeIndex::new(b), e);
+            }
+        }
+        let mut best: Option<Vec<(NodeIndex, Edge)>> = None;
+        for scc in tarjan_scc(&g) {
+            if scc.len() < 2 {
+                continue;
+            }
+            let mut member = vec![false; g.node_count()];
+            for n in &scc {
+                member[n.index()] = true;
+            }
+            let starts = scc
+                .iter()
+                .filter(|n| matches!(g[**n], Node::Txn(_)))
+                .take(CYCLE_SEARCH_STARTS);
+            for &start in starts {
+                if let Some(c) = shortest_cycle(&g, &member, start) {
+                    if best.as_ref().is_none_or(|b| hops(&c) < hops(b)) {
+                        best = Some(c);
+                    }
+                }
+            }
+        }
+        best.map(|c| self.violation(anomaly, &g, &c))
+    }
+
+    /// The cycle as dependencies, each run through the time chain folded into one rt edge.
+    fn violation(
+        &self,
+        anomaly: Anomaly,
+        g: &DiGraph<Node, Edge>,
+        cycle: &[(NodeIndex, Edge)],
+    ) -> Violation<K> {
+        let txn_id = |n: NodeIndex| match g[n] {
+            Node::Txn(i) => self.txns[i].id,
+            Node::Time => unreachable!("a hop out of the time chain ends at a transaction"),
+        };
+        let mut deps: Vec<Dep<K>> = Vec::new();
+        let mut rt_from: Option<TxnId> = None;
+        for (k, &(from, edge)) in cycle.iter().enumerate() {
+            match edge {
+                Edge::Dep(d) => deps.push(self.deps[d].clone()),
+                Edge::Time { hop: false } => {
+                    if matches!(g[from], Node::Txn(_)) {
+                        rt_from = Some(txn_id(from));
+                    }
+                }
+                Edge::Time { hop: true } => {
+                    // The cycle starts at a transaction, so a run never wraps around.
+                    let to = cycle.get(k + 1).map_or(cycle[0].0, |(n, _)| *n);
+                    deps.push(Dep {
+                        from: rt_from
+                            .take()
+                            .expect("a run into the time chain came first"),
+                        to: txn_id(to),
+                        kind: DepKind::Rt,
+                        key: None,
+                    });
+                }
+            }
+        }
+        let txns: Vec<TxnId> = deps.iter().map(|d| d.from).collect();
+        let explanation = format!(
+            "a cycle of {} transactions: {}",
+            txns.len(),
+            txns.iter()
+                .chain(txns.first())
+                .map(|t| format!("T{t}"))
+                .collect::<Vec<_>>()
+                .join(" -> ")
+        );
+        Violation {
+            anomaly,
+            cycle: deps,
+            txns,
+            explanation,
+        }
+    }
+}
+
+/// The weight of an edge in transaction-to-transaction hops.
+fn weight(e: Edge) -> usize {
+    match e {
+        Edge::Time { hop: false } => 0,
+        _ => 1,
+    }
+}
+
+fn hops(cycle: &[(NodeIndex, Edge)]) -> usize {
+    cycle.iter().map(|(_, e)| weight(*e)).sum()
+}
+
+/// A shortest cycle through `start` inside the component `member`, as (node, edge leaving it)
+/// pairs beginning at `start`: a 0-1 breadth-first search (time-chain steps cost nothing).
+fn shortest_cycle(
+    g: &DiGraph<Node, Edge>,
+    member: &[bool],
+    start: NodeIndex,
+) -> Option<Vec<(NodeIndex, Edge)>> {
+    let n = g.node_count();
+    let mut dist = vec![usize::MAX; n];
+    let mut parent: Vec<Option<(NodeIndex, Edge)>> = vec![None; n];
+    let mut back: Option<(usize, NodeIndex, Edge)> = None;
+    let mut queue = VecDeque::new();
+    dist[start.index()] = 0;
+    queue.push_back(start);
+    while let Some(u) = queue.pop_front() {
+        let du = dist[u.index()];
+        if back.as_ref().is_some_and(|(len, _, _)| du >= *len) {
+            break;
+        }
+        for e in g.edges(u) {
+            let v = e.target();
+            if !member[v.index()] {
+                continue;
+            }
+            let w = weight(*e.weight());
+            if v == start {
+                if back.as_ref().is_none_or(|(len, _, _)| du + w < *len) {
+                    back = Some((du + w, u, *e.weight()));
+                }
+                continue;
+            }
+            if du + w < dist[v.index()] {
+                dist[v.index()] = du + w;
+                parent[v.index()] = Some((u, *e.weight()));
+                if w == 0 {
+                    queue.push_front(v);
+                } else {
+                    queue.push_back(v);
+                }
+            }
+        }
+    }
+    let (_, mut u, edge) = back?;
+    let mut path = vec![(u, edge)];
+    while u != start {
+        let (p, e) = parent[u.index()].expect("every reached node has a parent");
+        path.push((p, e));
+        u = p;
+    }
+    path.reverse();
+    Some(path)
+}
