@@ -390,6 +390,9 @@ impl<'a, K: Clone + Debug> Dsg<'a, K> {
                 }
             }
         }
+        // Start at the smallest transaction id, so that a cycle is always written the same way.
+        let first = (0..deps.len()).min_by_key(|&k| deps[k].from).unwrap_or(0);
+        deps.rotate_left(first);
         let txns: Vec<TxnId> = deps.iter().map(|d| d.from).collect();
         let explanation = format!(
             "a cycle of {} transactions: {}",

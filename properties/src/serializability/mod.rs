@@ -243,3 +243,6 @@ impl<K: fmt::Debug> fmt::Display for Violation<K> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
