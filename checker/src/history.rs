@@ -1,4 +1,5 @@
-//! `checker history`: checks a recorded history for linearizability.
+//! `checker history`: checks a recorded history for linearizability (register, compare-and-set
+//! register, key-value store) or a transaction history for (strict) serializability.
 
 use std::fmt::Debug;
 use std::path::Path;
@@ -9,6 +10,8 @@ use properties::linearizability::formats::{
 };
 use properties::linearizability::spec::{KvInput, KvOp, KvOutput, RegisterInput, RegisterOutput};
 use properties::linearizability::{check, CasRegister, History, KvStore, Register, Verdict};
+use properties::serializability::formats::parse_jsonl_txns;
+use properties::serializability::{check_serializable, check_strict_serializable, Violation};
 use serde::Serialize;
 
 /// The sequential object a history is checked against.
@@ -17,6 +20,17 @@ pub enum HistoryModel {
     Register,
     CasRegister,
     Kv,
+    /// Transactions (`jsonl` only), checked for strict serializability or serializability.
+    Txn,
+}
+
+/// What a transaction history is checked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TxnLevel {
+    /// Strict serializability: serializable in an order that respects real time (`start`/`end`).
+    Strict,
+    /// Serializability (Adya's PL-3): real time ignored.
+    Serializable,
 }
 
 /// How a history file is written.
@@ -73,23 +87,43 @@ pub struct HistoryReport {
     pub model: String,
     pub format: String,
     pub operations: usize,
-    /// `linearizable`, `not_linearizable` or `unknown`.
+    /// `linearizable`, `not_linearizable` or `unknown`; for transactions `serializable`,
+    /// `strict_serializable`, `not_serializable` or `not_strict_serializable`.
     pub verdict: &'static str,
     pub elapsed_s: f64,
     pub failure: Option<FailureView>,
+    /// Transaction histories: how many transactions (committed and aborted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<usize>,
+    /// Transaction histories: the anomaly found, with its cycle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violation: Option<Violation<String>>,
 }
 
 impl HistoryReport {
     pub fn exit_code(&self) -> u8 {
         match self.verdict {
-            "linearizable" => 0,
-            "not_linearizable" => 1,
-            _ => 3,
+            "unknown" => 3,
+            v if v.starts_with("not_") => 1,
+            _ => 0,
         }
     }
 
     /// The human summary.
     pub fn summary(&self) -> String {
+        if let Some(n) = self.transactions {
+            let mut out = format!(
+                "{}: {} ({n} transactions, {} operations, {:.3} s)\n",
+                self.file,
+                self.verdict.replace('_', " "),
+                self.operations,
+                self.elapsed_s
+            );
+            if let Some(v) = &self.violation {
+                out.push_str(&format!("  {v}\n"));
+            }
+            return out;
+        }
         let mut out = format!(
             "{}: {} ({}, {} operations, {:.3} s)\n",
             self.file,
@@ -137,6 +171,7 @@ fn model_name(m: HistoryModel) -> &'static str {
         HistoryModel::Register => "register",
         HistoryModel::CasRegister => "cas-register",
         HistoryModel::Kv => "kv",
+        HistoryModel::Txn => "txn",
     }
 }
 
@@ -148,16 +183,25 @@ fn format_name(f: HistoryFormat) -> &'static str {
     }
 }
 
-/// Reads `path` in `format` and checks it against `model` within `budget`.
+/// Reads `path` in `format` and checks it against `model` within `budget` (`level` for
+/// transaction histories).
 pub fn check_file(
     model: HistoryModel,
     format: HistoryFormat,
     path: &Path,
     budget: Option<Duration>,
+    level: TxnLevel,
 ) -> Result<HistoryReport, HistoryError> {
     use HistoryFormat as F;
     use HistoryModel as M;
     match (model, format) {
+        (M::Txn, F::Jsonl) => {}
+        (M::Txn, _) => {
+            return Err(HistoryError::Usage(format!(
+                "txn histories are read in the jsonl format, not {}",
+                format_name(format)
+            )))
+        }
         (M::Kv, F::Jepsen) | (M::Register | M::CasRegister, F::PorcupineKv) => {
             return Err(HistoryError::Usage(format!(
                 "format {} holds {} histories, not {}",
@@ -182,6 +226,9 @@ pub fn check_file(
         source,
     };
     let start = Instant::now();
+    if model == M::Txn {
+        return Ok(check_txns(file, &text, level, start)?);
+    }
     let cas = model == M::CasRegister;
     let (operations, verdict, failure) = match (model, format) {
         (M::Kv, _) => {
@@ -225,6 +272,43 @@ pub fn check_file(
         },
         elapsed_s: start.elapsed().as_secs_f64(),
         failure,
+        transactions: None,
+        violation: None,
+    })
+}
+
+fn check_txns(
+    file: String,
+    text: &str,
+    level: TxnLevel,
+    start: Instant,
+) -> Result<HistoryReport, HistoryError> {
+    let txns = parse_jsonl_txns(text).map_err(|source| HistoryError::Malformed {
+        path: file.clone(),
+        source,
+    })?;
+    let (result, ok, not) = match level {
+        TxnLevel::Strict => (
+            check_strict_serializable(&txns),
+            "strict_serializable",
+            "not_strict_serializable",
+        ),
+        TxnLevel::Serializable => (
+            check_serializable(&txns),
+            "serializable",
+            "not_serializable",
+        ),
+    };
+    Ok(HistoryReport {
+        file,
+        model: "txn".to_string(),
+        format: "jsonl".to_string(),
+        operations: txns.iter().map(|t| t.ops.len()).sum(),
+        verdict: if result.is_ok() { ok } else { not },
+        elapsed_s: start.elapsed().as_secs_f64(),
+        failure: None,
+        transactions: Some(txns.len()),
+        violation: result.err(),
     })
 }
 

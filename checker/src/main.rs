@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use checker::history::{check_file, HistoryError, HistoryFormat, HistoryModel};
+use checker::history::{check_file, HistoryError, HistoryFormat, HistoryModel, TxnLevel};
 use checker::outcome::{expectation_name, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE};
 use checker::{reports, Protocol, RunOptions, Strategy, MODELS};
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
@@ -77,9 +77,12 @@ struct HistoryArgs {
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     json: bool,
-    /// Give up after this many seconds (verdict unknown, exit 3).
+    /// Give up after this many seconds (verdict unknown, exit 3; linearizability only).
     #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     timeout: Option<f64>,
+    /// For `--model txn`: strict serializability (real time from `start`/`end`) or serializability.
+    #[arg(long, value_enum, default_value = "strict")]
+    level: TxnLevel,
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
@@ -105,8 +108,9 @@ fn cli() -> Command {
                 ),
         )
         .subcommand(HistoryArgs::augment_args(Command::new("history").about(
-            "Check a recorded history for linearizability: exit 0 linearizable, 1 not, 3 unknown \
-             within --timeout, 2 unreadable or malformed",
+            "Check a recorded history for linearizability, or a transaction history (--model txn) \
+             for strict serializability: exit 0 it holds, 1 it does not, 3 unknown within \
+             --timeout, 2 unreadable or malformed",
         )))
         .subcommand(
             Command::new("merkle")
@@ -482,7 +486,7 @@ fn list(json: bool) {
 
 fn history(args: HistoryArgs) -> Result<ExitCode> {
     let budget = args.timeout.map(Duration::from_secs_f64);
-    match check_file(args.model, args.format, &args.file, budget) {
+    match check_file(args.model, args.format, &args.file, budget, args.level) {
         Ok(report) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

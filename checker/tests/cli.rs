@@ -610,3 +610,91 @@ fn merkle_verify_catches_a_tampered_vector_and_rejects_malformed_files() {
     let out = checker(&["merkle", "verify", "/no/such/file.json"]);
     assert_eq!(code(&out), 2);
 }
+
+#[test]
+fn history_checks_transactions_for_strict_serializability() {
+    // T2 starts after T1 ended but reads x before T1's write: serializable (T2, T1), not strictly.
+    let stale = TempFile::new(
+        "stale-txn.jsonl",
+        r#"{"id": 1, "status": "committed", "start": 0, "end": 1, "ops": [["w", "x", 1]]}
+{"id": 2, "status": "committed", "start": 2, "end": 3, "ops": [["r", "x", 0], ["w", "y", 1]]}
+{"id": 3, "status": "aborted", "start": 2, "end": 4, "ops": [["w", "x", 2]]}
+"#,
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "history",
+            "--model",
+            "txn",
+            "--format",
+            "jsonl",
+            stale.path(),
+        ];
+        args.extend(extra);
+        let out = checker(&args);
+        (code(&out), stdout(&out), stderr(&out))
+    };
+    let (c, out, _) = run(&["--json"]);
+    assert_eq!(c, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "not_strict_serializable");
+    assert_eq!(v["transactions"], 3);
+    assert_eq!(v["violation"]["anomaly"], "RealTime");
+    assert_eq!(v["violation"]["txns"], serde_json::json!([1, 2]));
+    let (c, out, _) = run(&["--level", "serializable"]);
+    assert_eq!(c, 0, "{out}");
+    assert!(out.contains(": serializable (3 transactions"), "{out}");
+
+    let skew = TempFile::new(
+        "skew.jsonl",
+        r#"{"id": 1, "status": "committed", "ops": [["r", "x", 0], ["r", "y", 0], ["w", "x", 1]]}
+{"id": 2, "status": "committed", "ops": [["r", "x", 0], ["r", "y", 0], ["w", "y", 1]]}
+"#,
+    );
+    let out = checker(&[
+        "history",
+        "--model",
+        "txn",
+        "--format",
+        "jsonl",
+        skew.path(),
+    ]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).contains("G2 (anti-dependency cycle)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("T1 -rw(\"y\")-> T2"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Bad input: exit 2 with the line and the reason.
+    let twice = TempFile::new(
+        "twice.jsonl",
+        "{\"id\": 1, \"status\": \"committed\", \"ops\": [[\"w\", \"x\", 1]]}\n{\"id\": 2, \"status\": \"committed\", \"ops\": [[\"w\", \"x\", 1]]}\n",
+    );
+    let out = checker(&[
+        "history",
+        "--model",
+        "txn",
+        "--format",
+        "jsonl",
+        twice.path(),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("written twice"), "{}", stderr(&out));
+    let out = checker(&[
+        "history",
+        "--model",
+        "txn",
+        "--format",
+        "jepsen",
+        skew.path(),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("jsonl"), "{}", stderr(&out));
+}
