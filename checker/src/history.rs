@@ -227,7 +227,7 @@ pub fn check_file(
     };
     let start = Instant::now();
     if model == M::Txn {
-        return Ok(check_txns(file, &text, level, start)?);
+        return check_txns(file, &text, level, start);
     }
     let cas = model == M::CasRegister;
     let (operations, verdict, failure) = match (model, format) {
