@@ -605,29 +605,30 @@ impl Model for Farm {
                 region.log.clear();
                 // The transactions whose commit on this region was under way: committed if the
                 // backup holds their record, else aborted (no replica knows them: vote unknown).
+                // A transaction reported committed without a record there was truncated (its
+                // write is in the backup's copy), or lost under `commit-primary-before-backup`.
                 let mut reported = false;
-                for t in 0..self.txns {
-                    let c = &mut n.coordinators[t];
+                for (t, c) in n.coordinators.iter_mut().enumerate() {
                     if WORKLOAD[t].write != obj
                         || matches!(c.phase, Phase::Execute | Phase::Aborted(_))
                     {
                         continue;
                     }
-                    if backup.log.iter().any(|(u, _)| *u == t) {
-                        if c.phase == Phase::Committed {
-                            n.carried_writes |= 1 << t;
-                        } else {
+                    let logged = backup.log.iter().any(|(u, _)| *u == t);
+                    match (logged, c.phase == Phase::Committed) {
+                        (true, true) => n.carried_writes |= 1 << t,
+                        (true, false) => {
                             n.recovery_commits |= 1 << t;
                             c.phase = Phase::Committed;
                             c.end = Some(n.now);
                             reported = true;
                         }
-                    } else if c.phase != Phase::Committed {
-                        // Committed without a record: truncated (applied at the backup), or lost
-                        // under `commit-primary-before-backup`.
-                        c.phase = Phase::Aborted(AbortedAt::Recovery);
-                        c.end = Some(n.now);
-                        reported = true;
+                        (false, false) => {
+                            c.phase = Phase::Aborted(AbortedAt::Recovery);
+                            c.end = Some(n.now);
+                            reported = true;
+                        }
+                        (false, true) => {}
                     }
                 }
                 if reported {
