@@ -30,12 +30,11 @@
 //! COMMIT-PRIMARY is what makes a reported write survive a primary failure.
 //!
 //! # Failure recovery (§5)
-//! When a primary fails, reconfiguration (§5.2) promotes a backup of its region; messages of the old
-//! configuration are no longer accepted. Transaction state recovery (§5.3) then decides the
-//! transactions whose commit spans the change from the records the surviving replicas hold: a
-//! COMMIT-BACKUP record at the promoted backup votes commit-backup, and the transaction commits (its
-//! record is applied); a region where no replica holds a record votes unknown, and the transaction
-//! aborts. The coordinator learns the decision and reports it.
+//! When a primary fails, reconfiguration (§5.2) promotes a backup of its region. Transaction state
+//! recovery (§5.3) then decides the transactions whose commit spans the change from the records
+//! the surviving replicas hold: a COMMIT-BACKUP record at the promoted backup votes commit-backup,
+//! and the transaction commits (its record is applied); a region where no replica holds a record
+//! votes unknown, and the transaction aborts. The coordinator learns the decision and reports it.
 //!
 //! # What is modelled
 //! Objects `x` and `y`, each alone in its region, each with a primary and one backup on machines of
@@ -54,10 +53,17 @@
 //! blocked meanwhile, §5.3). A promoted backup is the region's only replica from then on: the model
 //! adds no new backup.
 //!
+//! Messages in flight to or from the failed primary or the promoted backup are dropped at the
+//! failure: each belongs to a transaction writing that object, which recovery decides then unless
+//! it was already reported (a TRUNCATE, an ABORT).
+//!
 //! Left out: coordinator failures, failures of backups alone, read-only transactions, allocation,
 //! leases and the configuration manager. Every transaction writes exactly one object, so §5.3's vote
-//! is the vote of that object's region. The LOCK record carries only the version to check; the new
-//! value travels in COMMIT-BACKUP and COMMIT-PRIMARY.
+//! is the vote of that object's region. §5.3 also counts a transaction as recovering when the
+//! primary of an object it only read has changed; here it simply validates at the promoted backup,
+//! which after recovery holds every committed write and no lock: more permissive, no less safe.
+//! The LOCK record carries only the version to check; the new value travels in COMMIT-BACKUP and
+//! COMMIT-PRIMARY.
 //!
 //! # Properties
 //! - always **strict serializability (§4)**: the history of reads and writes, with the versions
@@ -583,8 +589,9 @@ impl Model for Farm {
             }
             FarmAction::PrimaryFails(obj) => {
                 n.failures += 1;
-                // §5.2: the new configuration accepts nothing sent in the old one to or from the
-                // failed primary or the promoted backup.
+                // Messages to or from the failed primary or the promoted backup are dropped: each
+                // belongs to a transaction that recovery decides below, or that was already
+                // reported (TRUNCATE, ABORT).
                 n.network.retain(|m| m.obj() != obj);
                 let backup = n.regions[obj]
                     .backup
