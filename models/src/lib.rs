@@ -13,9 +13,12 @@
 //!   recovery, snapshots and a linearizable key-value store; the workbench's headline model.
 //! - [`tcommit`]: the TCommit specification of transaction commit itself (same paper, §2), of which
 //!   TwoPhase is an implementation.
+//! - [`farm`]: FaRM's optimistic distributed transactions (Dragojević et al., SOSP 2015, §§4, 5):
+//!   LOCK, VALIDATE, COMMIT-BACKUP, COMMIT-PRIMARY over primary-backup objects, and a primary failure.
 
 pub mod catalog;
 pub mod ct;
+pub mod farm;
 pub mod mapreduce;
 pub mod raft;
 pub mod tcommit;
