@@ -13,6 +13,8 @@
 //!   recovery, snapshots and a linearizable key-value store; the workbench's headline model.
 //! - [`tcommit`]: the TCommit specification of transaction commit itself (same paper, §2), of which
 //!   TwoPhase is an implementation.
+//! - [`twopc`]: distributed transactions: strict two-phase locking on two shards and two-phase
+//!   commit by the clients, with shard crashes (Saltzer & Kaashoek §§9.5.3, 9.6.3).
 
 pub mod catalog;
 pub mod ct;
@@ -20,3 +22,4 @@ pub mod mapreduce;
 pub mod raft;
 pub mod tcommit;
 pub mod twophase;
+pub mod twopc;
