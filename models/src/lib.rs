@@ -21,5 +21,5 @@ pub mod ct;
 pub mod mapreduce;
 pub mod raft;
 pub mod tcommit;
-pub mod twophase;
 pub mod twopc;
+pub mod twophase;

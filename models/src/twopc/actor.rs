@@ -19,7 +19,10 @@ pub type Key = char;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TwoPcMsg {
     /// Client to shard: read `key` under a shared lock.
-    Read { txn: TxnId, key: Key },
+    Read {
+        txn: TxnId,
+        key: Key,
+    },
     /// The shared lock is granted; `version` is the committed version read.
     ReadReply {
         txn: TxnId,
@@ -28,25 +31,45 @@ pub enum TwoPcMsg {
     },
     /// Client to shard: write `key` under an exclusive lock. The shard buffers the write and
     /// installs it at commit (a redo record: nothing to undo at abort).
-    Write { txn: TxnId, key: Key },
+    Write {
+        txn: TxnId,
+        key: Key,
+    },
     /// The exclusive lock is granted and the write buffered.
-    WriteReply { txn: TxnId, key: Key },
+    WriteReply {
+        txn: TxnId,
+        key: Key,
+    },
     /// The lock is held by another transaction in a conflicting mode. No-wait locking: the shard
     /// refuses at once instead of queueing the request, and the client aborts its transaction.
-    Refused { txn: TxnId, key: Key },
+    Refused {
+        txn: TxnId,
+        key: Key,
+    },
     /// Phase one, coordinator to participant: prepare to commit. `keys` are the keys on which
     /// the coordinator's operations were granted locks at this participant: one that restarted
     /// since has lost those locks (they are volatile) and must not vote yes.
-    Prepare { txn: TxnId, keys: Vec<Key> },
+    Prepare {
+        txn: TxnId,
+        keys: Vec<Key>,
+    },
     /// The participant's yes vote, sent after its vote, locks and writes are on stable storage.
     /// From here on it may not abort on its own: it waits for the decision.
-    Prepared { txn: TxnId },
+    Prepared {
+        txn: TxnId,
+    },
     /// The participant's no vote: it has aborted the transaction (Gray & Lamport §3 let a
     /// resource manager abort on its own until it has prepared).
-    Aborted { txn: TxnId },
+    Aborted {
+        txn: TxnId,
+    },
     /// Phase two: the coordinator's decision.
-    Commit { txn: TxnId },
-    Abort { txn: TxnId },
+    Commit {
+        txn: TxnId,
+    },
+    Abort {
+        txn: TxnId,
+    },
 }
 
 impl TwoPcMsg {
@@ -326,10 +349,7 @@ impl ShardCfg {
         mode: LockMode,
         o: &mut Out<TwoPcActor>,
     ) {
-        let working = s
-            .txns
-            .get(&txn)
-            .is_none_or(|p| p.state == RmState::Working);
+        let working = s.txns.get(&txn).is_none_or(|p| p.state == RmState::Working);
         if !working || s.conflicts(txn, key, mode, self.early_unlock()) {
             o.send(src, TwoPcMsg::Refused { txn, key });
             return;

@@ -94,9 +94,27 @@ impl Spec for TwoPcSpec {
     const SUMMARY: &'static str =
         "Strict two-phase locking on two shards, two-phase commit by the clients, shard crash recovery";
     const PARAMS: &'static [Param] = &[
-        int("clients", "number of clients, each coordinating its transactions", 3, 1, 3),
-        int("txns", "transactions per client, run one after another", 1, 1, 2),
-        int("crashes", "shard crashes in all (each restarts from its storage)", 2, 0, 3),
+        int(
+            "clients",
+            "number of clients, each coordinating its transactions",
+            3,
+            1,
+            3,
+        ),
+        int(
+            "txns",
+            "transactions per client, run one after another",
+            1,
+            1,
+            2,
+        ),
+        int(
+            "crashes",
+            "shard crashes in all (each restarts from its storage)",
+            2,
+            0,
+            3,
+        ),
     ];
     const BUGS: &'static [Bug] = &[
         Bug {

@@ -220,8 +220,7 @@ fn prepared_waits(m: &TwoPcModel, s: &TwoPcModelState) -> bool {
         // A shard that lost its record of a yes vote breaks the promise too.
         shard(s, usize::from(*at)).txns.get(txn).is_some_and(|p| {
             p.state == RmState::Prepared
-                || p.state.decision().is_some()
-                    && p.state.decision() == decision(m.cfg(), s, *txn)
+                || p.state.decision().is_some() && p.state.decision() == decision(m.cfg(), s, *txn)
         })
     })
 }
@@ -322,7 +321,10 @@ impl Model for TwoPcModel {
         vec![
             Property::always("atomicity", atomicity),
             Property::always("serializability", serializable),
-            Property::always("a prepared participant waits for the decision", prepared_waits),
+            Property::always(
+                "a prepared participant waits for the decision",
+                prepared_waits,
+            ),
             Property::sometimes(
                 "a transaction commits across two shards",
                 commits_across_shards,
