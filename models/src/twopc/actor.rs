@@ -92,8 +92,8 @@ impl TwoPcMsg {
 /// The seeded bugs (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TwoPcBug {
-    /// A participant releases a transaction's locks when it votes Prepared, not at the
-    /// decision: locking stays two-phase but is no longer strict.
+    /// A participant releases a transaction's locks, exclusive ones included, when it votes
+    /// Prepared, not at the decision: locking stays two-phase but is no longer strict.
     EarlyUnlock,
     /// A restarted participant ignores the yes votes on its storage and aborts those
     /// transactions.

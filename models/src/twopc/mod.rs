@@ -56,9 +56,13 @@
 //!
 //! # Seeded bugs
 //! - `early-unlock`: a shard releases a transaction's locks when it votes Prepared instead of at
-//!   the outcome. Locking is still two-phase but not strict, and writes are installed only at
-//!   commit, so the other transaction reads the version the first is about to replace: both
-//!   commit a write skew (a G2 anti-dependency cycle, *serializability*).
+//!   the outcome. Locking is still two-phase (every lock was acquired before Prepare) but not
+//!   strict: the exclusive lock goes before its write is installed, so another transaction
+//!   reads the version the first is about to replace. T1 reads x and writes y, T2 reads y
+//!   (the old version) and writes x, and both commit: a write skew, a G2 anti-dependency cycle
+//!   (*serializability*). Releasing only the shared locks at Prepare, past the lock point, would
+//!   be safe here: a reader of y would still be refused until T1's write is installed. It is the
+//!   exclusive locks that must be held until the outcome.
 //! - `forget-vote`: a restarted shard ignores the yes votes on its storage and aborts those
 //!   transactions; the coordinator, which has every yes, commits (*atomicity*, *a prepared
 //!   participant waits for the decision*).
