@@ -16,6 +16,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::ct::gossip::CtSpec>::NEW,
     &Registered::<models::mapreduce::MapReduceSpec>::NEW,
     &Registered::<models::raft::RaftSpec>::NEW,
+    &Registered::<models::twopc::TwoPcSpec>::NEW,
     &Registered::<models::farm::FarmSpec>::NEW,
 ];
 

@@ -13,6 +13,8 @@
 //!   recovery, snapshots and a linearizable key-value store; the workbench's headline model.
 //! - [`tcommit`]: the TCommit specification of transaction commit itself (same paper, §2), of which
 //!   TwoPhase is an implementation.
+//! - [`twopc`]: distributed transactions: strict two-phase locking on two shards and two-phase
+//!   commit by the clients, with shard crashes (Saltzer & Kaashoek §§9.5.3, 9.6.3).
 //! - [`farm`]: FaRM's optimistic distributed transactions (Dragojević et al., SOSP 2015, §§4, 5):
 //!   LOCK, VALIDATE, COMMIT-BACKUP, COMMIT-PRIMARY over primary-backup objects, and a primary failure.
 
@@ -22,4 +24,5 @@ pub mod farm;
 pub mod mapreduce;
 pub mod raft;
 pub mod tcommit;
+pub mod twopc;
 pub mod twophase;

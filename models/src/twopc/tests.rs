@@ -1,0 +1,454 @@
+//! The shard and client actors one step at a time (no checker), then the checker on the
+//! default configuration (whose verdicts the checker crate also pins in `reports/twopc.json`),
+//! on a larger one, and on each seeded bug.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use properties::commitment::Decision;
+use properties::serializability::{check_serializable, Anomaly};
+use stateright::actor::{ActorModelAction, Command, Id, Out};
+use stateright::{Checker, Model};
+
+use super::actor::{
+    ClientCfg, ClientState, Phase, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg, TxnOp,
+    TxnSpec,
+};
+use super::model::{history, TwoPcCfg};
+use super::TwoPcSpec;
+use crate::catalog::{Params, Spec};
+use crate::twophase::RmState;
+
+type Cmd = Command<TwoPcMsg, (), (), ShardState>;
+
+const X: char = 'x';
+const Y: char = 'y';
+
+/// A client's id in the unit tests (the shards are 0 and 1, as in the model).
+fn client() -> Id {
+    Id::from(2)
+}
+
+fn shard_cfg(key: char, bug: Option<TwoPcBug>) -> ShardCfg {
+    ShardCfg {
+        keys: vec![key],
+        bug,
+    }
+}
+
+/// Delivers `msg` from the client to the shard; returns what the shard did.
+fn deliver(cfg: &ShardCfg, s: &mut ShardState, msg: TwoPcMsg) -> Vec<Cmd> {
+    let mut o = Out::new();
+    cfg.on_msg(s, client(), msg, &mut o);
+    o.into_iter().collect()
+}
+
+fn sent(cmds: &[Cmd]) -> Vec<TwoPcMsg> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Send(_, m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn saved(cmds: &[Cmd]) -> Option<ShardState> {
+    cmds.iter().rev().find_map(|c| match c {
+        Command::Save(st) => Some(st.clone()),
+        _ => None,
+    })
+}
+
+fn read(txn: u64, key: char) -> TwoPcMsg {
+    TwoPcMsg::Read { txn, key }
+}
+
+fn write(txn: u64, key: char) -> TwoPcMsg {
+    TwoPcMsg::Write { txn, key }
+}
+
+fn prepare(txn: u64, key: char) -> TwoPcMsg {
+    TwoPcMsg::Prepare {
+        txn,
+        keys: vec![key],
+    }
+}
+
+/// Reference: Saltzer & Kaashoek §9.5.3, shared and exclusive locks.
+#[test]
+fn readers_share_a_lock_and_a_writer_excludes_everyone() {
+    let cfg = shard_cfg(X, None);
+    let mut s = ShardState::new(&[X]);
+    assert_eq!(
+        sent(&deliver(&cfg, &mut s, read(1, X))),
+        vec![TwoPcMsg::ReadReply {
+            txn: 1,
+            key: X,
+            version: 0
+        }]
+    );
+    assert!(matches!(
+        sent(&deliver(&cfg, &mut s, read(2, X)))[..],
+        [TwoPcMsg::ReadReply { txn: 2, .. }]
+    ));
+    // No-wait: a conflicting request is refused at once, nothing is queued or recorded.
+    assert_eq!(
+        sent(&deliver(&cfg, &mut s, write(3, X))),
+        vec![TwoPcMsg::Refused { txn: 3, key: X }]
+    );
+    assert!(!s.txns.contains_key(&3));
+    deliver(&cfg, &mut s, TwoPcMsg::Abort { txn: 1 });
+    deliver(&cfg, &mut s, TwoPcMsg::Abort { txn: 2 });
+    assert_eq!(
+        sent(&deliver(&cfg, &mut s, write(3, X))),
+        vec![TwoPcMsg::WriteReply { txn: 3, key: X }]
+    );
+    assert_eq!(
+        sent(&deliver(&cfg, &mut s, read(4, X))),
+        vec![TwoPcMsg::Refused { txn: 4, key: X }]
+    );
+}
+
+/// Reference: §9.6.3, a participant logs its PREPARED state before it answers.
+#[test]
+fn the_vote_is_on_storage_before_it_is_sent() {
+    let cfg = shard_cfg(Y, None);
+    let mut s = ShardState::new(&[Y]);
+    deliver(&cfg, &mut s, write(1, Y));
+    let cmds = deliver(&cfg, &mut s, prepare(1, Y));
+    let save = cmds.iter().position(|c| matches!(c, Command::Save(_)));
+    let send = cmds.iter().position(|c| matches!(c, Command::Send(..)));
+    assert!(save.expect("saved") < send.expect("sent"));
+    assert_eq!(sent(&cmds), vec![TwoPcMsg::Prepared { txn: 1 }]);
+    let storage = saved(&cmds).unwrap();
+    assert_eq!(storage.txns[&1].state, RmState::Prepared);
+    assert_eq!(storage.txns[&1].writes, vec![(Y, None)]);
+}
+
+/// Reference: §9.5.3 strict two-phase locking: locks are held until the outcome.
+#[test]
+fn a_prepared_transaction_keeps_its_locks_until_commit_installs_its_write() {
+    let cfg = shard_cfg(Y, None);
+    let mut s = ShardState::new(&[Y]);
+    deliver(&cfg, &mut s, write(1, Y));
+    deliver(&cfg, &mut s, prepare(1, Y));
+    assert_eq!(
+        sent(&deliver(&cfg, &mut s, read(2, Y))),
+        vec![TwoPcMsg::Refused { txn: 2, key: Y }]
+    );
+    let cmds = deliver(&cfg, &mut s, TwoPcMsg::Commit { txn: 1 });
+    assert_eq!(saved(&cmds).unwrap().versions[&Y], 1);
+    assert_eq!(s.txns[&1].writes, vec![(Y, Some(1))]);
+    assert_eq!(
+        sent(&deliver(&cfg, &mut s, read(2, Y))),
+        vec![TwoPcMsg::ReadReply {
+            txn: 2,
+            key: Y,
+            version: 1
+        }]
+    );
+}
+
+#[test]
+fn early_unlock_lets_a_reader_see_the_version_a_prepared_write_will_replace() {
+    let cfg = shard_cfg(Y, Some(TwoPcBug::EarlyUnlock));
+    let mut s = ShardState::new(&[Y]);
+    deliver(&cfg, &mut s, write(1, Y));
+    deliver(&cfg, &mut s, prepare(1, Y));
+    assert_eq!(
+        sent(&deliver(&cfg, &mut s, read(2, Y))),
+        vec![TwoPcMsg::ReadReply {
+            txn: 2,
+            key: Y,
+            version: 0
+        }]
+    );
+}
+
+/// Reference: §9.6.3 recovery: a prepared participant comes back prepared and waits.
+#[test]
+fn a_restart_restores_prepared_transactions_and_forgets_working_ones() {
+    let cfg = shard_cfg(Y, None);
+    let mut s = ShardState::new(&[Y]);
+    deliver(&cfg, &mut s, read(1, Y));
+    deliver(&cfg, &mut s, read(2, Y));
+    let storage = saved(&deliver(&cfg, &mut s, prepare(1, Y)));
+    let mut o = Out::new();
+    let mut s = cfg.start(&storage, &mut o);
+    assert!(o.is_empty(), "a restart neither saves nor sends");
+    assert_eq!(s.txns[&1].state, RmState::Prepared);
+    assert!(!s.txns.contains_key(&2));
+    // T1's shared lock is back: a writer is refused.
+    assert_eq!(
+        sent(&deliver(&cfg, &mut s, write(3, Y))),
+        vec![TwoPcMsg::Refused { txn: 3, key: Y }]
+    );
+    // T2 lost its lock in the restart: it must not prepare.
+    assert_eq!(
+        sent(&deliver(&cfg, &mut s, prepare(2, Y))),
+        vec![TwoPcMsg::Aborted { txn: 2 }]
+    );
+    assert_eq!(s.txns[&2].state, RmState::Aborted);
+    deliver(&cfg, &mut s, TwoPcMsg::Commit { txn: 1 });
+    assert_eq!(s.txns[&1].state, RmState::Committed);
+}
+
+#[test]
+fn a_prepare_naming_locks_the_shard_lost_is_answered_aborted() {
+    // Shard 0 holds both keys here: the read's lock was lost in a restart, the write's was not.
+    let cfg = ShardCfg {
+        keys: vec![X, Y],
+        bug: None,
+    };
+    let mut s = ShardState::new(&[X, Y]);
+    deliver(&cfg, &mut s, read(1, X));
+    let mut s = cfg.start(&None, &mut Out::new());
+    deliver(&cfg, &mut s, write(1, Y));
+    let cmds = deliver(
+        &cfg,
+        &mut s,
+        TwoPcMsg::Prepare {
+            txn: 1,
+            keys: vec![X, Y],
+        },
+    );
+    assert_eq!(sent(&cmds), vec![TwoPcMsg::Aborted { txn: 1 }]);
+    assert_eq!(saved(&cmds).unwrap().txns[&1].state, RmState::Aborted);
+}
+
+#[test]
+fn forget_vote_aborts_prepared_transactions_on_restart() {
+    let cfg = shard_cfg(Y, Some(TwoPcBug::ForgetVote));
+    let mut s = ShardState::new(&[Y]);
+    deliver(&cfg, &mut s, write(1, Y));
+    let storage = saved(&deliver(&cfg, &mut s, prepare(1, Y)));
+    let mut o = Out::new();
+    let mut s = cfg.start(&storage, &mut o);
+    assert_eq!(s.txns[&1].state, RmState::Aborted);
+    deliver(&cfg, &mut s, TwoPcMsg::Commit { txn: 1 });
+    assert_eq!(s.txns[&1].state, RmState::Aborted);
+    assert_eq!(s.versions[&Y], 0);
+}
+
+fn client_cfg(bug: Option<TwoPcBug>) -> ClientCfg {
+    ClientCfg {
+        shard_of: BTreeMap::from([(X, Id::from(0)), (Y, Id::from(1))]),
+        txns: vec![TxnSpec {
+            id: 1,
+            ops: vec![TxnOp::Read(X), TxnOp::Write(Y)],
+        }],
+        bug,
+    }
+}
+
+/// Delivers `msg` from `src` to the client; returns the messages it sent, with their
+/// destinations.
+fn to_client(
+    cfg: &ClientCfg,
+    s: &mut ClientState,
+    src: usize,
+    msg: TwoPcMsg,
+) -> Vec<(Id, TwoPcMsg)> {
+    let mut o: Out<TwoPcActor> = Out::new();
+    cfg.on_msg(s, Id::from(src), msg, &mut o);
+    o.into_iter()
+        .filter_map(|c| match c {
+            Command::Send(dst, m) => Some((dst, m)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs the client to phase one; returns its state.
+fn client_preparing(cfg: &ClientCfg) -> ClientState {
+    let mut o: Out<TwoPcActor> = Out::new();
+    let mut s = cfg.start(&mut o);
+    assert!(
+        matches!(&o[..], [Command::Send(dst, TwoPcMsg::Read { txn: 1, key: X })] if *dst == Id::from(0))
+    );
+    let reply = TwoPcMsg::ReadReply {
+        txn: 1,
+        key: X,
+        version: 0,
+    };
+    assert_eq!(
+        to_client(cfg, &mut s, 0, reply),
+        vec![(Id::from(1), write(1, Y))]
+    );
+    let prepares = to_client(cfg, &mut s, 1, TwoPcMsg::WriteReply { txn: 1, key: Y });
+    assert_eq!(
+        prepares,
+        vec![(Id::from(0), prepare(1, X)), (Id::from(1), prepare(1, Y))]
+    );
+    s
+}
+
+/// Reference: §9.6.3, Gray & Lamport §3: Commit needs Prepared from every participant.
+#[test]
+fn the_coordinator_commits_only_with_every_vote() {
+    let cfg = client_cfg(None);
+    let mut s = client_preparing(&cfg);
+    assert!(to_client(&cfg, &mut s, 1, TwoPcMsg::Prepared { txn: 1 }).is_empty());
+    assert_eq!(
+        to_client(&cfg, &mut s, 0, TwoPcMsg::Prepared { txn: 1 }),
+        vec![
+            (Id::from(0), TwoPcMsg::Commit { txn: 1 }),
+            (Id::from(1), TwoPcMsg::Commit { txn: 1 })
+        ]
+    );
+    assert_eq!(s.outcomes, vec![Decision::Commit]);
+    assert_eq!(s.phase, Phase::Done);
+
+    let mut s = client_preparing(&cfg);
+    to_client(&cfg, &mut s, 1, TwoPcMsg::Prepared { txn: 1 });
+    assert_eq!(
+        to_client(&cfg, &mut s, 0, TwoPcMsg::Aborted { txn: 1 }),
+        vec![
+            (Id::from(0), TwoPcMsg::Abort { txn: 1 }),
+            (Id::from(1), TwoPcMsg::Abort { txn: 1 })
+        ]
+    );
+    assert_eq!(s.outcomes, vec![Decision::Abort]);
+
+    let mut s = client_preparing(&cfg_with_bug());
+    assert_eq!(
+        to_client(&cfg_with_bug(), &mut s, 1, TwoPcMsg::Prepared { txn: 1 }).len(),
+        2,
+        "the bug commits on the first vote"
+    );
+    assert_eq!(s.outcomes, vec![Decision::Commit]);
+}
+
+fn cfg_with_bug() -> ClientCfg {
+    client_cfg(Some(TwoPcBug::CoordinatorCommitsOnPartialVotes))
+}
+
+#[test]
+fn a_refused_lock_aborts_at_the_shards_that_granted_one() {
+    let cfg = client_cfg(None);
+    let mut s = cfg.start(&mut Out::new());
+    let reply = TwoPcMsg::ReadReply {
+        txn: 1,
+        key: X,
+        version: 0,
+    };
+    to_client(&cfg, &mut s, 0, reply);
+    assert_eq!(
+        to_client(&cfg, &mut s, 1, TwoPcMsg::Refused { txn: 1, key: Y }),
+        vec![(Id::from(0), TwoPcMsg::Abort { txn: 1 })]
+    );
+    assert_eq!(s.outcomes, vec![Decision::Abort]);
+}
+
+/// The default configuration (3 clients, one transaction each, 2 shard crashes): every
+/// property as expected. The checker crate pins the same counts in `reports/twopc.json`.
+#[test]
+fn default_configuration_holds() {
+    let model = TwoPcSpec::build(&Params::defaults(TwoPcSpec::PARAMS), None);
+    assert_eq!(*model.cfg(), TwoPcCfg::default());
+    let checker = model.checker().spawn_bfs().join();
+    checker.assert_properties();
+    assert_eq!(checker.unique_state_count(), 153_533);
+    assert_eq!(checker.state_count(), 506_964);
+}
+
+#[test]
+fn two_transactions_per_client_hold_too() {
+    let cfg = TwoPcCfg {
+        clients: 2,
+        txns: 2,
+        crashes: 2,
+        bug: None,
+    };
+    let checker = cfg.into_model().checker().spawn_bfs().join();
+    checker.assert_properties();
+    assert_eq!(checker.unique_state_count(), 268_604);
+}
+
+fn deliver_action(src: usize, dst: usize, msg: TwoPcMsg) -> ActorModelAction<TwoPcMsg, (), ()> {
+    ActorModelAction::Deliver {
+        src: Id::from(src),
+        dst: Id::from(dst),
+        msg,
+    }
+}
+
+#[test]
+fn a_transaction_commits_across_two_shards_in_ten_deliveries() {
+    let cfg = TwoPcCfg {
+        clients: 1,
+        txns: 1,
+        crashes: 0,
+        bug: None,
+    };
+    let checker = cfg.into_model().checker().spawn_bfs().join();
+    checker.assert_discovery(
+        "a transaction commits across two shards",
+        vec![
+            deliver_action(2, 0, read(1, X)),
+            deliver_action(
+                0,
+                2,
+                TwoPcMsg::ReadReply {
+                    txn: 1,
+                    key: X,
+                    version: 0,
+                },
+            ),
+            deliver_action(2, 1, write(1, Y)),
+            deliver_action(1, 2, TwoPcMsg::WriteReply { txn: 1, key: Y }),
+            deliver_action(2, 0, prepare(1, X)),
+            deliver_action(2, 1, prepare(1, Y)),
+            deliver_action(0, 2, TwoPcMsg::Prepared { txn: 1 }),
+            deliver_action(1, 2, TwoPcMsg::Prepared { txn: 1 }),
+            deliver_action(2, 0, TwoPcMsg::Commit { txn: 1 }),
+            deliver_action(2, 1, TwoPcMsg::Commit { txn: 1 }),
+        ],
+    );
+}
+
+/// Checks `bug` in its own configuration (as `checker twopc --bug` does).
+fn check_bug(bug: &'static str) -> impl Checker<super::TwoPcModel> {
+    let spec = TwoPcSpec::BUGS
+        .iter()
+        .find(|b| b.name == bug)
+        .expect("a seeded bug");
+    let params = spec.configure(TwoPcSpec::PARAMS, &Params::defaults(TwoPcSpec::PARAMS));
+    TwoPcSpec::build(&params, Some(bug))
+        .checker()
+        .spawn_bfs()
+        .join()
+}
+
+#[test]
+fn early_unlock_commits_a_write_skew() {
+    let checker = check_bug("early-unlock");
+    let path = checker.assert_any_discovery("serializability");
+    let state = path.last_state();
+    let violation = check_serializable(&history(checker.model().cfg(), state))
+        .expect_err("the counterexample is not serializable");
+    assert_eq!(violation.anomaly, Anomaly::G2, "{violation}");
+    assert_eq!(violation.txns.iter().collect::<BTreeSet<_>>().len(), 2);
+    checker.assert_no_discovery("atomicity");
+    checker.assert_no_discovery("a prepared participant waits for the decision");
+}
+
+#[test]
+fn forget_vote_breaks_atomicity_and_the_prepared_promise() {
+    let checker = check_bug("forget-vote");
+    checker.assert_any_discovery("atomicity");
+    checker.assert_any_discovery("a prepared participant waits for the decision");
+    checker.assert_no_discovery("serializability");
+}
+
+#[test]
+fn commit_on_partial_votes_breaks_atomicity() {
+    let checker = check_bug("coordinator-commits-on-partial-votes");
+    let path = checker.assert_any_discovery("atomicity");
+    // The shard that voted Aborted is not the one that voted Prepared.
+    let state = path.last_state();
+    assert!(state.history.voted_yes.iter().all(|(_, at)| {
+        super::model::shard(state, usize::from(*at)).txns[&1].state != RmState::Aborted
+    }));
+    checker.assert_no_discovery("a prepared participant waits for the decision");
+    checker.assert_no_discovery("serializability");
+}
