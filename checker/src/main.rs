@@ -17,7 +17,7 @@ use models::catalog::{ParamKind, Params, Value};
 /// Options shared by every model subcommand.
 #[derive(Args, Debug)]
 struct CheckArgs {
-    /// Breadth-first search (the default): shortest counterexamples with one thread.
+    /// Breadth-first search (the default): short counterexamples.
     #[arg(long, group = "strategy")]
     bfs: bool,
     /// Depth-first search: little memory.

@@ -14,7 +14,8 @@ use crate::outcome::{Outcome, PropertyOutcome, Status};
 /// The search strategy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
-    /// Breadth first: shortest counterexamples (with one thread).
+    /// Breadth first, level by level (stateright keeps the last violating state it meets in a
+    /// block, so a counterexample can be a few steps longer than the shortest).
     Bfs,
     /// Depth first: little memory.
     Dfs,
