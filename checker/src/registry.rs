@@ -16,6 +16,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::ct::gossip::CtSpec>::NEW,
     &Registered::<models::mapreduce::MapReduceSpec>::NEW,
     &Registered::<models::raft::RaftSpec>::NEW,
+    &Registered::<models::spanner::SpannerSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

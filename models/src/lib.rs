@@ -13,10 +13,13 @@
 //!   recovery, snapshots and a linearizable key-value store; the workbench's headline model.
 //! - [`tcommit`]: the TCommit specification of transaction commit itself (same paper, §2), of which
 //!   TwoPhase is an implementation.
+//! - [`spanner`]: Spanner's TrueTime, two-phase locking and commit across Paxos groups, commit
+//!   wait and snapshot reads at a lagging replica's safe time (Corbett et al., OSDI 2012, §§3, 4).
 
 pub mod catalog;
 pub mod ct;
 pub mod mapreduce;
 pub mod raft;
+pub mod spanner;
 pub mod tcommit;
 pub mod twophase;
