@@ -436,9 +436,11 @@ impl Spanner {
 
     /// Two-phase locking: whether transaction `i` may take a read (or write) lock on `k`.
     fn can_lock(&self, s: &SpannerState, i: RwIdx, k: Key, write: bool) -> bool {
-        (0..self.txns)
-            .filter(|&j| j != i)
-            .all(|j| !Self::holds_write(s, j, k) && !(write && Self::holds_read(s, j, k)))
+        (0..self.txns).filter(|&j| j != i).all(|j| {
+            // A write lock excludes every other lock; a read lock, only write locks.
+            let conflicts = Self::holds_write(s, j, k) || (write && Self::holds_read(s, j, k));
+            !conflicts
+        })
     }
 
     /// Whether transaction `i` may take the write locks of its keys in group `g`.
