@@ -14,7 +14,7 @@
 //!   replica"), holding one key each: `x` in group 0, `y` in group 1. A leader's state is its Paxos
 //!   log. Every Paxos write carries a timestamp, and a leader assigns them in increasing order
 //!   (§4.1.2, "monotonicity"), so the leader's last timestamp is its log's last.
-//! - **Read-write transactions (§4.1.2)** use two-phase locking at the leaders and, across groups,
+//! - **Read-write transactions (§4.1.2; the protocol's details in §4.2.1)** use two-phase locking at the leaders and, across groups,
 //!   two-phase commit driven by the client. Reads take read locks at the leader and return its
 //!   latest committed version; writes are buffered at the client. At commit, each
 //!   non-coordinator participant leader takes its write locks, chooses a prepare timestamp larger
@@ -25,7 +25,7 @@
 //!   commit record, and the client is not told, until `TT.after(s)` holds (`FinishCommitWait`).
 //!   Only then does the coordinator apply, release its locks, reply, and send `s` to the
 //!   participants, which log the outcome, apply at `s` and release theirs (`LogCommit`).
-//! - **Read-only transactions (§4.1.3, §4.2.2)** run at a replica that holds a copy of both groups
+//! - **Read-only transactions (§4.1.3, §4.1.4, §4.2.2)** run at a replica that holds a copy of both groups
 //!   and lags behind their leaders: it applies each group's Paxos log in order (`Apply`). A
 //!   read-only transaction takes `s_read = TT.now().latest` at the replica (`BeginReadOnly`) and
 //!   is served (`ServeReadOnly`) once `s_read <= t_safe`, where `t_safe = min(t_safe^Paxos,
@@ -217,7 +217,7 @@ pub const RW_TXNS: [RwSpec; 2] = [
 /// What a Paxos write records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EntryKind {
-    /// A participant's prepare record (§4.1.2); the entry's timestamp is the prepare timestamp.
+    /// A participant's prepare record (§4.2.1); the entry's timestamp is the prepare timestamp.
     Prepare(RwIdx),
     /// A commit record: the transaction's writes in this group take effect at version `s`. In the
     /// coordinator's log the entry's timestamp is `s`; in a participant's it is the next
@@ -405,6 +405,13 @@ impl Spanner {
     /// The last timestamp leader `g` assigned (0 if none): every later one is greater.
     fn last_ts(s: &SpannerState, g: Group) -> Timestamp {
         s.logs[g].last().map_or(0, |e| e.ts)
+    }
+
+    /// Leader `g` logs a Paxos write. Monotonicity (§4.1.2): its timestamp exceeds every
+    /// timestamp the leader has assigned.
+    fn log(s: &mut SpannerState, g: Group, ts: Timestamp, kind: EntryKind) {
+        assert!(ts > Self::last_ts(s, g), "Paxos write timestamps increase");
+        s.logs[g].push(Entry { ts, kind });
     }
 
     /// Whether transaction `i` has committed in group `g` and released its locks there.
@@ -688,24 +695,21 @@ impl Model for Spanner {
         match action {
             Tick => n.now += 1,
             Read(i) => {
-                // §4.1.2: reads take read locks at the leader and read the most recent data.
+                // §4.2.1: the leader "acquires read locks and then reads the most recent data".
                 let k = RW_TXNS[i].reads[s.rw[i].reads.len()];
                 let v = self.leader_version(s, k);
                 n.rw[i].reads.push(v);
             }
             Prepare(i, g) => {
-                // §4.1.2: "It then chooses a prepare timestamp that must be larger than any
+                // §4.2.1: "It then chooses a prepare timestamp that must be larger than any
                 // timestamps it has assigned to previous transactions (to preserve
                 // monotonicity), and logs a prepare record through Paxos."
                 let p = Self::last_ts(s, g) + 1;
                 n.rw[i].prepared[g] = Some(p);
-                n.logs[g].push(Entry {
-                    ts: p,
-                    kind: EntryKind::Prepare(i),
-                });
+                Self::log(&mut n, g, p, EntryKind::Prepare(i));
             }
             Commit(i) => {
-                // §4.1.2: s must be (1) >= every prepare timestamp, (2) >= TT.now().latest at
+                // §4.2.1: s must be (1) >= every prepare timestamp, (2) >= TT.now().latest at
                 // the time the coordinator received the commit message, (3) > any timestamp the
                 // leader has assigned.
                 let c = RW_TXNS[i].coordinator;
@@ -723,30 +727,23 @@ impl Model for Spanner {
                     s: ts,
                     server_at: s.now,
                 });
-                n.logs[c].push(Entry {
-                    ts,
-                    kind: EntryKind::Commit { txn: i, s: ts },
-                });
+                Self::log(&mut n, c, ts, EntryKind::Commit { txn: i, s: ts });
             }
             FinishCommitWait(i) => n.rw[i].end = Some(s.now),
             LogCommit(i, g) => {
                 let c = s.rw[i].commit.expect("commit wait is over");
                 n.rw[i].logged[g] = true;
-                n.logs[g].push(Entry {
-                    ts: c.s.max(Self::last_ts(s, g) + 1),
-                    kind: EntryKind::Commit { txn: i, s: c.s },
-                });
+                let ts = c.s.max(Self::last_ts(s, g) + 1);
+                Self::log(&mut n, g, ts, EntryKind::Commit { txn: i, s: c.s });
             }
             AdvanceMinNextTs(g) => {
                 let latest = self.tt_now(s, Node::Leader(g)).latest;
-                n.logs[g].push(Entry {
-                    ts: Timestamp::try_from(latest).expect("clocks start at 2ε >= ε"),
-                    kind: EntryKind::MinNextTs,
-                });
+                let ts = Timestamp::try_from(latest).expect("clocks start at 2ε >= ε");
+                Self::log(&mut n, g, ts, EntryKind::MinNextTs);
             }
             Apply(g) => n.applied[g] += 1,
             BeginReadOnly(r) => {
-                // §4.1.3, §4.2.2: s_read = TT.now().latest.
+                // §4.1.4, §4.2.2: s_read = TT.now().latest.
                 let latest = self.tt_now(s, Node::Replica).latest;
                 let s_read = Timestamp::try_from(latest).expect("clocks start at 2ε >= ε");
                 n.ro[r] = RoTxn::Waiting {
@@ -877,7 +874,7 @@ impl Spec for SpannerSpec {
 
     const NAME: &'static str = "spanner";
     const PAPER: &'static str =
-        "Corbett et al., Spanner: Google's Globally-Distributed Database (OSDI 2012) §§3, 4.1, 4.2.4";
+        "Corbett et al., Spanner: Google's Globally-Distributed Database (OSDI 2012) §§3, 4.1, 4.2";
     const SUMMARY: &'static str =
         "TrueTime, 2PL and 2PC across Paxos groups, commit wait, snapshot reads at safe time";
     const PARAMS: &'static [Param] = &[
