@@ -894,17 +894,17 @@ impl Spec for SpannerSpec {
         Bug {
             name: "no-commit-wait",
             help: "the coordinator replies before TT.after(s) (Commit Wait, external consistency)",
-            params: &[],
+            params: &[("ticks", "1")],
         },
         Bug {
             name: "timestamp-from-local-clock",
             help: "nodes ignore ε: s, s_read and commit wait use the local clock (Start, Commit Wait, external consistency)",
-            params: &[("epsilon", "2")],
+            params: &[("epsilon", "2"), ("ticks", "2")],
         },
         Bug {
             name: "read-before-safe-time",
             help: "the replica ignores t_safe^TM: a read misses a prepared write below s_read (consistent cut, external consistency)",
-            params: &[],
+            params: &[("ticks", "3"), ("txns", "1")],
         },
     ];
 
