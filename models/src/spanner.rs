@@ -246,7 +246,7 @@ pub struct CommitTs {
 /// A read-write transaction's progress.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RwTxn {
-    /// Absolute time at which the client began it.
+    /// Absolute time of its first step at a leader, where it starts.
     pub start: Option<Time>,
     /// The versions its reads saw, in the order of [`RwSpec::reads`]; a read lock is held on each
     /// key read until the group commits.
