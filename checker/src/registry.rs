@@ -17,6 +17,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::mapreduce::MapReduceSpec>::NEW,
     &Registered::<models::raft::RaftSpec>::NEW,
     &Registered::<models::twopc::TwoPcSpec>::NEW,
+    &Registered::<models::spanner::SpannerSpec>::NEW,
     &Registered::<models::farm::FarmSpec>::NEW,
 ];
 

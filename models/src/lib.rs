@@ -15,6 +15,8 @@
 //!   TwoPhase is an implementation.
 //! - [`twopc`]: distributed transactions: strict two-phase locking on two shards and two-phase
 //!   commit by the clients, with shard crashes (Saltzer & Kaashoek §§9.5.3, 9.6.3).
+//! - [`spanner`]: Spanner's TrueTime, two-phase locking and commit across Paxos groups, commit
+//!   wait and snapshot reads at a lagging replica's safe time (Corbett et al., OSDI 2012, §§3, 4).
 //! - [`farm`]: FaRM's optimistic distributed transactions (Dragojević et al., SOSP 2015, §§4, 5):
 //!   LOCK, VALIDATE, COMMIT-BACKUP, COMMIT-PRIMARY over primary-backup objects, and a primary failure.
 
@@ -23,6 +25,7 @@ pub mod ct;
 pub mod farm;
 pub mod mapreduce;
 pub mod raft;
+pub mod spanner;
 pub mod tcommit;
 pub mod twopc;
 pub mod twophase;
