@@ -31,6 +31,21 @@ pub enum ParamKind {
 }
 
 impl Param {
+    /// An integer parameter in `min..=max`.
+    pub const fn int(
+        name: &'static str,
+        help: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Param {
+        Param {
+            name,
+            help,
+            kind: ParamKind::Int { default, min, max },
+        }
+    }
+
     /// The parameter's default value.
     pub fn default_value(&self) -> Value {
         match self.kind {

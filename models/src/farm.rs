@@ -809,16 +809,7 @@ mod tests {
 
     /// Takes `steps` from the initial state, each of which must be enabled.
     fn run(model: &Farm, steps: &[FarmAction]) -> FarmState {
-        let mut s = model.init_states().remove(0);
-        for step in steps {
-            let mut enabled = Vec::new();
-            model.actions(&s, &mut enabled);
-            assert!(enabled.contains(step), "{step:?} is not enabled in {s:#?}");
-            s = model
-                .next_state(&s, *step)
-                .expect("every step changes the state");
-        }
-        s
+        run_from(model, model.init_states().remove(0), steps)
     }
 
     fn buggy(txns: usize, failures: u8, bug: FarmBug) -> Farm {
@@ -900,6 +891,7 @@ mod tests {
         assert!(check_strict_serializable(&history(&model, &s)).is_ok());
     }
 
+    /// Takes `steps` from `s`, each of which must be enabled.
     fn run_from(model: &Farm, mut s: FarmState, steps: &[FarmAction]) -> FarmState {
         for step in steps {
             let mut enabled = Vec::new();

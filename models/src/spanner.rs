@@ -93,7 +93,7 @@ use std::fmt;
 use properties::serializability::{check_strict_serializable, Op, Txn, TxnId};
 use stateright::{Model, Property};
 
-use crate::catalog::{Bug, Param, ParamKind, Params, Spec};
+use crate::catalog::{Bug, Param, Params, Spec};
 
 /// Absolute time, in ticks of the model clock.
 pub type Time = u8;
@@ -859,14 +859,6 @@ fn consistent_cut(m: &Spanner, s: &SpannerState) -> bool {
 /// `checker spanner`.
 pub struct SpannerSpec;
 
-const fn int(name: &'static str, help: &'static str, default: u64, min: u64, max: u64) -> Param {
-    Param {
-        name,
-        help,
-        kind: ParamKind::Int { default, min, max },
-    }
-}
-
 impl Spec for SpannerSpec {
     type Model = Spanner;
     type State = SpannerState;
@@ -878,17 +870,21 @@ impl Spec for SpannerSpec {
     const SUMMARY: &'static str =
         "TrueTime, 2PL and 2PC across Paxos groups, commit wait, snapshot reads at safe time";
     const PARAMS: &'static [Param] = &[
-        int("epsilon", "TrueTime's uncertainty bound ε, in ticks", 1, 0, 2),
-        int("ticks", "how many ticks absolute time may advance", 4, 0, 8),
-        int(
+        Param::int(
+"epsilon", "TrueTime's uncertainty bound ε, in ticks", 1, 0, 2),
+        Param::int(
+"ticks", "how many ticks absolute time may advance", 4, 0, 8),
+        Param::int(
             "txns",
             "read-write transactions: T1 (writes x and y, cross-group), then T2 (reads and writes y)",
             2,
             0,
             2,
         ),
-        int("read-only", "read-only transactions at the replica", 1, 0, 2),
-        int("min-next-ts", "MinNextTS promises each leader may log", 1, 0, 3),
+        Param::int(
+"read-only", "read-only transactions at the replica", 1, 0, 2),
+        Param::int(
+"min-next-ts", "MinNextTS promises each leader may log", 1, 0, 3),
     ];
     const BUGS: &'static [Bug] = &[
         Bug {

@@ -17,14 +17,6 @@ use crate::catalog::{Bug, Param, ParamKind, Params, Spec};
 /// The `raft` entry of the checker's registry.
 pub struct RaftSpec;
 
-const fn int(name: &'static str, help: &'static str, default: u64, min: u64, max: u64) -> Param {
-    Param {
-        name,
-        help,
-        kind: ParamKind::Int { default, min, max },
-    }
-}
-
 impl Spec for RaftSpec {
     type Model = RaftModel;
     type State = model::RaftModelState;
@@ -35,9 +27,12 @@ impl Spec for RaftSpec {
     const SUMMARY: &'static str =
         "Leader election, log replication, crash recovery, snapshots and a linearizable KV store";
     const PARAMS: &'static [Param] = &[
-        int("servers", "number of servers", 3, 1, 5),
-        int("clients", "number of clients", 2, 0, 3),
-        int("ops", "operations per client (alternately Put and Get of one key)", 1, 0, 3),
+        Param::int(
+"servers", "number of servers", 3, 1, 5),
+        Param::int(
+"clients", "number of clients", 2, 0, 3),
+        Param::int(
+"ops", "operations per client (alternately Put and Get of one key)", 1, 0, 3),
         Param {
             name: "network",
             help: "ordered: per-channel FIFO, no loss (TCP-like); unordered; lossy: unordered and lossy",
@@ -52,7 +47,8 @@ impl Spec for RaftSpec {
                 choices: &["auto", "behind", "every", "off"],
             },
         },
-        int("crashes", "server crashes in all (each restarts from its storage)", 1, 0, 4),
+        Param::int(
+"crashes", "server crashes in all (each restarts from its storage)", 1, 0, 4),
         Param {
             name: "crashing",
             help: "which servers crash: leaders, or any server",
@@ -60,19 +56,25 @@ impl Spec for RaftSpec {
                 choices: &["leaders", "any"],
             },
         },
-        int(
+        Param::int(
             "spurious-timeouts",
             "election timeouts in all of followers that heard from their leader (delayed heartbeats)",
             0,
             0,
             4,
         ),
-        int("candidates", "how many servers may start elections (the first N)", 2, 1, 5),
-        int("client-retries", "timeouts a client may retry one operation after", 0, 0, 4),
-        int("max-term", "boundary: highest term explored", 2, 1, 6),
-        int("max-log", "boundary: longest log explored (snapshot included)", 2, 0, 6),
-        int("max-in-flight", "boundary: most messages in flight on one channel", 3, 1, 8),
-        int("snapshot-every", "snapshot after this many applied entries (0: never)", 1, 0, 6),
+        Param::int(
+"candidates", "how many servers may start elections (the first N)", 2, 1, 5),
+        Param::int(
+"client-retries", "timeouts a client may retry one operation after", 0, 0, 4),
+        Param::int(
+"max-term", "boundary: highest term explored", 2, 1, 6),
+        Param::int(
+"max-log", "boundary: longest log explored (snapshot included)", 2, 0, 6),
+        Param::int(
+"max-in-flight", "boundary: most messages in flight on one channel", 3, 1, 8),
+        Param::int(
+"snapshot-every", "snapshot after this many applied entries (0: never)", 1, 0, 6),
     ];
     const BUGS: &'static [Bug] = &[
         Bug {

@@ -75,18 +75,10 @@ pub mod model;
 pub use actor::{TwoPcActor, TwoPcBug, TwoPcMsg};
 pub use model::{TwoPcCfg, TwoPcModel};
 
-use crate::catalog::{Bug, Param, ParamKind, Params, Spec};
+use crate::catalog::{Bug, Param, Params, Spec};
 
 /// The `twopc` entry of the checker's registry.
 pub struct TwoPcSpec;
-
-const fn int(name: &'static str, help: &'static str, default: u64, min: u64, max: u64) -> Param {
-    Param {
-        name,
-        help,
-        kind: ParamKind::Int { default, min, max },
-    }
-}
 
 impl Spec for TwoPcSpec {
     type Model = TwoPcModel;
@@ -98,21 +90,21 @@ impl Spec for TwoPcSpec {
     const SUMMARY: &'static str =
         "Strict two-phase locking on two shards, two-phase commit by the clients, shard crash recovery";
     const PARAMS: &'static [Param] = &[
-        int(
+        Param::int(
             "clients",
             "number of clients, each coordinating its transactions",
             3,
             1,
             3,
         ),
-        int(
+        Param::int(
             "txns",
             "transactions per client, run one after another",
             1,
             1,
             2,
         ),
-        int(
+        Param::int(
             "crashes",
             "shard crashes in all (each restarts from its storage)",
             2,

@@ -111,15 +111,14 @@ where
                 if mine != version {
                     note(
                         1,
-                        Violation {
-                            anomaly: Anomaly::Internal,
-                            cycle: vec![],
-                            txns: vec![t.id],
-                            explanation: format!(
+                        not_a_cycle(
+                            Anomaly::Internal,
+                            vec![t.id],
+                            format!(
                                 "T{} wrote version {mine} of {key:?}, then read version {version}",
                                 t.id
                             ),
-                        },
+                        ),
                     );
                 }
                 continue;
@@ -129,15 +128,14 @@ where
                 let Some(w) = written.get(&(key, version)).copied() else {
                     note(
                         0,
-                        Violation {
-                            anomaly: Anomaly::UnknownVersion,
-                            cycle: vec![],
-                            txns: vec![t.id],
-                            explanation: format!(
+                        not_a_cycle(
+                            Anomaly::UnknownVersion,
+                            vec![t.id],
+                            format!(
                                 "T{} read version {version} of {key:?}, which no transaction wrote",
                                 t.id
                             ),
-                        },
+                        ),
                     );
                     continue;
                 };
@@ -145,46 +143,29 @@ where
                 if w.txn == j {
                     note(
                         1,
-                        Violation {
-                            anomaly: Anomaly::Internal,
-                            cycle: vec![],
-                            txns: vec![t.id],
-                            explanation: format!(
+                        not_a_cycle(
+                            Anomaly::Internal,
+                            vec![t.id],
+                            format!(
                                 "T{} read version {version} of {key:?} before writing it",
                                 t.id
                             ),
-                        },
+                        ),
                     );
                     continue;
                 }
                 if !writer.committed {
-                    note(
-                        2,
-                        Violation {
-                            anomaly: Anomaly::G1a,
-                            cycle: vec![],
-                            txns: vec![t.id, writer.id],
-                            explanation: format!(
+                    note(2, not_a_cycle(Anomaly::G1a, vec![t.id, writer.id], format!(
                                 "T{} read version {version} of {key:?}, written by T{}, which aborted",
                                 t.id, writer.id
-                            ),
-                        },
-                    );
+                            )));
                     continue;
                 }
                 if !w.last {
-                    note(
-                        3,
-                        Violation {
-                            anomaly: Anomaly::G1b,
-                            cycle: vec![],
-                            txns: vec![t.id, writer.id],
-                            explanation: format!(
+                    note(3, not_a_cycle(Anomaly::G1b, vec![t.id, writer.id], format!(
                                 "T{} read version {version} of {key:?}, which T{} overwrote before it committed",
                                 t.id, writer.id
-                            ),
-                        },
-                    );
+                            )));
                     continue;
                 }
                 deps.push(Dep {
@@ -244,6 +225,16 @@ where
         }
     }
     Ok(())
+}
+
+/// A violation that is not a cycle: a read of aborted, intermediate, unknown or the wrong own data.
+fn not_a_cycle<K>(anomaly: Anomaly, txns: Vec<TxnId>, explanation: String) -> Violation<K> {
+    Violation {
+        anomaly,
+        cycle: vec![],
+        txns,
+        explanation,
+    }
 }
 
 /// A node of the graph: a committed transaction, or a point in real time. Time points keep the
