@@ -9,6 +9,7 @@
 //! - [`history`]: `checker history`, the linearizability check of recorded histories.
 //! - [`merkle_vectors`]: `checker merkle verify`, our Merkle tree against published vectors.
 
+pub mod engine;
 pub mod history;
 pub mod merkle_vectors;
 pub mod outcome;

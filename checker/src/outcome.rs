@@ -56,6 +56,10 @@ pub struct PropertyOutcome {
     /// The discovery's last state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_state: Option<String>,
+    /// An `eventually` counterexample that loops forever: the step after which the cycle starts
+    /// (0: from the initial state). The trace's last state is the state reached after this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle_start: Option<usize>,
 }
 
 /// The result of one run; serialised as the `--json` object.
@@ -69,6 +73,9 @@ pub struct Outcome {
     pub seed: Option<u64>,
     pub params: BTreeMap<String, serde_json::Value>,
     pub bug: Option<String>,
+    /// `ours` (the workbench's engine) or `stateright`.
+    #[serde(default)]
+    pub engine: String,
     pub threads: usize,
     pub symmetry: bool,
     pub unique_states: usize,
@@ -116,7 +123,7 @@ impl Outcome {
             .collect();
         let _ = writeln!(
             out,
-            "{} [{}] {}{}{}, {} thread{}",
+            "{} [{}] {}{}{}, {} thread{}, {} engine",
             self.model,
             params.join(" "),
             self.strategy,
@@ -126,6 +133,7 @@ impl Outcome {
             if self.symmetry { " with symmetry" } else { "" },
             self.threads,
             if self.threads == 1 { "" } else { "s" },
+            self.engine,
         );
         if let Some(bug) = &self.bug {
             let _ = writeln!(out, "seeded bug: {bug}");
@@ -145,7 +153,10 @@ impl Outcome {
         );
         for p in &self.properties {
             let note = match (p.expectation.as_str(), p.status) {
-                ("eventually", Status::Holds) => "  (no counterexample on acyclic paths)",
+                ("eventually", Status::Holds) if self.engine == "stateright" => {
+                    "  (no counterexample on acyclic paths)"
+                }
+                ("eventually", Status::Holds) => "  (no dead end or cycle avoids it; no fairness)",
                 (_, s) if s.as_expected() => "",
                 (_, Status::Unknown) => "  (undecided)",
                 _ => "  <- unexpected",
@@ -174,6 +185,14 @@ impl Outcome {
             );
             for (i, step) in trace.iter().enumerate() {
                 let _ = writeln!(out, "  {:>3}. {step}", i + 1);
+            }
+            if let Some(k) = p.cycle_start {
+                let _ = writeln!(
+                    out,
+                    "  ... and forever: steps {}..{} repeat (the last state is the state after step {k}; no fairness assumed)",
+                    k + 1,
+                    trace.len()
+                );
             }
             if let Some(last) = &p.last_state {
                 const MAX_LINES: usize = 60;
@@ -254,6 +273,7 @@ mod tests {
             trace: None,
             explorer_path: None,
             last_state: None,
+            cycle_start: None,
         }
     }
 
@@ -264,6 +284,7 @@ mod tests {
             seed: None,
             params: BTreeMap::new(),
             bug: None,
+            engine: "stateright".to_string(),
             threads: 1,
             symmetry: false,
             unique_states: 1,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use models::catalog::{Params, Spec};
 use stateright::{Checker, Expectation, Model, Path, Property, UniformChooser};
 
+use crate::engine;
 use crate::outcome::{Outcome, PropertyOutcome, Status};
 
 /// The search strategy.
@@ -33,10 +34,29 @@ impl Strategy {
     }
 }
 
+/// Which exploration engine runs BFS and DFS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The workbench's own ([`crate::engine`]): fingerprints, parent ids, exact `eventually`.
+    Ours,
+    /// stateright's own checkers (simulation always uses stateright's).
+    Stateright,
+}
+
+impl Engine {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Ours => "ours",
+            Engine::Stateright => "stateright",
+        }
+    }
+}
+
 /// How to check.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub strategy: Strategy,
+    pub engine: Engine,
     pub threads: usize,
     /// Check states up to this depth (the initial states are depth 1, as in TLC and stateright).
     pub depth: Option<usize>,
@@ -55,6 +75,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             strategy: Strategy::Bfs,
+            engine: Engine::Ours,
             threads: 1,
             depth: None,
             max_states: None,
@@ -69,6 +90,131 @@ impl Default for RunOptions {
 /// Checks `S` with `params` and `bug`. The caller has validated the options (the CLI refuses
 /// `--symmetry` with BFS, whose stateright checker ignores it, and for models without symmetry).
 pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome {
+    let mut outcome = match (opts.engine, opts.strategy) {
+        (Engine::Ours, Strategy::Bfs | Strategy::Dfs) => check_ours::<S>(params, bug, opts),
+        _ => check_stateright::<S>(params, bug, opts),
+    };
+    outcome.model = S::NAME.to_string();
+    outcome.params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), crate::outcome::value_json(v)))
+        .collect();
+    outcome.bug = bug.map(str::to_string);
+    outcome
+}
+
+/// Checks with the workbench's engine.
+fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome {
+    let model = S::build(params, bug);
+    let stop = Arc::new(AtomicBool::new(false));
+    let eopts = engine::Options {
+        dfs: opts.strategy == Strategy::Dfs,
+        threads: opts.threads.max(1),
+        // Checked up to depth d: states at depth d + 1 are generated, not checked.
+        target_depth: opts.depth.map(|d| d + 1),
+        max_states: opts.max_states,
+        first_failure: opts.first_failure,
+        symmetry: if opts.symmetry {
+            S::representative()
+        } else {
+            None
+        },
+        stop: Arc::clone(&stop),
+    };
+    let stats = engine::Stats::default();
+    let start = Instant::now();
+    let mut progress = opts.progress.then(Progress::new);
+    let mut stopped = false;
+    let report = std::thread::scope(|scope| {
+        let search = scope.spawn(|| engine::search(&model, &eopts, &stats));
+        while !search.is_finished() {
+            std::thread::sleep(Duration::from_millis(20));
+            if !stopped && opts.timeout.is_some_and(|t| start.elapsed() >= t) {
+                stop.store(true, Ordering::Relaxed);
+                stopped = true;
+            }
+            if let Some(p) = progress.as_mut() {
+                p.tick(
+                    stats.generated.load(Ordering::Relaxed),
+                    stats.unique.load(Ordering::Relaxed),
+                    stats.max_depth.load(Ordering::Relaxed),
+                    start,
+                );
+            }
+        }
+        search.join().expect("the search does not panic")
+    });
+    let elapsed = start.elapsed();
+    if let Some(p) = progress {
+        p.finish();
+    }
+    let properties = model.properties();
+    let mut discoveries = report.discoveries;
+    let cut_short = stopped
+        || !report.exhausted
+        || opts.max_states.is_some_and(|n| report.generated >= n)
+        || opts.depth.is_some_and(|d| report.max_depth > d);
+    let complete = !cut_short;
+    let properties = properties
+        .iter()
+        .map(|p| {
+            let found = discoveries.remove(p.name);
+            let status = status(&p.expectation, found.is_some(), complete);
+            let cycle_start = found.as_ref().and_then(|d| d.cycle_start);
+            let (trace, explorer_path, last_state) = match found {
+                Some(d) => {
+                    let encoded = d.path.encode(&model);
+                    let (trace, last) = describe(&model, d.path);
+                    (Some(trace), Some(format!("#/steps/{encoded}")), Some(last))
+                }
+                None => (None, None, None),
+            };
+            PropertyOutcome {
+                name: p.name.to_string(),
+                expectation: crate::outcome::expectation_name(&p.expectation).to_string(),
+                status,
+                trace,
+                explorer_path,
+                last_state,
+                cycle_start,
+            }
+        })
+        .collect();
+    Outcome {
+        model: String::new(),
+        strategy: opts.strategy.name().to_string(),
+        seed: None,
+        params: Default::default(),
+        bug: None,
+        engine: Engine::Ours.name().to_string(),
+        threads: opts.threads.max(1),
+        symmetry: opts.symmetry,
+        unique_states: report.unique,
+        generated_states: report.generated,
+        max_depth: report.max_depth,
+        elapsed_s: elapsed.as_secs_f64(),
+        complete,
+        properties,
+    }
+}
+
+/// A property's verdict from whether it was discovered and whether the run was complete.
+fn status(expectation: &Expectation, discovered: bool, complete: bool) -> Status {
+    match (expectation, discovered, complete) {
+        (Expectation::Always | Expectation::Eventually, true, _) => Status::Violated,
+        (Expectation::Sometimes, true, _) => Status::Found,
+        (_, false, false) => Status::Unknown,
+        (Expectation::Always | Expectation::Eventually, false, true) => Status::Holds,
+        (Expectation::Sometimes, false, true) => Status::NotFound,
+    }
+}
+
+/// Checks with stateright's own checkers.
+fn check_stateright<S: Spec>(
+    params: &Params,
+    bug: Option<&'static str>,
+    opts: &RunOptions,
+) -> Outcome {
     let stop = Arc::new(AtomicBool::new(false));
     let model = Stoppable::new(S::build(params, bug), Arc::clone(&stop));
     let mut builder = model.checker().threads(opts.threads.max(1));
@@ -93,7 +239,7 @@ pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpti
         builder = builder.symmetry_fn(representative);
     }
     let start = Instant::now();
-    let mut outcome = match opts.strategy {
+    match opts.strategy {
         Strategy::Bfs => finish(builder.spawn_bfs(), &stop, start, opts),
         Strategy::Dfs => finish(builder.spawn_dfs(), &stop, start, opts),
         Strategy::Sim { seed } => finish(
@@ -102,14 +248,7 @@ pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpti
             start,
             opts,
         ),
-    };
-    outcome.model = S::NAME.to_string();
-    outcome.params = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), crate::outcome::value_json(v)))
-        .collect();
-    outcome.bug = bug.map(str::to_string);
-    outcome
+    }
 }
 
 /// A model that behaves as `inner` until `stop` is set, and then offers no more actions, so that
@@ -276,13 +415,7 @@ where
         .iter()
         .map(|p| {
             let path = discoveries.remove(p.name);
-            let status = match (&p.expectation, path.is_some(), complete) {
-                (Expectation::Always | Expectation::Eventually, true, _) => Status::Violated,
-                (Expectation::Sometimes, true, _) => Status::Found,
-                (_, false, false) => Status::Unknown,
-                (Expectation::Always | Expectation::Eventually, false, true) => Status::Holds,
-                (Expectation::Sometimes, false, true) => Status::NotFound,
-            };
+            let status = status(&p.expectation, path.is_some(), complete);
             let (trace, explorer_path, last_state) = match path {
                 Some(path) => {
                     let encoded = path.encode(model);
@@ -298,6 +431,7 @@ where
                 trace,
                 explorer_path,
                 last_state,
+                cycle_start: None,
             }
         })
         .collect();
@@ -311,6 +445,7 @@ where
         },
         params: Default::default(),
         bug: None,
+        engine: Engine::Stateright.name().to_string(),
         threads: opts.threads,
         symmetry: opts.symmetry,
         unique_states: checker.unique_state_count(),

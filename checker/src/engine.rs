@@ -1,0 +1,727 @@
+//! The workbench's own exploration engine for any [`stateright::Model`].
+//!
+//! stateright's BFS keeps the whole action path of every queued state (about 1-2 KB a state), ignores
+//! symmetry, and checks `eventually` on acyclic paths only. This engine keeps, per unique state, a
+//! 64-bit fingerprint in an open-addressing set, a parent id and an action index; nothing else
+//! survives a state's expansion. Counterexamples are rebuilt by replaying action indices from the
+//! initial state and validated with [`Path::from_actions`].
+//!
+//! - **BFS** (default) is level-synchronous: each level's frontier is cut into chunks that a
+//!   [`rayon`] pool expands in parallel, inserting successors into a lock-free visited set
+//!   (compare-and-swap on the empty slot). The next level is the chunks' outputs in chunk order,
+//!   so ids, and with one thread traces, are deterministic, and a first discovery is a shortest one.
+//! - **DFS** runs on one thread with a stack of states.
+//! - **Counts** follow stateright exactly: `generated` counts the initial states within the boundary
+//!   and every successor within the boundary; `unique` the distinct fingerprints; a depth limit
+//!   `target` leaves states at depth `target` unchecked and unexpanded (the initial states are depth
+//!   1). A successor for which `next_state` returns `None` is not a transition.
+//! - **Symmetry**: with a representative function, the fingerprint is the representative's; the
+//!   state explored (and replayed) is the original.
+//! - **`eventually`** is decided exactly, without fairness: after the search, a depth-first search of
+//!   the states reachable from an initial state through states where the condition does not hold
+//!   looks for one with no successor (a finite counterexample) or for a cycle (a lasso: a prefix,
+//!   then a loop that repeats forever). It runs on concrete states, also under symmetry.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use rayon::prelude::*;
+use stateright::{Expectation, Model, Path};
+
+/// A state's fingerprint; never 0, which marks an empty slot.
+pub type Fingerprint = u64;
+
+/// The fingerprint of `value`: foldhash with a fixed seed, through the value's `Hash`.
+pub fn fingerprint<T: Hash + ?Sized>(value: &T) -> Fingerprint {
+    const SEED: u64 = 0x5747_0b5e_c4e4_1a5d;
+    match foldhash::fast::FixedState::with_seed(SEED).hash_one(value) {
+        0 => 1,
+        h => h,
+    }
+}
+
+/// How to search.
+#[derive(Clone)]
+pub struct Options<S> {
+    pub dfs: bool,
+    /// Worker threads for BFS (DFS uses one).
+    pub threads: usize,
+    /// stateright's `target_max_depth`: states at this depth are counted but neither checked nor
+    /// expanded.
+    pub target_depth: Option<usize>,
+    /// Stop once this many states have been generated.
+    pub max_states: Option<usize>,
+    /// Stop at the first violated `always` or `eventually` property.
+    pub first_failure: bool,
+    /// Explore one state per symmetry class.
+    pub symmetry: Option<fn(&S) -> S>,
+    /// Set from outside to stop the search (a timeout).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Counters, updated while the search runs, for progress reports.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub generated: AtomicUsize,
+    pub unique: AtomicUsize,
+    pub max_depth: AtomicUsize,
+}
+
+/// What a property's discovery looks like.
+#[derive(Clone, Debug)]
+pub struct Discovery<S, A> {
+    pub path: Path<S, A>,
+    /// For an `eventually` counterexample that loops: the index of the path's state at which the
+    /// cycle starts (the path's last state equals it, and the steps from there repeat forever).
+    pub cycle_start: Option<usize>,
+}
+
+/// The result of a search.
+pub struct Report<S, A> {
+    pub generated: usize,
+    pub unique: usize,
+    pub max_depth: usize,
+    /// Whether the search ran to its end (every state within the depth limit expanded).
+    pub exhausted: bool,
+    /// Discoveries by property name.
+    pub discoveries: HashMap<&'static str, Discovery<S, A>>,
+    /// Bytes held by the visited set and the trace data (parents, action indices).
+    pub table_bytes: usize,
+}
+
+/// The visited set: open addressing over fingerprints, linear probing, compare-and-swap inserts.
+struct Table {
+    slots: Box<[AtomicU64]>,
+    mask: usize,
+}
+
+impl Table {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.next_power_of_two().max(1 << 16);
+        Table {
+            slots: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            mask: capacity - 1,
+        }
+    }
+
+    /// Inserts `fp`; true when it was not there.
+    #[inline]
+    fn insert(&self, fp: Fingerprint) -> bool {
+        let mut i = (fp as usize) & self.mask;
+        let mut probes = 0;
+        loop {
+            let cur = self.slots[i].load(Ordering::Relaxed);
+            if cur == fp {
+                return false;
+            }
+            if cur == 0 {
+                match self.slots[i].compare_exchange(0, fp, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => return true,
+                    Err(now) if now == fp => return false,
+                    Err(_) => {}
+                }
+            }
+            i = (i + 1) & self.mask;
+            probes += 1;
+            assert!(probes <= self.mask, "visited set full");
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    fn grown(&self) -> Table {
+        let bigger = Table::new(self.capacity() * 2);
+        for slot in self.slots.iter() {
+            let fp = slot.load(Ordering::Relaxed);
+            if fp != 0 {
+                bigger.insert(fp);
+            }
+        }
+        bigger
+    }
+}
+
+/// The visited set with its size; grown (under the write lock) past 3/4 load.
+struct Visited {
+    table: RwLock<Table>,
+    len: AtomicUsize,
+}
+
+impl Visited {
+    fn new() -> Self {
+        Visited {
+            table: RwLock::new(Table::new(1 << 20)),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// Adds `inserted` to the size and grows the table if it is more than 3/4 full. Called between
+    /// chunks: a chunk inserts at most a few hundred thousand states, which the last quarter holds.
+    fn settle(&self, inserted: usize) {
+        let len = self.len.fetch_add(inserted, Ordering::Relaxed) + inserted;
+        let cap = self.table.read().expect("visited set lock").capacity();
+        if len * 4 > cap * 3 {
+            let mut table = self.table.write().expect("visited set lock");
+            if len * 4 > table.capacity() * 3 {
+                *table = table.grown();
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.table.read().expect("visited set lock").capacity() * 8
+    }
+}
+
+/// Per unique state, in id order: its parent's id and the index of the action that produced it.
+/// A root's parent is `ROOT` and its action is the index of its initial state.
+struct Parents {
+    narrow: Vec<u32>,
+    /// Used instead of `narrow` once ids no longer fit 32 bits.
+    wide: Option<Vec<u64>>,
+    action: Vec<u16>,
+}
+
+const ROOT: u64 = u64::MAX;
+
+impl Parents {
+    fn new() -> Self {
+        Parents {
+            narrow: Vec::new(),
+            wide: None,
+            action: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.action.len()
+    }
+
+    fn push(&mut self, parent: u64, action: usize) {
+        let action = u16::try_from(action).expect("a state with more than 65,535 actions");
+        if self.wide.is_none() && parent != ROOT && parent >= u64::from(u32::MAX) {
+            let wide = self
+                .narrow
+                .drain(..)
+                .map(|p| if p == u32::MAX { ROOT } else { u64::from(p) })
+                .collect();
+            self.narrow = Vec::new();
+            self.wide = Some(wide);
+        }
+        match &mut self.wide {
+            Some(w) => w.push(parent),
+            None => self.narrow.push(if parent == ROOT {
+                u32::MAX
+            } else {
+                parent as u32
+            }),
+        }
+        self.action.push(action);
+    }
+
+    fn parent(&self, id: u64) -> u64 {
+        match &self.wide {
+            Some(w) => w[id as usize],
+            None => match self.narrow[id as usize] {
+                u32::MAX => ROOT,
+                p => u64::from(p),
+            },
+        }
+    }
+
+    /// The initial state's index, then the action indices that lead to state `id`.
+    fn indices(&self, mut id: u64) -> Vec<usize> {
+        let mut out = Vec::new();
+        loop {
+            out.push(self.action[id as usize] as usize);
+            match self.parent(id) {
+                ROOT => break,
+                p => id = p,
+            }
+        }
+        out.reverse();
+        out
+    }
+
+    fn bytes(&self) -> usize {
+        self.narrow.capacity() * 4
+            + self.wide.as_ref().map_or(0, |w| w.capacity() * 8)
+            + self.action.capacity() * 2
+    }
+}
+
+/// Rebuilds the path of initial-state index then action indices, validated by stateright.
+pub fn replay<M: Model>(model: &M, indices: &[usize]) -> Path<M::State, M::Action>
+where
+    M::State: Clone + PartialEq,
+    M::Action: Clone + PartialEq,
+{
+    let init = model.init_states()[indices[0]].clone();
+    let mut state = init.clone();
+    let mut actions = Vec::with_capacity(indices.len() - 1);
+    let mut buf = Vec::new();
+    for &i in &indices[1..] {
+        buf.clear();
+        model.actions(&state, &mut buf);
+        let action = buf.swap_remove(i);
+        state = model
+            .next_state(&state, action.clone())
+            .expect("a replayed action changes the state");
+        actions.push(action);
+    }
+    Path::from_actions(model, init, &actions).expect("a rebuilt path replays in the model")
+}
+
+/// Which properties are found, by the smallest id that shows each.
+struct Found {
+    ids: Vec<Option<u64>>,
+}
+
+impl Found {
+    fn note(&mut self, i: usize, id: u64) {
+        if self.ids[i].is_none_or(|old| id < old) {
+            self.ids[i] = Some(id);
+        }
+    }
+
+    fn merge(&mut self, other: &Found) {
+        for (i, id) in other.ids.iter().enumerate() {
+            if let Some(id) = id {
+                self.note(i, *id);
+            }
+        }
+    }
+}
+
+/// Searches `model` and decides its properties.
+pub fn search<M>(model: &M, opts: &Options<M::State>, stats: &Stats) -> Report<M::State, M::Action>
+where
+    M: Model + Sync,
+    M::State: Clone + Hash + PartialEq + Send + Sync,
+    M::Action: Clone + PartialEq,
+{
+    let properties = model.properties();
+    let fp = |s: &M::State| match opts.symmetry {
+        Some(rep) => fingerprint(&rep(s)),
+        None => fingerprint(s),
+    };
+    let visited = Visited::new();
+    let mut parents = Parents::new();
+    let mut found = Found {
+        ids: vec![None; properties.len()],
+    };
+
+    // Depth 1: the initial states within the boundary.
+    let mut frontier: Vec<M::State> = Vec::new();
+    {
+        let table = visited.table.read().expect("visited set lock");
+        let mut inserted = 0;
+        for (i, s) in model.init_states().into_iter().enumerate() {
+            if !model.within_boundary(&s) {
+                continue;
+            }
+            stats.generated.fetch_add(1, Ordering::Relaxed);
+            if table.insert(fp(&s)) {
+                inserted += 1;
+                parents.push(ROOT, i);
+                frontier.push(s);
+            }
+        }
+        drop(table);
+        visited.settle(inserted);
+        stats.unique.store(parents.len(), Ordering::Relaxed);
+    }
+
+    let decided = |found: &Found| {
+        let all = properties
+            .iter()
+            .zip(&found.ids)
+            .all(|(p, id)| id.is_some() || p.expectation == Expectation::Eventually)
+            && !properties
+                .iter()
+                .any(|p| p.expectation == Expectation::Eventually);
+        let failed = opts.first_failure
+            && properties
+                .iter()
+                .zip(&found.ids)
+                .any(|(p, id)| id.is_some() && p.expectation == Expectation::Always);
+        all || failed
+    };
+    let cut = |stats: &Stats| {
+        opts.stop.load(Ordering::Relaxed)
+            || opts
+                .max_states
+                .is_some_and(|n| stats.generated.load(Ordering::Relaxed) >= n)
+    };
+
+    let exhausted = if opts.dfs {
+        dfs(
+            model,
+            opts,
+            stats,
+            &visited,
+            &mut parents,
+            &mut found,
+            frontier,
+            &fp,
+            &decided,
+            &cut,
+        )
+    } else {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads.max(1))
+            .build()
+            .expect("a thread pool");
+        pool.install(|| {
+            bfs(
+                model,
+                opts,
+                stats,
+                &visited,
+                &mut parents,
+                &mut found,
+                frontier,
+                &fp,
+                &decided,
+                &cut,
+            )
+        })
+    };
+
+    let mut discoveries = HashMap::new();
+    for (p, id) in properties.iter().zip(&found.ids) {
+        if let Some(id) = id {
+            let path = replay(model, &parents.indices(*id));
+            discoveries.insert(
+                p.name,
+                Discovery {
+                    path,
+                    cycle_start: None,
+                },
+            );
+        }
+    }
+    if exhausted {
+        for p in properties
+            .iter()
+            .filter(|p| p.expectation == Expectation::Eventually)
+        {
+            if opts.first_failure && has_failure(&properties, &discoveries) {
+                break;
+            }
+            if let Some(d) = eventually_counterexample(model, p.condition, opts) {
+                discoveries.insert(p.name, d);
+            }
+        }
+    }
+    Report {
+        table_bytes: visited.bytes() + parents.bytes(),
+        generated: stats.generated.load(Ordering::Relaxed),
+        unique: stats.unique.load(Ordering::Relaxed),
+        max_depth: stats.max_depth.load(Ordering::Relaxed),
+        exhausted,
+        discoveries,
+    }
+}
+
+fn has_failure<M: Model, S, A>(
+    properties: &[stateright::Property<M>],
+    discoveries: &HashMap<&'static str, Discovery<S, A>>,
+) -> bool {
+    properties
+        .iter()
+        .any(|p| p.expectation != Expectation::Sometimes && discoveries.contains_key(p.name))
+}
+
+/// Checks the `always` and `sometimes` properties of state `id`.
+fn check_state<M: Model>(
+    model: &M,
+    properties: &[stateright::Property<M>],
+    state: &M::State,
+    id: u64,
+    found: &mut Found,
+) {
+    for (i, p) in properties.iter().enumerate() {
+        match p.expectation {
+            Expectation::Always if !(p.condition)(model, state) => found.note(i, id),
+            Expectation::Sometimes if (p.condition)(model, state) => found.note(i, id),
+            _ => {}
+        }
+    }
+}
+
+/// The frontier is expanded in chunks of this many states.
+const CHUNK: usize = 512;
+
+#[allow(clippy::too_many_arguments)]
+fn bfs<M, F>(
+    model: &M,
+    opts: &Options<M::State>,
+    stats: &Stats,
+    visited: &Visited,
+    parents: &mut Parents,
+    found: &mut Found,
+    mut frontier: Vec<M::State>,
+    fp: &F,
+    decided: &dyn Fn(&Found) -> bool,
+    cut: &(dyn Fn(&Stats) -> bool + Sync),
+) -> bool
+where
+    M: Model + Sync,
+    M::State: Clone + Hash + Send + Sync,
+    F: Fn(&M::State) -> Fingerprint + Sync,
+{
+    let properties = model.properties();
+    let mut depth = 1;
+    let mut base = 0u64;
+    while !frontier.is_empty() {
+        stats.max_depth.store(depth, Ordering::Relaxed);
+        if opts.target_depth.is_some_and(|t| depth >= t) {
+            return true;
+        }
+        let outputs: Vec<(Vec<(M::State, u64, usize)>, Found)> = frontier
+            .par_chunks(CHUNK)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let mut out = Vec::new();
+                let mut local = Found {
+                    ids: vec![None; properties.len()],
+                };
+                if cut(stats) {
+                    return (out, local);
+                }
+                let table = visited.table.read().expect("visited set lock");
+                let mut actions = Vec::new();
+                let mut generated = 0;
+                for (k, state) in chunk.iter().enumerate() {
+                    let id = base + (c * CHUNK + k) as u64;
+                    check_state(model, &properties, state, id, &mut local);
+                    model.actions(state, &mut actions);
+                    for (a, action) in actions.drain(..).enumerate() {
+                        let Some(next) = model.next_state(state, action) else {
+                            continue;
+                        };
+                        if !model.within_boundary(&next) {
+                            continue;
+                        }
+                        generated += 1;
+                        if table.insert(fp(&next)) {
+                            out.push((next, id, a));
+                        }
+                    }
+                }
+                drop(table);
+                stats.generated.fetch_add(generated, Ordering::Relaxed);
+                stats.unique.fetch_add(out.len(), Ordering::Relaxed);
+                visited.settle(out.len());
+                (out, local)
+            })
+            .collect();
+        base += frontier.len() as u64;
+        drop(frontier);
+        let next_len = outputs.iter().map(|(o, _)| o.len()).sum();
+        let mut next = Vec::with_capacity(next_len);
+        for (out, local) in outputs {
+            found.merge(&local);
+            for (state, parent, action) in out {
+                parents.push(parent, action);
+                next.push(state);
+            }
+        }
+        frontier = next;
+        if cut(stats) || decided(found) {
+            return false;
+        }
+        depth += 1;
+    }
+    true
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dfs<M, F>(
+    model: &M,
+    opts: &Options<M::State>,
+    stats: &Stats,
+    visited: &Visited,
+    parents: &mut Parents,
+    found: &mut Found,
+    roots: Vec<M::State>,
+    fp: &F,
+    decided: &dyn Fn(&Found) -> bool,
+    cut: &dyn Fn(&Stats) -> bool,
+) -> bool
+where
+    M: Model,
+    M::State: Clone + Hash,
+    F: Fn(&M::State) -> Fingerprint,
+{
+    let properties = model.properties();
+    // (state, id, depth); the roots have ids 0.. in order.
+    let mut stack: Vec<(M::State, u64, usize)> = roots
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (s, i as u64, 1))
+        .rev()
+        .collect();
+    let mut actions = Vec::new();
+    let mut since_check = 0usize;
+    let mut pending_inserts = 0usize;
+    while let Some((state, id, depth)) = stack.pop() {
+        if depth > stats.max_depth.load(Ordering::Relaxed) {
+            stats.max_depth.store(depth, Ordering::Relaxed);
+        }
+        if opts.target_depth.is_some_and(|t| depth >= t) {
+            continue;
+        }
+        check_state(model, &properties, &state, id, found);
+        let table = visited.table.read().expect("visited set lock");
+        model.actions(&state, &mut actions);
+        let mut children = Vec::new();
+        for (a, action) in actions.drain(..).enumerate() {
+            let Some(next) = model.next_state(&state, action) else {
+                continue;
+            };
+            if !model.within_boundary(&next) {
+                continue;
+            }
+            stats.generated.fetch_add(1, Ordering::Relaxed);
+            if table.insert(fp(&next)) {
+                let child = parents.len() as u64;
+                parents.push(id, a);
+                children.push((next, child, depth + 1));
+            }
+        }
+        drop(table);
+        pending_inserts += children.len();
+        stats.unique.store(parents.len(), Ordering::Relaxed);
+        // Explore the first action's successor first.
+        stack.extend(children.into_iter().rev());
+        since_check += 1;
+        if since_check >= 1024 {
+            since_check = 0;
+            visited.settle(std::mem::take(&mut pending_inserts));
+            if cut(stats) || decided(found) {
+                return false;
+            }
+        }
+    }
+    visited.settle(pending_inserts);
+    true
+}
+
+/// A path on which `condition` never holds and which ends in a state without successors or loops
+/// forever; `None` if there is none (within the depth limit).
+fn eventually_counterexample<M>(
+    model: &M,
+    condition: fn(&M, &M::State) -> bool,
+    opts: &Options<M::State>,
+) -> Option<Discovery<M::State, M::Action>>
+where
+    M: Model,
+    M::State: Clone + Hash + PartialEq,
+    M::Action: Clone + PartialEq,
+{
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        OnPath,
+        Done,
+    }
+    // The depth-first path: each state with its fingerprint, its successors still to try (action
+    // index, state), and the action index that led to it.
+    struct Frame<S> {
+        fp: Fingerprint,
+        todo: Vec<(usize, S)>,
+        via: usize,
+    }
+    let successors = |s: &M::State| {
+        let mut actions = Vec::new();
+        model.actions(s, &mut actions);
+        let mut out: Vec<(usize, M::State)> = actions
+            .into_iter()
+            .enumerate()
+            .filter_map(|(a, action)| model.next_state(s, action).map(|n| (a, n)))
+            .filter(|(_, n)| model.within_boundary(n))
+            .collect();
+        out.reverse();
+        out
+    };
+    let indices = |path: &[Frame<M::State>]| -> Vec<usize> { path.iter().map(|f| f.via).collect() };
+    let mut marks: HashMap<Fingerprint, Mark> = HashMap::new();
+    for (i, init) in model.init_states().into_iter().enumerate() {
+        if !model.within_boundary(&init) || condition(model, &init) {
+            continue;
+        }
+        let f = fingerprint(&init);
+        if marks.contains_key(&f) {
+            continue;
+        }
+        marks.insert(f, Mark::OnPath);
+        let mut path = vec![Frame {
+            todo: successors(&init),
+            fp: f,
+            via: i,
+        }];
+        if path[0].todo.is_empty() && opts.target_depth.is_none_or(|t| 1 < t) {
+            return Some(Discovery {
+                path: replay(model, &indices(&path)),
+                cycle_start: None,
+            });
+        }
+        while !path.is_empty() {
+            let depth = path.len();
+            let top = path.last_mut().expect("non-empty");
+            let Some((a, next)) = top.todo.pop() else {
+                let done = path.pop().expect("non-empty");
+                marks.insert(done.fp, Mark::Done);
+                continue;
+            };
+            if condition(model, &next) {
+                continue;
+            }
+            let nf = fingerprint(&next);
+            match marks.get(&nf) {
+                Some(Mark::Done) => continue,
+                Some(Mark::OnPath) => {
+                    let start = path
+                        .iter()
+                        .position(|f| f.fp == nf)
+                        .expect("a state on the path");
+                    let mut idx = indices(&path);
+                    idx.push(a);
+                    return Some(Discovery {
+                        path: replay(model, &idx),
+                        cycle_start: Some(start),
+                    });
+                }
+                None => {}
+            }
+            let todo = if opts.target_depth.is_some_and(|t| depth + 1 >= t) {
+                // Beyond the depth limit: neither a dead end nor a cycle can be told.
+                marks.insert(nf, Mark::Done);
+                continue;
+            } else {
+                successors(&next)
+            };
+            marks.insert(nf, Mark::OnPath);
+            path.push(Frame {
+                fp: nf,
+                todo,
+                via: a,
+            });
+            if path.last().expect("just pushed").todo.is_empty() {
+                return Some(Discovery {
+                    path: replay(model, &indices(&path)),
+                    cycle_start: None,
+                });
+            }
+            if opts.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+        }
+    }
+    None
+}
