@@ -465,7 +465,7 @@ fn bfs<M, F>(
     visited: &Visited,
     parents: &mut Parents,
     found: &mut Found,
-    mut frontier: Vec<M::State>,
+    roots: Vec<M::State>,
     fp: &F,
     decided: &dyn Fn(&Found) -> bool,
     cut: &(dyn Fn(&Stats) -> bool + Sync),
@@ -478,31 +478,40 @@ where
     let properties = model.properties();
     let mut depth = 1;
     let mut base = 0u64;
-    while !frontier.is_empty() {
+    // The frontier in chunks, each consumed (its states dropped) as it is expanded.
+    let mut frontier: Vec<Vec<M::State>> = split(roots);
+    while frontier.iter().any(|c| !c.is_empty()) {
         stats.max_depth.store(depth, Ordering::Relaxed);
         if opts.target_depth.is_some_and(|t| depth >= t) {
             return true;
         }
-        let outputs: Vec<(Vec<(M::State, u64, usize)>, Found)> = frontier
-            .par_chunks(CHUNK)
-            .enumerate()
-            .map(|(c, chunk)| {
-                let mut out = Vec::new();
+        let mut bases = Vec::with_capacity(frontier.len());
+        for chunk in &frontier {
+            bases.push(base);
+            base += chunk.len() as u64;
+        }
+        type Out<S> = (Vec<S>, Vec<(u64, usize)>, Found);
+        let outputs: Vec<Out<M::State>> = frontier
+            .into_par_iter()
+            .zip(bases)
+            .map(|(chunk, chunk_base)| {
+                let mut states = Vec::new();
+                let mut links = Vec::new();
                 let mut local = Found {
                     ids: vec![None; properties.len()],
                 };
                 if cut(stats) {
-                    return (out, local);
+                    return (states, links, local);
                 }
                 let table = visited.table.read().expect("visited set lock");
                 let mut actions = Vec::new();
                 let mut generated = 0;
-                for (k, state) in chunk.iter().enumerate() {
-                    let id = base + (c * CHUNK + k) as u64;
-                    check_state(model, &properties, state, id, &mut local);
-                    model.actions(state, &mut actions);
+                for (k, state) in chunk.into_iter().enumerate() {
+                    let id = chunk_base + k as u64;
+                    check_state(model, &properties, &state, id, &mut local);
+                    model.actions(&state, &mut actions);
                     for (a, action) in actions.drain(..).enumerate() {
-                        let Some(next) = model.next_state(state, action) else {
+                        let Some(next) = model.next_state(&state, action) else {
                             continue;
                         };
                         if !model.within_boundary(&next) {
@@ -510,27 +519,25 @@ where
                         }
                         generated += 1;
                         if table.insert(fp(&next)) {
-                            out.push((next, id, a));
+                            states.push(next);
+                            links.push((id, a));
                         }
                     }
                 }
                 drop(table);
                 stats.generated.fetch_add(generated, Ordering::Relaxed);
-                stats.unique.fetch_add(out.len(), Ordering::Relaxed);
-                visited.settle(out.len());
-                (out, local)
+                stats.unique.fetch_add(states.len(), Ordering::Relaxed);
+                visited.settle(states.len());
+                (states, links, local)
             })
             .collect();
-        base += frontier.len() as u64;
-        drop(frontier);
-        let next_len = outputs.iter().map(|(o, _)| o.len()).sum();
-        let mut next = Vec::with_capacity(next_len);
-        for (out, local) in outputs {
+        let mut next = Vec::with_capacity(outputs.len());
+        for (states, links, local) in outputs {
             found.merge(&local);
-            for (state, parent, action) in out {
+            for (parent, action) in links {
                 parents.push(parent, action);
-                next.push(state);
             }
+            next.extend(split(states));
         }
         frontier = next;
         if cut(stats) || decided(found) {
@@ -539,6 +546,19 @@ where
         depth += 1;
     }
     true
+}
+
+/// Cuts `states` into chunks of at most [`CHUNK`], in order.
+fn split<S>(mut states: Vec<S>) -> Vec<Vec<S>> {
+    let mut chunks = Vec::new();
+    while states.len() > CHUNK {
+        // From the end, so that each state moves once.
+        let tail = states.split_off((states.len() - 1) / CHUNK * CHUNK);
+        chunks.push(tail);
+    }
+    chunks.push(states);
+    chunks.reverse();
+    chunks
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -630,29 +650,35 @@ where
         OnPath,
         Done,
     }
-    // The depth-first path: each state with its fingerprint, its successors still to try (action
-    // index, state), and the action index that led to it.
+    // The depth-first path: each state with its fingerprint, how many actions it has, the next
+    // action to try, and the action index that led to it. Successors are made one at a time, so
+    // the path holds one state per step.
     struct Frame<S> {
+        state: S,
         fp: Fingerprint,
-        todo: Vec<(usize, S)>,
+        actions: usize,
+        next: usize,
         via: usize,
     }
-    let successors = |s: &M::State| {
+    let count = |s: &M::State| {
         let mut actions = Vec::new();
         model.actions(s, &mut actions);
-        let mut out: Vec<(usize, M::State)> = actions
-            .into_iter()
-            .enumerate()
-            .filter_map(|(a, action)| model.next_state(s, action).map(|n| (a, n)))
-            .filter(|(_, n)| model.within_boundary(n))
-            .collect();
-        out.reverse();
-        out
+        actions.len()
     };
+    let successor = |s: &M::State, a: usize| {
+        let mut actions = Vec::new();
+        model.actions(s, &mut actions);
+        model
+            .next_state(s, actions.swap_remove(a))
+            .filter(|n| model.within_boundary(n))
+    };
+    // Whether `s` has no successor at all: the path ends there.
+    let dead_end = |s: &M::State| (0..count(s)).all(|a| successor(s, a).is_none());
     let indices = |path: &[Frame<M::State>]| -> Vec<usize> { path.iter().map(|f| f.via).collect() };
+    let beyond = |depth: usize| opts.target_depth.is_some_and(|t| depth >= t);
     let mut marks: HashMap<Fingerprint, Mark> = HashMap::new();
     for (i, init) in model.init_states().into_iter().enumerate() {
-        if !model.within_boundary(&init) || condition(model, &init) {
+        if !model.within_boundary(&init) || condition(model, &init) || beyond(1) {
             continue;
         }
         let f = fingerprint(&init);
@@ -661,22 +687,27 @@ where
         }
         marks.insert(f, Mark::OnPath);
         let mut path = vec![Frame {
-            todo: successors(&init),
+            actions: count(&init),
+            state: init,
             fp: f,
+            next: 0,
             via: i,
         }];
-        if path[0].todo.is_empty() && opts.target_depth.is_none_or(|t| 1 < t) {
+        if dead_end(&path[0].state) {
             return Some(Discovery {
                 path: replay(model, &indices(&path)),
                 cycle_start: None,
             });
         }
-        while !path.is_empty() {
-            let depth = path.len();
-            let top = path.last_mut().expect("non-empty");
-            let Some((a, next)) = top.todo.pop() else {
+        while let Some(top) = path.last_mut() {
+            if top.next == top.actions {
                 let done = path.pop().expect("non-empty");
                 marks.insert(done.fp, Mark::Done);
+                continue;
+            }
+            let a = top.next;
+            top.next += 1;
+            let Some(next) = successor(&top.state, a) else {
                 continue;
             };
             if condition(model, &next) {
@@ -699,25 +730,27 @@ where
                 }
                 None => {}
             }
-            let todo = if opts.target_depth.is_some_and(|t| depth + 1 >= t) {
-                // Beyond the depth limit: neither a dead end nor a cycle can be told.
+            if beyond(path.len() + 1) {
+                // Not expanded: neither a dead end nor a cycle can be told there.
                 marks.insert(nf, Mark::Done);
                 continue;
-            } else {
-                successors(&next)
-            };
-            marks.insert(nf, Mark::OnPath);
-            path.push(Frame {
-                fp: nf,
-                todo,
-                via: a,
-            });
-            if path.last().expect("just pushed").todo.is_empty() {
+            }
+            if dead_end(&next) {
+                let mut idx = indices(&path);
+                idx.push(a);
                 return Some(Discovery {
-                    path: replay(model, &indices(&path)),
+                    path: replay(model, &idx),
                     cycle_start: None,
                 });
             }
+            marks.insert(nf, Mark::OnPath);
+            path.push(Frame {
+                actions: count(&next),
+                state: next,
+                fp: nf,
+                next: 0,
+                via: a,
+            });
             if opts.stop.load(Ordering::Relaxed) {
                 return None;
             }
