@@ -204,7 +204,11 @@ fn usage_errors_exit_two_with_one_line_naming_valid_values() {
         (&["twophase", "--seed", "3"], "--sim"),
         (&["twophase", "--timeout", "-1"], "seconds"),
         (&["twophase", "--timeout", "0"], "seconds"),
-        (&["twophase", "--bfs", "--symmetry"], "--dfs or --sim"),
+        (
+            &["twophase", "--bfs", "--symmetry", "--engine", "stateright"],
+            "--dfs or --sim",
+        ),
+        (&["twophase", "--engine", "spin"], "stateright"),
         (&["tcommit", "--symmetry"], "no symmetry"),
         (
             &["twophase", "--rms", "4", "--write-report"],
@@ -283,13 +287,19 @@ fn simulation_prints_its_seed_and_is_never_complete() {
 }
 
 #[test]
-fn symmetry_reduces_twophase_under_dfs() {
+fn symmetry_reduces_twophase_under_bfs_and_dfs() {
     let (code, v) = json(&["twophase", "--symmetry"]);
     assert_eq!(code, 0, "{v}");
-    assert_eq!(v["strategy"], "dfs");
+    assert_eq!(v["strategy"], "bfs");
+    assert_eq!(v["engine"], "ours");
     assert_eq!(v["symmetry"], true);
     assert_eq!(v["unique_states"], 80);
     let (_, v) = json(&["twophase", "--symmetry", "--dfs", "--threads", "1"]);
+    assert_eq!(v["unique_states"], 80);
+    // stateright's engine honours symmetry under DFS only, and switches to it.
+    let (_, v) = json(&["twophase", "--symmetry", "--engine", "stateright"]);
+    assert_eq!(v["strategy"], "dfs");
+    assert_eq!(v["engine"], "stateright");
     assert_eq!(v["unique_states"], 80);
 }
 
