@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# TwoPhase commit benchmark: our checker against Spin and TLC.
+# TwoPhase commit benchmark: our checker (with our engine and with
+# stateright's) against Spin and TLC.
 #
 # All three tools explore the state graph of Lamport's TwoPhase.tla with N
 # resource managers and check TPTypeOK and TCConsistent:
 #   ours  target/release/checker twophase --rms N --bfs --threads T --json
+#         (and the same with --engine stateright, the row "stateright")
 #   Spin  bench/peers/twophase.pml  (one d_step per TLA+ action instance)
 #   TLC   bench/peers/TwoPhase.tla  (RM = {r1, ..., rN}, a .cfg per N)
-# It prints one table (distinct states, generated states, wall seconds, and
-# the ratio of each run's time to our checker's 1-thread time for the same N),
+# It prints one table (distinct states, generated states, wall seconds, peak
+# memory (maximum resident set size, from /usr/bin/time), and the ratio of
+# each run's time to Spin's for the same N),
 # then one line per N saying whether every tool found the same number of
 # distinct states; it exits non-zero if they differ or a tool fails.
 #
@@ -22,9 +25,9 @@
 # tla2tools.jar).  Java 17 is expected to be on the machine.
 #
 # Environment:
-#   NS="6 7 8"        values of N (number of resource managers)
-#   THREADS="1 2"     thread counts for our checker (1 must be among them
-#                     for the ratio column)
+#   NS="8 9"          values of N (number of resource managers)
+#   THREADS="1 2"     thread counts for our checker
+#   ENGINES="ours stateright"  engines for our checker
 #   TLC_WORKERS="1 2" TLC -workers values
 #   SKIP_OURS=1       skip building and running our checker (ratios become
 #                     "-"; the agreement check then compares Spin and TLC)
@@ -40,8 +43,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 peers="$here/peers"
 
-NS="${NS:-6 7 8}"
+NS="${NS:-8 9}"
 THREADS="${THREADS:-1 2}"
+ENGINES="${ENGINES:-ours stateright}"
 TLC_WORKERS="${TLC_WORKERS:-1 2}"
 SKIP_OURS="${SKIP_OURS:-0}"
 SKIP_SPIN="${SKIP_SPIN:-0}"
@@ -55,13 +59,25 @@ if [ "$KEEP_WORK" = 1 ]; then
 else
     trap 'rm -rf "$work"' EXIT
 fi
-results="$work/results.tsv"   # tool, threads, N, distinct, generated, seconds, notes
+results="$work/results.tsv"   # tool, threads, N, distinct, generated, seconds, MB, notes
 : > "$results"
 
 log() { echo "== $*" >&2; }
 die() { echo "twophase.sh: $*" >&2; exit 1; }
 
 now() { date +%s.%N; }
+
+# Runs "$@" and leaves its peak resident memory in MB in $work/mem ("-" when
+# /usr/bin/time is missing).
+timed() {
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -f '%M' -o "$work/mem.kb" "$@"
+        awk '{ printf "%d", $1 / 1024 }' "$work/mem.kb" > "$work/mem"
+    else
+        "$@"
+        echo - > "$work/mem"
+    fi
+}
 seconds_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
 # ---------------------------------------------------------------- installs
@@ -102,16 +118,16 @@ fi
 # Our checker: one JSON object on stdout with unique_states,
 # generated_states, elapsed_s.
 run_ours() {
-    local n="$1" t="$2" out="$work/ours_${n}_$t.json" start secs
-    log "ours: N=$n threads=$t"
+    local n="$1" t="$2" engine="$3" out="$work/ours_${n}_${t}_$3.json" start secs
+    log "$engine: N=$n threads=$t"
     start="$(now)"
-    "$checker" twophase --rms "$n" --bfs --threads "$t" --json > "$out"
+    timed "$checker" twophase --rms "$n" --bfs --threads "$t" --engine "$engine" --json --quiet > "$out"
     secs="$(seconds_since "$start")"
-    python3 - "$out" "$n" "$t" "$secs" >> "$results" <<'EOF'
+    python3 - "$out" "$n" "$t" "$secs" "$engine" "$(cat "$work/mem")" >> "$results" <<'EOF'
 import json, sys
-path, n, t, secs = sys.argv[1:]
+path, n, t, secs, engine, mem = sys.argv[1:]
 r = json.load(open(path))
-print("ours", t, n, r["unique_states"], r["generated_states"], secs,
+print(engine, t, n, r["unique_states"], r["generated_states"], secs, mem,
       "self-reported %.3fs" % float(r["elapsed_s"]), sep="\t")
 EOF
 }
@@ -130,14 +146,14 @@ run_spin() {
     gen_secs="$(seconds_since "$start")"
     start="$(now)"
     # shellcheck disable=SC2086
-    (cd "$dir" && ./pan $PAN_FLAGS) > "$dir/pan.out"
+    (cd "$dir" && timed ./pan $PAN_FLAGS) > "$dir/pan.out"
     secs="$(seconds_since "$start")"
     grep -q 'errors: 0' "$dir/pan.out" || { cat "$dir/pan.out" >&2; die "spin: N=$n: errors reported"; }
     local stored transitions
     stored="$(awk '/states, stored/ { print $1 }' "$dir/pan.out")"
     transitions="$(awk '/transitions \(= stored\+matched\)/ { print $1 }' "$dir/pan.out")"
     [ -n "$stored" ] && [ -n "$transitions" ] || { cat "$dir/pan.out" >&2; die "spin: N=$n: no counts"; }
-    printf 'spin\t1\t%s\t%s\t%s\t%s\t%s\n' "$n" "$stored" "$transitions" "$secs" \
+    printf 'spin\t1\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$stored" "$transitions" "$secs" "$(cat "$work/mem")" \
         "pan run only; spin -a + cc ${gen_secs}s" >> "$results"
 }
 
@@ -155,21 +171,21 @@ run_tlc() {
         printf 'INVARIANT TCConsistent\n'
     } > "$dir/TwoPhase_$n.cfg"
     start="$(now)"
-    (cd "$dir" && java -XX:+UseParallelGC -cp "$jar" tlc2.TLC \
+    (cd "$dir" && timed java -XX:+UseParallelGC -cp "$jar" tlc2.TLC \
         -workers "$w" -deadlock -config "TwoPhase_$n.cfg" TwoPhase.tla) > "$dir/tlc.out" 2>&1 ||
         { cat "$dir/tlc.out" >&2; die "tlc: N=$n: failed"; }
     secs="$(seconds_since "$start")"
     grep -q 'No error has been found' "$dir/tlc.out" || { cat "$dir/tlc.out" >&2; die "tlc: N=$n: errors reported"; }
     # Final line: "G states generated, D distinct states found, 0 states left on queue."
-    python3 - "$dir/tlc.out" "$n" "$w" "$secs" >> "$results" <<'EOF'
+    python3 - "$dir/tlc.out" "$n" "$w" "$secs" "$(cat "$work/mem")" >> "$results" <<'EOF'
 import re, sys
-path, n, w, secs = sys.argv[1:]
+path, n, w, secs, mem = sys.argv[1:]
 m = re.findall(r"([\d,]+) states generated, ([\d,]+) distinct states found, 0 states left on queue",
                open(path).read())
 if not m:
     sys.exit("tlc: no final counts in " + path)
 gen, distinct = (int(x.replace(",", "")) for x in m[-1])
-print("tlc", w, n, distinct, gen, secs, "whole java process", sep="\t")
+print("tlc", w, n, distinct, gen, secs, mem, "whole java process", sep="\t")
 EOF
 }
 
@@ -182,7 +198,9 @@ EOF
 # ---------------------------------------------------------------- runs
 for n in $NS; do
     if [ "$SKIP_OURS" != 1 ]; then
-        for t in $THREADS; do run_ours "$n" "$t"; done
+        for e in $ENGINES; do
+            for t in $THREADS; do run_ours "$n" "$t" "$e"; done
+        done
     fi
     [ "$SKIP_SPIN" = 1 ] || run_spin "$n"
     if [ "$SKIP_TLC" != 1 ]; then
@@ -196,17 +214,17 @@ import sys
 path, ns = sys.argv[1], [int(x) for x in sys.argv[2].split()]
 rows = [line.rstrip("\n").split("\t") for line in open(path) if line.strip()]
 rows = [dict(tool=r[0], threads=int(r[1]), n=int(r[2]), distinct=int(r[3]),
-             generated=int(r[4]), secs=float(r[5]), notes=r[6]) for r in rows]
-base = {r["n"]: r["secs"] for r in rows if r["tool"] == "ours" and r["threads"] == 1}
+             generated=int(r[4]), secs=float(r[5]), mem=r[6], notes=r[7]) for r in rows]
+base = {r["n"]: r["secs"] for r in rows if r["tool"] == "spin"}
 
-fmt = "{:<8} {:>7} {:>3} {:>12} {:>14} {:>9} {:>7}  {}"
-print(fmt.format("checker", "threads", "N", "distinct", "generated", "seconds", "ratio", "notes"))
+fmt = "{:<10} {:>7} {:>3} {:>12} {:>14} {:>9} {:>7} {:>8}  {}"
+print(fmt.format("checker", "threads", "N", "distinct", "generated", "seconds", "MB", "x spin", "notes"))
 for r in rows:
     b = base.get(r["n"])
     ratio = "%.2f" % (r["secs"] / b) if b else "-"
     print(fmt.format(r["tool"], r["threads"], r["n"], r["distinct"], r["generated"],
-                     "%.3f" % r["secs"], ratio, r["notes"]))
-print("ratio = seconds / our checker's 1-thread seconds for the same N")
+                     "%.3f" % r["secs"], r["mem"], ratio, r["notes"]))
+print("x spin = seconds / Spin's seconds for the same N (pan run only); MB = peak resident memory")
 
 ok = True
 for n in ns:
