@@ -214,7 +214,7 @@ import sys
 path, ns = sys.argv[1], [int(x) for x in sys.argv[2].split()]
 rows = [line.rstrip("\n").split("\t") for line in open(path) if line.strip()]
 rows = [dict(tool=r[0], threads=int(r[1]), n=int(r[2]), distinct=int(r[3]),
-             generated=int(r[4]), secs=float(r[5]), mem=r[6], notes=r[7]) for r in rows]
+             generated=int(float(r[4])), secs=float(r[5]), mem=r[6], notes=r[7]) for r in rows]
 base = {r["n"]: r["secs"] for r in rows if r["tool"] == "spin"}
 
 fmt = "{:<10} {:>7} {:>3} {:>12} {:>14} {:>9} {:>7} {:>8}  {}"

@@ -247,10 +247,11 @@ impl Parents {
         out
     }
 
+    /// Bytes in use (a vector's unused capacity is never touched, so it is not resident).
     fn bytes(&self) -> usize {
-        self.narrow.capacity() * 4
-            + self.wide.as_ref().map_or(0, |w| w.capacity() * 8)
-            + self.action.capacity() * 2
+        self.narrow.len() * 4
+            + self.wide.as_ref().map_or(0, |w| w.len() * 8)
+            + self.action.len() * 2
     }
 }
 

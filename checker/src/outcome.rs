@@ -83,6 +83,9 @@ pub struct Outcome {
     /// Depth of the deepest state reached; the initial states are depth 1.
     pub max_depth: usize,
     pub elapsed_s: f64,
+    /// Our engine: bytes of its visited set and trace data (parent ids and action indices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_bytes: Option<usize>,
     /// Whether every reachable state (within `--depth`) was checked. False for simulations, for runs
     /// cut short by `--max-states`, `--timeout` or `--depth`, and for runs that stopped early because
     /// every property already had a discovery.
@@ -151,6 +154,14 @@ impl Outcome {
                 "INCOMPLETE (cut short: not every reachable state was checked)"
             }
         );
+        if let Some(bytes) = self.table_bytes {
+            let _ = writeln!(
+                out,
+                "visited set and traces: {:.1} MB, {:.1} bytes per unique state",
+                bytes as f64 / (1 << 20) as f64,
+                bytes as f64 / self.unique_states.max(1) as f64
+            );
+        }
         for p in &self.properties {
             let note = match (p.expectation.as_str(), p.status) {
                 ("eventually", Status::Holds) if self.engine == "stateright" => {
@@ -291,6 +302,7 @@ mod tests {
             generated_states: 1,
             max_depth: 1,
             elapsed_s: 0.0,
+            table_bytes: None,
             complete,
             properties,
         }

@@ -195,6 +195,7 @@ fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpt
         elapsed_s: elapsed.as_secs_f64(),
         complete,
         properties,
+        table_bytes: Some(report.table_bytes),
     }
 }
 
@@ -454,6 +455,7 @@ where
         elapsed_s: elapsed.as_secs_f64(),
         complete,
         properties,
+        table_bytes: None,
     }
 }
 
@@ -498,6 +500,13 @@ where
     (steps, last)
 }
 
+/// The process's resident memory in MB, where the system says (Linux's `/proc/self/statm`).
+fn resident_mb() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096 / (1 << 20))
+}
+
 /// Progress on stderr: a spinner line on a terminal, plain lines otherwise; at most once a second.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
@@ -529,7 +538,9 @@ impl Progress {
         self.last = Some(now);
         let secs = now.duration_since(start).as_secs_f64();
         let rate = states as f64 / secs;
-        let line = format!("{states} states, {unique} unique, depth {depth}, {rate:.0} states/s");
+        let memory = resident_mb().map_or(String::new(), |mb| format!(", {mb} MB"));
+        let line =
+            format!("{states} states, {unique} unique, depth {depth}, {rate:.0} states/s{memory}");
         match &self.bar {
             Some(bar) => {
                 bar.set_message(line);

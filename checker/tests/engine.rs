@@ -272,6 +272,7 @@ fn the_cli_prints_a_lasso() {
         generated_states: 3,
         max_depth: 3,
         elapsed_s: 0.0,
+        table_bytes: None,
         complete: true,
         properties: vec![checker::PropertyOutcome {
             name: "reaches 3".into(),
