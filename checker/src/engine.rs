@@ -759,3 +759,42 @@ where
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_ids_widen_past_32_bits_and_keep_every_trace() {
+        let mut p = Parents::new();
+        p.push(ROOT, 2);
+        p.push(0, 5);
+        p.push(1, 7);
+        assert!(p.wide.is_none());
+        // A parent id that does not fit 32 bits switches to wide ids without losing the others.
+        p.push(u64::from(u32::MAX) + 9, 1);
+        assert!(p.wide.is_some() && p.narrow.is_empty());
+        assert_eq!(p.indices(2), vec![2, 5, 7]);
+        assert_eq!(p.parent(3), u64::from(u32::MAX) + 9);
+        assert_eq!(p.parent(0), ROOT);
+    }
+
+    #[test]
+    fn the_visited_set_grows_and_forgets_nothing() {
+        let v = Visited::new();
+        let n = 3 << 20;
+        for chunk in (1..=n as u64).collect::<Vec<_>>().chunks(4096) {
+            let table = v.table.read().unwrap();
+            let inserted = chunk
+                .iter()
+                .filter(|&&i| table.insert(fingerprint(&i)))
+                .count();
+            drop(table);
+            v.settle(inserted);
+        }
+        assert_eq!(v.len.load(Ordering::Relaxed), n);
+        let table = v.table.read().unwrap();
+        assert!(table.capacity() >= n * 4 / 3);
+        assert!((1..=n as u64).all(|i| !table.insert(fingerprint(&i))));
+    }
+}
