@@ -359,38 +359,23 @@ where
                 .is_some_and(|n| stats.generated.load(Ordering::Relaxed) >= n)
     };
 
+    let ctx = Ctx {
+        model,
+        opts,
+        stats,
+        visited: &visited,
+        fp: &fp,
+        decided: &decided,
+        cut: &cut,
+    };
     let exhausted = if opts.dfs {
-        dfs(
-            model,
-            opts,
-            stats,
-            &visited,
-            &mut parents,
-            &mut found,
-            frontier,
-            &fp,
-            &decided,
-            &cut,
-        )
+        dfs(&ctx, &mut parents, &mut found, frontier)
     } else {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads.max(1))
             .build()
             .expect("a thread pool");
-        pool.install(|| {
-            bfs(
-                model,
-                opts,
-                stats,
-                &visited,
-                &mut parents,
-                &mut found,
-                frontier,
-                &fp,
-                &decided,
-                &cut,
-            )
-        })
+        pool.install(|| bfs(&ctx, &mut parents, &mut found, frontier))
     };
 
     let mut discoveries = HashMap::new();
@@ -455,27 +440,51 @@ fn check_state<M: Model>(
     }
 }
 
+/// What both searches share: the model, the options, the counters, the visited set, the
+/// fingerprint function and the two stopping rules.
+struct Ctx<'a, M: Model, F> {
+    model: &'a M,
+    opts: &'a Options<M::State>,
+    stats: &'a Stats,
+    visited: &'a Visited,
+    fp: &'a F,
+    /// Every property decided, or (with `first_failure`) an `always` violated.
+    decided: &'a (dyn Fn(&Found) -> bool + Sync),
+    /// Stopped from outside, or `max_states` reached.
+    cut: &'a (dyn Fn(&Stats) -> bool + Sync),
+}
+
+impl<M: Model, F> Clone for Ctx<'_, M, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M: Model, F> Copy for Ctx<'_, M, F> {}
+
 /// The frontier is expanded in chunks of this many states.
 const CHUNK: usize = 512;
 
-#[allow(clippy::too_many_arguments)]
 fn bfs<M, F>(
-    model: &M,
-    opts: &Options<M::State>,
-    stats: &Stats,
-    visited: &Visited,
+    ctx: &Ctx<'_, M, F>,
     parents: &mut Parents,
     found: &mut Found,
     roots: Vec<M::State>,
-    fp: &F,
-    decided: &dyn Fn(&Found) -> bool,
-    cut: &(dyn Fn(&Stats) -> bool + Sync),
 ) -> bool
 where
     M: Model + Sync,
     M::State: Clone + Hash + Send + Sync,
     F: Fn(&M::State) -> Fingerprint + Sync,
 {
+    let Ctx {
+        model,
+        opts,
+        stats,
+        visited,
+        fp,
+        decided,
+        cut,
+    } = *ctx;
     let properties = model.properties();
     let mut depth = 1;
     let mut base = 0u64;
@@ -562,24 +571,26 @@ fn split<S>(mut states: Vec<S>) -> Vec<Vec<S>> {
     chunks
 }
 
-#[allow(clippy::too_many_arguments)]
 fn dfs<M, F>(
-    model: &M,
-    opts: &Options<M::State>,
-    stats: &Stats,
-    visited: &Visited,
+    ctx: &Ctx<'_, M, F>,
     parents: &mut Parents,
     found: &mut Found,
     roots: Vec<M::State>,
-    fp: &F,
-    decided: &dyn Fn(&Found) -> bool,
-    cut: &dyn Fn(&Stats) -> bool,
 ) -> bool
 where
     M: Model,
     M::State: Clone + Hash,
     F: Fn(&M::State) -> Fingerprint,
 {
+    let Ctx {
+        model,
+        opts,
+        stats,
+        visited,
+        fp,
+        decided,
+        cut,
+    } = *ctx;
     let properties = model.properties();
     // (state, id, depth); the roots have ids 0.. in order.
     let mut stack: Vec<(M::State, u64, usize)> = roots

@@ -159,25 +159,10 @@ fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpt
         .iter()
         .map(|p| {
             let found = discoveries.remove(p.name);
-            let status = status(&p.expectation, found.is_some(), complete);
             let cycle_start = found.as_ref().and_then(|d| d.cycle_start);
-            let (trace, explorer_path, last_state) = match found {
-                Some(d) => {
-                    let encoded = d.path.encode(&model);
-                    let (trace, last) = describe(&model, d.path);
-                    (Some(trace), Some(format!("#/steps/{encoded}")), Some(last))
-                }
-                None => (None, None, None),
-            };
-            PropertyOutcome {
-                name: p.name.to_string(),
-                expectation: crate::outcome::expectation_name(&p.expectation).to_string(),
-                status,
-                trace,
-                explorer_path,
-                last_state,
-                cycle_start,
-            }
+            let mut outcome = property_outcome(&model, p, found.map(|d| d.path), complete);
+            outcome.cycle_start = cycle_start;
+            outcome
         })
         .collect();
     Outcome {
@@ -196,6 +181,38 @@ fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpt
         complete,
         properties,
         table_bytes: Some(report.table_bytes),
+    }
+}
+
+/// A property's verdict, with its discovery (if any) described for people and for the explorer.
+fn property_outcome<M>(
+    model: &M,
+    p: &Property<M>,
+    path: Option<Path<M::State, M::Action>>,
+    complete: bool,
+) -> PropertyOutcome
+where
+    M: Model,
+    M::State: std::fmt::Debug + PartialEq,
+    M::Action: std::fmt::Debug + PartialEq,
+{
+    let status = status(&p.expectation, path.is_some(), complete);
+    let (trace, explorer_path, last_state) = match path {
+        Some(path) => {
+            let encoded = path.encode(model);
+            let (trace, last) = describe(model, path);
+            (Some(trace), Some(format!("#/steps/{encoded}")), Some(last))
+        }
+        None => (None, None, None),
+    };
+    PropertyOutcome {
+        name: p.name.to_string(),
+        expectation: crate::outcome::expectation_name(&p.expectation).to_string(),
+        status,
+        trace,
+        explorer_path,
+        last_state,
+        cycle_start: None,
     }
 }
 
@@ -414,27 +431,7 @@ where
 
     let properties = properties
         .iter()
-        .map(|p| {
-            let path = discoveries.remove(p.name);
-            let status = status(&p.expectation, path.is_some(), complete);
-            let (trace, explorer_path, last_state) = match path {
-                Some(path) => {
-                    let encoded = path.encode(model);
-                    let (trace, last) = describe(model, path);
-                    (Some(trace), Some(format!("#/steps/{encoded}")), Some(last))
-                }
-                None => (None, None, None),
-            };
-            PropertyOutcome {
-                name: p.name.to_string(),
-                expectation: crate::outcome::expectation_name(&p.expectation).to_string(),
-                status,
-                trace,
-                explorer_path,
-                last_state,
-                cycle_start: None,
-            }
-        })
+        .map(|p| property_outcome(model, p, discoveries.remove(p.name), complete))
         .collect();
 
     Outcome {
