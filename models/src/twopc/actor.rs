@@ -100,13 +100,17 @@ pub enum TwoPcBug {
     ForgetVote,
     /// The coordinator commits on the first Prepared instead of waiting for every participant.
     CoordinatorCommitsOnPartialVotes,
+    /// On a refused lock, the coordinator tells only the shard that refused: the shards that
+    /// granted earlier locks never hear of the abort and hold them forever.
+    AbortForgetsParticipants,
 }
 
 impl TwoPcBug {
-    pub const ALL: [TwoPcBug; 3] = [
+    pub const ALL: [TwoPcBug; 4] = [
         TwoPcBug::EarlyUnlock,
         TwoPcBug::ForgetVote,
         TwoPcBug::CoordinatorCommitsOnPartialVotes,
+        TwoPcBug::AbortForgetsParticipants,
     ];
 
     /// The bug's name, as `checker twopc --bug` takes it.
@@ -115,6 +119,7 @@ impl TwoPcBug {
             TwoPcBug::EarlyUnlock => "early-unlock",
             TwoPcBug::ForgetVote => "forget-vote",
             TwoPcBug::CoordinatorCommitsOnPartialVotes => "coordinator-commits-on-partial-votes",
+            TwoPcBug::AbortForgetsParticipants => "abort-forgets-participants",
         }
     }
 
@@ -521,7 +526,11 @@ impl ClientCfg {
             }
             (Phase::Executing { op }, TwoPcMsg::Refused { .. }) => {
                 // No-wait: abort, releasing the locks the earlier operations got.
-                let granted = self.participants(t, *op);
+                let granted = if self.bug == Some(TwoPcBug::AbortForgetsParticipants) {
+                    BTreeSet::from([src])
+                } else {
+                    self.participants(t, *op)
+                };
                 self.decide(s, t, Decision::Abort, granted, o);
             }
             (Phase::Preparing { prepared }, TwoPcMsg::Prepared { .. }) => {

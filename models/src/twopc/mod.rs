@@ -51,8 +51,8 @@
 //!   prepared until it learns the coordinator's decision, and then follows it; sometimes *a
 //!   participant restarts prepared, then learns the decision*.
 //! - sometimes *a transaction aborts*.
-//! - eventually *every transaction ends everywhere* (checked on acyclic paths only, which all of
-//!   this model's are).
+//! - eventually *every transaction ends everywhere* (all of this model's paths are acyclic, so
+//!   stateright's check and the workbench engine's exact one agree).
 //!
 //! # Seeded bugs
 //! - `early-unlock`: a shard releases a transaction's locks when it votes Prepared instead of at
@@ -68,6 +68,11 @@
 //!   participant waits for the decision*).
 //! - `coordinator-commits-on-partial-votes`: the coordinator commits on the first Prepared. A
 //!   shard that restarted before Prepare votes Aborted, too late (*atomicity*).
+//! - `abort-forgets-participants`: on a refused lock the coordinator sends Abort only to the
+//!   shard that refused. A shard that granted an earlier lock keeps the transaction working,
+//!   with its lock, forever: the run ends with a transaction that never ended there (*every
+//!   transaction ends everywhere*), and §9.6.3's rule that the coordinator informs every
+//!   participant is what prevents it.
 
 pub mod actor;
 pub mod model;
@@ -127,6 +132,11 @@ impl Spec for TwoPcSpec {
             name: "coordinator-commits-on-partial-votes",
             help: "the coordinator commits on the first Prepared vote (atomicity)",
             params: &[("clients", "1"), ("crashes", "1")],
+        },
+        Bug {
+            name: "abort-forgets-participants",
+            help: "on a refused lock only the refusing shard hears Abort; the others hold their locks forever (every transaction ends everywhere)",
+            params: &[("clients", "2"), ("crashes", "0")],
         },
     ];
 

@@ -441,6 +441,20 @@ fn forget_vote_breaks_atomicity_and_the_prepared_promise() {
 }
 
 #[test]
+fn an_abort_that_forgets_a_participant_leaves_its_transaction_open_forever() {
+    let checker = check_bug("abort-forgets-participants");
+    let path = checker.assert_any_discovery("every transaction ends everywhere");
+    // The run stops with every client done and a transaction still working at a shard.
+    let state = path.last_state();
+    assert!((0..2).any(|i| super::model::shard(state, i)
+        .txns
+        .values()
+        .any(|p| p.state == RmState::Working)));
+    checker.assert_no_discovery("atomicity");
+    checker.assert_no_discovery("serializability");
+}
+
+#[test]
 fn commit_on_partial_votes_breaks_atomicity() {
     let checker = check_bug("coordinator-commits-on-partial-votes");
     let path = checker.assert_any_discovery("atomicity");
