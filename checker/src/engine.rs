@@ -337,14 +337,12 @@ where
         stats.unique.store(parents.len(), Ordering::Relaxed);
     }
 
+    // `eventually` properties are decided after the search, so with any of them it runs to the end.
+    let has_eventually = properties
+        .iter()
+        .any(|p| p.expectation == Expectation::Eventually);
     let decided = |found: &Found| {
-        let all = properties
-            .iter()
-            .zip(&found.ids)
-            .all(|(p, id)| id.is_some() || p.expectation == Expectation::Eventually)
-            && !properties
-                .iter()
-                .any(|p| p.expectation == Expectation::Eventually);
+        let all = !has_eventually && found.ids.iter().all(Option::is_some);
         let failed = opts.first_failure
             && properties
                 .iter()
@@ -662,31 +660,32 @@ where
         OnPath,
         Done,
     }
-    // The depth-first path: each state with its fingerprint, how many actions it has, the next
-    // action to try, and the action index that led to it. Successors are made one at a time, so
-    // the path holds one state per step.
-    struct Frame<S> {
+    // The depth-first path: each state with its fingerprint, its actions (listed once), the next
+    // one to try, whether any action had a successor, and the action index that led to it.
+    // Successors are made one at a time, so the path holds one state per step.
+    struct Frame<S, A> {
         state: S,
         fp: Fingerprint,
-        actions: usize,
+        actions: Vec<A>,
         next: usize,
+        moved: bool,
         via: usize,
     }
-    let count = |s: &M::State| {
+    let frame = |state: M::State, fp: Fingerprint, via: usize| {
         let mut actions = Vec::new();
-        model.actions(s, &mut actions);
-        actions.len()
+        model.actions(&state, &mut actions);
+        Frame {
+            state,
+            fp,
+            actions,
+            next: 0,
+            moved: false,
+            via,
+        }
     };
-    let successor = |s: &M::State, a: usize| {
-        let mut actions = Vec::new();
-        model.actions(s, &mut actions);
-        model
-            .next_state(s, actions.swap_remove(a))
-            .filter(|n| model.within_boundary(n))
+    let indices = |path: &[Frame<M::State, M::Action>]| -> Vec<usize> {
+        path.iter().map(|f| f.via).collect()
     };
-    // Whether `s` has no successor at all: the path ends there.
-    let dead_end = |s: &M::State| (0..count(s)).all(|a| successor(s, a).is_none());
-    let indices = |path: &[Frame<M::State>]| -> Vec<usize> { path.iter().map(|f| f.via).collect() };
     let beyond = |depth: usize| opts.target_depth.is_some_and(|t| depth >= t);
     let mut marks: HashMap<Fingerprint, Mark> = HashMap::new();
     for (i, init) in model.init_states().into_iter().enumerate() {
@@ -698,30 +697,29 @@ where
             continue;
         }
         marks.insert(f, Mark::OnPath);
-        let mut path = vec![Frame {
-            actions: count(&init),
-            state: init,
-            fp: f,
-            next: 0,
-            via: i,
-        }];
-        if dead_end(&path[0].state) {
-            return Some(Discovery {
-                path: replay(model, &indices(&path)),
-                cycle_start: None,
-            });
-        }
+        let mut path = vec![frame(init, f, i)];
         while let Some(top) = path.last_mut() {
-            if top.next == top.actions {
+            if top.next == top.actions.len() {
+                if !top.moved {
+                    // No successor at all: the path ends here without the condition.
+                    return Some(Discovery {
+                        path: replay(model, &indices(&path)),
+                        cycle_start: None,
+                    });
+                }
                 let done = path.pop().expect("non-empty");
                 marks.insert(done.fp, Mark::Done);
                 continue;
             }
             let a = top.next;
             top.next += 1;
-            let Some(next) = successor(&top.state, a) else {
+            let Some(next) = model
+                .next_state(&top.state, top.actions[a].clone())
+                .filter(|n| model.within_boundary(n))
+            else {
                 continue;
             };
+            top.moved = true;
             if condition(model, &next) {
                 continue;
             }
@@ -747,22 +745,8 @@ where
                 marks.insert(nf, Mark::Done);
                 continue;
             }
-            if dead_end(&next) {
-                let mut idx = indices(&path);
-                idx.push(a);
-                return Some(Discovery {
-                    path: replay(model, &idx),
-                    cycle_start: None,
-                });
-            }
             marks.insert(nf, Mark::OnPath);
-            path.push(Frame {
-                actions: count(&next),
-                state: next,
-                fp: nf,
-                next: 0,
-                via: a,
-            });
+            path.push(frame(next, nf, a));
             if opts.stop.load(Ordering::Relaxed) {
                 return None;
             }

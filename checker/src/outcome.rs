@@ -155,11 +155,20 @@ impl Outcome {
             }
         );
         if let Some(bytes) = self.table_bytes {
+            // The visited set starts at 8 MB; below a million states a per-state figure says
+            // more about that floor than about the engine.
+            let per_state = if self.unique_states >= 1 << 20 {
+                format!(
+                    ", {:.1} bytes per unique state",
+                    bytes as f64 / self.unique_states as f64
+                )
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "visited set and traces: {:.1} MB, {:.1} bytes per unique state",
-                bytes as f64 / (1 << 20) as f64,
-                bytes as f64 / self.unique_states.max(1) as f64
+                "visited set and traces: {:.1} MB{per_state}",
+                bytes as f64 / (1 << 20) as f64
             );
         }
         for p in &self.properties {

@@ -123,31 +123,25 @@ fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpt
     };
     let stats = engine::Stats::default();
     let start = Instant::now();
-    let mut progress = opts.progress.then(Progress::new);
-    let mut stopped = false;
-    let report = std::thread::scope(|scope| {
+    let (report, stopped) = std::thread::scope(|scope| {
         let search = scope.spawn(|| engine::search(&model, &eopts, &stats));
-        while !search.is_finished() {
-            std::thread::sleep(Duration::from_millis(20));
-            if !stopped && opts.timeout.is_some_and(|t| start.elapsed() >= t) {
-                stop.store(true, Ordering::Relaxed);
-                stopped = true;
-            }
-            if let Some(p) = progress.as_mut() {
-                p.tick(
+        let stopped = watch(
+            || search.is_finished(),
+            || {
+                (
                     stats.generated.load(Ordering::Relaxed),
                     stats.unique.load(Ordering::Relaxed),
                     stats.max_depth.load(Ordering::Relaxed),
-                    start,
-                );
-            }
-        }
-        search.join().expect("the search does not panic")
+                )
+            },
+            &stop,
+            start,
+            opts,
+        );
+        let report = search.join().expect("the search does not panic");
+        (report, stopped)
     });
     let elapsed = start.elapsed();
-    if let Some(p) = progress {
-        p.finish();
-    }
     let properties = model.properties();
     let mut discoveries = report.discoveries;
     let cut_short = stopped
@@ -374,30 +368,23 @@ where
     M::Action: std::fmt::Debug + Clone + PartialEq,
     C: Checker<M>,
 {
-    let mut progress = opts.progress.then(Progress::new);
-    let mut stopped = false;
-    while !checker.is_done() {
-        std::thread::sleep(Duration::from_millis(20));
-        if !stopped && opts.timeout.is_some_and(|t| start.elapsed() >= t) {
-            stop.store(true, Ordering::Relaxed);
-            stopped = true;
-        }
-        if let Some(p) = progress.as_mut() {
-            p.tick(
+    let stopped = watch(
+        || checker.is_done(),
+        || {
+            (
                 checker.state_count(),
                 checker.unique_state_count(),
                 checker.max_depth(),
-                start,
-            );
-        }
-    }
+            )
+        },
+        stop,
+        start,
+        opts,
+    );
     let checker = checker.join();
     let elapsed = start.elapsed();
     // Paths are rebuilt by replaying actions: the model must offer them again.
     stop.store(false, Ordering::Relaxed);
-    if let Some(p) = progress {
-        p.finish();
-    }
 
     let model = checker.model();
     let properties = model.properties();
@@ -454,6 +441,34 @@ where
         properties,
         table_bytes: None,
     }
+}
+
+/// Waits until `done()`, reporting progress from `counts()` (generated, unique, depth) and
+/// setting `stop` once the timeout has passed; returns whether it did.
+fn watch(
+    done: impl Fn() -> bool,
+    counts: impl Fn() -> (usize, usize, usize),
+    stop: &AtomicBool,
+    start: Instant,
+    opts: &RunOptions,
+) -> bool {
+    let mut progress = opts.progress.then(Progress::new);
+    let mut stopped = false;
+    while !done() {
+        std::thread::sleep(Duration::from_millis(20));
+        if !stopped && opts.timeout.is_some_and(|t| start.elapsed() >= t) {
+            stop.store(true, Ordering::Relaxed);
+            stopped = true;
+        }
+        if let Some(p) = progress.as_mut() {
+            let (generated, unique, depth) = counts();
+            p.tick(generated, unique, depth, start);
+        }
+    }
+    if let Some(p) = progress {
+        p.finish();
+    }
+    stopped
 }
 
 /// Whether `path` is a genuine counterexample to the `eventually` property `p`: the condition
