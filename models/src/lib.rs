@@ -5,6 +5,8 @@
 //! - [`catalog`]: the [`catalog::Spec`] trait through which the `checker` CLI finds a model, its
 //!   parameters and its seeded bugs. Adding a protocol is one file here plus one registry line in
 //!   the `checker` crate.
+//! - [`client`]: the client envelope (request ids, redirects, a driver's operations) that the
+//!   models' client actors speak, in the checker and over TCP.
 //! - [`twophase`]: Lamport's TwoPhase specification of two-phase commit (Gray and Lamport,
 //!   "Consensus on Transaction Commit", §4), ported action for action from `TwoPhase.tla`.
 //! - [`ct`]: Certificate Transparency (RFC 6962/9162): Merkle trees and their proofs.
@@ -21,6 +23,7 @@
 //!   LOCK, VALIDATE, COMMIT-BACKUP, COMMIT-PRIMARY over primary-backup objects, and a primary failure.
 
 pub mod catalog;
+pub mod client;
 pub mod ct;
 pub mod farm;
 pub mod mapreduce;

@@ -12,6 +12,7 @@ use stateright::actor::{Actor, Id, Out};
 
 use super::kv::{Command, KvMachine, KvOp, KvRet, Seq};
 use super::log::{Entry, Index, Log, Snapshot, Term};
+use crate::client::ClientMsg;
 
 /// The RPCs of Figure 2 and Figure 13 and the client protocol of §8.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -58,22 +59,11 @@ pub enum RaftMsg {
         term: Term,
         last_included_index: Index,
     },
-    /// A client's command (§8).
-    Request {
-        client: Id,
-        seq: Seq,
-        op: KvOp,
-    },
-    /// The response to a committed (or, for a duplicate, already applied) command.
-    Reply {
-        seq: Seq,
-        ret: KvRet,
-    },
-    /// The server is not the leader; `leader_hint` is the leader it last heard from.
-    NotLeader {
-        seq: Seq,
-        leader_hint: Option<Id>,
-    },
+    /// The client protocol of §8 in the workbench's client envelope: a client's command
+    /// (`Request`), the response to a committed (or, for a duplicate, already applied) command
+    /// (`Reply`), `Redirect` from a server that is not the leader (its hint is the leader it last
+    /// heard from), and the driver's `Invoke` and `Return` over TCP.
+    Client(ClientMsg<KvOp, KvRet>),
 }
 
 /// Timers.
@@ -182,12 +172,16 @@ pub struct ServerCfg {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientCfg {
     pub servers: Vec<Id>,
-    /// The operations to run, one after another.
+    /// The operations to run, one after another (request `j + 1` is `ops[j]`); empty for a
+    /// client driven over TCP.
     pub ops: Vec<KvOp>,
     pub retry_timeout: Range<Duration>,
     /// How often one operation may be retried after a timeout; `None`: without limit. The
     /// model bounds it to keep the state space finite and small.
     pub max_retries: Option<u8>,
+    /// Who hands the client operations ([`ClientMsg::Invoke`]) and hears their results
+    /// ([`ClientMsg::Return`]): the runtime's driver over TCP; `None` in the model.
+    pub driver: Option<Id>,
 }
 
 /// A server or a client.
@@ -247,8 +241,10 @@ impl ServerState {
 /// A client's state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientState {
-    /// How many operations have completed.
-    pub done: usize,
+    /// The request id of the operation in flight, or of the last one when idle (0: none yet).
+    pub seq: Seq,
+    /// The operation in flight; `None` when idle.
+    pub op: Option<KvOp>,
     /// The server the client sends to: index into `ClientCfg::servers`.
     pub target: usize,
     /// Timeouts of the current operation so far.
@@ -385,10 +381,10 @@ impl ServerCfg {
                 for e in s.log.entries_from(s.commit_index + 1) {
                     o.send(
                         e.command.client,
-                        RaftMsg::NotLeader {
+                        RaftMsg::Client(ClientMsg::Redirect {
                             seq: e.command.seq,
                             leader_hint: leader,
-                        },
+                        }),
                     );
                 }
             }
@@ -604,8 +600,10 @@ impl ServerCfg {
                 term,
                 last_included_index,
             } => self.on_replication_reply(id, s, src, before, term, true, last_included_index, o),
-            RaftMsg::Request { client, seq, op } => self.on_request(id, s, src, client, seq, op, o),
-            RaftMsg::Reply { .. } | RaftMsg::NotLeader { .. } => {}
+            RaftMsg::Client(ClientMsg::Request { client, seq, op }) => {
+                self.on_request(id, s, src, client, seq, op, o)
+            }
+            RaftMsg::Client(_) => {}
         }
     }
 
@@ -853,10 +851,10 @@ impl ServerCfg {
             if s.is_leader() {
                 o.send(
                     command.client,
-                    RaftMsg::Reply {
+                    RaftMsg::Client(ClientMsg::Reply {
                         seq: command.seq,
                         ret,
-                    },
+                    }),
                 );
             }
         }
@@ -893,21 +891,24 @@ impl ServerCfg {
                 Role::Follower { leader } => leader,
                 _ => None,
             };
-            return o.send(src, RaftMsg::NotLeader { seq, leader_hint });
+            return o.send(
+                src,
+                RaftMsg::Client(ClientMsg::Redirect { seq, leader_hint }),
+            );
         }
         if let Some(ret) = s.machine.applied(client, seq) {
             return o.send(
                 src,
-                RaftMsg::Reply {
+                RaftMsg::Client(ClientMsg::Reply {
                     seq,
                     ret: ret.clone(),
-                },
+                }),
             );
         }
         if self.bug == Some(RaftBug::StaleRead) {
             if let KvOp::Get(_) = op {
                 let ret = s.machine.data.invoke(&op);
-                return o.send(src, RaftMsg::Reply { seq, ret });
+                return o.send(src, RaftMsg::Client(ClientMsg::Reply { seq, ret }));
             }
         }
         // Already in the log in this term: it commits with it. An entry of an earlier term is
@@ -932,34 +933,58 @@ impl ServerCfg {
 
 impl ClientCfg {
     fn send_current(&self, id: Id, s: &ClientState, o: &mut Out<RaftActor>) {
+        let Some(op) = &s.op else { return };
         o.send(
             self.servers[s.target],
-            RaftMsg::Request {
+            RaftMsg::Client(ClientMsg::Request {
                 client: id,
-                seq: s.done as Seq + 1,
-                op: self.ops[s.done].clone(),
-            },
+                seq: s.seq,
+                op: op.clone(),
+            }),
         );
+    }
+
+    /// Sends the current request and arms the retry timer (if retries are left).
+    fn issue(&self, id: Id, s: &ClientState, o: &mut Out<RaftActor>) {
+        self.send_current(id, s, o);
+        if self.max_retries != Some(0) {
+            o.set_timer(RaftTimer::Retry, self.retry_timeout.clone());
+        }
     }
 
     pub fn start(&self, id: Id, o: &mut Out<RaftActor>) -> ClientState {
         // Clients spread over the servers to begin with.
         let s = ClientState {
-            done: 0,
+            seq: 0,
+            op: None,
             target: usize::from(id) % self.servers.len(),
             retries: 0,
         };
-        if !self.ops.is_empty() {
-            self.send_current(id, &s, o);
-            if self.max_retries != Some(0) {
-                o.set_timer(RaftTimer::Retry, self.retry_timeout.clone());
-            }
+        if self.ops.is_empty() {
+            return s;
         }
-        s
+        self.next_op(id, s, o)
     }
 
+    /// Moves on to the configuration's next operation, if any, and sends it.
+    fn next_op(&self, id: Id, s: ClientState, o: &mut Out<RaftActor>) -> ClientState {
+        let next = ClientState {
+            seq: s.seq + 1,
+            op: self.ops.get(s.seq as usize).cloned(),
+            retries: 0,
+            ..s
+        };
+        if next.op.is_none() {
+            o.cancel_timer(RaftTimer::Retry);
+            return ClientState { seq: s.seq, ..next };
+        }
+        self.issue(id, &next, o);
+        next
+    }
+
+    /// The request in flight, if any.
     fn current_seq(&self, s: &ClientState) -> Option<Seq> {
-        (s.done < self.ops.len()).then_some(s.done as Seq + 1)
+        s.op.is_some().then_some(s.seq)
     }
 
     pub fn on_msg(
@@ -970,30 +995,47 @@ impl ClientCfg {
         msg: RaftMsg,
         o: &mut Out<RaftActor>,
     ) -> Option<ClientState> {
+        let RaftMsg::Client(msg) = msg else {
+            return None;
+        };
         match msg {
-            RaftMsg::Reply { seq, .. } if Some(seq) == self.current_seq(s) => {
-                let target = self.servers.iter().position(|x| *x == src)?;
+            // The driver's next operation; an unanswered one is abandoned (the driver gave up
+            // on it; a server may still run it once).
+            ClientMsg::Invoke { seq, op } if Some(src) == self.driver && seq > s.seq => {
                 let next = ClientState {
-                    done: s.done + 1,
-                    target,
+                    seq,
+                    op: Some(op),
                     retries: 0,
+                    ..*s
                 };
-                if next.done < self.ops.len() {
-                    self.send_current(id, &next, o);
-                    if self.max_retries != Some(0) {
-                        o.set_timer(RaftTimer::Retry, self.retry_timeout.clone());
-                    }
-                } else {
-                    o.cancel_timer(RaftTimer::Retry);
-                }
+                self.issue(id, &next, o);
                 Some(next)
             }
+            ClientMsg::Reply { seq, ret } if Some(seq) == self.current_seq(s) => {
+                let target = self.servers.iter().position(|x| *x == src)?;
+                if let Some(driver) = self.driver {
+                    o.send(driver, RaftMsg::Client(ClientMsg::Return { seq, ret }));
+                }
+                Some(self.next_op(
+                    id,
+                    ClientState {
+                        target,
+                        op: None,
+                        ..*s
+                    },
+                    o,
+                ))
+            }
             // Redirected to the leader the server knows, or else to the next server.
-            RaftMsg::NotLeader { seq, leader_hint } if Some(seq) == self.current_seq(s) => {
+            ClientMsg::Redirect { seq, leader_hint } if Some(seq) == self.current_seq(s) => {
                 let target = leader_hint
                     .filter(|l| *l != src)
                     .and_then(|l| self.servers.iter().position(|x| *x == l))?;
-                let next = ClientState { target, ..*s };
+                let next = ClientState {
+                    target,
+                    op: s.op.clone(),
+                    ..*s
+                };
                 self.send_current(id, &next, o);
                 Some(next)
             }
@@ -1012,9 +1054,10 @@ impl ClientCfg {
             return None;
         }
         let next = ClientState {
-            done: s.done,
             target: (s.target + 1) % self.servers.len(),
             retries: s.retries.saturating_add(1),
+            op: s.op.clone(),
+            ..*s
         };
         self.send_current(id, &next, o);
         if self.max_retries.is_none_or(|m| next.retries < m) {

@@ -17,6 +17,7 @@ use super::actor::{
 };
 use super::kv::{Command, KvData, KvOp, KvRet, Seq};
 use super::log::{Index, Term};
+use crate::client::ClientMsg;
 
 /// How the network treats messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -216,6 +217,7 @@ impl RaftCfg {
                 ops: (0..self.ops).map(|j| client_op(c, j)).collect(),
                 retry_timeout: Duration::from_millis(500)..Duration::from_millis(1000),
                 max_retries: Some(self.client_retries),
+                driver: None,
             }));
         }
         let network = match self.network {
@@ -241,7 +243,7 @@ impl RaftCfg {
 
 /// A client's request is the invocation of its operation; retries of it are not.
 fn record_out(_: &RaftCfg, h: &RaftHistory, env: Envelope<&RaftMsg>) -> Option<RaftHistory> {
-    let RaftMsg::Request { client, seq, op } = env.msg else {
+    let RaftMsg::Client(ClientMsg::Request { client, seq, op }) = env.msg else {
         return None;
     };
     if env.src != *client || h.invoked.get(client).is_some_and(|(s, _)| s >= seq) {
@@ -256,7 +258,7 @@ fn record_out(_: &RaftCfg, h: &RaftHistory, env: Envelope<&RaftMsg>) -> Option<R
 
 /// The first reply to the invocation in flight is its return.
 fn record_in(cfg: &RaftCfg, h: &RaftHistory, env: Envelope<&RaftMsg>) -> Option<RaftHistory> {
-    let RaftMsg::Reply { seq, ret } = env.msg else {
+    let RaftMsg::Client(ClientMsg::Reply { seq, ret }) = env.msg else {
         return None;
     };
     if h.invoked.get(&env.dst) != Some(&(*seq, false)) {
