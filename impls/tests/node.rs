@@ -4,12 +4,11 @@
 use std::borrow::Cow;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use impls::frame::write_frame;
-use impls::node::{run, NodeOptions};
+use impls::node::{run, NodeOptions, Shutdown};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
 
@@ -79,7 +78,7 @@ fn actors_exchange_messages_and_survive_bad_peers_and_restarts() {
     let _ = std::fs::remove_dir_all(&dir);
     let (l0, l1) = (listener(), listener());
     let (a0, a1) = (l0.local_addr().unwrap(), l1.local_addr().unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Shutdown::new();
 
     // Node 1 answers pings.
     let mut o1 = NodeOptions::new(Id::from(1));
@@ -118,7 +117,7 @@ fn actors_exchange_messages_and_survive_bad_peers_and_restarts() {
             limit,
         };
         let first = std::sync::Mutex::new(None);
-        let last = run(actor, o0, Arc::new(AtomicBool::new(false)), |n| {
+        let last = run(actor, o0, Shutdown::new(), |n| {
             first.lock().unwrap().get_or_insert(*n);
             *n >= limit
         })
@@ -131,7 +130,7 @@ fn actors_exchange_messages_and_survive_bad_peers_and_restarts() {
     assert_eq!(impls::storage::load::<u32>(&dir).unwrap(), Some(5));
     assert_eq!(pinger(8, l0), (5, 8));
 
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.trigger();
     ponger.join().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
