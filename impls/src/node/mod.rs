@@ -31,8 +31,9 @@
 //!   directions, a network partition), and a loss rate and a delay for the messages that arrive
 //!   from peers (the classic lab's unreliable network). Clients are never cut off.
 //!
-//! The event loop and its steps are here; the connections are in [`transport`], the fault
-//! commands in [`faults`].
+//! The event loop and its steps are here; the connections (the hello, the accept loop, peer
+//! writers, client routes) are in `transport.rs`, the fault commands in `faults.rs`, and the
+//! handle that stops a node in `shutdown.rs`.
 
 mod faults;
 mod shutdown;
