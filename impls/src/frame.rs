@@ -19,13 +19,14 @@ pub enum FrameError {
     Io(#[from] io::Error),
 }
 
-/// Writes `payload` as one frame.
+/// Writes `payload` as one frame, to a stream (`&TcpStream`, where it leaves at once) or to a
+/// buffer (`BufWriter`, where it waits). It does not flush: a writer with a buffer writes the
+/// frames it has, then flushes once.
 pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> io::Result<()> {
     let len = u32::try_from(payload.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame longer than 4 GiB"))?;
     w.write_all(&len.to_be_bytes())?;
-    w.write_all(payload)?;
-    w.flush()
+    w.write_all(payload)
 }
 
 /// Reads one frame of at most `limit` bytes. `Ok(None)` at a clean end of stream (between frames).

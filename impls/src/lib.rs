@@ -3,7 +3,10 @@
 //!
 //! - [`frame`]: length-prefixed frames, with a size limit, over any byte stream.
 //! - [`config`]: a cluster file (TOML) mapping actor ids to socket addresses.
-//! - [`storage`]: an actor's `Save`d storage, written atomically (temp file, fsync, rename).
+//! - [`storage`]: an actor's `Save`d storage, and [`storage::write_atomic`], the one way files are
+//!   replaced here (temp file, fsync, rename, directory fsync).
+//! - [`rng`]: the seeded random generator of the runtime, the Jepsen-style test and the load
+//!   generator; a run logs its seed so that it can be replayed.
 //! - [`node`]: runs one actor: its messages over TCP, its timers with real durations, its storage.
 //! - [`raft`]: the Raft KV service: the model's servers over TCP, a client, a local cluster of
 //!   processes, and a Jepsen-style test with fault injection.
@@ -14,6 +17,7 @@ pub mod frame;
 pub mod mapreduce;
 pub mod node;
 pub mod raft;
+pub mod rng;
 pub mod storage;
 
 /// The command line of a binary, or the exit code to leave with: 0 after `--help` or `--version`

@@ -1,15 +1,15 @@
 //! The runtime on loopback: two actors exchange messages over TCP, a node survives malformed and
-//! unknown peers, and a restarted node starts from its saved storage.
+//! unknown peers, a restarted node starts from its saved storage, a node closes connections
+//! beyond its cap and keeps serving, and a shutdown stops an idle node at once.
 
 use std::borrow::Cow;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use impls::frame::write_frame;
-use impls::node::{run, NodeOptions};
+use impls::frame::{read_frame, write_frame};
+use impls::node::{run, NodeOptions, Shutdown};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
 
@@ -79,7 +79,7 @@ fn actors_exchange_messages_and_survive_bad_peers_and_restarts() {
     let _ = std::fs::remove_dir_all(&dir);
     let (l0, l1) = (listener(), listener());
     let (a0, a1) = (l0.local_addr().unwrap(), l1.local_addr().unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Shutdown::new();
 
     // Node 1 answers pings.
     let mut o1 = NodeOptions::new(Id::from(1));
@@ -118,7 +118,7 @@ fn actors_exchange_messages_and_survive_bad_peers_and_restarts() {
             limit,
         };
         let first = std::sync::Mutex::new(None);
-        let last = run(actor, o0, Arc::new(AtomicBool::new(false)), |n| {
+        let last = run(actor, o0, Shutdown::new(), |n| {
             first.lock().unwrap().get_or_insert(*n);
             *n >= limit
         })
@@ -131,7 +131,106 @@ fn actors_exchange_messages_and_survive_bad_peers_and_restarts() {
     assert_eq!(impls::storage::load::<u32>(&dir).unwrap(), Some(5));
     assert_eq!(pinger(8, l0), (5, 8));
 
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.trigger();
     ponger.join().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Says hello as client `id` and checks that the node answers a ping on the same connection.
+fn ping_as_client(addr: std::net::SocketAddr, id: usize) -> std::io::Result<TcpStream> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write_frame(
+        &mut s,
+        format!(r#"{{"Hello":{{"id":{id},"role":"Client"}}}}"#).as_bytes(),
+    )?;
+    write_frame(&mut s, br#"{"Msg":{"Ping":7}}"#)?;
+    let mut r = std::io::BufReader::new(s.try_clone()?);
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    for want in [r#""Hello""#, r#"{"Msg":{"Pong":7}}"#] {
+        let frame = read_frame(&mut r, 1024)
+            .map_err(|e| bad(&e.to_string()))?
+            .ok_or_else(|| bad("closed"))?;
+        let frame = String::from_utf8_lossy(&frame).into_owned();
+        if !frame.contains(want) {
+            return Err(bad(&frame));
+        }
+    }
+    Ok(s)
+}
+
+/// A ponger that serves clients, stopped by the returned handle.
+fn ponger(max_conns: usize) -> (std::net::SocketAddr, Shutdown, std::thread::JoinHandle<u32>) {
+    let l = listener();
+    let addr = l.local_addr().unwrap();
+    let mut o = NodeOptions::new(Id::from(1));
+    o.listen = Some(l);
+    o.accept_clients = true;
+    o.max_conns = max_conns;
+    let stop = Shutdown::new();
+    let stop1 = stop.clone();
+    let actor = PingPong {
+        peer: Id::from(0),
+        starts: false,
+        limit: 0,
+    };
+    let node = std::thread::spawn(move || run(actor, o, stop1, |_| false).unwrap());
+    (addr, stop, node)
+}
+
+#[test]
+fn connections_beyond_the_cap_are_closed_and_the_node_keeps_serving() {
+    let (addr, stop, node) = ponger(2);
+    let first = ping_as_client(addr, 100).unwrap();
+    let _second = ping_as_client(addr, 101).unwrap();
+    // The third is accepted by the kernel, then closed by the node without a hello.
+    let mut third = TcpStream::connect(addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    match third.read(&mut buf) {
+        Ok(n) => assert_eq!(n, 0, "the connection over the cap was answered"),
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the connection over the cap was left open: {e}"
+        ),
+    }
+    // Closing one frees its place for a new client.
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while ping_as_client(addr, 102).is_err() {
+        assert!(std::time::Instant::now() < deadline, "no place freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.trigger();
+    node.join().unwrap();
+}
+
+#[test]
+fn a_triggered_shutdown_wakes_an_idle_node_at_once() {
+    let (addr, stop, node) = ponger(8);
+    // Up and serving, with no timer set: only the trigger can wake it.
+    ping_as_client(addr, 100).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let triggered = std::time::Instant::now();
+    stop.trigger();
+    node.join().unwrap();
+    let took = triggered.elapsed();
+    assert!(
+        took < Duration::from_millis(200),
+        "returned {took:?} after the trigger"
+    );
+    // A node started with a handle already triggered returns at once too.
+    let started = std::time::Instant::now();
+    let actor = PingPong {
+        peer: Id::from(0),
+        starts: false,
+        limit: 0,
+    };
+    run(actor, NodeOptions::new(Id::from(1)), stop, |_| false).unwrap();
+    assert!(started.elapsed() < Duration::from_millis(200));
 }

@@ -8,8 +8,8 @@
 //!   keep-alive HTTP/1.1 connections, one per client.
 //!
 //! Prints one JSON object: the operations completed, the throughput, and the p50/p99 latencies.
-//! Keys are drawn uniformly from `--keys`; values have `--value-size` bytes. Gets read keys a
-//! warm-up pass wrote first.
+//! Keys are drawn uniformly from `--keys` (with the seed the report shows; `IMPLS_SEED` replays
+//! it); values have `--value-size` bytes. Gets read keys a warm-up pass wrote first.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -22,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use impls::config::ClusterConfig;
 use impls::raft::client::{KvClient, CLIENT_IDS};
+use impls::rng::{seed_from_env_or_time, Rng};
 use models::raft::kv::KvOp;
 
 #[derive(Parser)]
@@ -251,6 +252,8 @@ fn bench(cli: Cli) -> Result<()> {
             c.put(&key(k), &value)?;
         }
     }
+    // The keys each client draws, replayable with the seed the report shows.
+    let seed = seed_from_env_or_time();
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(load.seconds);
     let op = load.op;
@@ -259,13 +262,10 @@ fn bench(cli: Cli) -> Result<()> {
             let (connect, value) = (connect.clone(), value.clone());
             std::thread::spawn(move || -> Result<Vec<u32>> {
                 let mut c = connect(i)?;
-                let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1);
+                let mut rng = Rng::new(seed).fork(i as u64);
                 let mut lat = Vec::new();
                 while Instant::now() < end {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    let k = key(rng);
+                    let k = key(rng.next_u64());
                     let t = Instant::now();
                     match op {
                         Op::Put => c.put(&k, &value)?,
@@ -294,6 +294,7 @@ fn bench(cli: Cli) -> Result<()> {
         "system": system,
         "op": if load.op == Op::Put { "put" } else { "get" },
         "clients": load.clients,
+        "seed": seed,
         "ops": lat.len(),
         "seconds": (seconds * 100.0).round() / 100.0,
         "ops_per_s": (lat.len() as f64 / seconds).round(),

@@ -9,14 +9,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use impls::mapreduce::{apps, sequential, Chaos, CoordinatorNode, Worker, WorkerPhase};
-use impls::node::{run, NodeOptions};
+use impls::node::{run, NodeOptions, Shutdown};
 use models::mapreduce::{output_name, MrActor};
 use stateright::actor::Id;
 
@@ -169,8 +168,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             let id = 1 + (std::process::id() as usize) * 1024 + (now_nanos() % 1024) as usize;
             let mut opts = NodeOptions::new(Id::from(id));
             opts.peers.insert(Id::from(0), coordinator);
-            let stop = Arc::new(AtomicBool::new(false));
-            run(worker, opts, stop, |s| *s == WorkerPhase::Exited)?;
+            run(worker, opts, Shutdown::new(), |s| *s == WorkerPhase::Exited)?;
             Ok(())
         }
         Cmd::Run {
@@ -249,18 +247,13 @@ fn coordinator(
     // Once the job is done, stay until every worker heard from has been told to exit; a worker
     // that crashed and never came back cannot be told, so stop waiting for it after a while.
     let done_at: Mutex<Option<Instant>> = Mutex::new(None);
-    let state = run(
-        CoordinatorNode(actor),
-        opts,
-        Arc::new(AtomicBool::new(false)),
-        |s| {
-            if !s.done() {
-                return false;
-            }
-            let mut at = done_at.lock().expect("lock");
-            s.finished() || at.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(3)
-        },
-    )?;
+    let state = run(CoordinatorNode(actor), opts, Shutdown::new(), |s| {
+        if !s.done() {
+            return false;
+        }
+        let mut at = done_at.lock().expect("lock");
+        s.finished() || at.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(3)
+    })?;
     if !state.done() {
         bail!("stopped before the job was done");
     }

@@ -10,13 +10,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use impls::config::ClusterConfig;
-use impls::node::{run_with, NodeOptions};
+use impls::node::{run_with, NodeOptions, Shutdown};
 use impls::raft::wal::RaftWal;
 use impls::raft::{init_tracing, parse_ms_range, server, Timing};
 use stateright::actor::Id;
@@ -92,12 +91,6 @@ fn serve(cli: Cli) -> Result<()> {
     opts.accept_admin = cli.admin;
     let store = RaftWal::new(cli.data_dir);
     tracing::info!(id = cli.id, %addr, "serving");
-    run_with(
-        actor,
-        opts,
-        Some(store),
-        Arc::new(AtomicBool::new(false)),
-        |_| false,
-    )?;
+    run_with(actor, opts, Some(store), Shutdown::new(), |_| false)?;
     Ok(())
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use models::mapreduce::{intermediate_name, output_name, MrMsg, Task};
 use stateright::actor::{Actor, Id, Out};
 
+use crate::rng::Rng;
 use apps::{App, Combiner};
 use rustc_hash::FxHashMap;
 
@@ -66,22 +67,15 @@ fn unescape(s: &str) -> String {
 }
 
 /// Writes `path` through a temporary file in the same folder and renames it into place, so the
-/// file appears whole or not at all (§3.3).
+/// file appears whole or not at all (§3.3): [`crate::storage::write_atomic`] of what `write`
+/// produces.
 fn commit(
     path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+    write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    let tmp = path.with_file_name(format!(
-        "{}.tmp-{}-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id(),
-        std::thread::current().name().unwrap_or("main")
-    ));
-    let mut w = BufWriter::new(File::create(&tmp)?);
-    write(&mut w)?;
-    w.flush()?;
-    drop(w);
-    fs::rename(&tmp, path)
+    let mut bytes = Vec::new();
+    write(&mut bytes)?;
+    crate::storage::write_atomic(path, &bytes)
 }
 
 /// The pairs of one partition of a map task, combined when the app has a combiner.
@@ -551,15 +545,18 @@ impl Actor for Worker {
     }
 }
 
+/// Draws the chaos of this worker process from one generator, seeded once and logged so that a
+/// run's choices can be replayed (see [`crate::rng`]).
 fn random_below(n: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish() % n.max(1)
+    static RNG: std::sync::OnceLock<std::sync::Mutex<Rng>> = std::sync::OnceLock::new();
+    RNG.get_or_init(|| {
+        let seed = crate::rng::seed_from_env_or_time();
+        tracing::info!(seed, "chaos seed");
+        std::sync::Mutex::new(Rng::new(seed))
+    })
+    .lock()
+    .expect("rng lock")
+    .below(n)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use super::client::{KvClient, CLIENT_IDS};
 use super::cluster::{Cluster, ClusterSpec};
 use super::Timing;
 use crate::node::Faults;
+use crate::rng::Rng;
 
 /// A kind of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -117,21 +118,6 @@ impl Recorder {
     }
 }
 
-/// A seeded xorshift generator: operations and the fault schedule come from `--seed`.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
 #[derive(Default)]
 struct Counts {
     ok: usize,
@@ -172,7 +158,7 @@ pub fn run(opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
             );
             let (keys, op_timeout, seed) = (opts.keys, opts.op_timeout, opts.seed);
             std::thread::spawn(move || {
-                let mut rng = Rng::new(seed ^ ((c as u64 + 1) << 32));
+                let mut rng = Rng::new(seed).fork(c as u64);
                 let mut client = KvClient::with_id(&config, CLIENT_IDS + c);
                 client.attempt_timeout = Duration::from_millis(300);
                 let mut process = c as u64;

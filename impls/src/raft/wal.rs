@@ -26,7 +26,7 @@ use models::raft::log::{Entry, Term};
 use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
 
-use crate::storage::Store;
+use crate::storage::{write_atomic, Store};
 
 /// Bytes preallocated for a WAL file; a WAL that would outgrow it is folded into a checkpoint.
 pub const WAL_BYTES: u64 = 4 << 20;
@@ -96,16 +96,12 @@ impl RaftWal {
     fn checkpoint(&mut self, s: &Storage) -> std::io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         let next = self.generation + 1;
-        let tmp = self.dir.join("checkpoint.json.tmp");
         let bytes = serde_json::to_vec(&Checkpoint {
             generation: next,
             storage: s.clone(),
         })
         .map_err(std::io::Error::other)?;
-        let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, self.dir.join("checkpoint.json"))?;
+        write_atomic(&self.dir.join("checkpoint.json"), &bytes)?;
         // Reuse the old WAL file's blocks: its records carry the old generation and no longer
         // replay.
         let old = self.wal_path(self.generation);

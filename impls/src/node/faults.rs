@@ -1,0 +1,85 @@
+//! Injected faults: what an administrator connection may set ([`Faults`]), how a node serves it,
+//! and [`set_faults`], the administrator's side.
+
+use std::io::BufReader;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use super::transport::{encode, Role, Wire};
+use super::Shared;
+use crate::frame::{read_frame, write_frame};
+
+/// The faults a node injects, as set by an administrator. The default is none.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Faults {
+    /// Peers whose messages are dropped, to and from: one side of a partition.
+    pub blocked: Vec<usize>,
+    /// The probability that a message from a peer is dropped.
+    pub loss: f64,
+    /// Messages from peers are held for a uniformly random time up to this many milliseconds.
+    pub max_delay_ms: u64,
+}
+
+/// Serves an administrator: each `Admin` frame replaces the node's faults and is acknowledged.
+pub(super) fn admin<M>(
+    shared: &Shared<M>,
+    reader: &mut BufReader<TcpStream>,
+    writer: &TcpStream,
+    from: SocketAddr,
+) where
+    M: Serialize + DeserializeOwned,
+{
+    loop {
+        let Ok(Some(frame)) = read_frame(reader, shared.opts.max_frame) else {
+            return;
+        };
+        match serde_json::from_slice::<Wire<M>>(&frame) {
+            Ok(Wire::Admin(faults)) => {
+                let valid = (0.0..=1.0).contains(&faults.loss);
+                if valid {
+                    tracing::info!(?faults, "faults set");
+                    *shared.faults.lock().expect("faults lock") = faults;
+                } else {
+                    tracing::error!(%from, loss = faults.loss, "loss rate outside [0, 1]: closed");
+                    return;
+                }
+                if write_frame(&mut &*writer, &encode(&Wire::<M>::Ack)).is_err() {
+                    return;
+                }
+            }
+            _ => {
+                tracing::error!(%from, "bad administrator frame: connection closed");
+                return;
+            }
+        }
+    }
+}
+
+/// Sets the faults of the node listening at `addr`, and waits for its acknowledgement.
+pub fn set_faults(addr: SocketAddr, faults: &Faults) -> std::io::Result<()> {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_nodelay(true)?;
+    let hello = encode(&Wire::<()>::Hello {
+        id: 0,
+        role: Role::Admin,
+    });
+    write_frame(&mut &stream, &hello)?;
+    write_frame(&mut &stream, &encode(&Wire::<()>::Admin(faults.clone())))?;
+    let mut r = BufReader::new(&stream);
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    // The node's hello, then the acknowledgement.
+    for expect_ack in [false, true] {
+        let frame = read_frame(&mut r, 1 << 16)
+            .map_err(|e| bad(&e.to_string()))?
+            .ok_or_else(|| bad("connection closed (faults refused?)"))?;
+        match serde_json::from_slice::<Wire<()>>(&frame) {
+            Ok(Wire::Hello { .. }) if !expect_ack => {}
+            Ok(Wire::Ack) if expect_ack => {}
+            _ => return Err(bad("unexpected answer to a fault command")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,469 @@
+//! Runs one stateright actor as a node: its messages travel over TCP, its timers take real time,
+//! its storage is saved to disk.
+//!
+//! The node interprets the commands an actor emits in a step (`Out`) the way the model checker
+//! does, with these guarantees:
+//! - **Save before send.** Every `Save` is written (atomically and durably, see
+//!   [`crate::storage`]) before any `Send` of the same step leaves the node. The node runs the
+//!   steps of all the events already waiting (up to [`MAX_BATCH`]) one after another, saves the
+//!   last storage they produced once, then sends their messages: a group commit, one fsync for
+//!   many steps. Holding messages back a little is a delay the model already allows.
+//! - **Frames.** Messages are framed ([`crate::frame`]) and serialised as JSON. Every connection
+//!   starts with a hello frame naming the sender and what it is: a peer (an id in the cluster
+//!   file), a client (an id that is not), or an administrator. A node refuses peers it does not
+//!   know, clients unless it serves them, and administrators unless it takes fault commands.
+//! - **Bad input.** A malformed, oversized or undecodable frame closes that connection with a
+//!   logged error; the node keeps serving.
+//! - **Connections.** A node connects to a peer lazily, when it first sends to it, from a writer
+//!   thread of its own with a bounded queue ([`QUEUE`] frames); it reconnects after a failure
+//!   with exponential backoff (50 ms to 1 s). Clients and peers without an address are answered on
+//!   the connection they opened. A message that cannot be queued or written (no route, a full
+//!   queue, a refused connection, a peer that stalls past the write timeout) is dropped: the actors
+//!   are checked under message loss.
+//!   At most [`NodeOptions::max_conns`] accepted connections are open at once; beyond that a new
+//!   one is closed with a logged warning.
+//! - **Timers and choices.** Timers fire after a duration drawn from the actor's range; random
+//!   choices are drawn here, from one [`Rng`] seeded by [`NodeOptions::seed`] (or, if unset, by
+//!   [`crate::rng::seed_from_env_or_time`]). The node logs its seed when it starts.
+//! - **Stopping.** A node returns when its `done` predicate holds or its [`Shutdown`] is
+//!   triggered; a trigger wakes it at once.
+//! - **Faults.** An administrator connection can set [`Faults`]: peers to cut off (both
+//!   directions, a network partition), and a loss rate and a delay for the messages that arrive
+//!   from peers (the classic lab's unreliable network). Clients are never cut off.
+//!
+//! The event loop and its steps are here; the connections (the hello, the accept loop, peer
+//! writers, client routes) are in `transport.rs`, the fault commands in `faults.rs`, and the
+//! handle that stops a node in `shutdown.rs`.
+
+mod faults;
+mod shutdown;
+mod transport;
+
+pub use faults::{set_faults, Faults};
+pub use shutdown::Shutdown;
+pub use transport::{Role, Wire};
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::hash::Hash;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{de::DeserializeOwned, Serialize};
+use stateright::actor::{Actor, Command, Id, Out};
+
+use crate::frame::MAX_FRAME;
+use crate::rng::Rng;
+use crate::storage;
+use transport::Route;
+
+/// The most events whose steps share one save.
+pub const MAX_BATCH: usize = 1024;
+/// The most frames waiting to be written to one connection.
+pub const QUEUE: usize = 4096;
+/// How long an idle node waits before it evaluates its `done` predicate again (for predicates
+/// that depend on the clock; a [`Shutdown`] wakes it at once).
+const IDLE: Duration = Duration::from_secs(1);
+
+/// How a node runs.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub id: Id,
+    /// Where to accept connections; `None` for a node that only connects out.
+    pub listen: Option<TcpListener_>,
+    /// Addresses of the peers this node may connect to.
+    pub peers: BTreeMap<Id, SocketAddr>,
+    /// Accept hellos from any id, as a peer or a client, and answer it on its own connection (a
+    /// MapReduce coordinator accepts workers it has never heard of).
+    pub accept_unknown: bool,
+    /// Accept clients: ids that are not peers, answered on their own connection.
+    pub accept_clients: bool,
+    /// Accept fault commands from administrator connections.
+    pub accept_admin: bool,
+    /// Where [`run`] keeps the actor's storage (as one JSON file); `None` keeps it in memory.
+    pub data_dir: Option<PathBuf>,
+    pub max_frame: usize,
+    /// How long a write may block before the message is dropped and the connection closed.
+    pub write_timeout: Duration,
+    /// The most accepted connections open at once; beyond it a new connection is closed at once.
+    pub max_conns: usize,
+    /// The seed of the node's random draws (timers, injected faults, random choices); `None`
+    /// draws one with [`crate::rng::seed_from_env_or_time`]. Logged at start, to replay a run.
+    pub seed: Option<u64>,
+}
+
+/// A listener shared with the caller, so that tests can bind port 0 and learn the port first.
+pub type TcpListener_ = Arc<TcpListener>;
+
+impl NodeOptions {
+    pub fn new(id: Id) -> Self {
+        NodeOptions {
+            id,
+            listen: None,
+            peers: BTreeMap::new(),
+            accept_unknown: false,
+            accept_clients: false,
+            accept_admin: false,
+            data_dir: None,
+            max_frame: MAX_FRAME,
+            write_timeout: Duration::from_secs(2),
+            max_conns: 1024,
+            seed: None,
+        }
+    }
+}
+
+/// Why a node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("storage: {0}")]
+    Storage(std::io::Error),
+    #[error("listener: {0}")]
+    Listen(std::io::Error),
+}
+
+enum Event<M> {
+    Msg(Id, M),
+    /// From the node's [`Shutdown`]: wakes the loop, which then sees it triggered.
+    Wake,
+}
+
+/// What the node's threads share.
+struct Shared<M> {
+    me: Id,
+    opts: NodeOptions,
+    routes: Mutex<HashMap<Id, Route>>,
+    faults: Mutex<Faults>,
+    events: mpsc::Sender<Event<M>>,
+    /// Set when the node returns: its threads end.
+    stop: AtomicBool,
+    /// Accepted connections open (see [`NodeOptions::max_conns`]).
+    accepted: AtomicUsize,
+    /// Open connections by number, shut down when the node returns so that their readers end.
+    conns: Mutex<HashMap<u64, TcpStream>>,
+    next_conn: AtomicU64,
+    /// Writer threads still running.
+    writers: AtomicUsize,
+}
+
+impl<M> Shared<M> {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn is_peer(&self, id: Id) -> bool {
+        self.opts.peers.contains_key(&id)
+    }
+
+    fn blocked(&self, id: Id) -> bool {
+        self.is_peer(id)
+            && self
+                .faults
+                .lock()
+                .expect("faults lock")
+                .blocked
+                .contains(&usize::from(id))
+    }
+}
+
+/// Runs `actor` until `shutdown` is triggered or `done(&state)` holds; returns its last state. Its
+/// storage is a [`storage::JsonFile`] in `opts.data_dir`, if set.
+pub fn run<A>(
+    actor: A,
+    opts: NodeOptions,
+    shutdown: Shutdown,
+    done: impl Fn(&A::State) -> bool,
+) -> Result<A::State, NodeError>
+where
+    A: Actor,
+    A::Msg: Serialize + DeserializeOwned + Send + 'static,
+    A::Storage: Serialize + DeserializeOwned,
+    A::Timer: Hash + Eq,
+{
+    let store = opts.data_dir.clone().map(storage::JsonFile);
+    run_with(actor, opts, store, shutdown, done)
+}
+
+/// [`run`] with a store of the caller's choice (`None`: in memory only).
+pub fn run_with<A, S>(
+    actor: A,
+    opts: NodeOptions,
+    mut store: Option<S>,
+    shutdown: Shutdown,
+    done: impl Fn(&A::State) -> bool,
+) -> Result<A::State, NodeError>
+where
+    A: Actor,
+    A::Msg: Serialize + DeserializeOwned + Send + 'static,
+    A::Timer: Hash + Eq,
+    S: storage::Store<A::Storage>,
+{
+    let me = opts.id;
+    let (tx, rx) = mpsc::channel::<Event<A::Msg>>();
+    let shared = Arc::new(Shared {
+        me,
+        opts: opts.clone(),
+        routes: Mutex::new(HashMap::new()),
+        faults: Mutex::new(Faults::default()),
+        events: tx,
+        stop: AtomicBool::new(false),
+        accepted: AtomicUsize::new(0),
+        conns: Mutex::new(HashMap::new()),
+        writers: AtomicUsize::new(0),
+        next_conn: AtomicU64::new(0),
+    });
+    if let Some(listener) = opts.listen.clone() {
+        listener.set_nonblocking(true).map_err(NodeError::Listen)?;
+        let shared = shared.clone();
+        std::thread::spawn(move || transport::accept_loop(listener, shared));
+    }
+    // The node's threads stop with it, whichever way it returns.
+    let _threads = StopThreads(shared.clone());
+    let wake = shared.events.clone();
+    let _wake = shutdown.on_trigger(move || {
+        let _ = wake.send(Event::Wake);
+    });
+    let seed = opts.seed.unwrap_or_else(crate::rng::seed_from_env_or_time);
+    tracing::info!(node = usize::from(me), seed, "random seed");
+
+    let storage: Option<A::Storage> = match &mut store {
+        Some(store) => store.load().map_err(NodeError::Storage)?,
+        None => None,
+    };
+    let mut node = Node::<A, S> {
+        actor: &actor,
+        me,
+        rng: Rng::new(seed).fork(usize::from(me) as u64),
+        timers: HashMap::new(),
+        delayed: BinaryHeap::new(),
+        delayed_seq: 0,
+        save: None,
+        sends: Vec::new(),
+        shared: &shared,
+        store,
+    };
+    let mut out = Out::new();
+    // `Some` but for the moment a step has it (see [`step`]).
+    let mut state = Some(actor.on_start(me, &storage, &mut out));
+    node.take(&mut state, out);
+    node.commit()?;
+
+    while !shutdown.is_triggered() && !done(state.as_ref().expect("the node holds its state")) {
+        let now = Instant::now();
+        let next = [
+            node.timers.values().min().copied(),
+            node.delayed.peek().map(|d| d.at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let wait = next
+            .map(|t| t.saturating_duration_since(now))
+            .unwrap_or(IDLE)
+            .min(IDLE);
+        match rx.recv_timeout(wait) {
+            Ok(event) => {
+                node.event(&mut state, event);
+                for _ in 1..MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(event) => node.event(&mut state, event),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => unreachable!("the node holds a sender"),
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => unreachable!("the node holds a sender"),
+        }
+        let now = Instant::now();
+        while node.delayed.peek().is_some_and(|d| d.at <= now) {
+            let d = node.delayed.pop().expect("peeked");
+            node.deliver(&mut state, d.src, d.msg);
+        }
+        let due: Vec<A::Timer> = node
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for timer in due {
+            node.timers.remove(&timer);
+            let mut out = Out::new();
+            step(&mut state, |cow| {
+                actor.on_timeout(me, cow, &timer, &mut out)
+            });
+            node.take(&mut state, out);
+        }
+        node.commit()?;
+    }
+    Ok(state.expect("the node holds its state"))
+}
+
+/// Runs one step on the state the node owns: the actor gets it as `Cow::Owned` and may change it
+/// in place (the checker lends states instead, and an actor then copies on write).
+fn step<S: Clone>(state: &mut Option<S>, f: impl FnOnce(&mut Cow<'_, S>)) {
+    let mut cow = Cow::Owned(state.take().expect("the node holds its state"));
+    f(&mut cow);
+    *state = Some(cow.into_owned());
+}
+
+/// Ends the node's threads when it returns: the listener and the peer writers see the flag, the
+/// client writers lose their queues, the readers their connections.
+struct StopThreads<M>(Arc<Shared<M>>);
+
+impl<M> Drop for StopThreads<M> {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Relaxed);
+        // Writers drain their queues, then see them closed; give them a moment to do so (the
+        // last step's messages, such as a coordinator's goodbyes, should leave).
+        self.0.routes.lock().expect("routes lock").clear();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.0.writers.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for (_, c) in self.0.conns.lock().expect("conns lock").drain() {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// A message from a peer held back by an injected delay.
+struct Delayed<M> {
+    at: Instant,
+    seq: u64,
+    src: Id,
+    msg: M,
+}
+
+impl<M> PartialEq for Delayed<M> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl<M> Eq for Delayed<M> {}
+impl<M> PartialOrd for Delayed<M> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<M> Ord for Delayed<M> {
+    // The heap is a max-heap: the earliest message is the greatest.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// The actor loop's state besides the actor's own: timers, delayed messages, and the batch of
+/// steps not yet committed (the last storage they saved and the messages they sent).
+struct Node<'a, A: Actor, S> {
+    actor: &'a A,
+    me: Id,
+    rng: Rng,
+    timers: HashMap<A::Timer, Instant>,
+    delayed: BinaryHeap<Delayed<A::Msg>>,
+    delayed_seq: u64,
+    save: Option<A::Storage>,
+    sends: Vec<(Id, A::Msg)>,
+    shared: &'a Arc<Shared<A::Msg>>,
+    store: Option<S>,
+}
+
+impl<A, S> Node<'_, A, S>
+where
+    A: Actor,
+    A::Msg: Serialize + DeserializeOwned + Send + 'static,
+    A::Timer: Hash + Eq,
+    S: storage::Store<A::Storage>,
+{
+    /// A message from a reader thread: dropped, delayed or delivered as the faults say.
+    fn event(&mut self, state: &mut Option<A::State>, event: Event<A::Msg>) {
+        let Event::Msg(src, msg) = event else {
+            return;
+        };
+        if self.shared.is_peer(src) {
+            // Read under the lock, without copying the blocked list (this is every message).
+            let (blocked, loss, max_delay_ms) = {
+                let f = self.shared.faults.lock().expect("faults lock");
+                (
+                    f.blocked.contains(&usize::from(src)),
+                    f.loss,
+                    f.max_delay_ms,
+                )
+            };
+            if blocked {
+                return;
+            }
+            if loss > 0.0 && self.rng.unit() < loss {
+                tracing::trace!(from = usize::from(src), "message lost (injected)");
+                return;
+            }
+            if max_delay_ms > 0 {
+                let delay = Duration::from_micros(self.rng.below(max_delay_ms * 1000 + 1));
+                self.delayed_seq += 1;
+                self.delayed.push(Delayed {
+                    at: Instant::now() + delay,
+                    seq: self.delayed_seq,
+                    src,
+                    msg,
+                });
+                return;
+            }
+        }
+        self.deliver(state, src, msg);
+    }
+
+    fn deliver(&mut self, state: &mut Option<A::State>, src: Id, msg: A::Msg) {
+        let mut out = Out::new();
+        let (actor, me) = (self.actor, self.me);
+        step(state, |cow| actor.on_msg(me, cow, src, msg, &mut out));
+        self.take(state, out);
+    }
+
+    /// Takes one step's commands into the batch: the storage to save and the messages to send
+    /// wait for [`Node::commit`]; timers and random choices take effect now.
+    fn take(&mut self, state: &mut Option<A::State>, out: Out<A>) {
+        for command in out {
+            match command {
+                Command::Save(s) => self.save = Some(s),
+                Command::Send(dst, msg) => self.sends.push((dst, msg)),
+                Command::SetTimer(timer, range) => {
+                    let span = range.end.saturating_sub(range.start);
+                    let jitter =
+                        Duration::from_nanos(self.rng.below(span.as_nanos().max(1) as u64));
+                    self.timers
+                        .insert(timer, Instant::now() + range.start + jitter);
+                }
+                Command::CancelTimer(timer) => {
+                    self.timers.remove(&timer);
+                }
+                Command::ChooseRandom(_, choices) => {
+                    if choices.is_empty() {
+                        continue;
+                    }
+                    let choice = choices[self.rng.below(choices.len() as u64) as usize].clone();
+                    let mut out = Out::new();
+                    let (actor, me) = (self.actor, self.me);
+                    step(state, |cow| actor.on_random(me, cow, &choice, &mut out));
+                    self.take(state, out);
+                }
+            }
+        }
+    }
+
+    /// Ends the batch: saves its last storage, then sends its messages.
+    fn commit(&mut self) -> Result<(), NodeError> {
+        if let Some(s) = self.save.take() {
+            if let Some(store) = &mut self.store {
+                store.save(&s).map_err(NodeError::Storage)?;
+            }
+        }
+        for (dst, msg) in std::mem::take(&mut self.sends) {
+            transport::send(self.shared, dst, &Wire::Msg(msg));
+        }
+        Ok(())
+    }
+}
