@@ -8,17 +8,39 @@
 //! - [`rng`]: the seeded random generator of the runtime, the Jepsen-style test and the load
 //!   generator; a run logs its seed so that it can be replayed.
 //! - [`node`]: runs one actor: its messages over TCP, its timers with real durations, its storage.
-//! - [`raft`]: the Raft KV service: the model's servers over TCP, a client, a local cluster of
-//!   processes, and a Jepsen-style test with fault injection.
+//! - [`service`]: the service registry: for each protocol that runs over TCP, its server actors,
+//!   store, client operations, workload and history check. The binaries `node`, `cluster`,
+//!   `client`, `jepsen` take a protocol's name and find it there.
+//! - [`client`]: the runtime's client: the model's client actor, driven by an operation queue.
+//! - [`cluster`]: a local cluster of `node` processes: start, kill, restart, faults, status.
+//! - [`jepsen`]: concurrent clients and a nemesis against a cluster, and the history's check.
+//! - [`raft`]: the Raft KV service (Raft's entry in the registry) and its write-ahead log.
 //! - [`mapreduce`]: the MapReduce runtime: the model's coordinator over TCP, real workers, apps.
 
+pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod frame;
+pub mod jepsen;
 pub mod mapreduce;
 pub mod node;
 pub mod raft;
 pub mod rng;
+pub mod service;
 pub mod storage;
+
+/// Sets up `tracing` for a binary: to stderr, `RUST_LOG` or else `default`.
+pub fn init_tracing(default: &str) {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .init();
+}
 
 /// The command line of a binary, or the exit code to leave with: 0 after `--help` or `--version`
 /// (printed), 2 after a usage error (explained on stderr).

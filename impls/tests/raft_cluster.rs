@@ -7,17 +7,17 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use impls::client::{Driven, CLIENT_IDS};
+use impls::cluster::{Cluster, ClusterSpec};
 use impls::config::ClusterConfig;
 use impls::frame::write_frame;
+use impls::jepsen::{self, JepsenOpts, Nemesis};
 use impls::node::Faults;
-use impls::raft::client::{KvClient, CLIENT_IDS};
-use impls::raft::cluster::{Cluster, ClusterSpec};
-use impls::raft::jepsen::{self, JepsenOpts, Nemesis};
 use impls::raft::wal::RaftWal;
-use impls::raft::Timing;
+use impls::raft::RaftService;
+use impls::service::Tuning;
 use models::raft::actor::Storage;
 use models::raft::kv::{KvOp, KvRet};
-use models::raft::RaftBug;
 use properties::linearizability::formats::parse_jsonl_kv;
 use properties::linearizability::{check, KvStore, Verdict};
 use stateright::actor::Id;
@@ -30,32 +30,41 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn timing(snapshot_every: u64, bug: Option<RaftBug>) -> Timing {
-    Timing {
-        election: Duration::from_millis(150)..Duration::from_millis(300),
+type Client = Driven<RaftService>;
+
+fn tuning(snapshot_every: u64) -> Tuning {
+    Tuning {
+        timeout: Duration::from_millis(150)..Duration::from_millis(300),
         heartbeat: Duration::from_millis(30),
         snapshot_every,
-        bug,
     }
 }
 
-fn start(name: &str, snapshot_every: u64, bug: Option<RaftBug>) -> Cluster {
+fn start(name: &str, snapshot_every: u64, bug: Option<&'static str>) -> Cluster {
     Cluster::start(ClusterSpec {
+        protocol: "raft".into(),
         node_bin: PathBuf::from(env!("CARGO_BIN_EXE_node")),
         dir: scratch(name),
         nodes: 3,
         base_port: None,
-        timing: timing(snapshot_every, bug),
+        tuning: tuning(snapshot_every),
+        bug,
+        seed: None,
     })
     .expect("the cluster starts")
 }
 
-fn put(c: &mut KvClient, k: &str, v: &str) {
+/// The model's client actor, as `client raft` runs it, with the tests' short retry timeout.
+fn client(config: &ClusterConfig, id: usize) -> Client {
+    Driven::start(config, &tuning(0), Some(id)).expect("the client starts")
+}
+
+fn put(c: &mut Client, k: &str, v: &str) {
     let r = c.call(KvOp::Put(k.into(), v.into()), OP);
     assert_eq!(r.expect("put answered"), KvRet::Ok);
 }
 
-fn get(c: &mut KvClient, k: &str) -> Option<String> {
+fn get(c: &mut Client, k: &str) -> String {
     match c.call(KvOp::Get(k.into()), OP).expect("get answered") {
         KvRet::Value(v) => v,
         KvRet::Ok => panic!("a get answers a value"),
@@ -63,40 +72,51 @@ fn get(c: &mut KvClient, k: &str) -> Option<String> {
 }
 
 /// A client that knows only node `i`.
-fn client_of(cluster: &Cluster, i: usize, id: usize) -> KvClient {
+fn client_of(cluster: &Cluster, i: usize, id: usize) -> Client {
     let mut only = ClusterConfig::default();
     only.nodes.insert(Id::from(i), cluster.addr(i));
-    KvClient::with_id(&only, id)
+    client(&only, id)
+}
+
+/// The node that says it leads (`cluster status`), waiting for one.
+fn leader(cluster: &Cluster) -> usize {
+    let deadline = Instant::now() + OP;
+    loop {
+        if let Some(l) = cluster.leader() {
+            return l;
+        }
+        assert!(Instant::now() < deadline, "no leader");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
 fn a_new_leader_takes_over_after_the_leader_is_killed() {
     let mut cluster = start("election", 1000, None);
-    let mut c = KvClient::with_id(&cluster.config, CLIENT_IDS + 1);
+    let mut c = client(&cluster.config, CLIENT_IDS + 1);
     put(&mut c, "x", "1");
-    let old = usize::from(c.leader());
+    let old = leader(&cluster);
     cluster.kill(old);
     let t = Instant::now();
     put(&mut c, "x", "2");
-    let new = usize::from(c.leader());
+    let new = leader(&cluster);
     assert_ne!(new, old, "a killed node cannot answer");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-    assert_eq!(get(&mut c, "x").as_deref(), Some("2"));
+    assert_eq!(get(&mut c, "x"), "2");
 }
 
 #[test]
 fn a_majority_makes_progress_and_a_cut_off_leader_does_not() {
     let mut cluster = start("partition", 1000, None);
-    let mut c = KvClient::with_id(&cluster.config, CLIENT_IDS + 1);
+    let mut c = client(&cluster.config, CLIENT_IDS + 1);
     put(&mut c, "x", "1");
-    let old = usize::from(c.leader());
+    let old = leader(&cluster);
     assert!(cluster.partition(&[old]).is_empty());
     // The majority elects a leader and commits.
     put(&mut c, "x", "2");
-    assert_ne!(usize::from(c.leader()), old);
+    assert_ne!(leader(&cluster), old);
     // The old leader, alone, commits nothing: neither writes nor reads (reads go through the log).
     let mut alone = client_of(&cluster, old, CLIENT_IDS + 2);
-    alone.attempt_timeout = Duration::from_millis(300);
     assert!(alone
         .call(
             KvOp::Append("x".into(), "lost?".into()),
@@ -108,7 +128,7 @@ fn a_majority_makes_progress_and_a_cut_off_leader_does_not() {
         .is_err());
     // Healed: the old leader learns the new term, drops its uncommitted append, and catches up.
     assert!(cluster.set_all(&Faults::default()).is_empty());
-    assert_eq!(get(&mut c, "x").as_deref(), Some("2"));
+    assert_eq!(get(&mut c, "x"), "2");
     cluster.stop();
 }
 
@@ -116,8 +136,8 @@ fn a_majority_makes_progress_and_a_cut_off_leader_does_not() {
 /// own state, and the linearizability checker rejects the recorded history.
 #[test]
 fn a_stale_read_from_a_cut_off_leader_is_caught() {
-    let mut cluster = start("stale-read", 1000, Some(RaftBug::StaleRead));
-    let mut c = KvClient::with_id(&cluster.config, CLIENT_IDS + 1);
+    let mut cluster = start("stale-read", 1000, Some("stale-read"));
+    let mut c = client(&cluster.config, CLIENT_IDS + 1);
     let mut history = Vec::new();
     let mut event = |p: u64, ty: &str, f: &str, v: Option<&str>| {
         history.push(
@@ -128,7 +148,7 @@ fn a_stale_read_from_a_cut_off_leader_is_caught() {
     event(0, "invoke", "put", Some("1"));
     put(&mut c, "x", "1");
     event(0, "ok", "put", Some("1"));
-    let old = usize::from(c.leader());
+    let old = leader(&cluster);
     assert!(cluster.partition(&[old]).is_empty());
     event(0, "invoke", "put", Some("2"));
     put(&mut c, "x", "2");
@@ -138,7 +158,7 @@ fn a_stale_read_from_a_cut_off_leader_is_caught() {
     let read = alone.call(KvOp::Get("x".into()), Duration::from_millis(1500));
     assert_eq!(
         read.expect("the stale leader answers"),
-        KvRet::Value(Some("1".into()))
+        KvRet::Value("1".into())
     );
     event(1, "ok", "get", Some("1"));
     let (h, _) = parse_jsonl_kv(&history.join("\n")).unwrap();
@@ -152,9 +172,9 @@ fn a_stale_read_from_a_cut_off_leader_is_caught() {
 #[test]
 fn a_node_back_from_a_long_outage_catches_up_by_snapshot() {
     let mut cluster = start("snapshot", 10, None);
-    let mut c = KvClient::with_id(&cluster.config, CLIENT_IDS + 1);
+    let mut c = client(&cluster.config, CLIENT_IDS + 1);
     put(&mut c, "warm", "up");
-    let behind = (usize::from(c.leader()) + 1) % 3;
+    let behind = (leader(&cluster) + 1) % 3;
     cluster.kill(behind);
     for i in 0..60 {
         put(&mut c, &format!("k{i}"), &i.to_string());
@@ -177,24 +197,24 @@ fn a_node_back_from_a_long_outage_catches_up_by_snapshot() {
     let other = (behind + 1) % 3;
     cluster.kill(other);
     for i in (0..60).step_by(7) {
-        assert_eq!(get(&mut c, &format!("k{i}")), Some(i.to_string()));
+        assert_eq!(get(&mut c, &format!("k{i}")), i.to_string());
     }
 }
 
 #[test]
 fn acknowledged_writes_survive_minority_kills_and_a_full_restart() {
     let mut cluster = start("durability", 8, None);
-    let mut c = KvClient::with_id(&cluster.config, CLIENT_IDS + 1);
+    let mut c = client(&cluster.config, CLIENT_IDS + 1);
     for i in 0..20 {
         c.call(KvOp::Append("log".into(), format!("{i},")), OP)
             .expect("append answered");
     }
     let expected: String = (0..20).map(|i| format!("{i},")).collect();
     // Kill the leader (a minority): the rest still has every acknowledged write.
-    let leader = usize::from(c.leader());
-    cluster.kill(leader);
-    assert_eq!(get(&mut c, "log").as_deref(), Some(expected.as_str()));
-    cluster.restart(leader).unwrap();
+    let l = leader(&cluster);
+    cluster.kill(l);
+    assert_eq!(get(&mut c, "log"), expected);
+    cluster.restart(l).unwrap();
     // Kill everyone at once, then restart from disk.
     for i in 0..3 {
         cluster.kill(i);
@@ -202,12 +222,12 @@ fn acknowledged_writes_survive_minority_kills_and_a_full_restart() {
     for i in 0..3 {
         cluster.restart(i).unwrap();
     }
-    let mut fresh = KvClient::with_id(&cluster.config, CLIENT_IDS + 2);
-    assert_eq!(get(&mut fresh, "log").as_deref(), Some(expected.as_str()));
+    let mut fresh = client(&cluster.config, CLIENT_IDS + 2);
+    assert_eq!(get(&mut fresh, "log"), expected);
     // The first client's session survived too: a retry of its last append would not run twice.
     c.call(KvOp::Append("log".into(), "20,".into()), OP)
         .expect("append answered");
-    assert_eq!(get(&mut fresh, "log"), Some(format!("{expected}20,")));
+    assert_eq!(get(&mut fresh, "log"), format!("{expected}20,"));
 }
 
 #[test]
@@ -256,19 +276,20 @@ fn malformed_client_frames_close_only_their_connection() {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(OP)).unwrap();
     write_frame(&mut s, &hello(CLIENT_IDS + 1, "Client")).unwrap();
-    let request = br#"{"Msg":{"Request":{"client":1099511627777,"seq":1,"op":{"Get":"x"}}}}"#;
+    let request =
+        br#"{"Msg":{"Client":{"Request":{"client":1099511627777,"seq":1,"op":{"Get":"x"}}}}}"#;
     write_frame(&mut s, request).unwrap();
     let mut answered = false;
     while let Ok(Some(frame)) = impls::frame::read_frame(&mut s, 1 << 20) {
         let text = String::from_utf8_lossy(&frame);
-        if text.contains("Reply") || text.contains("NotLeader") {
+        if text.contains("Reply") || text.contains("Redirect") {
             answered = true;
             break;
         }
     }
     assert!(answered, "node 0 no longer answers clients");
     // ... and the cluster, node 0 included, still commits.
-    let mut all = KvClient::with_id(&cluster.config, CLIENT_IDS + 2);
+    let mut all = client(&cluster.config, CLIENT_IDS + 2);
     put(&mut all, "x", "1");
     // With node 1 down, nothing commits without node 0.
     cluster.kill(1);
@@ -288,10 +309,11 @@ fn a_short_jepsen_run_is_linearizable() {
         seed: 7,
         keys: 2,
         op_timeout: Duration::from_secs(2),
-        timing: timing(50, None),
+        tuning: tuning(50),
+        bug: None,
     };
-    let report = jepsen::run(&opts).unwrap();
-    assert_eq!(report.verdict, "linearizable", "{report:?}");
+    let report = jepsen::run::<RaftService>(&opts).unwrap();
+    assert_eq!(report.check.verdict, "linearizable", "{report:?}");
     assert!(!report.faults.is_empty());
     assert!(report.ok_after_heal > 0, "{report:?}");
     assert!(report.passed());

@@ -1,60 +1,127 @@
-//! `cluster`: a local Raft KV cluster of `node` processes.
+//! `cluster`: a local cluster of `node` processes of a registered protocol, and the commands
+//! that inspect and steer it from another shell.
 //!
-//! `cluster raft --nodes 3 [--dir DIR] [--base-port P]`
+//! - `cluster PROTOCOL --nodes 3 [--dir DIR] [--base-port P] [--no-restart] [--bug NAME] ...`
+//!   writes `DIR/cluster.toml`, starts one `node PROTOCOL` per id on 127.0.0.1 (data in
+//!   `DIR/node-N/`, logs in `DIR/node-N.log`), prints their addresses, restarts a node that exits
+//!   (saying so on stderr) unless `--no-restart` or `cluster kill` keeps it down, and on Ctrl-C (or
+//!   SIGTERM) stops them. Restarting on the same DIR and ports recovers the data.
+//! - `cluster status [--dir DIR]`: each node's address, pid, up or down, and its role where the
+//!   protocol has roles (`leader of term 3`).
+//! - `cluster kill N [--dir DIR]`: `kill -9` node N and keep it down.
+//! - `cluster start N [--dir DIR]`: let node N run again (the running `cluster` restarts it).
 //!
-//! Writes `DIR/cluster.toml`, starts one `node` per id on 127.0.0.1 (data in `DIR/node-N/`, logs in
-//! `DIR/node-N.log`), prints their addresses, and on Ctrl-C (or SIGTERM) stops them. Restarting on
-//! the same DIR and ports recovers the data. Use `kv --cluster DIR/cluster.toml ...` to talk to it.
+//! Talk to it with `client PROTOCOL --cluster DIR/cluster.toml ...`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use impls::raft::cluster::{sibling_binary, Cluster, ClusterSpec};
-use impls::raft::{parse_ms_range, Timing};
+use clap::{Args, Parser, Subcommand};
+use impls::cluster::{down_path, pid_path, sibling_binary, Cluster, ClusterSpec};
+use impls::config::ClusterConfig;
+use impls::node::query_status;
+use impls::service::{self, parse_ms_range};
 
 #[derive(Parser)]
 #[command(
     name = "cluster",
-    about = "Start a local cluster of nodes; Ctrl-C stops it"
+    version,
+    about = "A local cluster of nodes of a registered protocol; Ctrl-C stops it",
+    override_usage = "cluster <PROTOCOL> [OPTIONS]\n       cluster status [--dir DIR]\n       cluster kill <N> [--dir DIR]\n       cluster start <N> [--dir DIR]",
+    after_help = protocols_help()
 )]
 struct Cli {
     #[command(subcommand)]
-    kind: Kind,
+    command: Command,
 }
 
 #[derive(Subcommand)]
-enum Kind {
-    /// A Raft KV cluster.
-    Raft {
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
-        nodes: u16,
-        /// Where the cluster file, data and logs go.
+enum Command {
+    /// Each node's address, pid, up or down, and role.
+    Status {
         #[arg(long, default_value = "raft-cluster")]
         dir: PathBuf,
-        /// Node i listens on this port + i; by default, free ports (with the same ports, a
-        /// restarted cluster finds its data again).
-        #[arg(long)]
-        base_port: Option<u16>,
-        /// The election timeout, LOW-HIGH milliseconds.
-        #[arg(long, default_value = "300-600", value_parser = parse_ms_range)]
-        election_ms: std::ops::Range<Duration>,
-        /// Snapshot after this many applied entries.
-        #[arg(long, default_value_t = 1000)]
-        snapshot_every: u64,
     },
+    /// `kill -9` node N of a running cluster and keep it down until `cluster start N`.
+    Kill {
+        n: usize,
+        #[arg(long, default_value = "raft-cluster")]
+        dir: PathBuf,
+    },
+    /// Let node N of a running cluster run again.
+    Start {
+        n: usize,
+        #[arg(long, default_value = "raft-cluster")]
+        dir: PathBuf,
+    },
+    /// Run a cluster of PROTOCOL (the first word is the protocol's name).
+    #[command(external_subcommand)]
+    Run(Vec<String>),
+}
+
+#[derive(Parser)]
+#[command(name = "cluster PROTOCOL", no_binary_name = true)]
+struct RunArgs {
+    protocol: String,
+    #[command(flatten)]
+    opts: RunOpts,
+}
+
+#[derive(Args)]
+struct RunOpts {
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    nodes: u16,
+    /// Where the cluster file, data and logs go; by default PROTOCOL-cluster.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Node i listens on this port + i; by default, free ports (with the same ports, a
+    /// restarted cluster finds its data again).
+    #[arg(long)]
+    base_port: Option<u16>,
+    /// Leave a node that exits down instead of restarting it.
+    #[arg(long)]
+    no_restart: bool,
+    /// The protocol's timeout, LOW-HIGH milliseconds (Raft: the election timeout).
+    #[arg(long, alias = "election-ms", value_parser = parse_ms_range)]
+    timeout_ms: Option<std::ops::Range<Duration>>,
+    /// Snapshot after this many applied entries (Raft).
+    #[arg(long)]
+    snapshot_every: Option<u64>,
+    /// Run every node with one of the model's seeded bugs.
+    #[arg(long)]
+    bug: Option<String>,
+}
+
+fn protocols_help() -> String {
+    let mut s = String::from("Protocols:\n");
+    for p in service::SERVICES {
+        s.push_str(&format!("  {:<10} {}\n", p.name(), p.summary()));
+    }
+    s
 }
 
 fn main() -> ExitCode {
-    impls::raft::init_tracing("warn");
+    impls::init_tracing("warn");
     let cli: Cli = match impls::parse_args() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    match launch(cli.kind) {
+    let result = match cli.command {
+        Command::Status { dir } => status(&dir),
+        Command::Kill { n, dir } => kill(&dir, n),
+        Command::Start { n, dir } => start(&dir, n),
+        Command::Run(words) => match RunArgs::try_parse_from(&words) {
+            Ok(args) => launch(args),
+            Err(e) => {
+                let _ = e.print();
+                return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            }
+        },
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cluster: {e:#}");
@@ -63,29 +130,43 @@ fn main() -> ExitCode {
     }
 }
 
-fn launch(kind: Kind) -> Result<()> {
-    let Kind::Raft {
-        nodes,
-        dir,
-        base_port,
-        election_ms,
-        snapshot_every,
-    } = kind;
+fn launch(args: RunArgs) -> Result<()> {
+    let p = service::find(&args.protocol).map_err(anyhow::Error::msg)?;
+    let o = args.opts;
+    let dir = o
+        .dir
+        .unwrap_or_else(|| PathBuf::from(format!("{}-cluster", p.name())));
+    let mut tuning = p.tuning();
+    if let Some(t) = o.timeout_ms {
+        tuning.timeout = t;
+    }
+    if let Some(n) = o.snapshot_every {
+        tuning.snapshot_every = n;
+    }
+    let bug = o
+        .bug
+        .as_deref()
+        .map(|b| service::parse_bug(p, b))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let (tx, rx) = mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = tx.send(());
     })
     .context("installing the Ctrl-C handler")?;
+    // Markers of an earlier run do not keep nodes down.
+    for i in 0..usize::from(o.nodes) {
+        let _ = std::fs::remove_file(down_path(&dir, i));
+    }
     let mut cluster = Cluster::start(ClusterSpec {
+        protocol: p.name().to_string(),
         node_bin: sibling_binary("node"),
         dir: dir.clone(),
-        nodes: nodes.into(),
-        base_port,
-        timing: Timing {
-            election: election_ms,
-            snapshot_every,
-            ..Timing::default()
-        },
+        nodes: o.nodes.into(),
+        base_port: o.base_port,
+        tuning,
+        bug,
+        seed: None,
     })
     .with_context(|| format!("starting the cluster in {}", dir.display()))?;
     for i in 0..cluster.len() {
@@ -93,21 +174,112 @@ fn launch(kind: Kind) -> Result<()> {
     }
     println!("cluster file {}", cluster.config_path.display());
     println!("Ctrl-C stops the cluster");
+    let mut said_down = vec![false; cluster.len()];
     loop {
-        match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(()) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                for i in 0..cluster.len() {
-                    if !cluster.is_running(i) {
-                        eprintln!("cluster: node {i} exited; restarting it");
-                        cluster.restart(i)?;
-                    }
-                }
+        match rx.recv_timeout(Duration::from_millis(300)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        for (i, said) in said_down.iter_mut().enumerate() {
+            if cluster.is_running(i) {
+                *said = false;
+                continue;
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            let kept_down = down_path(&dir, i).exists();
+            if kept_down || o.no_restart {
+                if !*said {
+                    let why = if kept_down {
+                        format!("kept down; `cluster start {i}` lets it run again")
+                    } else {
+                        "--no-restart: left down".to_string()
+                    };
+                    eprintln!("cluster: node {i} is down ({why})");
+                    *said = true;
+                }
+                // A kill from another shell leaves the child for us to reap.
+                cluster.kill(i);
+                continue;
+            }
+            eprintln!("cluster: node {i} exited; restarting it");
+            cluster.restart(i)?;
+            eprintln!(
+                "cluster: node {i} restarted (pid {})",
+                cluster.pid(i).unwrap_or(0)
+            );
         }
     }
     cluster.stop();
     eprintln!("cluster: stopped");
+    Ok(())
+}
+
+fn config(dir: &Path) -> Result<ClusterConfig> {
+    ClusterConfig::load(&dir.join("cluster.toml"))
+        .with_context(|| format!("no cluster in {} (give --dir)", dir.display()))
+}
+
+/// The pid in node `i`'s pid file, if its process is alive.
+fn live_pid(dir: &Path, i: usize) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_path(dir, i))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+fn status(dir: &Path) -> Result<()> {
+    let config = config(dir)?;
+    for (id, addr) in &config.nodes {
+        let i = usize::from(*id);
+        let pid = live_pid(dir, i);
+        let role = query_status(*addr);
+        let up = pid.is_some() && role.is_ok();
+        let pid = pid.map_or("-".to_string(), |p| p.to_string());
+        let detail = match (&role, down_path(dir, i).exists()) {
+            (_, true) => "kept down (cluster start to run it again)".to_string(),
+            (Ok(Some(r)), _) => r.clone(),
+            (Ok(None), _) => String::new(),
+            (Err(_), _) => String::new(),
+        };
+        println!(
+            "node {i}  {addr:<21}  pid {pid:<8}  {:<4}  {detail}",
+            if up { "up" } else { "down" }
+        );
+    }
+    Ok(())
+}
+
+fn kill(dir: &Path, n: usize) -> Result<()> {
+    let config = config(dir)?;
+    anyhow::ensure!(
+        config.nodes.contains_key(&stateright::actor::Id::from(n)),
+        "the cluster has no node {n}"
+    );
+    std::fs::write(down_path(dir, n), b"")?;
+    match live_pid(dir, n) {
+        Some(pid) => {
+            let status = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .context("running kill")?;
+            anyhow::ensure!(status.success(), "kill -9 {pid} failed");
+            println!("node {n} (pid {pid}) killed; it stays down until `cluster start {n}`");
+        }
+        None => println!("node {n} is not running; it stays down until `cluster start {n}`"),
+    }
+    Ok(())
+}
+
+fn start(dir: &Path, n: usize) -> Result<()> {
+    let config = config(dir)?;
+    anyhow::ensure!(
+        config.nodes.contains_key(&stateright::actor::Id::from(n)),
+        "the cluster has no node {n}"
+    );
+    match std::fs::remove_file(down_path(dir, n)) {
+        Ok(()) => println!("node {n} may run again; the running cluster restarts it"),
+        Err(_) => println!("node {n} was not kept down"),
+    }
     Ok(())
 }

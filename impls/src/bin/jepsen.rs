@@ -1,76 +1,87 @@
-//! `jepsen`: a Jepsen-style test of the Raft KV cluster.
+//! `jepsen PROTOCOL`: a Jepsen-style test of a registered protocol's local cluster.
 //!
-//! `jepsen raft --nodes 3 --clients 4 --duration 20 --nemesis kill,partition,loss [--seed N] [--json]`
+//! `jepsen raft --nodes 3 --clients 4 --duration 20 --nemesis kill,partition,loss [--seed N]
+//! [--bug NAME] [--json]`
 //!
-//! Starts a cluster, runs concurrent clients doing random get/put/append on a few keys, injects
-//! faults meanwhile, writes the history (`DIR/history.jsonl`), checks it for linearizability, and
-//! prints the verdict, the operation counts and the faults. Exit 0 when the history is
-//! linearizable and an operation succeeded after the last fault healed; 1 when it is not
-//! linearizable; 2 on bad usage or a failure to run; 3 when the verdict is unknown or nothing
-//! succeeded after the faults.
+//! Starts a cluster, runs concurrent clients (the model's client actors) doing the protocol's
+//! workload, injects faults meanwhile, writes the history into DIR, checks it with the same
+//! `properties` code the model uses, and prints the verdict, the operation counts and the faults.
+//! The seed and the nemesis are echoed first (and in `--json`), so a run can be repeated. Exit 0
+//! when the history checks and an operation succeeded after the last fault healed; 1 when it
+//! does not check (the failure names the operations); 2 on bad usage or a failure to run; 3 when
+//! the verdict is unknown or nothing succeeded after the faults.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
-use impls::raft::cluster::sibling_binary;
-use impls::raft::jepsen::{run, JepsenOpts, Nemesis};
-use impls::raft::Timing;
+use clap::Parser;
+use impls::cluster::sibling_binary;
+use impls::jepsen::{JepsenOpts, Nemesis};
+use impls::service::{self, parse_ms_range};
 
 #[derive(Parser)]
 #[command(
     name = "jepsen",
-    about = "Fault injection against a local cluster, checked histories"
+    version,
+    about = "Fault injection against a local cluster, checked histories",
+    after_help = protocols_help()
 )]
 struct Cli {
-    #[command(subcommand)]
-    kind: Kind,
+    /// The protocol (see the list below).
+    protocol: String,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    nodes: u16,
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    clients: u16,
+    /// Seconds of workload; faults stop 3 s before the end.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Faults to inject, comma-separated: kill, partition, loss; `none` for none.
+    #[arg(long, default_value = "kill,partition,loss")]
+    nemesis: String,
+    /// Fixes the workload and the fault schedule.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How many keys the clients share.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    keys: u16,
+    /// Seconds a client waits for one operation.
+    #[arg(long, default_value_t = 2.0)]
+    op_timeout: f64,
+    /// The protocol's timeout on the nodes, LOW-HIGH milliseconds (Raft: the election timeout).
+    #[arg(long, value_parser = parse_ms_range)]
+    timeout_ms: Option<std::ops::Range<Duration>>,
+    /// Where the cluster and the history go; by default jepsen-PROTOCOL.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Run the nodes with one of the model's seeded bugs: the test should then find the history
+    /// does not check.
+    #[arg(long)]
+    bug: Option<String>,
 }
 
-#[derive(Subcommand)]
-enum Kind {
-    /// The Raft KV cluster.
-    Raft {
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
-        nodes: u16,
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
-        clients: u16,
-        /// Seconds of workload; faults stop 3 s before the end.
-        #[arg(long, default_value_t = 20.0)]
-        duration: f64,
-        /// Faults to inject, comma-separated: kill, partition, loss; `none` for none.
-        #[arg(long, default_value = "kill,partition,loss")]
-        nemesis: String,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// How many keys the clients share.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
-        keys: u16,
-        /// Seconds a client waits for one operation.
-        #[arg(long, default_value_t = 2.0)]
-        op_timeout: f64,
-        /// Where the cluster and the history go.
-        #[arg(long, default_value = "jepsen-raft")]
-        dir: PathBuf,
-        /// One JSON object on stdout.
-        #[arg(long)]
-        json: bool,
-        /// Run the nodes with one of the model's seeded bugs (stale-read, ...): the test should
-        /// then find the history not linearizable.
-        #[arg(long, value_parser = impls::raft::parse_bug)]
-        bug: Option<models::raft::RaftBug>,
-    },
+fn protocols_help() -> String {
+    let mut s = String::from("Protocols with a Jepsen test:\n");
+    for p in service::SERVICES {
+        if p.ops_help().is_some() {
+            s.push_str(&format!("  {:<10} {}\n", p.name(), p.summary()));
+        }
+    }
+    s
 }
 
 fn main() -> ExitCode {
-    impls::raft::init_tracing("warn");
+    impls::init_tracing("warn");
     let cli: Cli = match impls::parse_args() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    match test(cli.kind) {
+    match test(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("jepsen: {e:#}");
@@ -79,64 +90,73 @@ fn main() -> ExitCode {
     }
 }
 
-fn test(kind: Kind) -> Result<ExitCode> {
-    let Kind::Raft {
-        nodes,
-        clients,
-        duration,
-        nemesis,
-        seed,
-        keys,
-        op_timeout,
-        dir,
-        json,
-        bug,
-    } = kind;
+fn test(cli: Cli) -> Result<ExitCode> {
+    let p = service::find(&cli.protocol).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(
-        duration > 0.0 && duration.is_finite(),
+        cli.duration > 0.0 && cli.duration.is_finite(),
         "--duration must be a positive number of seconds"
     );
     anyhow::ensure!(
-        op_timeout > 0.0 && op_timeout.is_finite(),
+        cli.op_timeout > 0.0 && cli.op_timeout.is_finite(),
         "--op-timeout must be a positive number of seconds"
     );
-    let nemesis: Vec<Nemesis> = if nemesis == "none" {
+    let nemesis: Vec<Nemesis> = if cli.nemesis == "none" {
         Vec::new()
     } else {
-        nemesis
+        cli.nemesis
             .split(',')
             .map(|s| s.trim().parse().map_err(anyhow::Error::msg))
             .collect::<Result<_>>()?
     };
+    let bug = cli
+        .bug
+        .as_deref()
+        .map(|b| service::parse_bug(p, b))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let mut tuning = p.jepsen_tuning();
+    if let Some(t) = cli.timeout_ms {
+        tuning.timeout = t;
+    }
     let opts = JepsenOpts {
         node_bin: sibling_binary("node"),
-        dir,
-        nodes: nodes.into(),
-        clients: clients.into(),
-        duration: Duration::from_secs_f64(duration),
+        dir: cli
+            .dir
+            .unwrap_or_else(|| PathBuf::from(format!("jepsen-{}", p.name()))),
+        nodes: cli.nodes.into(),
+        clients: cli.clients.into(),
+        duration: Duration::from_secs_f64(cli.duration),
         nemesis,
-        seed,
-        keys: keys.into(),
-        op_timeout: Duration::from_secs_f64(op_timeout),
-        timing: Timing {
-            election: Duration::from_millis(150)..Duration::from_millis(300),
-            heartbeat: Duration::from_millis(30),
-            snapshot_every: 200,
-            bug,
-        },
+        seed: cli.seed,
+        keys: cli.keys.into(),
+        op_timeout: Duration::from_secs_f64(cli.op_timeout),
+        tuning,
+        bug,
     };
-    let report = run(&opts)?;
-    if json {
+    if !cli.json {
+        println!(
+            "jepsen {}: seed {}, nemesis {}, {} nodes, {} clients, {} s{}",
+            p.name(),
+            opts.seed,
+            cli.nemesis,
+            opts.nodes,
+            opts.clients,
+            cli.duration,
+            bug.map_or(String::new(), |b| format!(", bug {b}"))
+        );
+    }
+    let report = p.jepsen(&opts)?;
+    if cli.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("{}", report.verdict);
+        println!("{}", report.check.verdict);
+        if let Some(f) = &report.check.failure {
+            println!("counterexample: {f}");
+        }
         println!(
             "operations: {} ok, {} failed, {} indefinite; {} ok after the last fault healed",
             report.ok, report.failed, report.indefinite, report.ok_after_heal
         );
-        if let Some(f) = &report.failure {
-            println!("counterexample: {f}");
-        }
         println!("faults: {}", report.faults.len());
         for f in &report.faults {
             println!(
@@ -146,14 +166,14 @@ fn test(kind: Kind) -> Result<ExitCode> {
         }
         println!(
             "history: {} ({:.1} s run, checked in {:.2} s)",
-            report.history.display(),
+            report.check.file.display(),
             report.seconds,
             report.check_seconds
         );
     }
     Ok(if report.passed() {
         ExitCode::SUCCESS
-    } else if report.verdict == "not linearizable" {
+    } else if report.refuted() {
         ExitCode::FAILURE
     } else {
         ExitCode::from(3)

@@ -2,7 +2,7 @@
 //! generator: N client threads, each issuing one operation at a time for a fixed time.
 //!
 //! - `kvbench raft --cluster cluster.toml --clients 16 --op put [--seconds 10]`: our Raft KV
-//!   cluster through [`KvClient`] (leader-following, sessions).
+//!   cluster through the model's client actor ([`Driven`]: leader-following, sessions).
 //! - `kvbench etcd --endpoint 127.0.0.1:2379 --clients 16 --op put`: etcd v3 through its JSON
 //!   gateway (`POST /v3/kv/put`, `/v3/kv/range`; reads are linearizable, etcd's default), over
 //!   keep-alive HTTP/1.1 connections, one per client.
@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use impls::client::{Driven, CLIENT_IDS};
 use impls::config::ClusterConfig;
-use impls::raft::client::{KvClient, CLIENT_IDS};
+use impls::raft::RaftService;
 use impls::rng::{seed_from_env_or_time, Rng};
+use impls::service::Service;
 use models::raft::kv::KvOp;
 
 #[derive(Parser)]
@@ -93,7 +95,7 @@ trait Kv {
     fn get(&mut self, key: &str) -> Result<()>;
 }
 
-struct Raft(KvClient);
+struct Raft(Driven<RaftService>);
 
 impl Kv for Raft {
     fn put(&mut self, key: &str, value: &str) -> Result<()> {
@@ -230,10 +232,12 @@ fn bench(cli: Cli) -> Result<()> {
             (
                 "raft",
                 Arc::new(move |i| {
-                    Ok(
-                        Box::new(Raft(KvClient::with_id(&config, CLIENT_IDS + run + i)))
-                            as Box<dyn Kv>,
-                    )
+                    let client = Driven::<RaftService>::start(
+                        &config,
+                        &RaftService::tuning(),
+                        Some(CLIENT_IDS + run + i),
+                    )?;
+                    Ok(Box::new(Raft(client)) as Box<dyn Kv>)
                 }),
             )
         }

@@ -22,7 +22,8 @@ pub struct Faults {
     pub max_delay_ms: u64,
 }
 
-/// Serves an administrator: each `Admin` frame replaces the node's faults and is acknowledged.
+/// Serves an administrator: each `Admin` frame replaces the node's faults and is acknowledged;
+/// a `Query` is answered with the node's role.
 pub(super) fn admin<M>(
     shared: &Shared<M>,
     reader: &mut BufReader<TcpStream>,
@@ -46,6 +47,12 @@ pub(super) fn admin<M>(
                     return;
                 }
                 if write_frame(&mut &*writer, &encode(&Wire::<M>::Ack)).is_err() {
+                    return;
+                }
+            }
+            Ok(Wire::Query) => {
+                let status = shared.status.lock().expect("status lock").clone();
+                if write_frame(&mut &*writer, &encode(&Wire::<M>::Status(status))).is_err() {
                     return;
                 }
             }
@@ -82,4 +89,30 @@ pub fn set_faults(addr: SocketAddr, faults: &Faults) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Asks the node listening at `addr` for its role (its service's description, `leader of term
+/// 3`); `None` for a node whose service describes none.
+pub fn query_status(addr: SocketAddr) -> std::io::Result<Option<String>> {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+    stream.set_nodelay(true)?;
+    let hello = encode(&Wire::<()>::Hello {
+        id: 0,
+        role: Role::Admin,
+    });
+    write_frame(&mut &stream, &hello)?;
+    write_frame(&mut &stream, &encode(&Wire::<()>::Query))?;
+    let mut r = BufReader::new(&stream);
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    loop {
+        let frame = read_frame(&mut r, 1 << 16)
+            .map_err(|e| bad(&e.to_string()))?
+            .ok_or_else(|| bad("connection closed (a node without --admin?)"))?;
+        match serde_json::from_slice::<Wire<()>>(&frame) {
+            Ok(Wire::Hello { .. }) => {}
+            Ok(Wire::Status(s)) => return Ok(s),
+            _ => return Err(bad("unexpected answer to a status query")),
+        }
+    }
 }

@@ -39,7 +39,7 @@ mod faults;
 mod shutdown;
 mod transport;
 
-pub use faults::{set_faults, Faults};
+pub use faults::{query_status, set_faults, Faults};
 pub use shutdown::Shutdown;
 pub use transport::{Role, Wire};
 
@@ -94,6 +94,9 @@ pub struct NodeOptions {
     /// The seed of the node's random draws (timers, injected faults, random choices); `None`
     /// draws one with [`crate::rng::seed_from_env_or_time`]. Logged at start, to replay a run.
     pub seed: Option<u64>,
+    /// What this node says it is on the connections it opens: a client runs as a node that
+    /// connects to the servers as [`Role::Client`].
+    pub hello_role: Role,
 }
 
 /// A listener shared with the caller, so that tests can bind port 0 and learn the port first.
@@ -113,6 +116,7 @@ impl NodeOptions {
             write_timeout: Duration::from_secs(2),
             max_conns: 1024,
             seed: None,
+            hello_role: Role::Peer,
         }
     }
 }
@@ -126,7 +130,9 @@ pub enum NodeError {
     Listen(std::io::Error),
 }
 
-enum Event<M> {
+/// What a node's event loop receives.
+pub enum Event<M> {
+    /// A message and its sender.
     Msg(Id, M),
     /// From the node's [`Shutdown`]: wakes the loop, which then sees it triggered.
     Wake,
@@ -148,6 +154,10 @@ struct Shared<M> {
     next_conn: AtomicU64,
     /// Writer threads still running.
     writers: AtomicUsize,
+    /// Where messages to the driver go (see [`Hooks::driver`]).
+    driver: Option<(Id, mpsc::Sender<M>)>,
+    /// The node's role, as [`Hooks::describe`] last put it.
+    status: Mutex<Option<String>>,
 }
 
 impl<M> Shared<M> {
@@ -192,7 +202,7 @@ where
 pub fn run_with<A, S>(
     actor: A,
     opts: NodeOptions,
-    mut store: Option<S>,
+    store: Option<S>,
     shutdown: Shutdown,
     done: impl Fn(&A::State) -> bool,
 ) -> Result<A::State, NodeError>
@@ -202,9 +212,84 @@ where
     A::Timer: Hash + Eq,
     S: storage::Store<A::Storage>,
 {
+    run_hooked(actor, opts, store, shutdown, done, Hooks::default())
+}
+
+/// A node's role in words, from its state.
+pub type Describe<A> = fn(&<A as Actor>::State) -> Option<String>;
+
+/// A node's event queue: the injector and the node's end ([`inbox`]).
+pub type Inbox<M> = (Inject<M>, mpsc::Receiver<Event<M>>);
+
+/// What a caller may add to a node beyond its actor.
+pub struct Hooks<A: Actor> {
+    /// The node's role in words (`leader of term 3`), logged at info when it changes
+    /// (`became leader of term 3`) and answered to an administrator's `Query` (`cluster status`).
+    pub describe: Option<Describe<A>>,
+    /// A driver: what the actor sends to this id goes to this channel instead of the network
+    /// (the runtime's client reads its actor's results here). The driver's messages enter
+    /// through [`Hooks::inbox`].
+    pub driver: Option<(Id, mpsc::Sender<A::Msg>)>,
+    /// The node's event queue, made by [`inbox`], when the caller injects messages.
+    pub inbox: Option<Inbox<A::Msg>>,
+}
+
+impl<A: Actor> Default for Hooks<A> {
+    fn default() -> Self {
+        Hooks {
+            describe: None,
+            driver: None,
+            inbox: None,
+        }
+    }
+}
+
+/// Injects messages into a running node, as if from a sender of the caller's choice.
+pub struct Inject<M>(mpsc::Sender<Event<M>>);
+
+impl<M> Clone for Inject<M> {
+    fn clone(&self) -> Self {
+        Inject(self.0.clone())
+    }
+}
+
+impl<M> Inject<M> {
+    /// Delivers `msg` from `src`; false once the node has returned.
+    pub fn send(&self, src: Id, msg: M) -> bool {
+        self.0.send(Event::Msg(src, msg)).is_ok()
+    }
+}
+
+/// A node's event queue, for [`Hooks::inbox`]: the injector and the node's end.
+pub fn inbox<M>() -> Inbox<M> {
+    let (tx, rx) = mpsc::channel();
+    (Inject(tx), rx)
+}
+
+/// [`run_with`] with [`Hooks`].
+pub fn run_hooked<A, S>(
+    actor: A,
+    opts: NodeOptions,
+    mut store: Option<S>,
+    shutdown: Shutdown,
+    done: impl Fn(&A::State) -> bool,
+    hooks: Hooks<A>,
+) -> Result<A::State, NodeError>
+where
+    A: Actor,
+    A::Msg: Serialize + DeserializeOwned + Send + 'static,
+    A::Timer: Hash + Eq,
+    S: storage::Store<A::Storage>,
+{
     let me = opts.id;
-    let (tx, rx) = mpsc::channel::<Event<A::Msg>>();
+    let (tx, rx) = match hooks.inbox {
+        Some((Inject(tx), rx)) => (tx, rx),
+        None => mpsc::channel::<Event<A::Msg>>(),
+    };
+    let describe = hooks.describe;
     let shared = Arc::new(Shared {
+        driver: hooks.driver,
+        status: Mutex::new(None),
         me,
         opts: opts.clone(),
         routes: Mutex::new(HashMap::new()),
@@ -251,6 +336,18 @@ where
     let mut state = Some(actor.on_start(me, &storage, &mut out));
     node.take(&mut state, out);
     node.commit()?;
+    let observe = |state: &Option<A::State>| {
+        let Some(describe) = describe else { return };
+        let now = describe(state.as_ref().expect("the node holds its state"));
+        let mut status = shared.status.lock().expect("status lock");
+        if *status != now {
+            if let Some(role) = &now {
+                tracing::info!(node = usize::from(me), "became {role}");
+            }
+            *status = now;
+        }
+    };
+    observe(&state);
 
     while !shutdown.is_triggered() && !done(state.as_ref().expect("the node holds its state")) {
         let now = Instant::now();
@@ -299,6 +396,7 @@ where
             node.take(&mut state, out);
         }
         node.commit()?;
+        observe(&state);
     }
     Ok(state.expect("the node holds its state"))
 }
@@ -462,7 +560,12 @@ where
             }
         }
         for (dst, msg) in std::mem::take(&mut self.sends) {
-            transport::send(self.shared, dst, &Wire::Msg(msg));
+            match &self.shared.driver {
+                Some((driver, tx)) if *driver == dst => {
+                    let _ = tx.send(msg);
+                }
+                _ => transport::send(self.shared, dst, &Wire::Msg(msg)),
+            }
         }
         Ok(())
     }

@@ -41,6 +41,10 @@ pub enum Wire<M> {
     /// From an administrator; answered with `Ack`.
     Admin(Faults),
     Ack,
+    /// From an administrator: what is your role? Answered with `Status`.
+    Query,
+    /// The node's role as its service describes it (`leader of term 3`), if it has one.
+    Status(Option<String>),
 }
 
 /// A queue of frames to one peer or client, and which connection drains it.
@@ -153,7 +157,7 @@ where
     stream.set_nodelay(true)?;
     let hello = encode(&Wire::<M>::Hello {
         id: usize::from(shared.me),
-        role: Role::Peer,
+        role: shared.opts.hello_role,
     });
     write_frame(&mut &stream, &hello)?;
     let reader = stream.try_clone()?;
@@ -290,8 +294,8 @@ where
                     break;
                 }
             }
-            Ok(Wire::Hello { .. } | Wire::Ack) => {}
-            Ok(Wire::Admin(_)) => {
+            Ok(Wire::Hello { .. } | Wire::Ack | Wire::Status(_)) => {}
+            Ok(Wire::Admin(_) | Wire::Query) => {
                 tracing::error!(%from, peer = usize::from(peer), "fault command from a non-administrator: connection closed");
                 break;
             }

@@ -1,137 +1,245 @@
-//! The Raft KV service over TCP: the model's own [`RaftActor`] servers, run by [`crate::node`].
+//! The Raft KV service over TCP: the model's own [`RaftActor`] servers and client, run by
+//! [`crate::node`], described to the runtime by [`RaftService`].
 //!
-//! - [`server`]: a node's actor from the cluster file: its peers are the file's other ids, its
-//!   timeouts real milliseconds ([`Timing`]), heartbeats to every follower every interval.
-//! - [`client`]: a blocking client speaking the model client's protocol: the same `Request`
-//!   messages with a client id and sequence numbers, redirects on `NotLeader`, retries of the same
-//!   sequence number on another server after a timeout.
-//! - [`cluster`]: starts and stops `node` processes on 127.0.0.1, kills and restarts them, and
-//!   sets their injected faults.
-//! - [`wal`]: the server's storage as a checkpoint and a write-ahead log (one `fdatasync` per
-//!   batch of appended entries).
-//! - [`jepsen`]: concurrent clients and a nemesis against a cluster, and the history's check.
+//! - Servers: a node's actor from the cluster file: its peers are the file's other ids, its
+//!   election timeout real milliseconds ([`Tuning::timeout`]), heartbeats to every follower every
+//!   [`Tuning::heartbeat`]. Its storage is a checkpoint and a write-ahead log ([`wal`]: one
+//!   `fdatasync` per batch of appended entries).
+//! - Client: the model's client actor, driven by [`crate::client::Driven`]: the same `Request`
+//!   messages with a client id and request ids, redirects on `Redirect`, retries of the same
+//!   request id on the next server after a timeout (the session table runs a retried command
+//!   once).
+//! - Jepsen: random get/put/append on a few keys; the history is checked for linearizability
+//!   against [`KvStore`], the specification the model's store follows too.
 
-pub mod client;
-pub mod cluster;
-pub mod jepsen;
 pub mod wal;
 
-use std::ops::Range;
+use std::path::Path;
 use std::time::Duration;
 
-use models::raft::actor::{Heartbeats, RaftActor, RaftBug, ServerCfg};
+use models::client::{ClientMsg, RequestId};
+use models::raft::actor::{ClientCfg, Heartbeats, RaftActor, RaftBug, RaftState, Role, ServerCfg};
+use models::raft::kv::{KvOp, KvRet};
+use models::raft::RaftMsg;
+use properties::linearizability::formats::parse_jsonl_kv;
+use properties::linearizability::{check, KvStore, Verdict};
+use serde_json::json;
 use stateright::actor::Id;
 
 use crate::config::ClusterConfig;
+use crate::jepsen::{History, Outcome};
+use crate::rng::Rng;
+use crate::service::{Checked, Client, Jepsen, Service, ServiceError, Tuning};
 
-/// A server's real timeouts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Timing {
-    /// The randomised election timeout (§5.2).
-    pub election: Range<Duration>,
-    /// The leader's AppendEntries interval; well under the election timeout (§5.6: broadcast
-    /// time ≪ election timeout).
-    pub heartbeat: Duration,
-    /// Snapshot after this many applied entries (§7).
-    pub snapshot_every: u64,
-    /// A seeded bug of the model (`checker list` names them), to show that the Jepsen-style test
-    /// catches it on a real cluster.
-    pub bug: Option<RaftBug>,
+/// Raft's entry in the service registry.
+pub struct RaftService;
+
+impl Service for RaftService {
+    type Actor = RaftActor;
+    type Msg = RaftMsg;
+    type State = RaftState;
+    type Store = wal::RaftWal;
+
+    const NAME: &'static str = "raft";
+    const SUMMARY: &'static str = "a linearizable key-value store on Raft (§§5, 7, 8)";
+    const TUNING_HELP: &'static str = "timeout: the randomised election timeout (§5.2); \
+        heartbeat: the leader's AppendEntries interval; snapshot-every: entries between snapshots";
+
+    fn bugs() -> Vec<&'static str> {
+        RaftBug::ALL.iter().map(|b| b.name()).collect()
+    }
+
+    fn server(
+        cluster: &ClusterConfig,
+        id: Id,
+        tuning: &Tuning,
+        bug: Option<&'static str>,
+    ) -> Result<RaftActor, ServiceError> {
+        if !cluster.nodes.contains_key(&id) {
+            return Err(ServiceError::unknown_id(cluster, id));
+        }
+        let bug = bug
+            .map(|b| {
+                RaftBug::from_name(b)
+                    .ok_or_else(|| ServiceError::Invalid(format!("unknown bug {b}")))
+            })
+            .transpose()?;
+        Ok(RaftActor::Server(ServerCfg {
+            peers: cluster.nodes.keys().copied().filter(|p| *p != id).collect(),
+            election_timeout: tuning.timeout.clone(),
+            heartbeat: tuning.heartbeat,
+            snapshot_every: tuning.snapshot_every,
+            heartbeats: Heartbeats::Every,
+            bug,
+        }))
+    }
+
+    fn jepsen_tuning() -> Tuning {
+        Tuning {
+            timeout: Duration::from_millis(150)..Duration::from_millis(300),
+            heartbeat: Duration::from_millis(30),
+            snapshot_every: 200,
+        }
+    }
+
+    fn store(dir: &Path) -> wal::RaftWal {
+        wal::RaftWal::new(dir)
+    }
+
+    fn describe(state: &RaftState) -> Option<String> {
+        let RaftState::Server(s) = state else {
+            return None;
+        };
+        let term = s.current_term;
+        Some(match &s.role {
+            Role::Leader { .. } => format!("leader of term {term}"),
+            Role::Candidate { .. } => format!("candidate in term {term}"),
+            Role::Follower { leader: Some(l) } => {
+                format!("follower in term {term} (leader {})", usize::from(*l))
+            }
+            Role::Follower { leader: None } => format!("follower in term {term}"),
+        })
+    }
 }
 
-impl Default for Timing {
-    fn default() -> Self {
-        Timing {
-            election: Duration::from_millis(300)..Duration::from_millis(600),
-            heartbeat: Duration::from_millis(50),
-            snapshot_every: 1000,
-            bug: None,
+impl Client for RaftService {
+    type Op = KvOp;
+    type Ret = KvRet;
+    const OPS_HELP: &'static str = "put KEY VALUE | get KEY | append KEY VALUE";
+
+    fn client(cluster: &ClusterConfig, driver: Id, tuning: &Tuning) -> RaftActor {
+        RaftActor::Client(ClientCfg {
+            servers: cluster.nodes.keys().copied().collect(),
+            ops: Vec::new(),
+            retry_timeout: tuning.timeout.clone(),
+            max_retries: None,
+            driver: Some(driver),
+        })
+    }
+
+    fn invoke(seq: RequestId, op: KvOp) -> RaftMsg {
+        RaftMsg::Client(ClientMsg::Invoke { seq, op })
+    }
+
+    fn returned(msg: RaftMsg) -> Option<(RequestId, KvRet)> {
+        match msg {
+            RaftMsg::Client(ClientMsg::Return { seq, ret }) => Some((seq, ret)),
+            _ => None,
+        }
+    }
+
+    fn parse_op(words: &[String]) -> Result<KvOp, String> {
+        let w: Vec<&str> = words.iter().map(String::as_str).collect();
+        match w.as_slice() {
+            ["put", k, v] => Ok(KvOp::Put(k.to_string(), v.to_string())),
+            ["get", k] => Ok(KvOp::Get(k.to_string())),
+            ["append", k, v] => Ok(KvOp::Append(k.to_string(), v.to_string())),
+            _ => Err(format!(
+                "'{}' is not an operation (expected {})",
+                words.join(" "),
+                Self::OPS_HELP
+            )),
+        }
+    }
+
+    fn show_op(op: &KvOp) -> String {
+        match op {
+            KvOp::Put(k, v) => format!("put {k} {v:?}"),
+            KvOp::Get(k) => format!("get {k}"),
+            KvOp::Append(k, v) => format!("append {k} {v:?}"),
+        }
+    }
+
+    fn show(ret: &KvRet) -> String {
+        match ret {
+            KvRet::Ok => "ok".into(),
+            KvRet::Value(v) => v.clone(),
         }
     }
 }
 
-/// Why a server cannot be built from a cluster file.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    #[error("node {0} is not in the cluster file (its ids: {1})")]
-    UnknownId(usize, String),
-}
-
-/// The actor of server `id` of `cluster`.
-pub fn server(cluster: &ClusterConfig, id: Id, timing: &Timing) -> Result<RaftActor, ServerError> {
-    if !cluster.nodes.contains_key(&id) {
-        let ids: Vec<String> = cluster
-            .nodes
-            .keys()
-            .map(|i| usize::from(*i).to_string())
-            .collect();
-        return Err(ServerError::UnknownId(usize::from(id), ids.join(", ")));
+impl Jepsen for RaftService {
+    /// Mostly reads and appends: an append keeps every earlier write visible in the value, so a
+    /// lost write shows; a put wipes the slate. Values name their writer and are unique.
+    fn workload(rng: &mut Rng, keys: usize, id: u64) -> KvOp {
+        let key = format!("k{}", rng.below(keys as u64));
+        let value = format!("{}.{} ", id >> 32, id & 0xffff_ffff);
+        match rng.below(10) {
+            0..=3 => KvOp::Get(key),
+            4 => KvOp::Put(key, value),
+            _ => KvOp::Append(key, value),
+        }
     }
-    Ok(RaftActor::Server(ServerCfg {
-        peers: cluster.nodes.keys().copied().filter(|p| *p != id).collect(),
-        election_timeout: timing.election.clone(),
-        heartbeat: timing.heartbeat,
-        snapshot_every: timing.snapshot_every,
-        heartbeats: Heartbeats::Every,
-        bug: timing.bug,
-    }))
-}
 
-/// Parses `LOW-HIGH` milliseconds (`300-600`) or one number of milliseconds.
-pub fn parse_ms_range(s: &str) -> Result<Range<Duration>, String> {
-    let num = |t: &str| {
-        t.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("'{s}' is not LOW-HIGH milliseconds"))
-    };
-    let (lo, hi) = match s.split_once('-') {
-        Some((a, b)) => (num(a)?, num(b)?),
-        None => (num(s)?, num(s)?),
-    };
-    if lo == 0 || hi < lo {
-        return Err(format!("'{s}': need 0 < LOW <= HIGH"));
+    fn read_only(op: &KvOp) -> bool {
+        matches!(op, KvOp::Get(_))
     }
-    Ok(Duration::from_millis(lo)..Duration::from_millis(hi))
-}
 
-/// Parses a seeded bug's name.
-pub fn parse_bug(name: &str) -> Result<RaftBug, String> {
-    RaftBug::from_name(name).ok_or_else(|| {
-        format!("unknown bug '{name}' (`checker list` shows raft's bugs, e.g. stale-read)")
-    })
-}
-
-/// Sets up `tracing` for a binary: to stderr, `RUST_LOG` or else `default`.
-pub fn init_tracing(default: &str) {
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
-        )
-        .init();
+    fn check(history: &History<KvOp, KvRet>, dir: &Path) -> anyhow::Result<Checked> {
+        let mut lines = Vec::with_capacity(history.events.len());
+        for e in &history.events {
+            let op = &history.ops[e.op];
+            let (f, key, arg) = match &op.op {
+                KvOp::Get(k) => ("get", k, None),
+                KvOp::Put(k, v) => ("put", k, Some(v.as_str())),
+                KvOp::Append(k, v) => ("append", k, Some(v.as_str())),
+            };
+            let (ty, value) = match (e.completes, &op.outcome) {
+                (false, _) => ("invoke", arg),
+                (true, Outcome::Ok(KvRet::Value(v))) => ("ok", Some(v.as_str())),
+                (true, Outcome::Ok(KvRet::Ok)) => ("ok", arg),
+                (true, Outcome::Fail) => ("fail", arg),
+                (true, Outcome::Info | Outcome::Open) => ("info", arg),
+            };
+            lines.push(
+                json!({"process": op.process, "type": ty, "f": f, "key": key, "value": value})
+                    .to_string(),
+            );
+        }
+        let mut text = lines.join("\n");
+        text.push('\n');
+        let file = dir.join("history.jsonl");
+        std::fs::write(&file, &text)?;
+        let (parsed, names) = parse_jsonl_kv(&text)
+            .map_err(|e| anyhow::anyhow!("the recorded history does not parse: {e}"))?;
+        let verdict = check(&KvStore, &parsed, Some(Duration::from_secs(120)));
+        let show = |i: &usize| {
+            history
+                .ops
+                .get(*i)
+                .map_or_else(|| format!("operation {i}"), |o| o.describe())
+        };
+        Ok(match verdict {
+            Verdict::Linearizable => Checked {
+                verdict: "linearizable".into(),
+                ok: true,
+                failure: None,
+                file,
+            },
+            Verdict::Unknown => Checked {
+                verdict: "unknown".into(),
+                ok: false,
+                failure: None,
+                file,
+            },
+            Verdict::NotLinearizable(f) => Checked {
+                verdict: "not linearizable".into(),
+                ok: false,
+                failure: Some(format!(
+                    "key {:?}: {} operations linearized; none of these fits next: {}",
+                    names.get(f.partition as usize).cloned().unwrap_or_default(),
+                    f.linearized.len(),
+                    f.unplaced.iter().map(show).collect::<Vec<_>>().join("; ")
+                )),
+                file,
+            },
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn millisecond_ranges_parse_or_explain() {
-        assert_eq!(
-            parse_ms_range("150-300").unwrap(),
-            Duration::from_millis(150)..Duration::from_millis(300)
-        );
-        assert_eq!(
-            parse_ms_range("50").unwrap().start,
-            Duration::from_millis(50)
-        );
-        assert!(parse_ms_range("300-150").is_err());
-        assert!(parse_ms_range("0").is_err());
-        assert!(parse_ms_range("soon").unwrap_err().contains("milliseconds"));
-    }
 
     #[test]
     fn a_server_knows_its_peers_from_the_cluster_file() {
@@ -140,13 +248,33 @@ mod tests {
             "[nodes]\n0 = \"127.0.0.1:1\"\n1 = \"127.0.0.1:2\"\n2 = \"127.0.0.1:3\"\n",
         )
         .unwrap();
-        let RaftActor::Server(cfg) = server(&c, Id::from(1), &Timing::default()).unwrap() else {
+        let RaftActor::Server(cfg) =
+            RaftService::server(&c, Id::from(1), &Tuning::default(), None).unwrap()
+        else {
             panic!("a server");
         };
         assert_eq!(cfg.peers, vec![Id::from(0), Id::from(2)]);
-        assert!(server(&c, Id::from(5), &Timing::default())
+        assert!(
+            RaftService::server(&c, Id::from(5), &Tuning::default(), None)
+                .unwrap_err()
+                .to_string()
+                .contains("0, 1, 2")
+        );
+    }
+
+    #[test]
+    fn client_operations_parse_or_explain() {
+        let w = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            RaftService::parse_op(&w("put k v")),
+            Ok(KvOp::Put("k".into(), "v".into()))
+        );
+        assert_eq!(
+            RaftService::parse_op(&w("get k")),
+            Ok(KvOp::Get("k".into()))
+        );
+        assert!(RaftService::parse_op(&w("cas k 1 2"))
             .unwrap_err()
-            .to_string()
-            .contains("0, 1, 2"));
+            .contains("put KEY VALUE"));
     }
 }

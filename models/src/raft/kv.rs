@@ -25,8 +25,8 @@ pub enum KvOp {
 pub enum KvRet {
     /// Put and Append.
     Ok,
-    /// Get: the value, `None` if the key is absent.
-    Value(Option<String>),
+    /// Get: the value; a key never written reads as `""`.
+    Value(String),
 }
 
 /// A command in the log: client `client`'s `seq`-th operation.
@@ -38,20 +38,34 @@ pub struct Command {
 }
 
 /// The store's data without sessions: what a linearizable store must behave like.
+///
+/// Each key follows [`properties::linearizability::KvStore`], the specification that live
+/// histories are checked against (`checker history --model kv`, `jepsen raft`): a key's value
+/// starts as `""`, Put replaces it, Append extends it, Get reads it. The model's clients and a
+/// live cluster's are held to one specification, not two that might disagree on a key never
+/// written.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct KvData(pub BTreeMap<String, String>);
 
 impl KvData {
     /// Runs `op`.
     pub fn invoke(&mut self, op: &KvOp) -> KvRet {
+        use properties::linearizability::spec::{KvInput, KvOp as SpecOp};
+        use properties::linearizability::{KvStore, SequentialSpec};
+        let (key, input) = match op {
+            KvOp::Put(k, v) => (k, SpecOp::Put(v.clone())),
+            KvOp::Get(k) => (k, SpecOp::Get),
+            KvOp::Append(k, v) => (k, SpecOp::Append(v.clone())),
+        };
+        let before = self.0.get(key).cloned().unwrap_or_else(|| KvStore.init());
+        let input = KvInput { key: 0, op: input };
+        let after = KvStore
+            .step(&before, &input, None)
+            .expect("every operation is enabled in every state of the store");
         match op {
-            KvOp::Put(k, v) => {
-                self.0.insert(k.clone(), v.clone());
-                KvRet::Ok
-            }
-            KvOp::Get(k) => KvRet::Value(self.0.get(k).cloned()),
-            KvOp::Append(k, v) => {
-                self.0.entry(k.clone()).or_default().push_str(v);
+            KvOp::Get(_) => KvRet::Value(after),
+            KvOp::Put(..) | KvOp::Append(..) => {
+                self.0.insert(key.clone(), after);
                 KvRet::Ok
             }
         }
@@ -104,6 +118,51 @@ impl KvMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use properties::linearizability::spec::{KvInput, KvOp as SpecOp, KvOutput};
+    use properties::linearizability::{KvStore, SequentialSpec};
+    use proptest::prelude::*;
+
+    fn op() -> impl Strategy<Value = KvOp> {
+        let key = prop::sample::select(vec!["a", "b"]).prop_map(String::from);
+        let value = prop::sample::select(vec!["", "1", "22"]).prop_map(String::from);
+        prop_oneof![
+            key.clone().prop_map(KvOp::Get),
+            (key.clone(), value.clone()).prop_map(|(k, v)| KvOp::Put(k, v)),
+            (key, value).prop_map(|(k, v)| KvOp::Append(k, v)),
+        ]
+    }
+
+    proptest! {
+        /// The model's store and the live checker's specification agree on every sequence of
+        /// operations, a key never written included: each result the model returns is the one
+        /// the specification accepts, key by key.
+        #[test]
+        fn the_model_store_and_the_live_specification_agree(ops in prop::collection::vec(op(), 0..12)) {
+            let mut model = KvData::default();
+            let mut spec: BTreeMap<String, String> = BTreeMap::new();
+            for op in &ops {
+                let ret = model.invoke(op);
+                let (key, input, output) = match (op, &ret) {
+                    (KvOp::Get(k), KvRet::Value(v)) => (k, SpecOp::Get, KvOutput::Get(v.clone())),
+                    (KvOp::Put(k, v), KvRet::Ok) => (k, SpecOp::Put(v.clone()), KvOutput::Put),
+                    (KvOp::Append(k, v), KvRet::Ok) => (k, SpecOp::Append(v.clone()), KvOutput::Append),
+                    _ => panic!("{op:?} returned {ret:?}"),
+                };
+                let state = spec.get(key).cloned().unwrap_or_else(|| KvStore.init());
+                let next = KvStore.step(&state, &KvInput { key: 0, op: input }, Some(&output));
+                prop_assert!(next.is_some(), "the specification refuses {op:?} => {ret:?} in {state:?}");
+                spec.insert(key.clone(), next.unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_never_written_reads_empty() {
+        assert_eq!(
+            KvData::default().invoke(&KvOp::Get("k".into())),
+            KvRet::Value(String::new())
+        );
+    }
 
     fn cmd(client: usize, seq: Seq, op: KvOp) -> Command {
         Command {
@@ -120,14 +179,11 @@ mod tests {
         assert_eq!(m.apply(&append), KvRet::Ok);
         assert_eq!(m.apply(&append), KvRet::Ok);
         let get = cmd(7, 2, KvOp::Get("x".into()));
-        assert_eq!(m.apply(&get), KvRet::Value(Some("a".into())));
+        assert_eq!(m.apply(&get), KvRet::Value("a".into()));
         // A late duplicate of seq 1 after seq 2 does not run either.
         m.apply(&append);
         assert_eq!(m.data.0["x"], "a");
-        assert_eq!(
-            m.applied(Id::from(7), 2),
-            Some(&KvRet::Value(Some("a".into())))
-        );
+        assert_eq!(m.applied(Id::from(7), 2), Some(&KvRet::Value("a".into())));
         assert_eq!(m.applied(Id::from(7), 1), None);
     }
 }

@@ -267,7 +267,7 @@ fn record_in(cfg: &RaftCfg, h: &RaftHistory, env: Envelope<&RaftMsg>) -> Option<
     let mut h = h.clone();
     let _ = h.lin.on_return(env.dst, ret.clone());
     h.invoked.insert(env.dst, (*seq, true));
-    if let KvRet::Value(Some(v)) = ret {
+    if let KvRet::Value(v) = ret {
         // Client c is actor `servers + c`.
         if writer(v).is_some_and(|w| Id::from(cfg.servers + w) != env.dst) {
             h.ghost.read_other_put = true;

@@ -1,5 +1,10 @@
-//! A local cluster of `node` processes on 127.0.0.1: started, killed (`kill -9`), restarted on
-//! their data directories, given faults, and stopped.
+//! A local cluster of `node <protocol>` processes on 127.0.0.1: started, killed (`kill -9`),
+//! restarted on their data directories, given faults, and stopped. Any registered protocol
+//! ([`crate::service`]) runs in it; `cluster`, `jepsen` and the tests use it.
+//!
+//! Its directory holds `cluster.toml`, each node's data directory `node-N/`, log `node-N.log` and
+//! pid file `node-N.pid` (for `cluster status`, `cluster kill`, `cluster start` from another
+//! shell), and `node-N.down` while node N is meant to stay down.
 
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener};
@@ -12,11 +17,13 @@ use stateright::actor::Id;
 use crate::config::ClusterConfig;
 use crate::node::{set_faults, Faults};
 
-use super::Timing;
+use crate::service::Tuning;
 
 /// How to start a cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterSpec {
+    /// The registered protocol the nodes run (`node PROTOCOL`).
+    pub protocol: String,
     /// The `node` binary.
     pub node_bin: PathBuf,
     /// Holds `cluster.toml`, each node's data directory `node-N/` and log `node-N.log`.
@@ -24,7 +31,11 @@ pub struct ClusterSpec {
     pub nodes: usize,
     /// The first port; `None` picks free ports.
     pub base_port: Option<u16>,
-    pub timing: Timing,
+    pub tuning: Tuning,
+    /// A seeded bug every node runs with.
+    pub bug: Option<&'static str>,
+    /// The nodes' random seed (each node forks its own from it); `None`: their own.
+    pub seed: Option<u64>,
 }
 
 /// A running cluster. Dropping it kills its nodes.
@@ -106,6 +117,20 @@ impl Cluster {
         self.spec.dir.join(format!("node-{i}"))
     }
 
+    /// Where node `i`'s pid is written while it runs.
+    pub fn pid_path(&self, i: usize) -> PathBuf {
+        pid_path(&self.spec.dir, i)
+    }
+
+    /// The node's process id, if it runs.
+    pub fn pid(&mut self, i: usize) -> Option<u32> {
+        if self.is_running(i) {
+            self.children[i].as_ref().map(Child::id)
+        } else {
+            None
+        }
+    }
+
     pub fn is_running(&mut self, i: usize) -> bool {
         match &mut self.children[i] {
             Some(c) => matches!(c.try_wait(), Ok(None)),
@@ -122,10 +147,14 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(self.spec.dir.join(format!("node-{i}.log")))?;
-        let t = &self.spec.timing;
+        let t = &self.spec.tuning;
         let mut command = Command::new(&self.spec.node_bin);
-        if let Some(bug) = t.bug {
-            command.arg("--bug").arg(bug.name());
+        command.arg(&self.spec.protocol);
+        if let Some(bug) = self.spec.bug {
+            command.arg("--bug").arg(bug);
+        }
+        if let Some(seed) = self.spec.seed {
+            command.arg("--seed").arg(seed.to_string());
         }
         let child = command
             .arg("--config")
@@ -134,11 +163,11 @@ impl Cluster {
             .arg(i.to_string())
             .arg("--data-dir")
             .arg(self.data_dir(i))
-            .arg("--election-ms")
+            .arg("--timeout-ms")
             .arg(format!(
                 "{}-{}",
-                t.election.start.as_millis(),
-                t.election.end.as_millis()
+                t.timeout.start.as_millis(),
+                t.timeout.end.as_millis()
             ))
             .arg("--heartbeat-ms")
             .arg(t.heartbeat.as_millis().to_string())
@@ -149,6 +178,7 @@ impl Cluster {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?;
+        fs::write(self.pid_path(i), child.id().to_string())?;
         self.children[i] = Some(child);
         // Wait until it listens, so that the caller's next step reaches it.
         for _ in 0..200 {
@@ -174,6 +204,7 @@ impl Cluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+        let _ = fs::remove_file(self.pid_path(i));
     }
 
     /// Sets node `i`'s faults.
@@ -207,6 +238,19 @@ impl Cluster {
             .collect()
     }
 
+    /// The node that says it leads (its status query answers `leader of term N`), if one does;
+    /// of several (a cut-off leader has not heard of the new term), the one of the highest term.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.len())
+            .filter_map(|i| {
+                let s = crate::node::query_status(self.addr(i)).ok().flatten()?;
+                let term: u64 = s.strip_prefix("leader of term ")?.parse().ok()?;
+                Some((term, i))
+            })
+            .max()
+            .map(|(_, i)| i)
+    }
+
     /// Stops every node.
     pub fn stop(&mut self) {
         for i in 0..self.len() {
@@ -230,4 +274,14 @@ fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
         .iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect()
+}
+
+/// Where node `i` of the cluster in `dir` has its pid written while it runs.
+pub fn pid_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("node-{i}.pid"))
+}
+
+/// The marker that keeps node `i` of the cluster in `dir` down (`cluster kill`).
+pub fn down_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("node-{i}.down"))
 }

@@ -1,0 +1,413 @@
+//! The service registry: what the runtime needs to know to run a protocol's actors as TCP
+//! nodes, call them from a client, and test them with faults.
+//!
+//! A protocol's TCP side is one [`Service`] (its server actors, its durable store, its seeded
+//! bugs) and, when clients call it, a [`Client`] (its operations, the model's client actor that
+//! runs them, how results read) and a [`Jepsen`] (a workload and the check of a recorded
+//! history, by the same `properties` code its model uses). [`SERVICES`] holds one line per
+//! protocol; the binaries `node`, `cluster`, `client`, `jepsen` look a protocol up there by name.
+//!
+//! Adding a protocol: implement the traits next to its runtime code (see `raft.rs`, `twopc.rs`),
+//! then add one line to [`SERVICES`].
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use models::client::RequestId;
+use serde::{de::DeserializeOwned, Serialize};
+use stateright::actor::{Actor, Id};
+
+use crate::config::ClusterConfig;
+use crate::jepsen::{History, JepsenOpts, JepsenReport};
+use crate::rng::Rng;
+use crate::storage::Store;
+
+/// The real durations and sizes a protocol's actors run with. Each protocol uses the ones it
+/// has and says which in [`Service::TUNING_HELP`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// The protocol's main timeout, drawn from this range: Raft's randomised election timeout
+    /// (§5.2), two-phase commit's participant and coordinator timeouts.
+    pub timeout: Range<Duration>,
+    /// A leader's heartbeat interval (Raft).
+    pub heartbeat: Duration,
+    /// Snapshot after this many applied entries; 0 never (Raft §7).
+    pub snapshot_every: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            timeout: Duration::from_millis(300)..Duration::from_millis(600),
+            heartbeat: Duration::from_millis(50),
+            snapshot_every: 1000,
+        }
+    }
+}
+
+/// Why a node cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("node {0} is not in the cluster file (its ids: {1})")]
+    UnknownId(usize, String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ServiceError {
+    /// `id` is not one of `cluster`'s nodes.
+    pub fn unknown_id(cluster: &ClusterConfig, id: Id) -> Self {
+        let ids: Vec<String> = cluster
+            .nodes
+            .keys()
+            .map(|i| usize::from(*i).to_string())
+            .collect();
+        ServiceError::UnknownId(usize::from(id), ids.join(", "))
+    }
+}
+
+/// A protocol's server side over TCP.
+pub trait Service: 'static {
+    /// The model's actor: servers (and, for a [`Client`], the client) are values of it.
+    type Actor: Actor<Msg = Self::Msg, State = Self::State> + Send + 'static;
+    type Msg: Clone + Debug + Serialize + DeserializeOwned + Send + 'static;
+    type State: Clone + Debug + Send + 'static;
+    /// Where a server keeps its actor's storage.
+    type Store: Store<<Self::Actor as Actor>::Storage> + Send + 'static;
+
+    /// The registry name: `node NAME`, `cluster NAME`, ...
+    const NAME: &'static str;
+    /// One line for `--help` listings.
+    const SUMMARY: &'static str;
+
+    /// Which [`Tuning`] fields the protocol uses, for `--help`.
+    const TUNING_HELP: &'static str;
+
+    /// The model's seeded bugs that run on real nodes (`node --bug`, `jepsen --bug`).
+    fn bugs() -> Vec<&'static str>;
+
+    /// The tuning a local cluster runs with unless told otherwise.
+    fn tuning() -> Tuning {
+        Tuning::default()
+    }
+
+    /// The tuning `jepsen` runs with: faster, so that a short test sees many faults.
+    fn jepsen_tuning() -> Tuning {
+        Self::tuning()
+    }
+
+    /// The actor of node `id` of `cluster`, with `bug` (one of [`Service::BUGS`]) seeded.
+    fn server(
+        cluster: &ClusterConfig,
+        id: Id,
+        tuning: &Tuning,
+        bug: Option<&'static str>,
+    ) -> Result<Self::Actor, ServiceError>;
+
+    /// A server's durable store in `dir`.
+    fn store(dir: &Path) -> Self::Store;
+
+    /// A server's role in words (`leader of term 3`), logged when it changes and shown by
+    /// `cluster status`; `None` for a protocol whose servers have no roles.
+    fn describe(_state: &Self::State) -> Option<String> {
+        None
+    }
+}
+
+/// A protocol that clients call: its operations, and the model's own client actor that runs
+/// them over TCP, driven through the client envelope (`models::client`).
+pub trait Client: Service {
+    type Op: Clone + Debug + Send + 'static;
+    type Ret: Clone + Debug + Send + 'static;
+    /// The operations `client NAME` takes, for `--help`: `put KEY VALUE | get KEY | ...`.
+    const OPS_HELP: &'static str;
+
+    /// The model's client actor for `cluster`, driven by `driver`.
+    fn client(cluster: &ClusterConfig, driver: Id, tuning: &Tuning) -> Self::Actor;
+    /// The driver's message that invokes `op` as request `seq`.
+    fn invoke(seq: RequestId, op: Self::Op) -> Self::Msg;
+    /// The result in a message the client actor sent its driver.
+    fn returned(msg: Self::Msg) -> Option<(RequestId, Self::Ret)>;
+    /// An operation from the command line's words (`put k v`).
+    fn parse_op(words: &[String]) -> Result<Self::Op, String>;
+    /// An operation as a history names it: `get k0`.
+    fn show_op(op: &Self::Op) -> String;
+    /// A result as `client` prints it.
+    fn show(ret: &Self::Ret) -> String;
+}
+
+/// A protocol that `jepsen` tests: a workload, and the check of the recorded history.
+pub trait Jepsen: Client {
+    /// The next operation of a workload over `keys` keys; `id` is unique in the run (for
+    /// unique values or transaction ids).
+    fn workload(rng: &mut Rng, keys: usize, id: u64) -> Self::Op;
+    /// Whether `op` has no effect: a read that times out failed, where a write is indefinite.
+    fn read_only(op: &Self::Op) -> bool;
+    /// Writes the history to `dir` in the protocol's format and checks it with `properties`.
+    fn check(history: &History<Self::Op, Self::Ret>, dir: &Path) -> anyhow::Result<Checked>;
+}
+
+/// What a history check found.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Checked {
+    /// `linearizable`, `not linearizable`, `serializable`, `not serializable`, or `unknown`.
+    pub verdict: String,
+    /// Whether the history passed.
+    pub ok: bool,
+    /// Why it did not, naming the operations.
+    pub failure: Option<String>,
+    /// Where the history was written.
+    pub file: std::path::PathBuf,
+}
+
+/// A registered protocol, its types erased so that the binaries can hold a list of them.
+pub trait Protocol: Sync {
+    fn name(&self) -> &'static str;
+    fn summary(&self) -> &'static str;
+    fn bugs(&self) -> Vec<&'static str>;
+    fn tuning(&self) -> Tuning;
+    fn jepsen_tuning(&self) -> Tuning;
+    fn tuning_help(&self) -> &'static str;
+    /// The operations `client` takes; `None` for a protocol without clients.
+    fn ops_help(&self) -> Option<&'static str>;
+    /// Runs node `args.id` until it is killed (`node NAME`).
+    fn run_node(&self, args: &NodeArgs) -> anyhow::Result<()>;
+    /// Runs one operation (`client NAME WORDS`) and returns its result as printed.
+    fn call(
+        &self,
+        cluster: &ClusterConfig,
+        words: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<Result<String, crate::client::Indefinite>>;
+    /// Runs a Jepsen-style test (`jepsen NAME`).
+    fn jepsen(&self, opts: &JepsenOpts) -> anyhow::Result<JepsenReport>;
+}
+
+/// The [`Protocol`] of a [`Service`] without clients.
+pub struct ServerOnly<S>(std::marker::PhantomData<fn() -> S>);
+
+impl<S> ServerOnly<S> {
+    pub const NEW: Self = ServerOnly(std::marker::PhantomData);
+}
+
+/// The [`Protocol`] of a service with clients and a Jepsen test.
+pub struct Full<S>(std::marker::PhantomData<fn() -> S>);
+
+impl<S> Full<S> {
+    pub const NEW: Self = Full(std::marker::PhantomData);
+}
+
+macro_rules! service_basics {
+    () => {
+        fn name(&self) -> &'static str {
+            S::NAME
+        }
+        fn summary(&self) -> &'static str {
+            S::SUMMARY
+        }
+        fn bugs(&self) -> Vec<&'static str> {
+            S::bugs()
+        }
+        fn tuning(&self) -> Tuning {
+            S::tuning()
+        }
+        fn jepsen_tuning(&self) -> Tuning {
+            S::jepsen_tuning()
+        }
+        fn tuning_help(&self) -> &'static str {
+            S::TUNING_HELP
+        }
+        fn run_node(&self, args: &NodeArgs) -> anyhow::Result<()> {
+            serve::<S>(args)
+        }
+    };
+}
+
+impl<S> Protocol for ServerOnly<S>
+where
+    S: Service,
+    <S::Actor as Actor>::Timer: Hash + Eq,
+{
+    service_basics!();
+
+    fn ops_help(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn call(
+        &self,
+        _: &ClusterConfig,
+        _: &[String],
+        _: Duration,
+    ) -> anyhow::Result<Result<String, crate::client::Indefinite>> {
+        anyhow::bail!("{} has no client operations", S::NAME)
+    }
+
+    fn jepsen(&self, _: &JepsenOpts) -> anyhow::Result<JepsenReport> {
+        anyhow::bail!("{} has no Jepsen test", S::NAME)
+    }
+}
+
+impl<S> Protocol for Full<S>
+where
+    S: Jepsen,
+    <S::Actor as Actor>::Timer: Hash + Eq,
+{
+    service_basics!();
+
+    fn ops_help(&self) -> Option<&'static str> {
+        Some(S::OPS_HELP)
+    }
+
+    fn call(
+        &self,
+        cluster: &ClusterConfig,
+        words: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<Result<String, crate::client::Indefinite>> {
+        let op = S::parse_op(words).map_err(anyhow::Error::msg)?;
+        let mut client = crate::client::Driven::<S>::start(cluster, &S::tuning(), None)?;
+        Ok(client.call(op, timeout).map(|ret| S::show(&ret)))
+    }
+
+    fn jepsen(&self, opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
+        crate::jepsen::run::<S>(opts)
+    }
+}
+
+/// The registered protocols, in the order `--help` lists them.
+pub static SERVICES: &[&dyn Protocol] = &[&Full::<crate::raft::RaftService>::NEW];
+
+/// How `node NAME` runs a server.
+#[derive(Clone, Debug)]
+pub struct NodeArgs {
+    /// The cluster file.
+    pub config: std::path::PathBuf,
+    pub id: usize,
+    pub data_dir: std::path::PathBuf,
+    pub tuning: Tuning,
+    pub bug: Option<&'static str>,
+    /// Take fault commands and status queries from administrator connections.
+    pub admin: bool,
+    /// The seed of the node's random draws; `None`: from the environment or the clock (logged).
+    pub seed: Option<u64>,
+}
+
+/// Runs server `args.id` of protocol `S` until the process is killed: its actor from the
+/// cluster file, its store in its data directory, clients accepted.
+pub fn serve<S>(args: &NodeArgs) -> anyhow::Result<()>
+where
+    S: Service,
+    <S::Actor as Actor>::Timer: Hash + Eq,
+{
+    use anyhow::Context;
+    let cluster = ClusterConfig::load(&args.config)?;
+    let id = Id::from(args.id);
+    let actor = S::server(&cluster, id, &args.tuning, args.bug)?;
+    if let Some(bug) = args.bug {
+        tracing::warn!(bug, "running with a seeded bug");
+    }
+    let addr = cluster.nodes[&id];
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
+    let mut opts = crate::node::NodeOptions::new(id);
+    opts.listen = Some(std::sync::Arc::new(listener));
+    opts.peers = cluster.nodes.clone();
+    opts.peers.remove(&id);
+    opts.accept_clients = true;
+    opts.accept_admin = args.admin;
+    opts.seed = args.seed;
+    tracing::info!(protocol = S::NAME, id = args.id, %addr, "serving");
+    let hooks = crate::node::Hooks {
+        describe: Some(S::describe),
+        ..crate::node::Hooks::default()
+    };
+    crate::node::run_hooked(
+        actor,
+        opts,
+        Some(S::store(&args.data_dir)),
+        crate::node::Shutdown::new(),
+        |_| false,
+        hooks,
+    )?;
+    Ok(())
+}
+
+/// Looks a protocol up by name; the error names the registered ones.
+pub fn find(name: &str) -> Result<&'static dyn Protocol, String> {
+    SERVICES
+        .iter()
+        .copied()
+        .find(|p| p.name() == name)
+        .ok_or_else(|| format!("unknown protocol '{name}' (known: {})", names().join(", ")))
+}
+
+/// The registered protocols' names.
+pub fn names() -> Vec<&'static str> {
+    SERVICES.iter().map(|p| p.name()).collect()
+}
+
+/// Parses a seeded bug's name for protocol `p`; the error names the bugs that run on nodes.
+pub fn parse_bug(p: &dyn Protocol, name: &str) -> Result<&'static str, String> {
+    p.bugs().into_iter().find(|b| *b == name).ok_or_else(|| {
+        if p.bugs().is_empty() {
+            format!("{} has no seeded bugs that run on nodes", p.name())
+        } else {
+            format!(
+                "unknown bug '{name}' for {} (those that run on nodes: {})",
+                p.name(),
+                p.bugs().join(", ")
+            )
+        }
+    })
+}
+
+/// Parses `LOW-HIGH` milliseconds (`300-600`) or one number of milliseconds.
+pub fn parse_ms_range(s: &str) -> Result<Range<Duration>, String> {
+    let num = |t: &str| {
+        t.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("'{s}' is not LOW-HIGH milliseconds"))
+    };
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(s)?, num(s)?),
+    };
+    if lo == 0 || hi < lo {
+        return Err(format!("'{s}': need 0 < LOW <= HIGH"));
+    }
+    Ok(Duration::from_millis(lo)..Duration::from_millis(hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millisecond_ranges_parse_or_explain() {
+        assert_eq!(
+            parse_ms_range("150-300").unwrap(),
+            Duration::from_millis(150)..Duration::from_millis(300)
+        );
+        assert_eq!(
+            parse_ms_range("50").unwrap().start,
+            Duration::from_millis(50)
+        );
+        assert!(parse_ms_range("300-150").is_err());
+        assert!(parse_ms_range("0").is_err());
+        assert!(parse_ms_range("soon").unwrap_err().contains("milliseconds"));
+    }
+
+    #[test]
+    fn protocols_are_found_by_name_and_unknown_ones_are_named() {
+        assert_eq!(find("raft").unwrap().name(), "raft");
+        let e = find("paxos").err().unwrap();
+        assert!(e.contains("raft"), "{e}");
+        let raft = find("raft").unwrap();
+        assert_eq!(parse_bug(raft, "stale-read"), Ok("stale-read"));
+        assert!(parse_bug(raft, "nope").unwrap_err().contains("stale-read"));
+    }
+}
