@@ -9,7 +9,7 @@
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use stateright::actor::Id;
@@ -18,6 +18,7 @@ use crate::config::ClusterConfig;
 use crate::node::{set_faults, Faults};
 
 use crate::service::Tuning;
+use crate::supervisor::{MakeCommand, Supervisor};
 
 /// How to start a cluster.
 #[derive(Clone, Debug)]
@@ -43,7 +44,8 @@ pub struct Cluster {
     spec: ClusterSpec,
     pub config: ClusterConfig,
     pub config_path: PathBuf,
-    children: Vec<Option<Child>>,
+    /// Node `i` is process `i`.
+    procs: Supervisor,
 }
 
 /// The `node` binary next to the running executable (where cargo puts the workspace's binaries).
@@ -89,11 +91,15 @@ impl Cluster {
         }
         let config_path = spec.dir.join("cluster.toml");
         fs::write(&config_path, config.to_toml())?;
+        let mut procs = Supervisor::new();
+        for i in 0..spec.nodes {
+            procs.add(format!("node {i}"), node_command(&spec, &config_path, i));
+        }
         let mut cluster = Cluster {
-            children: (0..spec.nodes).map(|_| None).collect(),
             spec,
             config,
             config_path,
+            procs,
         };
         for i in 0..cluster.spec.nodes {
             cluster.restart(i)?;
@@ -102,11 +108,11 @@ impl Cluster {
     }
 
     pub fn len(&self) -> usize {
-        self.children.len()
+        self.procs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.children.is_empty()
+        self.procs.is_empty()
     }
 
     pub fn addr(&self, i: usize) -> SocketAddr {
@@ -124,18 +130,11 @@ impl Cluster {
 
     /// The node's process id, if it runs.
     pub fn pid(&mut self, i: usize) -> Option<u32> {
-        if self.is_running(i) {
-            self.children[i].as_ref().map(Child::id)
-        } else {
-            None
-        }
+        self.procs.pid(i)
     }
 
     pub fn is_running(&mut self, i: usize) -> bool {
-        match &mut self.children[i] {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
+        self.procs.is_running(i)
     }
 
     /// Starts node `i` (again) on its data directory, unless it runs.
@@ -143,43 +142,8 @@ impl Cluster {
         if self.is_running(i) {
             return Ok(());
         }
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.spec.dir.join(format!("node-{i}.log")))?;
-        let t = &self.spec.tuning;
-        let mut command = Command::new(&self.spec.node_bin);
-        command.arg(&self.spec.protocol);
-        if let Some(bug) = self.spec.bug {
-            command.arg("--bug").arg(bug);
-        }
-        if let Some(seed) = self.spec.seed {
-            command.arg("--seed").arg(seed.to_string());
-        }
-        let child = command
-            .arg("--config")
-            .arg(&self.config_path)
-            .arg("--id")
-            .arg(i.to_string())
-            .arg("--data-dir")
-            .arg(self.data_dir(i))
-            .arg("--timeout-ms")
-            .arg(format!(
-                "{}-{}",
-                t.timeout.start.as_millis(),
-                t.timeout.end.as_millis()
-            ))
-            .arg("--heartbeat-ms")
-            .arg(t.heartbeat.as_millis().to_string())
-            .arg("--snapshot-every")
-            .arg(t.snapshot_every.to_string())
-            .arg("--admin")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
-        fs::write(self.pid_path(i), child.id().to_string())?;
-        self.children[i] = Some(child);
+        let pid = self.procs.start(i)?;
+        fs::write(self.pid_path(i), pid.to_string())?;
         // Wait until it listens, so that the caller's next step reaches it.
         for _ in 0..200 {
             if std::net::TcpStream::connect_timeout(&self.addr(i), Duration::from_millis(50))
@@ -200,10 +164,7 @@ impl Cluster {
 
     /// `kill -9` node `i`: no chance to flush or say goodbye.
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.children[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.procs.kill(i);
         let _ = fs::remove_file(self.pid_path(i));
     }
 
@@ -284,4 +245,47 @@ pub fn pid_path(dir: &Path, i: usize) -> PathBuf {
 /// The marker that keeps node `i` of the cluster in `dir` down (`cluster kill`).
 pub fn down_path(dir: &Path, i: usize) -> PathBuf {
     dir.join(format!("node-{i}.down"))
+}
+
+/// The command that starts node `i` of the cluster `spec` describes: `node PROTOCOL ...`, its log
+/// appended to `node-i.log`.
+fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand {
+    let (spec, config_path) = (spec.clone(), config_path.to_path_buf());
+    Box::new(move || {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(spec.dir.join(format!("node-{i}.log")))?;
+        let t = &spec.tuning;
+        let mut command = Command::new(&spec.node_bin);
+        command.arg(&spec.protocol);
+        if let Some(bug) = spec.bug {
+            command.arg("--bug").arg(bug);
+        }
+        if let Some(seed) = spec.seed {
+            command.arg("--seed").arg(seed.to_string());
+        }
+        command
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--id")
+            .arg(i.to_string())
+            .arg("--data-dir")
+            .arg(spec.dir.join(format!("node-{i}")))
+            .arg("--timeout-ms")
+            .arg(format!(
+                "{}-{}",
+                t.timeout.start.as_millis(),
+                t.timeout.end.as_millis()
+            ))
+            .arg("--heartbeat-ms")
+            .arg(t.heartbeat.as_millis().to_string())
+            .arg("--snapshot-every")
+            .arg(t.snapshot_every.to_string())
+            .arg("--admin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        Ok(command)
+    })
 }

@@ -12,6 +12,7 @@
 //!   store, client operations, workload and history check. The binaries `node`, `cluster`,
 //!   `client`, `jepsen` take a protocol's name and find it there.
 //! - [`client`]: the runtime's client: the model's client actor, driven by an operation queue.
+//! - [`supervisor`]: local processes started, watched, killed and restarted.
 //! - [`cluster`]: a local cluster of `node` processes: start, kill, restart, faults, status.
 //! - [`jepsen`]: concurrent clients and a nemesis against a cluster, and the history's check.
 //! - [`raft`]: the Raft KV service (Raft's entry in the registry) and its write-ahead log.
@@ -28,6 +29,7 @@ pub mod raft;
 pub mod rng;
 pub mod service;
 pub mod storage;
+pub mod supervisor;
 
 /// Sets up `tracing` for a binary: to stderr, `RUST_LOG` or else `default`.
 pub fn init_tracing(default: &str) {

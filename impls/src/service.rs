@@ -99,12 +99,18 @@ pub trait Service: 'static {
         Self::tuning()
     }
 
-    /// The actor of node `id` of `cluster`, with `bug` (one of [`Service::BUGS`]) seeded.
+    /// Whether a server accepts connections from ids not in the cluster file (a MapReduce
+    /// coordinator hears from workers it has never heard of).
+    const ACCEPT_UNKNOWN: bool = false;
+
+    /// The actor of node `id` of `cluster`, with `bug` (one of [`Service::bugs`]) seeded;
+    /// `data_dir` is its data directory (where a service may keep its job description).
     fn server(
         cluster: &ClusterConfig,
         id: Id,
         tuning: &Tuning,
         bug: Option<&'static str>,
+        data_dir: &Path,
     ) -> Result<Self::Actor, ServiceError>;
 
     /// A server's durable store in `dir`.
@@ -113,6 +119,13 @@ pub trait Service: 'static {
     /// A server's role in words (`leader of term 3`), logged when it changes and shown by
     /// `cluster status`; `None` for a protocol whose servers have no roles.
     fn describe(_state: &Self::State) -> Option<String> {
+        None
+    }
+
+    /// Whether a server's work is done, so that its process may exit: `Some(grace)` once it
+    /// is, to exit after `grace` more (at once for `Some(ZERO)`); `None` for a server that runs
+    /// until it is killed.
+    fn finished(_state: &Self::State) -> Option<Duration> {
         None
     }
 }
@@ -279,7 +292,10 @@ where
 }
 
 /// The registered protocols, in the order `--help` lists them.
-pub static SERVICES: &[&dyn Protocol] = &[&Full::<crate::raft::RaftService>::NEW];
+pub static SERVICES: &[&dyn Protocol] = &[
+    &Full::<crate::raft::RaftService>::NEW,
+    &ServerOnly::<crate::mapreduce::CoordinatorService>::NEW,
+];
 
 /// How `node NAME` runs a server.
 #[derive(Clone, Debug)]
@@ -296,8 +312,9 @@ pub struct NodeArgs {
     pub seed: Option<u64>,
 }
 
-/// Runs server `args.id` of protocol `S` until the process is killed: its actor from the
-/// cluster file, its store in its data directory, clients accepted.
+/// Runs server `args.id` of protocol `S` until the process is killed (or its work is
+/// [`Service::finished`]): its actor from the cluster file, its store in its data directory,
+/// clients accepted.
 pub fn serve<S>(args: &NodeArgs) -> anyhow::Result<()>
 where
     S: Service,
@@ -306,7 +323,7 @@ where
     use anyhow::Context;
     let cluster = ClusterConfig::load(&args.config)?;
     let id = Id::from(args.id);
-    let actor = S::server(&cluster, id, &args.tuning, args.bug)?;
+    let actor = S::server(&cluster, id, &args.tuning, args.bug, &args.data_dir)?;
     if let Some(bug) = args.bug {
         tracing::warn!(bug, "running with a seeded bug");
     }
@@ -319,8 +336,10 @@ where
     opts.peers.remove(&id);
     opts.accept_clients = true;
     opts.accept_admin = args.admin;
+    opts.accept_unknown = S::ACCEPT_UNKNOWN;
     opts.seed = args.seed;
     tracing::info!(protocol = S::NAME, id = args.id, %addr, "serving");
+    let finished_at = std::sync::Mutex::new(None::<std::time::Instant>);
     let hooks = crate::node::Hooks {
         describe: Some(S::describe),
         ..crate::node::Hooks::default()
@@ -330,7 +349,13 @@ where
         opts,
         Some(S::store(&args.data_dir)),
         crate::node::Shutdown::new(),
-        |_| false,
+        |s| {
+            let Some(grace) = S::finished(s) else {
+                return false;
+            };
+            let mut at = finished_at.lock().expect("lock");
+            at.get_or_insert_with(std::time::Instant::now).elapsed() >= grace
+        },
         hooks,
     )?;
     Ok(())

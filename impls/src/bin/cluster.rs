@@ -200,7 +200,11 @@ fn launch(args: RunArgs) -> Result<()> {
                 cluster.kill(i);
                 continue;
             }
-            eprintln!("cluster: node {i} exited; restarting it");
+            if *said {
+                eprintln!("cluster: node {i} may run again; starting it");
+            } else {
+                eprintln!("cluster: node {i} exited; restarting it");
+            }
             cluster.restart(i)?;
             eprintln!(
                 "cluster: node {i} restarted (pid {})",

@@ -8,15 +8,18 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use impls::mapreduce::{apps, sequential, Chaos, CoordinatorNode, Worker, WorkerPhase};
+use impls::config::ClusterConfig;
+use impls::mapreduce::{apps, sequential, Chaos, CoordinatorService, Job, Worker, WorkerPhase};
 use impls::node::{run, NodeOptions, Shutdown};
-use models::mapreduce::{output_name, MrActor};
+use impls::service::{self, NodeArgs, Tuning};
+use impls::supervisor::Supervisor;
+use models::mapreduce::output_name;
 use stateright::actor::Id;
 
 #[derive(Parser)]
@@ -230,33 +233,28 @@ fn coordinator(
     if !(task_timeout > 0.0 && task_timeout.is_finite()) {
         bail!("--task-timeout must be a positive number of seconds");
     }
-    let timeout = Duration::from_secs_f64(task_timeout);
-    let actor = MrActor::Coordinator {
+    // The registry's coordinator (`node mapreduce`) runs the job kept in its data directory:
+    // the output folder, where the workers commit their files.
+    Job {
         inputs,
         reduces,
-        // Re-assign as often as needed: real workers may fail any number of times.
-        reassignments: u8::MAX,
-        task_timeout: timeout..timeout + timeout / 2,
-        bug: None,
-    };
-    let listener =
-        std::net::TcpListener::bind(listen).with_context(|| format!("listening on {listen}"))?;
-    let mut opts = NodeOptions::new(Id::from(0));
-    opts.listen = Some(Arc::new(listener));
-    opts.accept_unknown = true;
-    // Once the job is done, stay until every worker heard from has been told to exit; a worker
-    // that crashed and never came back cannot be told, so stop waiting for it after a while.
-    let done_at: Mutex<Option<Instant>> = Mutex::new(None);
-    let state = run(CoordinatorNode(actor), opts, Shutdown::new(), |s| {
-        if !s.done() {
-            return false;
-        }
-        let mut at = done_at.lock().expect("lock");
-        s.finished() || at.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(3)
-    })?;
-    if !state.done() {
-        bail!("stopped before the job was done");
+        task_timeout_s: task_timeout,
     }
+    .write(out)
+    .with_context(|| format!("writing the job into {}", out.display()))?;
+    let mut cluster = ClusterConfig::default();
+    cluster.nodes.insert(Id::from(0), listen);
+    let config = out.join("mr-cluster.toml");
+    std::fs::write(&config, cluster.to_toml())?;
+    service::serve::<CoordinatorService>(&NodeArgs {
+        config,
+        id: 0,
+        data_dir: out.to_path_buf(),
+        tuning: Tuning::default(),
+        bug: None,
+        admin: false,
+        seed: None,
+    })?;
     for r in 0..reduces {
         let path = out.join(output_name(r));
         if !path.exists() {
@@ -330,64 +328,87 @@ fn launch(l: Launch) -> Result<()> {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let exe = std::env::current_exe()?;
-    let mut coordinator = Command::new(&exe);
-    coordinator
-        .arg("coordinator")
-        .args([
-            "--reduces",
-            &l.reduces.to_string(),
-            "--listen",
-            &addr,
-            "--task-timeout",
-            &l.task_timeout.to_string(),
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--inputs")
-        .args(&inputs);
-    let mut coordinator = coordinator.spawn().context("starting the coordinator")?;
+    let mut procs = Supervisor::new();
+    let coordinator = {
+        let (exe, addr, out, inputs) = (exe.clone(), addr.clone(), out.clone(), inputs.clone());
+        let (reduces, task_timeout) = (l.reduces, l.task_timeout);
+        procs.add(
+            "coordinator",
+            Box::new(move || {
+                let mut c = Command::new(&exe);
+                c.arg("coordinator")
+                    .args([
+                        "--reduces",
+                        &reduces.to_string(),
+                        "--listen",
+                        &addr,
+                        "--task-timeout",
+                        &task_timeout.to_string(),
+                    ])
+                    .arg("--out")
+                    .arg(&out)
+                    .arg("--inputs")
+                    .args(&inputs);
+                Ok(c)
+            }),
+        )
+    };
+    procs.start(coordinator)?;
     // Start the workers once the coordinator listens, so that their first requests are not lost
     // to a refused connection (they would be asked again, a few hundred milliseconds later).
     let ready_by = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&addr).is_err() {
-        if coordinator.try_wait()?.is_some() || Instant::now() > ready_by {
+        if procs.exited(coordinator).is_some() || Instant::now() > ready_by {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let spawn_worker = || -> Result<Child> {
-        let mut c = Command::new(&exe);
-        c.current_dir(&out)
-            .args(["worker", "--coordinator", &addr, "--app", &l.app.app])
-            .args([
-                "--max-delay-ms",
-                &l.worker.max_delay_ms.to_string(),
-                "--slow-ms",
-                &l.worker.slow_ms.to_string(),
-            ]);
-        if let Some(p) = &l.app.pattern {
-            c.args(["--pattern", p]);
-        }
-        if l.worker.crash {
-            c.arg("--crash");
-        }
-        if let Some(log) = &l.worker.log {
-            c.arg("--log").arg(std::path::absolute(log)?);
-        }
-        c.spawn().context("starting a worker")
-    };
-    let mut workers: Vec<Child> = (0..l.workers)
-        .map(|_| spawn_worker())
-        .collect::<Result<_>>()?;
+    let workers: Vec<usize> = (0..l.workers)
+        .map(|i| {
+            let (exe, addr, out, app, worker) = (
+                exe.clone(),
+                addr.clone(),
+                out.clone(),
+                l.app.clone(),
+                l.worker.clone(),
+            );
+            procs.add(
+                format!("worker {i}"),
+                Box::new(move || {
+                    let mut c = Command::new(&exe);
+                    c.current_dir(&out)
+                        .args(["worker", "--coordinator", &addr, "--app", &app.app])
+                        .args([
+                            "--max-delay-ms",
+                            &worker.max_delay_ms.to_string(),
+                            "--slow-ms",
+                            &worker.slow_ms.to_string(),
+                        ]);
+                    if let Some(p) = &app.pattern {
+                        c.args(["--pattern", p]);
+                    }
+                    if worker.crash {
+                        c.arg("--crash");
+                    }
+                    if let Some(log) = &worker.log {
+                        c.arg("--log").arg(std::path::absolute(log)?);
+                    }
+                    Ok(c)
+                }),
+            )
+        })
+        .collect();
+    for &w in &workers {
+        procs.start(w)?;
+    }
     let status = loop {
-        if let Some(status) = coordinator.try_wait()? {
+        if let Some(status) = procs.exited(coordinator) {
             break status;
         }
-        for w in workers.iter_mut() {
-            if let Some(s) = w.try_wait()? {
-                if l.worker.crash && !s.success() {
-                    *w = spawn_worker()?;
-                }
+        for &w in &workers {
+            // A crashing worker that exited is started again (the lab's crash test).
+            if l.worker.crash && procs.exited(w).is_some_and(|s| !s.success()) {
+                procs.start(w)?;
             }
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -395,14 +416,13 @@ fn launch(l: Launch) -> Result<()> {
     // Workers exit by themselves once told the job is done; wait for them, then give up.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut stuck = 0;
-    for w in workers.iter_mut() {
+    for &w in &workers {
         loop {
-            if w.try_wait()?.is_some() {
+            if procs.exited(w).is_some() {
                 break;
             }
             if Instant::now() > deadline {
-                let _ = w.kill();
-                let _ = w.wait();
+                procs.kill(w);
                 stuck += 1;
                 break;
             }

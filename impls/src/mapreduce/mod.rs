@@ -559,6 +559,119 @@ fn random_below(n: u64) -> u64 {
     .below(n)
 }
 
+/// A MapReduce job as its coordinator runs it, kept in the coordinator's data directory
+/// ([`JOB_FILE`]) so that `node mapreduce` can run it like any other registered server.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Job {
+    /// The map tasks' input splits: absolute paths, or byte ranges of them ([`split_name`]).
+    pub inputs: Vec<String>,
+    pub reduces: usize,
+    /// Seconds a task may run before it is given to another worker.
+    pub task_timeout_s: f64,
+}
+
+/// The job's file in the coordinator's data directory.
+pub const JOB_FILE: &str = "mr-job.json";
+
+impl Job {
+    /// Writes the job into `dir` (atomically).
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        crate::storage::write_atomic(&dir.join(JOB_FILE), &bytes)
+    }
+
+    /// The job in `dir`.
+    pub fn read(dir: &Path) -> Result<Job, String> {
+        let path = dir.join(JOB_FILE);
+        let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let job: Job = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: not a job: {e}", path.display()))?;
+        if job.inputs.is_empty() || job.reduces == 0 {
+            return Err(format!(
+                "{}: a job needs inputs and reduces",
+                path.display()
+            ));
+        }
+        if !(job.task_timeout_s > 0.0 && job.task_timeout_s.is_finite()) {
+            return Err(format!(
+                "{}: task_timeout_s must be a positive number",
+                path.display()
+            ));
+        }
+        Ok(job)
+    }
+}
+
+/// MapReduce's coordinator in the service registry: `node mapreduce --data-dir DIR` runs the
+/// job in `DIR/mr-job.json` and exits once the job is done and its workers were told so. Its
+/// workers are not nodes of the cluster file: they are `mr worker` processes, which the
+/// coordinator accepts as unknown ids.
+pub struct CoordinatorService;
+
+impl crate::service::Service for CoordinatorService {
+    type Actor = CoordinatorNode;
+    type Msg = MrMsg;
+    type State = CoordinatorNodeState;
+    type Store = crate::storage::JsonFile;
+
+    const NAME: &'static str = "mapreduce";
+    const SUMMARY: &'static str =
+        "MapReduce's coordinator (§3); its job in DATA_DIR/mr-job.json, workers are `mr worker`";
+    const TUNING_HELP: &'static str = "none (the task timeout is the job's)";
+    const ACCEPT_UNKNOWN: bool = true;
+
+    fn bugs() -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    fn server(
+        cluster: &crate::config::ClusterConfig,
+        id: Id,
+        _tuning: &crate::service::Tuning,
+        _bug: Option<&'static str>,
+        data_dir: &Path,
+    ) -> Result<CoordinatorNode, crate::service::ServiceError> {
+        if !cluster.nodes.contains_key(&id) {
+            return Err(crate::service::ServiceError::unknown_id(cluster, id));
+        }
+        let job = Job::read(data_dir).map_err(crate::service::ServiceError::Invalid)?;
+        let timeout = Duration::from_secs_f64(job.task_timeout_s);
+        Ok(CoordinatorNode(models::mapreduce::MrActor::Coordinator {
+            inputs: job.inputs,
+            reduces: job.reduces,
+            // Re-assign as often as needed: real workers may fail any number of times.
+            reassignments: u8::MAX,
+            task_timeout: timeout..timeout + timeout / 2,
+            bug: None,
+        }))
+    }
+
+    fn store(dir: &Path) -> crate::storage::JsonFile {
+        crate::storage::JsonFile(dir.join("coordinator"))
+    }
+
+    fn describe(state: &CoordinatorNodeState) -> Option<String> {
+        Some(if state.done() {
+            "coordinator, job done".into()
+        } else {
+            "coordinator".into()
+        })
+    }
+
+    /// Once the job is done the coordinator stays until every worker it heard from has been
+    /// told to exit; a worker that crashed and never came back cannot be told, so it stops
+    /// waiting for it after a while.
+    fn finished(state: &CoordinatorNodeState) -> Option<Duration> {
+        if state.finished() {
+            Some(Duration::ZERO)
+        } else if state.done() {
+            Some(Duration::from_secs(3))
+        } else {
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

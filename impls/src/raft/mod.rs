@@ -54,6 +54,7 @@ impl Service for RaftService {
         id: Id,
         tuning: &Tuning,
         bug: Option<&'static str>,
+        _data_dir: &Path,
     ) -> Result<RaftActor, ServiceError> {
         if !cluster.nodes.contains_key(&id) {
             return Err(ServiceError::unknown_id(cluster, id));
@@ -249,13 +250,13 @@ mod tests {
         )
         .unwrap();
         let RaftActor::Server(cfg) =
-            RaftService::server(&c, Id::from(1), &Tuning::default(), None).unwrap()
+            RaftService::server(&c, Id::from(1), &Tuning::default(), None, Path::new(".")).unwrap()
         else {
             panic!("a server");
         };
         assert_eq!(cfg.peers, vec![Id::from(0), Id::from(2)]);
         assert!(
-            RaftService::server(&c, Id::from(5), &Tuning::default(), None)
+            RaftService::server(&c, Id::from(5), &Tuning::default(), None, Path::new("."))
                 .unwrap_err()
                 .to_string()
                 .contains("0, 1, 2")
