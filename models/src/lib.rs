@@ -5,6 +5,8 @@
 //! - [`catalog`]: the [`catalog::Spec`] trait through which the `checker` CLI finds a model, its
 //!   parameters and its seeded bugs. Adding a protocol is one file here plus one registry line in
 //!   the `checker` crate.
+//! - [`harness`]: the wrapper of a stateright actor model shared by the actor models: a crash is
+//!   a restart from storage, history variables follow each step, the explorer sees the inner model.
 //! - [`twophase`]: Lamport's TwoPhase specification of two-phase commit (Gray and Lamport,
 //!   "Consensus on Transaction Commit", §4), ported action for action from `TwoPhase.tla`.
 //! - [`ct`]: Certificate Transparency (RFC 6962/9162): Merkle trees and their proofs.
@@ -23,6 +25,7 @@
 pub mod catalog;
 pub mod ct;
 pub mod farm;
+pub mod harness;
 pub mod mapreduce;
 pub mod raft;
 pub mod spanner;

@@ -77,10 +77,14 @@
 pub mod actor;
 pub mod model;
 
-pub use actor::{TwoPcActor, TwoPcBug, TwoPcMsg};
+pub use actor::{
+    ClientCfg, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg, TwoPcTimer, TxnOp, TxnSpec,
+    COORDINATOR_TIMEOUT, PARTICIPANT_TIMEOUT,
+};
 pub use model::{TwoPcCfg, TwoPcModel};
 
-use crate::catalog::{Bug, Param, Params, Spec};
+use crate::catalog::{Bug, Param, ParamKind, Params, Spec};
+use crate::harness::NetworkKind;
 
 /// The `twopc` entry of the checker's registry.
 pub struct TwoPcSpec;
@@ -116,6 +120,20 @@ impl Spec for TwoPcSpec {
             0,
             3,
         ),
+        Param {
+            name: "network",
+            help: "ordered (FIFO per pair, as over TCP), unordered, or lossy (unordered, any message may be lost)",
+            kind: ParamKind::Choice {
+                choices: NetworkKind::NAMES,
+            },
+        },
+        Param::int(
+            "timeouts",
+            "timer firings in all (coordinator and participant timeouts); 0: no timers",
+            0,
+            0,
+            3,
+        ),
     ];
     const BUGS: &'static [Bug] = &[
         Bug {
@@ -138,6 +156,11 @@ impl Spec for TwoPcSpec {
             help: "on a refused lock only the refusing shard hears Abort; the others hold their locks forever (every transaction ends everywhere)",
             params: &[("clients", "2"), ("crashes", "0")],
         },
+        Bug {
+            name: "abort-after-vote",
+            help: "on its timeout a shard aborts its prepared transactions too, instead of inquiring (atomicity)",
+            params: &[("clients", "1"), ("crashes", "0"), ("timeouts", "1")],
+        },
     ];
 
     fn build(params: &Params, bug: Option<&'static str>) -> TwoPcModel {
@@ -149,6 +172,9 @@ impl Spec for TwoPcSpec {
             clients: params.int("clients") as usize,
             txns: params.int("txns") as usize,
             crashes: params.int("crashes") as usize,
+            network: NetworkKind::from_name(params.choice("network"))
+                .expect("validated against NetworkKind::NAMES"),
+            timeouts: params.int("timeouts") as usize,
             bug,
         }
         .into_model()

@@ -10,15 +10,15 @@ use stateright::actor::{ActorModelAction, Command, Id, Out};
 use stateright::{Checker, Model};
 
 use super::actor::{
-    ClientCfg, ClientState, Phase, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg, TxnOp,
-    TxnSpec,
+    ClientCfg, ClientState, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg, TwoPcTimer,
+    TxnOp, TxnSpec,
 };
 use super::model::{history, TwoPcCfg};
 use super::TwoPcSpec;
 use crate::catalog::{Params, Spec};
 use crate::twophase::RmState;
 
-type Cmd = Command<TwoPcMsg, (), (), ShardState>;
+type Cmd = Command<TwoPcMsg, TwoPcTimer, (), ShardState>;
 
 const X: char = 'x';
 const Y: char = 'y';
@@ -31,6 +31,7 @@ fn client() -> Id {
 fn shard_cfg(key: char, bug: Option<TwoPcBug>) -> ShardCfg {
     ShardCfg {
         keys: vec![key],
+        timeout: None,
         bug,
     }
 }
@@ -197,6 +198,7 @@ fn a_prepare_naming_locks_the_shard_lost_is_answered_aborted() {
     // Shard 0 holds both keys here: the read's lock was lost in a restart, the write's was not.
     let cfg = ShardCfg {
         keys: vec![X, Y],
+        timeout: None,
         bug: None,
     };
     let mut s = ShardState::new(&[X, Y]);
@@ -236,6 +238,7 @@ fn client_cfg(bug: Option<TwoPcBug>) -> ClientCfg {
             id: 1,
             ops: vec![TxnOp::Read(X), TxnOp::Write(Y)],
         }],
+        timeout: None,
         bug,
     }
 }
@@ -295,8 +298,8 @@ fn the_coordinator_commits_only_with_every_vote() {
             (Id::from(1), TwoPcMsg::Commit { txn: 1 })
         ]
     );
-    assert_eq!(s.outcomes, vec![Decision::Commit]);
-    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(s.decided, BTreeMap::from([(1, Decision::Commit)]));
+    assert!(s.is_idle());
 
     let mut s = client_preparing(&cfg);
     to_client(&cfg, &mut s, 1, TwoPcMsg::Prepared { txn: 1 });
@@ -307,7 +310,7 @@ fn the_coordinator_commits_only_with_every_vote() {
             (Id::from(1), TwoPcMsg::Abort { txn: 1 })
         ]
     );
-    assert_eq!(s.outcomes, vec![Decision::Abort]);
+    assert_eq!(s.decided, BTreeMap::from([(1, Decision::Abort)]));
 
     let mut s = client_preparing(&cfg_with_bug());
     assert_eq!(
@@ -315,7 +318,7 @@ fn the_coordinator_commits_only_with_every_vote() {
         2,
         "the bug commits on the first vote"
     );
-    assert_eq!(s.outcomes, vec![Decision::Commit]);
+    assert_eq!(s.decided, BTreeMap::from([(1, Decision::Commit)]));
 }
 
 fn cfg_with_bug() -> ClientCfg {
@@ -336,7 +339,7 @@ fn a_refused_lock_aborts_at_the_shards_that_granted_one() {
         to_client(&cfg, &mut s, 1, TwoPcMsg::Refused { txn: 1, key: Y }),
         vec![(Id::from(0), TwoPcMsg::Abort { txn: 1 })]
     );
-    assert_eq!(s.outcomes, vec![Decision::Abort]);
+    assert_eq!(s.decided, BTreeMap::from([(1, Decision::Abort)]));
 }
 
 /// The default configuration (3 clients, one transaction each, 2 shard crashes): every
@@ -358,13 +361,18 @@ fn two_transactions_per_client_hold_too() {
         txns: 2,
         crashes: 2,
         bug: None,
+        ..TwoPcCfg::default()
     };
     let checker = cfg.into_model().checker().spawn_bfs().join();
     checker.assert_properties();
     assert_eq!(checker.unique_state_count(), 268_604);
 }
 
-fn deliver_action(src: usize, dst: usize, msg: TwoPcMsg) -> ActorModelAction<TwoPcMsg, (), ()> {
+fn deliver_action(
+    src: usize,
+    dst: usize,
+    msg: TwoPcMsg,
+) -> ActorModelAction<TwoPcMsg, TwoPcTimer, ()> {
     ActorModelAction::Deliver {
         src: Id::from(src),
         dst: Id::from(dst),
@@ -379,6 +387,7 @@ fn a_transaction_commits_across_two_shards_in_ten_deliveries() {
         txns: 1,
         crashes: 0,
         bug: None,
+        ..TwoPcCfg::default()
     };
     let checker = cfg.into_model().checker().spawn_bfs().join();
     checker.assert_discovery(
