@@ -639,9 +639,6 @@ impl ClientCfg {
             });
             return;
         }
-        if self.timeout.is_some() {
-            o.cancel_timer(TwoPcTimer::Coordinator);
-        }
     }
 
     fn send_op(&self, t: &TxnSpec, op: usize, o: &mut Out<TwoPcActor>) {
@@ -705,6 +702,9 @@ impl ClientCfg {
         o.broadcast(&to, &decision_msg(txn, decision));
         self.record(s, txn, cur.driver, decision, o);
         self.next(s, o);
+        if s.current.is_none() && self.timeout.is_some() {
+            o.cancel_timer(TwoPcTimer::Coordinator);
+        }
     }
 
     pub fn on_msg(&self, s: &mut ClientState, src: Id, msg: TwoPcMsg, o: &mut Out<TwoPcActor>) {
