@@ -7,6 +7,8 @@
 //!   the `checker` crate.
 //! - [`client`]: the client envelope (request ids, redirects, a driver's operations) that the
 //!   models' client actors speak, in the checker and over TCP.
+//! - [`harness`]: the wrapper of a stateright actor model shared by the actor models: a crash is
+//!   a restart from storage, history variables follow each step, the explorer sees the inner model.
 //! - [`twophase`]: Lamport's TwoPhase specification of two-phase commit (Gray and Lamport,
 //!   "Consensus on Transaction Commit", §4), ported action for action from `TwoPhase.tla`.
 //! - [`ct`]: Certificate Transparency (RFC 6962/9162): Merkle trees and their proofs.
@@ -26,6 +28,7 @@ pub mod catalog;
 pub mod client;
 pub mod ct;
 pub mod farm;
+pub mod harness;
 pub mod mapreduce;
 pub mod raft;
 pub mod spanner;

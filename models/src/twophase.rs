@@ -51,7 +51,9 @@ pub type Rm = usize;
 pub const MAX_RMS: usize = 16;
 
 /// `rmState[r]`: `{"working", "prepared", "committed", "aborted"}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum RmState {
     Working = 0,
     Prepared = 1,

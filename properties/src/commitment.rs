@@ -7,7 +7,9 @@
 //! reach a decision reach the same one.
 
 /// The outcome a participant has reached, if any.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Decision {
     Commit,
     Abort,

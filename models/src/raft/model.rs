@@ -1,15 +1,14 @@
-//! The checked model: servers and clients in one `ActorModel`, wrapped to keep the history
-//! variables the paper's properties are stated over (who led which term, which entries were
-//! committed), like the history variables of the TLA+ specification of Raft.
+//! The checked model: servers and clients in one `ActorModel`, in the workbench's [`Harness`]
+//! (a crash is a restart from storage in one step) to keep the history variables the paper's
+//! properties are stated over (who led which term, which entries were committed), like the
+//! history variables of the TLA+ specification of Raft.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use stateright::actor::{
-    ActorModel, ActorModelAction, ActorModelState, Envelope, Id, LossyNetwork, Network,
-};
+use stateright::actor::{ActorModel, ActorModelAction, Envelope, Id, Network};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
-use stateright::{Model, Path, Property};
+use stateright::Property;
 
 use super::actor::{
     ClientCfg, Heartbeats, RaftActor, RaftBug, RaftMsg, RaftState, RaftTimer, Role, ServerCfg,
@@ -18,17 +17,8 @@ use super::actor::{
 use super::kv::{Command, KvData, KvOp, KvRet, Seq};
 use super::log::{Index, Term};
 use crate::client::ClientMsg;
-
-/// How the network treats messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum NetworkKind {
-    /// Each channel delivers in order, none is lost (TCP-like); channels interleave freely.
-    Ordered,
-    /// Messages are delivered in any order, none is lost.
-    Unordered,
-    /// Messages are delivered in any order or lost.
-    Lossy,
-}
+pub use crate::harness::NetworkKind;
+use crate::harness::{HAction, HState, Harness, Harnessed};
 
 /// A model configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -161,19 +151,11 @@ impl Default for RaftHistory {
     }
 }
 
-pub type RaftModelState = ActorModelState<RaftActor, RaftHistory>;
-pub type RaftAction = ActorModelAction<RaftMsg, RaftTimer, ()>;
+pub type RaftModelState = HState<Raft>;
+pub type RaftAction = HAction<Raft>;
 
 /// The Raft model.
-pub struct RaftModel {
-    pub inner: ActorModel<RaftActor, RaftCfg, RaftHistory>,
-}
-
-impl RaftModel {
-    pub fn cfg(&self) -> &RaftCfg {
-        &self.inner.cfg
-    }
-}
+pub type RaftModel = Harness<Raft>;
 
 /// The state of server `i` (crashed servers keep their last state until they recover).
 pub fn server(s: &RaftModelState, i: usize) -> &ServerState {
@@ -220,24 +202,15 @@ impl RaftCfg {
                 driver: None,
             }));
         }
-        let network = match self.network {
-            NetworkKind::Ordered => Network::new_ordered([]),
-            NetworkKind::Unordered | NetworkKind::Lossy => {
-                Network::new_unordered_nonduplicating([])
-            }
-        };
-        let lossy = if self.network == NetworkKind::Lossy {
-            LossyNetwork::Yes
-        } else {
-            LossyNetwork::No
-        };
+        let (network, lossy, crashes) =
+            (self.network.network(), self.network.lossy(), self.crashes);
         let inner = ActorModel::new(self, RaftHistory::default())
             .actors(actors)
             .init_network(network)
             .lossy_network(lossy)
             .record_msg_out(record_out)
             .record_msg_in(record_in);
-        RaftModel { inner }
+        Harness::new(inner, crashes)
     }
 }
 
@@ -279,7 +252,7 @@ fn record_in(cfg: &RaftCfg, h: &RaftHistory, env: Envelope<&RaftMsg>) -> Option<
 /// What the history variables need to know about a step (so the step's action, message and
 /// all, need not be cloned).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
+pub enum Step {
     Crash,
     Drop,
     /// Server i's election timer fired.
@@ -311,9 +284,9 @@ impl RaftModel {
     /// Updates the history variables after a step from `prev` (`None` for an initial state).
     fn update_ghost(&self, prev: Option<&RaftModelState>, step: Step, next: &mut RaftModelState) {
         let cfg = self.cfg();
+        // A crash is already counted (by the harness).
         let mut g = std::mem::take(&mut next.history.ghost);
         match (step, prev) {
-            (Step::Crash, _) => g.crashes += 1,
             (Step::Drop, _) => g.dropped = true,
             (Step::ElectionTimeout(i), Some(prev)) if knows_leader(server(prev, i)) => {
                 g.spurious_timeouts += 1;
@@ -437,66 +410,55 @@ fn committed_survive_crashes(m: &RaftModel, s: &RaftModelState) -> bool {
     })
 }
 
-impl Model for RaftModel {
-    type State = RaftModelState;
-    type Action = RaftAction;
+/// Raft's part of the [`Harness`].
+pub struct Raft;
 
-    fn init_states(&self) -> Vec<RaftModelState> {
-        let mut states = self.inner.init_states();
-        for s in &mut states {
-            self.update_ghost(None, Step::Other, s);
-        }
-        states
+impl Harnessed for Raft {
+    type Actor = RaftActor;
+    type Cfg = RaftCfg;
+    type History = RaftHistory;
+    type Step = Step;
+
+    fn step_of(action: &RaftAction) -> Step {
+        Step::of(action)
     }
 
-    fn actions(&self, state: &RaftModelState, actions: &mut Vec<RaftAction>) {
-        self.inner.actions(state, actions);
-        let cfg = self.cfg();
-        let spurious_ok = state.history.ghost.spurious_timeouts < cfg.spurious_timeouts;
-        actions.retain(|a| match a {
+    fn crashes(h: &RaftHistory) -> usize {
+        usize::from(h.ghost.crashes)
+    }
+
+    fn count_crash(h: &mut RaftHistory) {
+        h.ghost.crashes += 1;
+    }
+
+    /// Servers crash (leaders only, with `crash_leaders_only`); clients do not.
+    fn may_crash(m: &RaftModel, s: &RaftModelState, i: usize) -> bool {
+        let cfg = m.cfg();
+        i < cfg.servers && (!cfg.crash_leaders_only || server(s, i).is_leader())
+    }
+
+    /// Only candidates' election timers fire, and a follower that knows its leader times out
+    /// only within the budget of spurious timeouts.
+    fn allow(m: &RaftModel, state: &RaftModelState, a: &RaftAction) -> bool {
+        let cfg = m.cfg();
+        match a {
             ActorModelAction::Timeout(id, RaftTimer::Election) => {
                 let i = usize::from(*id);
+                let spurious_ok = state.history.ghost.spurious_timeouts < cfg.spurious_timeouts;
                 i < cfg.candidates && (spurious_ok || !knows_leader(server(state, i)))
             }
             _ => true,
-        });
-        if usize::from(state.history.ghost.crashes) < cfg.crashes {
-            actions.extend(
-                (0..cfg.servers)
-                    .filter(|i| !cfg.crash_leaders_only || server(state, *i).is_leader())
-                    .map(|i| ActorModelAction::Crash(Id::from(i))),
-            );
         }
     }
 
-    fn next_state(&self, last: &RaftModelState, action: RaftAction) -> Option<RaftModelState> {
-        let step = Step::of(&action);
-        let mut next = match action {
-            // A crash restarts the server from its storage (see `RaftCfg::crashes`).
-            ActorModelAction::Crash(id) => {
-                let down = self.inner.next_state(last, ActorModelAction::Crash(id))?;
-                self.inner
-                    .next_state(&down, ActorModelAction::Recover(id))?
-            }
-            action => self.inner.next_state(last, action)?,
-        };
-        self.update_ghost(Some(last), step, &mut next);
-        Some(next)
+    fn record(m: &RaftModel, prev: Option<(&RaftModelState, Step)>, next: &mut RaftModelState) {
+        match prev {
+            None => m.update_ghost(None, Step::Other, next),
+            Some((last, step)) => m.update_ghost(Some(last), step, next),
+        }
     }
 
-    fn format_action(&self, action: &RaftAction) -> String {
-        self.inner.format_action(action)
-    }
-
-    fn format_step(&self, last: &RaftModelState, action: RaftAction) -> Option<String> {
-        self.inner.format_step(last, action)
-    }
-
-    fn as_svg(&self, path: Path<RaftModelState, RaftAction>) -> Option<String> {
-        self.inner.as_svg(path)
-    }
-
-    fn properties(&self) -> Vec<Property<Self>> {
+    fn properties(_: &RaftModel) -> Vec<Property<RaftModel>> {
         vec![
             Property::always("Election Safety", election_safety),
             Property::always("Leader Append-Only", |_, s: &RaftModelState| {
@@ -541,8 +503,8 @@ impl Model for RaftModel {
         ]
     }
 
-    fn within_boundary(&self, s: &RaftModelState) -> bool {
-        let cfg = self.cfg();
+    fn within_boundary(m: &RaftModel, s: &RaftModelState) -> bool {
+        let cfg = m.cfg();
         let servers_ok = (0..cfg.servers).all(|i| {
             let sv = server(s, i);
             sv.current_term <= cfg.max_term && sv.log.last_index() <= cfg.max_log

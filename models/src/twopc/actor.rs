@@ -2,7 +2,9 @@
 //! peers from their configuration only, so the same actors could run over TCP.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Range;
+use std::time::Duration;
 
 use properties::commitment::Decision;
 use properties::serializability::{TxnId, Version};
@@ -14,8 +16,10 @@ use crate::twophase::RmState;
 /// A key of the store. Each shard holds some keys; the model's are `x` and `y`.
 pub type Key = char;
 
-/// The messages: operations under locks (Saltzer & Kaashoek §9.5.3) and the two phases of the
-/// commit protocol (§9.6.3; Gray & Lamport §3 name them Prepare, Prepared, Commit, Abort).
+/// The messages: operations under locks (Saltzer & Kaashoek §9.5.3), the two phases of the
+/// commit protocol (§9.6.3; Gray & Lamport §3 name them Prepare, Prepared, Commit, Abort), the
+/// participant's inquiry (§9.6.3), and the exchange between a client and the local driver that
+/// hands it transactions (live runs only). They go over TCP as JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TwoPcMsg {
     /// Client to shard: read `key` under a shared lock.
@@ -70,6 +74,20 @@ pub enum TwoPcMsg {
     Abort {
         txn: TxnId,
     },
+    /// Participant to coordinator (§9.6.3): a prepared participant that has waited too long for
+    /// the decision asks for it again. The coordinator answers from its outcome records with
+    /// Commit or Abort; it does not answer for a transaction it has not decided.
+    Inquire {
+        txn: TxnId,
+    },
+    /// Driver to client: run this transaction next. The client queues it and starts it once it
+    /// is idle. A Begin for a transaction already decided is answered with its Outcome again.
+    Begin(TxnSpec),
+    /// Client to the driver that sent Begin: the coordinator's decision on `txn`.
+    Outcome {
+        txn: TxnId,
+        decision: Decision,
+    },
 }
 
 impl TwoPcMsg {
@@ -84,10 +102,33 @@ impl TwoPcMsg {
             | TwoPcMsg::Prepared { txn }
             | TwoPcMsg::Aborted { txn }
             | TwoPcMsg::Commit { txn }
-            | TwoPcMsg::Abort { txn } => *txn,
+            | TwoPcMsg::Abort { txn }
+            | TwoPcMsg::Inquire { txn }
+            | TwoPcMsg::Outcome { txn, .. } => *txn,
+            TwoPcMsg::Begin(spec) => spec.id,
         }
     }
 }
+
+/// The timers (§9.6.3: what to do when an expected message does not come). Each is armed only
+/// when the actor's configuration has a timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TwoPcTimer {
+    /// A client's, armed while it runs a transaction: the transaction has taken too long. Until
+    /// it has decided, the coordinator may abort unilaterally.
+    Coordinator,
+    /// A shard's, armed while it has working or prepared transactions: it aborts the working
+    /// ones (it has not voted yet) and inquires about the prepared ones.
+    Participant,
+}
+
+/// Live timeouts for the coordinator: a few hundred round trips on a local network.
+pub const COORDINATOR_TIMEOUT: Range<Duration> =
+    Duration::from_millis(500)..Duration::from_millis(1000);
+
+/// Live timeouts for a participant, of the same order as the coordinator's.
+pub const PARTICIPANT_TIMEOUT: Range<Duration> =
+    Duration::from_millis(500)..Duration::from_millis(1000);
 
 /// The seeded bugs (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -103,14 +144,18 @@ pub enum TwoPcBug {
     /// On a refused lock, the coordinator tells only the shard that refused: the shards that
     /// granted earlier locks never hear of the abort and hold them forever.
     AbortForgetsParticipants,
+    /// On its timeout a participant aborts its prepared transactions as well as its working
+    /// ones: it takes back a yes vote instead of inquiring and waiting.
+    AbortAfterVote,
 }
 
 impl TwoPcBug {
-    pub const ALL: [TwoPcBug; 4] = [
+    pub const ALL: [TwoPcBug; 5] = [
         TwoPcBug::EarlyUnlock,
         TwoPcBug::ForgetVote,
         TwoPcBug::CoordinatorCommitsOnPartialVotes,
         TwoPcBug::AbortForgetsParticipants,
+        TwoPcBug::AbortAfterVote,
     ];
 
     /// The bug's name, as `checker twopc --bug` takes it.
@@ -120,6 +165,7 @@ impl TwoPcBug {
             TwoPcBug::ForgetVote => "forget-vote",
             TwoPcBug::CoordinatorCommitsOnPartialVotes => "coordinator-commits-on-partial-votes",
             TwoPcBug::AbortForgetsParticipants => "abort-forgets-participants",
+            TwoPcBug::AbortAfterVote => "abort-after-vote",
         }
     }
 
@@ -130,15 +176,18 @@ impl TwoPcBug {
 }
 
 /// A lock mode (§9.5.3): any number of readers share a key, a writer holds it alone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LockMode {
     Shared,
     Exclusive,
 }
 
 /// What a transaction did at one shard and where it stands there.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Participation {
+    /// Its coordinator (the sender of its operations and of Prepare): the one to inquire of
+    /// once prepared, so it is on stable storage with the vote.
+    pub coordinator: Id,
     /// The keys it read here, with the committed version each read saw.
     pub reads: Vec<(Key, Version)>,
     /// The keys it wrote here; the version is the one installed at commit (`None` before).
@@ -149,8 +198,9 @@ pub struct Participation {
 
 impl Participation {
     /// A transaction's record at its first operation here.
-    pub fn working() -> Self {
+    pub fn working(coordinator: Id) -> Self {
         Participation {
+            coordinator,
             reads: Vec::new(),
             writes: Vec::new(),
             state: RmState::Working,
@@ -194,7 +244,7 @@ impl Participation {
 /// The lock table is not stored apart: it is the set of locks that the transactions of `txns`
 /// hold ([`Participation::holds_locks`]), so a restart restores the locks of prepared
 /// transactions with their records and loses those of working ones.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ShardState {
     /// The latest committed version of each key held here; 0 is the initial one.
     pub versions: BTreeMap<Key, Version>,
@@ -251,12 +301,26 @@ impl ShardState {
 pub struct ShardCfg {
     /// The keys this shard holds.
     pub keys: Vec<Key>,
+    /// The participant timeout ([`TwoPcTimer::Participant`]); `None`: no timer (a network that
+    /// loses nothing needs none).
+    pub timeout: Option<Range<Duration>>,
     pub bug: Option<TwoPcBug>,
 }
 
 impl ShardCfg {
+    /// A shard for a live run: it holds `keys` and times out after `timeout` (e.g.
+    /// [`PARTICIPANT_TIMEOUT`]).
+    pub fn live(keys: Vec<Key>, timeout: Range<Duration>) -> Self {
+        ShardCfg {
+            keys,
+            timeout: Some(timeout),
+            bug: None,
+        }
+    }
+
     /// Starts from stable storage, or empty. A prepared transaction comes back prepared, with
-    /// its locks: it waits for the decision, which the coordinator has sent or will send.
+    /// its locks: it waits for the decision, which the coordinator has sent or will send, and
+    /// inquires about it when its timer fires.
     pub fn start(&self, storage: &Option<ShardState>, o: &mut Out<TwoPcActor>) -> ShardState {
         let mut s = storage
             .clone()
@@ -273,6 +337,7 @@ impl ShardCfg {
                 o.save(s.durable());
             }
         }
+        self.rearm(false, &s, o);
         s
     }
 
@@ -280,36 +345,65 @@ impl ShardCfg {
         self.bug == Some(TwoPcBug::EarlyUnlock)
     }
 
+    /// Keeps the timer armed exactly while the shard has working or prepared transactions:
+    /// armed when the first appears (`had` says whether there was one before the step),
+    /// cancelled when the last ends. It is not re-armed at every message, so a busy shard still
+    /// times out on a transaction that is stuck.
+    fn rearm(&self, had: bool, s: &ShardState, o: &mut Out<TwoPcActor>) {
+        let Some(timeout) = &self.timeout else {
+            return;
+        };
+        match (had, s.has_volatile()) {
+            (false, true) => o.set_timer(TwoPcTimer::Participant, timeout.clone()),
+            (true, false) => o.cancel_timer(TwoPcTimer::Participant),
+            _ => {}
+        }
+    }
+
     pub fn on_msg(&self, s: &mut ShardState, src: Id, msg: TwoPcMsg, o: &mut Out<TwoPcActor>) {
+        let had = s.has_volatile();
+        self.handle(s, src, msg, o);
+        self.rearm(had, s, o);
+    }
+
+    fn handle(&self, s: &mut ShardState, src: Id, msg: TwoPcMsg, o: &mut Out<TwoPcActor>) {
         match msg {
             TwoPcMsg::Read { txn, key } => self.operate(s, src, txn, key, LockMode::Shared, o),
             TwoPcMsg::Write { txn, key } => self.operate(s, src, txn, key, LockMode::Exclusive, o),
-            TwoPcMsg::Prepare { txn, keys } => {
-                let holds = s
-                    .txns
-                    .get(&txn)
-                    .is_some_and(|p| p.state == RmState::Working && p.keys() == keys);
-                if holds {
-                    // 1. Force the vote, with the writes and the locks, to stable storage
-                    //    before answering: once the coordinator has the vote it may commit.
-                    s.txns.get_mut(&txn).expect("checked above").state = RmState::Prepared;
+            TwoPcMsg::Prepare { txn, keys } => match s.txns.get(&txn).map(|p| p.state) {
+                // 1. A Prepare sent again (or duplicated): the vote is already on storage, and
+                //    it is the same vote.
+                Some(RmState::Prepared | RmState::Committed) => {
+                    o.send(src, TwoPcMsg::Prepared { txn });
+                }
+                Some(RmState::Working) if s.txns[&txn].keys() == keys => {
+                    // 2. Force the vote, with the writes, the locks and the coordinator's
+                    //    name, to stable storage before answering: once the coordinator has
+                    //    the vote it may commit.
+                    s.txns.get_mut(&txn).expect("matched above").state = RmState::Prepared;
                     o.save(s.durable());
                     o.send(src, TwoPcMsg::Prepared { txn });
-                } else {
-                    // 2. The shard does not hold what the coordinator believes it does: it
-                    //    restarted since and lost the transaction's locks (or never saw it).
-                    //    It aborts, and records that it did, so it never commits it.
-                    let p = s.txns.entry(txn).or_insert_with(Participation::working);
+                }
+                _ => {
+                    // 3. The shard does not hold what the coordinator believes it does: it
+                    //    restarted since and lost the transaction's locks, never saw it, or
+                    //    aborted it on its own. It aborts, and records that it did, so it never
+                    //    commits it.
+                    let p = s
+                        .txns
+                        .entry(txn)
+                        .or_insert_with(|| Participation::working(src));
                     if p.state == RmState::Working {
                         p.state = RmState::Aborted;
                         o.save(s.durable());
                     }
                     o.send(src, TwoPcMsg::Aborted { txn });
                 }
-            }
+            },
             TwoPcMsg::Commit { txn } => {
                 // Only a prepared transaction can learn Commit; anything else is the bug of
-                // another actor, which the properties catch, so it is left as it is.
+                // another actor (or a repeated Commit), which the properties catch, so it is
+                // left as it is.
                 let Some(p) = s.txns.get_mut(&txn) else {
                     return;
                 };
@@ -340,8 +434,40 @@ impl ShardCfg {
             | TwoPcMsg::WriteReply { .. }
             | TwoPcMsg::Refused { .. }
             | TwoPcMsg::Prepared { .. }
-            | TwoPcMsg::Aborted { .. } => {}
+            | TwoPcMsg::Aborted { .. }
+            | TwoPcMsg::Inquire { .. }
+            | TwoPcMsg::Begin(_)
+            | TwoPcMsg::Outcome { .. } => {}
         }
+    }
+
+    /// The participant timeout (§9.6.3). A working transaction has not voted: the shard may
+    /// abort it on its own, releasing its locks (its coordinator learns it at Prepare, which is
+    /// answered Aborted). A prepared one has voted yes and may not: the shard asks its
+    /// coordinator for the decision, and asks again at the next timeout.
+    pub fn on_timeout(&self, s: &mut ShardState, timer: TwoPcTimer, o: &mut Out<TwoPcActor>) {
+        if timer != TwoPcTimer::Participant {
+            return;
+        }
+        let revoke_votes = self.bug == Some(TwoPcBug::AbortAfterVote);
+        let mut aborted = false;
+        for (txn, p) in &mut s.txns {
+            match p.state {
+                RmState::Prepared if !revoke_votes => {
+                    o.send(p.coordinator, TwoPcMsg::Inquire { txn: *txn });
+                }
+                RmState::Working | RmState::Prepared => {
+                    p.state = RmState::Aborted;
+                    aborted = true;
+                }
+                RmState::Committed | RmState::Aborted => {}
+            }
+        }
+        if aborted {
+            o.save(s.durable());
+        }
+        // The timer has fired: arm it again while something is still undecided here.
+        self.rearm(false, s, o);
     }
 
     /// A read or a write: acquire the lock, or refuse (no-wait).
@@ -363,7 +489,10 @@ impl ShardCfg {
             .versions
             .get(&key)
             .expect("clients send each key to the shard that holds it");
-        let p = s.txns.entry(txn).or_insert_with(Participation::working);
+        let p = s
+            .txns
+            .entry(txn)
+            .or_insert_with(|| Participation::working(src));
         match mode {
             LockMode::Shared => {
                 p.reads.push((key, version));
@@ -378,7 +507,7 @@ impl ShardCfg {
 }
 
 /// One operation of a transaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TxnOp {
     Read(Key),
     Write(Key),
@@ -392,8 +521,9 @@ impl TxnOp {
     }
 }
 
-/// A transaction a client runs: its operations in program order.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A transaction a client runs: its operations in program order. Live, the driver assigns the
+/// ids, unique across clients.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TxnSpec {
     pub id: TxnId,
     pub ops: Vec<TxnOp>,
@@ -404,8 +534,11 @@ pub struct TxnSpec {
 pub struct ClientCfg {
     /// The shard that holds each key.
     pub shard_of: BTreeMap<Key, Id>,
-    /// Its transactions, run one after another.
+    /// Transactions queued at start, run one after another (the model's; live, none: they come
+    /// in Begin messages).
     pub txns: Vec<TxnSpec>,
+    /// The coordinator timeout ([`TwoPcTimer::Coordinator`]); `None`: no timer.
+    pub timeout: Option<Range<Duration>>,
     pub bug: Option<TwoPcBug>,
 }
 
@@ -417,38 +550,95 @@ pub enum Phase {
     /// Phase one: waiting for the votes; `prepared` are the participants that voted yes
     /// (Gray & Lamport's `tmPrepared`).
     Preparing { prepared: BTreeSet<Id> },
-    /// Every transaction is decided.
-    Done,
+}
+
+/// A transaction a client has accepted, with the driver to tell its outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Queued {
+    pub txn: TxnSpec,
+    /// The sender of its Begin; `None` for one from the configuration.
+    pub driver: Option<Id>,
+}
+
+/// The transaction a client is running.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Current {
+    pub txn: TxnSpec,
+    pub driver: Option<Id>,
+    pub phase: Phase,
 }
 
 /// A client's state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientState {
-    /// The decision on each finished transaction, in order: the coordinator's outcome records.
-    /// The current transaction is `txns[outcomes.len()]`.
-    pub outcomes: Vec<Decision>,
-    pub phase: Phase,
+    /// The coordinator's outcome records (§9.6.3): its decision on every transaction it has
+    /// decided. It answers inquiries from them. The coordinator does not crash in this model, so
+    /// they need no stable storage; nor are they ever discarded.
+    pub decided: BTreeMap<TxnId, Decision>,
+    /// The transaction it runs, undecided; `None`: idle.
+    pub current: Option<Current>,
+    /// Transactions waiting for the client to be idle, in order.
+    pub queue: VecDeque<Queued>,
+}
+
+impl ClientState {
+    /// Whether the client has nothing left to run.
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none() && self.queue.is_empty()
+    }
 }
 
 impl ClientCfg {
+    /// A client for a live run: it starts idle and runs the transactions that Begin messages
+    /// bring, timing out after `timeout` (e.g. [`COORDINATOR_TIMEOUT`]).
+    pub fn live(shard_of: BTreeMap<Key, Id>, timeout: Range<Duration>) -> Self {
+        ClientCfg {
+            shard_of,
+            txns: Vec::new(),
+            timeout: Some(timeout),
+            bug: None,
+        }
+    }
+
     pub fn start(&self, o: &mut Out<TwoPcActor>) -> ClientState {
         let mut s = ClientState {
-            outcomes: Vec::new(),
-            phase: Phase::Done,
+            decided: BTreeMap::new(),
+            current: None,
+            queue: self
+                .txns
+                .iter()
+                .map(|txn| Queued {
+                    txn: txn.clone(),
+                    driver: None,
+                })
+                .collect(),
         };
-        self.begin(&mut s, o);
+        self.next(&mut s, o);
         s
     }
 
-    /// Starts the next transaction, if any.
-    fn begin(&self, s: &mut ClientState, o: &mut Out<TwoPcActor>) {
-        s.phase = match self.txns.get(s.outcomes.len()) {
-            Some(t) => {
-                self.send_op(t, 0, o);
-                Phase::Executing { op: 0 }
+    /// When idle, starts the next queued transaction, if any, and arms the coordinator timer.
+    fn next(&self, s: &mut ClientState, o: &mut Out<TwoPcActor>) {
+        if s.current.is_some() {
+            return;
+        }
+        while let Some(Queued { txn, driver }) = s.queue.pop_front() {
+            if txn.ops.is_empty() {
+                // Nothing to do anywhere: committed at once.
+                self.record(s, txn.id, driver, Decision::Commit, o);
+                continue;
             }
-            None => Phase::Done,
-        };
+            self.send_op(&txn, 0, o);
+            if let Some(timeout) = &self.timeout {
+                o.set_timer(TwoPcTimer::Coordinator, timeout.clone());
+            }
+            s.current = Some(Current {
+                txn,
+                driver,
+                phase: Phase::Executing { op: 0 },
+            });
+            return;
+        }
     }
 
     fn send_op(&self, t: &TxnSpec, op: usize, o: &mut Out<TwoPcActor>) {
@@ -480,49 +670,82 @@ impl ClientCfg {
         keys
     }
 
-    /// Records the decision, sends it to `to`, and goes on with the next transaction. The
-    /// coordinator does not crash in this model, so its record needs no stable storage.
+    /// Records the decision and tells the driver, if any.
+    fn record(
+        &self,
+        s: &mut ClientState,
+        txn: TxnId,
+        driver: Option<Id>,
+        decision: Decision,
+        o: &mut Out<TwoPcActor>,
+    ) {
+        s.decided.insert(txn, decision);
+        if let Some(driver) = driver {
+            o.send(driver, TwoPcMsg::Outcome { txn, decision });
+        }
+    }
+
+    /// Records the decision on the current transaction, sends it to `to`, and goes on with the
+    /// next transaction.
     fn decide(
         &self,
         s: &mut ClientState,
-        t: &TxnSpec,
         decision: Decision,
         to: BTreeSet<Id>,
         o: &mut Out<TwoPcActor>,
     ) {
-        let msg = match decision {
-            Decision::Commit => TwoPcMsg::Commit { txn: t.id },
-            Decision::Abort => TwoPcMsg::Abort { txn: t.id },
-        };
-        o.broadcast(&to, &msg);
-        s.outcomes.push(decision);
-        self.begin(s, o);
+        let cur = s
+            .current
+            .take()
+            .expect("only the current transaction is decided");
+        let txn = cur.txn.id;
+        o.broadcast(&to, &decision_msg(txn, decision));
+        self.record(s, txn, cur.driver, decision, o);
+        self.next(s, o);
+        if s.current.is_none() && self.timeout.is_some() {
+            o.cancel_timer(TwoPcTimer::Coordinator);
+        }
     }
 
     pub fn on_msg(&self, s: &mut ClientState, src: Id, msg: TwoPcMsg, o: &mut Out<TwoPcActor>) {
-        let Some(t) = self.txns.get(s.outcomes.len()) else {
+        match msg {
+            TwoPcMsg::Begin(txn) => return self.accept(s, src, txn, o),
+            TwoPcMsg::Inquire { txn } => {
+                // Answer from the outcome records. An inquiry about the undecided current
+                // transaction is not answered: the coordinator's own timeout bounds the wait,
+                // and its decision then goes to every participant.
+                if let Some(d) = s.decided.get(&txn) {
+                    o.send(src, decision_msg(txn, *d));
+                }
+                return;
+            }
+            _ => {}
+        }
+        let Some(cur) = &mut s.current else {
             return;
         };
-        if msg.txn() != t.id {
-            // A late vote on a decided transaction.
+        if msg.txn() != cur.txn.id {
+            // A late reply or vote on a decided transaction.
             return;
         }
-        match (&mut s.phase, msg) {
+        let t = &cur.txn;
+        let decision = match (&mut cur.phase, msg) {
             (Phase::Executing { op }, TwoPcMsg::ReadReply { .. } | TwoPcMsg::WriteReply { .. }) => {
                 let next = *op + 1;
                 if next < t.ops.len() {
                     self.send_op(t, next, o);
-                    s.phase = Phase::Executing { op: next };
+                    cur.phase = Phase::Executing { op: next };
                 } else {
                     // Phase one: ask every participant to prepare.
                     for shard in self.participants(t, t.ops.len()) {
                         let keys = self.keys_at(t, shard);
                         o.send(shard, TwoPcMsg::Prepare { txn: t.id, keys });
                     }
-                    s.phase = Phase::Preparing {
+                    cur.phase = Phase::Preparing {
                         prepared: BTreeSet::new(),
                     };
                 }
+                None
             }
             (Phase::Executing { op }, TwoPcMsg::Refused { .. }) => {
                 // No-wait: abort, releasing the locks the earlier operations got.
@@ -531,23 +754,81 @@ impl ClientCfg {
                 } else {
                     self.participants(t, *op)
                 };
-                self.decide(s, t, Decision::Abort, granted, o);
+                Some((Decision::Abort, granted))
             }
             (Phase::Preparing { prepared }, TwoPcMsg::Prepared { .. }) => {
                 prepared.insert(src);
                 let all = self.participants(t, t.ops.len());
                 let partial = self.bug == Some(TwoPcBug::CoordinatorCommitsOnPartialVotes);
                 // Commit only with a yes vote from every participant (§9.6.3).
-                if *prepared == all || partial {
-                    self.decide(s, t, Decision::Commit, all, o);
-                }
+                (*prepared == all || partial).then_some((Decision::Commit, all))
             }
             (Phase::Preparing { .. }, TwoPcMsg::Aborted { .. }) => {
-                let all = self.participants(t, t.ops.len());
-                self.decide(s, t, Decision::Abort, all, o);
+                Some((Decision::Abort, self.participants(t, t.ops.len())))
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some((decision, to)) = decision {
+            self.decide(s, decision, to, o);
         }
+    }
+
+    /// A transaction from the driver: queued, answered at once if already decided, ignored if
+    /// already accepted.
+    fn accept(&self, s: &mut ClientState, driver: Id, txn: TxnSpec, o: &mut Out<TwoPcActor>) {
+        if let Some(d) = s.decided.get(&txn.id) {
+            o.send(
+                driver,
+                TwoPcMsg::Outcome {
+                    txn: txn.id,
+                    decision: *d,
+                },
+            );
+            return;
+        }
+        let accepted = s.current.as_ref().is_some_and(|c| c.txn.id == txn.id)
+            || s.queue.iter().any(|q| q.txn.id == txn.id);
+        if accepted {
+            return;
+        }
+        if txn
+            .ops
+            .iter()
+            .any(|op| !self.shard_of.contains_key(&op.key()))
+        {
+            // A key no shard holds: nothing can run, so the coordinator aborts it at once.
+            return self.record(s, txn.id, Some(driver), Decision::Abort, o);
+        }
+        s.queue.push_back(Queued {
+            txn,
+            driver: Some(driver),
+        });
+        self.next(s, o);
+    }
+
+    /// The coordinator timeout (§9.6.3): until it has decided, the coordinator may abort on its
+    /// own. It tells every shard the transaction touched, the one with an operation outstanding
+    /// included (that operation may yet be granted there).
+    pub fn on_timeout(&self, s: &mut ClientState, timer: TwoPcTimer, o: &mut Out<TwoPcActor>) {
+        if timer != TwoPcTimer::Coordinator {
+            return;
+        }
+        let Some(cur) = &s.current else {
+            return;
+        };
+        let touched = match cur.phase {
+            Phase::Executing { op } => self.participants(&cur.txn, op + 1),
+            Phase::Preparing { .. } => self.participants(&cur.txn, cur.txn.ops.len()),
+        };
+        self.decide(s, Decision::Abort, touched, o);
+    }
+}
+
+/// The phase-two message carrying `decision`.
+fn decision_msg(txn: TxnId, decision: Decision) -> TwoPcMsg {
+    match decision {
+        Decision::Commit => TwoPcMsg::Commit { txn },
+        Decision::Abort => TwoPcMsg::Abort { txn },
     }
 }
 
@@ -556,6 +837,21 @@ impl ClientCfg {
 pub enum TwoPcActor {
     Shard(ShardCfg),
     Client(ClientCfg),
+}
+
+impl TwoPcActor {
+    /// A live shard holding `keys`, with [`PARTICIPANT_TIMEOUT`]. Its storage is a
+    /// [`ShardState`] (serde), to be saved before the messages of the same step are sent.
+    pub fn live_shard(keys: Vec<Key>) -> Self {
+        TwoPcActor::Shard(ShardCfg::live(keys, PARTICIPANT_TIMEOUT))
+    }
+
+    /// A live client (coordinator) that finds each key's shard in `shard_of`, with
+    /// [`COORDINATOR_TIMEOUT`]. It runs the transactions that Begin messages bring and answers
+    /// each with an Outcome.
+    pub fn live_client(shard_of: BTreeMap<Key, Id>) -> Self {
+        TwoPcActor::Client(ClientCfg::live(shard_of, COORDINATOR_TIMEOUT))
+    }
 }
 
 /// An actor's state.
@@ -567,7 +863,7 @@ pub enum TwoPcState {
 
 impl Actor for TwoPcActor {
     type Msg = TwoPcMsg;
-    type Timer = ();
+    type Timer = TwoPcTimer;
     type State = TwoPcState;
     type Storage = ShardState;
     type Random = ();
@@ -590,6 +886,20 @@ impl Actor for TwoPcActor {
         match (self, state.to_mut()) {
             (TwoPcActor::Shard(cfg), TwoPcState::Shard(s)) => cfg.on_msg(s, src, msg, o),
             (TwoPcActor::Client(cfg), TwoPcState::Client(s)) => cfg.on_msg(s, src, msg, o),
+            _ => unreachable!("actor and state kinds agree"),
+        }
+    }
+
+    fn on_timeout(
+        &self,
+        _id: Id,
+        state: &mut Cow<TwoPcState>,
+        timer: &TwoPcTimer,
+        o: &mut Out<Self>,
+    ) {
+        match (self, state.to_mut()) {
+            (TwoPcActor::Shard(cfg), TwoPcState::Shard(s)) => cfg.on_timeout(s, *timer, o),
+            (TwoPcActor::Client(cfg), TwoPcState::Client(s)) => cfg.on_timeout(s, *timer, o),
             _ => unreachable!("actor and state kinds agree"),
         }
     }

@@ -24,20 +24,49 @@
 //!   `Prepared`. A shard that does not (it restarted since and lost them) aborts and answers
 //!   `Aborted`.
 //! - **Phase two.** With `Prepared` from every participant the coordinator decides Commit, on
-//!   any `Aborted` (or a refused lock) Abort, and sends the decision to every participant. A
+//!   any `Aborted` (or a refused lock, or its timeout) Abort, records the decision, and sends it
+//!   to every participant. A
 //!   shard installs the writes of a committed transaction (each key's version goes up by one)
 //!   and releases the locks; on Abort it drops the writes and releases the locks. Both outcomes
 //!   go to stable storage.
 //! - **Crash recovery.** A shard may crash and restart from its storage. Working transactions
 //!   and their locks are gone (the shard votes no for them later); a prepared transaction comes
-//!   back prepared, with its locks, and waits for the decision, which its coordinator has sent
-//!   or will send (the network loses nothing and keeps a restarting shard's messages, so no
-//!   inquiry protocol is needed).
+//!   back prepared, with its locks and its coordinator's name, and waits for the decision.
+//!
+//! # Messages lost (§9.6.3)
+//! Over TCP a message to a killed or cut-off shard is lost, and an actor that only waits would
+//! wait forever. Each waiting actor has a timer ([`TwoPcTimer`]; real durations from its
+//! configuration, [`COORDINATOR_TIMEOUT`] and [`PARTICIPANT_TIMEOUT`] live):
+//!
+//! - **Coordinator timeout.** A client whose current transaction is undecided (executing or
+//!   preparing) decides Abort (a coordinator may abort unilaterally until it has decided) and
+//!   sends Abort to every shard the transaction touched, the one with an operation outstanding
+//!   included.
+//! - **Participant timeout.** A shard's timer is armed while it has working or prepared
+//!   transactions. It aborts the working ones on its own (allowed before the vote; their locks
+//!   go), and for each prepared one sends `Inquire` to its coordinator, again at each timeout.
+//!   A prepared participant never aborts on its own: that is the price of two-phase commit, and
+//!   `abort-after-vote` below is what happens otherwise.
+//! - **Outcome records.** The coordinator keeps its decisions (`decided`) and answers an
+//!   inquiry from them with Commit or Abort. An inquiry about its current, undecided
+//!   transaction gets no answer: the coordinator's own timeout bounds the wait, and its decision
+//!   then goes to every participant; aborting at a participant's inquiry would let a
+//!   participant's clock abort transactions whose votes are only slow.
+//! - **Repeated messages.** A Prepare for a transaction already prepared is answered Prepared
+//!   again, one already aborted Aborted again; a second Commit or Abort changes nothing.
+//!
+//! # Live runs
+//! A client accepts transactions at run time from a local driver: `Begin(TxnSpec)` queues one
+//! (the client starts it when idle), and `Outcome { txn, decision }` goes back to the driver when
+//! the coordinator decides. In the model the queue is filled from the configuration at start,
+//! through the same code. A live shard is [`TwoPcActor::live_shard`], a live client
+//! [`TwoPcActor::live_client`]; the runtime persists a shard's [`ShardState`] storage before it
+//! sends the messages of the same step.
 //!
 //! Not modelled: coordinator crashes (the coordinator would force its decision to storage
 //! before sending it, and a prepared participant would block until it recovers; §9.6.3),
-//! message loss, waiting for locks (wait-die, deadlock detection), and garbage collection of
-//! outcome records.
+//! waiting for locks (wait-die, deadlock detection), and garbage collection of outcome records
+//! (live, `decided` and the shards' records grow for ever).
 //!
 //! # Properties
 //! - always *atomicity*: no transaction is committed at one shard and aborted at another
@@ -50,10 +79,22 @@
 //! - always *a prepared participant waits for the decision*: a shard that sent Prepared stays
 //!   prepared until it learns the coordinator's decision, and then follows it; sometimes *a
 //!   participant restarts prepared, then learns the decision*.
-//! - sometimes *a transaction aborts*.
-//! - eventually *every transaction ends everywhere* (all of this model's paths are acyclic, so
-//!   stateright's check and the workbench engine's exact one agree).
-//!
+//! - sometimes *a transaction aborts*; with timeouts, sometimes *a coordinator times out and
+//!   aborts*; with timeouts over a lossy network, sometimes *a prepared participant learns the
+//!   decision by inquiry* (its decision message was lost, and the coordinator sends it once).
+//! - Liveness. Every timer firing is counted against the `timeouts` budget, and a crash against
+//!   `crashes`, so all of this model's paths are acyclic and stateright's check and the
+//!   workbench engine's exact one agree. Neither assumes fairness, and under unfair loss no
+//!   transaction need ever end (every inquiry may be lost). So:
+//!   - ordered network (any timeouts), or unordered without timeouts: eventually *every
+//!     transaction ends everywhere*;
+//!   - unordered or lossy with timeouts: eventually *every transaction ends everywhere, unless
+//!     the timeouts run out*: no run stops with a transaction open while a timer could still
+//!     fire, i.e. whatever was lost or overtaken, some timer that moves the transaction on is
+//!     armed. (Over an unordered network a coordinator's Abort may overtake its own operation,
+//!     which then takes a lock at a shard that no one will tell: the shard's timeout frees it.)
+//!   - lossy without timeouts: no liveness property (the actors would wait forever).
+
 //! # Seeded bugs
 //! - `early-unlock`: a shard releases a transaction's locks when it votes Prepared instead of at
 //!   the outcome. Locking is still two-phase (every lock was acquired before Prepare) but not
@@ -73,14 +114,22 @@
 //!   with its lock, forever: the run ends with a transaction that never ended there (*every
 //!   transaction ends everywhere*), and §9.6.3's rule that the coordinator informs every
 //!   participant is what prevents it.
+//! - `abort-after-vote`: on its timeout a shard aborts its prepared transactions as well as its
+//!   working ones, instead of inquiring: the Commit that was merely late finds it aborted while
+//!   the other shard commits (*atomicity*, *a prepared participant waits for the decision*).
+//!   §9.6.3: once PREPARED, a participant can neither commit nor abort on its own.
 
 pub mod actor;
 pub mod model;
 
-pub use actor::{TwoPcActor, TwoPcBug, TwoPcMsg};
+pub use actor::{
+    ClientCfg, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg, TwoPcTimer, TxnOp, TxnSpec,
+    COORDINATOR_TIMEOUT, PARTICIPANT_TIMEOUT,
+};
 pub use model::{TwoPcCfg, TwoPcModel};
 
-use crate::catalog::{Bug, Param, Params, Spec};
+use crate::catalog::{Bug, Param, ParamKind, Params, Spec};
+use crate::harness::NetworkKind;
 
 /// The `twopc` entry of the checker's registry.
 pub struct TwoPcSpec;
@@ -116,6 +165,20 @@ impl Spec for TwoPcSpec {
             0,
             3,
         ),
+        Param {
+            name: "network",
+            help: "ordered (FIFO per pair, as over TCP), unordered, or lossy (unordered, any message may be lost)",
+            kind: ParamKind::Choice {
+                choices: NetworkKind::NAMES,
+            },
+        },
+        Param::int(
+            "timeouts",
+            "timer firings in all (coordinator and participant timeouts); 0: no timers",
+            0,
+            0,
+            3,
+        ),
     ];
     const BUGS: &'static [Bug] = &[
         Bug {
@@ -138,6 +201,11 @@ impl Spec for TwoPcSpec {
             help: "on a refused lock only the refusing shard hears Abort; the others hold their locks forever (every transaction ends everywhere)",
             params: &[("clients", "2"), ("crashes", "0")],
         },
+        Bug {
+            name: "abort-after-vote",
+            help: "on its timeout a shard aborts its prepared transactions too, instead of inquiring (atomicity)",
+            params: &[("clients", "1"), ("crashes", "0"), ("timeouts", "1")],
+        },
     ];
 
     fn build(params: &Params, bug: Option<&'static str>) -> TwoPcModel {
@@ -149,6 +217,9 @@ impl Spec for TwoPcSpec {
             clients: params.int("clients") as usize,
             txns: params.int("txns") as usize,
             crashes: params.int("crashes") as usize,
+            network: NetworkKind::from_name(params.choice("network"))
+                .expect("validated against NetworkKind::NAMES"),
+            timeouts: params.int("timeouts") as usize,
             bug,
         }
         .into_model()

@@ -1,18 +1,20 @@
-//! The checked model: two shards and the clients in one `ActorModel`, wrapped so that a shard's
-//! crash is a restart in one step and so that history variables record what the properties
-//! need beyond the actors' states (who voted yes, who restarted while prepared).
+//! The checked model: two shards and the clients in one `ActorModel`, in the workbench's
+//! [`Harness`]: a shard's crash is a restart in one step, and history variables record what the
+//! properties need beyond the actors' states (who voted yes, who restarted while prepared, which
+//! timeouts fired, which decisions were lost).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use properties::commitment::{agreement, Decision};
 use properties::serializability::{check_serializable, Op, Txn, TxnId};
-use stateright::actor::{ActorModel, ActorModelAction, ActorModelState, Envelope, Id, Network};
-use stateright::{Model, Path, Property};
+use stateright::actor::{model_timeout, ActorModel, ActorModelAction, Envelope, Id};
+use stateright::Property;
 
 use super::actor::{
-    ClientCfg, ClientState, Key, Phase, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg,
-    TwoPcState, TxnOp, TxnSpec,
+    ClientCfg, ClientState, Key, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg, TwoPcState,
+    TwoPcTimer, TxnOp, TxnSpec,
 };
+use crate::harness::{HAction, HState, Harness, Harnessed, NetworkKind};
 use crate::twophase::RmState;
 
 /// The keys, one per shard: shard `i` holds `KEYS[i]`.
@@ -33,6 +35,12 @@ pub struct TwoPcCfg {
     /// to it wait in their channels. A crash that would lose nothing is not explored. Clients
     /// (and so coordinators) do not crash.
     pub crashes: usize,
+    /// Ordered (per-pair FIFO, as over one TCP connection), unordered, or lossy (unordered, and
+    /// any message may be lost: a killed or partitioned shard, a dropped connection).
+    pub network: NetworkKind,
+    /// Timeouts in all (coordinator and participant timers firing). 0: the actors arm no timers
+    /// at all. A timer may fire at any moment, before a reply could have come back too.
+    pub timeouts: usize,
     pub bug: Option<TwoPcBug>,
 }
 
@@ -42,6 +50,8 @@ impl Default for TwoPcCfg {
             clients: 3,
             txns: 1,
             crashes: 2,
+            network: NetworkKind::Ordered,
+            timeouts: 0,
             bug: None,
         }
     }
@@ -60,10 +70,9 @@ impl TwoPcCfg {
         }
     }
 
-    /// The client and index of transaction `id`.
-    fn owner(&self, id: TxnId) -> (usize, usize) {
-        let i = id as usize - 1;
-        (i / self.txns, i % self.txns)
+    /// The client of transaction `id`.
+    fn owner(&self, id: TxnId) -> usize {
+        (id as usize - 1) / self.txns
     }
 
     /// Every transaction id.
@@ -77,11 +86,13 @@ impl TwoPcCfg {
             .enumerate()
             .map(|(i, k)| (*k, Id::from(i)))
             .collect();
+        let timeout = (self.timeouts > 0).then(model_timeout);
         let mut actors: Vec<TwoPcActor> = KEYS
             .iter()
             .map(|k| {
                 TwoPcActor::Shard(ShardCfg {
                     keys: vec![*k],
+                    timeout: timeout.clone(),
                     bug: self.bug,
                 })
             })
@@ -90,14 +101,18 @@ impl TwoPcCfg {
             actors.push(TwoPcActor::Client(ClientCfg {
                 shard_of: shard_of.clone(),
                 txns: (0..self.txns).map(|j| self.txn(c, j)).collect(),
+                timeout: timeout.clone(),
                 bug: self.bug,
             }));
         }
+        let (network, lossy, crashes) =
+            (self.network.network(), self.network.lossy(), self.crashes);
         let inner = ActorModel::new(self, TwoPcHistory::default())
             .actors(actors)
-            .init_network(Network::new_ordered([]))
+            .init_network(network)
+            .lossy_network(lossy)
             .record_msg_out(record_out);
-        TwoPcModel { inner }
+        Harness::new(inner, crashes)
     }
 }
 
@@ -110,28 +125,177 @@ pub struct TwoPcHistory {
     pub crashes: u8,
     /// Every (transaction, shard) where the shard restarted while the transaction was prepared.
     pub restarted_prepared: BTreeSet<(TxnId, Id)>,
+    /// Timers fired so far.
+    pub timeouts: u8,
+    /// A coordinator timed out on an undecided transaction (and so aborted it).
+    pub coordinator_timed_out: bool,
+    /// Every (transaction, shard) where the coordinator's decision to the prepared shard was
+    /// lost. The coordinator sends its decision once: the shard can learn it only by inquiry.
+    pub lost_decision: BTreeSet<(TxnId, Id)>,
 }
 
-pub type TwoPcModelState = ActorModelState<TwoPcActor, TwoPcHistory>;
-pub type TwoPcAction = ActorModelAction<TwoPcMsg, (), ()>;
+pub type TwoPcModelState = HState<TwoPc>;
+pub type TwoPcAction = HAction<TwoPc>;
 
 fn record_out(_: &TwoPcCfg, h: &TwoPcHistory, env: Envelope<&TwoPcMsg>) -> Option<TwoPcHistory> {
     let TwoPcMsg::Prepared { txn } = env.msg else {
         return None;
     };
+    if h.voted_yes.contains(&(*txn, env.src)) {
+        return None;
+    }
     let mut h = h.clone();
     h.voted_yes.insert((*txn, env.src));
     Some(h)
 }
 
 /// The 2PL + 2PC model.
-pub struct TwoPcModel {
-    pub inner: ActorModel<TwoPcActor, TwoPcCfg, TwoPcHistory>,
+pub type TwoPcModel = Harness<TwoPc>;
+
+/// What the history variables need to know about a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TwoPcStep {
+    Crash(Id),
+    Timeout(Id, TwoPcTimer),
+    /// A Commit or Abort to shard `shard` was lost.
+    LostDecision {
+        txn: TxnId,
+        shard: Id,
+    },
+    Other,
 }
 
-impl TwoPcModel {
-    pub fn cfg(&self) -> &TwoPcCfg {
-        &self.inner.cfg
+/// The twopc model's part of the [`Harness`].
+pub struct TwoPc;
+
+impl Harnessed for TwoPc {
+    type Actor = TwoPcActor;
+    type Cfg = TwoPcCfg;
+    type History = TwoPcHistory;
+    type Step = TwoPcStep;
+
+    fn step_of(action: &TwoPcAction) -> TwoPcStep {
+        match action {
+            ActorModelAction::Crash(id) => TwoPcStep::Crash(*id),
+            ActorModelAction::Timeout(id, timer) => TwoPcStep::Timeout(*id, *timer),
+            ActorModelAction::Drop(env) if usize::from(env.dst) < SHARDS => match env.msg {
+                TwoPcMsg::Commit { txn } | TwoPcMsg::Abort { txn } => TwoPcStep::LostDecision {
+                    txn,
+                    shard: env.dst,
+                },
+                _ => TwoPcStep::Other,
+            },
+            _ => TwoPcStep::Other,
+        }
+    }
+
+    fn crashes(h: &TwoPcHistory) -> usize {
+        usize::from(h.crashes)
+    }
+
+    fn count_crash(h: &mut TwoPcHistory) {
+        h.crashes += 1;
+    }
+
+    /// Only shards crash, and only when the crash would lose something.
+    fn may_crash(_: &TwoPcModel, s: &TwoPcModelState, i: usize) -> bool {
+        i < SHARDS && shard(s, i).has_volatile()
+    }
+
+    /// Timers fire within the budget of timeouts.
+    fn allow(m: &TwoPcModel, s: &TwoPcModelState, a: &TwoPcAction) -> bool {
+        !matches!(a, ActorModelAction::Timeout(..))
+            || usize::from(s.history.timeouts) < m.cfg().timeouts
+    }
+
+    fn record(
+        _: &TwoPcModel,
+        prev: Option<(&TwoPcModelState, TwoPcStep)>,
+        next: &mut TwoPcModelState,
+    ) {
+        let Some((last, step)) = prev else {
+            return;
+        };
+        match step {
+            TwoPcStep::Crash(id) => {
+                for (txn, p) in &shard(last, usize::from(id)).txns {
+                    if p.state == RmState::Prepared {
+                        next.history.restarted_prepared.insert((*txn, id));
+                    }
+                }
+            }
+            TwoPcStep::Timeout(id, timer) => {
+                next.history.timeouts += 1;
+                if timer == TwoPcTimer::Coordinator
+                    && usize::from(id) >= SHARDS
+                    && client(last, usize::from(id) - SHARDS).current.is_some()
+                {
+                    next.history.coordinator_timed_out = true;
+                }
+            }
+            TwoPcStep::LostDecision { txn, shard: at } => {
+                let prepared = shard(last, usize::from(at))
+                    .txns
+                    .get(&txn)
+                    .is_some_and(|p| p.state == RmState::Prepared);
+                if prepared {
+                    next.history.lost_decision.insert((txn, at));
+                }
+            }
+            TwoPcStep::Other => {}
+        }
+    }
+
+    fn properties(m: &TwoPcModel) -> Vec<Property<TwoPcModel>> {
+        let cfg = m.cfg();
+        let mut props = vec![
+            Property::always("atomicity", atomicity),
+            Property::always("serializability", serializable),
+            Property::always(
+                "a prepared participant waits for the decision",
+                prepared_waits,
+            ),
+            Property::sometimes(
+                "a transaction commits across two shards",
+                commits_across_shards,
+            ),
+            Property::sometimes("a transaction aborts", |m: &TwoPcModel, s| {
+                m.cfg()
+                    .txn_ids()
+                    .any(|t| decision(m.cfg(), s, t) == Some(Decision::Abort))
+            }),
+            Property::sometimes(
+                "a committed transaction reads another's write",
+                reads_committed_write,
+            ),
+            Property::sometimes(
+                "a participant restarts prepared, then learns the decision",
+                recovered_prepared_decided,
+            ),
+        ];
+        if cfg.timeouts > 0 {
+            props.push(Property::sometimes(
+                "a coordinator times out and aborts",
+                |_, s: &TwoPcModelState| s.history.coordinator_timed_out,
+            ));
+        }
+        if cfg.timeouts > 0 && cfg.network == NetworkKind::Lossy {
+            props.push(Property::sometimes(
+                "a prepared participant learns the decision by inquiry",
+                learned_by_inquiry,
+            ));
+        }
+        match (cfg.network, cfg.timeouts) {
+            (NetworkKind::Lossy, 0) => {}
+            (NetworkKind::Ordered, _) | (NetworkKind::Unordered, 0) => props.push(
+                Property::eventually("every transaction ends everywhere", all_ended),
+            ),
+            (NetworkKind::Unordered | NetworkKind::Lossy, _) => props.push(Property::eventually(
+                "every transaction ends everywhere, unless the timeouts run out",
+                all_ended_or_out_of_timeouts,
+            )),
+        }
+        props
     }
 }
 
@@ -153,8 +317,7 @@ pub fn client(s: &TwoPcModelState, c: usize) -> &ClientState {
 
 /// The coordinator's decision on `txn`, if made.
 pub fn decision(cfg: &TwoPcCfg, s: &TwoPcModelState, txn: TxnId) -> Option<Decision> {
-    let (c, j) = cfg.owner(txn);
-    client(s, c).outcomes.get(j).copied()
+    client(s, cfg.owner(txn)).decided.get(&txn).copied()
 }
 
 /// Each shard's outcome for `txn` (`None`: undecided there, or never heard of).
@@ -252,97 +415,35 @@ fn recovered_prepared_decided(_: &TwoPcModel, s: &TwoPcModelState) -> bool {
     })
 }
 
+/// Sometimes: the decision to a prepared shard was lost, and the shard learned it all the same:
+/// the coordinator sends its decision once, so the shard learned it by inquiry.
+fn learned_by_inquiry(_: &TwoPcModel, s: &TwoPcModelState) -> bool {
+    s.history.lost_decision.iter().any(|(txn, at)| {
+        shard(s, usize::from(*at))
+            .txns
+            .get(txn)
+            .is_some_and(|p| p.state.decision().is_some())
+    })
+}
+
+/// Eventually, over a network that reorders or loses messages, with a budget of timeouts: every
+/// transaction ends everywhere, or the budget is spent. No run stops with a transaction open
+/// while a timer could still fire: whatever was lost or overtaken, the transaction has a timer
+/// armed somewhere that moves it on. (With unfair loss nothing more can hold: every inquiry may
+/// be lost, forever.)
+fn all_ended_or_out_of_timeouts(m: &TwoPcModel, s: &TwoPcModelState) -> bool {
+    all_ended(m, s) || usize::from(s.history.timeouts) >= m.cfg().timeouts
+}
+
 /// Eventually: every client has decided all its transactions and no shard holds one working or
 /// prepared (strict 2PL with no-wait cannot deadlock; over a network that loses nothing the
 /// decision reaches every prepared participant).
 fn all_ended(m: &TwoPcModel, s: &TwoPcModelState) -> bool {
-    (0..m.cfg().clients).all(|c| client(s, c).phase == Phase::Done)
+    (0..m.cfg().clients).all(|c| client(s, c).is_idle())
         && (0..SHARDS).all(|i| {
             shard(s, i)
                 .txns
                 .values()
                 .all(|p| p.state.decision().is_some())
         })
-}
-
-impl Model for TwoPcModel {
-    type State = TwoPcModelState;
-    type Action = TwoPcAction;
-
-    fn init_states(&self) -> Vec<TwoPcModelState> {
-        self.inner.init_states()
-    }
-
-    fn actions(&self, state: &TwoPcModelState, actions: &mut Vec<TwoPcAction>) {
-        self.inner.actions(state, actions);
-        if usize::from(state.history.crashes) < self.cfg().crashes {
-            actions.extend(
-                (0..SHARDS)
-                    .filter(|i| shard(state, *i).has_volatile())
-                    .map(|i| ActorModelAction::Crash(Id::from(i))),
-            );
-        }
-    }
-
-    fn next_state(&self, last: &TwoPcModelState, action: TwoPcAction) -> Option<TwoPcModelState> {
-        match action {
-            // A crash restarts the shard from its storage (see `TwoPcCfg::crashes`).
-            ActorModelAction::Crash(id) => {
-                let down = self.inner.next_state(last, ActorModelAction::Crash(id))?;
-                let mut next = self
-                    .inner
-                    .next_state(&down, ActorModelAction::Recover(id))?;
-                let h = &mut next.history;
-                h.crashes += 1;
-                for (txn, p) in &shard(last, usize::from(id)).txns {
-                    if p.state == RmState::Prepared {
-                        h.restarted_prepared.insert((*txn, id));
-                    }
-                }
-                Some(next)
-            }
-            action => self.inner.next_state(last, action),
-        }
-    }
-
-    fn format_action(&self, action: &TwoPcAction) -> String {
-        self.inner.format_action(action)
-    }
-
-    fn format_step(&self, last: &TwoPcModelState, action: TwoPcAction) -> Option<String> {
-        self.inner.format_step(last, action)
-    }
-
-    fn as_svg(&self, path: Path<TwoPcModelState, TwoPcAction>) -> Option<String> {
-        self.inner.as_svg(path)
-    }
-
-    fn properties(&self) -> Vec<Property<Self>> {
-        vec![
-            Property::always("atomicity", atomicity),
-            Property::always("serializability", serializable),
-            Property::always(
-                "a prepared participant waits for the decision",
-                prepared_waits,
-            ),
-            Property::sometimes(
-                "a transaction commits across two shards",
-                commits_across_shards,
-            ),
-            Property::sometimes("a transaction aborts", |m: &TwoPcModel, s| {
-                m.cfg()
-                    .txn_ids()
-                    .any(|t| decision(m.cfg(), s, t) == Some(Decision::Abort))
-            }),
-            Property::sometimes(
-                "a committed transaction reads another's write",
-                reads_committed_write,
-            ),
-            Property::sometimes(
-                "a participant restarts prepared, then learns the decision",
-                recovered_prepared_decided,
-            ),
-            Property::eventually("every transaction ends everywhere", all_ended),
-        ]
-    }
 }

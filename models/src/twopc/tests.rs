@@ -10,15 +10,16 @@ use stateright::actor::{ActorModelAction, Command, Id, Out};
 use stateright::{Checker, Model};
 
 use super::actor::{
-    ClientCfg, ClientState, Phase, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg, TxnOp,
-    TxnSpec,
+    ClientCfg, ClientState, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg, TwoPcTimer,
+    TxnOp, TxnSpec,
 };
 use super::model::{history, TwoPcCfg};
 use super::TwoPcSpec;
 use crate::catalog::{Params, Spec};
+use crate::harness::NetworkKind;
 use crate::twophase::RmState;
 
-type Cmd = Command<TwoPcMsg, (), (), ShardState>;
+type Cmd = Command<TwoPcMsg, TwoPcTimer, (), ShardState>;
 
 const X: char = 'x';
 const Y: char = 'y';
@@ -31,6 +32,7 @@ fn client() -> Id {
 fn shard_cfg(key: char, bug: Option<TwoPcBug>) -> ShardCfg {
     ShardCfg {
         keys: vec![key],
+        timeout: None,
         bug,
     }
 }
@@ -197,6 +199,7 @@ fn a_prepare_naming_locks_the_shard_lost_is_answered_aborted() {
     // Shard 0 holds both keys here: the read's lock was lost in a restart, the write's was not.
     let cfg = ShardCfg {
         keys: vec![X, Y],
+        timeout: None,
         bug: None,
     };
     let mut s = ShardState::new(&[X, Y]);
@@ -236,6 +239,7 @@ fn client_cfg(bug: Option<TwoPcBug>) -> ClientCfg {
             id: 1,
             ops: vec![TxnOp::Read(X), TxnOp::Write(Y)],
         }],
+        timeout: None,
         bug,
     }
 }
@@ -263,7 +267,7 @@ fn client_preparing(cfg: &ClientCfg) -> ClientState {
     let mut o: Out<TwoPcActor> = Out::new();
     let mut s = cfg.start(&mut o);
     assert!(
-        matches!(&o[..], [Command::Send(dst, TwoPcMsg::Read { txn: 1, key: X })] if *dst == Id::from(0))
+        matches!(&o[..], [Command::Send(dst, TwoPcMsg::Read { txn: 1, key: X }), ..] if *dst == Id::from(0))
     );
     let reply = TwoPcMsg::ReadReply {
         txn: 1,
@@ -295,8 +299,8 @@ fn the_coordinator_commits_only_with_every_vote() {
             (Id::from(1), TwoPcMsg::Commit { txn: 1 })
         ]
     );
-    assert_eq!(s.outcomes, vec![Decision::Commit]);
-    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(s.decided, BTreeMap::from([(1, Decision::Commit)]));
+    assert!(s.is_idle());
 
     let mut s = client_preparing(&cfg);
     to_client(&cfg, &mut s, 1, TwoPcMsg::Prepared { txn: 1 });
@@ -307,7 +311,7 @@ fn the_coordinator_commits_only_with_every_vote() {
             (Id::from(1), TwoPcMsg::Abort { txn: 1 })
         ]
     );
-    assert_eq!(s.outcomes, vec![Decision::Abort]);
+    assert_eq!(s.decided, BTreeMap::from([(1, Decision::Abort)]));
 
     let mut s = client_preparing(&cfg_with_bug());
     assert_eq!(
@@ -315,7 +319,7 @@ fn the_coordinator_commits_only_with_every_vote() {
         2,
         "the bug commits on the first vote"
     );
-    assert_eq!(s.outcomes, vec![Decision::Commit]);
+    assert_eq!(s.decided, BTreeMap::from([(1, Decision::Commit)]));
 }
 
 fn cfg_with_bug() -> ClientCfg {
@@ -336,7 +340,7 @@ fn a_refused_lock_aborts_at_the_shards_that_granted_one() {
         to_client(&cfg, &mut s, 1, TwoPcMsg::Refused { txn: 1, key: Y }),
         vec![(Id::from(0), TwoPcMsg::Abort { txn: 1 })]
     );
-    assert_eq!(s.outcomes, vec![Decision::Abort]);
+    assert_eq!(s.decided, BTreeMap::from([(1, Decision::Abort)]));
 }
 
 /// The default configuration (3 clients, one transaction each, 2 shard crashes): every
@@ -358,13 +362,18 @@ fn two_transactions_per_client_hold_too() {
         txns: 2,
         crashes: 2,
         bug: None,
+        ..TwoPcCfg::default()
     };
     let checker = cfg.into_model().checker().spawn_bfs().join();
     checker.assert_properties();
     assert_eq!(checker.unique_state_count(), 268_604);
 }
 
-fn deliver_action(src: usize, dst: usize, msg: TwoPcMsg) -> ActorModelAction<TwoPcMsg, (), ()> {
+fn deliver_action(
+    src: usize,
+    dst: usize,
+    msg: TwoPcMsg,
+) -> ActorModelAction<TwoPcMsg, TwoPcTimer, ()> {
     ActorModelAction::Deliver {
         src: Id::from(src),
         dst: Id::from(dst),
@@ -379,6 +388,7 @@ fn a_transaction_commits_across_two_shards_in_ten_deliveries() {
         txns: 1,
         crashes: 0,
         bug: None,
+        ..TwoPcCfg::default()
     };
     let checker = cfg.into_model().checker().spawn_bfs().join();
     checker.assert_discovery(
@@ -465,4 +475,288 @@ fn commit_on_partial_votes_breaks_atomicity() {
     }));
     checker.assert_no_discovery("a prepared participant waits for the decision");
     checker.assert_no_discovery("serializability");
+}
+
+fn timed_shard(key: char, bug: Option<TwoPcBug>) -> ShardCfg {
+    ShardCfg {
+        timeout: Some(super::PARTICIPANT_TIMEOUT),
+        ..shard_cfg(key, bug)
+    }
+}
+
+fn timers(cmds: &[Cmd]) -> Vec<String> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::SetTimer(t, _) => Some(format!("set {t:?}")),
+            Command::CancelTimer(t) => Some(format!("cancel {t:?}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A shard's timeout; returns what it did, with destinations.
+fn shard_timeout(cfg: &ShardCfg, s: &mut ShardState) -> Vec<Cmd> {
+    let mut o = Out::new();
+    cfg.on_timeout(s, TwoPcTimer::Participant, &mut o);
+    o.into_iter().collect()
+}
+
+#[test]
+fn a_prepare_sent_again_gets_the_same_vote() {
+    let cfg = shard_cfg(Y, None);
+    let mut s = ShardState::new(&[Y]);
+    deliver(&cfg, &mut s, write(1, Y));
+    deliver(&cfg, &mut s, prepare(1, Y));
+    let again = deliver(&cfg, &mut s, prepare(1, Y));
+    assert_eq!(sent(&again), vec![TwoPcMsg::Prepared { txn: 1 }]);
+    assert!(saved(&again).is_none(), "the vote is on storage already");
+    assert_eq!(s.txns[&1].state, RmState::Prepared);
+    // An aborted transaction is refused again.
+    deliver(&cfg, &mut s, prepare(2, Y));
+    assert_eq!(
+        sent(&deliver(&cfg, &mut s, prepare(2, Y))),
+        vec![TwoPcMsg::Aborted { txn: 2 }]
+    );
+}
+
+/// Reference: §9.6.3, a participant may abort until it has voted; once prepared it inquires.
+#[test]
+fn a_participant_timeout_aborts_working_transactions_and_inquires_about_prepared_ones() {
+    let cfg = ShardCfg {
+        keys: vec![X, Y],
+        ..timed_shard(Y, None)
+    };
+    let mut s = ShardState::new(&[X, Y]);
+    let first = deliver(&cfg, &mut s, write(1, Y));
+    assert_eq!(timers(&first), vec!["set Participant"]);
+    assert!(
+        timers(&deliver(&cfg, &mut s, read(2, X))).is_empty(),
+        "not re-armed while armed: a busy shard still times out"
+    );
+    let storage = saved(&deliver(&cfg, &mut s, prepare(1, Y)));
+    // The coordinator's name is on storage with the vote.
+    assert_eq!(storage.unwrap().txns[&1].coordinator, client());
+    let cmds = shard_timeout(&cfg, &mut s);
+    assert_eq!(s.txns[&2].state, RmState::Aborted);
+    assert_eq!(s.txns[&1].state, RmState::Prepared);
+    assert!(
+        matches!(&cmds[..], [Command::Send(to, TwoPcMsg::Inquire { txn: 1 }), ..] if *to == client())
+    );
+    assert_eq!(saved(&cmds).unwrap().txns[&2].state, RmState::Aborted);
+    assert_eq!(timers(&cmds), vec!["set Participant"]);
+    // T2's shared lock on x is gone: a writer gets x.
+    assert!(matches!(
+        sent(&deliver(&cfg, &mut s, write(3, X)))[..],
+        [TwoPcMsg::WriteReply { txn: 3, .. }]
+    ));
+    // A restart brings the prepared transaction back with its timer.
+    let mut o = Out::new();
+    let s2 = cfg.start(&storage_of(&s), &mut o);
+    assert_eq!(s2.txns[&1].state, RmState::Prepared);
+    assert_eq!(
+        timers(&o.into_iter().collect::<Vec<_>>()),
+        vec!["set Participant"]
+    );
+    // The decision, learned by inquiry, disarms the timer once nothing is undecided here.
+    deliver(&cfg, &mut s, TwoPcMsg::Abort { txn: 3 });
+    let cmds = deliver(&cfg, &mut s, TwoPcMsg::Commit { txn: 1 });
+    assert_eq!(timers(&cmds), vec!["cancel Participant"]);
+}
+
+fn storage_of(s: &ShardState) -> Option<ShardState> {
+    Some(s.durable())
+}
+
+#[test]
+fn abort_after_vote_takes_back_a_yes_vote() {
+    let cfg = timed_shard(Y, Some(TwoPcBug::AbortAfterVote));
+    let mut s = ShardState::new(&[Y]);
+    deliver(&cfg, &mut s, write(1, Y));
+    deliver(&cfg, &mut s, prepare(1, Y));
+    assert!(sent(&shard_timeout(&cfg, &mut s)).is_empty());
+    assert_eq!(s.txns[&1].state, RmState::Aborted);
+}
+
+fn timed_client() -> ClientCfg {
+    ClientCfg {
+        timeout: Some(super::COORDINATOR_TIMEOUT),
+        ..client_cfg(None)
+    }
+}
+
+fn client_timeout(cfg: &ClientCfg, s: &mut ClientState) -> Vec<(Id, TwoPcMsg)> {
+    let mut o: Out<TwoPcActor> = Out::new();
+    cfg.on_timeout(s, TwoPcTimer::Coordinator, &mut o);
+    o.into_iter()
+        .filter_map(|c| match c {
+            Command::Send(dst, m) => Some((dst, m)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reference: §9.6.3, the coordinator may abort unilaterally until it has decided, and answers
+/// inquiries from its outcome records.
+#[test]
+fn a_coordinator_timeout_aborts_everywhere_the_transaction_went() {
+    let cfg = timed_client();
+    // Executing its first operation: the shard it went to hears Abort.
+    let mut s = cfg.start(&mut Out::new());
+    assert_eq!(
+        client_timeout(&cfg, &mut s),
+        vec![(Id::from(0), TwoPcMsg::Abort { txn: 1 })]
+    );
+    assert_eq!(s.decided, BTreeMap::from([(1, Decision::Abort)]));
+    assert!(s.is_idle());
+    // Preparing: every participant hears Abort; a late vote changes nothing.
+    let mut s = client_preparing(&cfg);
+    to_client(&cfg, &mut s, 1, TwoPcMsg::Prepared { txn: 1 });
+    // An inquiry about the undecided transaction is not answered.
+    assert!(to_client(&cfg, &mut s, 1, TwoPcMsg::Inquire { txn: 1 }).is_empty());
+    assert_eq!(client_timeout(&cfg, &mut s).len(), 2);
+    assert!(to_client(&cfg, &mut s, 0, TwoPcMsg::Prepared { txn: 1 }).is_empty());
+    assert_eq!(
+        to_client(&cfg, &mut s, 1, TwoPcMsg::Inquire { txn: 1 }),
+        vec![(Id::from(1), TwoPcMsg::Abort { txn: 1 })]
+    );
+    // Nothing to time out on once idle.
+    assert!(client_timeout(&cfg, &mut s).is_empty());
+}
+
+/// The runtime's driver hands transactions over one at a time and gets each outcome back.
+#[test]
+fn a_live_client_runs_the_transactions_begin_brings_and_reports_outcomes() {
+    let driver = 7;
+    let shard_of = BTreeMap::from([(X, Id::from(0)), (Y, Id::from(1))]);
+    let TwoPcActor::Client(cfg) = TwoPcActor::live_client(shard_of) else {
+        unreachable!()
+    };
+    let mut o: Out<TwoPcActor> = Out::new();
+    let mut s = cfg.start(&mut o);
+    assert!(o.is_empty() && s.is_idle());
+    let t = |id| TxnSpec {
+        id,
+        ops: vec![TxnOp::Read(X), TxnOp::Write(Y)],
+    };
+    let mut o: Out<TwoPcActor> = Out::new();
+    cfg.on_msg(&mut s, Id::from(driver), TwoPcMsg::Begin(t(10)), &mut o);
+    assert!(matches!(
+        &o[..],
+        [
+            Command::Send(_, TwoPcMsg::Read { txn: 10, key: X }),
+            Command::SetTimer(TwoPcTimer::Coordinator, _)
+        ]
+    ));
+    // A second Begin waits in the queue.
+    assert!(to_client(&cfg, &mut s, driver, TwoPcMsg::Begin(t(11))).is_empty());
+    assert_eq!(s.queue.len(), 1);
+    let sends = to_client(&cfg, &mut s, 0, TwoPcMsg::Refused { txn: 10, key: X });
+    assert_eq!(
+        sends,
+        vec![
+            (
+                Id::from(driver),
+                TwoPcMsg::Outcome {
+                    txn: 10,
+                    decision: Decision::Abort
+                }
+            ),
+            (Id::from(0), read(11, X)),
+        ]
+    );
+    // A Begin sent again for a decided transaction gets its outcome again.
+    assert_eq!(
+        to_client(&cfg, &mut s, driver, TwoPcMsg::Begin(t(10))),
+        vec![(
+            Id::from(driver),
+            TwoPcMsg::Outcome {
+                txn: 10,
+                decision: Decision::Abort
+            }
+        )]
+    );
+}
+
+/// Messages go over TCP as JSON, and a shard's storage is written to a file.
+#[test]
+fn messages_and_storage_survive_json() {
+    let msgs = [
+        TwoPcMsg::Begin(TxnSpec {
+            id: 3,
+            ops: vec![TxnOp::Read(X), TxnOp::Write(Y)],
+        }),
+        TwoPcMsg::Outcome {
+            txn: 3,
+            decision: Decision::Commit,
+        },
+        TwoPcMsg::Inquire { txn: 3 },
+        prepare(3, X),
+    ];
+    for m in msgs {
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<TwoPcMsg>(&text).unwrap(), m);
+    }
+    let cfg = shard_cfg(Y, None);
+    let mut s = ShardState::new(&[Y]);
+    deliver(&cfg, &mut s, write(1, Y));
+    let storage = saved(&deliver(&cfg, &mut s, prepare(1, Y))).unwrap();
+    let text = serde_json::to_string(&storage).unwrap();
+    assert_eq!(serde_json::from_str::<ShardState>(&text).unwrap(), storage);
+}
+
+/// The configuration that runs over TCP: messages lost and reordered, timers on.
+fn over_tcp() -> TwoPcCfg {
+    TwoPcCfg {
+        clients: 2,
+        network: NetworkKind::Lossy,
+        timeouts: 1,
+        ..TwoPcCfg::default()
+    }
+}
+
+#[test]
+fn over_a_lossy_network_with_timeouts_every_property_holds() {
+    let checker = over_tcp().into_model().checker().spawn_dfs().join();
+    checker.assert_properties();
+    assert_eq!(checker.unique_state_count(), 359_111);
+    assert_eq!(checker.state_count(), 1_874_749);
+}
+
+#[test]
+fn timeouts_over_an_ordered_network_keep_every_transaction_ending() {
+    let cfg = TwoPcCfg {
+        clients: 2,
+        timeouts: 1,
+        ..TwoPcCfg::default()
+    };
+    let checker = cfg.into_model().checker().spawn_bfs().join();
+    checker.assert_properties();
+    assert_eq!(checker.unique_state_count(), 60_561);
+}
+
+#[test]
+fn abort_after_vote_breaks_atomicity() {
+    let checker = check_bug("abort-after-vote");
+    checker.assert_any_discovery("atomicity");
+    checker.assert_any_discovery("a prepared participant waits for the decision");
+    checker.assert_no_discovery("serializability");
+    assert_eq!(checker.unique_state_count(), 110);
+}
+
+/// The runtime seeds `early-unlock` on real nodes: it is caught over a lossy network too.
+#[test]
+fn early_unlock_is_caught_over_a_lossy_network_with_timeouts() {
+    let model = TwoPcCfg {
+        crashes: 0,
+        bug: Some(TwoPcBug::EarlyUnlock),
+        ..over_tcp()
+    }
+    .into_model();
+    let checker = model.checker().spawn_bfs().join();
+    let path = checker.assert_any_discovery("serializability");
+    let violation = check_serializable(&history(checker.model().cfg(), path.last_state()))
+        .expect_err("the counterexample is not serializable");
+    assert_eq!(violation.anomaly, Anomaly::G2, "{violation}");
+    checker.assert_no_discovery("atomicity");
+    assert_eq!(checker.unique_state_count(), 49_984);
 }

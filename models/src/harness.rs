@@ -1,0 +1,195 @@
+//! A stateright [`ActorModel`] wrapped the way the workbench's actor models need it, so that a new
+//! model does not copy the wrapping:
+//!
+//! - **Crash as restart.** A crash is a restart from stable storage in one step (stateright's
+//!   `Crash`, then `Recover`), within a budget of crashes in all, for the actors the model
+//!   allows to crash (a filter that sees the state). An actor that is down for a while is, to
+//!   everyone else, an actor that takes no steps for a while, which the interleavings already
+//!   cover; messages to it wait in their channels.
+//! - **History variables** updated after every step from a small `Copy` summary of it (so that
+//!   the step's action, message and all, is not cloned), and a filter on the inner model's
+//!   actions (e.g. a budget of timeouts).
+//! - **The explorer**: `format_action`, `format_step` and `as_svg` forwarded to the inner model.
+//!
+//! A model implements [`Harnessed`] on a unit type and is `Harness<ThatType>`.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use stateright::actor::{
+    Actor, ActorModel, ActorModelAction, ActorModelState, LossyNetwork, Network,
+};
+use stateright::{Model, Path, Property};
+
+/// How the network treats messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NetworkKind {
+    /// Each channel delivers in order, none is lost (TCP-like); channels interleave freely.
+    Ordered,
+    /// Messages are delivered in any order, none is lost.
+    Unordered,
+    /// Messages are delivered in any order or lost.
+    Lossy,
+}
+
+impl NetworkKind {
+    /// The names the `--network` parameter takes, default first.
+    pub const NAMES: &'static [&'static str] = &["ordered", "unordered", "lossy"];
+
+    /// The kind named `name` (one of [`NetworkKind::NAMES`]).
+    pub fn from_name(name: &str) -> Option<NetworkKind> {
+        match name {
+            "ordered" => Some(NetworkKind::Ordered),
+            "unordered" => Some(NetworkKind::Unordered),
+            "lossy" => Some(NetworkKind::Lossy),
+            _ => None,
+        }
+    }
+
+    /// The initial (empty) network of this kind.
+    pub fn network<M: Clone + Debug + Eq + Hash + Ord>(self) -> Network<M> {
+        match self {
+            NetworkKind::Ordered => Network::new_ordered([]),
+            NetworkKind::Unordered | NetworkKind::Lossy => {
+                Network::new_unordered_nonduplicating([])
+            }
+        }
+    }
+
+    /// Whether messages may be lost.
+    pub fn lossy(self) -> LossyNetwork {
+        if self == NetworkKind::Lossy {
+            LossyNetwork::Yes
+        } else {
+            LossyNetwork::No
+        }
+    }
+}
+
+/// The state and action of a harnessed model.
+pub type HState<H> = ActorModelState<<H as Harnessed>::Actor, <H as Harnessed>::History>;
+pub type HAction<H> = ActorModelAction<
+    <<H as Harnessed>::Actor as Actor>::Msg,
+    <<H as Harnessed>::Actor as Actor>::Timer,
+    <<H as Harnessed>::Actor as Actor>::Random,
+>;
+
+/// What a model tells the [`Harness`].
+pub trait Harnessed: Sized + Send + Sync + 'static {
+    type Actor: Actor<Msg: Ord, Timer: Ord> + Send + Sync + 'static;
+    type Cfg: Send + Sync + 'static;
+    type History: Clone + Debug + Hash + Eq + Send + Sync + 'static;
+    /// What the history variables need to know about a step.
+    type Step: Copy;
+
+    /// The summary of `action`, taken before it runs.
+    fn step_of(action: &HAction<Self>) -> Self::Step;
+
+    /// How many crashes the history has counted.
+    fn crashes(h: &Self::History) -> usize;
+
+    /// Counts one more crash.
+    fn count_crash(h: &mut Self::History);
+
+    /// Whether actor `index` may crash (restart) in `state`; the budget is checked apart.
+    fn may_crash(m: &Harness<Self>, state: &HState<Self>, index: usize) -> bool;
+
+    /// Whether the inner model's `action` is explored in `state` (default: all are).
+    fn allow(_m: &Harness<Self>, _state: &HState<Self>, _action: &HAction<Self>) -> bool {
+        true
+    }
+
+    /// Updates the history variables of `next`, reached from `prev` by a step summarised as
+    /// `step` (`None`: `next` is an initial state). A crash is already counted.
+    fn record(
+        m: &Harness<Self>,
+        prev: Option<(&HState<Self>, Self::Step)>,
+        next: &mut HState<Self>,
+    );
+
+    fn properties(m: &Harness<Self>) -> Vec<Property<Harness<Self>>>;
+
+    fn within_boundary(_m: &Harness<Self>, _state: &HState<Self>) -> bool {
+        true
+    }
+}
+
+/// An actor model with crash-as-restart, history variables and a forwarded explorer view.
+pub struct Harness<H: Harnessed> {
+    pub inner: ActorModel<H::Actor, H::Cfg, H::History>,
+    /// Crashes in all (each a restart).
+    pub max_crashes: usize,
+}
+
+impl<H: Harnessed> Harness<H> {
+    pub fn new(inner: ActorModel<H::Actor, H::Cfg, H::History>, max_crashes: usize) -> Self {
+        Harness { inner, max_crashes }
+    }
+
+    pub fn cfg(&self) -> &H::Cfg {
+        &self.inner.cfg
+    }
+}
+
+impl<H: Harnessed> Model for Harness<H> {
+    type State = HState<H>;
+    type Action = HAction<H>;
+
+    fn init_states(&self) -> Vec<Self::State> {
+        let mut states = self.inner.init_states();
+        for s in &mut states {
+            H::record(self, None, s);
+        }
+        states
+    }
+
+    fn actions(&self, state: &Self::State, actions: &mut Vec<Self::Action>) {
+        self.inner.actions(state, actions);
+        actions.retain(|a| H::allow(self, state, a));
+        if H::crashes(&state.history) < self.max_crashes {
+            actions.extend(
+                (0..state.actor_states.len())
+                    .filter(|i| H::may_crash(self, state, *i))
+                    .map(|i| ActorModelAction::Crash(i.into())),
+            );
+        }
+    }
+
+    fn next_state(&self, last: &Self::State, action: Self::Action) -> Option<Self::State> {
+        let step = H::step_of(&action);
+        let mut next = match action {
+            // A crash restarts the actor from its storage in one step.
+            ActorModelAction::Crash(id) => {
+                let down = self.inner.next_state(last, ActorModelAction::Crash(id))?;
+                let mut next = self
+                    .inner
+                    .next_state(&down, ActorModelAction::Recover(id))?;
+                H::count_crash(&mut next.history);
+                next
+            }
+            action => self.inner.next_state(last, action)?,
+        };
+        H::record(self, Some((last, step)), &mut next);
+        Some(next)
+    }
+
+    fn format_action(&self, action: &Self::Action) -> String {
+        self.inner.format_action(action)
+    }
+
+    fn format_step(&self, last: &Self::State, action: Self::Action) -> Option<String> {
+        self.inner.format_step(last, action)
+    }
+
+    fn as_svg(&self, path: Path<Self::State, Self::Action>) -> Option<String> {
+        self.inner.as_svg(path)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        H::properties(self)
+    }
+
+    fn within_boundary(&self, state: &Self::State) -> bool {
+        H::within_boundary(self, state)
+    }
+}
