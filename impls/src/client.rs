@@ -94,9 +94,9 @@ where
     /// `timeout` has passed.
     pub fn call(&mut self, op: S::Op, timeout: Duration) -> Result<S::Ret, Indefinite> {
         self.seq += 1;
-        let seq = self.seq;
         let deadline = Instant::now() + timeout;
-        if !self.inject.send(Id::from(DRIVER), S::invoke(seq, op)) {
+        let (seq, invoke) = S::invoke(self.seq, op);
+        if !self.inject.send(Id::from(DRIVER), invoke) {
             return Err(Indefinite(timeout));
         }
         loop {

@@ -16,6 +16,8 @@
 //! - [`cluster`]: a local cluster of `node` processes: start, kill, restart, faults, status.
 //! - [`jepsen`]: concurrent clients and a nemesis against a cluster, and the history's check.
 //! - [`raft`]: the Raft KV service (Raft's entry in the registry) and its write-ahead log.
+//! - [`twopc`]: two-phase locking and two-phase commit (its entry in the registry): shards,
+//!   coordinating clients, and the strict-serializability check of a live history.
 //! - [`mapreduce`]: the MapReduce runtime: the model's coordinator over TCP, real workers, apps.
 
 pub mod client;
@@ -30,6 +32,7 @@ pub mod rng;
 pub mod service;
 pub mod storage;
 pub mod supervisor;
+pub mod twopc;
 
 /// Sets up `tracing` for a binary: to stderr, `RUST_LOG` or else `default`.
 pub fn init_tracing(default: &str) {

@@ -140,8 +140,10 @@ pub trait Client: Service {
 
     /// The model's client actor for `cluster`, driven by `driver`.
     fn client(cluster: &ClusterConfig, driver: Id, tuning: &Tuning) -> Self::Actor;
-    /// The driver's message that invokes `op` as request `seq`.
-    fn invoke(seq: RequestId, op: Self::Op) -> Self::Msg;
+    /// The driver's message that invokes `op` as the driver's request `seq`, and the request id
+    /// the result will carry (`seq`, or an id the operation names itself, such as a transaction
+    /// id unique across clients).
+    fn invoke(seq: RequestId, op: Self::Op) -> (RequestId, Self::Msg);
     /// The result in a message the client actor sent its driver.
     fn returned(msg: Self::Msg) -> Option<(RequestId, Self::Ret)>;
     /// An operation from the command line's words (`put k v`).
@@ -294,6 +296,7 @@ where
 /// The registered protocols, in the order `--help` lists them.
 pub static SERVICES: &[&dyn Protocol] = &[
     &Full::<crate::raft::RaftService>::NEW,
+    &Full::<crate::twopc::TwoPcService>::NEW,
     &ServerOnly::<crate::mapreduce::CoordinatorService>::NEW,
 ];
 

@@ -118,8 +118,8 @@ impl Client for RaftService {
         })
     }
 
-    fn invoke(seq: RequestId, op: KvOp) -> RaftMsg {
-        RaftMsg::Client(ClientMsg::Invoke { seq, op })
+    fn invoke(seq: RequestId, op: KvOp) -> (RequestId, RaftMsg) {
+        (seq, RaftMsg::Client(ClientMsg::Invoke { seq, op }))
     }
 
     fn returned(msg: RaftMsg) -> Option<(RequestId, KvRet)> {
