@@ -481,14 +481,16 @@ impl ShardCfg {
         o: &mut Out<TwoPcActor>,
     ) {
         let working = s.txns.get(&txn).is_none_or(|p| p.state == RmState::Working);
+        // A key this shard does not hold (a misrouted or malformed request) is refused too: a
+        // node survives what its clients send.
+        let Some(&version) = s.versions.get(&key) else {
+            o.send(src, TwoPcMsg::Refused { txn, key });
+            return;
+        };
         if !working || s.conflicts(txn, key, mode, self.early_unlock()) {
             o.send(src, TwoPcMsg::Refused { txn, key });
             return;
         }
-        let version = *s
-            .versions
-            .get(&key)
-            .expect("clients send each key to the shard that holds it");
         let p = s
             .txns
             .entry(txn)

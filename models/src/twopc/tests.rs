@@ -760,3 +760,16 @@ fn early_unlock_is_caught_over_a_lossy_network_with_timeouts() {
     checker.assert_no_discovery("atomicity");
     assert_eq!(checker.unique_state_count(), 49_984);
 }
+
+/// A request for a key the shard does not hold (a misrouted or malformed client over TCP) is
+/// refused, and the shard keeps no record of it.
+#[test]
+fn a_shard_refuses_a_key_it_does_not_hold() {
+    let cfg = shard_cfg('x', None);
+    let mut s = ShardState::new(&['x']);
+    for msg in [read(1, 'q'), write(1, 'q')] {
+        let cmds = deliver(&cfg, &mut s, msg);
+        assert_eq!(sent(&cmds), vec![TwoPcMsg::Refused { txn: 1, key: 'q' }]);
+    }
+    assert!(s.txns.is_empty());
+}
