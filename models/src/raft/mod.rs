@@ -14,6 +14,11 @@ pub use model::{NetworkKind, RaftCfg, RaftModel};
 
 use crate::catalog::{Bug, Param, ParamKind, Params, Spec};
 
+const HEARTBEATS_HELP: &str =
+    "followers a leader's heartbeat repeats to: auto (lossy: behind, else off), behind, every, off";
+const SPURIOUS_HELP: &str =
+    "election timeouts in all of followers that heard from their leader (delayed heartbeats)";
+
 /// The `raft` entry of the checker's registry.
 pub struct RaftSpec;
 
@@ -23,32 +28,44 @@ impl Spec for RaftSpec {
     type Action = model::RaftAction;
 
     const NAME: &'static str = "raft";
-    const PAPER: &'static str = "Ongaro & Ousterhout, In Search of an Understandable Consensus Algorithm (extended) §§5, 7, 8";
+    const PAPER: &'static str = concat!(
+        "Ongaro & Ousterhout, ",
+        "In Search of an Understandable Consensus Algorithm (extended) §§5, 7, 8"
+    );
     const SUMMARY: &'static str =
         "Leader election, log replication, crash recovery, snapshots and a linearizable KV store";
     const PARAMS: &'static [Param] = &[
+        Param::int("servers", "number of servers", 3, 1, 5),
+        Param::int("clients", "number of clients", 2, 0, 3),
         Param::int(
-"servers", "number of servers", 3, 1, 5),
-        Param::int(
-"clients", "number of clients", 2, 0, 3),
-        Param::int(
-"ops", "operations per client (alternately Put and Get of one key)", 1, 0, 3),
+            "ops",
+            "operations per client (Put and Get of one key, in turn)",
+            1,
+            0,
+            3,
+        ),
         Param {
             name: "network",
-            help: "ordered: per-channel FIFO, no loss (TCP-like); unordered; lossy: unordered and lossy",
+            help:
+                "ordered: per-channel FIFO, no loss (TCP-like); unordered; lossy: unordered, lossy",
             kind: ParamKind::Choice {
                 choices: &["ordered", "unordered", "lossy"],
             },
         },
         Param {
             name: "heartbeats",
-            help: "followers the leader's heartbeat repeats to: auto (behind ones if lossy, else off), behind, every",
+            help: HEARTBEATS_HELP,
             kind: ParamKind::Choice {
                 choices: &["auto", "behind", "every", "off"],
             },
         },
         Param::int(
-"crashes", "server crashes in all (each restarts from its storage)", 1, 0, 4),
+            "crashes",
+            "server crashes in all (each restarts from storage)",
+            1,
+            0,
+            4,
+        ),
         Param {
             name: "crashing",
             help: "which servers crash: leaders, or any server",
@@ -56,30 +73,53 @@ impl Spec for RaftSpec {
                 choices: &["leaders", "any"],
             },
         },
+        Param::int("spurious-timeouts", SPURIOUS_HELP, 0, 0, 4),
         Param::int(
-            "spurious-timeouts",
-            "election timeouts in all of followers that heard from their leader (delayed heartbeats)",
+            "candidates",
+            "how many servers may start elections (the first N)",
+            2,
+            1,
+            5,
+        ),
+        Param::int(
+            "client-retries",
+            "timeouts a client may retry one operation after",
             0,
             0,
             4,
         ),
+        Param::int("max-term", "boundary: highest term explored", 2, 1, 6),
         Param::int(
-"candidates", "how many servers may start elections (the first N)", 2, 1, 5),
+            "max-log",
+            "boundary: longest log explored (snapshot included)",
+            2,
+            0,
+            6,
+        ),
         Param::int(
-"client-retries", "timeouts a client may retry one operation after", 0, 0, 4),
+            "max-in-flight",
+            "boundary: most messages in flight on one channel",
+            3,
+            1,
+            8,
+        ),
         Param::int(
-"max-term", "boundary: highest term explored", 2, 1, 6),
-        Param::int(
-"max-log", "boundary: longest log explored (snapshot included)", 2, 0, 6),
-        Param::int(
-"max-in-flight", "boundary: most messages in flight on one channel", 3, 1, 8),
-        Param::int(
-"snapshot-every", "snapshot after this many applied entries (0: never)", 1, 0, 6),
+            "snapshot-every",
+            "snapshot after this many applied entries (0: never)",
+            1,
+            0,
+            6,
+        ),
     ];
     const BUGS: &'static [Bug] = &[
         Bug {
-            name: "commit-previous-term",
-            help: "the leader commits an older-term entry by counting replicas (Figure 8; Leader Completeness, State Machine Safety)",
+            name: RaftBug::CommitPreviousTerm.name(),
+            breaks: &[
+                "Leader Completeness",
+                "State Machine Safety",
+                "committed entries are never lost across crashes",
+            ],
+            help: "the leader commits an older term's entry by counting replicas (Figure 8)",
             params: &[
                 ("clients", "1"),
                 ("crashes", "0"),
@@ -91,8 +131,9 @@ impl Spec for RaftSpec {
             ],
         },
         Bug {
-            name: "forget-vote",
-            help: "currentTerm and votedFor are not persisted: a restarted server votes twice in a term (Election Safety)",
+            name: RaftBug::ForgetVote.name(),
+            breaks: &["Election Safety"],
+            help: "currentTerm and votedFor are not persisted: a restarted server votes twice",
             params: &[
                 ("clients", "0"),
                 ("crashing", "any"),
@@ -101,50 +142,74 @@ impl Spec for RaftSpec {
             ],
         },
         Bug {
-            name: "vote-any-log",
-            help: "votes are granted without the up-to-date check of §5.4.1 (Leader Completeness)",
+            name: RaftBug::VoteAnyLog.name(),
+            breaks: &["Leader Completeness"],
+            help: "votes are granted without the up-to-date check of §5.4.1",
             params: &[("clients", "1"), ("crashes", "0")],
         },
         Bug {
-            name: "no-truncate",
-            help: "a follower keeps a conflicting entry instead of deleting it and all that follow (committed entries are never lost)",
+            name: RaftBug::NoTruncate.name(),
+            breaks: &[
+                "State Machine Safety",
+                "committed entries are never lost across crashes",
+            ],
+            help: "a follower keeps a conflicting entry instead of deleting it and all that follow",
             params: &[
                 ("clients", "1"),
                 ("crashes", "0"),
                 ("client-retries", "1"),
                 ("max-log", "1"),
+                ("max-in-flight", "2"),
                 ("snapshot-every", "0"),
             ],
         },
         Bug {
-            name: "stale-read",
-            help: "a leader answers Get from its own state without checking it still leads (linearizability)",
-            params: &[("ops", "2"), ("crashes", "0"), ("spurious-timeouts", "1"), ("max-log", "3")],
+            name: RaftBug::StaleRead.name(),
+            breaks: &["linearizable client history"],
+            help: "a leader answers Get from its own state without checking it still leads",
+            params: &[
+                ("ops", "2"),
+                ("crashes", "0"),
+                ("spurious-timeouts", "1"),
+                ("max-in-flight", "1"),
+                ("snapshot-every", "0"),
+            ],
         },
         Bug {
-            name: "snapshot-off-by-one",
-            help: "InstallSnapshot keeps the log from the last included index, not after it (Log Matching)",
+            name: RaftBug::SnapshotOffByOne.name(),
+            breaks: &["Log Matching", "State Machine Safety"],
+            help: "InstallSnapshot keeps the log from the last included index, not after it",
             params: &[
+                ("clients", "1"),
+                ("ops", "2"),
                 ("heartbeats", "behind"),
                 ("crashes", "0"),
                 ("max-term", "1"),
                 ("candidates", "1"),
+                ("max-in-flight", "1"),
             ],
         },
         Bug {
-            name: "ignore-stale-term",
-            help: "AppendEntries from an older term is processed, not rejected (Leader Append-Only)",
+            name: RaftBug::IgnoreStaleTerm.name(),
+            breaks: &[
+                "Leader Append-Only",
+                "State Machine Safety",
+                "committed entries are never lost across crashes",
+            ],
+            help: "AppendEntries from an older term is processed, not rejected",
             params: &[
                 ("clients", "1"),
                 ("crashes", "0"),
                 ("client-retries", "1"),
                 ("spurious-timeouts", "1"),
+                ("max-in-flight", "2"),
                 ("snapshot-every", "0"),
             ],
         },
         Bug {
-            name: "volatile-log",
-            help: "the log is not persisted before acknowledging (committed entries are never lost)",
+            name: RaftBug::VolatileLog.name(),
+            breaks: &["committed entries are never lost across crashes"],
+            help: "the log is not persisted before acknowledging",
             params: &[
                 ("clients", "1"),
                 ("crashes", "0"),
@@ -153,8 +218,10 @@ impl Spec for RaftSpec {
             ],
         },
         Bug {
-            name: "no-election-retry",
-            help: "a candidate whose election fails arms no new election timeout: a split vote never ends (eventually)",
+            name: RaftBug::NoElectionRetry.name(),
+            breaks: &[model::EVENTUALLY_ELECTED],
+            help:
+                "a candidate whose election fails arms no new election timeout: a split vote lasts",
             params: &[("clients", "0"), ("crashes", "0"), ("candidates", "3")],
         },
     ];
