@@ -373,7 +373,11 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
             },
             |t| t as usize,
         ),
-        depth: args.depth.map(|d| d as usize),
+        // A baseline is made to the model's baseline depth (`--depth` conflicts with it).
+        depth: match args.write_report {
+            true => protocol.baseline_depth(),
+            false => args.depth.map(|d| d as usize),
+        },
         max_states: args.max_states.map(|n| n as usize),
         timeout,
         symmetry: args.symmetry,

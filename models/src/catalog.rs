@@ -228,6 +228,10 @@ pub trait Spec: 'static {
     const SUMMARY: &'static str;
     const PARAMS: &'static [Param];
     const BUGS: &'static [Bug];
+    /// The depth to which the checked-in baseline (`reports/<NAME>.json`) explores the default
+    /// configuration: `None` (the default) to the end, `Some(d)` for a model too large for that,
+    /// whose baseline then pins a breadth-first check of every state up to depth `d`.
+    const BASELINE_DEPTH: Option<usize> = None;
 
     /// Builds the model for `params` (every declared parameter present and in range), with the
     /// named bug seeded (`bug` is one of [`Spec::BUGS`] or `None`).

@@ -19,22 +19,21 @@ const HEARTBEATS_HELP: &str =
 const SPURIOUS_HELP: &str =
     "election timeouts in all of followers that heard from their leader (delayed heartbeats)";
 
-/// The `raft` entry of the checker's registry.
-pub struct RaftSpec;
+/// The defaults that differ between [`RaftSpec`] and [`RaftTcpSpec`]. A choice parameter's
+/// default is its first choice.
+struct Defaults {
+    network: &'static [&'static str],
+    heartbeats: &'static [&'static str],
+    crashing: &'static [&'static str],
+    spurious_timeouts: u64,
+    candidates: u64,
+    client_retries: u64,
+    max_term: u64,
+}
 
-impl Spec for RaftSpec {
-    type Model = RaftModel;
-    type State = model::RaftModelState;
-    type Action = model::RaftAction;
-
-    const NAME: &'static str = "raft";
-    const PAPER: &'static str = concat!(
-        "Ongaro & Ousterhout, ",
-        "In Search of an Understandable Consensus Algorithm (extended) §§5, 7, 8"
-    );
-    const SUMMARY: &'static str =
-        "Leader election, log replication, crash recovery, snapshots and a linearizable KV store";
-    const PARAMS: &'static [Param] = &[
+/// The parameters of both registry entries, with their defaults.
+const fn params(d: Defaults) -> [Param; 14] {
+    [
         Param::int("servers", "number of servers", 3, 1, 5),
         Param::int("clients", "number of clients", 2, 0, 3),
         Param::int(
@@ -48,15 +47,13 @@ impl Spec for RaftSpec {
             name: "network",
             help:
                 "ordered: per-channel FIFO, no loss (TCP-like); unordered; lossy: unordered, lossy",
-            kind: ParamKind::Choice {
-                choices: &["ordered", "unordered", "lossy"],
-            },
+            kind: ParamKind::Choice { choices: d.network },
         },
         Param {
             name: "heartbeats",
             help: HEARTBEATS_HELP,
             kind: ParamKind::Choice {
-                choices: &["auto", "behind", "every", "off"],
+                choices: d.heartbeats,
             },
         },
         Param::int(
@@ -70,25 +67,37 @@ impl Spec for RaftSpec {
             name: "crashing",
             help: "which servers crash: leaders, or any server",
             kind: ParamKind::Choice {
-                choices: &["leaders", "any"],
+                choices: d.crashing,
             },
         },
-        Param::int("spurious-timeouts", SPURIOUS_HELP, 0, 0, 4),
+        Param::int(
+            "spurious-timeouts",
+            SPURIOUS_HELP,
+            d.spurious_timeouts,
+            0,
+            4,
+        ),
         Param::int(
             "candidates",
             "how many servers may start elections (the first N)",
-            2,
+            d.candidates,
             1,
             5,
         ),
         Param::int(
             "client-retries",
             "timeouts a client may retry one operation after",
-            0,
+            d.client_retries,
             0,
             4,
         ),
-        Param::int("max-term", "boundary: highest term explored", 2, 1, 6),
+        Param::int(
+            "max-term",
+            "boundary: highest term explored",
+            d.max_term,
+            1,
+            6,
+        ),
         Param::int(
             "max-log",
             "boundary: longest log explored (snapshot included)",
@@ -110,7 +119,31 @@ impl Spec for RaftSpec {
             0,
             6,
         ),
-    ];
+    ]
+}
+
+/// The `raft` entry of the checker's registry: the model on bounds that keep an exhaustive
+/// check to about 3 million states.
+pub struct RaftSpec;
+
+impl Spec for RaftSpec {
+    type Model = RaftModel;
+    type State = model::RaftModelState;
+    type Action = model::RaftAction;
+
+    const NAME: &'static str = "raft";
+    const PAPER: &'static str = PAPER;
+    const SUMMARY: &'static str =
+        "Leader election, log replication, crash recovery, snapshots and a linearizable KV store";
+    const PARAMS: &'static [Param] = &params(Defaults {
+        network: &["ordered", "unordered", "lossy"],
+        heartbeats: &["auto", "behind", "every", "off"],
+        crashing: &["leaders", "any"],
+        spurious_timeouts: 0,
+        candidates: 2,
+        client_retries: 0,
+        max_term: 2,
+    });
     const BUGS: &'static [Bug] = &[
         Bug {
             name: RaftBug::CommitPreviousTerm.name(),
@@ -227,38 +260,83 @@ impl Spec for RaftSpec {
     ];
 
     fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
-        let bug = bug.map(|b| {
-            RaftBug::from_name(b)
-                .unwrap_or_else(|| panic!("model bug: '{b}' is not in RaftSpec::BUGS"))
-        });
-        RaftCfg {
-            servers: params.int("servers") as usize,
-            clients: params.int("clients") as usize,
-            ops: params.int("ops") as usize,
-            network: match params.choice("network") {
-                "unordered" => NetworkKind::Unordered,
-                "lossy" => NetworkKind::Lossy,
-                _ => NetworkKind::Ordered,
-            },
-            heartbeats: match params.choice("heartbeats") {
-                "behind" => Some(Heartbeats::Behind),
-                "every" => Some(Heartbeats::Every),
-                "off" => Some(Heartbeats::Off),
-                _ => None,
-            },
-            crashes: params.int("crashes") as usize,
-            crash_leaders_only: params.choice("crashing") == "leaders",
-            client_retries: params.int("client-retries") as u8,
-            spurious_timeouts: params.int("spurious-timeouts") as u8,
-            candidates: params.int("candidates") as usize,
-            max_term: params.int("max-term"),
-            max_log: params.int("max-log"),
-            max_in_flight: params.int("max-in-flight") as usize,
-            snapshot_every: params.int("snapshot-every"),
-            bug,
-        }
-        .into_model()
+        build(params, bug)
     }
 }
+
+/// The `raft-tcp` entry of the checker's registry: the same model, configured as the servers
+/// run over TCP (`impls::raft`): heartbeats to every follower every interval, messages lost
+/// (a dropped connection loses its frames) or reordered across channels, clients that retry
+/// after a timeout, any server crashing, every server a candidate, and election timeouts that
+/// fire even when a leader is heard from (a delayed heartbeat). Too large to explore to the
+/// end: its baseline is a BFS to [`RaftTcpSpec::BASELINE_DEPTH`], and a seeded simulation
+/// covers deeper paths (README, reports/bounded/).
+pub struct RaftTcpSpec;
+
+impl Spec for RaftTcpSpec {
+    type Model = RaftModel;
+    type State = model::RaftModelState;
+    type Action = model::RaftAction;
+
+    const NAME: &'static str = "raft-tcp";
+    const PAPER: &'static str = PAPER;
+    const SUMMARY: &'static str =
+        "Raft as it runs over TCP: lossy network, heartbeats to every follower, clients that retry";
+    const PARAMS: &'static [Param] = &params(Defaults {
+        network: &["lossy", "ordered", "unordered"],
+        heartbeats: &["every", "auto", "behind", "off"],
+        crashing: &["any", "leaders"],
+        spurious_timeouts: 1,
+        candidates: 3,
+        client_retries: 2,
+        max_term: 3,
+    });
+    const BUGS: &'static [Bug] = &[];
+    const BASELINE_DEPTH: Option<usize> = Some(6);
+
+    fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
+        build(params, bug)
+    }
+}
+
+const PAPER: &str = concat!(
+    "Ongaro & Ousterhout, ",
+    "In Search of an Understandable Consensus Algorithm (extended) §§5, 7, 8"
+);
+
+/// The model of `params` (either entry's) with `bug` seeded.
+fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
+    let bug = bug.map(|b| {
+        RaftBug::from_name(b).unwrap_or_else(|| panic!("model bug: '{b}' is not in RaftSpec::BUGS"))
+    });
+    RaftCfg {
+        servers: params.int("servers") as usize,
+        clients: params.int("clients") as usize,
+        ops: params.int("ops") as usize,
+        network: match params.choice("network") {
+            "unordered" => NetworkKind::Unordered,
+            "lossy" => NetworkKind::Lossy,
+            _ => NetworkKind::Ordered,
+        },
+        heartbeats: match params.choice("heartbeats") {
+            "behind" => Some(Heartbeats::Behind),
+            "every" => Some(Heartbeats::Every),
+            "off" => Some(Heartbeats::Off),
+            _ => None,
+        },
+        crashes: params.int("crashes") as usize,
+        crash_leaders_only: params.choice("crashing") == "leaders",
+        client_retries: params.int("client-retries") as u8,
+        spurious_timeouts: params.int("spurious-timeouts") as u8,
+        candidates: params.int("candidates") as usize,
+        max_term: params.int("max-term"),
+        max_log: params.int("max-log"),
+        max_in_flight: params.int("max-in-flight") as usize,
+        snapshot_every: params.int("snapshot-every"),
+        bug,
+    }
+    .into_model()
+}
+
 #[cfg(test)]
 mod tests;
