@@ -28,8 +28,9 @@
 //!   the counts a sequential word count gives for partition r, so it is never replaced by a
 //!   different one.
 //! - sometimes "the job can complete"; "the job completes after a worker crash"; "a task runs twice".
-//! - eventually "the job eventually completes", with at most W-1 workers crashed (reported, as stateright checks
-//!   it, on acyclic paths; this model has no cycles: workers wait for answers instead of polling).
+//! - eventually "the job eventually completes", with at most W-1 workers crashed (decided exactly by
+//!   the workbench's engine; this model has no cycles, since workers wait for answers instead of
+//!   polling, so `--engine stateright`, which checks acyclic paths only, agrees).
 //!
 //! # Seeded bugs
 //! - `no-reassign`: the coordinator never re-runs a task whose worker went quiet; after a crash the

@@ -29,8 +29,8 @@
 //! - always "included entries are in the tree": an entry a monitor believes included is in the tree
 //!   of the head it checked it against.
 //! - always "an honest log is never accused".
-//! - eventually "a misbehaving log is caught" (the model has no cycles, so stateright's acyclic-path
-//!   check is complete here).
+//! - eventually "a misbehaving log is caught" (decided exactly by the workbench's engine; the model
+//!   has no cycles, so `--engine stateright`, which checks acyclic paths only, agrees).
 //! - sometimes: a monitor moves to a newer head; a fork is detected; a broken promise is detected;
 //!   an honest log's heads are all accepted.
 //!

@@ -3,6 +3,81 @@
 //!
 //! Diego Ongaro and John Ousterhout, "In Search of an Understandable Consensus Algorithm
 //! (Extended Version)", 2014. Section numbers below are that paper's.
+//!
+//! # What is modelled
+//! Servers and clients are stateright actors ([`actor`]) in one `ActorModel` ([`model`]); the same
+//! actors run as TCP processes in `impls`.
+//!
+//! - **Leader election** (§5.2). A follower or candidate whose election timer fires starts an
+//!   election in the next term; votes go to the first candidate of a term whose log is at least
+//!   as up to date as the voter's (§5.4.1). A candidate with a majority leads; a higher term
+//!   seen in any message turns anyone into a follower.
+//! - **Log replication** (§5.3). AppendEntries carries the previous entry's index and term; a
+//!   follower rejects it when its log does not match there, deletes a conflicting entry and all
+//!   that follow, and appends. The leader counts replicas to commit only entries of its own term
+//!   (§5.4.2, Figure 8); earlier entries are committed with them.
+//! - **Persistence and crashes** (Figure 2). `currentTerm`, `votedFor` and the log are saved
+//!   before any reply that depends on them; a crash restarts a server from its storage.
+//! - **Log compaction** (§7, Figure 13). A server snapshots its state machine after applying
+//!   `snapshot-every` entries; a leader sends InstallSnapshot to a follower that needs entries it
+//!   has discarded, in one chunk.
+//! - **Clients** (§8). Commands carry a client id and a sequence number, so that each runs at most
+//!   once however often it is retried; clients follow `NotLeader` redirects and retry elsewhere
+//!   after a timeout. Get goes through the log like Put.
+//! - **The network**: ordered per channel without loss (TCP-like, the default), unordered, or
+//!   unordered and lossy. Which followers a heartbeat repeats to is a parameter ([`Heartbeats`]);
+//!   the `raft-tcp` registry entry ([`RaftTcpSpec`]) is configured as the TCP cluster runs.
+//!
+//! # Properties
+//! History variables beside the actors record who led which term and which entries were
+//! committed, as in the TLA+ specification of Raft.
+//! - always *Election Safety*: at most one leader per term (§5.2, Figure 3).
+//! - always *Leader Append-Only*: a leader never deletes or overwrites entries of its log (§5.3).
+//! - always *Log Matching*: two logs with an entry of the same index and term are identical up
+//!   to it (§5.3).
+//! - always *Leader Completeness*: a leader holds every entry committed in an earlier term
+//!   (§5.4).
+//! - always *State Machine Safety*: no two servers commit different entries at one index (§5.4.3).
+//! - always *linearizable client history*: the clients' operations, checked with stateright's
+//!   `LinearizabilityTester` against a sequential key-value store (§8).
+//! - always *committed entries are never lost across crashes*: each committed entry is on a
+//!   majority's stable storage (Figure 2).
+//! - sometimes: a leader is elected; an entry is committed; a follower installs a snapshot; a Get
+//!   returns another client's Put; a leader is elected after a crash.
+//! - eventually, with no crash or loss, a leader is elected (unless a bound is reached first):
+//!   decided exactly by the workbench's engine, without fairness.
+//!
+//! # Seeded bugs
+//! Each breaks the properties its `Bug::breaks` names, and only those (checked to the end by the
+//! checker's tests).
+//! - `commit-previous-term`: the leader commits an older term's entry by counting replicas
+//!   (Figure 8): *Leader Completeness*, *State Machine Safety*, *committed entries are never
+//!   lost across crashes*. The counterexample needs four terms.
+//! - `forget-vote`: `currentTerm` and `votedFor` are not persisted, so a restarted server votes
+//!   twice in a term: *Election Safety*.
+//! - `vote-any-log`: votes without the up-to-date check (§5.4.1): *Leader Completeness*.
+//! - `no-truncate`: a follower keeps a conflicting entry (§5.3): *State Machine Safety*,
+//!   *committed entries are never lost across crashes*.
+//! - `stale-read`: a leader answers Get from its own state without confirming that it still
+//!   leads (§8): *linearizable client history*.
+//! - `snapshot-off-by-one`: InstallSnapshot keeps the log from the last included index instead of
+//!   after it (§7): *Log Matching*, *State Machine Safety*.
+//! - `ignore-stale-term`: AppendEntries from an older term is processed (Figure 2, receiver step
+//!   1): *Leader Append-Only*, *State Machine Safety*, *committed entries are never lost across
+//!   crashes*.
+//! - `volatile-log`: the log is not persisted before acknowledging: *committed entries are never
+//!   lost across crashes*.
+//! - `no-election-retry`: a candidate whose election fails arms no new timeout, so a split vote
+//!   lasts forever (§5.2): the eventually property.
+//!
+//! # Left out
+//! Cluster membership changes (§6); InstallSnapshot in chunks (the model sends a snapshot in one
+//! chunk, Figure 13's `offset` and `done` unused); expiry of client sessions (§8 keeps them for
+//! ever here); reads that bypass the log with read-index or leases (§8: here a Get is a log
+//! entry); the no-op entry a new leader appends at the start of its term (§8; so a leader commits
+//! an earlier term's entries only once a client's command of its own term arrives); real time
+//! (timers fire in any order, see the README's `raft-tcp` section for what that does and does not
+//! cover).
 
 pub mod actor;
 pub mod kv;
