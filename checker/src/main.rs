@@ -106,6 +106,7 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 
 fn cli() -> Command {
     let mut cmd = Command::new("checker")
+        .version(env!("CARGO_PKG_VERSION"))
         .about("Model-check the protocols of the classic distributed-systems papers")
         .subcommand_required(true)
         .arg_required_else_help(true)
@@ -119,11 +120,18 @@ fn cli() -> Command {
                         .help("Print JSON"),
                 ),
         )
-        .subcommand(HistoryArgs::augment_args(Command::new("history").about(
-            "Check a recorded history for linearizability, or a transaction history (--model txn) \
-             for strict serializability: exit 0 it holds, 1 it does not, 3 unknown within \
-             --timeout, 2 unreadable or malformed",
-        )))
+        // `augment_args` sets `about` from the args struct's doc comment: set ours after it.
+        .subcommand(
+            HistoryArgs::augment_args(Command::new("history"))
+                .about(
+                    "Check a recorded history: linearizability, or serializability of transactions",
+                )
+                .long_about(
+                    "Check a recorded history for linearizability, or a transaction history \
+                     (--model txn) for strict serializability: exit 0 it holds, 1 it does not, \
+                     3 unknown within --timeout, 2 unreadable or malformed",
+                ),
+        )
         .subcommand(
             Command::new("merkle")
                 .about("Certificate Transparency Merkle trees (RFC 6962/9162)")
@@ -167,11 +175,10 @@ fn cli() -> Command {
 }
 
 fn model_command(m: &'static dyn Protocol) -> Command {
-    let mut cmd = CheckArgs::augment_args(Command::new(m.name()).about(format!(
-        "{} ({})",
-        m.summary(),
-        m.paper()
-    )));
+    // `augment_args` sets `about` from the args struct's doc comment: set ours after it.
+    let mut cmd = CheckArgs::augment_args(Command::new(m.name()))
+        .about(m.summary())
+        .long_about(format!("{} ({})", m.summary(), m.paper()));
     for p in m.params() {
         let (value_name, default) = match p.kind {
             ParamKind::Int { default, min, max } => (format!("{min}..={max}"), default.to_string()),
@@ -366,7 +373,11 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
             },
             |t| t as usize,
         ),
-        depth: args.depth.map(|d| d as usize),
+        // A baseline is made to the model's baseline depth (`--depth` conflicts with it).
+        depth: match args.write_report {
+            true => protocol.baseline_depth(),
+            false => args.depth.map(|d| d as usize),
+        },
         max_states: args.max_states.map(|n| n as usize),
         timeout,
         symmetry: args.symmetry,
@@ -457,7 +468,7 @@ fn list(json: bool) {
                         "name": name, "expectation": expectation_name(e),
                     })).collect::<Vec<_>>(),
                     "bugs": m.bugs().iter().map(|b| serde_json::json!({
-                        "name": b.name, "help": b.help,
+                        "name": b.name, "breaks": b.breaks, "help": b.help,
                         "params": b.params.iter().map(|(k, v)| (k.to_string(), v.to_string()))
                             .collect::<BTreeMap<_, _>>(),
                     })).collect::<Vec<_>>(),
@@ -497,6 +508,7 @@ fn list(json: bool) {
         }
         for b in m.bugs() {
             println!("  --bug {}  {}", b.name, b.help);
+            println!("      breaks {}", quoted(b.breaks));
             if !b.params.is_empty() {
                 let flags: Vec<String> =
                     b.params.iter().map(|(k, v)| format!("--{k} {v}")).collect();
@@ -506,6 +518,16 @@ fn list(json: bool) {
         if m.has_symmetry() {
             println!("  --symmetry supported");
         }
+    }
+}
+
+/// `"a", "b" and "c"`.
+fn quoted(names: &[&str]) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 

@@ -12,7 +12,8 @@ use stateright::Expectation;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
-    /// `always`: no reachable state violates it. `eventually`: no counterexample on acyclic paths.
+    /// `always`: no reachable state violates it. `eventually`: no path avoids it to a dead end or
+    /// a cycle (our engine; `--engine stateright` checks acyclic paths only).
     Holds,
     /// `always` / `eventually`: a counterexample was found.
     Violated,

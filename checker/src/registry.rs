@@ -16,6 +16,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::ct::gossip::CtSpec>::NEW,
     &Registered::<models::mapreduce::MapReduceSpec>::NEW,
     &Registered::<models::raft::RaftSpec>::NEW,
+    &Registered::<models::raft::RaftTcpSpec>::NEW,
     &Registered::<models::twopc::TwoPcSpec>::NEW,
     &Registered::<models::spanner::SpannerSpec>::NEW,
     &Registered::<models::farm::FarmSpec>::NEW,
@@ -35,6 +36,8 @@ pub trait Protocol: Sync {
     fn bugs(&self) -> &'static [Bug];
     /// Whether `--symmetry` is available.
     fn has_symmetry(&self) -> bool;
+    /// The depth the baseline in reports/ explores to; `None`: to the end.
+    fn baseline_depth(&self) -> Option<usize>;
     /// The properties of the default configuration, in the model's order.
     fn properties(&self) -> Vec<(&'static str, Expectation)>;
     /// Checks the model with `params` and the named bug seeded.
@@ -73,6 +76,10 @@ impl<S: Spec> Protocol for Registered<S> {
 
     fn has_symmetry(&self) -> bool {
         S::representative().is_some()
+    }
+
+    fn baseline_depth(&self) -> Option<usize> {
+        S::BASELINE_DEPTH
     }
 
     fn properties(&self) -> Vec<(&'static str, Expectation)> {

@@ -93,6 +93,8 @@ fn model_parameters_change_the_state_space() {
     assert_eq!(v["generated_states"], 94);
 }
 
+/// Every seeded bug, through the CLI: exit 1, a counterexample to a property the bug's `breaks`
+/// names (checker/tests/bugs.rs checks the whole list), and an explorer path for it.
 #[test]
 fn every_seeded_bug_is_caught_with_a_counterexample() {
     let list: Value = serde_json::from_str(&stdout(&checker(&["list", "--json"]))).unwrap();
@@ -100,6 +102,12 @@ fn every_seeded_bug_is_caught_with_a_counterexample() {
     for model in list.as_array().unwrap() {
         let name = model["name"].as_str().unwrap();
         for bug in model["bugs"].as_array().unwrap() {
+            let breaks: Vec<&str> = bug["breaks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_str().unwrap())
+                .collect();
             let bug = bug["name"].as_str().unwrap();
             if (name, bug) == ("raft", "commit-previous-term") {
                 // Two minutes and 3 GB (Figure 8 needs four terms): its own test in the models
@@ -118,6 +126,11 @@ fn every_seeded_bug_is_caught_with_a_counterexample() {
                 .collect();
             assert!(!violated.is_empty(), "{name} --bug {bug}: nothing violated");
             for p in violated {
+                let property = p["name"].as_str().unwrap();
+                assert!(
+                    breaks.contains(&property),
+                    "{name} --bug {bug}: {property:?} is not in {breaks:?}"
+                );
                 let trace = p["trace"]
                     .as_array()
                     .expect("a violated property has a trace");
@@ -179,6 +192,8 @@ fn list_shows_papers_parameters_properties_and_bugs() {
         "always     TCConsistent",
         "sometimes  all committed",
         "--bug tm-commits-early",
+        "breaks \"TCConsistent\"",
+        "breaks \"TPTypeOK\", \"all committed\" and \"tmPrepared = RM\"",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
@@ -189,6 +204,36 @@ fn list_shows_papers_parameters_properties_and_bugs() {
     assert_eq!(twophase["params"][0]["default"], 3);
     assert_eq!(twophase["symmetry"], true);
     assert_eq!(twophase["properties"][0]["expectation"], "always");
+    assert_eq!(twophase["bugs"][0]["breaks"][0], "TCConsistent");
+}
+
+#[test]
+fn help_describes_each_subcommand_and_version_prints_the_version() {
+    let out = checker(&["--help"]);
+    assert_eq!(code(&out), 0);
+    let text = stdout(&out);
+    assert!(!text.contains("Options shared"), "{text}");
+    assert!(!text.contains("`checker history`"), "{text}");
+    assert!(
+        text.contains("raft       Leader election, log replication"),
+        "{text}"
+    );
+    assert!(
+        text.contains("history    Check a recorded history"),
+        "{text}"
+    );
+    assert!(text.contains("-V, --version"), "{text}");
+    let out = checker(&["raft", "--help"]);
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).contains("Ongaro & Ousterhout"));
+    for flag in ["--version", "-V"] {
+        let out = checker(&[flag]);
+        assert_eq!(code(&out), 0);
+        assert_eq!(
+            stdout(&out).trim(),
+            format!("checker {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
 }
 
 #[test]

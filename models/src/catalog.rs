@@ -126,9 +126,14 @@ impl Params {
 /// checker must catch.
 #[derive(Clone, Copy, Debug)]
 pub struct Bug {
-    /// Name for `--bug`, kebab-case.
+    /// Name for `--bug`, kebab-case: the model's bug enum's `name()` (see [`seeded_bugs!`]).
     pub name: &'static str,
-    /// What the bug does and which property catches it.
+    /// The properties the bug breaks, exactly as the model's `properties()` names them: in its
+    /// own configuration, these and only these come out other than expected (an `always` or
+    /// `eventually` property violated, a `sometimes` property not found). A test in the checker
+    /// runs every bug of every model to the end and compares.
+    pub breaks: &'static [&'static str],
+    /// What the bug does.
     pub help: &'static str,
     /// The smallest configuration that shows the bug: parameter values that replace the
     /// defaults when the bug is seeded (command-line flags still override them).
@@ -156,6 +161,55 @@ impl Bug {
     }
 }
 
+/// Declares a model's bug enum with each bug's `--bug` name written once, next to its variant:
+///
+/// ```
+/// models::seeded_bugs! {
+///     /// The seeded bugs.
+///     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///     pub enum MyBug {
+///         /// The leader forgets to persist its vote.
+///         ForgetVote = "forget-vote",
+///     }
+/// }
+/// assert_eq!(MyBug::ForgetVote.name(), "forget-vote");
+/// assert_eq!(MyBug::from_name("forget-vote"), Some(MyBug::ForgetVote));
+/// assert_eq!(MyBug::ALL, &[MyBug::ForgetVote]);
+/// ```
+///
+/// `name` is a `const fn`, so a [`Spec::BUGS`] table names each bug by its variant.
+#[macro_export]
+macro_rules! seeded_bugs {
+    (
+        $(#[$attr:meta])*
+        $vis:vis enum $enum:ident {
+            $( $(#[$vattr:meta])* $variant:ident = $name:literal, )+
+        }
+    ) => {
+        $(#[$attr])*
+        $vis enum $enum {
+            $( $(#[$vattr])* $variant, )+
+        }
+
+        impl $enum {
+            /// Every bug, in declaration order.
+            pub const ALL: &'static [$enum] = &[$($enum::$variant),+];
+
+            /// The bug's name, as `--bug` takes it.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $($enum::$variant => $name,)+
+                }
+            }
+
+            /// The bug of this name.
+            pub fn from_name(name: &str) -> Option<$enum> {
+                Self::ALL.iter().copied().find(|b| b.name() == name)
+            }
+        }
+    };
+}
+
 /// A function from a state to the representative of its symmetry class.
 pub type Representative<S> = fn(&S) -> S;
 
@@ -174,6 +228,10 @@ pub trait Spec: 'static {
     const SUMMARY: &'static str;
     const PARAMS: &'static [Param];
     const BUGS: &'static [Bug];
+    /// The depth to which the checked-in baseline (`reports/<NAME>.json`) explores the default
+    /// configuration: `None` (the default) to the end, `Some(d)` for a model too large for that,
+    /// whose baseline then pins a breadth-first check of every state up to depth `d`.
+    const BASELINE_DEPTH: Option<usize> = None;
 
     /// Builds the model for `params` (every declared parameter present and in range), with the
     /// named bug seeded (`bug` is one of [`Spec::BUGS`] or `None`).

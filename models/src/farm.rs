@@ -345,11 +345,13 @@ pub enum FarmAction {
     PrimaryFails(Obj),
 }
 
-/// The seeded bugs, see the module documentation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FarmBug {
-    SkipValidation,
-    CommitPrimaryBeforeBackup,
+crate::seeded_bugs! {
+    /// The seeded bugs, see the module documentation.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum FarmBug {
+        SkipValidation = "skip-validation",
+        CommitPrimaryBeforeBackup = "commit-primary-before-backup",
+    }
 }
 
 /// The model: the first `txns` transactions of [`WORKLOAD`], up to `failures` primary failures.
@@ -771,25 +773,25 @@ impl Spec for FarmSpec {
     ];
     const BUGS: &'static [Bug] = &[
         Bug {
-            name: "skip-validation",
-            help: "no VALIDATE: write skew between T1 and T2, a G2 cycle (strict serializability)",
+            name: FarmBug::SkipValidation.name(),
+            breaks: &["strict serializability (§4)"],
+            help: "no VALIDATE: write skew between T1 and T2, a G2 cycle",
             params: &[("txns", "2"), ("failures", "0")],
         },
         Bug {
-            name: "commit-primary-before-backup",
-            help: "COMMIT-PRIMARY is sent without waiting for COMMIT-BACKUP acks; the primary fails and the reported write is lost (no committed write lost)",
+            name: FarmBug::CommitPrimaryBeforeBackup.name(),
+            breaks: &["no committed write lost (§5)"],
+            help: "COMMIT-PRIMARY is sent without waiting for COMMIT-BACKUP acks; the primary fails and the reported write is lost",
             params: &[("txns", "1"), ("failures", "1")],
         },
     ];
 
     fn build(params: &Params, bug: Option<&'static str>) -> Farm {
         let mut model = Farm::new(params.int("txns") as usize, params.int("failures") as u8);
-        model.bug = match bug {
-            None => None,
-            Some("skip-validation") => Some(FarmBug::SkipValidation),
-            Some("commit-primary-before-backup") => Some(FarmBug::CommitPrimaryBeforeBackup),
-            Some(other) => panic!("model bug: '{other}' is not in FarmSpec::BUGS"),
-        };
+        model.bug = bug.map(|b| {
+            FarmBug::from_name(b)
+                .unwrap_or_else(|| panic!("model bug: '{b}' is not in FarmSpec::BUGS"))
+        });
         model
     }
 }

@@ -28,8 +28,9 @@
 //!   the counts a sequential word count gives for partition r, so it is never replaced by a
 //!   different one.
 //! - sometimes "the job can complete"; "the job completes after a worker crash"; "a task runs twice".
-//! - eventually "the job eventually completes", with at most W-1 workers crashed (reported, as stateright checks
-//!   it, on acyclic paths; this model has no cycles: workers wait for answers instead of polling).
+//! - eventually "the job eventually completes", with at most W-1 workers crashed (decided exactly by
+//!   the workbench's engine; this model has no cycles, since workers wait for answers instead of
+//!   polling, so `--engine stateright`, which checks acyclic paths only, agrees).
 //!
 //! # Seeded bugs
 //! - `no-reassign`: the coordinator never re-runs a task whose worker went quiet; after a crash the
@@ -191,13 +192,15 @@ pub enum MrState {
     Worker(WorkerState, u8),
 }
 
-/// The seeded bugs, see the module documentation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MrBug {
-    NoReassign,
-    ReduceEarly,
-    NonAtomicOutput,
-    AcceptStaleReplies,
+crate::seeded_bugs! {
+    /// The seeded bugs, see the module documentation.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum MrBug {
+        NoReassign = "no-reassign",
+        ReduceEarly = "reduce-early",
+        NonAtomicOutput = "non-atomic-output",
+        AcceptStaleReplies = "accept-stale-replies",
+    }
 }
 
 /// An actor with its configuration.
@@ -719,36 +722,39 @@ impl Spec for MapReduceSpec {
     ];
     const BUGS: &'static [Bug] = &[
         Bug {
-            name: "no-reassign",
-            help: "a quiet worker's task is never re-run: after a crash the job cannot complete (eventually)",
+            name: MrBug::NoReassign.name(),
+            breaks: &["the job eventually completes", "a task runs twice"],
+            help: "a quiet worker's task is never re-run: after a crash the job cannot complete",
             params: &[],
         },
         Bug {
-            name: "reduce-early",
-            help: "reduce tasks start before every map task is done (no reduce task before every map task is done)",
+            name: MrBug::ReduceEarly.name(),
+            breaks: &[
+                "no reduce task before every map task is done",
+                "final outputs are the sequential result",
+            ],
+            help: "reduce tasks start before every map task is done",
             params: &[],
         },
         Bug {
-            name: "accept-stale-replies",
-            help: "a restarted worker takes a reply meant for its previous incarnation (final outputs)",
+            name: MrBug::AcceptStaleReplies.name(),
+            breaks: &["final outputs are the sequential result"],
+            help: "a restarted worker takes a reply meant for its previous incarnation",
             params: &[],
         },
         Bug {
-            name: "non-atomic-output",
-            help: "outputs are appended to their final names, so a duplicate run doubles them (final outputs)",
+            name: MrBug::NonAtomicOutput.name(),
+            breaks: &["final outputs are the sequential result"],
+            help: "outputs are appended to their final names, so a duplicate run doubles them",
             params: &[],
         },
     ];
 
     fn build(params: &Params, bug: Option<&'static str>) -> MrModel {
-        let bug = match bug {
-            None => None,
-            Some("no-reassign") => Some(MrBug::NoReassign),
-            Some("reduce-early") => Some(MrBug::ReduceEarly),
-            Some("non-atomic-output") => Some(MrBug::NonAtomicOutput),
-            Some("accept-stale-replies") => Some(MrBug::AcceptStaleReplies),
-            Some(other) => panic!("model bug: '{other}' is not in MapReduceSpec::BUGS"),
-        };
+        let bug = bug.map(|b| {
+            MrBug::from_name(b)
+                .unwrap_or_else(|| panic!("model bug: '{b}' is not in MapReduceSpec::BUGS"))
+        });
         MrCfg {
             maps: params.int("maps") as usize,
             reduces: params.int("reduces") as usize,

@@ -40,11 +40,13 @@ pub enum TCommitAction {
     DecideAbort(Rm),
 }
 
-/// The seeded bugs, see the module documentation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TCommitBug {
-    CommitWithoutAllPrepared,
-    AbortAfterCommit,
+crate::seeded_bugs! {
+    /// The seeded bugs, see the module documentation.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum TCommitBug {
+        CommitWithoutAllPrepared = "commit-without-all-prepared",
+        AbortAfterCommit = "abort-after-commit",
+    }
 }
 
 /// TCommit with `rms` resource managers.
@@ -145,25 +147,25 @@ impl Spec for TCommitSpec {
     const PARAMS: &'static [Param] = &[RMS_PARAM];
     const BUGS: &'static [Bug] = &[
         Bug {
-            name: "commit-without-all-prepared",
-            help: "canCommit only checks the deciding RM (TCConsistent)",
+            name: TCommitBug::CommitWithoutAllPrepared.name(),
+            breaks: &["TCConsistent"],
+            help: "canCommit only checks the deciding RM",
             params: &[],
         },
         Bug {
-            name: "abort-after-commit",
-            help: "an RM may abort after another committed (TCConsistent)",
+            name: TCommitBug::AbortAfterCommit.name(),
+            breaks: &["TCConsistent"],
+            help: "an RM may abort after another committed",
             params: &[],
         },
     ];
 
     fn build(params: &Params, bug: Option<&'static str>) -> TCommit {
         let mut model = TCommit::new(params.int("rms") as usize);
-        model.bug = match bug {
-            None => None,
-            Some("commit-without-all-prepared") => Some(TCommitBug::CommitWithoutAllPrepared),
-            Some("abort-after-commit") => Some(TCommitBug::AbortAfterCommit),
-            Some(other) => panic!("model bug: '{other}' is not in TCommitSpec::BUGS"),
-        };
+        model.bug = bug.map(|b| {
+            TCommitBug::from_name(b)
+                .unwrap_or_else(|| panic!("model bug: '{b}' is not in TCommitSpec::BUGS"))
+        });
         model
     }
 }

@@ -209,12 +209,14 @@ pub enum TwoPhaseAction {
     RMRcvAbortMsg(Rm),
 }
 
-/// The seeded bugs, see the module documentation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TwoPhaseBug {
-    TmCommitsEarly,
-    RmAbortsAfterPrepare,
-    PreparedWrongRm,
+crate::seeded_bugs! {
+    /// The seeded bugs, see the module documentation.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum TwoPhaseBug {
+        TmCommitsEarly = "tm-commits-early",
+        RmAbortsAfterPrepare = "rm-aborts-after-prepare",
+        PreparedWrongRm = "prepared-wrong-rm",
+    }
 }
 
 /// TwoPhase with `rms` resource managers.
@@ -403,18 +405,21 @@ impl Spec for TwoPhaseSpec {
     const PARAMS: &'static [Param] = &[RMS_PARAM];
     const BUGS: &'static [Bug] = &[
         Bug {
-            name: "tm-commits-early",
-            help: "TMCommit does not wait for Prepared from every RM (TCConsistent)",
+            name: TwoPhaseBug::TmCommitsEarly.name(),
+            breaks: &["TCConsistent"],
+            help: "TMCommit does not wait for Prepared from every RM",
             params: &[],
         },
         Bug {
-            name: "rm-aborts-after-prepare",
-            help: "a prepared RM may still abort on its own (TCConsistent)",
+            name: TwoPhaseBug::RmAbortsAfterPrepare.name(),
+            breaks: &["TCConsistent"],
+            help: "a prepared RM may still abort on its own",
             params: &[],
         },
         Bug {
-            name: "prepared-wrong-rm",
-            help: "RMPrepare(r) names RM r+1 in its Prepared message (TPTypeOK)",
+            name: TwoPhaseBug::PreparedWrongRm.name(),
+            breaks: &["TPTypeOK", "all committed", "tmPrepared = RM"],
+            help: "RMPrepare(r) names RM r+1 in its Prepared message",
             params: &[],
         },
     ];
@@ -423,10 +428,10 @@ impl Spec for TwoPhaseSpec {
         let model = TwoPhase::new(params.int("rms") as usize);
         match bug {
             None => model,
-            Some("tm-commits-early") => model.with_bug(TwoPhaseBug::TmCommitsEarly),
-            Some("rm-aborts-after-prepare") => model.with_bug(TwoPhaseBug::RmAbortsAfterPrepare),
-            Some("prepared-wrong-rm") => model.with_bug(TwoPhaseBug::PreparedWrongRm),
-            Some(other) => panic!("model bug: '{other}' is not in TwoPhaseSpec::BUGS"),
+            Some(b) => model.with_bug(
+                TwoPhaseBug::from_name(b)
+                    .unwrap_or_else(|| panic!("model bug: '{b}' is not in TwoPhaseSpec::BUGS")),
+            ),
         }
     }
 

@@ -29,8 +29,8 @@
 //! - always "included entries are in the tree": an entry a monitor believes included is in the tree
 //!   of the head it checked it against.
 //! - always "an honest log is never accused".
-//! - eventually "a misbehaving log is caught" (the model has no cycles, so stateright's acyclic-path
-//!   check is complete here).
+//! - eventually "a misbehaving log is caught" (decided exactly by the workbench's engine; the model
+//!   has no cycles, so `--engine stateright`, which checks acyclic paths only, agrees).
 //! - sometimes: a monitor moves to a newer head; a fork is detected; a broken promise is detected;
 //!   an honest log's heads are all accepted.
 //!
@@ -190,13 +190,15 @@ pub enum CtState {
     Monitor(MonitorState),
 }
 
-/// The seeded bugs, see the module documentation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CtBug {
-    NoGossip,
-    SkipConsistencyCheck,
-    AcceptAnyInclusion,
-    CompareRootsOnly,
+crate::seeded_bugs! {
+    /// The seeded bugs, see the module documentation.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum CtBug {
+        NoGossip = "no-gossip",
+        SkipConsistencyCheck = "skip-consistency-check",
+        AcceptAnyInclusion = "accept-any-inclusion",
+        CompareRootsOnly = "compare-roots-only",
+    }
 }
 
 /// An actor of the model: the log or a monitor, with the configuration it runs with.
@@ -743,23 +745,40 @@ impl Spec for CtSpec {
     ];
     const BUGS: &'static [Bug] = &[
         Bug {
-            name: "no-gossip",
-            help: "monitors never exchange heads: forks go undetected (a misbehaving log is caught)",
+            name: CtBug::NoGossip.name(),
+            breaks: &[
+                "a misbehaving log is caught",
+                "a fork is detected",
+                "an honest log's heads are all accepted",
+            ],
+            help: "monitors never exchange heads: forks go undetected",
             params: &[],
         },
         Bug {
-            name: "skip-consistency-check",
-            help: "a larger gossiped head is adopted without a consistency proof (accepted heads are consistent)",
+            name: CtBug::SkipConsistencyCheck.name(),
+            breaks: &[
+                "accepted heads are consistent",
+                "gossiped forks leave evidence",
+                "a misbehaving log is caught",
+                "a fork is detected",
+            ],
+            help: "a larger gossiped head is adopted without a consistency proof",
             params: &[],
         },
         Bug {
-            name: "accept-any-inclusion",
-            help: "inclusion proofs are not verified (included entries are in the tree)",
+            name: CtBug::AcceptAnyInclusion.name(),
+            breaks: &[
+                "included entries are in the tree",
+                "a misbehaving log is caught",
+                "a broken promise is detected",
+            ],
+            help: "inclusion proofs are not verified",
             params: &[],
         },
         Bug {
-            name: "compare-roots-only",
-            help: "gossiped heads are compared by root whatever their size (an honest log is never accused)",
+            name: CtBug::CompareRootsOnly.name(),
+            breaks: &["an honest log is never accused"],
+            help: "gossiped heads are compared by root whatever their size",
             params: &[],
         },
     ];
@@ -775,14 +794,9 @@ impl Spec for CtSpec {
                 Behaviour::BrokenPromise,
             ],
         };
-        let bug = match bug {
-            None => None,
-            Some("no-gossip") => Some(CtBug::NoGossip),
-            Some("skip-consistency-check") => Some(CtBug::SkipConsistencyCheck),
-            Some("accept-any-inclusion") => Some(CtBug::AcceptAnyInclusion),
-            Some("compare-roots-only") => Some(CtBug::CompareRootsOnly),
-            Some(other) => panic!("model bug: '{other}' is not in CtSpec::BUGS"),
-        };
+        let bug = bug.map(|b| {
+            CtBug::from_name(b).unwrap_or_else(|| panic!("model bug: '{b}' is not in CtSpec::BUGS"))
+        });
         CtCfg {
             monitors: params.int("monitors") as usize,
             behaviours,

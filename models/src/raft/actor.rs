@@ -77,62 +77,31 @@ pub enum RaftTimer {
     Retry,
 }
 
-/// The seeded bugs (pitfalls the paper warns about).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RaftBug {
-    /// The leader counts replicas to commit an entry from an older term (Figure 8, §5.4.2).
-    CommitPreviousTerm,
-    /// `currentTerm` and `votedFor` are not persisted (Figure 2's persistent state).
-    ForgetVote,
-    /// Votes are granted without the up-to-date check (§5.4.1).
-    VoteAnyLog,
-    /// A follower keeps a conflicting entry instead of deleting it and all that follow (§5.3).
-    NoTruncate,
-    /// The leader answers Get from its own state machine without checking that it is still the
-    /// leader (§8).
-    StaleRead,
-    /// InstallSnapshot keeps the entries from the last included index instead of after it (§7).
-    SnapshotOffByOne,
-    /// AppendEntries from an older term is processed instead of rejected (Figure 2, receiver
-    /// implementation step 1).
-    IgnoreStaleTerm,
-    /// The log is kept in memory only: not persisted before acknowledging (Figure 2).
-    VolatileLog,
-    /// A candidate whose election fails does not arm a new election timeout (§5.2).
-    NoElectionRetry,
-}
-
-impl RaftBug {
-    pub const ALL: [RaftBug; 9] = [
-        RaftBug::CommitPreviousTerm,
-        RaftBug::ForgetVote,
-        RaftBug::VoteAnyLog,
-        RaftBug::NoTruncate,
-        RaftBug::StaleRead,
-        RaftBug::SnapshotOffByOne,
-        RaftBug::IgnoreStaleTerm,
-        RaftBug::VolatileLog,
-        RaftBug::NoElectionRetry,
-    ];
-
-    /// The bug's name, as `checker raft --bug` and `node --bug` take it.
-    pub fn name(self) -> &'static str {
-        match self {
-            RaftBug::CommitPreviousTerm => "commit-previous-term",
-            RaftBug::ForgetVote => "forget-vote",
-            RaftBug::VoteAnyLog => "vote-any-log",
-            RaftBug::NoTruncate => "no-truncate",
-            RaftBug::StaleRead => "stale-read",
-            RaftBug::SnapshotOffByOne => "snapshot-off-by-one",
-            RaftBug::IgnoreStaleTerm => "ignore-stale-term",
-            RaftBug::VolatileLog => "volatile-log",
-            RaftBug::NoElectionRetry => "no-election-retry",
-        }
-    }
-
-    /// The bug of this name.
-    pub fn from_name(name: &str) -> Option<RaftBug> {
-        Self::ALL.into_iter().find(|b| b.name() == name)
+crate::seeded_bugs! {
+    /// The seeded bugs (pitfalls the paper warns about).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum RaftBug {
+        /// The leader counts replicas to commit an entry from an older term (Figure 8, §5.4.2).
+        CommitPreviousTerm = "commit-previous-term",
+        /// `currentTerm` and `votedFor` are not persisted (Figure 2's persistent state).
+        ForgetVote = "forget-vote",
+        /// Votes are granted without the up-to-date check (§5.4.1).
+        VoteAnyLog = "vote-any-log",
+        /// A follower keeps a conflicting entry instead of deleting it and all that follow (§5.3).
+        NoTruncate = "no-truncate",
+        /// The leader answers Get from its own state machine without checking that it is still
+        /// the leader (§8).
+        StaleRead = "stale-read",
+        /// InstallSnapshot keeps the entries from the last included index instead of after it
+        /// (§7).
+        SnapshotOffByOne = "snapshot-off-by-one",
+        /// AppendEntries from an older term is processed instead of rejected (Figure 2, receiver
+        /// implementation step 1).
+        IgnoreStaleTerm = "ignore-stale-term",
+        /// The log is kept in memory only: not persisted before acknowledging (Figure 2).
+        VolatileLog = "volatile-log",
+        /// A candidate whose election fails does not arm a new election timeout (§5.2).
+        NoElectionRetry = "no-election-retry",
     }
 }
 

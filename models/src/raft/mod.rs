@@ -3,6 +3,81 @@
 //!
 //! Diego Ongaro and John Ousterhout, "In Search of an Understandable Consensus Algorithm
 //! (Extended Version)", 2014. Section numbers below are that paper's.
+//!
+//! # What is modelled
+//! Servers and clients are stateright actors ([`actor`]) in one `ActorModel` ([`model`]); the same
+//! actors run as TCP processes in `impls`.
+//!
+//! - **Leader election** (§5.2). A follower or candidate whose election timer fires starts an
+//!   election in the next term; votes go to the first candidate of a term whose log is at least
+//!   as up to date as the voter's (§5.4.1). A candidate with a majority leads; a higher term
+//!   seen in any message turns anyone into a follower.
+//! - **Log replication** (§5.3). AppendEntries carries the previous entry's index and term; a
+//!   follower rejects it when its log does not match there, deletes a conflicting entry and all
+//!   that follow, and appends. The leader counts replicas to commit only entries of its own term
+//!   (§5.4.2, Figure 8); earlier entries are committed with them.
+//! - **Persistence and crashes** (Figure 2). `currentTerm`, `votedFor` and the log are saved
+//!   before any reply that depends on them; a crash restarts a server from its storage.
+//! - **Log compaction** (§7, Figure 13). A server snapshots its state machine after applying
+//!   `snapshot-every` entries; a leader sends InstallSnapshot to a follower that needs entries it
+//!   has discarded, in one chunk.
+//! - **Clients** (§8). Commands carry a client id and a sequence number, so that each runs at most
+//!   once however often it is retried; clients follow `NotLeader` redirects and retry elsewhere
+//!   after a timeout. Get goes through the log like Put.
+//! - **The network**: ordered per channel without loss (TCP-like, the default), unordered, or
+//!   unordered and lossy. Which followers a heartbeat repeats to is a parameter ([`Heartbeats`]);
+//!   the `raft-tcp` registry entry ([`RaftTcpSpec`]) is configured as the TCP cluster runs.
+//!
+//! # Properties
+//! History variables beside the actors record who led which term and which entries were
+//! committed, as in the TLA+ specification of Raft.
+//! - always *Election Safety*: at most one leader per term (§5.2, Figure 3).
+//! - always *Leader Append-Only*: a leader never deletes or overwrites entries of its log (§5.3).
+//! - always *Log Matching*: two logs with an entry of the same index and term are identical up
+//!   to it (§5.3).
+//! - always *Leader Completeness*: a leader holds every entry committed in an earlier term
+//!   (§5.4).
+//! - always *State Machine Safety*: no two servers commit different entries at one index (§5.4.3).
+//! - always *linearizable client history*: the clients' operations, checked with stateright's
+//!   `LinearizabilityTester` against a sequential key-value store (§8).
+//! - always *committed entries are never lost across crashes*: each committed entry is on a
+//!   majority's stable storage (Figure 2).
+//! - sometimes: a leader is elected; an entry is committed; a follower installs a snapshot; a Get
+//!   returns another client's Put; a leader is elected after a crash.
+//! - eventually, with no crash or loss, a leader is elected (unless a bound is reached first):
+//!   decided exactly by the workbench's engine, without fairness.
+//!
+//! # Seeded bugs
+//! Each breaks the properties its `Bug::breaks` names, and only those (checked to the end by the
+//! checker's tests).
+//! - `commit-previous-term`: the leader commits an older term's entry by counting replicas
+//!   (Figure 8): *Leader Completeness*, *State Machine Safety*, *committed entries are never
+//!   lost across crashes*. The counterexample needs four terms.
+//! - `forget-vote`: `currentTerm` and `votedFor` are not persisted, so a restarted server votes
+//!   twice in a term: *Election Safety*.
+//! - `vote-any-log`: votes without the up-to-date check (§5.4.1): *Leader Completeness*.
+//! - `no-truncate`: a follower keeps a conflicting entry (§5.3): *State Machine Safety*,
+//!   *committed entries are never lost across crashes*.
+//! - `stale-read`: a leader answers Get from its own state without confirming that it still
+//!   leads (§8): *linearizable client history*.
+//! - `snapshot-off-by-one`: InstallSnapshot keeps the log from the last included index instead of
+//!   after it (§7): *Log Matching*, *State Machine Safety*.
+//! - `ignore-stale-term`: AppendEntries from an older term is processed (Figure 2, receiver step
+//!   1): *Leader Append-Only*, *State Machine Safety*, *committed entries are never lost across
+//!   crashes*.
+//! - `volatile-log`: the log is not persisted before acknowledging: *committed entries are never
+//!   lost across crashes*.
+//! - `no-election-retry`: a candidate whose election fails arms no new timeout, so a split vote
+//!   lasts forever (§5.2): the eventually property.
+//!
+//! # Left out
+//! Cluster membership changes (§6); InstallSnapshot in chunks (the model sends a snapshot in one
+//! chunk, Figure 13's `offset` and `done` unused); expiry of client sessions (§8 keeps them for
+//! ever here); reads that bypass the log with read-index or leases (§8: here a Get is a log
+//! entry); the no-op entry a new leader appends at the start of its term (§8; so a leader commits
+//! an earlier term's entries only once a client's command of its own term arrives); real time
+//! (timers fire in any order, see the README's `raft-tcp` section for what that does and does not
+//! cover).
 
 pub mod actor;
 pub mod kv;
@@ -14,7 +89,116 @@ pub use model::{NetworkKind, RaftCfg, RaftModel};
 
 use crate::catalog::{Bug, Param, ParamKind, Params, Spec};
 
-/// The `raft` entry of the checker's registry.
+const HEARTBEATS_HELP: &str =
+    "followers a leader's heartbeat repeats to: auto (lossy: behind, else off), behind, every, off";
+const SPURIOUS_HELP: &str =
+    "election timeouts in all of followers that heard from their leader (delayed heartbeats)";
+
+/// The defaults that differ between [`RaftSpec`] and [`RaftTcpSpec`]. A choice parameter's
+/// default is its first choice.
+struct Defaults {
+    network: &'static [&'static str],
+    heartbeats: &'static [&'static str],
+    crashing: &'static [&'static str],
+    spurious_timeouts: u64,
+    candidates: u64,
+    client_retries: u64,
+    max_term: u64,
+}
+
+/// The parameters of both registry entries, with their defaults.
+const fn params(d: Defaults) -> [Param; 14] {
+    [
+        Param::int("servers", "number of servers", 3, 1, 5),
+        Param::int("clients", "number of clients", 2, 0, 3),
+        Param::int(
+            "ops",
+            "operations per client (Put and Get of one key, in turn)",
+            1,
+            0,
+            3,
+        ),
+        Param {
+            name: "network",
+            help:
+                "ordered: per-channel FIFO, no loss (TCP-like); unordered; lossy: unordered, lossy",
+            kind: ParamKind::Choice { choices: d.network },
+        },
+        Param {
+            name: "heartbeats",
+            help: HEARTBEATS_HELP,
+            kind: ParamKind::Choice {
+                choices: d.heartbeats,
+            },
+        },
+        Param::int(
+            "crashes",
+            "server crashes in all (each restarts from storage)",
+            1,
+            0,
+            4,
+        ),
+        Param {
+            name: "crashing",
+            help: "which servers crash: leaders, or any server",
+            kind: ParamKind::Choice {
+                choices: d.crashing,
+            },
+        },
+        Param::int(
+            "spurious-timeouts",
+            SPURIOUS_HELP,
+            d.spurious_timeouts,
+            0,
+            4,
+        ),
+        Param::int(
+            "candidates",
+            "how many servers may start elections (the first N)",
+            d.candidates,
+            1,
+            5,
+        ),
+        Param::int(
+            "client-retries",
+            "timeouts a client may retry one operation after",
+            d.client_retries,
+            0,
+            4,
+        ),
+        Param::int(
+            "max-term",
+            "boundary: highest term explored",
+            d.max_term,
+            1,
+            6,
+        ),
+        Param::int(
+            "max-log",
+            "boundary: longest log explored (snapshot included)",
+            2,
+            0,
+            6,
+        ),
+        Param::int(
+            "max-in-flight",
+            "boundary: most messages in flight on one channel",
+            3,
+            1,
+            8,
+        ),
+        Param::int(
+            "snapshot-every",
+            "snapshot after this many applied entries (0: never)",
+            1,
+            0,
+            6,
+        ),
+    ]
+}
+
+/// The `raft` entry of the checker's registry: the model on bounds that keep an exhaustive
+/// check to about 3 million states.
 pub struct RaftSpec;
 
 impl Spec for RaftSpec {
@@ -23,63 +207,27 @@ impl Spec for RaftSpec {
     type Action = model::RaftAction;
 
     const NAME: &'static str = "raft";
-    const PAPER: &'static str = "Ongaro & Ousterhout, In Search of an Understandable Consensus Algorithm (extended) §§5, 7, 8";
+    const PAPER: &'static str = PAPER;
     const SUMMARY: &'static str =
         "Leader election, log replication, crash recovery, snapshots and a linearizable KV store";
-    const PARAMS: &'static [Param] = &[
-        Param::int(
-"servers", "number of servers", 3, 1, 5),
-        Param::int(
-"clients", "number of clients", 2, 0, 3),
-        Param::int(
-"ops", "operations per client (alternately Put and Get of one key)", 1, 0, 3),
-        Param {
-            name: "network",
-            help: "ordered: per-channel FIFO, no loss (TCP-like); unordered; lossy: unordered and lossy",
-            kind: ParamKind::Choice {
-                choices: &["ordered", "unordered", "lossy"],
-            },
-        },
-        Param {
-            name: "heartbeats",
-            help: "followers the leader's heartbeat repeats to: auto (behind ones if lossy, else off), behind, every",
-            kind: ParamKind::Choice {
-                choices: &["auto", "behind", "every", "off"],
-            },
-        },
-        Param::int(
-"crashes", "server crashes in all (each restarts from its storage)", 1, 0, 4),
-        Param {
-            name: "crashing",
-            help: "which servers crash: leaders, or any server",
-            kind: ParamKind::Choice {
-                choices: &["leaders", "any"],
-            },
-        },
-        Param::int(
-            "spurious-timeouts",
-            "election timeouts in all of followers that heard from their leader (delayed heartbeats)",
-            0,
-            0,
-            4,
-        ),
-        Param::int(
-"candidates", "how many servers may start elections (the first N)", 2, 1, 5),
-        Param::int(
-"client-retries", "timeouts a client may retry one operation after", 0, 0, 4),
-        Param::int(
-"max-term", "boundary: highest term explored", 2, 1, 6),
-        Param::int(
-"max-log", "boundary: longest log explored (snapshot included)", 2, 0, 6),
-        Param::int(
-"max-in-flight", "boundary: most messages in flight on one channel", 3, 1, 8),
-        Param::int(
-"snapshot-every", "snapshot after this many applied entries (0: never)", 1, 0, 6),
-    ];
+    const PARAMS: &'static [Param] = &params(Defaults {
+        network: &["ordered", "unordered", "lossy"],
+        heartbeats: &["auto", "behind", "every", "off"],
+        crashing: &["leaders", "any"],
+        spurious_timeouts: 0,
+        candidates: 2,
+        client_retries: 0,
+        max_term: 2,
+    });
     const BUGS: &'static [Bug] = &[
         Bug {
-            name: "commit-previous-term",
-            help: "the leader commits an older-term entry by counting replicas (Figure 8; Leader Completeness, State Machine Safety)",
+            name: RaftBug::CommitPreviousTerm.name(),
+            breaks: &[
+                "Leader Completeness",
+                "State Machine Safety",
+                "committed entries are never lost across crashes",
+            ],
+            help: "the leader commits an older term's entry by counting replicas (Figure 8)",
             params: &[
                 ("clients", "1"),
                 ("crashes", "0"),
@@ -91,8 +239,9 @@ impl Spec for RaftSpec {
             ],
         },
         Bug {
-            name: "forget-vote",
-            help: "currentTerm and votedFor are not persisted: a restarted server votes twice in a term (Election Safety)",
+            name: RaftBug::ForgetVote.name(),
+            breaks: &["Election Safety"],
+            help: "currentTerm and votedFor are not persisted: a restarted server votes twice",
             params: &[
                 ("clients", "0"),
                 ("crashing", "any"),
@@ -101,50 +250,74 @@ impl Spec for RaftSpec {
             ],
         },
         Bug {
-            name: "vote-any-log",
-            help: "votes are granted without the up-to-date check of §5.4.1 (Leader Completeness)",
+            name: RaftBug::VoteAnyLog.name(),
+            breaks: &["Leader Completeness"],
+            help: "votes are granted without the up-to-date check of §5.4.1",
             params: &[("clients", "1"), ("crashes", "0")],
         },
         Bug {
-            name: "no-truncate",
-            help: "a follower keeps a conflicting entry instead of deleting it and all that follow (committed entries are never lost)",
+            name: RaftBug::NoTruncate.name(),
+            breaks: &[
+                "State Machine Safety",
+                "committed entries are never lost across crashes",
+            ],
+            help: "a follower keeps a conflicting entry instead of deleting it and all that follow",
             params: &[
                 ("clients", "1"),
                 ("crashes", "0"),
                 ("client-retries", "1"),
                 ("max-log", "1"),
+                ("max-in-flight", "2"),
                 ("snapshot-every", "0"),
             ],
         },
         Bug {
-            name: "stale-read",
-            help: "a leader answers Get from its own state without checking it still leads (linearizability)",
-            params: &[("ops", "2"), ("crashes", "0"), ("spurious-timeouts", "1"), ("max-log", "3")],
+            name: RaftBug::StaleRead.name(),
+            breaks: &["linearizable client history"],
+            help: "a leader answers Get from its own state without checking it still leads",
+            params: &[
+                ("ops", "2"),
+                ("crashes", "0"),
+                ("spurious-timeouts", "1"),
+                ("max-in-flight", "1"),
+                ("snapshot-every", "0"),
+            ],
         },
         Bug {
-            name: "snapshot-off-by-one",
-            help: "InstallSnapshot keeps the log from the last included index, not after it (Log Matching)",
+            name: RaftBug::SnapshotOffByOne.name(),
+            breaks: &["Log Matching", "State Machine Safety"],
+            help: "InstallSnapshot keeps the log from the last included index, not after it",
             params: &[
+                ("clients", "1"),
+                ("ops", "2"),
                 ("heartbeats", "behind"),
                 ("crashes", "0"),
                 ("max-term", "1"),
                 ("candidates", "1"),
+                ("max-in-flight", "1"),
             ],
         },
         Bug {
-            name: "ignore-stale-term",
-            help: "AppendEntries from an older term is processed, not rejected (Leader Append-Only)",
+            name: RaftBug::IgnoreStaleTerm.name(),
+            breaks: &[
+                "Leader Append-Only",
+                "State Machine Safety",
+                "committed entries are never lost across crashes",
+            ],
+            help: "AppendEntries from an older term is processed, not rejected",
             params: &[
                 ("clients", "1"),
                 ("crashes", "0"),
                 ("client-retries", "1"),
                 ("spurious-timeouts", "1"),
+                ("max-in-flight", "2"),
                 ("snapshot-every", "0"),
             ],
         },
         Bug {
-            name: "volatile-log",
-            help: "the log is not persisted before acknowledging (committed entries are never lost)",
+            name: RaftBug::VolatileLog.name(),
+            breaks: &["committed entries are never lost across crashes"],
+            help: "the log is not persisted before acknowledging",
             params: &[
                 ("clients", "1"),
                 ("crashes", "0"),
@@ -153,45 +326,92 @@ impl Spec for RaftSpec {
             ],
         },
         Bug {
-            name: "no-election-retry",
-            help: "a candidate whose election fails arms no new election timeout: a split vote never ends (eventually)",
+            name: RaftBug::NoElectionRetry.name(),
+            breaks: &[model::EVENTUALLY_ELECTED],
+            help:
+                "a candidate whose election fails arms no new election timeout: a split vote lasts",
             params: &[("clients", "0"), ("crashes", "0"), ("candidates", "3")],
         },
     ];
 
     fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
-        let bug = bug.map(|b| {
-            RaftBug::from_name(b)
-                .unwrap_or_else(|| panic!("model bug: '{b}' is not in RaftSpec::BUGS"))
-        });
-        RaftCfg {
-            servers: params.int("servers") as usize,
-            clients: params.int("clients") as usize,
-            ops: params.int("ops") as usize,
-            network: match params.choice("network") {
-                "unordered" => NetworkKind::Unordered,
-                "lossy" => NetworkKind::Lossy,
-                _ => NetworkKind::Ordered,
-            },
-            heartbeats: match params.choice("heartbeats") {
-                "behind" => Some(Heartbeats::Behind),
-                "every" => Some(Heartbeats::Every),
-                "off" => Some(Heartbeats::Off),
-                _ => None,
-            },
-            crashes: params.int("crashes") as usize,
-            crash_leaders_only: params.choice("crashing") == "leaders",
-            client_retries: params.int("client-retries") as u8,
-            spurious_timeouts: params.int("spurious-timeouts") as u8,
-            candidates: params.int("candidates") as usize,
-            max_term: params.int("max-term"),
-            max_log: params.int("max-log"),
-            max_in_flight: params.int("max-in-flight") as usize,
-            snapshot_every: params.int("snapshot-every"),
-            bug,
-        }
-        .into_model()
+        build(params, bug)
     }
 }
+
+/// The `raft-tcp` entry of the checker's registry: the same model, configured as the servers
+/// run over TCP (`impls::raft`): heartbeats to every follower every interval, messages lost
+/// (a dropped connection loses its frames) or reordered across channels, clients that retry
+/// after a timeout, any server crashing, every server a candidate, and election timeouts that
+/// fire even when a leader is heard from (a delayed heartbeat). Too large to explore to the
+/// end: its baseline is a BFS to [`RaftTcpSpec::BASELINE_DEPTH`], and a seeded simulation
+/// covers deeper paths (README, reports/bounded/).
+pub struct RaftTcpSpec;
+
+impl Spec for RaftTcpSpec {
+    type Model = RaftModel;
+    type State = model::RaftModelState;
+    type Action = model::RaftAction;
+
+    const NAME: &'static str = "raft-tcp";
+    const PAPER: &'static str = PAPER;
+    const SUMMARY: &'static str =
+        "Raft as it runs over TCP: lossy network, heartbeats to every follower, clients that retry";
+    const PARAMS: &'static [Param] = &params(Defaults {
+        network: &["lossy", "ordered", "unordered"],
+        heartbeats: &["every", "auto", "behind", "off"],
+        crashing: &["any", "leaders"],
+        spurious_timeouts: 1,
+        candidates: 3,
+        client_retries: 2,
+        max_term: 3,
+    });
+    const BUGS: &'static [Bug] = &[];
+    const BASELINE_DEPTH: Option<usize> = Some(6);
+
+    fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
+        build(params, bug)
+    }
+}
+
+const PAPER: &str = concat!(
+    "Ongaro & Ousterhout, ",
+    "In Search of an Understandable Consensus Algorithm (extended) §§5, 7, 8"
+);
+
+/// The model of `params` (either entry's) with `bug` seeded.
+fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
+    let bug = bug.map(|b| {
+        RaftBug::from_name(b).unwrap_or_else(|| panic!("model bug: '{b}' is not in RaftSpec::BUGS"))
+    });
+    RaftCfg {
+        servers: params.int("servers") as usize,
+        clients: params.int("clients") as usize,
+        ops: params.int("ops") as usize,
+        network: match params.choice("network") {
+            "unordered" => NetworkKind::Unordered,
+            "lossy" => NetworkKind::Lossy,
+            _ => NetworkKind::Ordered,
+        },
+        heartbeats: match params.choice("heartbeats") {
+            "behind" => Some(Heartbeats::Behind),
+            "every" => Some(Heartbeats::Every),
+            "off" => Some(Heartbeats::Off),
+            _ => None,
+        },
+        crashes: params.int("crashes") as usize,
+        crash_leaders_only: params.choice("crashing") == "leaders",
+        client_retries: params.int("client-retries") as u8,
+        spurious_timeouts: params.int("spurious-timeouts") as u8,
+        candidates: params.int("candidates") as usize,
+        max_term: params.int("max-term"),
+        max_log: params.int("max-log"),
+        max_in_flight: params.int("max-in-flight") as usize,
+        snapshot_every: params.int("snapshot-every"),
+        bug,
+    }
+    .into_model()
+}
+
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use stateright::actor::{Command as Cmd, Id, Out};
-use stateright::{Checker, Expectation, HasDiscoveries, Model};
+use stateright::{Checker, Expectation, Model};
 
 use super::actor::{
     Heartbeats, RaftActor, RaftBug, RaftMsg, Role, ServerCfg, ServerState, Storage,
@@ -12,8 +12,6 @@ use super::actor::{
 use super::kv::{Command, KvOp};
 use super::log::{Entry, Log, Term};
 use super::model::RaftCfg;
-use super::RaftSpec;
-use crate::catalog::{Params, Spec};
 
 fn cfg(bug: Option<RaftBug>) -> ServerCfg {
     ServerCfg {
@@ -293,97 +291,8 @@ fn a_restarted_server_remembers_its_vote() {
     }
 }
 
-/// The failing (always / eventually) properties of `bug` with its own configuration, checked
-/// until the first counterexample.
-fn caught(bug: &'static str) -> Vec<&'static str> {
-    caught_with(bug, HasDiscoveries::AnyFailures)
-}
-
-fn caught_with(bug: &'static str, finish: HasDiscoveries) -> Vec<&'static str> {
-    let b = RaftSpec::BUGS.iter().find(|b| b.name == bug).unwrap();
-    let params = b.configure(RaftSpec::PARAMS, &Params::defaults(RaftSpec::PARAMS));
-    let checker = RaftSpec::build(&params, Some(bug))
-        .checker()
-        .finish_when(finish)
-        .spawn_bfs()
-        .join();
-    let model = checker.model();
-    let failing: Vec<&'static str> = model
-        .properties()
-        .iter()
-        .filter(|p| p.expectation != Expectation::Sometimes)
-        .filter_map(|p| checker.discovery(p.name).map(|_| p.name))
-        .collect();
-    for name in &failing {
-        // Every counterexample replays through the model.
-        let path = checker.discovery(name).unwrap();
-        assert!(!path.into_actions().is_empty());
-    }
-    failing
-}
-
-#[test]
-fn forget_vote_breaks_election_safety() {
-    assert_eq!(caught("forget-vote"), ["Election Safety"]);
-}
-
-#[test]
-fn volatile_log_loses_committed_entries() {
-    assert_eq!(
-        caught("volatile-log"),
-        ["committed entries are never lost across crashes"]
-    );
-}
-
-#[test]
-fn no_election_retry_leaves_a_split_vote_without_leader() {
-    let failing = caught("no-election-retry");
-    assert_eq!(failing.len(), 1);
-    assert!(failing[0].starts_with("with no crash or loss, a leader is elected"));
-}
-
-#[test]
-fn vote_any_log_breaks_leader_completeness() {
-    assert_eq!(caught("vote-any-log"), ["Leader Completeness"]);
-}
-
-#[test]
-fn ignore_stale_term_breaks_leader_append_only() {
-    assert_eq!(caught("ignore-stale-term"), ["Leader Append-Only"]);
-}
-
-#[test]
-fn no_truncate_loses_a_committed_entry() {
-    assert_eq!(
-        caught("no-truncate"),
-        ["committed entries are never lost across crashes"]
-    );
-    // Explored to the end, the kept stale entry is also applied where the leader committed
-    // another: the seeded bug of State Machine Safety (about 5 s).
-    assert_eq!(
-        caught_with("no-truncate", HasDiscoveries::All),
-        [
-            "State Machine Safety",
-            "committed entries are never lost across crashes"
-        ]
-    );
-}
-
-#[test]
-fn snapshot_off_by_one_breaks_log_matching() {
-    assert_eq!(caught("snapshot-off-by-one"), ["Log Matching"]);
-}
-
-#[test]
-fn commit_previous_term_breaks_leader_completeness() {
-    // Figure 8 with three servers needs four terms: about 6 million states, 2 minutes, 3.3 GB.
-    assert_eq!(caught("commit-previous-term"), ["Leader Completeness"]);
-}
-
-#[test]
-fn stale_read_is_not_linearizable() {
-    assert_eq!(caught("stale-read"), ["linearizable client history"]);
-}
+// Each seeded bug is checked to the end in its own configuration, against the properties its
+// `breaks` names, by the checker's generic test (checker/tests/bugs.rs).
 
 #[test]
 fn safety_holds_with_one_client_and_a_leader_crash() {

@@ -130,48 +130,25 @@ pub const COORDINATOR_TIMEOUT: Range<Duration> =
 pub const PARTICIPANT_TIMEOUT: Range<Duration> =
     Duration::from_millis(500)..Duration::from_millis(1000);
 
-/// The seeded bugs (see the module documentation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TwoPcBug {
-    /// A participant releases a transaction's locks, exclusive ones included, when it votes
-    /// Prepared, not at the decision: locking stays two-phase but is no longer strict.
-    EarlyUnlock,
-    /// A restarted participant ignores the yes votes on its storage and aborts those
-    /// transactions.
-    ForgetVote,
-    /// The coordinator commits on the first Prepared instead of waiting for every participant.
-    CoordinatorCommitsOnPartialVotes,
-    /// On a refused lock, the coordinator tells only the shard that refused: the shards that
-    /// granted earlier locks never hear of the abort and hold them forever.
-    AbortForgetsParticipants,
-    /// On its timeout a participant aborts its prepared transactions as well as its working
-    /// ones: it takes back a yes vote instead of inquiring and waiting.
-    AbortAfterVote,
-}
-
-impl TwoPcBug {
-    pub const ALL: [TwoPcBug; 5] = [
-        TwoPcBug::EarlyUnlock,
-        TwoPcBug::ForgetVote,
-        TwoPcBug::CoordinatorCommitsOnPartialVotes,
-        TwoPcBug::AbortForgetsParticipants,
-        TwoPcBug::AbortAfterVote,
-    ];
-
-    /// The bug's name, as `checker twopc --bug` takes it.
-    pub fn name(self) -> &'static str {
-        match self {
-            TwoPcBug::EarlyUnlock => "early-unlock",
-            TwoPcBug::ForgetVote => "forget-vote",
-            TwoPcBug::CoordinatorCommitsOnPartialVotes => "coordinator-commits-on-partial-votes",
-            TwoPcBug::AbortForgetsParticipants => "abort-forgets-participants",
-            TwoPcBug::AbortAfterVote => "abort-after-vote",
-        }
-    }
-
-    /// The bug of this name.
-    pub fn from_name(name: &str) -> Option<TwoPcBug> {
-        Self::ALL.into_iter().find(|b| b.name() == name)
+crate::seeded_bugs! {
+    /// The seeded bugs (see the module documentation).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum TwoPcBug {
+        /// A participant releases a transaction's locks, exclusive ones included, when it votes
+        /// Prepared, not at the decision: locking stays two-phase but is no longer strict.
+        EarlyUnlock = "early-unlock",
+        /// A restarted participant ignores the yes votes on its storage and aborts those
+        /// transactions.
+        ForgetVote = "forget-vote",
+        /// The coordinator commits on the first Prepared instead of waiting for every
+        /// participant.
+        CoordinatorCommitsOnPartialVotes = "coordinator-commits-on-partial-votes",
+        /// On a refused lock, the coordinator tells only the shard that refused: the shards that
+        /// granted earlier locks never hear of the abort and hold them forever.
+        AbortForgetsParticipants = "abort-forgets-participants",
+        /// On its timeout a participant aborts its prepared transactions as well as its working
+        /// ones: it takes back a yes vote instead of inquiring and waiting.
+        AbortAfterVote = "abort-after-vote",
     }
 }
 

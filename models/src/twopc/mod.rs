@@ -182,28 +182,33 @@ impl Spec for TwoPcSpec {
     ];
     const BUGS: &'static [Bug] = &[
         Bug {
-            name: "early-unlock",
-            help: "locks released at the Prepared vote, not at the outcome (serializability)",
+            name: TwoPcBug::EarlyUnlock.name(),
+            breaks: &["serializability"],
+            help: "locks released at the Prepared vote, not at the outcome",
             params: &[("clients", "2"), ("crashes", "0")],
         },
         Bug {
-            name: "forget-vote",
-            help: "a restarted shard aborts the transactions it voted Prepared for (atomicity)",
+            name: TwoPcBug::ForgetVote.name(),
+            breaks: &["atomicity", "a prepared participant waits for the decision"],
+            help: "a restarted shard aborts the transactions it voted Prepared for",
             params: &[("clients", "1"), ("crashes", "1")],
         },
         Bug {
-            name: "coordinator-commits-on-partial-votes",
-            help: "the coordinator commits on the first Prepared vote (atomicity)",
+            name: TwoPcBug::CoordinatorCommitsOnPartialVotes.name(),
+            breaks: &["atomicity"],
+            help: "the coordinator commits on the first Prepared vote",
             params: &[("clients", "1"), ("crashes", "1")],
         },
         Bug {
-            name: "abort-forgets-participants",
-            help: "on a refused lock only the refusing shard hears Abort; the others hold their locks forever (every transaction ends everywhere)",
+            name: TwoPcBug::AbortForgetsParticipants.name(),
+            breaks: &["every transaction ends everywhere"],
+            help: "on a refused lock only the refusing shard hears Abort; the others hold their locks forever",
             params: &[("clients", "2"), ("crashes", "0")],
         },
         Bug {
-            name: "abort-after-vote",
-            help: "on its timeout a shard aborts its prepared transactions too, instead of inquiring (atomicity)",
+            name: TwoPcBug::AbortAfterVote.name(),
+            breaks: &["atomicity", "a prepared participant waits for the decision"],
+            help: "on its timeout a shard aborts its prepared transactions too, instead of inquiring",
             params: &[("clients", "1"), ("crashes", "0"), ("timeouts", "1")],
         },
     ];
