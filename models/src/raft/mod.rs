@@ -22,8 +22,9 @@
 //!   `snapshot-every` entries; a leader sends InstallSnapshot to a follower that needs entries it
 //!   has discarded, in one chunk.
 //! - **Clients** (§8). Commands carry a client id and a sequence number, so that each runs at most
-//!   once however often it is retried; clients follow `NotLeader` redirects and retry elsewhere
-//!   after a timeout. Get goes through the log like Put.
+//!   once however often it is retried; clients follow `Redirect`s and retry elsewhere after a
+//!   timeout. Get goes through the log like Put. Clients speak the workbench's client envelope
+//!   ([`crate::client::ClientMsg`]), so the same client actor runs over TCP, driven by the runtime.
 //! - **The network**: ordered per channel without loss (TCP-like, the default), unordered, or
 //!   unordered and lossy. Which followers a heartbeat repeats to is a parameter ([`Heartbeats`]);
 //!   the `raft-tcp` registry entry ([`RaftTcpSpec`]) is configured as the TCP cluster runs.
