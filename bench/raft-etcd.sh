@@ -4,6 +4,11 @@
 # (`kvbench`: N client threads, one operation in flight each). Prints a table and the ratios.
 #
 #   bash bench/raft-etcd.sh [SECONDS_PER_RUN]      (default 10)
+#   BASELINE=DIR bash bench/raft-etcd.sh [SECS]    also runs the `cluster`, `node` and `kvbench`
+#                                                  binaries in DIR (an earlier build, e.g. another
+#                                                  checkout's target/release) and prints their
+#                                                  figures and ours / baseline: a regression check
+#                                                  measured in the same run
 #
 # Installs Debian's etcd-server and etcd-client if etcd is missing. etcd is reached through its
 # JSON gateway (HTTP/1.1 keep-alive), at its leader; ours through the Rust client, at its leader.
@@ -57,11 +62,17 @@ for m in json.load(sys.stdin):
     if m["Status"]["leader"] == m["Status"]["header"]["member_id"]:
         print(m["Endpoint"].replace("http://", ""))')
 
-# Ours: three node processes.
-"$BIN/cluster" raft --nodes 3 --dir "$WORK/raft" >"$WORK/cluster.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -f "$WORK/raft/cluster.toml" ] && break; sleep 0.1; done
-sleep 1
+# Ours: three node processes (and the baseline's, if given).
+start_cluster() { # BIN_DIR NAME
+  "$1/cluster" raft --nodes 3 --dir "$WORK/$2" >"$WORK/$2.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do [ -f "$WORK/$2/cluster.toml" ] && break; sleep 0.1; done
+  sleep 1
+}
+start_cluster "$BIN" raft
+if [ -n "${BASELINE:-}" ]; then
+  start_cluster "$BASELINE" base
+fi
 
 echo "etcd $(etcd --version | head -1 | awk '{print $3}') leader $ETCD_LEADER; ours: $BIN/cluster raft --nodes 3; $SECS s per run, $(nproc) cores"
 printf '%-4s %7s | %10s %8s %8s | %10s %8s %8s | %s\n' op clients "ours op/s" "p50 ms" "p99 ms" "etcd op/s" "p50 ms" "p99 ms" "ours/etcd"
@@ -69,11 +80,18 @@ for op in put get; do
   for clients in 1 16; do
     ours=$("$BIN/kvbench" raft --cluster "$WORK/raft/cluster.toml" --op $op --clients $clients --seconds "$SECS")
     theirs=$("$BIN/kvbench" etcd --endpoint "$ETCD_LEADER" --op $op --clients $clients --seconds "$SECS")
-    python3 - "$op" "$clients" "$ours" "$theirs" <<'PY'
+    base='null'
+    if [ -n "${BASELINE:-}" ]; then
+      base=$("$BASELINE/kvbench" raft --cluster "$WORK/base/cluster.toml" --op $op --clients $clients --seconds "$SECS")
+    fi
+    python3 - "$op" "$clients" "$ours" "$theirs" "$base" <<'PY'
 import json, sys
-op, clients, a, b = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
-print(f"{op:<4} {clients:>7} | {a['ops_per_s']:>10.0f} {a['p50_ms']:>8.2f} {a['p99_ms']:>8.2f} | "
-      f"{b['ops_per_s']:>10.0f} {b['p50_ms']:>8.2f} {b['p99_ms']:>8.2f} | {a['ops_per_s'] / b['ops_per_s']:.2f}x")
+op, clients, a, b, c = sys.argv[1], sys.argv[2], *(json.loads(x) for x in sys.argv[3:6])
+line = (f"{op:<4} {clients:>7} | {a['ops_per_s']:>10.0f} {a['p50_ms']:>8.2f} {a['p99_ms']:>8.2f} | "
+        f"{b['ops_per_s']:>10.0f} {b['p50_ms']:>8.2f} {b['p99_ms']:>8.2f} | {a['ops_per_s'] / b['ops_per_s']:.2f}x")
+if c:
+    line += f" | baseline {c['ops_per_s']:>7.0f} op/s, ours/baseline {a['ops_per_s'] / c['ops_per_s']:.2f}x"
+print(line)
 PY
   done
 done

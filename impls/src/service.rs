@@ -72,7 +72,9 @@ impl ServiceError {
 /// A protocol's server side over TCP.
 pub trait Service: 'static {
     /// The model's actor: servers (and, for a [`Client`], the client) are values of it.
-    type Actor: Actor<Msg = Self::Msg, State = Self::State> + Send + 'static;
+    type Actor: Actor<Msg = Self::Msg, State = Self::State, Timer: Hash + Eq + Send>
+        + Send
+        + 'static;
     type Msg: Clone + Debug + Serialize + DeserializeOwned + Send + 'static;
     type State: Clone + Debug + Send + 'static;
     /// Where a server keeps its actor's storage.
@@ -345,7 +347,6 @@ where
     let finished_at = std::sync::Mutex::new(None::<std::time::Instant>);
     let hooks = crate::node::Hooks {
         describe: Some(S::describe),
-        ..crate::node::Hooks::default()
     };
     crate::node::run_hooked(
         actor,
@@ -391,6 +392,46 @@ pub fn parse_bug(p: &dyn Protocol, name: &str) -> Result<&'static str, String> {
             )
         }
     })
+}
+
+/// Which registered protocols a binary's `--help` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// Every protocol, with its summary (`node`, `cluster`).
+    All,
+    /// Those with a Jepsen test, with their summaries (`jepsen`).
+    Tested,
+    /// Those with clients, with their operations (`client`).
+    Operations,
+}
+
+/// The registered protocols, for a binary's `--help`.
+pub fn protocols_help(listing: Listing) -> String {
+    let mut s = String::from(match listing {
+        Listing::All => "Protocols:\n",
+        Listing::Tested => "Protocols with a Jepsen test:\n",
+        Listing::Operations => "Protocols and their operations:\n",
+    });
+    for p in SERVICES {
+        let text = match (listing, p.ops_help()) {
+            (Listing::All, _) => p.summary(),
+            (Listing::Tested, Some(_)) => p.summary(),
+            (Listing::Operations, Some(ops)) => ops,
+            (_, None) => continue,
+        };
+        s.push_str(&format!("  {:<10} {text}\n", p.name()));
+    }
+    s
+}
+
+/// Parses an optional `--bug NAME` for protocol `p`.
+pub fn parse_bug_flag(
+    p: &dyn Protocol,
+    name: Option<&str>,
+) -> anyhow::Result<Option<&'static str>> {
+    name.map(|b| parse_bug(p, b))
+        .transpose()
+        .map_err(anyhow::Error::msg)
 }
 
 /// Parses `LOW-HIGH` milliseconds (`300-600`) or one number of milliseconds.

@@ -23,7 +23,7 @@ use impls::service;
     name = "client",
     version,
     about = "One operation against a cluster, by the model's client actor",
-    after_help = protocols_help()
+    after_help = service::protocols_help(service::Listing::Operations)
 )]
 struct Cli {
     /// The protocol (see the list below).
@@ -37,16 +37,6 @@ struct Cli {
     /// The operation and its arguments (see the list below).
     #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
     op: Vec<String>,
-}
-
-fn protocols_help() -> String {
-    let mut s = String::from("Protocols and their operations:\n");
-    for p in service::SERVICES {
-        if let Some(ops) = p.ops_help() {
-            s.push_str(&format!("  {:<10} {ops}\n", p.name()));
-        }
-    }
-    s
 }
 
 fn main() -> ExitCode {

@@ -31,7 +31,7 @@ use impls::service::{self, parse_ms_range};
     version,
     about = "A local cluster of nodes of a registered protocol; Ctrl-C stops it",
     override_usage = "cluster <PROTOCOL> [OPTIONS]\n       cluster status [--dir DIR]\n       cluster kill <N> [--dir DIR]\n       cluster start <N> [--dir DIR]",
-    after_help = protocols_help()
+    after_help = service::protocols_help(service::Listing::All)
 )]
 struct Cli {
     #[command(subcommand)]
@@ -95,14 +95,6 @@ struct RunOpts {
     bug: Option<String>,
 }
 
-fn protocols_help() -> String {
-    let mut s = String::from("Protocols:\n");
-    for p in service::SERVICES {
-        s.push_str(&format!("  {:<10} {}\n", p.name(), p.summary()));
-    }
-    s
-}
-
 fn main() -> ExitCode {
     impls::init_tracing("warn");
     let cli: Cli = match impls::parse_args() {
@@ -143,12 +135,7 @@ fn launch(args: RunArgs) -> Result<()> {
     if let Some(n) = o.snapshot_every {
         tuning.snapshot_every = n;
     }
-    let bug = o
-        .bug
-        .as_deref()
-        .map(|b| service::parse_bug(p, b))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let bug = service::parse_bug_flag(p, o.bug.as_deref())?;
     let (tx, rx) = mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = tx.send(());

@@ -26,7 +26,7 @@ use impls::service::{self, parse_ms_range};
     name = "jepsen",
     version,
     about = "Fault injection against a local cluster, checked histories",
-    after_help = protocols_help()
+    after_help = service::protocols_help(service::Listing::Tested)
 )]
 struct Cli {
     /// The protocol (see the list below).
@@ -65,16 +65,6 @@ struct Cli {
     bug: Option<String>,
 }
 
-fn protocols_help() -> String {
-    let mut s = String::from("Protocols with a Jepsen test:\n");
-    for p in service::SERVICES {
-        if p.ops_help().is_some() {
-            s.push_str(&format!("  {:<10} {}\n", p.name(), p.summary()));
-        }
-    }
-    s
-}
-
 fn main() -> ExitCode {
     impls::init_tracing("warn");
     let cli: Cli = match impls::parse_args() {
@@ -108,12 +98,7 @@ fn test(cli: Cli) -> Result<ExitCode> {
             .map(|s| s.trim().parse().map_err(anyhow::Error::msg))
             .collect::<Result<_>>()?
     };
-    let bug = cli
-        .bug
-        .as_deref()
-        .map(|b| service::parse_bug(p, b))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let bug = service::parse_bug_flag(p, cli.bug.as_deref())?;
     let mut tuning = p.jepsen_tuning();
     if let Some(t) = cli.timeout_ms {
         tuning.timeout = t;

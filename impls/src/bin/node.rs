@@ -21,7 +21,7 @@ use impls::service::{self, parse_ms_range, NodeArgs};
     name = "node",
     version,
     about = "A server of a registered protocol (the checked model's actor) over TCP",
-    after_help = protocols_help()
+    after_help = service::protocols_help(service::Listing::All)
 )]
 struct Cli {
     /// The protocol (see the list below).
@@ -55,15 +55,6 @@ struct Cli {
     admin: bool,
 }
 
-/// The registered protocols, for `--help`.
-fn protocols_help() -> String {
-    let mut s = String::from("Protocols:\n");
-    for p in service::SERVICES {
-        s.push_str(&format!("  {:<10} {}\n", p.name(), p.summary()));
-    }
-    s
-}
-
 fn main() -> ExitCode {
     impls::init_tracing("info");
     let cli: Cli = match impls::parse_args() {
@@ -91,12 +82,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.snapshot_every {
         tuning.snapshot_every = n;
     }
-    let bug = cli
-        .bug
-        .as_deref()
-        .map(|b| service::parse_bug(p, b))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let bug = service::parse_bug_flag(p, cli.bug.as_deref())?;
     p.run_node(&NodeArgs {
         config: cli.config,
         id: cli.id,

@@ -131,7 +131,7 @@ pub enum NodeError {
 }
 
 /// What a node's event loop receives.
-pub enum Event<M> {
+enum Event<M> {
     /// A message and its sender.
     Msg(Id, M),
     /// From the node's [`Shutdown`]: wakes the loop, which then sees it triggered.
@@ -154,8 +154,6 @@ struct Shared<M> {
     next_conn: AtomicU64,
     /// Writer threads still running.
     writers: AtomicUsize,
-    /// Where messages to the driver go (see [`Hooks::driver`]).
-    driver: Option<(Id, mpsc::Sender<M>)>,
     /// The node's role, as [`Hooks::describe`] last put it.
     status: Mutex<Option<String>>,
 }
@@ -218,52 +216,17 @@ where
 /// A node's role in words, from its state.
 pub type Describe<A> = fn(&<A as Actor>::State) -> Option<String>;
 
-/// A node's event queue: the injector and the node's end ([`inbox`]).
-pub type Inbox<M> = (Inject<M>, mpsc::Receiver<Event<M>>);
-
 /// What a caller may add to a node beyond its actor.
 pub struct Hooks<A: Actor> {
     /// The node's role in words (`leader of term 3`), logged at info when it changes
     /// (`became leader of term 3`) and answered to an administrator's `Query` (`cluster status`).
     pub describe: Option<Describe<A>>,
-    /// A driver: what the actor sends to this id goes to this channel instead of the network
-    /// (the runtime's client reads its actor's results here). The driver's messages enter
-    /// through [`Hooks::inbox`].
-    pub driver: Option<(Id, mpsc::Sender<A::Msg>)>,
-    /// The node's event queue, made by [`inbox`], when the caller injects messages.
-    pub inbox: Option<Inbox<A::Msg>>,
 }
 
 impl<A: Actor> Default for Hooks<A> {
     fn default() -> Self {
-        Hooks {
-            describe: None,
-            driver: None,
-            inbox: None,
-        }
+        Hooks { describe: None }
     }
-}
-
-/// Injects messages into a running node, as if from a sender of the caller's choice.
-pub struct Inject<M>(mpsc::Sender<Event<M>>);
-
-impl<M> Clone for Inject<M> {
-    fn clone(&self) -> Self {
-        Inject(self.0.clone())
-    }
-}
-
-impl<M> Inject<M> {
-    /// Delivers `msg` from `src`; false once the node has returned.
-    pub fn send(&self, src: Id, msg: M) -> bool {
-        self.0.send(Event::Msg(src, msg)).is_ok()
-    }
-}
-
-/// A node's event queue, for [`Hooks::inbox`]: the injector and the node's end.
-pub fn inbox<M>() -> Inbox<M> {
-    let (tx, rx) = mpsc::channel();
-    (Inject(tx), rx)
 }
 
 /// [`run_with`] with [`Hooks`].
@@ -282,13 +245,9 @@ where
     S: storage::Store<A::Storage>,
 {
     let me = opts.id;
-    let (tx, rx) = match hooks.inbox {
-        Some((Inject(tx), rx)) => (tx, rx),
-        None => mpsc::channel::<Event<A::Msg>>(),
-    };
+    let (tx, rx) = mpsc::channel::<Event<A::Msg>>();
     let describe = hooks.describe;
     let shared = Arc::new(Shared {
-        driver: hooks.driver,
         status: Mutex::new(None),
         me,
         opts: opts.clone(),
@@ -560,12 +519,7 @@ where
             }
         }
         for (dst, msg) in std::mem::take(&mut self.sends) {
-            match &self.shared.driver {
-                Some((driver, tx)) if *driver == dst => {
-                    let _ = tx.send(msg);
-                }
-                _ => transport::send(self.shared, dst, &Wire::Msg(msg)),
-            }
+            transport::send(self.shared, dst, &Wire::Msg(msg));
         }
         Ok(())
     }
