@@ -179,18 +179,14 @@ where
                 Command::Send(dst, msg) if dst == Id::from(DRIVER) => self.returns.push_back(msg),
                 Command::Send(dst, msg) => self.send(dst, &msg),
                 Command::SetTimer(timer, range) => {
-                    let span = range.end.saturating_sub(range.start);
-                    let jitter =
-                        Duration::from_nanos(self.rng.below(span.as_nanos().max(1) as u64));
-                    self.timers
-                        .insert(timer, Instant::now() + range.start + jitter);
+                    let at = Instant::now() + self.rng.within(&range);
+                    self.timers.insert(timer, at);
                 }
                 Command::CancelTimer(timer) => {
                     self.timers.remove(&timer);
                 }
                 Command::ChooseRandom(_, choices) => {
-                    if !choices.is_empty() {
-                        let choice = choices[self.rng.below(choices.len() as u64) as usize].clone();
+                    if let Some(choice) = self.rng.pick(&choices).cloned() {
                         self.step(|actor, id, cow, out| actor.on_random(id, cow, &choice, out));
                     }
                 }

@@ -43,6 +43,17 @@ impl Rng {
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
+
+    /// A duration drawn from `range` (an actor's timer range), to the nanosecond.
+    pub fn within(&mut self, range: &std::ops::Range<std::time::Duration>) -> std::time::Duration {
+        let span = range.end.saturating_sub(range.start);
+        range.start + std::time::Duration::from_nanos(self.below(span.as_nanos().max(1) as u64))
+    }
+
+    /// One of `choices` (an actor's random choice); `None` if there is none.
+    pub fn pick<'a, T>(&mut self, choices: &'a [T]) -> Option<&'a T> {
+        (!choices.is_empty()).then(|| &choices[self.below(choices.len() as u64) as usize])
+    }
 }
 
 /// A bijective mix of the bits of `x` (the finaliser of SplitMix64).

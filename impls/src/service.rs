@@ -58,6 +58,15 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// An error unless `id` is one of `cluster`'s nodes.
+    pub fn check_member(cluster: &ClusterConfig, id: Id) -> Result<(), Self> {
+        if cluster.nodes.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(Self::unknown_id(cluster, id))
+        }
+    }
+
     /// `id` is not one of `cluster`'s nodes.
     pub fn unknown_id(cluster: &ClusterConfig, id: Id) -> Self {
         let ids: Vec<String> = cluster

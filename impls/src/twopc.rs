@@ -93,9 +93,7 @@ impl Service for TwoPcService {
         bug: Option<&'static str>,
         _data_dir: &Path,
     ) -> Result<TwoPcActor, ServiceError> {
-        if !cluster.nodes.contains_key(&id) {
-            return Err(ServiceError::unknown_id(cluster, id));
-        }
+        ServiceError::check_member(cluster, id)?;
         let keys: Vec<Key> = shard_of(cluster)
             .into_iter()
             .filter(|(_, s)| *s == id)

@@ -631,9 +631,7 @@ impl crate::service::Service for CoordinatorService {
         _bug: Option<&'static str>,
         data_dir: &Path,
     ) -> Result<CoordinatorNode, crate::service::ServiceError> {
-        if !cluster.nodes.contains_key(&id) {
-            return Err(crate::service::ServiceError::unknown_id(cluster, id));
-        }
+        crate::service::ServiceError::check_member(cluster, id)?;
         let job = Job::read(data_dir).map_err(crate::service::ServiceError::Invalid)?;
         let timeout = Duration::from_secs_f64(job.task_timeout_s);
         Ok(CoordinatorNode(models::mapreduce::MrActor::Coordinator {

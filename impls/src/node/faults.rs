@@ -64,8 +64,10 @@ pub(super) fn admin<M>(
     }
 }
 
-/// Sets the faults of the node listening at `addr`, and waits for its acknowledgement.
-pub fn set_faults(addr: SocketAddr, faults: &Faults) -> std::io::Result<()> {
+/// Opens an administrator connection to the node at `addr`, sends `request`, and returns the
+/// node's first answer after its hello.
+fn admin_request(addr: SocketAddr, request: &Wire<()>, what: &str) -> std::io::Result<Wire<()>> {
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_nodelay(true)?;
@@ -74,45 +76,40 @@ pub fn set_faults(addr: SocketAddr, faults: &Faults) -> std::io::Result<()> {
         role: Role::Admin,
     });
     write_frame(&mut &stream, &hello)?;
-    write_frame(&mut &stream, &encode(&Wire::<()>::Admin(faults.clone())))?;
+    write_frame(&mut &stream, &encode(request))?;
     let mut r = BufReader::new(&stream);
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-    // The node's hello, then the acknowledgement.
-    for expect_ack in [false, true] {
+    loop {
         let frame = read_frame(&mut r, 1 << 16)
-            .map_err(|e| bad(&e.to_string()))?
-            .ok_or_else(|| bad("connection closed (faults refused?)"))?;
+            .map_err(|e| bad(e.to_string()))?
+            .ok_or_else(|| bad(format!("connection closed ({what} refused: no --admin?)")))?;
         match serde_json::from_slice::<Wire<()>>(&frame) {
-            Ok(Wire::Hello { .. }) if !expect_ack => {}
-            Ok(Wire::Ack) if expect_ack => {}
-            _ => return Err(bad("unexpected answer to a fault command")),
+            Ok(Wire::Hello { .. }) => {}
+            Ok(answer) => return Ok(answer),
+            Err(e) => return Err(bad(format!("undecodable answer to a {what}: {e}"))),
         }
     }
-    Ok(())
+}
+
+fn unexpected(what: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("unexpected answer to a {what}"),
+    )
+}
+
+/// Sets the faults of the node listening at `addr`, and waits for its acknowledgement.
+pub fn set_faults(addr: SocketAddr, faults: &Faults) -> std::io::Result<()> {
+    match admin_request(addr, &Wire::Admin(faults.clone()), "fault command")? {
+        Wire::Ack => Ok(()),
+        _ => Err(unexpected("fault command")),
+    }
 }
 
 /// Asks the node listening at `addr` for its role (its service's description, `leader of term
 /// 3`); `None` for a node whose service describes none.
 pub fn query_status(addr: SocketAddr) -> std::io::Result<Option<String>> {
-    let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
-    stream.set_nodelay(true)?;
-    let hello = encode(&Wire::<()>::Hello {
-        id: 0,
-        role: Role::Admin,
-    });
-    write_frame(&mut &stream, &hello)?;
-    write_frame(&mut &stream, &encode(&Wire::<()>::Query))?;
-    let mut r = BufReader::new(&stream);
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-    loop {
-        let frame = read_frame(&mut r, 1 << 16)
-            .map_err(|e| bad(&e.to_string()))?
-            .ok_or_else(|| bad("connection closed (a node without --admin?)"))?;
-        match serde_json::from_slice::<Wire<()>>(&frame) {
-            Ok(Wire::Hello { .. }) => {}
-            Ok(Wire::Status(s)) => return Ok(s),
-            _ => return Err(bad("unexpected answer to a status query")),
-        }
+    match admin_request(addr, &Wire::Query, "status query")? {
+        Wire::Status(s) => Ok(s),
+        _ => Err(unexpected("status query")),
     }
 }

@@ -488,20 +488,16 @@ where
                 Command::Save(s) => self.save = Some(s),
                 Command::Send(dst, msg) => self.sends.push((dst, msg)),
                 Command::SetTimer(timer, range) => {
-                    let span = range.end.saturating_sub(range.start);
-                    let jitter =
-                        Duration::from_nanos(self.rng.below(span.as_nanos().max(1) as u64));
-                    self.timers
-                        .insert(timer, Instant::now() + range.start + jitter);
+                    let at = Instant::now() + self.rng.within(&range);
+                    self.timers.insert(timer, at);
                 }
                 Command::CancelTimer(timer) => {
                     self.timers.remove(&timer);
                 }
                 Command::ChooseRandom(_, choices) => {
-                    if choices.is_empty() {
+                    let Some(choice) = self.rng.pick(&choices).cloned() else {
                         continue;
-                    }
-                    let choice = choices[self.rng.below(choices.len() as u64) as usize].clone();
+                    };
                     let mut out = Out::new();
                     let (actor, me) = (self.actor, self.me);
                     step(state, |cow| actor.on_random(me, cow, &choice, &mut out));

@@ -56,9 +56,7 @@ impl Service for RaftService {
         bug: Option<&'static str>,
         _data_dir: &Path,
     ) -> Result<RaftActor, ServiceError> {
-        if !cluster.nodes.contains_key(&id) {
-            return Err(ServiceError::unknown_id(cluster, id));
-        }
+        ServiceError::check_member(cluster, id)?;
         let bug = bug
             .map(|b| {
                 RaftBug::from_name(b)
