@@ -37,6 +37,8 @@ pub struct ClusterSpec {
     pub bug: Option<&'static str>,
     /// The nodes' random seed (each node forks its own from it); `None`: their own.
     pub seed: Option<u64>,
+    /// Each node's capacity, messages a second (`node --capacity`); `None`: unlimited.
+    pub capacity: Option<u32>,
 }
 
 /// A running cluster. Dropping it kills its nodes.
@@ -264,6 +266,9 @@ fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand
         }
         if let Some(seed) = spec.seed {
             command.arg("--seed").arg(seed.to_string());
+        }
+        if let Some(capacity) = spec.capacity {
+            command.arg("--capacity").arg(capacity.to_string());
         }
         command
             .arg("--config")

@@ -251,6 +251,7 @@ where
         tuning: opts.tuning.clone(),
         bug: opts.bug,
         seed: Some(opts.seed),
+        capacity: None,
     })?;
     let recorder = Arc::new(Recorder::<S::Op, S::Ret> {
         start: Instant::now(),

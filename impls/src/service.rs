@@ -324,6 +324,8 @@ pub struct NodeArgs {
     pub admin: bool,
     /// The seed of the node's random draws; `None`: from the environment or the clock (logged).
     pub seed: Option<u64>,
+    /// The most messages a second the node handles (`NodeOptions::capacity`).
+    pub capacity: Option<u32>,
 }
 
 /// Runs server `args.id` of protocol `S` until the process is killed (or its work is
@@ -352,6 +354,7 @@ where
     opts.accept_admin = args.admin;
     opts.accept_unknown = S::ACCEPT_UNKNOWN;
     opts.seed = args.seed;
+    opts.capacity = args.capacity;
     tracing::info!(protocol = S::NAME, id = args.id, %addr, "serving");
     let finished_at = std::sync::Mutex::new(None::<std::time::Instant>);
     let hooks = crate::node::Hooks {

@@ -234,3 +234,47 @@ fn a_triggered_shutdown_wakes_an_idle_node_at_once() {
     run(actor, NodeOptions::new(Id::from(1)), stop, |_| false).unwrap();
     assert!(started.elapsed() < Duration::from_millis(200));
 }
+
+/// A node with a capacity handles no more messages a second than it says: 40 pings at 100 a
+/// second take at least 0.39 s (the first is free), where they take milliseconds without it.
+#[test]
+fn a_node_with_a_capacity_handles_no_more_messages_a_second() {
+    let time_pings = |capacity: Option<u32>| {
+        let l = listener();
+        let addr = l.local_addr().unwrap();
+        let mut o = NodeOptions::new(Id::from(1));
+        o.listen = Some(l);
+        o.accept_clients = true;
+        o.capacity = capacity;
+        let stop = Shutdown::new();
+        let node_stop = stop.clone();
+        let node = std::thread::spawn(move || {
+            let actor = PingPong {
+                peer: Id::from(0),
+                starts: false,
+                limit: 0,
+            };
+            run(actor, o, node_stop, |_| false).unwrap()
+        });
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write_frame(&mut s, br#"{"Hello":{"id":1000,"role":"Client"}}"#).unwrap();
+        let started = std::time::Instant::now();
+        for n in 0..40 {
+            write_frame(&mut s, format!(r#"{{"Msg":{{"Ping":{n}}}}}"#).as_bytes()).unwrap();
+        }
+        let mut pongs = 0;
+        while pongs < 40 {
+            let frame = read_frame(&mut s, 1 << 16).unwrap().expect("an answer");
+            pongs += usize::from(String::from_utf8_lossy(&frame).contains("Pong"));
+        }
+        let took = started.elapsed();
+        stop.trigger();
+        node.join().unwrap();
+        took
+    };
+    let slow = time_pings(Some(100));
+    assert!(slow >= Duration::from_millis(380), "{slow:?}");
+    let fast = time_pings(None);
+    assert!(fast < Duration::from_millis(300), "{fast:?}");
+}

@@ -50,6 +50,7 @@ fn start(name: &str, snapshot_every: u64, bug: Option<&'static str>) -> Cluster 
         tuning: tuning(snapshot_every),
         bug,
         seed: None,
+        capacity: None,
     })
     .expect("the cluster starts")
 }

@@ -45,6 +45,7 @@ fn a_transaction_commits_across_shards_and_a_conflicting_one_aborts() {
         tuning: TwoPcService::tuning(),
         bug: None,
         seed: None,
+        capacity: None,
     })
     .unwrap();
     let mut c = Driven::<TwoPcService>::start(

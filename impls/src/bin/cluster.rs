@@ -93,6 +93,9 @@ struct RunOpts {
     /// Run every node with one of the model's seeded bugs.
     #[arg(long)]
     bug: Option<String>,
+    /// Each node handles at most this many messages a second (`node --capacity`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    capacity: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -154,6 +157,7 @@ fn launch(args: RunArgs) -> Result<()> {
         tuning,
         bug,
         seed: None,
+        capacity: o.capacity,
     })
     .with_context(|| format!("starting the cluster in {}", dir.display()))?;
     for i in 0..cluster.len() {

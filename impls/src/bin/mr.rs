@@ -254,6 +254,7 @@ fn coordinator(
         bug: None,
         admin: false,
         seed: None,
+        capacity: None,
     })?;
     for r in 0..reduces {
         let path = out.join(output_name(r));

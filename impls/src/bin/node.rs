@@ -50,6 +50,10 @@ struct Cli {
     /// The seed of the node's random draws (timers, injected faults); logged when not given.
     #[arg(long)]
     seed: Option<u64>,
+    /// Handle at most this many messages a second (a benchmark's per-node service capacity:
+    /// nodes sharing a machine behave like machines of their own).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    capacity: Option<u32>,
     /// Accept fault commands (partitions, loss, delay) and status queries from administrators.
     #[arg(long)]
     admin: bool,
@@ -91,5 +95,6 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         bug,
         admin: cli.admin,
         seed: cli.seed,
+        capacity: cli.capacity,
     })
 }

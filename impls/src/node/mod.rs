@@ -25,6 +25,8 @@
 //! - **Timers and choices.** Timers fire after a duration drawn from the actor's range; random
 //!   choices are drawn here, from one [`Rng`] seeded by [`NodeOptions::seed`] (or, if unset, by
 //!   [`crate::rng::seed_from_env_or_time`]). The node logs its seed when it starts.
+//! - **Capacity.** With [`NodeOptions::capacity`], the node handles at most that many messages a
+//!   second; the rest wait in its queue.
 //! - **Stopping.** A node returns when its `done` predicate holds or its [`Shutdown`] is
 //!   triggered; a trigger wakes it at once.
 //! - **Faults.** An administrator connection can set [`Faults`]: peers to cut off (both
@@ -97,6 +99,10 @@ pub struct NodeOptions {
     /// What this node says it is on the connections it opens: a client runs as a node that
     /// connects to the servers as [`Role::Client`].
     pub hello_role: Role,
+    /// A service capacity: the most messages the node handles a second (`None`: as many as it
+    /// can). Messages beyond it wait their turn, so that nodes sharing a machine behave like
+    /// nodes on machines of their own with this capacity each (a benchmark's setting).
+    pub capacity: Option<u32>,
 }
 
 /// A listener shared with the caller, so that tests can bind port 0 and learn the port first.
@@ -117,6 +123,7 @@ impl NodeOptions {
             max_conns: 1024,
             seed: None,
             hello_role: Role::Peer,
+            capacity: None,
         }
     }
 }
@@ -289,6 +296,7 @@ where
         sends: Vec::new(),
         shared: &shared,
         store,
+        next_slot: Instant::now(),
     };
     let mut out = Out::new();
     // `Some` but for the moment a step has it (see [`step`]).
@@ -323,8 +331,14 @@ where
             .min(IDLE);
         match rx.recv_timeout(wait) {
             Ok(event) => {
+                node.slot(true);
                 node.event(&mut state, event);
+                // The batch ends early when the capacity is spent: its messages leave, then the
+                // next event waits for its slot.
                 for _ in 1..MAX_BATCH {
+                    if !node.slot(false) {
+                        break;
+                    }
                     match rx.try_recv() {
                         Ok(event) => node.event(&mut state, event),
                         Err(TryRecvError::Empty) => break,
@@ -427,6 +441,8 @@ struct Node<'a, A: Actor, S> {
     sends: Vec<(Id, A::Msg)>,
     shared: &'a Arc<Shared<A::Msg>>,
     store: Option<S>,
+    /// When the next event may be handled, under [`NodeOptions::capacity`].
+    next_slot: Instant,
 }
 
 impl<A, S> Node<'_, A, S>
@@ -505,6 +521,24 @@ where
                 }
             }
         }
+    }
+
+    /// Takes a slot of the node's capacity for the next event: waits for one if `wait`, else
+    /// says whether one is free now. Always free without a capacity.
+    fn slot(&mut self, wait: bool) -> bool {
+        let Some(capacity) = self.shared.opts.capacity else {
+            return true;
+        };
+        let now = Instant::now();
+        if self.next_slot > now {
+            if !wait {
+                return false;
+            }
+            std::thread::sleep(self.next_slot - now);
+        }
+        let interval = Duration::from_secs(1) / capacity.max(1);
+        self.next_slot = self.next_slot.max(now) + interval;
+        true
     }
 
     /// Ends the batch: saves its last storage, then sends its messages.
