@@ -126,7 +126,7 @@ impl Params {
 /// checker must catch.
 #[derive(Clone, Copy, Debug)]
 pub struct Bug {
-    /// Name for `--bug`, kebab-case: the model's bug enum's `name()` (see [`seeded_bugs!`]).
+    /// Name for `--bug`, kebab-case: the model's bug enum's `name()` (see [`crate::seeded_bugs!`]).
     pub name: &'static str,
     /// The properties the bug breaks, exactly as the model's `properties()` names them: in its
     /// own configuration, these and only these come out other than expected (an `always` or
