@@ -15,6 +15,8 @@
 //! - [`supervisor`]: local processes started, watched, killed and restarted.
 //! - [`cluster`]: a local cluster of `node` processes: start, kill, restart, faults, status.
 //! - [`jepsen`]: concurrent clients and a nemesis against a cluster, and the history's check.
+//! - [`kv`]: a key-value store's client side (operations, workload, the linearizability check),
+//!   shared by the KV protocols.
 //! - [`raft`]: the Raft KV service (Raft's entry in the registry) and its write-ahead log.
 //! - [`twopc`]: two-phase locking and two-phase commit (its entry in the registry): shards,
 //!   coordinating clients, and the strict-serializability check of a live history.
@@ -25,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod frame;
 pub mod jepsen;
+pub mod kv;
 pub mod mapreduce;
 pub mod node;
 pub mod raft;

@@ -10,7 +10,7 @@
 //!   request id on the next server after a timeout (the session table runs a retried command
 //!   once).
 //! - Jepsen: random get/put/append on a few keys; the history is checked for linearizability
-//!   against [`KvStore`], the specification the model's store follows too.
+//!   against `KvStore`, the specification the model's store follows too ([`crate::kv`]).
 
 pub mod wal;
 
@@ -21,13 +21,11 @@ use models::client::{ClientMsg, RequestId};
 use models::raft::actor::{ClientCfg, Heartbeats, RaftActor, RaftBug, RaftState, Role, ServerCfg};
 use models::raft::kv::{KvOp, KvRet};
 use models::raft::RaftMsg;
-use properties::linearizability::formats::parse_jsonl_kv;
-use properties::linearizability::{check, KvStore, Verdict};
-use serde_json::json;
 use stateright::actor::Id;
 
 use crate::config::ClusterConfig;
-use crate::jepsen::{History, Outcome};
+use crate::jepsen::History;
+use crate::kv;
 use crate::rng::Rng;
 use crate::service::{Checked, Client, Jepsen, Service, ServiceError, Tuning};
 
@@ -104,7 +102,7 @@ impl Service for RaftService {
 impl Client for RaftService {
     type Op = KvOp;
     type Ret = KvRet;
-    const OPS_HELP: &'static str = "put KEY VALUE | get KEY | append KEY VALUE";
+    const OPS_HELP: &'static str = kv::OPS_HELP;
 
     fn client(cluster: &ClusterConfig, driver: Id, tuning: &Tuning) -> RaftActor {
         RaftActor::Client(ClientCfg {
@@ -128,111 +126,29 @@ impl Client for RaftService {
     }
 
     fn parse_op(words: &[String]) -> Result<KvOp, String> {
-        let w: Vec<&str> = words.iter().map(String::as_str).collect();
-        match w.as_slice() {
-            ["put", k, v] => Ok(KvOp::Put(k.to_string(), v.to_string())),
-            ["get", k] => Ok(KvOp::Get(k.to_string())),
-            ["append", k, v] => Ok(KvOp::Append(k.to_string(), v.to_string())),
-            _ => Err(format!(
-                "'{}' is not an operation (expected {})",
-                words.join(" "),
-                Self::OPS_HELP
-            )),
-        }
+        kv::parse_op(words)
     }
 
     fn show_op(op: &KvOp) -> String {
-        match op {
-            KvOp::Put(k, v) => format!("put {k} {v:?}"),
-            KvOp::Get(k) => format!("get {k}"),
-            KvOp::Append(k, v) => format!("append {k} {v:?}"),
-        }
+        kv::show_op(op)
     }
 
     fn show(ret: &KvRet) -> String {
-        match ret {
-            KvRet::Ok => "ok".into(),
-            KvRet::Value(v) => v.clone(),
-        }
+        kv::show(ret)
     }
 }
 
 impl Jepsen for RaftService {
-    /// Mostly reads and appends: an append keeps every earlier write visible in the value, so a
-    /// lost write shows; a put wipes the slate. Values name their writer and are unique.
     fn workload(rng: &mut Rng, keys: usize, id: u64) -> KvOp {
-        let key = format!("k{}", rng.below(keys as u64));
-        let value = format!("{}.{} ", id >> 32, id & 0xffff_ffff);
-        match rng.below(10) {
-            0..=3 => KvOp::Get(key),
-            4 => KvOp::Put(key, value),
-            _ => KvOp::Append(key, value),
-        }
+        kv::workload(rng, keys, id)
     }
 
     fn read_only(op: &KvOp) -> bool {
-        matches!(op, KvOp::Get(_))
+        kv::read_only(op)
     }
 
     fn check(history: &History<KvOp, KvRet>, dir: &Path) -> anyhow::Result<Checked> {
-        let mut lines = Vec::with_capacity(history.events.len());
-        for e in &history.events {
-            let op = &history.ops[e.op];
-            let (f, key, arg) = match &op.op {
-                KvOp::Get(k) => ("get", k, None),
-                KvOp::Put(k, v) => ("put", k, Some(v.as_str())),
-                KvOp::Append(k, v) => ("append", k, Some(v.as_str())),
-            };
-            let (ty, value) = match (e.completes, &op.outcome) {
-                (false, _) => ("invoke", arg),
-                (true, Outcome::Ok(KvRet::Value(v))) => ("ok", Some(v.as_str())),
-                (true, Outcome::Ok(KvRet::Ok)) => ("ok", arg),
-                (true, Outcome::Fail) => ("fail", arg),
-                (true, Outcome::Info | Outcome::Open) => ("info", arg),
-            };
-            lines.push(
-                json!({"process": op.process, "type": ty, "f": f, "key": key, "value": value})
-                    .to_string(),
-            );
-        }
-        let mut text = lines.join("\n");
-        text.push('\n');
-        let file = dir.join("history.jsonl");
-        std::fs::write(&file, &text)?;
-        let (parsed, names) = parse_jsonl_kv(&text)
-            .map_err(|e| anyhow::anyhow!("the recorded history does not parse: {e}"))?;
-        let verdict = check(&KvStore, &parsed, Some(Duration::from_secs(120)));
-        let show = |i: &usize| {
-            history
-                .ops
-                .get(*i)
-                .map_or_else(|| format!("operation {i}"), |o| o.describe())
-        };
-        Ok(match verdict {
-            Verdict::Linearizable => Checked {
-                verdict: "linearizable".into(),
-                ok: true,
-                failure: None,
-                file,
-            },
-            Verdict::Unknown => Checked {
-                verdict: "unknown".into(),
-                ok: false,
-                failure: None,
-                file,
-            },
-            Verdict::NotLinearizable(f) => Checked {
-                verdict: "not linearizable".into(),
-                ok: false,
-                failure: Some(format!(
-                    "key {:?}: {} operations linearized; none of these fits next: {}",
-                    names.get(f.partition as usize).cloned().unwrap_or_default(),
-                    f.linearized.len(),
-                    f.unplaced.iter().map(show).collect::<Vec<_>>().join("; ")
-                )),
-                file,
-            },
-        })
+        kv::check_history(history, dir)
     }
 }
 
