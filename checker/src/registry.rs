@@ -20,6 +20,8 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::twopc::TwoPcSpec>::NEW,
     &Registered::<models::spanner::SpannerSpec>::NEW,
     &Registered::<models::farm::FarmSpec>::NEW,
+    &Registered::<models::chain::ChainSpec>::NEW,
+    &Registered::<models::chain::CraqSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

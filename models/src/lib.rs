@@ -23,8 +23,12 @@
 //!   wait and snapshot reads at a lagging replica's safe time (Corbett et al., OSDI 2012, §§3, 4).
 //! - [`farm`]: FaRM's optimistic distributed transactions (Dragojević et al., SOSP 2015, §§4, 5):
 //!   LOCK, VALIDATE, COMMIT-BACKUP, COMMIT-PRIMARY over primary-backup objects, and a primary failure.
+//! - [`chain`]: chain replication (van Renesse & Schneider, OSDI 2004, §§2, 3) and CRAQ (Terrace &
+//!   Freedman, ATC 2009, §2.3): a key-value store on a chain of fail-stop nodes, a master that
+//!   reconfigures it, and reads at the tail or, in CRAQ, at any node.
 
 pub mod catalog;
+pub mod chain;
 pub mod client;
 pub mod ct;
 pub mod farm;
