@@ -55,8 +55,8 @@
 //! - sometimes *a write is acknowledged*; with three nodes and a failure, *a middle node fails
 //!   and its predecessor resends*; in CRAQ, *a non-tail node answers a read itself* and *a node
 //!   asks the tail for the committed version*;
-//! - eventually *every operation returns and every version is clean* (no counterexample on
-//!   acyclic paths: every path of this model is acyclic, failures are counted).
+//! - eventually *every operation returns and every version is clean* (failures are counted, so
+//!   every path of this model is acyclic, and the workbench's engine decides it exactly).
 //!
 //! # Seeded bugs
 //! - `craq-dirty-read` (CRAQ): a node answers with its dirty version without asking the tail.
