@@ -41,7 +41,9 @@ pub enum ChainMsg {
     Update(Update),
     /// From the tail back towards the head: every update up to `seq_no` has reached the tail, so
     /// each node prunes it from `Sent` (§3) and, in CRAQ, marks its versions clean (§2.3).
-    Ack { seq_no: SeqNo },
+    Ack {
+        seq_no: SeqNo,
+    },
     /// CRAQ §2.3: a node whose newest version of `key` is dirty asks the tail for the committed
     /// version number, to answer client `client`'s read `req`.
     VersionQuery {
@@ -58,9 +60,35 @@ pub enum ChainMsg {
     },
     /// To the master: `node` has failed (the failure detector's report, §3). In the model the
     /// failing node sends it itself as it stops; over TCP the master's failure detector would.
-    NodeFailed { node: Id },
+    NodeFailed {
+        node: Id,
+    },
     /// From the master to every node and client: the chain, head first (§3).
-    Chain { chain: Vec<Id> },
+    Chain {
+        chain: Vec<Id>,
+    },
+    /// Client to master over TCP: which is the chain? (A client whose request went unanswered
+    /// asks; the master answers `Chain` and tells it of later chains too.)
+    GetChain,
+    /// The master's failure detector over TCP (§3 assumes one): a probe, and a node's answer.
+    /// A node that misses [`MISSED_PROBES`] probes in a row is taken for failed.
+    Ping,
+    Pong,
+}
+
+/// How many probes in a row a node may leave unanswered before the master's failure detector
+/// reports it failed (over TCP).
+pub const MISSED_PROBES: u8 = 3;
+
+/// What a node or the master keeps on disk over TCP (the model keeps nothing: `persist` off).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChainStorage {
+    /// The master's chain: a master that restarts does not forget whom it removed (the papers
+    /// replicate the master; one process that keeps its chain on disk stands in for it here).
+    Master { chain: Vec<Id> },
+    /// A node has started: one that starts again is a fail-stop node restarting, and stays out
+    /// of the chain (rejoining is "extending a chain", §3, which is not implemented).
+    Node,
 }
 
 /// Timers.
@@ -68,6 +96,11 @@ pub enum ChainMsg {
 pub enum ChainTimer {
     /// The node fails (model checking only: it stops for good and reports its failure).
     Fail,
+    /// The master probes the chain's nodes (its failure detector, over TCP).
+    Probe,
+    /// A client's request has gone unanswered: ask the master for the chain and send it again
+    /// (over TCP, where messages to a dead node are lost).
+    Retry,
 }
 
 crate::seeded_bugs! {
@@ -114,6 +147,12 @@ pub struct MasterCfg {
     pub chain: Vec<Id>,
     /// Who hears of a new chain besides its nodes.
     pub clients: Vec<Id>,
+    /// The failure detector's probe interval (over TCP); `None`: nodes report their own
+    /// failures (the model).
+    pub probe: Option<Range<Duration>>,
+    /// Keep the chain on disk, and tell a node removed from the chain so (over TCP, where a
+    /// probe can miss a node that is only slow: it must stop serving).
+    pub persist: bool,
 }
 
 /// A chain node's configuration.
@@ -125,6 +164,8 @@ pub struct NodeCfg {
     pub mode: Mode,
     /// When the node fails (fail-stop). Model checking only (`model_timeout()`); `None` live.
     pub fail_after: Option<Range<Duration>>,
+    /// Mark its start on disk, so that a restart is a failed node that stays out (over TCP).
+    pub persist: bool,
     pub bug: Option<ChainBug>,
 }
 
@@ -140,6 +181,11 @@ pub struct ClientCfg {
     /// Who hands the client operations ([`ClientMsg::Invoke`]) and hears their results
     /// ([`ClientMsg::Return`]): the runtime's driver over TCP; `None` in the model.
     pub driver: Option<Id>,
+    /// The master, asked for the chain when a request goes unanswered.
+    pub master: Id,
+    /// How long a request may go unanswered before the client asks the master and sends it
+    /// again (over TCP); `None`: never (the model's links lose nothing).
+    pub retry: Option<Range<Duration>>,
 }
 
 /// The master, a chain node or a client.
@@ -155,6 +201,10 @@ pub enum ChainActor {
 pub struct MasterState {
     /// The chain, head first, without the nodes reported failed.
     pub chain: Vec<Id>,
+    /// Clients that asked for the chain (over TCP): they hear of later chains too.
+    pub asked: std::collections::BTreeSet<Id>,
+    /// Probes each node has left unanswered in a row (over TCP).
+    pub silent: std::collections::BTreeMap<Id, u8>,
 }
 
 /// A chain node's state.
@@ -274,23 +324,63 @@ fn reply(o: &mut Out<ChainActor>, client: Id, seq: RequestId, ret: KvRet) {
 }
 
 impl MasterCfg {
+    fn start(&self, storage: &Option<ChainStorage>, o: &mut Out<ChainActor>) -> MasterState {
+        if let Some(probe) = &self.probe {
+            o.set_timer(ChainTimer::Probe, probe.clone());
+        }
+        let chain = match storage {
+            Some(ChainStorage::Master { chain }) => chain.clone(),
+            _ => self.chain.clone(),
+        };
+        MasterState {
+            chain,
+            asked: Default::default(),
+            silent: Default::default(),
+        }
+    }
+
     fn on_msg(
         &self,
         s: &MasterState,
+        src: Id,
         msg: ChainMsg,
         o: &mut Out<ChainActor>,
     ) -> Option<MasterState> {
-        let ChainMsg::NodeFailed { node } = msg else {
-            return None;
-        };
-        // §3: the master removes the failed node and tells the others (the new head, the new
-        // tail, the neighbours of a middle node, and the clients). It never removes the last node:
-        // the papers assume that not all of a chain fails.
+        match msg {
+            ChainMsg::NodeFailed { node } => self.remove(s, node, o),
+            ChainMsg::GetChain => {
+                o.send(
+                    src,
+                    ChainMsg::Chain {
+                        chain: s.chain.clone(),
+                    },
+                );
+                let mut next = s.clone();
+                next.asked.insert(src);
+                Some(next)
+            }
+            ChainMsg::Pong => {
+                let mut next = s.clone();
+                next.silent.remove(&src);
+                Some(next)
+            }
+            _ => None,
+        }
+    }
+
+    /// §3: the master removes the failed node and tells the others (the new head, the new
+    /// tail, the neighbours of a middle node, and the clients). It never removes the last node:
+    /// the papers assume that not all of a chain fails.
+    fn remove(&self, s: &MasterState, node: Id, o: &mut Out<ChainActor>) -> Option<MasterState> {
         if !s.chain.contains(&node) || s.chain.len() == 1 {
             return None;
         }
         let chain: Vec<Id> = s.chain.iter().copied().filter(|n| *n != node).collect();
-        for dst in chain.iter().chain(&self.clients) {
+        let told = chain.iter().chain(&self.clients).chain(&s.asked);
+        // Over TCP the removed node hears it too: a node taken for failed that is only slow
+        // stops serving (a client that has not heard of the new chain might still ask it).
+        let removed = self.persist.then_some(&node);
+        for dst in told.chain(removed) {
             o.send(
                 *dst,
                 ChainMsg::Chain {
@@ -298,7 +388,42 @@ impl MasterCfg {
                 },
             );
         }
-        Some(MasterState { chain })
+        if self.persist {
+            o.save(ChainStorage::Master {
+                chain: chain.clone(),
+            });
+        }
+        let mut next = s.clone();
+        next.chain = chain;
+        next.silent.remove(&node);
+        Some(next)
+    }
+
+    /// The failure detector (over TCP): a node that has left [`MISSED_PROBES`] probes in a row
+    /// unanswered has failed; then every node of the chain is probed again.
+    fn on_probe(&self, s: &MasterState, o: &mut Out<ChainActor>) -> MasterState {
+        let mut next = s.clone();
+        for n in &s.chain {
+            *next.silent.entry(*n).or_default() += 1;
+        }
+        let failed: Vec<Id> = next
+            .silent
+            .iter()
+            .filter(|(_, missed)| **missed > MISSED_PROBES)
+            .map(|(n, _)| *n)
+            .collect();
+        for node in failed {
+            if let Some(after) = self.remove(&next, node, o) {
+                next = after;
+            }
+        }
+        for n in &next.chain {
+            o.send(*n, ChainMsg::Ping);
+        }
+        if let Some(probe) = &self.probe {
+            o.set_timer(ChainTimer::Probe, probe.clone());
+        }
+        next
     }
 }
 
@@ -306,6 +431,9 @@ impl NodeCfg {
     pub fn start(&self, o: &mut Out<ChainActor>) -> NodeState {
         if let Some(after) = &self.fail_after {
             o.set_timer(ChainTimer::Fail, after.clone());
+        }
+        if self.persist {
+            o.save(ChainStorage::Node);
         }
         NodeState {
             chain: self.chain.clone(),
@@ -379,6 +507,7 @@ impl NodeCfg {
                 }
             }
             ChainMsg::Chain { chain } => self.on_chain(id, s, chain, o),
+            ChainMsg::Ping => o.send(src, ChainMsg::Pong),
             _ => {}
         }
     }
@@ -554,7 +683,25 @@ impl ClientCfg {
                 op: op.clone(),
             };
             o.send(dst, ChainMsg::Client(request));
+            if let Some(retry) = &self.retry {
+                o.set_timer(ChainTimer::Retry, retry.clone());
+            }
         }
+    }
+
+    /// Over TCP: the request went unanswered (its node may be dead, or the request lost): ask
+    /// the master for the chain, and send the request again (the head runs a write once).
+    pub fn on_retry(
+        &self,
+        id: Id,
+        s: &ClientState,
+        o: &mut Out<ChainActor>,
+    ) -> Option<ClientState> {
+        s.op.as_ref()?;
+        o.send(self.master, ChainMsg::GetChain);
+        let mut next = s.clone();
+        self.send_current(id, &mut next, o);
+        Some(next)
     }
 
     pub fn start(&self, id: Id, o: &mut Out<ChainActor>) -> ClientState {
@@ -579,11 +726,16 @@ impl ClientCfg {
                 self.send_current(id, &mut next, o);
                 next
             }
-            None => ClientState {
-                op: None,
-                at: None,
-                ..s
-            },
+            None => {
+                if self.retry.is_some() {
+                    o.cancel_timer(ChainTimer::Retry);
+                }
+                ClientState {
+                    op: None,
+                    at: None,
+                    ..s
+                }
+            }
         }
     }
 
@@ -637,18 +789,18 @@ impl Actor for ChainActor {
     type Msg = ChainMsg;
     type Timer = ChainTimer;
     type State = ChainState;
-    /// Nothing: a failed node stops for good (fail-stop); one that came back would join as a
-    /// new node (§3, "extending a chain"), which is not modelled.
-    type Storage = ();
+    /// Nothing in the model (a failed node stops for good, fail-stop); over TCP the master's
+    /// chain, and a node's mark that it has started ([`ChainStorage`]).
+    type Storage = ChainStorage;
     type Random = ();
 
-    fn on_start(&self, id: Id, _: &Option<()>, o: &mut Out<Self>) -> ChainState {
-        match self {
-            ChainActor::Master(cfg) => ChainState::Master(MasterState {
-                chain: cfg.chain.clone(),
-            }),
-            ChainActor::Node(cfg) => ChainState::Node(cfg.start(o)),
-            ChainActor::Client(cfg) => ChainState::Client(cfg.start(id, o)),
+    fn on_start(&self, id: Id, storage: &Option<ChainStorage>, o: &mut Out<Self>) -> ChainState {
+        match (self, storage) {
+            (ChainActor::Master(cfg), _) => ChainState::Master(cfg.start(storage, o)),
+            // A node that starts again failed before: it stays out (fail-stop, §3).
+            (ChainActor::Node(_), Some(ChainStorage::Node)) => ChainState::Failed,
+            (ChainActor::Node(cfg), _) => ChainState::Node(cfg.start(o)),
+            (ChainActor::Client(cfg), _) => ChainState::Client(cfg.start(id, o)),
         }
     }
 
@@ -662,7 +814,11 @@ impl Actor for ChainActor {
     ) {
         let next = match (self, &**state) {
             (ChainActor::Master(cfg), ChainState::Master(s)) => {
-                cfg.on_msg(s, msg, o).map(ChainState::Master)
+                cfg.on_msg(s, src, msg, o).map(ChainState::Master)
+            }
+            // Removed from the chain while alive (over TCP: taken for failed): it stops.
+            (ChainActor::Node(_), ChainState::Node(_)) if matches!(&msg, ChainMsg::Chain { chain } if !chain.contains(&id)) => {
+                Some(ChainState::Failed)
             }
             (ChainActor::Node(cfg), ChainState::Node(s)) => {
                 let mut next = s.clone();
@@ -686,12 +842,22 @@ impl Actor for ChainActor {
         timer: &ChainTimer,
         o: &mut Out<Self>,
     ) {
-        if let (ChainActor::Node(cfg), ChainState::Node(_), ChainTimer::Fail) =
-            (self, &**state, timer)
-        {
-            // Fail-stop: the node halts for good; the failure detector tells the master.
-            o.send(cfg.master, ChainMsg::NodeFailed { node: id });
-            *state = Cow::Owned(ChainState::Failed);
+        let next = match (self, &**state, timer) {
+            (ChainActor::Node(cfg), ChainState::Node(_), ChainTimer::Fail) => {
+                // Fail-stop: the node halts for good; the failure detector tells the master.
+                o.send(cfg.master, ChainMsg::NodeFailed { node: id });
+                Some(ChainState::Failed)
+            }
+            (ChainActor::Master(cfg), ChainState::Master(s), ChainTimer::Probe) => {
+                Some(ChainState::Master(cfg.on_probe(s, o)))
+            }
+            (ChainActor::Client(cfg), ChainState::Client(s), ChainTimer::Retry) => {
+                cfg.on_retry(id, s, o).map(ChainState::Client)
+            }
+            _ => None,
+        };
+        if let Some(next) = next {
+            *state = Cow::Owned(next);
         }
     }
 }

@@ -82,6 +82,8 @@ impl ChainCfg {
         let mut actors = vec![ChainActor::Master(MasterCfg {
             chain: chain.clone(),
             clients: self.client_ids(),
+            probe: None,
+            persist: false,
         })];
         for _ in &chain {
             actors.push(ChainActor::Node(NodeCfg {
@@ -89,6 +91,7 @@ impl ChainCfg {
                 chain: chain.clone(),
                 mode: self.mode,
                 fail_after: (self.max_failures() > 0).then(model_timeout),
+                persist: false,
                 bug: self.bug,
             }));
         }
@@ -99,6 +102,8 @@ impl ChainCfg {
                 reads: if spread { ReadAt::Spread } else { ReadAt::Tail },
                 ops: Self::ops(c),
                 driver: None,
+                master: Id::from(MASTER),
+                retry: None,
             }));
         }
         let inner = ActorModel::new(self, ChainHistory::default())

@@ -10,7 +10,7 @@ use super::model::ChainCfg;
 use crate::client::ClientMsg;
 use crate::raft::kv::{KvOp, KvRet};
 
-type Cmd = Command<ChainMsg, super::ChainTimer, (), ()>;
+type Cmd = Command<ChainMsg, super::ChainTimer, (), super::actor::ChainStorage>;
 
 const CLIENT: usize = 9;
 
@@ -24,6 +24,7 @@ fn node_cfg(mode: Mode, bug: Option<ChainBug>) -> NodeCfg {
         chain: ids(&[1, 2, 3]),
         mode,
         fail_after: None,
+        persist: false,
         bug,
     }
 }
@@ -342,4 +343,119 @@ fn a_dirty_read_is_not_linearizable() {
             "{bug:?}: {found:?}"
         );
     }
+}
+
+/// Over TCP the master is the failure detector (§3 assumes one): a node that leaves more than
+/// `MISSED_PROBES` probes in a row unanswered is removed, the others and the removed node hear
+/// the new chain, and the master keeps it on disk. A node that answers stays.
+#[test]
+fn the_masters_probes_remove_a_silent_node_and_keep_an_answering_one() {
+    use super::actor::{ChainState, ChainStorage, MasterCfg, MISSED_PROBES};
+    use stateright::actor::Actor;
+    use std::borrow::Cow;
+    let master = ChainActor::Master(MasterCfg {
+        chain: ids(&[1, 2, 3]),
+        clients: Vec::new(),
+        probe: Some(std::time::Duration::from_millis(100)..std::time::Duration::from_millis(100)),
+        persist: true,
+    });
+    let me = Id::from(0);
+    let mut o: Out<ChainActor> = Out::new();
+    let mut state = Cow::Owned(master.on_start(me, &None, &mut o));
+    let mut last: Vec<Cmd> = Vec::new();
+    for _ in 0..=MISSED_PROBES {
+        // Nodes 1 and 3 answer every probe; node 2 never does.
+        for n in [1, 3] {
+            let mut o = Out::new();
+            master.on_msg(me, &mut state, Id::from(n), ChainMsg::Pong, &mut o);
+        }
+        let mut o = Out::new();
+        master.on_timeout(me, &mut state, &super::ChainTimer::Probe, &mut o);
+        last = o.into_iter().collect();
+    }
+    let ChainState::Master(s) = &*state else {
+        panic!("a master")
+    };
+    assert_eq!(s.chain, ids(&[1, 3]));
+    let told: Vec<Id> = last
+        .iter()
+        .filter_map(|c| match c {
+            Command::Send(dst, ChainMsg::Chain { chain }) if *chain == ids(&[1, 3]) => Some(*dst),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, ids(&[1, 3, 2]));
+    assert!(last.iter().any(|c| matches!(
+        c,
+        Command::Save(ChainStorage::Master { chain }) if *chain == ids(&[1, 3])
+    )));
+    // A master that restarts keeps the chain it saved.
+    let mut o = Out::new();
+    let again = master.on_start(
+        me,
+        &Some(ChainStorage::Master {
+            chain: ids(&[1, 3]),
+        }),
+        &mut o,
+    );
+    assert!(matches!(again, ChainState::Master(s) if s.chain == ids(&[1, 3])));
+}
+
+/// Over TCP a node marks its start on disk: one that starts again is a fail-stop node that has
+/// failed, and stays out of the chain; a node removed while alive stops serving.
+#[test]
+fn a_restarted_or_removed_node_stays_out() {
+    use super::actor::{ChainState, ChainStorage};
+    use stateright::actor::Actor;
+    use std::borrow::Cow;
+    let mut cfg = node_cfg(Mode::Craq, None);
+    cfg.persist = true;
+    let actor = ChainActor::Node(cfg);
+    let mut o: Out<ChainActor> = Out::new();
+    let fresh = actor.on_start(Id::from(2), &None, &mut o);
+    assert!(matches!(fresh, ChainState::Node(_)));
+    assert!(o
+        .into_iter()
+        .any(|c: Cmd| matches!(c, Command::Save(ChainStorage::Node))));
+    let mut o = Out::new();
+    let restarted = actor.on_start(Id::from(2), &Some(ChainStorage::Node), &mut o);
+    assert_eq!(restarted, ChainState::Failed);
+    let mut state = Cow::Owned(fresh);
+    let mut o = Out::new();
+    let removed = ChainMsg::Chain {
+        chain: ids(&[1, 3]),
+    };
+    actor.on_msg(Id::from(2), &mut state, Id::from(0), removed, &mut o);
+    assert_eq!(*state, ChainState::Failed);
+}
+
+/// Over TCP a client whose request goes unanswered asks the master for the chain and sends the
+/// request again.
+#[test]
+fn an_unanswered_client_asks_the_master_and_sends_again() {
+    use super::actor::{ClientCfg, ReadAt};
+    let cfg = ClientCfg {
+        chain: ids(&[1, 2, 3]),
+        reads: ReadAt::Tail,
+        ops: vec![KvOp::Put("x".into(), "a".into())],
+        driver: None,
+        master: Id::from(0),
+        retry: Some(std::time::Duration::from_millis(300)..std::time::Duration::from_millis(300)),
+    };
+    let me = Id::from(CLIENT);
+    let mut o: Out<ChainActor> = Out::new();
+    let s = cfg.start(me, &mut o);
+    let mut o: Out<ChainActor> = Out::new();
+    cfg.on_retry(me, &s, &mut o)
+        .expect("a request is in flight");
+    let sent: Vec<Cmd> = o.into_iter().collect();
+    assert!(matches!(&sent[0], Command::Send(m, ChainMsg::GetChain) if *m == Id::from(0)));
+    assert!(matches!(
+        &sent[1],
+        Command::Send(h, ChainMsg::Client(ClientMsg::Request { seq: 1, .. })) if *h == Id::from(1)
+    ));
+    assert!(matches!(
+        &sent[2],
+        Command::SetTimer(super::ChainTimer::Retry, _)
+    ));
 }
