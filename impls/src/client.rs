@@ -103,6 +103,13 @@ where
             rng: Rng::new(crate::rng::seed_from_env_or_time()).fork(usize::from(id) as u64),
             actor,
         };
+        // Connect to every server now: in some protocols a node other than the one asked
+        // answers (chain replication's tail answers writes sent to the head), and a node can
+        // only answer a client on a connection the client opened.
+        let servers: Vec<Id> = client.servers.keys().copied().collect();
+        for dst in servers {
+            client.ensure_conn(dst);
+        }
         let mut out = Out::new();
         client.state = Some(client.actor.on_start(id, &None, &mut out));
         client.take(out);
@@ -200,30 +207,39 @@ where
     /// written is lost.
     fn send(&mut self, dst: Id, msg: &S::Msg) {
         let bytes = serde_json::to_vec(&Wire::Msg(msg)).expect("messages serialise");
-        if !self.conns.contains_key(&dst) {
-            if self
-                .failed
-                .get(&dst)
-                .is_some_and(|t| t.elapsed() < RECONNECT)
-            {
-                return;
-            }
-            match self.connect(dst) {
-                Ok(conn) => {
-                    self.conns.insert(dst, conn);
-                }
-                Err(e) => {
-                    tracing::debug!(to = usize::from(dst), %e, "connect failed: message lost");
-                    self.failed.insert(dst, Instant::now());
-                    return;
-                }
-            }
+        if !self.ensure_conn(dst) {
+            return;
         }
         let conn = self.conns.get_mut(&dst).expect("connected above");
         let written = write_frame(&mut conn.writer, &bytes).and_then(|()| conn.writer.flush());
         if let Err(e) = written {
             tracing::debug!(to = usize::from(dst), %e, "write failed: message lost");
             self.drop_conn(dst);
+        }
+    }
+
+    /// Whether a connection to `dst` is open, opening one if none is and none failed lately.
+    fn ensure_conn(&mut self, dst: Id) -> bool {
+        if self.conns.contains_key(&dst) {
+            return true;
+        }
+        if self
+            .failed
+            .get(&dst)
+            .is_some_and(|t| t.elapsed() < RECONNECT)
+        {
+            return false;
+        }
+        match self.connect(dst) {
+            Ok(conn) => {
+                self.conns.insert(dst, conn);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(to = usize::from(dst), %e, "connect failed: message lost");
+                self.failed.insert(dst, Instant::now());
+                false
+            }
         }
     }
 
@@ -241,7 +257,19 @@ where
         })
         .expect("hellos serialise");
         write_frame(&mut &stream, &hello)?;
-        let reader = stream.try_clone()?;
+        // The server's hello says it can answer this client (its route back is in place).
+        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        match read_frame(&mut reader, MAX_FRAME).map_err(std::io::Error::other)? {
+            Some(frame)
+                if matches!(
+                    serde_json::from_slice::<Wire<()>>(&frame),
+                    Ok(Wire::Hello { .. })
+                ) => {}
+            _ => return Err(std::io::Error::other("no hello from the server")),
+        }
+        stream.set_read_timeout(None)?;
+        let reader = reader;
         let tx = self.inbox_tx.clone();
         std::thread::Builder::new()
             .name(format!(
@@ -264,11 +292,10 @@ where
 
 /// Passes a server's answers on until its connection ends or sends a bad frame.
 fn read_answers<M: serde::de::DeserializeOwned>(
-    stream: TcpStream,
+    mut r: BufReader<TcpStream>,
     from: Id,
     tx: mpsc::Sender<(Id, M)>,
 ) {
-    let mut r = BufReader::new(stream);
     while let Ok(Some(frame)) = read_frame(&mut r, MAX_FRAME) {
         match serde_json::from_slice::<Wire<M>>(&frame) {
             Ok(Wire::Msg(msg)) => {

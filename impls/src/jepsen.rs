@@ -323,6 +323,22 @@ where
             let kind = opts.nemesis[rng.below(opts.nemesis.len() as u64) as usize];
             let start = Instant::now();
             let detail = match kind {
+                Nemesis::Kill if S::fail_stop().is_some() => {
+                    // Fail-stop: one node for good, never the spared one, never the last.
+                    let spared = S::fail_stop().map(usize::from);
+                    let alive: Vec<usize> = (0..opts.nodes)
+                        .filter(|i| Some(*i) != spared && cluster.is_running(*i))
+                        .collect();
+                    if alive.len() <= 1 {
+                        std::thread::sleep(length);
+                        "no kill: one node left (fail-stop)".to_string()
+                    } else {
+                        let victim = alive[rng.below(alive.len() as u64) as usize];
+                        cluster.kill(victim);
+                        std::thread::sleep(length);
+                        format!("kill -9 node {victim} (fail-stop: it stays down)")
+                    }
+                }
                 Nemesis::Kill => {
                     // Any number of nodes, up to all of them: a minority, a majority (the
                     // cluster stops until they return) or a full-cluster crash.

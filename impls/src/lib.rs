@@ -18,10 +18,13 @@
 //! - [`kv`]: a key-value store's client side (operations, workload, the linearizability check),
 //!   shared by the KV protocols.
 //! - [`raft`]: the Raft KV service (Raft's entry in the registry) and its write-ahead log.
+//! - [`chain`]: chain replication and CRAQ (their entries in the registry): a master that
+//!   detects failures, fail-stop chain nodes, the model's client.
 //! - [`twopc`]: two-phase locking and two-phase commit (its entry in the registry): shards,
 //!   coordinating clients, and the strict-serializability check of a live history.
 //! - [`mapreduce`]: the MapReduce runtime: the model's coordinator over TCP, real workers, apps.
 
+pub mod chain;
 pub mod client;
 pub mod cluster;
 pub mod config;

@@ -174,6 +174,14 @@ pub trait Jepsen: Client {
     fn read_only(op: &Self::Op) -> bool;
     /// Writes the history to `dir` in the protocol's format and checks it with `properties`.
     fn check(history: &History<Self::Op, Self::Ret>, dir: &Path) -> anyhow::Result<Checked>;
+
+    /// For a fail-stop protocol (chain replication), `Some(spared)`: the nemesis's kills are
+    /// for good (a killed node is not restarted: it would stay out of the chain anyway), it
+    /// never kills node `spared` (the master, which the papers replicate), and it leaves at
+    /// least one other node running. `None`: kills are followed by restarts from disk.
+    fn fail_stop() -> Option<Id> {
+        None
+    }
 }
 
 /// What a history check found.
@@ -308,6 +316,8 @@ where
 pub static SERVICES: &[&dyn Protocol] = &[
     &Full::<crate::raft::RaftService>::NEW,
     &Full::<crate::twopc::TwoPcService>::NEW,
+    &Full::<crate::chain::ChainService>::NEW,
+    &Full::<crate::chain::CraqService>::NEW,
     &ServerOnly::<crate::mapreduce::CoordinatorService>::NEW,
 ];
 

@@ -250,25 +250,34 @@ where
     }
     let mut conn = None;
     if expected.is_none() {
-        // An incoming connection: say who we are; answer clients (and peers we have no address
-        // for) on it.
+        // An incoming connection: answer clients (and peers we have no address for) on it, and
+        // say who we are. The route comes first, so that a client that has our hello can be
+        // answered: another node may answer it (chain replication's tail answers a write sent
+        // to the head), and it may do so at once.
         let Ok(writer) = writer else { return };
+        let answered_here = role != Role::Admin && !shared.is_peer(peer);
+        let mut queue = None;
+        if answered_here {
+            let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
+            shared.routes.lock().expect("routes lock").insert(
+                peer,
+                Route {
+                    tx,
+                    conn: Some(number),
+                },
+            );
+            conn = Some(number);
+            queue = Some(rx);
+        }
         let hello = encode(&Wire::<M>::Hello {
             id: usize::from(shared.me),
             role: Role::Peer,
         });
         if write_frame(&mut &writer, &hello).is_err() {
+            forget_route(&shared, peer, conn);
             return;
         }
-        if role != Role::Admin && !shared.is_peer(peer) {
-            let n = number;
-            let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
-            shared
-                .routes
-                .lock()
-                .expect("routes lock")
-                .insert(peer, Route { tx, conn: Some(n) });
-            conn = Some(n);
+        if let Some(rx) = queue {
             let shared = shared.clone();
             std::thread::spawn(move || {
                 let _running = Release::count(&shared.writers);
@@ -305,6 +314,11 @@ where
             }
         }
     }
+    forget_route(&shared, peer, conn);
+}
+
+/// Removes the route to `peer` through connection `conn`, if it is still that one.
+fn forget_route<M>(shared: &Shared<M>, peer: Id, conn: Option<u64>) {
     if let Some(n) = conn {
         let mut routes = shared.routes.lock().expect("routes lock");
         if routes.get(&peer).is_some_and(|r| r.conn == Some(n)) {
