@@ -25,7 +25,7 @@ use models::raft::kv::{KvOp, KvRet};
 use stateright::actor::Id;
 
 use crate::config::ClusterConfig;
-use crate::jepsen::History;
+use crate::jepsen::{History, Nemesis};
 use crate::kv;
 use crate::rng::Rng;
 use crate::service::{Checked, Client, Jepsen, Service, ServiceError, Tuning};
@@ -71,6 +71,9 @@ fn server(
             mode,
             fail_after: None,
             persist: true,
+            // Two probe intervals and a half: it runs out a probe and a half before the master
+            // removes the node (after more than `MISSED_PROBES` = 3 probes unanswered).
+            lease: Some(tuning.heartbeat * 5 / 2..tuning.heartbeat * 5 / 2),
             bug,
         })
     })
@@ -215,6 +218,13 @@ macro_rules! chain_service {
 
             fn fail_stop() -> Option<Id> {
                 Some(Id::from(0))
+            }
+
+            /// No `loss`: the papers assume reliable FIFO links, and the injected loss drops
+            /// frames of a live TCP connection, which TCP never does; a lost update would stall
+            /// the chain behind it (no node resends it while its successor lives).
+            fn nemeses() -> &'static [Nemesis] {
+                &[Nemesis::Kill, Nemesis::Partition]
             }
         }
     };

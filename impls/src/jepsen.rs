@@ -40,6 +40,16 @@ pub enum Nemesis {
     Loss,
 }
 
+impl std::fmt::Display for Nemesis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Nemesis::Kill => "kill",
+            Nemesis::Partition => "partition",
+            Nemesis::Loss => "loss",
+        })
+    }
+}
+
 impl std::str::FromStr for Nemesis {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -327,7 +337,7 @@ where
                     // Fail-stop: one node for good, never the spared one, never the last.
                     let spared = S::fail_stop().map(usize::from);
                     let alive: Vec<usize> = (0..opts.nodes)
-                        .filter(|i| Some(*i) != spared && cluster.is_running(*i))
+                        .filter(|i| Some(*i) != spared && serving(&mut cluster, *i))
                         .collect();
                     if alive.len() <= 1 {
                         std::thread::sleep(length);
@@ -359,6 +369,27 @@ where
                         cluster.restart(i)?;
                     }
                     format!("kill -9 nodes {victims:?}, restarted")
+                }
+                Nemesis::Partition if S::fail_stop().is_some() => {
+                    // Fail-stop: cut one node off (never the spared master, never the last
+                    // node): its lease runs out and it stops, and the master removes it.
+                    let spared = S::fail_stop().map(usize::from);
+                    let alive: Vec<usize> = (0..opts.nodes)
+                        .filter(|i| Some(*i) != spared && serving(&mut cluster, *i))
+                        .collect();
+                    if alive.len() <= 1 {
+                        std::thread::sleep(length);
+                        "no partition: one node left (fail-stop)".to_string()
+                    } else {
+                        let side = [alive[rng.below(alive.len() as u64) as usize]];
+                        cluster.partition(&side);
+                        std::thread::sleep(length);
+                        cluster.set_all(&Faults::default());
+                        format!(
+                            "node {} cut off from the rest (fail-stop: it stops)",
+                            side[0]
+                        )
+                    }
                 }
                 Nemesis::Partition => {
                     let minority = opts.nodes.saturating_sub(1) / 2;
@@ -428,4 +459,14 @@ where
         seconds,
         check_seconds: checked.elapsed().as_secs_f64(),
     })
+}
+
+/// Whether node `i` runs and has not stopped on its own (a fail-stop node that lost its lease
+/// still runs, and says `failed` when asked).
+fn serving(cluster: &mut Cluster, i: usize) -> bool {
+    cluster.is_running(i)
+        && !crate::node::query_status(cluster.addr(i))
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.starts_with("failed"))
 }

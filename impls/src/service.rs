@@ -21,7 +21,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use stateright::actor::{Actor, Id};
 
 use crate::config::ClusterConfig;
-use crate::jepsen::{History, JepsenOpts, JepsenReport};
+use crate::jepsen::{History, JepsenOpts, JepsenReport, Nemesis};
 use crate::rng::Rng;
 use crate::storage::Store;
 
@@ -182,6 +182,11 @@ pub trait Jepsen: Client {
     fn fail_stop() -> Option<Id> {
         None
     }
+
+    /// The faults `jepsen` injects unless told otherwise; it refuses others.
+    fn nemeses() -> &'static [Nemesis] {
+        &[Nemesis::Kill, Nemesis::Partition, Nemesis::Loss]
+    }
 }
 
 /// What a history check found.
@@ -216,6 +221,8 @@ pub trait Protocol: Sync {
         words: &[String],
         timeout: Duration,
     ) -> anyhow::Result<Result<String, crate::client::Indefinite>>;
+    /// The faults `jepsen` injects by default and accepts (none for a protocol without clients).
+    fn nemeses(&self) -> &'static [Nemesis];
     /// Runs a Jepsen-style test (`jepsen NAME`).
     fn jepsen(&self, opts: &JepsenOpts) -> anyhow::Result<JepsenReport>;
 }
@@ -283,6 +290,10 @@ where
     fn jepsen(&self, _: &JepsenOpts) -> anyhow::Result<JepsenReport> {
         anyhow::bail!("{} has no Jepsen test", S::NAME)
     }
+
+    fn nemeses(&self) -> &'static [Nemesis] {
+        &[]
+    }
 }
 
 impl<S> Protocol for Full<S>
@@ -308,7 +319,19 @@ where
     }
 
     fn jepsen(&self, opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
+        if let Some(n) = opts.nemesis.iter().find(|n| !S::nemeses().contains(n)) {
+            let names: Vec<String> = S::nemeses().iter().map(|n| n.to_string()).collect();
+            anyhow::bail!(
+                "{} does not take the nemesis '{n}' (it takes {})",
+                S::NAME,
+                names.join(", ")
+            );
+        }
         crate::jepsen::run::<S>(opts)
+    }
+
+    fn nemeses(&self) -> &'static [Nemesis] {
+        S::nemeses()
     }
 }
 

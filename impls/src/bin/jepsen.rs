@@ -38,9 +38,11 @@ struct Cli {
     /// Seconds of workload; faults stop 3 s before the end.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
-    /// Faults to inject, comma-separated: kill, partition, loss; `none` for none.
-    #[arg(long, default_value = "kill,partition,loss")]
-    nemesis: String,
+    /// Faults to inject, comma-separated: kill, partition, loss; `none` for none. By default
+    /// every one the protocol takes (chain replication's nodes are fail-stop on reliable links:
+    /// kill, partition).
+    #[arg(long)]
+    nemesis: Option<String>,
     /// Fixes the workload and the fault schedule.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -90,10 +92,14 @@ fn test(cli: Cli) -> Result<ExitCode> {
         cli.op_timeout > 0.0 && cli.op_timeout.is_finite(),
         "--op-timeout must be a positive number of seconds"
     );
-    let nemesis: Vec<Nemesis> = if cli.nemesis == "none" {
+    let nemesis_text = cli.nemesis.clone().unwrap_or_else(|| {
+        let names: Vec<String> = p.nemeses().iter().map(ToString::to_string).collect();
+        names.join(",")
+    });
+    let nemesis: Vec<Nemesis> = if nemesis_text == "none" {
         Vec::new()
     } else {
-        cli.nemesis
+        nemesis_text
             .split(',')
             .map(|s| s.trim().parse().map_err(anyhow::Error::msg))
             .collect::<Result<_>>()?
@@ -123,7 +129,7 @@ fn test(cli: Cli) -> Result<ExitCode> {
             "jepsen {}: seed {}, nemesis {}, {} nodes, {} clients, {} s{}",
             p.name(),
             opts.seed,
-            cli.nemesis,
+            nemesis_text,
             opts.nodes,
             opts.clients,
             cli.duration,

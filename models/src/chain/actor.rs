@@ -101,6 +101,9 @@ pub enum ChainTimer {
     /// A client's request has gone unanswered: ask the master for the chain and send it again
     /// (over TCP, where messages to a dead node are lost).
     Retry,
+    /// A node has not been probed by the master for its lease's length (over TCP: it is cut
+    /// off, and the master is about to remove it): it stops, before the master reconfigures.
+    Lease,
 }
 
 crate::seeded_bugs! {
@@ -166,6 +169,12 @@ pub struct NodeCfg {
     pub fail_after: Option<Range<Duration>>,
     /// Mark its start on disk, so that a restart is a failed node that stays out (over TCP).
     pub persist: bool,
+    /// Over TCP: how long a probe from the master keeps the node serving. A node cut off from
+    /// the master stops when it runs out, which must be before the master removes it (after
+    /// more than [`MISSED_PROBES`] probes), so that no node removed from the chain still
+    /// answers a client that has not heard of the new chain. `None`: the model's fail-stop
+    /// nodes need none.
+    pub lease: Option<Range<Duration>>,
     pub bug: Option<ChainBug>,
 }
 
@@ -435,6 +444,9 @@ impl NodeCfg {
         if self.persist {
             o.save(ChainStorage::Node);
         }
+        if let Some(lease) = &self.lease {
+            o.set_timer(ChainTimer::Lease, lease.clone());
+        }
         NodeState {
             chain: self.chain.clone(),
             hist: Vec::new(),
@@ -507,7 +519,12 @@ impl NodeCfg {
                 }
             }
             ChainMsg::Chain { chain } => self.on_chain(id, s, chain, o),
-            ChainMsg::Ping => o.send(src, ChainMsg::Pong),
+            ChainMsg::Ping => {
+                if let Some(lease) = &self.lease {
+                    o.set_timer(ChainTimer::Lease, lease.clone());
+                }
+                o.send(src, ChainMsg::Pong);
+            }
             _ => {}
         }
     }
@@ -846,6 +863,10 @@ impl Actor for ChainActor {
             (ChainActor::Node(cfg), ChainState::Node(_), ChainTimer::Fail) => {
                 // Fail-stop: the node halts for good; the failure detector tells the master.
                 o.send(cfg.master, ChainMsg::NodeFailed { node: id });
+                Some(ChainState::Failed)
+            }
+            // Cut off from the master past its lease: it stops (and so stays silent to probes).
+            (ChainActor::Node(_), ChainState::Node(_), ChainTimer::Lease) => {
                 Some(ChainState::Failed)
             }
             (ChainActor::Master(cfg), ChainState::Master(s), ChainTimer::Probe) => {

@@ -92,6 +92,7 @@ impl ChainCfg {
                 mode: self.mode,
                 fail_after: (self.max_failures() > 0).then(model_timeout),
                 persist: false,
+                lease: None,
                 bug: self.bug,
             }));
         }

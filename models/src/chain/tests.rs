@@ -25,6 +25,7 @@ fn node_cfg(mode: Mode, bug: Option<ChainBug>) -> NodeCfg {
         mode,
         fail_after: None,
         persist: false,
+        lease: None,
         bug,
     }
 }
