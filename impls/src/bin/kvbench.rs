@@ -3,6 +3,9 @@
 //!
 //! - `kvbench raft --cluster cluster.toml --clients 16 --op put [--seconds 10]`: our Raft KV
 //!   cluster through the model's client actor ([`Driven`]: leader-following, sessions).
+//! - `kvbench chain|craq --cluster cluster.toml --clients 16 --op get [--write-rate 100]`: our
+//!   chain replication or CRAQ cluster, the same way; `--write-rate` adds one client that puts at
+//!   that rate while the others read.
 //! - `kvbench etcd --endpoint 127.0.0.1:2379 --clients 16 --op put`: etcd v3 through its JSON
 //!   gateway (`POST /v3/kv/put`, `/v3/kv/range`; reads are linearizable, etcd's default), over
 //!   keep-alive HTTP/1.1 connections, one per client.
@@ -20,12 +23,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use impls::chain::{ChainService, CraqService};
 use impls::client::{Driven, CLIENT_IDS};
 use impls::config::ClusterConfig;
 use impls::raft::RaftService;
 use impls::rng::{seed_from_env_or_time, Rng};
-use impls::service::Service;
-use models::raft::kv::KvOp;
+use impls::service::Client;
+use models::raft::kv::{KvOp, KvRet};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +57,9 @@ struct Load {
     keys: u32,
     #[arg(long, global = true, default_value_t = 8)]
     value_size: usize,
+    /// Puts a second issued by one more client meanwhile (reads measured under writes).
+    #[arg(long, global = true, default_value_t = 0)]
+    write_rate: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -65,6 +72,16 @@ enum Op {
 enum Target {
     /// Our Raft KV cluster.
     Raft {
+        #[arg(long)]
+        cluster: PathBuf,
+    },
+    /// Our chain replication cluster (reads at the tail).
+    Chain {
+        #[arg(long)]
+        cluster: PathBuf,
+    },
+    /// Our CRAQ cluster (reads at every node).
+    Craq {
         #[arg(long)]
         cluster: PathBuf,
     },
@@ -95,9 +112,10 @@ trait Kv {
     fn get(&mut self, key: &str) -> Result<()>;
 }
 
-struct Raft(Driven<RaftService>);
+/// A registered KV protocol through the model's client actor.
+struct Served<S: Client>(Driven<S>);
 
-impl Kv for Raft {
+impl<S: Client<Op = KvOp, Ret = KvRet>> Kv for Served<S> {
     fn put(&mut self, key: &str, value: &str) -> Result<()> {
         self.0
             .call(KvOp::Put(key.into(), value.into()), Duration::from_secs(10))?;
@@ -219,6 +237,20 @@ fn base64(bytes: &[u8]) -> String {
 /// Opens client `i`'s connection.
 type Connect = Arc<dyn Fn(usize) -> Result<Box<dyn Kv>> + Send + Sync>;
 
+/// Clients of the registered KV protocol `S` on the cluster in `cluster`.
+fn served<S>(cluster: &std::path::Path) -> Result<Connect>
+where
+    S: Client<Op = KvOp, Ret = KvRet> + Sync,
+    <S::Actor as stateright::actor::Actor>::Timer: std::hash::Hash + Eq,
+{
+    let config = ClusterConfig::load(cluster)?;
+    let run = std::process::id() as usize * 65536;
+    Ok(Arc::new(move |i| {
+        let client = Driven::<S>::start(&config, &S::tuning(), Some(CLIENT_IDS + run + i))?;
+        Ok(Box::new(Served(client)) as Box<dyn Kv>)
+    }))
+}
+
 fn bench(cli: Cli) -> Result<()> {
     let load = cli.load;
     anyhow::ensure!(
@@ -226,21 +258,9 @@ fn bench(cli: Cli) -> Result<()> {
         "--seconds must be a positive number"
     );
     let (system, connect): (&str, Connect) = match cli.target {
-        Target::Raft { cluster } => {
-            let config = ClusterConfig::load(&cluster)?;
-            let run = std::process::id() as usize * 65536;
-            (
-                "raft",
-                Arc::new(move |i| {
-                    let client = Driven::<RaftService>::start(
-                        &config,
-                        &RaftService::tuning(),
-                        Some(CLIENT_IDS + run + i),
-                    )?;
-                    Ok(Box::new(Raft(client)) as Box<dyn Kv>)
-                }),
-            )
-        }
+        Target::Raft { cluster } => ("raft", served::<RaftService>(&cluster)?),
+        Target::Chain { cluster } => ("chain", served::<ChainService>(&cluster)?),
+        Target::Craq { cluster } => ("craq", served::<CraqService>(&cluster)?),
         Target::Etcd { endpoint } => (
             "etcd",
             Arc::new(move |_| Ok(Box::new(Etcd::connect(endpoint)?) as Box<dyn Kv>)),
@@ -261,6 +281,22 @@ fn bench(cli: Cli) -> Result<()> {
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(load.seconds);
     let op = load.op;
+    // Writes in the background, paced at --write-rate.
+    let writer = (load.write_rate > 0).then(|| {
+        let (connect, value, rate) = (connect.clone(), value.clone(), load.write_rate);
+        std::thread::spawn(move || -> Result<u64> {
+            let mut c = connect(usize::from(u16::MAX))?;
+            let mut rng = Rng::new(seed).fork(u64::from(u16::MAX));
+            let mut done = 0u64;
+            while Instant::now() < end {
+                let due = start + Duration::from_secs_f64(done as f64 / f64::from(rate));
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                c.put(&key(rng.next_u64()), &value)?;
+                done += 1;
+            }
+            Ok(done)
+        })
+    });
     let threads: Vec<_> = (0..usize::from(load.clients))
         .map(|i| {
             let (connect, value) = (connect.clone(), value.clone());
@@ -289,6 +325,12 @@ fn bench(cli: Cli) -> Result<()> {
         );
     }
     let seconds = start.elapsed().as_secs_f64();
+    let writes = match writer {
+        Some(w) => w
+            .join()
+            .map_err(|_| anyhow::anyhow!("the writer panicked"))??,
+        None => 0,
+    };
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
@@ -304,6 +346,7 @@ fn bench(cli: Cli) -> Result<()> {
         "ops_per_s": (lat.len() as f64 / seconds).round(),
         "p50_ms": (pct(0.50) * 1000.0).round() / 1000.0,
         "p99_ms": (pct(0.99) * 1000.0).round() / 1000.0,
+        "background_writes_per_s": (writes as f64 / seconds).round(),
     });
     println!("{report}");
     Ok(())
