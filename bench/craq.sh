@@ -8,8 +8,8 @@
 # messages it handles a second), so that nodes sharing this machine's cores behave like machines
 # of their own: what CRAQ's paper measured is how reads scale with the number of machines. The
 # load generator is `kvbench` (16 reading clients, one read in flight each, over 100 keys), with
-# `--write-rate W` adding one client that writes W times a second. Prints one table and the
-# ratio of CRAQ's reads to CR's.
+# `--write-rate W` adding clients that write W times a second in all (one per 50 writes a
+# second). Prints one table and the ratio of CRAQ's reads to CR's.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECS=${1:-5}

@@ -57,7 +57,7 @@ struct Load {
     keys: u32,
     #[arg(long, global = true, default_value_t = 8)]
     value_size: usize,
-    /// Puts a second issued by one more client meanwhile (reads measured under writes).
+    /// Puts a second issued meanwhile by more clients, one per 50 (reads measured under writes).
     #[arg(long, global = true, default_value_t = 0)]
     write_rate: u32,
 }
@@ -281,22 +281,32 @@ fn bench(cli: Cli) -> Result<()> {
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(load.seconds);
     let op = load.op;
-    // Writes in the background, paced at --write-rate.
-    let writer = (load.write_rate > 0).then(|| {
-        let (connect, value, rate) = (connect.clone(), value.clone(), load.write_rate);
-        std::thread::spawn(move || -> Result<u64> {
-            let mut c = connect(usize::from(u16::MAX))?;
-            let mut rng = Rng::new(seed).fork(u64::from(u16::MAX));
-            let mut done = 0u64;
-            while Instant::now() < end {
-                let due = start + Duration::from_secs_f64(done as f64 / f64::from(rate));
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                c.put(&key(rng.next_u64()), &value)?;
-                done += 1;
-            }
-            Ok(done)
-        })
-    });
+    // Writes in the background, paced at --write-rate in all, by one writer per 50 writes a
+    // second (each has one write in flight, so one alone would be held to 1 / its latency).
+    let writers: Vec<_> = if load.write_rate == 0 {
+        Vec::new()
+    } else {
+        let n = load.write_rate.div_ceil(50);
+        (0..n)
+            .map(|w| {
+                let (connect, value) = (connect.clone(), value.clone());
+                let rate = f64::from(load.write_rate) / f64::from(n);
+                std::thread::spawn(move || -> Result<u64> {
+                    let me = usize::from(u16::MAX) + w as usize;
+                    let mut c = connect(me)?;
+                    let mut rng = Rng::new(seed).fork(me as u64);
+                    let mut done = 0u64;
+                    while Instant::now() < end {
+                        let due = start + Duration::from_secs_f64(done as f64 / rate);
+                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                        c.put(&key(rng.next_u64()), &value)?;
+                        done += 1;
+                    }
+                    Ok(done)
+                })
+            })
+            .collect()
+    };
     let threads: Vec<_> = (0..usize::from(load.clients))
         .map(|i| {
             let (connect, value) = (connect.clone(), value.clone());
@@ -325,12 +335,12 @@ fn bench(cli: Cli) -> Result<()> {
         );
     }
     let seconds = start.elapsed().as_secs_f64();
-    let writes = match writer {
-        Some(w) => w
+    let mut writes = 0;
+    for w in writers {
+        writes += w
             .join()
-            .map_err(|_| anyhow::anyhow!("the writer panicked"))??,
-        None => 0,
-    };
+            .map_err(|_| anyhow::anyhow!("a writer panicked"))??;
+    }
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
