@@ -224,7 +224,7 @@ macro_rules! chain_service {
             /// frames of a live TCP connection, which TCP never does; a lost update would stall
             /// the chain behind it (no node resends it while its successor lives).
             fn nemeses() -> &'static [Nemesis] {
-                &[Nemesis::Kill, Nemesis::Partition]
+                &[Nemesis::Kill, Nemesis::Partition, Nemesis::Delay]
             }
         }
     };

@@ -38,6 +38,8 @@ pub enum Nemesis {
     Partition,
     /// Drop 10% of the messages between nodes and delay the others by up to 27 ms.
     Loss,
+    /// Delay every message between nodes by up to 27 ms, in order (a slow network).
+    Delay,
 }
 
 impl std::fmt::Display for Nemesis {
@@ -46,6 +48,7 @@ impl std::fmt::Display for Nemesis {
             Nemesis::Kill => "kill",
             Nemesis::Partition => "partition",
             Nemesis::Loss => "loss",
+            Nemesis::Delay => "delay",
         })
     }
 }
@@ -57,8 +60,9 @@ impl std::str::FromStr for Nemesis {
             "kill" => Ok(Nemesis::Kill),
             "partition" => Ok(Nemesis::Partition),
             "loss" => Ok(Nemesis::Loss),
+            "delay" => Ok(Nemesis::Delay),
             _ => Err(format!(
-                "unknown nemesis '{s}' (expected kill, partition or loss)"
+                "unknown nemesis '{s}' (expected kill, partition, loss or delay)"
             )),
         }
     }
@@ -420,6 +424,16 @@ where
                     std::thread::sleep(length);
                     cluster.set_all(&Faults::default());
                     "10% of messages between nodes lost, the rest delayed 0-27 ms".to_string()
+                }
+                Nemesis::Delay => {
+                    cluster.set_all(&Faults {
+                        blocked: Vec::new(),
+                        loss: 0.0,
+                        max_delay_ms: 27,
+                    });
+                    std::thread::sleep(length);
+                    cluster.set_all(&Faults::default());
+                    "messages between nodes delayed 0-27 ms, in order".to_string()
                 }
             };
             tracing::info!(?kind, %detail, "fault healed");

@@ -185,7 +185,12 @@ pub trait Jepsen: Client {
 
     /// The faults `jepsen` injects unless told otherwise; it refuses others.
     fn nemeses() -> &'static [Nemesis] {
-        &[Nemesis::Kill, Nemesis::Partition, Nemesis::Loss]
+        &[
+            Nemesis::Kill,
+            Nemesis::Partition,
+            Nemesis::Loss,
+            Nemesis::Delay,
+        ]
     }
 }
 

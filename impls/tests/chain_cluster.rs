@@ -83,17 +83,12 @@ fn opts(name: &str, nemesis: Vec<Nemesis>, bug: Option<&'static str>) -> JepsenO
 }
 
 #[test]
-fn a_craq_jepsen_run_with_kills_and_partitions_is_linearizable() {
-    let o = opts("jepsen", vec![Nemesis::Kill, Nemesis::Partition], None);
+fn a_craq_jepsen_run_with_kills_partitions_and_delays_is_linearizable() {
+    let nemesis = vec![Nemesis::Kill, Nemesis::Partition, Nemesis::Delay];
+    let o = opts("jepsen", nemesis, None);
     let report = jepsen::run::<CraqService>(&o).unwrap();
     assert_eq!(report.check.verdict, "linearizable", "{report:?}");
-    assert!(
-        report
-            .faults
-            .iter()
-            .any(|f| f.detail.starts_with("kill -9")),
-        "{report:?}"
-    );
+    assert!(!report.faults.is_empty(), "{report:?}");
     assert!(report.ok_after_heal > 0, "{report:?}");
     assert!(report.passed());
 }

@@ -38,9 +38,9 @@ struct Cli {
     /// Seconds of workload; faults stop 3 s before the end.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
-    /// Faults to inject, comma-separated: kill, partition, loss; `none` for none. By default
-    /// every one the protocol takes (chain replication's nodes are fail-stop on reliable links:
-    /// kill, partition).
+    /// Faults to inject, comma-separated: kill, partition, loss, delay; `none` for none. By
+    /// default every one the protocol takes (chain replication's nodes are fail-stop on reliable
+    /// links: kill, partition, delay).
     #[arg(long)]
     nemesis: Option<String>,
     /// Fixes the workload and the fault schedule.

@@ -31,7 +31,8 @@
 //!   triggered; a trigger wakes it at once.
 //! - **Faults.** An administrator connection can set [`Faults`]: peers to cut off (both
 //!   directions, a network partition), and a loss rate and a delay for the messages that arrive
-//!   from peers (the classic lab's unreliable network). Clients are never cut off.
+//!   from peers (the classic lab's unreliable network). Delays keep each peer's messages in
+//!   order, as TCP does. Clients are never cut off.
 //!
 //! The event loop and its steps are here; the connections (the hello, the accept loop, peer
 //! writers, client routes) are in `transport.rs`, the fault commands in `faults.rs`, and the
@@ -297,6 +298,7 @@ where
         shared: &shared,
         store,
         next_slot: Instant::now(),
+        released: HashMap::new(),
     };
     let mut out = Out::new();
     // `Some` but for the moment a step has it (see [`step`]).
@@ -443,6 +445,8 @@ struct Node<'a, A: Actor, S> {
     store: Option<S>,
     /// When the next event may be handled, under [`NodeOptions::capacity`].
     next_slot: Instant,
+    /// When the last message held back from each peer is released (delays keep order).
+    released: HashMap<Id, Instant>,
 }
 
 impl<A, S> Node<'_, A, S>
@@ -474,11 +478,17 @@ where
                 tracing::trace!(from = usize::from(src), "message lost (injected)");
                 return;
             }
-            if max_delay_ms > 0 {
+            // A delayed message is held, and so is every later one from the same peer until it
+            // is out: delays keep each channel in order, as a slow TCP link does.
+            let now = Instant::now();
+            let behind = self.released.get(&src).copied().filter(|t| *t > now);
+            if max_delay_ms > 0 || behind.is_some() {
                 let delay = Duration::from_micros(self.rng.below(max_delay_ms * 1000 + 1));
+                let at = (now + delay).max(behind.unwrap_or(now));
+                self.released.insert(src, at);
                 self.delayed_seq += 1;
                 self.delayed.push(Delayed {
-                    at: Instant::now() + delay,
+                    at,
                     seq: self.delayed_seq,
                     src,
                     msg,
