@@ -339,10 +339,7 @@ where
             let detail = match kind {
                 Nemesis::Kill if S::fail_stop().is_some() => {
                     // Fail-stop: one node for good, never the spared one, never the last.
-                    let spared = S::fail_stop().map(usize::from);
-                    let alive: Vec<usize> = (0..opts.nodes)
-                        .filter(|i| Some(*i) != spared && serving(&mut cluster, *i))
-                        .collect();
+                    let alive = serving_nodes(&mut cluster, S::fail_stop());
                     if alive.len() <= 1 {
                         std::thread::sleep(length);
                         "no kill: one node left (fail-stop)".to_string()
@@ -377,10 +374,7 @@ where
                 Nemesis::Partition if S::fail_stop().is_some() => {
                     // Fail-stop: cut one node off (never the spared master, never the last
                     // node): its lease runs out and it stops, and the master removes it.
-                    let spared = S::fail_stop().map(usize::from);
-                    let alive: Vec<usize> = (0..opts.nodes)
-                        .filter(|i| Some(*i) != spared && serving(&mut cluster, *i))
-                        .collect();
+                    let alive = serving_nodes(&mut cluster, S::fail_stop());
                     if alive.len() <= 1 {
                         std::thread::sleep(length);
                         "no partition: one node left (fail-stop)".to_string()
@@ -473,6 +467,14 @@ where
         seconds,
         check_seconds: checked.elapsed().as_secs_f64(),
     })
+}
+
+/// The nodes a fail-stop nemesis may take: those serving, but the spared one.
+fn serving_nodes(cluster: &mut Cluster, spared: Option<stateright::actor::Id>) -> Vec<usize> {
+    let spared = spared.map(usize::from);
+    (0..cluster.len())
+        .filter(|i| Some(*i) != spared && serving(cluster, *i))
+        .collect()
 }
 
 /// Whether node `i` runs and has not stopped on its own (a fail-stop node that lost its lease
