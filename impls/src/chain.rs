@@ -4,10 +4,15 @@
 //! - The cluster file's first node is the master; the others are the chain, head first, in id
 //!   order. The master is the failure detector (§3 assumes one): it probes the nodes every
 //!   [`Tuning::heartbeat`] and removes one that leaves more than `MISSED_PROBES` probes in a row
-//!   unanswered, keeping the chain on disk. Nodes are fail-stop: a node that is killed and
-//!   started again finds its start mark on disk and stays out (rejoining would be "extending a
-//!   chain", §3, which is not implemented), so a cluster has as many failures to spend as nodes
-//!   but one. The papers replicate the master; here it is one process that keeps its chain.
+//!   unanswered, keeping the chain and its number on disk. The papers replicate the master;
+//!   here it is one process that keeps its chain.
+//! - Nodes keep no history on disk, only how many times they have started. One that starts
+//!   again, runs out of its lease, or hears that the master removed it has lost its state (or
+//!   may have missed updates): it comes back empty and asks the master to add it at the tail,
+//!   and the old tail hands it its history (CR §3, "extending a chain"). So a chain survives
+//!   any number of failures, one at a time, as long as one node holds the data.
+//! - Links may lose messages (the runtime's `loss` fault): nodes resend what a probe finds
+//!   stuck, probes carry the master's chain, and clients ask again (`NodeCfg::resend`).
 //! - Client: the model's client actor: writes to the head, reads at the tail (CR) or spread over
 //!   the chain (CRAQ); a request unanswered for [`Tuning::timeout`] makes it ask the master for
 //!   the chain and send it again.
@@ -71,6 +76,8 @@ fn server(
             mode,
             fail_after: None,
             persist: true,
+            rejoin: true,
+            resend: true,
             // Two probe intervals and a half: it runs out a probe and a half before the master
             // removes the node (after more than `MISSED_PROBES` = 3 probes unanswered).
             lease: Some(tuning.heartbeat * 5 / 2..tuning.heartbeat * 5 / 2),
@@ -89,13 +96,20 @@ fn describe(state: &ChainState) -> Option<String> {
                 .collect();
             Some(format!("master of chain {}", chain.join(" -> ")))
         }
+        ChainState::Node(s) if s.chain.is_empty() => {
+            Some("joining (asked the master to add it at the tail)".into())
+        }
         ChainState::Node(s) => {
             let chain: Vec<String> = s
                 .chain
                 .iter()
                 .map(|n| usize::from(*n).to_string())
                 .collect();
-            Some(format!("node of chain {}", chain.join(" -> ")))
+            let chain = chain.join(" -> ");
+            Some(match s.catching_up {
+                Some(_) => format!("catching up at the tail of chain {chain}"),
+                None => format!("node of chain {chain}"),
+            })
         }
         ChainState::Failed => Some("failed (out of the chain)".into()),
         ChainState::Client(_) => None,
@@ -216,15 +230,17 @@ macro_rules! chain_service {
                 kv::check_history(history, dir)
             }
 
-            fn fail_stop() -> Option<Id> {
+            fn one_at_a_time() -> Option<Id> {
                 Some(Id::from(0))
             }
 
-            /// No `loss`: the papers assume reliable FIFO links, and the injected loss drops
-            /// frames of a live TCP connection, which TCP never does; a lost update would stall
-            /// the chain behind it (no node resends it while its successor lives).
             fn nemeses() -> &'static [Nemesis] {
-                &[Nemesis::Kill, Nemesis::Partition, Nemesis::Delay]
+                &[
+                    Nemesis::Kill,
+                    Nemesis::Partition,
+                    Nemesis::Loss,
+                    Nemesis::Delay,
+                ]
             }
         }
     };
@@ -238,7 +254,8 @@ chain_service!(
     [
         ChainBug::ReadAnyReplica,
         ChainBug::NoResend,
-        ChainBug::AckBeforeTail
+        ChainBug::AckBeforeTail,
+        ChainBug::ServeBeforeHandover
     ]
 );
 
@@ -250,7 +267,8 @@ chain_service!(
     [
         ChainBug::CraqDirtyRead,
         ChainBug::NoResend,
-        ChainBug::AckBeforeTail
+        ChainBug::AckBeforeTail,
+        ChainBug::ServeBeforeHandover
     ]
 );
 

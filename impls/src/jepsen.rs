@@ -337,17 +337,19 @@ where
             let kind = opts.nemesis[rng.below(opts.nemesis.len() as u64) as usize];
             let start = Instant::now();
             let detail = match kind {
-                Nemesis::Kill if S::fail_stop().is_some() => {
-                    // Fail-stop: one node for good, never the spared one, never the last.
-                    let alive = serving_nodes(&mut cluster, S::fail_stop());
+                Nemesis::Kill if S::one_at_a_time().is_some() => {
+                    // One node, never the spared one, never the last one serving; it comes
+                    // back empty (chain replication: it joins again at the tail).
+                    let alive = serving_nodes(&mut cluster, S::one_at_a_time());
                     if alive.len() <= 1 {
                         std::thread::sleep(length);
-                        "no kill: one node left (fail-stop)".to_string()
+                        "no kill: one node serving".to_string()
                     } else {
                         let victim = alive[rng.below(alive.len() as u64) as usize];
                         cluster.kill(victim);
                         std::thread::sleep(length);
-                        format!("kill -9 node {victim} (fail-stop: it stays down)")
+                        cluster.restart(victim)?;
+                        format!("kill -9 node {victim}, restarted (it joins again, empty)")
                     }
                 }
                 Nemesis::Kill => {
@@ -371,20 +373,21 @@ where
                     }
                     format!("kill -9 nodes {victims:?}, restarted")
                 }
-                Nemesis::Partition if S::fail_stop().is_some() => {
-                    // Fail-stop: cut one node off (never the spared master, never the last
-                    // node): its lease runs out and it stops, and the master removes it.
-                    let alive = serving_nodes(&mut cluster, S::fail_stop());
+                Nemesis::Partition if S::one_at_a_time().is_some() => {
+                    // Cut one node off (never the spared master, never the last one serving):
+                    // its lease runs out and it stops serving, the master removes it, and it
+                    // joins again once the partition heals.
+                    let alive = serving_nodes(&mut cluster, S::one_at_a_time());
                     if alive.len() <= 1 {
                         std::thread::sleep(length);
-                        "no partition: one node left (fail-stop)".to_string()
+                        "no partition: one node serving".to_string()
                     } else {
                         let side = [alive[rng.below(alive.len() as u64) as usize]];
                         cluster.partition(&side);
                         std::thread::sleep(length);
                         cluster.set_all(&Faults::default());
                         format!(
-                            "node {} cut off from the rest (fail-stop: it stops)",
+                            "node {} cut off from the rest (it stops serving, then joins again)",
                             side[0]
                         )
                     }
@@ -477,12 +480,16 @@ fn serving_nodes(cluster: &mut Cluster, spared: Option<stateright::actor::Id>) -
         .collect()
 }
 
-/// Whether node `i` runs and has not stopped on its own (a fail-stop node that lost its lease
-/// still runs, and says `failed` when asked).
+/// Whether node `i` runs and serves: not stopped on its own (a fail-stop node that lost its
+/// lease still runs, and says `failed` when asked), nor waiting to be added or caught up.
 fn serving(cluster: &mut Cluster, i: usize) -> bool {
     cluster.is_running(i)
         && !crate::node::query_status(cluster.addr(i))
             .ok()
             .flatten()
-            .is_some_and(|s| s.starts_with("failed"))
+            .is_some_and(|s| {
+                ["failed", "joining", "catching up"]
+                    .iter()
+                    .any(|w| s.starts_with(w))
+            })
 }

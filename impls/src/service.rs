@@ -175,11 +175,12 @@ pub trait Jepsen: Client {
     /// Writes the history to `dir` in the protocol's format and checks it with `properties`.
     fn check(history: &History<Self::Op, Self::Ret>, dir: &Path) -> anyhow::Result<Checked>;
 
-    /// For a fail-stop protocol (chain replication), `Some(spared)`: the nemesis's kills are
-    /// for good (a killed node is not restarted: it would stay out of the chain anyway), it
-    /// never kills node `spared` (the master, which the papers replicate), and it leaves at
-    /// least one other node running. `None`: kills are followed by restarts from disk.
-    fn fail_stop() -> Option<Id> {
+    /// For a protocol whose nodes keep no state on disk (chain replication: a node that comes
+    /// back has lost its state and copies it from a live one), `Some(spared)`: the nemesis
+    /// kills or cuts off one node at a time, never node `spared` (the master, which the papers
+    /// replicate), and only while another node serves. `None`: any nodes, up to all of them.
+    /// Either way a killed node is restarted when the fault heals.
+    fn one_at_a_time() -> Option<Id> {
         None
     }
 

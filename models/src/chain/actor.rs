@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use stateright::actor::{Actor, Id, Out};
+use stateright::actor::{model_timeout, Actor, Id, Out};
 
 use crate::client::{ClientMsg, RequestId};
 use crate::raft::kv::{KvData, KvOp, KvRet};
@@ -37,8 +37,13 @@ pub enum ChainMsg {
     /// driver's `Invoke` and `Return` over TCP.
     Client(ClientMsg<KvOp, KvRet>),
     /// An update forwarded from a node to its successor (§2), or resent to a new successor after
-    /// a middle node failed (§3).
-    Update(Update),
+    /// a middle node failed (§3), by a node that knows chain `epoch`. A node takes updates from
+    /// its predecessor only, or from a node that knows a newer chain (which makes it the
+    /// predecessor): one with an older chain may skip a node added since.
+    Update {
+        update: Update,
+        epoch: u64,
+    },
     /// From the tail back towards the head: every update up to `seq_no` has reached the tail, so
     /// each node prunes it from `Sent` (§3) and, in CRAQ, marks its versions clean (§2.3).
     Ack {
@@ -63,16 +68,40 @@ pub enum ChainMsg {
     NodeFailed {
         node: Id,
     },
-    /// From the master to every node and client: the chain, head first (§3).
+    /// From the master to every node and client: the chain, head first, and its number (§3).
+    /// The master numbers its chains from 0 (the configuration's) up; everyone ignores a chain
+    /// older than the one it has.
     Chain {
         chain: Vec<Id>,
+        epoch: u64,
     },
-    /// Client to master over TCP: which is the chain? (A client whose request went unanswered
-    /// asks; the master answers `Chain` and tells it of later chains too.)
+    /// Client to master over TCP: which is the chain? (A client asks as it starts and when a
+    /// request goes unanswered; the master answers `Chain` and tells it of later chains too.)
     GetChain,
-    /// The master's failure detector over TCP (§3 assumes one): a probe, and a node's answer.
-    /// A node that misses [`MISSED_PROBES`] probes in a row is taken for failed.
-    Ping,
+    /// A node that has failed and come back empty asks the master to add it at the tail (CR §3,
+    /// "extending a chain"). `incarnation` counts the node's starts (kept on disk over TCP): a
+    /// `Join` repeated in the same incarnation is answered with the chain again, one from a new
+    /// incarnation of a node still in the chain has the node removed first (it lost its state).
+    Join {
+        incarnation: u64,
+    },
+    /// CR §3, extending a chain: the old tail sends the node added after it the updates known
+    /// to have reached the tail (`Hist_T`, all of it when it sends as the tail), as of chain
+    /// `epoch`. Its `Sent` updates follow as `Update`s.
+    Handover {
+        epoch: u64,
+        hist: Vec<Update>,
+    },
+    /// Over TCP, from a node added at the tail that has no handover yet (it may have been lost)
+    /// to its predecessor: send it (again).
+    NeedHandover,
+    /// The master's failure detector over TCP (§3 assumes one): a probe, carrying the master's
+    /// chain (a node that missed a `Chain` message learns it so), and a node's answer. A node
+    /// that misses [`MISSED_PROBES`] probes in a row is taken for failed.
+    Ping {
+        chain: Vec<Id>,
+        epoch: u64,
+    },
     Pong,
 }
 
@@ -83,12 +112,13 @@ pub const MISSED_PROBES: u8 = 3;
 /// What a node or the master keeps on disk over TCP (the model keeps nothing: `persist` off).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ChainStorage {
-    /// The master's chain: a master that restarts does not forget whom it removed (the papers
-    /// replicate the master; one process that keeps its chain on disk stands in for it here).
-    Master { chain: Vec<Id> },
-    /// A node has started: one that starts again is a fail-stop node restarting, and stays out
-    /// of the chain (rejoining is "extending a chain", §3, which is not implemented).
-    Node,
+    /// The master's chain and its number: a master that restarts does not forget whom it
+    /// removed or added (the papers replicate the master; one process that keeps its chain on
+    /// disk stands in for it here).
+    Master { chain: Vec<Id>, epoch: u64 },
+    /// A node has started `incarnation + 1` times. One that starts again has lost its state
+    /// (it keeps no history on disk): it joins again, empty, at the tail (CR §3).
+    Node { incarnation: u64 },
 }
 
 /// Timers.
@@ -102,8 +132,13 @@ pub enum ChainTimer {
     /// (over TCP, where messages to a dead node are lost).
     Retry,
     /// A node has not been probed by the master for its lease's length (over TCP: it is cut
-    /// off, and the master is about to remove it): it stops, before the master reconfigures.
+    /// off, and the master is about to remove it): it stops serving, before the master
+    /// reconfigures, and asks to join again.
     Lease,
+    /// A failed node comes back, empty, and asks to join (model checking only, within a budget).
+    Rejoin,
+    /// A joining node has not been added yet: it asks again (over TCP).
+    Join,
 }
 
 crate::seeded_bugs! {
@@ -121,6 +156,10 @@ crate::seeded_bugs! {
         /// The head answers a write as soon as it has it, before the tail does (CR §2: the
         /// tail sends the reply).
         AckBeforeTail = "ack-before-tail",
+        /// A node added at the tail serves reads and version queries before the old tail's
+        /// history has reached it (CR §3: the old tail stays the tail until it has sent
+        /// `Hist_T`).
+        ServeBeforeHandover = "serve-before-handover",
     }
 }
 
@@ -167,8 +206,19 @@ pub struct NodeCfg {
     pub mode: Mode,
     /// When the node fails (fail-stop). Model checking only (`model_timeout()`); `None` live.
     pub fail_after: Option<Range<Duration>>,
-    /// Mark its start on disk, so that a restart is a failed node that stays out (over TCP).
+    /// Count its starts on disk ([`ChainStorage::Node`]), so that a restart is a node that lost
+    /// its state (over TCP).
     pub persist: bool,
+    /// A node that fails comes back empty and joins at the tail (CR §3, "extending a chain"):
+    /// in the model after its `Rejoin` timer, within the budget; over TCP when it restarts, when
+    /// its lease runs out, or when the master removed it while it lived.
+    pub rejoin: bool,
+    /// Over TCP, where the runtime's fault injection loses messages: on each probe a node whose
+    /// `Sent` has not shrunk since the last one resends it; a node answers an update it already
+    /// has with its ack level; the head answers a write asked again that has reached the tail;
+    /// a node added at the tail asks for its handover until it has it. Off in the model, whose
+    /// links lose nothing.
+    pub resend: bool,
     /// Over TCP: how long a probe from the master keeps the node serving. A node cut off from
     /// the master stops when it runs out, which must be before the master removes it (after
     /// more than [`MISSED_PROBES`] probes), so that no node removed from the chain still
@@ -214,13 +264,20 @@ pub struct MasterState {
     pub asked: std::collections::BTreeSet<Id>,
     /// Probes each node has left unanswered in a row (over TCP).
     pub silent: std::collections::BTreeMap<Id, u8>,
+    /// The chain's number: how many times the master has changed it.
+    pub epoch: u64,
+    /// The incarnation in which each node last joined (see [`ChainMsg::Join`]).
+    pub joined: std::collections::BTreeMap<Id, u64>,
 }
 
 /// A chain node's state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NodeState {
-    /// The chain as this node last heard it, head first.
+    /// The chain as this node last heard it, head first: empty while the node is joining (it
+    /// is not in the chain yet).
     pub chain: Vec<Id>,
+    /// The number of that chain.
+    pub epoch: u64,
     /// `Hist_i` (§3): the updates applied here, in order. Invariant: `hist[k].seq_no == k + 1`.
     pub hist: Vec<Update>,
     /// The updates `hist[..acked]` are known to have reached the tail; `Sent_i` (§3) is
@@ -230,9 +287,19 @@ pub struct NodeState {
     /// CRAQ reads waiting for the tail's committed version: `(client, req, key)`.
     pub queries: Vec<(Id, RequestId, String)>,
     /// Messages that arrived before this node learned its new role: a write for the head, a CR
-    /// read or a version query for the tail, sent by someone who heard of the new chain first.
-    /// Such a node is about to take the role: the head and tail change only by removals.
+    /// read or a version query for the tail, sent by someone who heard of the new chain first;
+    /// and, while the node joins or waits for its handover, every request.
     pub deferred: Vec<(Id, ChainMsg)>,
+    /// Added at the tail in chain `epoch` (CR §3), and waiting for the old tail's
+    /// [`ChainMsg::Handover`]: until then it serves nothing.
+    pub catching_up: Option<u64>,
+    /// This node was the tail when a node was added after it: a CR read or a version query
+    /// that reaches it (from someone who has not heard of the new chain) goes on to the tail.
+    pub handed_over: bool,
+    /// How many times this node has started or joined again ([`ChainMsg::Join`]).
+    pub incarnation: u64,
+    /// Over TCP: `acked` at the last probe (a `Sent` that has not shrunk since is resent).
+    pub probed_acked: SeqNo,
 }
 
 /// A client's state.
@@ -244,8 +311,9 @@ pub struct ClientState {
     pub op: Option<KvOp>,
     /// The node the request in flight went to.
     pub at: Option<Id>,
-    /// The chain as this client last heard it, head first.
+    /// The chain as this client last heard it, head first, and its number.
     pub chain: Vec<Id>,
+    pub epoch: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -269,6 +337,32 @@ fn neighbours(chain: &[Id], id: Id) -> (Option<Id>, Option<Id>) {
 }
 
 impl NodeState {
+    /// A node with nothing yet, not in any chain.
+    pub fn empty(incarnation: u64) -> Self {
+        NodeState {
+            chain: Vec::new(),
+            epoch: 0,
+            hist: Vec::new(),
+            acked: 0,
+            queries: Vec::new(),
+            deferred: Vec::new(),
+            catching_up: None,
+            handed_over: false,
+            incarnation,
+            probed_acked: 0,
+        }
+    }
+
+    /// Whether this node is in the chain it knows (not joining).
+    pub fn member(&self, id: Id) -> bool {
+        self.chain.contains(&id)
+    }
+
+    /// Whether this node serves: in the chain and not waiting for a handover.
+    pub fn serving(&self, id: Id) -> bool {
+        self.member(id) && self.catching_up.is_none()
+    }
+
     pub fn pred(&self, id: Id) -> Option<Id> {
         neighbours(&self.chain, id).0
     }
@@ -337,14 +431,16 @@ impl MasterCfg {
         if let Some(probe) = &self.probe {
             o.set_timer(ChainTimer::Probe, probe.clone());
         }
-        let chain = match storage {
-            Some(ChainStorage::Master { chain }) => chain.clone(),
-            _ => self.chain.clone(),
+        let (chain, epoch) = match storage {
+            Some(ChainStorage::Master { chain, epoch }) => (chain.clone(), *epoch),
+            _ => (self.chain.clone(), 0),
         };
         MasterState {
             chain,
             asked: Default::default(),
             silent: Default::default(),
+            epoch,
+            joined: Default::default(),
         }
     }
 
@@ -357,11 +453,13 @@ impl MasterCfg {
     ) -> Option<MasterState> {
         match msg {
             ChainMsg::NodeFailed { node } => self.remove(s, node, o),
+            ChainMsg::Join { incarnation } => self.join(s, src, incarnation, o),
             ChainMsg::GetChain => {
                 o.send(
                     src,
                     ChainMsg::Chain {
                         chain: s.chain.clone(),
+                        epoch: s.epoch,
                     },
                 );
                 let mut next = s.clone();
@@ -377,6 +475,38 @@ impl MasterCfg {
         }
     }
 
+    /// Makes `chain` the next chain: tells the nodes in it, the clients, and `also`, and keeps
+    /// it on disk over TCP.
+    fn announce(
+        &self,
+        s: &MasterState,
+        chain: Vec<Id>,
+        also: Option<Id>,
+        o: &mut Out<ChainActor>,
+    ) -> MasterState {
+        let epoch = s.epoch + 1;
+        let told = chain.iter().chain(&self.clients).chain(&s.asked);
+        for dst in told.chain(also.as_ref()) {
+            o.send(
+                *dst,
+                ChainMsg::Chain {
+                    chain: chain.clone(),
+                    epoch,
+                },
+            );
+        }
+        if self.persist {
+            o.save(ChainStorage::Master {
+                chain: chain.clone(),
+                epoch,
+            });
+        }
+        let mut next = s.clone();
+        next.chain = chain;
+        next.epoch = epoch;
+        next
+    }
+
     /// §3: the master removes the failed node and tells the others (the new head, the new
     /// tail, the neighbours of a middle node, and the clients). It never removes the last node:
     /// the papers assume that not all of a chain fails.
@@ -385,26 +515,47 @@ impl MasterCfg {
             return None;
         }
         let chain: Vec<Id> = s.chain.iter().copied().filter(|n| *n != node).collect();
-        let told = chain.iter().chain(&self.clients).chain(&s.asked);
         // Over TCP the removed node hears it too: a node taken for failed that is only slow
         // stops serving (a client that has not heard of the new chain might still ask it).
-        let removed = self.persist.then_some(&node);
-        for dst in told.chain(removed) {
-            o.send(
-                *dst,
-                ChainMsg::Chain {
-                    chain: chain.clone(),
-                },
-            );
-        }
-        if self.persist {
-            o.save(ChainStorage::Master {
-                chain: chain.clone(),
-            });
+        let mut next = self.announce(s, chain, self.persist.then_some(node), o);
+        next.silent.remove(&node);
+        Some(next)
+    }
+
+    /// CR §3, extending a chain: a node of the configuration that came back empty is added at
+    /// the tail. A node still in the chain has failed since it was added: it is removed first
+    /// (unless it is all that is left of the chain: its updates are lost, which the papers
+    /// assume never happens). A `Join` repeated by the incarnation already added gets the chain
+    /// again.
+    fn join(
+        &self,
+        s: &MasterState,
+        node: Id,
+        incarnation: u64,
+        o: &mut Out<ChainActor>,
+    ) -> Option<MasterState> {
+        if !self.chain.contains(&node) {
+            return None;
         }
         let mut next = s.clone();
-        next.chain = chain;
-        next.silent.remove(&node);
+        if s.chain.contains(&node) {
+            if s.joined.get(&node) == Some(&incarnation) {
+                let chain = s.chain.clone();
+                o.send(
+                    node,
+                    ChainMsg::Chain {
+                        chain,
+                        epoch: s.epoch,
+                    },
+                );
+                return None;
+            }
+            next = self.remove(s, node, o)?;
+        }
+        let mut chain = next.chain.clone();
+        chain.push(node);
+        let mut next = self.announce(&next, chain, None, o);
+        next.joined.insert(node, incarnation);
         Some(next)
     }
 
@@ -427,7 +578,13 @@ impl MasterCfg {
             }
         }
         for n in &next.chain {
-            o.send(*n, ChainMsg::Ping);
+            o.send(
+                *n,
+                ChainMsg::Ping {
+                    chain: next.chain.clone(),
+                    epoch: next.epoch,
+                },
+            );
         }
         if let Some(probe) = &self.probe {
             o.set_timer(ChainTimer::Probe, probe.clone());
@@ -442,18 +599,30 @@ impl NodeCfg {
             o.set_timer(ChainTimer::Fail, after.clone());
         }
         if self.persist {
-            o.save(ChainStorage::Node);
+            o.save(ChainStorage::Node { incarnation: 0 });
         }
         if let Some(lease) = &self.lease {
             o.set_timer(ChainTimer::Lease, lease.clone());
         }
         NodeState {
             chain: self.chain.clone(),
-            hist: Vec::new(),
-            acked: 0,
-            queries: Vec::new(),
-            deferred: Vec::new(),
+            ..NodeState::empty(0)
         }
+    }
+
+    /// The node comes back empty (as incarnation `incarnation`) and asks the master to add it
+    /// at the tail (CR §3); over TCP it asks again until it is added, and keeps no lease until
+    /// it is probed.
+    pub fn rejoin(&self, incarnation: u64, o: &mut Out<ChainActor>) -> NodeState {
+        o.send(self.master, ChainMsg::Join { incarnation });
+        if self.persist {
+            o.save(ChainStorage::Node { incarnation });
+        }
+        if let Some(every) = &self.lease {
+            o.cancel_timer(ChainTimer::Lease);
+            o.set_timer(ChainTimer::Join, every.clone());
+        }
+        NodeState::empty(incarnation)
     }
 
     /// Handles `msg`; the caller keeps `s` only if it changed.
@@ -465,6 +634,72 @@ impl NodeCfg {
         msg: ChainMsg,
         o: &mut Out<ChainActor>,
     ) {
+        // Joining: a chain with this node in it makes it a member. Requests, a handover and
+        // updates wait (the old tail may hear of the new chain first; an update is taken later
+        // only from the predecessor, or from a node that knows a newer chain).
+        if !s.member(id) {
+            match msg {
+                ChainMsg::Chain { chain, epoch } | ChainMsg::Ping { chain, epoch }
+                    if chain.contains(&id) =>
+                {
+                    self.on_chain(id, s, chain, epoch, o)
+                }
+                msg @ (ChainMsg::Client(_)
+                | ChainMsg::VersionQuery { .. }
+                | ChainMsg::Handover { .. }
+                | ChainMsg::Update { .. }) => s.deferred.push((src, msg)),
+                _ => {}
+            }
+            return;
+        }
+        // Added at the tail, and waiting for the old tail's history: it serves nothing yet.
+        if let Some(entered) = s.catching_up {
+            match msg {
+                ChainMsg::Handover { epoch, hist }
+                    if epoch >= entered && s.pred(id) == Some(src) =>
+                {
+                    s.hist = hist;
+                    s.acked = s.last();
+                    s.catching_up = None;
+                    if s.acked > 0 {
+                        o.send(src, ChainMsg::Ack { seq_no: s.acked });
+                    }
+                    for (src, msg) in std::mem::take(&mut s.deferred) {
+                        self.on_msg(id, s, src, msg, o);
+                    }
+                }
+                ChainMsg::Chain { chain, epoch } => self.on_chain(id, s, chain, epoch, o),
+                ChainMsg::Ping { chain, epoch } => {
+                    self.on_ping(id, s, src, chain, epoch, o);
+                }
+                ChainMsg::Client(ClientMsg::Request {
+                    client,
+                    seq,
+                    op: KvOp::Get(key),
+                }) if self.bug == Some(ChainBug::ServeBeforeHandover) => {
+                    self.on_read(id, s, client, seq, key, o)
+                }
+                ChainMsg::VersionQuery { key, client, req }
+                    if self.bug == Some(ChainBug::ServeBeforeHandover) =>
+                {
+                    let version = s.newest(&key);
+                    o.send(
+                        src,
+                        ChainMsg::VersionReply {
+                            key,
+                            version,
+                            client,
+                            req,
+                        },
+                    );
+                }
+                msg @ (ChainMsg::Client(_)
+                | ChainMsg::VersionQuery { .. }
+                | ChainMsg::Update { .. }) => s.deferred.push((src, msg)),
+                _ => {}
+            }
+            return;
+        }
         match msg {
             ChainMsg::Client(ClientMsg::Request { client, seq, op }) => match op {
                 KvOp::Get(key) => self.on_read(id, s, client, seq, key, o),
@@ -473,10 +708,19 @@ impl NodeCfg {
             // 1. FIFO links deliver a predecessor's updates in order, so the next one is
             //    `last + 1`. 2. Anything older is ignored: a resent update this node already has
             //    (§3: the predecessor of a failed node resends all of `Sent`), or one the failed
-            //    head had sent before the new head ran the client's resent request.
-            ChainMsg::Update(u) if u.seq_no == s.last() + 1 => {
+            //    head had sent before the new head ran the client's resent request. Over TCP
+            //    (`resend`) it is answered with this node's ack level: the resend may be there
+            //    because an ack was lost.
+            ChainMsg::Update { update: u, epoch }
+                if u.seq_no == s.last() + 1 && (s.pred(id) == Some(src) || epoch > s.epoch) =>
+            {
                 s.hist.push(u.clone());
                 self.forward(id, s, u, o);
+            }
+            ChainMsg::Update { update: u, .. }
+                if self.resend && u.seq_no <= s.last() && s.acked > 0 =>
+            {
+                o.send(src, ChainMsg::Ack { seq_no: s.acked });
             }
             ChainMsg::Ack { seq_no } => {
                 let seq_no = seq_no.min(s.last());
@@ -499,6 +743,10 @@ impl NodeCfg {
                             req,
                         },
                     );
+                } else if s.handed_over {
+                    // The asker's tail was this node: ask the tail for it, and answer the
+                    // client from here.
+                    self.ask_tail(s, client, req, key, o);
                 } else {
                     s.deferred
                         .push((src, ChainMsg::VersionQuery { key, client, req }));
@@ -511,21 +759,110 @@ impl NodeCfg {
                 req,
             } => {
                 let q = (client, req, key);
-                if let Some(i) = s.queries.iter().position(|x| *x == q) {
+                // (A node has every version the tail has, but for a reply to a query from its
+                // previous life, which it no longer has.)
+                if let Some(i) = s
+                    .queries
+                    .iter()
+                    .position(|x| *x == q && version <= s.last())
+                {
                     s.queries.remove(i);
                     // The tail's history is a prefix of this node's (Update Propagation), so
                     // this node has version `version`.
                     reply(o, client, req, KvRet::Value(s.value(version)));
                 }
             }
-            ChainMsg::Chain { chain } => self.on_chain(id, s, chain, o),
-            ChainMsg::Ping => {
-                if let Some(lease) = &self.lease {
-                    o.set_timer(ChainTimer::Lease, lease.clone());
-                }
-                o.send(src, ChainMsg::Pong);
-            }
+            ChainMsg::Chain { chain, epoch } => self.on_chain(id, s, chain, epoch, o),
+            ChainMsg::Ping { chain, epoch } => self.on_ping(id, s, src, chain, epoch, o),
+            // A node added after this one has no handover: send it (again), and `Sent` after it.
+            ChainMsg::NeedHandover if s.succ(id) == Some(src) => self.hand_over(s, src, o),
             _ => {}
+        }
+    }
+
+    /// A probe from the master: a newer chain in it is taken as if the master had sent it, the
+    /// lease is renewed, and over TCP what may have been lost is sent again.
+    fn on_ping(
+        &self,
+        id: Id,
+        s: &mut NodeState,
+        src: Id,
+        chain: Vec<Id>,
+        epoch: u64,
+        o: &mut Out<ChainActor>,
+    ) {
+        self.on_chain(id, s, chain, epoch, o);
+        if let Some(lease) = &self.lease {
+            o.set_timer(ChainTimer::Lease, lease.clone());
+        }
+        o.send(src, ChainMsg::Pong);
+        if !self.resend {
+            return;
+        }
+        if s.catching_up.is_some() {
+            if let Some(pred) = s.pred(id) {
+                o.send(pred, ChainMsg::NeedHandover);
+            }
+        } else if s.acked == s.probed_acked {
+            if let Some(next) = s.succ(id) {
+                for u in s.sent() {
+                    o.send(
+                        next,
+                        ChainMsg::Update {
+                            update: u.clone(),
+                            epoch: s.epoch,
+                        },
+                    );
+                }
+            }
+        }
+        s.probed_acked = s.acked;
+    }
+
+    /// CR §3, extending a chain: this node (the tail when `next` was added) sends `next` the
+    /// updates known to have reached the tail, then its `Sent` ones (none, if it is still the
+    /// tail of its own chain when it sends).
+    fn hand_over(&self, s: &NodeState, next: Id, o: &mut Out<ChainActor>) {
+        o.send(
+            next,
+            ChainMsg::Handover {
+                epoch: s.epoch,
+                hist: s.hist[..s.acked as usize].to_vec(),
+            },
+        );
+        for u in s.sent() {
+            o.send(
+                next,
+                ChainMsg::Update {
+                    update: u.clone(),
+                    epoch: s.epoch,
+                },
+            );
+        }
+    }
+
+    /// Asks the tail for the committed version of `key`, for client `client`'s read `req`, to
+    /// answer it from here.
+    fn ask_tail(
+        &self,
+        s: &mut NodeState,
+        client: Id,
+        req: RequestId,
+        key: String,
+        o: &mut Out<ChainActor>,
+    ) {
+        let tail = *s.chain.last().expect("a chain has a node");
+        o.send(
+            tail,
+            ChainMsg::VersionQuery {
+                key: key.clone(),
+                client,
+                req,
+            },
+        );
+        let q = (client, req, key);
+        if !s.queries.contains(&q) {
+            s.queries.push(q);
         }
     }
 
@@ -544,8 +881,13 @@ impl NodeCfg {
             s.deferred.push((client, ChainMsg::Client(request)));
             return;
         }
-        // Resent after a reconfiguration, and already in the chain: the tail answers it.
-        if s.hist.iter().any(|u| u.client == client && u.req == seq) {
+        // Resent after a reconfiguration, and already in the chain: the tail answers it. Over
+        // TCP the tail's answer may have been lost: once the write has reached the tail, the
+        // head answers it.
+        if let Some(u) = s.hist.iter().find(|u| u.client == client && u.req == seq) {
+            if self.resend && u.seq_no <= s.acked {
+                reply(o, client, seq, KvRet::Ok);
+            }
             return;
         }
         let key = match &op {
@@ -572,7 +914,13 @@ impl NodeCfg {
     /// answers the client and the ack goes back (§2, §3).
     fn forward(&self, id: Id, s: &mut NodeState, u: Update, o: &mut Out<ChainActor>) {
         match s.succ(id) {
-            Some(next) => o.send(next, ChainMsg::Update(u)),
+            Some(next) => o.send(
+                next,
+                ChainMsg::Update {
+                    update: u,
+                    epoch: s.epoch,
+                },
+            ),
             None => {
                 s.acked = s.last();
                 reply(o, u.client, u.req, KvRet::Ok);
@@ -602,38 +950,75 @@ impl NodeCfg {
         if local {
             reply(o, client, seq, KvRet::Value(s.value(s.newest(&key))));
         } else if self.mode == Mode::Craq {
-            let tail = *s.chain.last().expect("a chain has a node");
-            o.send(
-                tail,
-                ChainMsg::VersionQuery {
-                    key: key.clone(),
-                    client,
-                    req: seq,
-                },
-            );
-            s.queries.push((client, seq, key));
+            self.ask_tail(s, client, seq, key, o);
         } else {
-            let request = ClientMsg::Request {
+            let request = ChainMsg::Client(ClientMsg::Request {
                 client,
                 seq,
                 op: KvOp::Get(key),
-            };
-            s.deferred.push((client, ChainMsg::Client(request)));
+            });
+            // The client still takes this node for the tail, as it was until a node was added
+            // after it: the read goes on to the tail. It waits here too, in case that node
+            // fails and this one is the tail again.
+            if s.handed_over {
+                o.send(
+                    *s.chain.last().expect("a chain has a node"),
+                    request.clone(),
+                );
+            }
+            s.deferred.push((client, request));
         }
     }
 
-    /// §3: a new chain from the master.
-    fn on_chain(&self, id: Id, s: &mut NodeState, chain: Vec<Id>, o: &mut Out<ChainActor>) {
+    /// §3: a new chain from the master (chains it has seen already are ignored).
+    fn on_chain(
+        &self,
+        id: Id,
+        s: &mut NodeState,
+        chain: Vec<Id>,
+        epoch: u64,
+        o: &mut Out<ChainActor>,
+    ) {
+        if epoch <= s.epoch && s.member(id) {
+            return;
+        }
+        s.epoch = epoch;
         let old = std::mem::replace(&mut s.chain, chain);
+        // 0. Added at the tail (CR §3, extending a chain): wait for the old tail's history. A
+        //    node added but not caught up that gets a new predecessor will not get it (its
+        //    old predecessor failed): it starts again and asks to join once more.
+        if !old.contains(&id) {
+            s.catching_up = Some(epoch);
+            for (src, msg) in std::mem::take(&mut s.deferred) {
+                self.on_msg(id, s, src, msg, o);
+            }
+            return;
+        }
         let (old_pred, old_succ) = neighbours(&old, id);
         let (pred, succ) = (s.pred(id), s.succ(id));
+        if s.catching_up.is_some() {
+            if pred != old_pred {
+                *s = self.rejoin(s.incarnation + 1, o);
+            }
+            return;
+        }
         let old_acked = s.acked;
         // 1. Failure of a middle node: its predecessor resends `Sent` to the new successor,
-        //    which ignores what it already has (§3, Figure 4).
-        if succ != old_succ && self.bug != Some(ChainBug::NoResend) {
-            if let Some(next) = succ {
+        //    which ignores what it already has (§3, Figure 4). Extending the chain: the old
+        //    tail hands its history over to the new one.
+        if let Some(next) = succ.filter(|n| Some(*n) != old_succ) {
+            if old_succ.is_none() && !old.contains(&next) {
+                self.hand_over(s, next, o);
+                s.handed_over = true;
+            } else if self.bug != Some(ChainBug::NoResend) {
                 for u in s.sent() {
-                    o.send(next, ChainMsg::Update(u.clone()));
+                    o.send(
+                        next,
+                        ChainMsg::Update {
+                            update: u.clone(),
+                            epoch: s.epoch,
+                        },
+                    );
                 }
             }
         }
@@ -648,6 +1033,9 @@ impl NodeCfg {
             for (client, req, key) in std::mem::take(&mut s.queries) {
                 reply(o, client, req, KvRet::Value(s.value(s.newest(&key))));
             }
+        }
+        if succ.is_none() {
+            s.handed_over = false;
         }
         // 3. A new predecessor learns how much of its `Sent` has reached the tail: the acks
         //    this node sent the failed one are lost with it. So does the old one, if this
@@ -674,6 +1062,27 @@ impl NodeCfg {
         // 5. What waited for this node's new role.
         for (src, msg) in std::mem::take(&mut s.deferred) {
             self.on_msg(id, s, src, msg, o);
+        }
+    }
+}
+
+/// Whether `msg` is a newer chain without member `id` in it: the master removed `id`.
+fn removed(id: Id, s: &NodeState, msg: &ChainMsg) -> bool {
+    match msg {
+        ChainMsg::Chain { chain, epoch } | ChainMsg::Ping { chain, epoch } => {
+            s.member(id) && *epoch > s.epoch && !chain.contains(&id)
+        }
+        _ => false,
+    }
+}
+
+impl NodeCfg {
+    /// The node stops serving: it comes back empty and joins again, or stays out.
+    fn stop(&self, s: &NodeState, o: &mut Out<ChainActor>) -> ChainState {
+        if self.rejoin {
+            ChainState::Node(self.rejoin(s.incarnation + 1, o))
+        } else {
+            ChainState::Failed
         }
     }
 }
@@ -722,11 +1131,16 @@ impl ClientCfg {
     }
 
     pub fn start(&self, id: Id, o: &mut Out<ChainActor>) -> ClientState {
+        // Over TCP the client asks the master at once, so that it hears of every later chain.
+        if self.retry.is_some() {
+            o.send(self.master, ChainMsg::GetChain);
+        }
         let s = ClientState {
             seq: 0,
             op: None,
             at: None,
             chain: self.chain.clone(),
+            epoch: 0,
         };
         self.next_op(id, s, o)
     }
@@ -772,7 +1186,7 @@ impl ClientCfg {
                     seq,
                     op: Some(op),
                     at: None,
-                    chain: s.chain.clone(),
+                    ..s.clone()
                 };
                 self.send_current(id, &mut next, o);
                 Some(next)
@@ -790,8 +1204,12 @@ impl ClientCfg {
             }
             // §3: the master tells the clients the new chain. A request to a node that has left
             // it may be lost: send it again (the head runs a write at most once).
-            ChainMsg::Chain { chain } => {
-                let mut next = ClientState { chain, ..s.clone() };
+            ChainMsg::Chain { chain, epoch } if epoch > s.epoch => {
+                let mut next = ClientState {
+                    chain,
+                    epoch,
+                    ..s.clone()
+                };
                 if s.at.is_some_and(|t| !next.chain.contains(&t)) {
                     self.send_current(id, &mut next, o);
                 }
@@ -814,8 +1232,15 @@ impl Actor for ChainActor {
     fn on_start(&self, id: Id, storage: &Option<ChainStorage>, o: &mut Out<Self>) -> ChainState {
         match (self, storage) {
             (ChainActor::Master(cfg), _) => ChainState::Master(cfg.start(storage, o)),
-            // A node that starts again failed before: it stays out (fail-stop, §3).
-            (ChainActor::Node(_), Some(ChainStorage::Node)) => ChainState::Failed,
+            // A node that starts again failed before and lost its state: it joins again at the
+            // tail, or stays out (fail-stop, §3).
+            (ChainActor::Node(cfg), Some(ChainStorage::Node { incarnation })) => {
+                if cfg.rejoin {
+                    ChainState::Node(cfg.rejoin(incarnation + 1, o))
+                } else {
+                    ChainState::Failed
+                }
+            }
             (ChainActor::Node(cfg), _) => ChainState::Node(cfg.start(o)),
             (ChainActor::Client(cfg), _) => ChainState::Client(cfg.start(id, o)),
         }
@@ -833,9 +1258,10 @@ impl Actor for ChainActor {
             (ChainActor::Master(cfg), ChainState::Master(s)) => {
                 cfg.on_msg(s, src, msg, o).map(ChainState::Master)
             }
-            // Removed from the chain while alive (over TCP: taken for failed): it stops.
-            (ChainActor::Node(_), ChainState::Node(_)) if matches!(&msg, ChainMsg::Chain { chain } if !chain.contains(&id)) => {
-                Some(ChainState::Failed)
+            // Removed from the chain while alive (over TCP: taken for failed): it stops
+            // serving, and joins again empty or stays out.
+            (ChainActor::Node(cfg), ChainState::Node(s)) if removed(id, s, &msg) => {
+                Some(cfg.stop(s, o))
             }
             (ChainActor::Node(cfg), ChainState::Node(s)) => {
                 let mut next = s.clone();
@@ -861,13 +1287,33 @@ impl Actor for ChainActor {
     ) {
         let next = match (self, &**state, timer) {
             (ChainActor::Node(cfg), ChainState::Node(_), ChainTimer::Fail) => {
-                // Fail-stop: the node halts for good; the failure detector tells the master.
+                // Fail-stop: the node halts; the failure detector tells the master. It may
+                // come back empty later.
                 o.send(cfg.master, ChainMsg::NodeFailed { node: id });
+                if cfg.rejoin {
+                    o.set_timer(ChainTimer::Rejoin, model_timeout());
+                }
                 Some(ChainState::Failed)
             }
-            // Cut off from the master past its lease: it stops (and so stays silent to probes).
-            (ChainActor::Node(_), ChainState::Node(_), ChainTimer::Lease) => {
-                Some(ChainState::Failed)
+            (ChainActor::Node(cfg), ChainState::Failed, ChainTimer::Rejoin) => {
+                Some(ChainState::Node(cfg.rejoin(1, o)))
+            }
+            // Cut off from the master past its lease: it stops serving (and so stays silent
+            // to probes), and joins again empty or stays out.
+            (ChainActor::Node(cfg), ChainState::Node(s), ChainTimer::Lease) if s.member(id) => {
+                Some(cfg.stop(s, o))
+            }
+            (ChainActor::Node(cfg), ChainState::Node(s), ChainTimer::Join) if !s.member(id) => {
+                o.send(
+                    cfg.master,
+                    ChainMsg::Join {
+                        incarnation: s.incarnation,
+                    },
+                );
+                if let Some(every) = &cfg.lease {
+                    o.set_timer(ChainTimer::Join, every.clone());
+                }
+                None
             }
             (ChainActor::Master(cfg), ChainState::Master(s), ChainTimer::Probe) => {
                 Some(ChainState::Master(cfg.on_probe(s, o)))

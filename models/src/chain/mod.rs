@@ -100,6 +100,13 @@ const PARAMS: &[Param] = &[
         0,
         3,
     ),
+    Param::int(
+        "rejoins",
+        "failed nodes that come back empty and join at the tail (CR §3, extending a chain)",
+        0,
+        0,
+        1,
+    ),
 ];
 
 fn build(mode: Mode, params: &Params, bug: Option<&'static str>) -> ChainModel {
@@ -111,6 +118,7 @@ fn build(mode: Mode, params: &Params, bug: Option<&'static str>) -> ChainModel {
         nodes: params.int("nodes") as usize,
         clients: params.int("clients") as usize,
         failures: params.int("failures") as usize,
+        rejoins: params.int("rejoins") as usize,
         bug,
     }
     .into_model()
@@ -154,6 +162,17 @@ impl Spec for ChainSpec {
             ],
             help: "the head acknowledges a write before the tail has it",
             params: &[("nodes", "2"), ("clients", "1"), ("failures", "0")],
+        },
+        Bug {
+            name: ChainBug::ServeBeforeHandover.name(),
+            breaks: &["linearizable client history"],
+            help: "a node added at the tail serves reads before it has the old tail's history",
+            params: &[
+                ("nodes", "2"),
+                ("clients", "1"),
+                ("failures", "1"),
+                ("rejoins", "1"),
+            ],
         },
     ];
 
@@ -203,6 +222,17 @@ impl Spec for CraqSpec {
             ],
             help: "the head acknowledges a write before the tail has it",
             params: &[("nodes", "2"), ("clients", "1"), ("failures", "0")],
+        },
+        Bug {
+            name: ChainBug::ServeBeforeHandover.name(),
+            breaks: &["linearizable client history"],
+            help: "a node added at the tail serves reads before it has the old tail's history",
+            params: &[
+                ("nodes", "2"),
+                ("clients", "1"),
+                ("failures", "1"),
+                ("rejoins", "1"),
+            ],
         },
     ];
 

@@ -33,6 +33,8 @@ pub struct ChainCfg {
     pub clients: usize,
     /// Node failures in all (fail-stop); at most `nodes - 1` take effect.
     pub failures: usize,
+    /// Failed nodes that come back empty and join at the tail (CR §3, extending a chain).
+    pub rejoins: usize,
     pub bug: Option<ChainBug>,
 }
 
@@ -43,6 +45,7 @@ impl Default for ChainCfg {
             nodes: 3,
             clients: 2,
             failures: 1,
+            rejoins: 0,
             bug: None,
         }
     }
@@ -92,6 +95,8 @@ impl ChainCfg {
                 mode: self.mode,
                 fail_after: (self.max_failures() > 0).then(model_timeout),
                 persist: false,
+                rejoin: self.rejoins > 0,
+                resend: false,
                 lease: None,
                 bug: self.bug,
             }));
@@ -134,6 +139,11 @@ pub struct ChainHistory {
     pub version_query: bool,
     /// A node that is not the tail answered a read without asking the tail.
     pub local_read: bool,
+    /// Node failures and rejoins so far.
+    pub failed: usize,
+    pub rejoined: usize,
+    /// A node added at the tail got the old tail's history (CR §3).
+    pub handed_over: bool,
 }
 
 impl Default for ChainHistory {
@@ -146,6 +156,9 @@ impl Default for ChainHistory {
             resent: false,
             version_query: false,
             local_read: false,
+            failed: 0,
+            rejoined: 0,
+            handed_over: false,
         }
     }
 }
@@ -171,7 +184,7 @@ fn record_out(_: &ChainCfg, h: &ChainHistory, env: Envelope<&ChainMsg>) -> Optio
             h.invoked.insert(*client, (*seq, false, write));
             Some(h)
         }
-        ChainMsg::Update(u) => {
+        ChainMsg::Update { update: u, .. } => {
             let before = h.forwarded.get(&env.src).copied().unwrap_or(0);
             let mut h = h.clone();
             if u.seq_no <= before {
@@ -192,6 +205,11 @@ fn record_out(_: &ChainCfg, h: &ChainHistory, env: Envelope<&ChainMsg>) -> Optio
 
 /// The first reply to the invocation in flight is its return.
 fn record_in(_: &ChainCfg, h: &ChainHistory, env: Envelope<&ChainMsg>) -> Option<ChainHistory> {
+    if matches!(env.msg, ChainMsg::Handover { .. }) && !h.handed_over {
+        let mut h = h.clone();
+        h.handed_over = true;
+        return Some(h);
+    }
     let ChainMsg::Client(ClientMsg::Reply { seq, ret }) = env.msg else {
         return None;
     };
@@ -215,6 +233,9 @@ fn record_in(_: &ChainCfg, h: &ChainHistory, env: Envelope<&ChainMsg>) -> Option
 pub enum Step {
     /// A read request delivered to actor `Id`.
     Read(Id),
+    /// A node fails, or comes back.
+    Fail,
+    Rejoin,
     Other,
 }
 
@@ -237,6 +258,8 @@ impl Harnessed for Chain {
                     }),
                 ..
             } => Step::Read(*dst),
+            ActorModelAction::Timeout(_, ChainTimer::Fail) => Step::Fail,
+            ActorModelAction::Timeout(_, ChainTimer::Rejoin) => Step::Rejoin,
             _ => Step::Other,
         }
     }
@@ -252,19 +275,32 @@ impl Harnessed for Chain {
         false
     }
 
-    /// A node fails within the budget; messages to a failed node are never delivered (they
-    /// would change nothing).
+    /// A node fails, and comes back, within the budgets. Messages to a failed node are lost:
+    /// one that may come back takes them in (and drops them) before it does; without rejoins
+    /// they are never delivered (they would change nothing).
     fn allow(m: &ChainModel, s: &ChainModelState, a: &ChainAction) -> bool {
         match a {
-            ActorModelAction::Timeout(_, ChainTimer::Fail) => failed(s) < m.cfg().max_failures(),
+            ActorModelAction::Timeout(_, ChainTimer::Fail) => {
+                s.history.failed < m.cfg().max_failures()
+            }
+            ActorModelAction::Timeout(id, ChainTimer::Rejoin) => {
+                s.history.rejoined < m.cfg().rejoins
+                    && s.network.iter_deliverable().all(|e| e.dst != *id)
+            }
             ActorModelAction::Deliver { dst, .. } => {
-                !matches!(*s.actor_states[usize::from(*dst)], ChainState::Failed)
+                m.cfg().rejoins > 0
+                    || !matches!(*s.actor_states[usize::from(*dst)], ChainState::Failed)
             }
             _ => true,
         }
     }
 
     fn record(_: &ChainModel, prev: Option<(&ChainModelState, Step)>, next: &mut ChainModelState) {
+        match prev {
+            Some((_, Step::Fail)) => next.history.failed += 1,
+            Some((_, Step::Rejoin)) => next.history.rejoined += 1,
+            _ => {}
+        }
         let Some((last, Step::Read(at))) = prev else {
             return;
         };
@@ -313,6 +349,12 @@ impl Harnessed for Chain {
                 |_, s: &ChainModelState| s.history.resent,
             ));
         }
+        if cfg.rejoins > 0 && cfg.max_failures() > 0 {
+            props.push(Property::sometimes(
+                "a node added at the tail gets the old tail's history (CR §3)",
+                |_, s: &ChainModelState| s.history.handed_over,
+            ));
+        }
         if cfg.mode == Mode::Craq {
             props.push(Property::sometimes(
                 "a non-tail node answers a read itself (CRAQ §2.3)",
@@ -331,14 +373,6 @@ impl Harnessed for Chain {
     }
 }
 
-/// The number of failed nodes.
-pub fn failed(s: &ChainModelState) -> usize {
-    s.actor_states
-        .iter()
-        .filter(|a| matches!(***a, ChainState::Failed))
-        .count()
-}
-
 pub fn master(s: &ChainModelState) -> &MasterState {
     match &*s.actor_states[MASTER] {
         ChainState::Master(m) => m,
@@ -346,14 +380,15 @@ pub fn master(s: &ChainModelState) -> &MasterState {
     }
 }
 
-/// The live nodes in the master's chain order, head first (a failed node the master has not
-/// removed yet is left out).
+/// The live nodes in the master's chain order, head first: a failed node the master has not
+/// removed yet is left out, and so is a node added at the tail until it has the old tail's
+/// history (CR §3: the old tail is the tail until then).
 pub fn live_chain(s: &ChainModelState) -> Vec<(Id, &NodeState)> {
     master(s)
         .chain
         .iter()
         .filter_map(|id| match &*s.actor_states[usize::from(*id)] {
-            ChainState::Node(n) => Some((*id, n)),
+            ChainState::Node(n) if n.serving(*id) => Some((*id, n)),
             _ => None,
         })
         .collect()
@@ -416,11 +451,18 @@ fn clean_not_newer_than_tail(_: &ChainModel, s: &ChainModelState) -> bool {
     live_chain(s).iter().all(|(_, n)| n.clean(KEY) <= committed)
 }
 
-/// Eventually every client has run all its operations and every live node's versions are clean
-/// (every `Sent` set is empty).
+/// Eventually every client has run all its operations, every live node's versions are clean
+/// (every `Sent` set is empty), and every node that came back is serving again.
 fn all_done(m: &ChainModel, s: &ChainModelState) -> bool {
     m.cfg().client_ids().iter().all(|c| {
         let c = client(s, *c);
         c.op.is_none()
     }) && live_chain(s).iter().all(|(_, n)| n.sent().is_empty())
+        && m.cfg()
+            .node_ids()
+            .iter()
+            .all(|id| match &*s.actor_states[usize::from(*id)] {
+                ChainState::Node(n) => n.serving(*id),
+                _ => true,
+            })
 }
