@@ -116,6 +116,19 @@ fn describe(state: &ChainState) -> Option<String> {
     }
 }
 
+/// What a node counts: the reads and writes clients send it, and the version queries it gets
+/// as the tail (CRAQ §2.3: a read of a dirty version costs one).
+fn kind(msg: &ChainMsg) -> Option<&'static str> {
+    match msg {
+        ChainMsg::Client(ClientMsg::Request {
+            op: KvOp::Get(_), ..
+        }) => Some("reads"),
+        ChainMsg::Client(ClientMsg::Request { .. }) => Some("writes"),
+        ChainMsg::VersionQuery { .. } => Some("version queries"),
+        _ => None,
+    }
+}
+
 fn client(mode: Mode, cluster: &ClusterConfig, driver: Id, tuning: &Tuning) -> ChainActor {
     let (master, chain) = roles(cluster);
     ChainActor::Client(ClientCfg {
@@ -181,6 +194,10 @@ macro_rules! chain_service {
 
             fn describe(state: &ChainState) -> Option<String> {
                 describe(state)
+            }
+
+            fn kind(msg: &ChainMsg) -> Option<&'static str> {
+                kind(msg)
             }
         }
 

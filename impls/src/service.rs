@@ -129,6 +129,12 @@ pub trait Service: 'static {
 
     /// A server's role in words (`leader of term 3`), logged when it changes and shown by
     /// `cluster status`; `None` for a protocol whose servers have no roles.
+    /// The kind of a message a server handles, counted by the node for an administrator
+    /// ([`crate::node::query_counts`], `cluster status`, benchmarks); `None`: not counted.
+    fn kind(_msg: &Self::Msg) -> Option<&'static str> {
+        None
+    }
+
     fn describe(_state: &Self::State) -> Option<String> {
         None
     }
@@ -398,6 +404,7 @@ where
     let finished_at = std::sync::Mutex::new(None::<std::time::Instant>);
     let hooks = crate::node::Hooks {
         describe: Some(S::describe),
+        kind: Some(S::kind),
     };
     crate::node::run_hooked(
         actor,

@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use impls::cluster::{down_path, pid_path, sibling_binary, Cluster, ClusterSpec};
 use impls::config::ClusterConfig;
-use impls::node::query_status;
+use impls::node::{query_counts, query_status};
 use impls::service::{self, parse_ms_range};
 
 #[derive(Parser)]
@@ -231,12 +231,22 @@ fn status(dir: &Path) -> Result<()> {
         let role = query_status(*addr);
         let up = pid.is_some() && role.is_ok();
         let pid = pid.map_or("-".to_string(), |p| p.to_string());
-        let detail = match (&role, down_path(dir, i).exists()) {
+        let mut detail = match (&role, down_path(dir, i).exists()) {
             (_, true) => "kept down (cluster start to run it again)".to_string(),
             (Ok(Some(r)), _) => r.clone(),
             (Ok(None), _) => String::new(),
             (Err(_), _) => String::new(),
         };
+        // What it has handled since it started, where its service counts messages.
+        let counts = if up {
+            query_counts(*addr).unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        if !counts.is_empty() {
+            let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            detail = format!("{detail}; handled {}", counts.join(", "));
+        }
         println!(
             "node {i}  {addr:<21}  pid {pid:<8}  {:<4}  {detail}",
             if up { "up" } else { "down" }

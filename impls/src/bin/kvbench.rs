@@ -234,6 +234,18 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// The messages the nodes at `nodes` have handled, by kind, summed (nodes that do not answer
+/// count nothing).
+fn node_counts(nodes: &[std::net::SocketAddr]) -> std::collections::BTreeMap<String, u64> {
+    let mut sum = std::collections::BTreeMap::new();
+    for addr in nodes {
+        for (kind, n) in impls::node::query_counts(*addr).unwrap_or_default() {
+            *sum.entry(kind).or_default() += n;
+        }
+    }
+    sum
+}
+
 /// Opens client `i`'s connection.
 type Connect = Arc<dyn Fn(usize) -> Result<Box<dyn Kv>> + Send + Sync>;
 
@@ -257,14 +269,28 @@ fn bench(cli: Cli) -> Result<()> {
         load.seconds > 0.0 && load.seconds.is_finite(),
         "--seconds must be a positive number"
     );
-    let (system, connect): (&str, Connect) = match cli.target {
-        Target::Raft { cluster } => ("raft", served::<RaftService>(&cluster)?),
-        Target::Chain { cluster } => ("chain", served::<ChainService>(&cluster)?),
-        Target::Craq { cluster } => ("craq", served::<CraqService>(&cluster)?),
-        Target::Etcd { endpoint } => (
-            "etcd",
-            Arc::new(move |_| Ok(Box::new(Etcd::connect(endpoint)?) as Box<dyn Kv>)),
-        ),
+    let (system, connect): (&str, Connect) = match &cli.target {
+        Target::Raft { cluster } => ("raft", served::<RaftService>(cluster)?),
+        Target::Chain { cluster } => ("chain", served::<ChainService>(cluster)?),
+        Target::Craq { cluster } => ("craq", served::<CraqService>(cluster)?),
+        Target::Etcd { endpoint } => {
+            let endpoint = endpoint.clone();
+            (
+                "etcd",
+                Arc::new(move |_| Ok(Box::new(Etcd::connect(endpoint)?) as Box<dyn Kv>)),
+            )
+        }
+    };
+    // Our nodes count the messages they handle by kind: the run's share is the difference.
+    let nodes: Vec<std::net::SocketAddr> = match &cli.target {
+        Target::Raft { cluster } | Target::Chain { cluster } | Target::Craq { cluster } => {
+            ClusterConfig::load(cluster)?
+                .nodes
+                .values()
+                .copied()
+                .collect()
+        }
+        Target::Etcd { .. } => Vec::new(),
     };
     let value = "v".repeat(load.value_size);
     let keys = u64::from(load.keys);
@@ -276,6 +302,7 @@ fn bench(cli: Cli) -> Result<()> {
             c.put(&key(k), &value)?;
         }
     }
+    let counted_before = node_counts(&nodes);
     // The keys each client draws, replayable with the seed the report shows.
     let seed = seed_from_env_or_time();
     let start = Instant::now();
@@ -341,6 +368,12 @@ fn bench(cli: Cli) -> Result<()> {
             .join()
             .map_err(|_| anyhow::anyhow!("a writer panicked"))??;
     }
+    let mut counted = node_counts(&nodes);
+    for (kind, n) in counted_before {
+        // (A node that restarted during the run counts from zero again.)
+        let after = counted.entry(kind).or_default();
+        *after = after.saturating_sub(n);
+    }
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
@@ -357,6 +390,7 @@ fn bench(cli: Cli) -> Result<()> {
         "p50_ms": (pct(0.50) * 1000.0).round() / 1000.0,
         "p99_ms": (pct(0.99) * 1000.0).round() / 1000.0,
         "background_writes_per_s": (writes as f64 / seconds).round(),
+        "node_counts": counted,
     });
     println!("{report}");
     Ok(())

@@ -1,6 +1,7 @@
 //! Injected faults: what an administrator connection may set ([`Faults`]), how a node serves it,
 //! and [`set_faults`], the administrator's side.
 
+use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -56,6 +57,13 @@ pub(super) fn admin<M>(
                     return;
                 }
             }
+            Ok(Wire::CountQuery) => {
+                let counts = shared.counts.lock().expect("counts lock");
+                let counts = counts.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+                if write_frame(&mut &*writer, &encode(&Wire::<M>::Counted(counts))).is_err() {
+                    return;
+                }
+            }
             _ => {
                 tracing::error!(%from, "bad administrator frame: connection closed");
                 return;
@@ -102,6 +110,15 @@ pub fn set_faults(addr: SocketAddr, faults: &Faults) -> std::io::Result<()> {
     match admin_request(addr, &Wire::Admin(faults.clone()), "fault command")? {
         Wire::Ack => Ok(()),
         _ => Err(unexpected("fault command")),
+    }
+}
+
+/// Asks the node listening at `addr` how many messages of each kind it has handled since it
+/// started (empty for a node whose service names no kinds).
+pub fn query_counts(addr: SocketAddr) -> std::io::Result<BTreeMap<String, u64>> {
+    match admin_request(addr, &Wire::CountQuery, "count query")? {
+        Wire::Counted(counts) => Ok(counts),
+        _ => Err(unexpected("count query")),
     }
 }
 

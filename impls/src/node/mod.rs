@@ -42,7 +42,7 @@ mod faults;
 mod shutdown;
 mod transport;
 
-pub use faults::{query_status, set_faults, Faults};
+pub use faults::{query_counts, query_status, set_faults, Faults};
 pub use shutdown::Shutdown;
 pub use transport::{Role, Wire};
 
@@ -164,6 +164,8 @@ struct Shared<M> {
     writers: AtomicUsize,
     /// The node's role, as [`Hooks::describe`] last put it.
     status: Mutex<Option<String>>,
+    /// The messages handled so far, by [`Hooks::kind`].
+    counts: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl<M> Shared<M> {
@@ -224,16 +226,25 @@ where
 /// A node's role in words, from its state.
 pub type Describe<A> = fn(&<A as Actor>::State) -> Option<String>;
 
+/// The kind of a message, for counting (`None`: not counted).
+pub type Kind<A> = fn(&<A as Actor>::Msg) -> Option<&'static str>;
+
 /// What a caller may add to a node beyond its actor.
 pub struct Hooks<A: Actor> {
     /// The node's role in words (`leader of term 3`), logged at info when it changes
     /// (`became leader of term 3`) and answered to an administrator's `Query` (`cluster status`).
     pub describe: Option<Describe<A>>,
+    /// The kind of each message the node handles: the node counts them by kind, for an
+    /// administrator's `CountQuery` ([`query_counts`]; benchmarks use it).
+    pub kind: Option<Kind<A>>,
 }
 
 impl<A: Actor> Default for Hooks<A> {
     fn default() -> Self {
-        Hooks { describe: None }
+        Hooks {
+            describe: None,
+            kind: None,
+        }
     }
 }
 
@@ -257,6 +268,7 @@ where
     let describe = hooks.describe;
     let shared = Arc::new(Shared {
         status: Mutex::new(None),
+        counts: Mutex::new(Default::default()),
         me,
         opts: opts.clone(),
         routes: Mutex::new(HashMap::new()),
@@ -299,6 +311,7 @@ where
         store,
         next_slot: Instant::now(),
         released: HashMap::new(),
+        kind: hooks.kind,
     };
     let mut out = Out::new();
     // `Some` but for the moment a step has it (see [`step`]).
@@ -447,6 +460,8 @@ struct Node<'a, A: Actor, S> {
     next_slot: Instant,
     /// When the last message held back from each peer is released (delays keep order).
     released: HashMap<Id, Instant>,
+    /// What [`Hooks::kind`] says a message is, for the counts.
+    kind: Option<Kind<A>>,
 }
 
 impl<A, S> Node<'_, A, S>
@@ -500,6 +515,15 @@ where
     }
 
     fn deliver(&mut self, state: &mut Option<A::State>, src: Id, msg: A::Msg) {
+        if let Some(kind) = self.kind.and_then(|kind| kind(&msg)) {
+            *self
+                .shared
+                .counts
+                .lock()
+                .expect("counts lock")
+                .entry(kind)
+                .or_default() += 1;
+        }
         let mut out = Out::new();
         let (actor, me) = (self.actor, self.me);
         step(state, |cow| actor.on_msg(me, cow, src, msg, &mut out));

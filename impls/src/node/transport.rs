@@ -45,6 +45,11 @@ pub enum Wire<M> {
     Query,
     /// The node's role as its service describes it (`leader of term 3`), if it has one.
     Status(Option<String>),
+    /// From an administrator: how many messages of each kind have you handled? Answered with
+    /// `Counted`.
+    CountQuery,
+    /// The messages the node has handled since it started, by kind (its service names them).
+    Counted(std::collections::BTreeMap<String, u64>),
 }
 
 /// A queue of frames to one peer or client, and which connection drains it.
@@ -303,8 +308,8 @@ where
                     break;
                 }
             }
-            Ok(Wire::Hello { .. } | Wire::Ack | Wire::Status(_)) => {}
-            Ok(Wire::Admin(_) | Wire::Query) => {
+            Ok(Wire::Hello { .. } | Wire::Ack | Wire::Status(_) | Wire::Counted(_)) => {}
+            Ok(Wire::Admin(_) | Wire::Query | Wire::CountQuery) => {
                 tracing::error!(%from, peer = usize::from(peer), "fault command from a non-administrator: connection closed");
                 break;
             }
