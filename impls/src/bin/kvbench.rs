@@ -274,7 +274,7 @@ fn bench(cli: Cli) -> Result<()> {
         Target::Chain { cluster } => ("chain", served::<ChainService>(cluster)?),
         Target::Craq { cluster } => ("craq", served::<CraqService>(cluster)?),
         Target::Etcd { endpoint } => {
-            let endpoint = endpoint.clone();
+            let endpoint = *endpoint;
             (
                 "etcd",
                 Arc::new(move |_| Ok(Box::new(Etcd::connect(endpoint)?) as Box<dyn Kv>)),

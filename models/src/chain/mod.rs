@@ -35,7 +35,20 @@
 //!   A node that gets a request for a role it does not have yet (a write at a node that is
 //!   about to become the head, a CR read or version query at one about to become the tail)
 //!   keeps it until the master's message arrives. Links are FIFO (`Network::new_ordered`), as
-//!   both papers assume; messages a node sent before it failed are still delivered.
+//!   both papers assume; messages a node sent before it failed are still delivered, and those
+//!   sent to it are lost.
+//! - **Extending a chain** (CR §3; `rejoins`). A failed node may come back, empty, and ask the
+//!   master to `Join`; the master adds it at the tail (removing it first if it is still in the
+//!   chain). The old tail, on hearing of the new chain, sends it a [`ChainMsg::Handover`] with
+//!   its history, then forwards updates to it as to any successor, and passes on CR reads and
+//!   version queries from clients that still take it for the tail. The new node serves nothing
+//!   until the handover arrives; if its predecessor changes first (the old tail failed), it
+//!   starts again and asks to join once more.
+//! - **Chain numbers.** The master numbers its chains (`epoch`) and everyone ignores an older
+//!   one. A node takes an update only from its predecessor, or from a node that knows a newer
+//!   chain than its own (the sender is then its predecessor): a node with an old chain would
+//!   otherwise send an update past the node added since, and the tail would have an update the
+//!   node before it lacks.
 //!
 //! # The workload
 //! One key `x`. Client 0 writes `a` and then reads; client 1 reads twice (in CRAQ at the head
@@ -53,10 +66,15 @@
 //!   in the tail's history, whatever has failed;
 //! - always (CRAQ) *no clean version is newer than the tail's*;
 //! - sometimes *a write is acknowledged*; with three nodes and a failure, *a middle node fails
-//!   and its predecessor resends*; in CRAQ, *a non-tail node answers a read itself* and *a node
-//!   asks the tail for the committed version*;
-//! - eventually *every operation returns and every version is clean* (failures are counted, so
-//!   every path of this model is acyclic, and the workbench's engine decides it exactly).
+//!   and its predecessor resends*; with a rejoin, *a node added at the tail gets the old tail's
+//!   history*; in CRAQ, *a non-tail node answers a read itself* and *a node asks the tail for
+//!   the committed version*;
+//! - eventually *every operation returns, every version is clean and every node that came back
+//!   serves* (failures and rejoins are counted, so every path of this model is acyclic, and the
+//!   workbench's engine decides it exactly).
+//!
+//! The invariants range over the nodes that serve: in the master's chain, and not waiting for a
+//! handover (until it arrives the old tail is the tail).
 //!
 //! # Seeded bugs
 //! - `craq-dirty-read` (CRAQ): a node answers with its dirty version without asking the tail.
@@ -67,11 +85,15 @@
 //!   CRAQ's version query).
 //! - `ack-before-tail`: the head answers a write at once; a read at the tail then misses it,
 //!   and the acknowledged write is not at the tail.
+//! - `serve-before-handover`: a node added at the tail answers reads before the old tail's
+//!   history reaches it: it answers from an empty store.
 //!
-//! Not modelled: adding nodes (CR §3 "extending a chain", and so a restarted node rejoining),
-//! a master that fails (the papers replicate it with Paxos), client retries on a timeout (links
-//! lose nothing here), CRAQ's multi-object and wide-area extensions (§§2.4, 3) and its
-//! eventual-consistency read modes.
+//! Over TCP the same actors also resend what lost messages leave stuck (`NodeCfg::resend`, off
+//! here: these links lose nothing) and retry client requests on a timeout.
+//!
+//! Not modelled: a master that fails (the papers replicate it with Paxos), lost messages and
+//! client retries, a rejoined node failing again, CRAQ's multi-object and wide-area extensions
+//! (§§2.4, 3) and its eventual-consistency read modes.
 
 pub mod actor;
 pub mod model;
