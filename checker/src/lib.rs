@@ -10,6 +10,7 @@
 //! - [`merkle_vectors`]: `checker merkle verify`, our Merkle tree against published vectors.
 
 pub mod engine;
+pub mod explorer;
 pub mod history;
 pub mod merkle_vectors;
 pub mod outcome;

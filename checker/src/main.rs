@@ -333,14 +333,13 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
     }
 
     if let Some(addr) = &args.explore {
-        // Bind once first so that a bad or busy address is a clear error, not a panic.
-        if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
-            return Ok(usage_error(format!(
-                "cannot serve the explorer on {addr}: {e}"
-            )));
-        }
+        // A bad or busy address is a clear error, not a panic.
+        let server = match checker::explorer::bind(addr) {
+            Ok(server) => server,
+            Err(e) => return Ok(usage_error(e)),
+        };
         eprintln!("explorer: serving {} on http://{addr}/", protocol.name());
-        protocol.explore(&params, bug, addr);
+        protocol.explore(&params, bug, server);
         return Ok(ExitCode::SUCCESS);
     }
 

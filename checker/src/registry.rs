@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 
 use models::catalog::{Bug, Param, Params, Spec};
-use stateright::{Checker, Expectation, Model};
+use stateright::{Expectation, Model};
 
 use crate::outcome::Outcome;
 use crate::run::{self, RunOptions};
@@ -44,8 +44,9 @@ pub trait Protocol: Sync {
     fn properties(&self) -> Vec<(&'static str, Expectation)>;
     /// Checks the model with `params` and the named bug seeded.
     fn check(&self, params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome;
-    /// Serves stateright's web explorer on `addr`; blocks while it serves.
-    fn explore(&self, params: &Params, bug: Option<&'static str>, addr: &str);
+    /// Serves the workbench's web explorer ([`crate::explorer`]) on `server`; blocks while it
+    /// serves.
+    fn explore(&self, params: &Params, bug: Option<&'static str>, server: tiny_http::Server);
 }
 
 /// The [`Protocol`] of a [`Spec`].
@@ -96,9 +97,16 @@ impl<S: Spec> Protocol for Registered<S> {
         run::check::<S>(params, bug, opts)
     }
 
-    fn explore(&self, params: &Params, bug: Option<&'static str>, addr: &str) {
-        let checker = S::build(params, bug).checker().serve(addr);
-        // `serve` returns only when the web server stops.
-        let _ = checker.unique_state_count();
+    fn explore(&self, params: &Params, bug: Option<&'static str>, server: tiny_http::Server) {
+        let about = crate::explorer::About {
+            model: S::NAME.to_string(),
+            paper: S::PAPER.to_string(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            bug: bug.map(str::to_string),
+        };
+        crate::explorer::serve(server, S::build(params, bug), about);
     }
 }
