@@ -98,6 +98,30 @@ pub fn verdicts<M: Model>(model: &M, state: &M::State) -> Vec<Verdict> {
         .collect()
 }
 
+/// The last state of the path `indices` (stateright's encoding), or why there is none.
+pub fn walk<M: Model>(model: &M, indices: &[usize]) -> Result<M::State, String> {
+    let (&first, rest) = indices
+        .split_first()
+        .ok_or("a path starts with an initial state's index")?;
+    let mut state = model
+        .init_states()
+        .into_iter()
+        .nth(first)
+        .ok_or_else(|| format!("no initial state {first}"))?;
+    for (k, &i) in rest.iter().enumerate() {
+        let mut actions = Vec::new();
+        model.actions(&state, &mut actions);
+        let action = actions
+            .into_iter()
+            .nth(i)
+            .ok_or_else(|| format!("step {}: no action {i}", k + 1))?;
+        state = model
+            .next_state(&state, action)
+            .ok_or_else(|| format!("step {}: action {i} changes nothing", k + 1))?;
+    }
+    Ok(state)
+}
+
 /// The states along the path `indices` (stateright's encoding), or why there is none.
 pub fn path_view<M>(model: &M, indices: &[usize]) -> Result<PathView, String>
 where

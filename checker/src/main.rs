@@ -70,6 +70,9 @@ struct CheckArgs {
     /// No progress on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Print each counterexample's last state in full (the summary cuts it at 60 lines).
+    #[arg(long)]
+    full_state: bool,
     /// Record the default configuration's result in reports/<model>.json.
     #[arg(long, conflicts_with_all = ["explore", "sim", "dfs", "symmetry", "depth", "max_states", "timeout", "bug", "first_failure"])]
     write_report: bool,
@@ -390,7 +393,10 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
     } else {
         print!(
             "{}",
-            outcome.summary(&replay_command(protocol, &params, &defaults, bug))
+            outcome.summary_with(
+                &replay_command(protocol, &params, &defaults, bug),
+                args.full_state
+            )
         );
     }
     if args.write_report {

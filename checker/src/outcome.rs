@@ -61,6 +61,10 @@ pub struct PropertyOutcome {
     /// (0: from the initial state). The trace's last state is the state reached after this step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycle_start: Option<usize>,
+    /// Why the discovery's last state violates the property, in the paper's terms (the two
+    /// leaders of one term, the dependency cycle), where the model says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 /// The result of one run; serialised as the `--json` object.
@@ -92,6 +96,13 @@ pub struct Outcome {
     /// every property already had a discovery.
     pub complete: bool,
     pub properties: Vec<PropertyOutcome>,
+    /// Under `--bug`: the properties the bug names as the ones it breaks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bug_breaks: Vec<String>,
+    /// `--depth N` when the depth was the run's only limit: every state up to depth `N` was
+    /// checked, so an undecided `always` has no violation up to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth_limit: Option<usize>,
 }
 
 /// Exit code: every property came out as expected.
@@ -119,6 +130,16 @@ impl Outcome {
     /// The human summary. `replay` is the command line that reproduces this run, used to say how
     /// to open a counterexample in the explorer.
     pub fn summary(&self, replay: &str) -> String {
+        self.summary_with(replay, false)
+    }
+
+    /// Whether `p` is one the seeded bug names.
+    fn targeted(&self, p: &PropertyOutcome) -> bool {
+        self.bug_breaks.contains(&p.name)
+    }
+
+    /// [`Outcome::summary`], with each counterexample's last state in full if `full_state`.
+    pub fn summary_with(&self, replay: &str, full_state: bool) -> String {
         let mut out = String::new();
         let params: Vec<String> = self
             .params
@@ -140,19 +161,29 @@ impl Outcome {
             self.engine,
         );
         if let Some(bug) = &self.bug {
-            let _ = writeln!(out, "seeded bug: {bug}");
+            let _ = if self.bug_breaks.is_empty() {
+                writeln!(out, "seeded bug: {bug}")
+            } else {
+                writeln!(
+                    out,
+                    "seeded bug: {bug} (it should break: {})",
+                    self.bug_breaks.join("; ")
+                )
+            };
         }
         let _ = writeln!(
             out,
             "{} unique states, {} generated, max depth {}, {:.2} s, {}",
             self.unique_states,
             self.generated_states,
-            self.max_depth,
+            self.depth_limit
+                .map_or(self.max_depth, |d| self.max_depth.min(d)),
             self.elapsed_s,
-            if self.complete {
-                "complete"
-            } else {
-                "INCOMPLETE (cut short: not every reachable state was checked)"
+            match (self.complete, self.depth_limit) {
+                (true, _) => "complete".to_string(),
+                (false, Some(d)) => format!("every state up to depth {d} checked, none beyond"),
+                (false, None) =>
+                    "INCOMPLETE (cut short: not every reachable state was checked)".to_string(),
             }
         );
         if let Some(bytes) = self.table_bytes {
@@ -172,15 +203,38 @@ impl Outcome {
                 bytes as f64 / (1 << 20) as f64
             );
         }
-        for p in &self.properties {
+        // Under --bug the properties it names come first.
+        let mut listed: Vec<&PropertyOutcome> = self.properties.iter().collect();
+        listed.sort_by_key(|p| !self.targeted(p));
+        for p in listed {
+            let bugged = self.bug.is_some() && !self.bug_breaks.is_empty();
+            let depth = self.depth_limit.map(|d| match p.expectation.as_str() {
+                "always" => format!("  (no violation up to depth {d})"),
+                "sometimes" => format!("  (no example up to depth {d})"),
+                _ => format!("  (undecided: paths cut at depth {d})"),
+            });
             let note = match (p.expectation.as_str(), p.status) {
-                ("eventually", Status::Holds) if self.engine == "stateright" => {
-                    "  (no counterexample on acyclic paths)"
+                (_, Status::Violated | Status::NotFound) if bugged && self.targeted(p) => {
+                    "  <- the bug's target: broken, as expected".to_string()
                 }
-                ("eventually", Status::Holds) => "  (no dead end or cycle avoids it; no fairness)",
-                (_, s) if s.as_expected() => "",
-                (_, Status::Unknown) => "  (undecided)",
-                _ => "  <- unexpected",
+                (_, s) if bugged && self.targeted(p) && s != Status::Unknown => {
+                    "  <- the bug's target: NOT broken".to_string()
+                }
+                ("sometimes", Status::NotFound) if bugged => {
+                    "  (not reached in the bug's small configuration)".to_string()
+                }
+                (_, Status::Violated) if bugged => {
+                    "  <- unexpected: the bug breaks this too".into()
+                }
+                ("eventually", Status::Holds) if self.engine == "stateright" => {
+                    "  (no counterexample on acyclic paths)".to_string()
+                }
+                ("eventually", Status::Holds) => {
+                    "  (no dead end or cycle avoids it; no fairness)".to_string()
+                }
+                (_, s) if s.as_expected() => String::new(),
+                (_, Status::Unknown) => depth.unwrap_or_else(|| "  (undecided)".to_string()),
+                _ => "  <- unexpected".to_string(),
             };
             let _ = writeln!(
                 out,
@@ -207,6 +261,9 @@ impl Outcome {
             for (i, step) in trace.iter().enumerate() {
                 let _ = writeln!(out, "  {:>3}. {step}", i + 1);
             }
+            if let Some(why) = &p.evidence {
+                let _ = writeln!(out, "  why: {why}");
+            }
             if let Some(k) = p.cycle_start {
                 let _ = writeln!(
                     out,
@@ -216,16 +273,16 @@ impl Outcome {
                 );
             }
             if let Some(last) = &p.last_state {
-                const MAX_LINES: usize = 60;
+                let max_lines = if full_state { usize::MAX } else { 60 };
                 let _ = writeln!(out, "  last state:");
-                for line in last.lines().take(MAX_LINES) {
+                for line in last.lines().take(max_lines) {
                     let _ = writeln!(out, "    {line}");
                 }
-                let more = last.lines().count().saturating_sub(MAX_LINES);
+                let more = last.lines().count().saturating_sub(max_lines);
                 if more > 0 {
                     let _ = writeln!(
                         out,
-                        "    ... {more} more lines (--json has the whole state)"
+                        "    ... {more} more lines (--full-state prints them, --json has them too)"
                     );
                 }
             }
@@ -246,6 +303,43 @@ impl Outcome {
             .iter()
             .filter(|p| p.status == Status::Unknown)
             .count();
+        let targets_broken = self
+            .properties
+            .iter()
+            .filter(|p| self.targeted(p))
+            .all(|p| matches!(p.status, Status::Violated | Status::NotFound));
+        let others_violated = self
+            .properties
+            .iter()
+            .filter(|p| !self.targeted(p) && p.status == Status::Violated)
+            .count();
+        if self.bug.is_some() && !self.bug_breaks.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nresult: {}",
+                match (targets_broken, others_violated) {
+                    (true, 0) => format!(
+                        "the bug breaks what it names ({}), and nothing else",
+                        self.bug_breaks.join("; ")
+                    ),
+                    (true, n) => format!(
+                        "the bug breaks what it names ({}), and {n} other propert{} too",
+                        self.bug_breaks.join("; "),
+                        if n == 1 { "y" } else { "ies" }
+                    ),
+                    (false, _) => format!(
+                        "the bug was not caught: not all of {} broken{}",
+                        self.bug_breaks.join("; "),
+                        if self.complete {
+                            ""
+                        } else {
+                            " (the run was cut short)"
+                        }
+                    ),
+                }
+            );
+            return out;
+        }
         let _ = writeln!(
             out,
             "\nresult: {}",
@@ -255,10 +349,16 @@ impl Outcome {
                     "{unexpected} of {} properties not as expected",
                     self.properties.len()
                 ),
-                _ => format!(
-                    "no counterexample yet, but {unknown} of {} properties undecided: the run was cut short",
-                    self.properties.len()
-                ),
+                _ => match self.depth_limit {
+                    Some(d) => format!(
+                        "no counterexample up to depth {d}; {unknown} of {} properties undecided beyond it",
+                        self.properties.len()
+                    ),
+                    None => format!(
+                        "no counterexample yet, but {unknown} of {} properties undecided: the run was cut short",
+                        self.properties.len()
+                    ),
+                },
             }
         );
         out
@@ -295,6 +395,7 @@ mod tests {
             explorer_path: None,
             last_state: None,
             cycle_start: None,
+            evidence: None,
         }
     }
 
@@ -313,6 +414,8 @@ mod tests {
             max_depth: 1,
             elapsed_s: 0.0,
             table_bytes: None,
+            bug_breaks: Vec::new(),
+            depth_limit: None,
             complete,
             properties,
         }

@@ -100,6 +100,36 @@ pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpti
         .map(|(k, v)| (k.to_string(), crate::outcome::value_json(v)))
         .collect();
     outcome.bug = bug.map(str::to_string);
+    if let Some(b) = bug.and_then(|b| S::BUGS.iter().find(|x| x.name == b)) {
+        outcome.bug_breaks = b.breaks.iter().map(|n| n.to_string()).collect();
+    }
+    // The depth was the only limit: the summary can say "no violation up to depth N".
+    let exhaustive = matches!(opts.strategy, Strategy::Bfs | Strategy::Dfs)
+        && opts.max_states.is_none()
+        && opts.timeout.is_none()
+        && !opts.first_failure;
+    if exhaustive {
+        outcome.depth_limit = opts.depth;
+    }
+    // The evidence of each violation, from the model, at the counterexample's last state.
+    let model = S::build(params, bug);
+    for p in &mut outcome.properties {
+        if p.status.as_expected() {
+            continue;
+        }
+        let Some(path) = p
+            .explorer_path
+            .as_deref()
+            .and_then(|l| l.strip_prefix("#/steps/"))
+        else {
+            continue;
+        };
+        if let Ok(state) = crate::explorer::parse_path(path)
+            .and_then(|indices| crate::explorer::walk(&model, &indices))
+        {
+            p.evidence = S::explain(&model, &state, &p.name);
+        }
+    }
     outcome
 }
 
@@ -175,6 +205,8 @@ fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpt
         complete,
         properties,
         table_bytes: Some(report.table_bytes),
+        bug_breaks: Vec::new(),
+        depth_limit: None,
     }
 }
 
@@ -207,6 +239,7 @@ where
         explorer_path,
         last_state,
         cycle_start: None,
+        evidence: None,
     }
 }
 
@@ -440,6 +473,8 @@ where
         complete,
         properties,
         table_bytes: None,
+        bug_breaks: Vec::new(),
+        depth_limit: None,
     }
 }
 

@@ -299,7 +299,10 @@ fn the_cli_prints_a_lasso() {
             explorer_path: Some("#/steps/0/0/0/0".into()),
             last_state: Some("0".into()),
             cycle_start: Some(0),
+            evidence: None,
         }],
+        bug_breaks: Vec::new(),
+        depth_limit: None,
     };
     let text = o.summary("checker m");
     assert!(text.contains("steps 1..3 repeat"), "{text}");

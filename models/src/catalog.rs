@@ -242,4 +242,10 @@ pub trait Spec: 'static {
     fn representative() -> Option<Representative<Self::State>> {
         None
     }
+
+    /// Why `property` fails at `state`, in the paper's terms (the two leaders of one term, the
+    /// dependency cycle): printed with a counterexample. `None`: the property's name says it all.
+    fn explain(_model: &Self::Model, _state: &Self::State, _property: &str) -> Option<String> {
+        None
+    }
 }

@@ -338,6 +338,10 @@ impl Spec for RaftSpec {
     fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
         build(params, bug)
     }
+
+    fn explain(m: &RaftModel, s: &model::RaftModelState, property: &str) -> Option<String> {
+        model::explain(m, s, property)
+    }
 }
 
 /// The `raft-tcp` entry of the checker's registry: the same model, configured as the servers
@@ -372,6 +376,10 @@ impl Spec for RaftTcpSpec {
 
     fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
         build(params, bug)
+    }
+
+    fn explain(m: &RaftModel, s: &model::RaftModelState, property: &str) -> Option<String> {
+        model::explain(m, s, property)
     }
 }
 

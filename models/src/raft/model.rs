@@ -358,6 +358,28 @@ fn election_safety(_: &RaftModel, s: &RaftModelState) -> bool {
     terms.windows(2).all(|w| w[0] != w[1])
 }
 
+/// The evidence of a violated property at `s`, for people: the leaders of a term that had two.
+pub fn explain(_: &RaftModel, s: &RaftModelState, property: &str) -> Option<String> {
+    match property {
+        "Election Safety" => {
+            let mut by_term: BTreeMap<Term, Vec<String>> = BTreeMap::new();
+            for (term, id) in &s.history.ghost.leaders {
+                by_term
+                    .entry(*term)
+                    .or_default()
+                    .push(format!("S{}", usize::from(*id)));
+            }
+            let (term, leaders) = by_term.into_iter().find(|(_, l)| l.len() > 1)?;
+            Some(format!(
+                "term {term} has {} leaders: {} (§5.2: at most one leader per term)",
+                leaders.len(),
+                leaders.join(" and ")
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Property: two logs with an entry of the same index and term are identical up to it (§5.3).
 fn log_matching(m: &RaftModel, s: &RaftModelState) -> bool {
     let live: Vec<&ServerState> = live_servers(m.cfg(), s).map(|(_, s)| s).collect();

@@ -213,6 +213,10 @@ impl Spec for TwoPcSpec {
         },
     ];
 
+    fn explain(m: &TwoPcModel, s: &model::TwoPcModelState, property: &str) -> Option<String> {
+        model::explain(m, s, property)
+    }
+
     fn build(params: &Params, bug: Option<&'static str>) -> TwoPcModel {
         let bug = bug.map(|b| {
             TwoPcBug::from_name(b)

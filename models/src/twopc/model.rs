@@ -376,6 +376,17 @@ fn serializable(m: &TwoPcModel, s: &TwoPcModelState) -> bool {
     h.iter().filter(|t| t.committed).count() < 2 || check_serializable(&h).is_ok()
 }
 
+/// The evidence of a violated property at `s`, for people: the serializability checker's
+/// anomaly and its dependency cycle.
+pub fn explain(m: &TwoPcModel, s: &TwoPcModelState, property: &str) -> Option<String> {
+    match property {
+        "serializability" => check_serializable(&history(m.cfg(), s))
+            .err()
+            .map(|v| v.to_string()),
+        _ => None,
+    }
+}
+
 /// Property: a participant that voted Prepared no longer decides alone (§9.6.3; Gray & Lamport
 /// §3): it stays prepared until it learns the coordinator's decision, and then follows it.
 fn prepared_waits(m: &TwoPcModel, s: &TwoPcModelState) -> bool {
