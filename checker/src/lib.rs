@@ -17,6 +17,7 @@ pub mod outcome;
 pub mod registry;
 pub mod reports;
 pub mod run;
+pub mod trace_html;
 
 pub use outcome::{Outcome, PropertyOutcome, Status};
 pub use registry::{find, Protocol, MODELS};

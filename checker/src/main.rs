@@ -73,6 +73,10 @@ struct CheckArgs {
     /// Print each counterexample's last state in full (the summary cuts it at 60 lines).
     #[arg(long)]
     full_state: bool,
+    /// Write the first counterexample (else the first example found) as a self-contained HTML
+    /// page: a space-time diagram of the actors and the state after each step.
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
     /// Record the default configuration's result in reports/<model>.json.
     #[arg(long, conflicts_with_all = ["explore", "sim", "dfs", "symmetry", "depth", "max_states", "timeout", "bug", "first_failure"])]
     write_report: bool,
@@ -398,6 +402,47 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
                 args.full_state
             )
         );
+    }
+    if let Some(file) = &args.html {
+        let chosen = outcome
+            .properties
+            .iter()
+            .find(|p| p.status == checker::Status::Violated && p.explorer_path.is_some())
+            .or_else(|| {
+                outcome
+                    .properties
+                    .iter()
+                    .find(|p| p.explorer_path.is_some())
+            });
+        let Some(p) = chosen else {
+            eprintln!("checker: --html: no counterexample or example to draw");
+            return Ok(ExitCode::from(outcome.exit_code()));
+        };
+        let header = checker::trace_html::Header {
+            model: protocol.name().to_string(),
+            paper: protocol.paper().to_string(),
+            params: outcome
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
+                .collect::<Vec<_>>()
+                .join(" "),
+            bug: bug.map(str::to_string),
+            property: p.name.clone(),
+            expectation: p.expectation.clone(),
+            evidence: p.evidence.clone(),
+        };
+        let path = p
+            .explorer_path
+            .as_deref()
+            .and_then(|l| l.strip_prefix("#/steps/"))
+            .unwrap_or_default();
+        let page = protocol
+            .trace_html(&params, bug, path, &header)
+            .map_err(|e| anyhow::anyhow!("--html: {e}"))?;
+        std::fs::write(file, page)
+            .map_err(|e| anyhow::anyhow!("--html: cannot write {}: {e}", file.display()))?;
+        eprintln!("wrote {} (\"{}\")", file.display(), p.name);
     }
     if args.write_report {
         let baseline = reports::Baseline::from_outcome(protocol, &outcome);

@@ -44,6 +44,14 @@ pub trait Protocol: Sync {
     fn properties(&self) -> Vec<(&'static str, Expectation)>;
     /// Checks the model with `params` and the named bug seeded.
     fn check(&self, params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome;
+    /// The trace viewer's page ([`crate::trace_html`]) for the path `path` (`0/3/1`).
+    fn trace_html(
+        &self,
+        params: &Params,
+        bug: Option<&'static str>,
+        path: &str,
+        header: &crate::trace_html::Header,
+    ) -> Result<String, String>;
     /// Serves the workbench's web explorer ([`crate::explorer`]) on `server`; blocks while it
     /// serves.
     fn explore(&self, params: &Params, bug: Option<&'static str>, server: tiny_http::Server);
@@ -95,6 +103,17 @@ impl<S: Spec> Protocol for Registered<S> {
 
     fn check(&self, params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome {
         run::check::<S>(params, bug, opts)
+    }
+
+    fn trace_html(
+        &self,
+        params: &Params,
+        bug: Option<&'static str>,
+        path: &str,
+        header: &crate::trace_html::Header,
+    ) -> Result<String, String> {
+        let indices = crate::explorer::parse_path(path)?;
+        crate::trace_html::render::<S>(&S::build(params, bug), &indices, header)
     }
 
     fn explore(&self, params: &Params, bug: Option<&'static str>, server: tiny_http::Server) {

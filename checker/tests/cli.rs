@@ -804,3 +804,65 @@ fn a_depth_bound_run_says_what_it_checked() {
         "{text}"
     );
 }
+
+/// `--html FILE` writes the counterexample as a page whose data says who sent what when: the
+/// vote that makes a second leader in Raft's forget-vote bug is drawn from the step that sent it.
+#[test]
+fn html_writes_a_space_time_diagram_of_the_counterexample() {
+    let dir = std::env::temp_dir().join(format!("checker-html-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("raft.html");
+    let out = checker(&[
+        "raft",
+        "--bug",
+        "forget-vote",
+        "--quiet",
+        "--html",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 1);
+    let page = std::fs::read_to_string(&file).unwrap();
+    let start = page
+        .find(r#"<script id="data" type="application/json">"#)
+        .unwrap();
+    let json = &page[start..];
+    let json = &json[json.find('>').unwrap() + 1..json.find("</script>").unwrap()];
+    let data: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(data["header"]["property"], "Election Safety");
+    assert!(data["header"]["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("S0 and S1"));
+    assert_eq!(
+        data["actors"],
+        serde_json::json!(["Server 0", "Server 1", "Server 2"])
+    );
+    let steps = data["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 8);
+    let last = &steps[7];
+    assert_eq!(last["kind"], "deliver");
+    assert_eq!(
+        (last["src"].as_u64(), last["actor"].as_u64()),
+        (Some(2), Some(1))
+    );
+    // Server 2's vote was sent when it handled step 6's RequestVote.
+    assert_eq!(last["sent_at"].as_u64(), Some(6));
+    assert_eq!(last["violated"], serde_json::json!(["Election Safety"]));
+    assert_eq!(steps[4]["kind"], "crash");
+    assert_eq!(steps[6]["violated"], serde_json::json!([]));
+    // A model that is not an actor model gets its steps and states, without a diagram.
+    let file = dir.join("twophase.html");
+    let out = checker(&[
+        "twophase",
+        "--bug",
+        "tm-commits-early",
+        "--quiet",
+        "--html",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 1);
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("TCConsistent"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -243,9 +243,59 @@ pub trait Spec: 'static {
         None
     }
 
+    /// The actors of `state`, for the trace viewer's space-time diagram; `None` for a model that
+    /// is not an actor model. [`actors_view`] gives it for any `ActorModelState`.
+    fn actors(_state: &Self::State) -> Option<ActorsView> {
+        None
+    }
+
     /// Why `property` fails at `state`, in the paper's terms (the two leaders of one term, the
     /// dependency cycle): printed with a counterexample. `None`: the property's name says it all.
     fn explain(_model: &Self::Model, _state: &Self::State, _property: &str) -> Option<String> {
         None
+    }
+}
+
+/// What the trace viewer draws of an actor model's state: each actor's state as text (its
+/// `Debug`), and the messages in flight as (sender, receiver, message) with the message as
+/// stateright's `format_action` prints it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActorsView {
+    pub actors: Vec<String>,
+    pub in_flight: Vec<(usize, usize, String)>,
+}
+
+/// The [`ActorsView`] of an actor model's state.
+pub fn actors_view<A, H>(s: &stateright::actor::ActorModelState<A, H>) -> ActorsView
+where
+    A: stateright::actor::Actor,
+    A::State: Debug,
+    A::Msg: Debug,
+{
+    use stateright::actor::Network;
+    let in_flight = match &s.network {
+        // (stateright 0.31's `iter_all` never moves past the second message of an ordered
+        // channel: it loops forever. The channels are walked here instead.)
+        Network::Ordered(channels) => channels
+            .iter()
+            .flat_map(|((src, dst), msgs)| {
+                msgs.iter()
+                    .map(move |m| (usize::from(*src), usize::from(*dst), format!("{m:?}")))
+            })
+            .collect(),
+        network => network
+            .iter_all()
+            .map(|e| {
+                (
+                    usize::from(e.src),
+                    usize::from(e.dst),
+                    format!("{:?}", e.msg),
+                )
+            })
+            .collect(),
+    };
+    ActorsView {
+        actors: s.actor_states.iter().map(|a| format!("{a:#?}")).collect(),
+        in_flight,
     }
 }

@@ -750,6 +750,10 @@ impl Spec for MapReduceSpec {
         },
     ];
 
+    fn actors(s: &MrModelState) -> Option<crate::catalog::ActorsView> {
+        Some(crate::catalog::actors_view(s))
+    }
+
     fn build(params: &Params, bug: Option<&'static str>) -> MrModel {
         let bug = bug.map(|b| {
             MrBug::from_name(b)

@@ -198,6 +198,10 @@ impl Spec for ChainSpec {
         },
     ];
 
+    fn actors(s: &model::ChainModelState) -> Option<crate::catalog::ActorsView> {
+        Some(crate::catalog::actors_view(s))
+    }
+
     fn build(params: &Params, bug: Option<&'static str>) -> ChainModel {
         build(Mode::Cr, params, bug)
     }
@@ -257,6 +261,10 @@ impl Spec for CraqSpec {
             ],
         },
     ];
+
+    fn actors(s: &model::ChainModelState) -> Option<crate::catalog::ActorsView> {
+        Some(crate::catalog::actors_view(s))
+    }
 
     fn build(params: &Params, bug: Option<&'static str>) -> ChainModel {
         build(Mode::Craq, params, bug)

@@ -783,6 +783,10 @@ impl Spec for CtSpec {
         },
     ];
 
+    fn actors(s: &CtModelState) -> Option<crate::catalog::ActorsView> {
+        Some(crate::catalog::actors_view(s))
+    }
+
     fn build(params: &Params, bug: Option<&'static str>) -> CtModel {
         let behaviours = match params.choice("log") {
             "honest" => vec![Behaviour::Honest],

@@ -335,6 +335,10 @@ impl Spec for RaftSpec {
         },
     ];
 
+    fn actors(s: &model::RaftModelState) -> Option<crate::catalog::ActorsView> {
+        Some(crate::catalog::actors_view(s))
+    }
+
     fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
         build(params, bug)
     }
@@ -373,6 +377,10 @@ impl Spec for RaftTcpSpec {
     });
     const BUGS: &'static [Bug] = &[];
     const BASELINE_DEPTH: Option<usize> = Some(6);
+
+    fn actors(s: &model::RaftModelState) -> Option<crate::catalog::ActorsView> {
+        Some(crate::catalog::actors_view(s))
+    }
 
     fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
         build(params, bug)

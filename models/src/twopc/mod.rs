@@ -217,6 +217,10 @@ impl Spec for TwoPcSpec {
         model::explain(m, s, property)
     }
 
+    fn actors(s: &model::TwoPcModelState) -> Option<crate::catalog::ActorsView> {
+        Some(crate::catalog::actors_view(s))
+    }
+
     fn build(params: &Params, bug: Option<&'static str>) -> TwoPcModel {
         let bug = bug.map(|b| {
             TwoPcBug::from_name(b)
