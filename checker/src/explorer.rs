@@ -115,9 +115,10 @@ pub fn walk<M: Model>(model: &M, indices: &[usize]) -> Result<M::State, String> 
             .into_iter()
             .nth(i)
             .ok_or_else(|| format!("step {}: no action {i}", k + 1))?;
-        state = model
-            .next_state(&state, action)
-            .ok_or_else(|| format!("step {}: action {i} changes nothing", k + 1))?;
+        // (A simulation's path can hold an action that changes nothing.)
+        if let Some(next) = model.next_state(&state, action) {
+            state = next;
+        }
     }
     Ok(state)
 }
@@ -150,9 +151,9 @@ where
             .nth(i)
             .ok_or_else(|| format!("step {}: no action {i}", k + 1))?;
         let shown = model.format_action(&action).to_string().replace('\n', " ");
-        state = model
-            .next_state(&state, action)
-            .ok_or_else(|| format!("step {}: action {i} changes nothing", k + 1))?;
+        if let Some(next) = model.next_state(&state, action) {
+            state = next;
+        }
         steps.push(StepView {
             action: Some(shown),
             state: format!("{state:#?}"),

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod explorer;
 pub mod history;
 pub mod merkle_vectors;
+pub mod minimise;
 pub mod outcome;
 pub mod registry;
 pub mod reports;

@@ -70,6 +70,10 @@ struct CheckArgs {
     /// No progress on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Shorten counterexamples to always properties by removing the steps they do not need
+    /// (always done for --sim and --dfs, whose paths are not shortest).
+    #[arg(long)]
+    minimise: bool,
     /// Print each counterexample's last state in full (the summary cuts it at 60 lines).
     #[arg(long)]
     full_state: bool,
@@ -389,6 +393,7 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
         symmetry: args.symmetry,
         progress: !args.quiet,
         first_failure: args.first_failure,
+        minimise: args.minimise,
     };
     let outcome = protocol.check(&params, bug, &opts);
 

@@ -65,6 +65,9 @@ pub struct PropertyOutcome {
     /// leaders of one term, the dependency cycle), where the model says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// The counterexample's length before steps it does not need were removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimised_from: Option<usize>,
 }
 
 /// The result of one run; serialised as the `--json` object.
@@ -171,11 +174,18 @@ impl Outcome {
                 )
             };
         }
+        // A random walk's states are not a search's: count steps walked, not unique states.
+        let counts = if self.strategy == "sim" {
+            format!("{} steps walked at random", self.generated_states)
+        } else {
+            format!(
+                "{} unique states, {} generated",
+                self.unique_states, self.generated_states
+            )
+        };
         let _ = writeln!(
             out,
-            "{} unique states, {} generated, max depth {}, {:.2} s, {}",
-            self.unique_states,
-            self.generated_states,
+            "{counts}, max depth {}, {:.2} s, {}",
             self.depth_limit
                 .map_or(self.max_depth, |d| self.max_depth.min(d)),
             self.elapsed_s,
@@ -252,11 +262,14 @@ impl Outcome {
             }
             let _ = writeln!(
                 out,
-                "\ncounterexample to \"{}\" ({}), {} step{}:",
+                "\ncounterexample to \"{}\" ({}), {} step{}{}:",
                 p.name,
                 p.expectation,
                 trace.len(),
-                if trace.len() == 1 { "" } else { "s" }
+                if trace.len() == 1 { "" } else { "s" },
+                p.minimised_from
+                    .map(|n| format!(" (minimised from {n})"))
+                    .unwrap_or_default()
             );
             for (i, step) in trace.iter().enumerate() {
                 let _ = writeln!(out, "  {:>3}. {step}", i + 1);
@@ -396,6 +409,7 @@ mod tests {
             last_state: None,
             cycle_start: None,
             evidence: None,
+            minimised_from: None,
         }
     }
 

@@ -69,6 +69,16 @@ pub struct RunOptions {
     pub progress: bool,
     /// Stop at the first counterexample (an `always` or `eventually` property violated).
     pub first_failure: bool,
+    /// Shorten counterexamples to `always` properties by removing steps ([`crate::minimise`]).
+    /// Always done for simulations and DFS, whose paths are not shortest.
+    pub minimise: bool,
+}
+
+impl RunOptions {
+    /// Whether counterexamples are minimised: when asked, and for simulations and DFS.
+    pub fn minimises(&self) -> bool {
+        self.minimise || !matches!(self.strategy, Strategy::Bfs)
+    }
 }
 
 impl Default for RunOptions {
@@ -83,6 +93,7 @@ impl Default for RunOptions {
             symmetry: false,
             progress: false,
             first_failure: false,
+            minimise: false,
         }
     }
 }
@@ -184,7 +195,8 @@ fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpt
         .map(|p| {
             let found = discoveries.remove(p.name);
             let cycle_start = found.as_ref().and_then(|d| d.cycle_start);
-            let mut outcome = property_outcome(&model, p, found.map(|d| d.path), complete);
+            let mut outcome =
+                property_outcome(&model, p, found.map(|d| d.path), complete, opts.minimises());
             outcome.cycle_start = cycle_start;
             outcome
         })
@@ -216,13 +228,24 @@ fn property_outcome<M>(
     p: &Property<M>,
     path: Option<Path<M::State, M::Action>>,
     complete: bool,
+    minimise: bool,
 ) -> PropertyOutcome
 where
     M: Model,
-    M::State: std::fmt::Debug + PartialEq,
-    M::Action: std::fmt::Debug + PartialEq,
+    M::State: std::fmt::Debug + PartialEq + Clone,
+    M::Action: std::fmt::Debug + PartialEq + Clone,
 {
     let status = status(&p.expectation, path.is_some(), complete);
+    let mut minimised_from = None;
+    let path = match path {
+        Some(path) if minimise && p.expectation == Expectation::Always => {
+            let (shorter, before) = crate::minimise::minimise(model, p, path);
+            let after = shorter.clone().into_actions().len();
+            minimised_from = (after < before).then_some(before);
+            Some(shorter)
+        }
+        path => path,
+    };
     let (trace, explorer_path, last_state) = match path {
         Some(path) => {
             let encoded = path.encode(model);
@@ -240,6 +263,7 @@ where
         last_state,
         cycle_start: None,
         evidence: None,
+        minimised_from,
     }
 }
 
@@ -451,7 +475,10 @@ where
 
     let properties = properties
         .iter()
-        .map(|p| property_outcome(model, p, discoveries.remove(p.name), complete))
+        .map(|p| {
+            let found = discoveries.remove(p.name);
+            property_outcome(model, p, found, complete, opts.minimises())
+        })
         .collect();
 
     Outcome {

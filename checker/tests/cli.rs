@@ -866,3 +866,32 @@ fn html_writes_a_space_time_diagram_of_the_counterexample() {
         .contains("TCConsistent"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A random walk's counterexample is minimised: the steps the violation does not need (and
+/// the steps that change nothing, which a simulation records) are removed.
+#[test]
+fn a_simulation_counterexample_is_minimised() {
+    let out = checker(&[
+        "raft",
+        "--bug",
+        "forget-vote",
+        "--sim",
+        "--seed",
+        "1",
+        "--threads",
+        "1",
+        "--first-failure",
+        "--timeout",
+        "30",
+        "--quiet",
+    ]);
+    assert_eq!(code(&out), 1);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("steps walked at random"), "{text}");
+    // BFS's shortest counterexample has 7 steps; the walk's is cut down to as few.
+    assert!(
+        text.contains("counterexample to \"Election Safety\" (always), 7 steps (minimised from"),
+        "{text}"
+    );
+    assert!(text.contains("why: term 1 has 2 leaders"), "{text}");
+}

@@ -300,6 +300,7 @@ fn the_cli_prints_a_lasso() {
             last_state: Some("0".into()),
             cycle_start: Some(0),
             evidence: None,
+            minimised_from: None,
         }],
         bug_breaks: Vec::new(),
         depth_limit: None,
