@@ -99,7 +99,21 @@ pub fn verdicts<M: Model>(model: &M, state: &M::State) -> Vec<Verdict> {
 }
 
 /// The last state of the path `indices` (stateright's encoding), or why there is none.
-pub fn walk<M: Model>(model: &M, indices: &[usize]) -> Result<M::State, String> {
+pub fn walk<M: Model>(model: &M, indices: &[usize]) -> Result<M::State, String>
+where
+    M::State: Clone,
+{
+    walk_all(model, indices)?
+        .pop()
+        .ok_or_else(|| "an empty path".to_string())
+}
+
+/// Every state of the path `indices`, the initial one first.
+pub fn walk_all<M: Model>(model: &M, indices: &[usize]) -> Result<Vec<M::State>, String>
+where
+    M::State: Clone,
+{
+    let mut states = Vec::new();
     let (&first, rest) = indices
         .split_first()
         .ok_or("a path starts with an initial state's index")?;
@@ -116,11 +130,15 @@ pub fn walk<M: Model>(model: &M, indices: &[usize]) -> Result<M::State, String> 
             .nth(i)
             .ok_or_else(|| format!("step {}: no action {i}", k + 1))?;
         // (A simulation's path can hold an action that changes nothing.)
-        if let Some(next) = model.next_state(&state, action) {
-            state = next;
-        }
+        let next = model.next_state(&state, action);
+        states.push(state);
+        state = match next {
+            Some(next) => next,
+            None => states.last().expect("just pushed").clone(),
+        };
     }
-    Ok(state)
+    states.push(state);
+    Ok(states)
 }
 
 /// The states along the path `indices` (stateright's encoding), or why there is none.

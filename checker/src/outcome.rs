@@ -68,6 +68,12 @@ pub struct PropertyOutcome {
     /// The counterexample's length before steps it does not need were removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimised_from: Option<usize>,
+    /// The last state in the paper's terms, where the model gives such a view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
+    /// For each step, the lines of that view it changed (TLC's error trace shows the state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<Vec<String>>>,
 }
 
 /// The result of one run; serialised as the `--json` object.
@@ -273,6 +279,9 @@ impl Outcome {
             );
             for (i, step) in trace.iter().enumerate() {
                 let _ = writeln!(out, "  {:>3}. {step}", i + 1);
+                for line in p.changes.iter().filter_map(|c| c.get(i)).flatten() {
+                    let _ = writeln!(out, "         ~ {line}");
+                }
             }
             if let Some(why) = &p.evidence {
                 let _ = writeln!(out, "  why: {why}");
@@ -285,7 +294,12 @@ impl Outcome {
                     trace.len()
                 );
             }
-            if let Some(last) = &p.last_state {
+            if let Some(view) = p.view.as_ref().filter(|_| !full_state) {
+                let _ = writeln!(out, "  last state (--full-state for every field):");
+                for line in view.lines() {
+                    let _ = writeln!(out, "    {line}");
+                }
+            } else if let Some(last) = &p.last_state {
                 let max_lines = if full_state { usize::MAX } else { 60 };
                 let _ = writeln!(out, "  last state:");
                 for line in last.lines().take(max_lines) {
@@ -410,6 +424,8 @@ mod tests {
             cycle_start: None,
             evidence: None,
             minimised_from: None,
+            view: None,
+            changes: None,
         }
     }
 

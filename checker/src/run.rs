@@ -135,10 +135,29 @@ pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpti
         else {
             continue;
         };
-        if let Ok(state) = crate::explorer::parse_path(path)
-            .and_then(|indices| crate::explorer::walk(&model, &indices))
-        {
-            p.evidence = S::explain(&model, &state, &p.name);
+        let Ok(states) = crate::explorer::parse_path(path)
+            .and_then(|indices| crate::explorer::walk_all(&model, &indices))
+        else {
+            continue;
+        };
+        // Actors by role in the steps: `S1 → RequestVote {..} → S2`.
+        if let (Some(names), Some(trace)) = (S::actor_names(&model), p.trace.as_mut()) {
+            for step in trace.iter_mut() {
+                *step = name_actors(step, &names);
+            }
+        }
+        let last = states.last().expect("a path has a state");
+        p.evidence = S::explain(&model, last, &p.name);
+        // The paper's view of the last state, and the lines of it each step changed.
+        let views: Option<Vec<String>> = states.iter().map(|s| S::view(&model, s)).collect();
+        if let Some(views) = views {
+            p.changes = Some(
+                views
+                    .windows(2)
+                    .map(|w| changed_lines(&w[0], &w[1]))
+                    .collect(),
+            );
+            p.view = views.last().cloned();
         }
     }
     outcome
@@ -222,6 +241,52 @@ fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpt
     }
 }
 
+/// `text` with each `Id(n)` written as `names[n]`.
+fn name_actors(text: &str, names: &[String]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("Id(") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 3..];
+        let end = after.find(')').unwrap_or(0);
+        match after[..end]
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| names.get(n))
+        {
+            Some(name) => {
+                out.push_str(name);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("Id(");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The lines of `after` that are not in `before` (as a multiset).
+fn changed_lines(before: &str, after: &str) -> Vec<String> {
+    let mut left: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for l in before.lines() {
+        *left.entry(l).or_default() += 1;
+    }
+    after
+        .lines()
+        .filter(|l| match left.get_mut(l) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 /// A property's verdict, with its discovery (if any) described for people and for the explorer.
 fn property_outcome<M>(
     model: &M,
@@ -264,6 +329,8 @@ where
         cycle_start: None,
         evidence: None,
         minimised_from,
+        view: None,
+        changes: None,
     }
 }
 

@@ -774,6 +774,13 @@ fn a_bug_summary_names_its_target_and_shows_the_evidence() {
         text.contains("why: term 1 has 2 leaders: S0 and S1"),
         "{text}"
     );
+    // Steps name actors by role and show what they changed, in Raft's terms (TLC-style).
+    assert!(text.contains("2. S0 → RequestVote { term: 1"), "{text}");
+    assert!(
+        text.contains("~ S1 Leader (match [0, 0]) t1 voted S1 log [] commit 0"),
+        "{text}"
+    );
+    assert!(text.contains("~ leaders so far: t1 S0, t1 S1"), "{text}");
     assert!(
         text.contains("an entry is committed  (not reached in the bug's small configuration)"),
         "{text}"

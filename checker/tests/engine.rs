@@ -301,6 +301,8 @@ fn the_cli_prints_a_lasso() {
             cycle_start: Some(0),
             evidence: None,
             minimised_from: None,
+            view: None,
+            changes: None,
         }],
         bug_breaks: Vec::new(),
         depth_limit: None,

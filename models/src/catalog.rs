@@ -249,6 +249,20 @@ pub trait Spec: 'static {
         None
     }
 
+    /// `state` in the paper's terms, one line per actor and then what the properties read (Raft:
+    /// `S1 Leader t1 voted S1 log [1:t1 Put x=1] commit 1`): the CLI prints it for a
+    /// counterexample's last state and, after each step, the lines the step changed. `None`: the
+    /// state's `Debug` is all there is.
+    fn view(_model: &Self::Model, _state: &Self::State) -> Option<String> {
+        None
+    }
+
+    /// The actors' names by role, in id order (Raft: `S0`, `S1`, `S2`, `C3`): the CLI writes
+    /// them for `Id(n)` in the steps it prints. `None`: ids stay as they are.
+    fn actor_names(_model: &Self::Model) -> Option<Vec<String>> {
+        None
+    }
+
     /// Why `property` fails at `state`, in the paper's terms (the two leaders of one term, the
     /// dependency cycle): printed with a counterexample. `None`: the property's name says it all.
     fn explain(_model: &Self::Model, _state: &Self::State, _property: &str) -> Option<String> {

@@ -346,6 +346,14 @@ impl Spec for RaftSpec {
     fn explain(m: &RaftModel, s: &model::RaftModelState, property: &str) -> Option<String> {
         model::explain(m, s, property)
     }
+
+    fn view(m: &RaftModel, s: &model::RaftModelState) -> Option<String> {
+        Some(model::view(m, s))
+    }
+
+    fn actor_names(m: &RaftModel) -> Option<Vec<String>> {
+        Some(model::actor_names(m))
+    }
 }
 
 /// The `raft-tcp` entry of the checker's registry: the same model, configured as the servers

@@ -358,6 +358,112 @@ fn election_safety(_: &RaftModel, s: &RaftModelState) -> bool {
     terms.windows(2).all(|w| w[0] != w[1])
 }
 
+/// `s` in the paper's terms: a line per server (Figure 2's state) and per client, the messages
+/// in flight, and who has led which term.
+pub fn view(m: &RaftModel, s: &RaftModelState) -> String {
+    let id = |i: &Id| format!("S{}", usize::from(*i));
+    let op = |op: &KvOp| match op {
+        KvOp::Put(k, v) => format!("Put {k}={v}"),
+        KvOp::Append(k, v) => format!("Append {k}+={v}"),
+        KvOp::Get(k) => format!("Get {k}"),
+    };
+    let mut lines = Vec::new();
+    for (i, actor) in s.actor_states.iter().enumerate() {
+        match &**actor {
+            RaftState::Server(srv) if i < m.cfg().servers && s.crashed[i] => {
+                lines.push(format!("S{i} crashed (t{} on disk)", srv.current_term));
+            }
+            RaftState::Server(srv) => {
+                let role = match &srv.role {
+                    Role::Follower { leader: Some(l) } => format!("Follower (leader {})", id(l)),
+                    Role::Follower { leader: None } => "Follower".to_string(),
+                    Role::Candidate { votes } => format!(
+                        "Candidate (votes {})",
+                        votes.iter().map(id).collect::<Vec<_>>().join(",")
+                    ),
+                    Role::Leader { match_index, .. } => format!("Leader (match {match_index:?})"),
+                };
+                let log: Vec<String> = (srv.log.first_index() + 1..=srv.log.last_index())
+                    .filter_map(|k| srv.log.entry(k).map(|e| (k, e)))
+                    .map(|(k, e)| format!("{k}:t{} {}", e.term, op(&e.command.op)))
+                    .collect();
+                let snapshot = match srv.log.first_index() {
+                    0 => String::new(),
+                    n => format!(" snapshot to {n}"),
+                };
+                lines.push(format!(
+                    "S{i} {role} t{} voted {} log [{}]{snapshot} commit {}",
+                    srv.current_term,
+                    srv.voted_for.as_ref().map_or("-".to_string(), id),
+                    log.join(", "),
+                    srv.commit_index,
+                ));
+            }
+            RaftState::Client(c) => lines.push(match &c.op {
+                Some(o) => format!("C{i} {} (request {}) to S{}", op(o), c.seq, c.target),
+                None => format!("C{i} idle after request {}", c.seq),
+            }),
+        }
+    }
+    let in_flight: Vec<String> = catalog_in_flight(m, s);
+    lines.push(format!(
+        "in flight: {}",
+        if in_flight.is_empty() {
+            "nothing".to_string()
+        } else {
+            in_flight.join("; ")
+        }
+    ));
+    let leaders: Vec<String> = s
+        .history
+        .ghost
+        .leaders
+        .iter()
+        .map(|(t, l)| format!("t{t} {}", id(l)))
+        .collect();
+    lines.push(format!(
+        "leaders so far: {}",
+        if leaders.is_empty() {
+            "none".to_string()
+        } else {
+            leaders.join(", ")
+        }
+    ));
+    lines.join("\n")
+}
+
+/// The actors' names: servers `S0`.., then clients `C3`...
+pub fn actor_names(m: &RaftModel) -> Vec<String> {
+    let servers = m.cfg().servers;
+    (0..servers + m.cfg().clients)
+        .map(|i| format!("{}{i}", if i < servers { "S" } else { "C" }))
+        .collect()
+}
+
+/// The messages in flight, `S0→S1 RequestVote t1`.
+fn catalog_in_flight(m: &RaftModel, s: &RaftModelState) -> Vec<String> {
+    let names = actor_names(m);
+    let name = |i: usize| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+    crate::catalog::actors_view(s)
+        .in_flight
+        .into_iter()
+        .map(|(src, dst, msg)| {
+            let kind = msg
+                .split([' ', '(', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let term = msg
+                .split("term: ")
+                .nth(1)
+                .and_then(|t| t.split([',', ' ', '}']).next())
+                .map(|t| format!(" t{t}"))
+                .unwrap_or_default();
+            format!("{}→{} {kind}{term}", name(src), name(dst))
+        })
+        .collect()
+}
+
 /// The evidence of a violated property at `s`, for people: the leaders of a term that had two.
 pub fn explain(_: &RaftModel, s: &RaftModelState, property: &str) -> Option<String> {
     match property {
