@@ -51,6 +51,8 @@ struct Step {
     actors: Option<Vec<String>>,
     /// The whole state.
     state: String,
+    /// The state in the paper's terms, where the model gives a view.
+    view: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -122,6 +124,7 @@ where
         violated(&state),
         format!("{state:#?}"),
     )];
+    let mut views = vec![S::view(model, &state)];
     for (k, &i) in rest.iter().enumerate() {
         let mut actions = Vec::new();
         model.actions(&state, &mut actions);
@@ -140,6 +143,7 @@ where
             violated(&state),
             format!("{state:#?}"),
         ));
+        views.push(S::view(model, &state));
     }
 
     // Sends: what each step put in flight that was not in flight before it.
@@ -162,7 +166,7 @@ where
     }
 
     let mut steps = Vec::new();
-    for (k, (action, view, violated, text)) in states.into_iter().enumerate() {
+    for (k, ((action, view, violated, text), paper)) in states.into_iter().zip(views).enumerate() {
         let (kind, actor, src, sent_at, msg) = match action.as_deref() {
             None => ("init", None, None, None, None),
             Some(a) => match delivery(a) {
@@ -193,18 +197,23 @@ where
             violated,
             actors: view.map(|v| v.actors),
             state: text,
+            view: paper,
         });
     }
-    let actors = steps
-        .first()
-        .and_then(|s| s.actors.as_ref())
-        .map(|a| {
-            a.iter()
-                .enumerate()
-                .map(|(i, s)| actor_name(i, s))
-                .collect()
-        })
-        .unwrap_or_default();
+    let actors = match (
+        S::actor_names(model),
+        steps.first().and_then(|s| s.actors.as_ref()),
+    ) {
+        (Some(names), Some(_)) => names,
+        (_, actors) => actors
+            .map(|a| {
+                a.iter()
+                    .enumerate()
+                    .map(|(i, s)| actor_name(i, s))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
     let page = Page {
         header,
         actors,
