@@ -112,6 +112,8 @@ pub struct JepsenReport {
     pub faults: Vec<FaultRecord>,
     pub seconds: f64,
     pub check_seconds: f64,
+    /// The page of the run (`DIR/history.html`, see [`crate::viewer`]).
+    pub page: PathBuf,
 }
 
 impl JepsenReport {
@@ -238,7 +240,7 @@ struct Counts {
 }
 
 /// Process numbers of one client are its index plus multiples of this.
-const PROCESS_STRIDE: u64 = 1 << 20;
+pub(crate) const PROCESS_STRIDE: u64 = 1 << 20;
 
 /// Runs the test of protocol `S`.
 pub fn run<S: Jepsen>(opts: &JepsenOpts) -> anyhow::Result<JepsenReport>
@@ -456,7 +458,7 @@ where
     let checked = Instant::now();
     let check = S::check(&history, &opts.dir)?;
     let counts = counts.lock().expect("counts lock");
-    Ok(JepsenReport {
+    let report = JepsenReport {
         protocol: S::NAME,
         seed: opts.seed,
         nemesis: opts.nemesis.clone(),
@@ -469,7 +471,10 @@ where
         faults,
         seconds,
         check_seconds: checked.elapsed().as_secs_f64(),
-    })
+        page: opts.dir.join(crate::viewer::PAGE_FILE),
+    };
+    fs::write(&report.page, crate::viewer::page(&report, &history))?;
+    Ok(report)
 }
 
 /// The nodes a fail-stop nemesis may take: those serving, but the spared one.

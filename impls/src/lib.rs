@@ -15,6 +15,8 @@
 //! - [`supervisor`]: local processes started, watched, killed and restarted.
 //! - [`cluster`]: a local cluster of `node` processes: start, kill, restart, faults, status.
 //! - [`jepsen`]: concurrent clients and a nemesis against a cluster, and the history's check.
+//! - [`viewer`]: the page of a `jepsen` run: its operations and faults on a timeline, the
+//!   operations a failed check names, the latency over time.
 //! - [`kv`]: a key-value store's client side (operations, workload, the linearizability check),
 //!   shared by the KV protocols.
 //! - [`raft`]: the Raft KV service (Raft's entry in the registry) and its write-ahead log.
@@ -39,6 +41,7 @@ pub mod service;
 pub mod storage;
 pub mod supervisor;
 pub mod twopc;
+pub mod viewer;
 
 /// Sets up `tracing` for a binary: to stderr, `RUST_LOG` or else `default`.
 pub fn init_tracing(default: &str) {

@@ -6,6 +6,7 @@
 //! Starts a cluster, runs concurrent clients (the model's client actors) doing the protocol's
 //! workload, injects faults meanwhile, writes the history into DIR, checks it with the same
 //! `properties` code the model uses, and prints the verdict, the operation counts and the faults.
+//! The run's page, `DIR/history.html`, draws the history and the faults on a timeline.
 //! The seed and the nemesis are echoed first (and in `--json`), so a run can be repeated. Exit 0
 //! when the history checks and an operation succeeded after the last fault healed; 1 when it
 //! does not check (the failure names the operations); 2 on bad usage or a failure to run; 3 when
@@ -161,6 +162,7 @@ fn test(cli: Cli) -> Result<ExitCode> {
             report.seconds,
             report.check_seconds
         );
+        println!("page: {}", report.page.display());
     }
     Ok(if report.passed() {
         ExitCode::SUCCESS
