@@ -842,7 +842,7 @@ fn html_writes_a_space_time_diagram_of_the_counterexample() {
         .contains("S0 and S1"));
     assert_eq!(
         data["actors"],
-        serde_json::json!(["Server 0", "Server 1", "Server 2"])
+        serde_json::json!(["S0", "S1", "S2"])
     );
     let steps = data["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 8);
