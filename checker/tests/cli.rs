@@ -840,10 +840,7 @@ fn html_writes_a_space_time_diagram_of_the_counterexample() {
         .as_str()
         .unwrap()
         .contains("S0 and S1"));
-    assert_eq!(
-        data["actors"],
-        serde_json::json!(["S0", "S1", "S2"])
-    );
+    assert_eq!(data["actors"], serde_json::json!(["S0", "S1", "S2"]));
     let steps = data["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 8);
     let last = &steps[7];
