@@ -102,6 +102,7 @@ pub fn verdicts<M: Model>(model: &M, state: &M::State) -> Vec<Verdict> {
 pub fn walk<M: Model>(model: &M, indices: &[usize]) -> Result<M::State, String>
 where
     M::State: Clone,
+    M::Action: Debug,
 {
     walk_all(model, indices)?
         .pop()
@@ -112,81 +113,77 @@ where
 pub fn walk_all<M: Model>(model: &M, indices: &[usize]) -> Result<Vec<M::State>, String>
 where
     M::State: Clone,
+    M::Action: Debug,
 {
-    let mut states = Vec::new();
+    Ok(walk_steps(model, indices)?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect())
+}
+
+/// Every step of the path `indices`: the action that led to it, as the CLI prints it (`None`
+/// for the initial state), and the state after it.
+pub fn walk_steps<M: Model>(
+    model: &M,
+    indices: &[usize],
+) -> Result<Vec<(Option<String>, M::State)>, String>
+where
+    M::State: Clone,
+    M::Action: Debug,
+{
     let (&first, rest) = indices
         .split_first()
         .ok_or("a path starts with an initial state's index")?;
-    let mut state = model
+    let init = model
         .init_states()
         .into_iter()
         .nth(first)
         .ok_or_else(|| format!("no initial state {first}"))?;
+    let mut steps = vec![(None, init)];
     for (k, &i) in rest.iter().enumerate() {
+        let state = &steps.last().expect("a path has a state").1;
         let mut actions = Vec::new();
-        model.actions(&state, &mut actions);
+        model.actions(state, &mut actions);
         let action = actions
             .into_iter()
             .nth(i)
             .ok_or_else(|| format!("step {}: no action {i}", k + 1))?;
+        let shown = model.format_action(&action).to_string().replace('\n', " ");
         // (A simulation's path can hold an action that changes nothing.)
-        let next = model.next_state(&state, action);
-        states.push(state);
-        state = match next {
-            Some(next) => next,
-            None => states.last().expect("just pushed").clone(),
-        };
+        let next = model
+            .next_state(state, action)
+            .unwrap_or_else(|| state.clone());
+        steps.push((Some(shown), next));
     }
-    states.push(state);
-    Ok(states)
+    Ok(steps)
 }
 
 /// The states along the path `indices` (stateright's encoding), or why there is none.
 pub fn path_view<M>(model: &M, indices: &[usize]) -> Result<PathView, String>
 where
     M: Model,
-    M::State: Debug,
+    M::State: Debug + Clone,
     M::Action: Debug,
 {
-    let (&first, rest) = indices
-        .split_first()
-        .ok_or("a path starts with an initial state's index")?;
-    let mut state = model
-        .init_states()
-        .into_iter()
-        .nth(first)
-        .ok_or_else(|| format!("no initial state {first}"))?;
-    let mut steps = vec![StepView {
-        action: None,
-        state: format!("{state:#?}"),
-        properties: verdicts(model, &state),
-    }];
-    for (k, &i) in rest.iter().enumerate() {
-        let mut actions = Vec::new();
-        model.actions(&state, &mut actions);
-        let action = actions
-            .into_iter()
-            .nth(i)
-            .ok_or_else(|| format!("step {}: no action {i}", k + 1))?;
-        let shown = model.format_action(&action).to_string().replace('\n', " ");
-        if let Some(next) = model.next_state(&state, action) {
-            state = next;
-        }
-        steps.push(StepView {
-            action: Some(shown),
-            state: format!("{state:#?}"),
-            properties: verdicts(model, &state),
-        });
-    }
+    let walked = walk_steps(model, indices)?;
+    let state = &walked.last().expect("a path has a state").1;
     let mut actions = Vec::new();
-    model.actions(&state, &mut actions);
+    model.actions(state, &mut actions);
     let next = actions
         .into_iter()
         .enumerate()
         .map(|(index, a)| NextView {
             index,
             action: model.format_action(&a).to_string().replace('\n', " "),
-            ignored: model.next_state(&state, a).is_none(),
+            ignored: model.next_state(state, a).is_none(),
+        })
+        .collect();
+    let steps = walked
+        .into_iter()
+        .map(|(action, state)| StepView {
+            action,
+            state: format!("{state:#?}"),
+            properties: verdicts(model, &state),
         })
         .collect();
     Ok(PathView { steps, next })
@@ -213,7 +210,7 @@ pub fn bind(addr: &str) -> Result<Server, String> {
 pub fn serve<M>(server: Server, model: M, about: About)
 where
     M: Model,
-    M::State: Debug,
+    M::State: Debug + Clone,
     M::Action: Debug,
 {
     for request in server.incoming_requests() {
@@ -224,7 +221,7 @@ where
 fn respond<M>(request: Request, model: &M, about: &About)
 where
     M: Model,
-    M::State: Debug,
+    M::State: Debug + Clone,
     M::Action: Debug,
 {
     let url = request.url().to_string();

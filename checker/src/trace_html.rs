@@ -98,14 +98,6 @@ where
     S::State: Debug,
     S::Action: Debug,
 {
-    let (&first, rest) = indices
-        .split_first()
-        .ok_or("a path starts with an initial state's index")?;
-    let mut state = model
-        .init_states()
-        .into_iter()
-        .nth(first)
-        .ok_or_else(|| format!("no initial state {first}"))?;
     let always: Vec<_> = model
         .properties()
         .into_iter()
@@ -118,33 +110,15 @@ where
             .map(|p| p.name.to_string())
             .collect()
     };
-    let mut states = vec![(
-        None,
-        S::actors(&state),
-        violated(&state),
-        format!("{state:#?}"),
-    )];
-    let mut views = vec![S::view(model, &state)];
-    for (k, &i) in rest.iter().enumerate() {
-        let mut actions = Vec::new();
-        model.actions(&state, &mut actions);
-        let action = actions
-            .into_iter()
-            .nth(i)
-            .ok_or_else(|| format!("step {}: no action {i}", k + 1))?;
-        let shown = model.format_action(&action).to_string().replace('\n', " ");
-        // (A simulation's path can hold an action that changes nothing.)
-        if let Some(next) = model.next_state(&state, action) {
-            state = next;
-        }
-        states.push((
-            Some(shown),
-            S::actors(&state),
-            violated(&state),
-            format!("{state:#?}"),
-        ));
-        views.push(S::view(model, &state));
-    }
+    let walked = crate::explorer::walk_steps(model, indices)?;
+    let views: Vec<Option<String>> = walked.iter().map(|(_, s)| S::view(model, s)).collect();
+    let states: Vec<_> = walked
+        .into_iter()
+        .map(|(action, state)| {
+            let text = format!("{state:#?}");
+            (action, S::actors(&state), violated(&state), text)
+        })
+        .collect();
 
     // Sends: what each step put in flight that was not in flight before it.
     let mut sends: Vec<HashMap<(usize, usize, String), usize>> = Vec::new();

@@ -422,6 +422,25 @@ impl NodeState {
     }
 }
 
+/// CRAQ §2.3, at the tail: the newest version of `key` is the committed one.
+fn answer_version_query(
+    s: &NodeState,
+    asker: Id,
+    key: String,
+    client: Id,
+    req: RequestId,
+    o: &mut Out<ChainActor>,
+) {
+    let version = s.newest(&key);
+    let reply = ChainMsg::VersionReply {
+        key,
+        version,
+        client,
+        req,
+    };
+    o.send(asker, reply);
+}
+
 fn reply(o: &mut Out<ChainActor>, client: Id, seq: RequestId, ret: KvRet) {
     o.send(client, ChainMsg::Client(ClientMsg::Reply { seq, ret }));
 }
@@ -682,16 +701,7 @@ impl NodeCfg {
                 ChainMsg::VersionQuery { key, client, req }
                     if self.bug == Some(ChainBug::ServeBeforeHandover) =>
                 {
-                    let version = s.newest(&key);
-                    o.send(
-                        src,
-                        ChainMsg::VersionReply {
-                            key,
-                            version,
-                            client,
-                            req,
-                        },
-                    );
+                    answer_version_query(s, src, key, client, req, o)
                 }
                 msg @ (ChainMsg::Client(_)
                 | ChainMsg::VersionQuery { .. }
@@ -733,16 +743,7 @@ impl NodeCfg {
             }
             ChainMsg::VersionQuery { key, client, req } => {
                 if s.is_tail(id) {
-                    let version = s.newest(&key);
-                    o.send(
-                        src,
-                        ChainMsg::VersionReply {
-                            key,
-                            version,
-                            client,
-                            req,
-                        },
-                    );
+                    answer_version_query(s, src, key, client, req, o);
                 } else if s.handed_over {
                     // The asker's tail was this node: ask the tail for it, and answer the
                     // client from here.

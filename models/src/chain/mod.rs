@@ -146,6 +146,39 @@ fn build(mode: Mode, params: &Params, bug: Option<&'static str>) -> ChainModel {
     .into_model()
 }
 
+/// The seeded bugs both entries take.
+const NO_RESEND: Bug = Bug {
+    name: ChainBug::NoResend.name(),
+    breaks: &[
+        "every operation returns and every version is clean",
+        "a middle node fails and its predecessor resends (CR §3)",
+    ],
+    help: "after a middle node fails its predecessor does not resend Sent: a lost update",
+    params: &[("nodes", "3"), ("clients", "1"), ("failures", "1")],
+};
+
+const ACK_BEFORE_TAIL: Bug = Bug {
+    name: ChainBug::AckBeforeTail.name(),
+    breaks: &[
+        "linearizable client history",
+        "acknowledged writes survive reconfiguration",
+    ],
+    help: "the head acknowledges a write before the tail has it",
+    params: &[("nodes", "2"), ("clients", "1"), ("failures", "0")],
+};
+
+const SERVE_BEFORE_HANDOVER: Bug = Bug {
+    name: ChainBug::ServeBeforeHandover.name(),
+    breaks: &["linearizable client history"],
+    help: "a node added at the tail serves reads before it has the old tail's history",
+    params: &[
+        ("nodes", "2"),
+        ("clients", "1"),
+        ("failures", "1"),
+        ("rejoins", "1"),
+    ],
+};
+
 /// The `chain` entry of the checker's registry: chain replication.
 pub struct ChainSpec;
 
@@ -161,41 +194,15 @@ impl Spec for ChainSpec {
         "Chain replication: writes at the head, reads at the tail, fail-stop nodes removed by a master";
     const PARAMS: &'static [Param] = PARAMS;
     const BUGS: &'static [Bug] = &[
-        Bug {
-            name: ChainBug::NoResend.name(),
-            breaks: &[
-                "every operation returns and every version is clean",
-                "a middle node fails and its predecessor resends (CR §3)",
-            ],
-            help: "after a middle node fails its predecessor does not resend Sent: a lost update",
-            params: &[("nodes", "3"), ("clients", "1"), ("failures", "1")],
-        },
+        NO_RESEND,
         Bug {
             name: ChainBug::ReadAnyReplica.name(),
             breaks: &["linearizable client history"],
             help: "any node answers reads: a stale read after a dirty one",
             params: &[("nodes", "2"), ("clients", "2"), ("failures", "0")],
         },
-        Bug {
-            name: ChainBug::AckBeforeTail.name(),
-            breaks: &[
-                "linearizable client history",
-                "acknowledged writes survive reconfiguration",
-            ],
-            help: "the head acknowledges a write before the tail has it",
-            params: &[("nodes", "2"), ("clients", "1"), ("failures", "0")],
-        },
-        Bug {
-            name: ChainBug::ServeBeforeHandover.name(),
-            breaks: &["linearizable client history"],
-            help: "a node added at the tail serves reads before it has the old tail's history",
-            params: &[
-                ("nodes", "2"),
-                ("clients", "1"),
-                ("failures", "1"),
-                ("rejoins", "1"),
-            ],
-        },
+        ACK_BEFORE_TAIL,
+        SERVE_BEFORE_HANDOVER,
     ];
 
     fn actors(s: &model::ChainModelState) -> Option<crate::catalog::ActorsView> {
@@ -231,35 +238,9 @@ impl Spec for CraqSpec {
             help: "a node answers with its dirty version without asking the tail",
             params: &[("nodes", "2"), ("clients", "2"), ("failures", "0")],
         },
-        Bug {
-            name: ChainBug::NoResend.name(),
-            breaks: &[
-                "every operation returns and every version is clean",
-                "a middle node fails and its predecessor resends (CR §3)",
-            ],
-            help: "after a middle node fails its predecessor does not resend Sent: a lost update",
-            params: &[("nodes", "3"), ("clients", "1"), ("failures", "1")],
-        },
-        Bug {
-            name: ChainBug::AckBeforeTail.name(),
-            breaks: &[
-                "linearizable client history",
-                "acknowledged writes survive reconfiguration",
-            ],
-            help: "the head acknowledges a write before the tail has it",
-            params: &[("nodes", "2"), ("clients", "1"), ("failures", "0")],
-        },
-        Bug {
-            name: ChainBug::ServeBeforeHandover.name(),
-            breaks: &["linearizable client history"],
-            help: "a node added at the tail serves reads before it has the old tail's history",
-            params: &[
-                ("nodes", "2"),
-                ("clients", "1"),
-                ("failures", "1"),
-                ("rejoins", "1"),
-            ],
-        },
+        NO_RESEND,
+        ACK_BEFORE_TAIL,
+        SERVE_BEFORE_HANDOVER,
     ];
 
     fn actors(s: &model::ChainModelState) -> Option<crate::catalog::ActorsView> {
