@@ -47,6 +47,8 @@ pub struct StepView {
     pub action: Option<String>,
     /// The state, in full.
     pub state: String,
+    /// The state in the paper's terms, where the model gives a view.
+    pub view: Option<String>,
     pub properties: Vec<Verdict>,
 }
 
@@ -158,8 +160,11 @@ where
     Ok(steps)
 }
 
+/// A model's view of a state in the paper's terms ([`models::catalog::Spec::view`]).
+pub type View<M> = fn(&M, &<M as Model>::State) -> Option<String>;
+
 /// The states along the path `indices` (stateright's encoding), or why there is none.
-pub fn path_view<M>(model: &M, indices: &[usize]) -> Result<PathView, String>
+pub fn path_view<M>(model: &M, indices: &[usize], view: View<M>) -> Result<PathView, String>
 where
     M: Model,
     M::State: Debug + Clone,
@@ -183,6 +188,7 @@ where
         .map(|(action, state)| StepView {
             action,
             state: format!("{state:#?}"),
+            view: view(model, &state),
             properties: verdicts(model, &state),
         })
         .collect();
@@ -207,18 +213,18 @@ pub fn bind(addr: &str) -> Result<Server, String> {
 }
 
 /// Serves `model` on `server` until the process ends.
-pub fn serve<M>(server: Server, model: M, about: About)
+pub fn serve<M>(server: Server, model: M, about: About, view: View<M>)
 where
     M: Model,
     M::State: Debug + Clone,
     M::Action: Debug,
 {
     for request in server.incoming_requests() {
-        respond(request, &model, &about);
+        respond(request, &model, &about, view);
     }
 }
 
-fn respond<M>(request: Request, model: &M, about: &About)
+fn respond<M>(request: Request, model: &M, about: &About, view: View<M>)
 where
     M: Model,
     M::State: Debug + Clone,
@@ -236,7 +242,7 @@ where
             .collect();
         json(serde_json::json!({ "about": about, "properties": properties }).to_string())
     } else if let Some(path) = url.strip_prefix("/api/path/") {
-        match parse_path(path).and_then(|p| path_view(model, &p)) {
+        match parse_path(path).and_then(|p| path_view(model, &p, view)) {
             Ok(view) => json(serde_json::to_string(&view).expect("views serialise")),
             Err(e) => reply(400, "text/plain; charset=utf-8", e.into_bytes()),
         }

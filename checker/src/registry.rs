@@ -126,6 +126,6 @@ impl<S: Spec> Protocol for Registered<S> {
                 .collect(),
             bug: bug.map(str::to_string),
         };
-        crate::explorer::serve(server, S::build(params, bug), about);
+        crate::explorer::serve(server, S::build(params, bug), about, S::view);
     }
 }
