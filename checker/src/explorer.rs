@@ -123,12 +123,12 @@ where
         .collect())
 }
 
+/// A step of a path: the action that led to it, as printed, and the state after it.
+pub type Walked<M> = (Option<String>, <M as Model>::State);
+
 /// Every step of the path `indices`: the action that led to it, as the CLI prints it (`None`
 /// for the initial state), and the state after it.
-pub fn walk_steps<M: Model>(
-    model: &M,
-    indices: &[usize],
-) -> Result<Vec<(Option<String>, M::State)>, String>
+pub fn walk_steps<M: Model>(model: &M, indices: &[usize]) -> Result<Vec<Walked<M>>, String>
 where
     M::State: Clone,
     M::Action: Debug,
