@@ -149,7 +149,11 @@ pub fn check<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpti
         let last = states.last().expect("a path has a state");
         p.evidence = S::explain(&model, last, &p.name);
         // The paper's view of the last state, and the lines of it each step changed.
-        let views: Option<Vec<String>> = states.iter().map(|s| S::view(&model, s)).collect();
+        let names = S::actor_names(&model).unwrap_or_default();
+        let views: Option<Vec<String>> = states
+            .iter()
+            .map(|s| S::view(&model, s).map(|v| name_actors(&v, &names)))
+            .collect();
         if let Some(views) = views {
             p.changes = Some(
                 views

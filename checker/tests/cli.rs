@@ -789,10 +789,26 @@ fn a_bug_summary_names_its_target_and_shows_the_evidence() {
         text.contains("result: the bug breaks what it names (Election Safety), and nothing else"),
         "{text}"
     );
-    // The serializability checker's cycle, for two-phase commit's early unlock.
+    // The serializability checker's cycle, for two-phase commit's early unlock, and the step
+    // where the second transaction writes a key the first (prepared) has read.
     let out = checker(&["twopc", "--bug", "early-unlock", "--quiet"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("why: G2"), "{text}");
+    assert!(
+        text.contains("~ Shard 0 [x@v0]; T1 Prepared (r x@v0); T2 Working (w x)"),
+        "{text}"
+    );
+    // CRAQ's dirty read: the tail has nothing yet and answers the read with the empty value.
+    let out = checker(&["craq", "--bug", "craq-dirty-read", "--quiet"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("N2 Hist [] acked 0 (chain N1→N2, epoch 0)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("N1 → Client(Reply { seq: 1, ret: Value(\"a\") }) → C4"),
+        "{text}"
+    );
 }
 
 /// `--depth N` says what it checked: no violation up to depth N.

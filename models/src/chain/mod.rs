@@ -209,6 +209,14 @@ impl Spec for ChainSpec {
         Some(crate::catalog::actors_view(s))
     }
 
+    fn view(m: &ChainModel, s: &model::ChainModelState) -> Option<String> {
+        Some(model::view(m, s))
+    }
+
+    fn actor_names(m: &ChainModel) -> Option<Vec<String>> {
+        Some(model::actor_names(m))
+    }
+
     fn build(params: &Params, bug: Option<&'static str>) -> ChainModel {
         build(Mode::Cr, params, bug)
     }
@@ -245,6 +253,14 @@ impl Spec for CraqSpec {
 
     fn actors(s: &model::ChainModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
+    }
+
+    fn view(m: &ChainModel, s: &model::ChainModelState) -> Option<String> {
+        Some(model::view(m, s))
+    }
+
+    fn actor_names(m: &ChainModel) -> Option<Vec<String>> {
+        Some(model::actor_names(m))
     }
 
     fn build(params: &Params, bug: Option<&'static str>) -> ChainModel {

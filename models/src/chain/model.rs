@@ -466,3 +466,99 @@ fn all_done(m: &ChainModel, s: &ChainModelState) -> bool {
                 _ => true,
             })
 }
+
+/// The actors' names: the master `M0`, the nodes `N1`.., the clients `C4`...
+pub fn actor_names(m: &ChainModel) -> Vec<String> {
+    let cfg = m.cfg();
+    (0..1 + cfg.nodes + cfg.clients)
+        .map(|i| match i {
+            MASTER => format!("M{i}"),
+            i if i <= cfg.nodes => format!("N{i}"),
+            i => format!("C{i}"),
+        })
+        .collect()
+}
+
+/// `s` in the papers' terms: the master's chain, each node's `Hist` (update number and the
+/// value it wrote) with how much is acknowledged (the rest is `Sent`), each client's request,
+/// and the messages in flight.
+pub fn view(m: &ChainModel, s: &ChainModelState) -> String {
+    let names = actor_names(m);
+    let name = |i: usize| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+    let chain = |c: &[Id]| {
+        c.iter()
+            .map(|n| name(usize::from(*n)))
+            .collect::<Vec<_>>()
+            .join("→")
+    };
+    let op = |op: &KvOp| match op {
+        KvOp::Put(k, v) => format!("Put {k}={v}"),
+        KvOp::Append(k, v) => format!("Append {k}+={v}"),
+        KvOp::Get(k) => format!("Get {k}"),
+    };
+    let mut lines = Vec::new();
+    for (i, actor) in s.actor_states.iter().enumerate() {
+        lines.push(match &**actor {
+            ChainState::Master(ms) => format!(
+                "{} chain {} (epoch {})",
+                name(i),
+                chain(&ms.chain),
+                ms.epoch
+            ),
+            ChainState::Failed => format!("{} failed", name(i)),
+            ChainState::Node(n) if n.chain.is_empty() => format!("{} joining", name(i)),
+            ChainState::Node(n) => {
+                let hist: Vec<String> = n
+                    .hist
+                    .iter()
+                    .map(|u| format!("{}:{}={}", u.seq_no, u.key, u.value))
+                    .collect();
+                let mut line = format!(
+                    "{} Hist [{}] acked {} (chain {}, epoch {})",
+                    name(i),
+                    hist.join(", "),
+                    n.acked,
+                    chain(&n.chain),
+                    n.epoch
+                );
+                if n.catching_up.is_some() {
+                    line.push_str(" catching up");
+                }
+                if !n.queries.is_empty() {
+                    line.push_str(&format!(" {} version queries", n.queries.len()));
+                }
+                if !n.deferred.is_empty() {
+                    line.push_str(&format!(" {} waiting", n.deferred.len()));
+                }
+                line
+            }
+            ChainState::Client(c) => match (&c.op, c.at) {
+                (Some(o), Some(at)) => {
+                    format!(
+                        "{} {} (request {}) at {}",
+                        name(i),
+                        op(o),
+                        c.seq,
+                        name(usize::from(at))
+                    )
+                }
+                (Some(o), None) => format!("{} {} (request {})", name(i), op(o), c.seq),
+                (None, _) => format!("{} idle after request {}", name(i), c.seq),
+            },
+        });
+    }
+    let in_flight: Vec<String> = crate::catalog::actors_view(s)
+        .in_flight
+        .into_iter()
+        .map(|(src, dst, msg)| format!("{}→{} {msg}", name(src), name(dst)))
+        .collect();
+    lines.push(format!(
+        "in flight: {}",
+        if in_flight.is_empty() {
+            "nothing".to_string()
+        } else {
+            in_flight.join("; ")
+        }
+    ));
+    lines.join("\n")
+}

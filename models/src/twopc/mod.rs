@@ -217,6 +217,14 @@ impl Spec for TwoPcSpec {
         model::explain(m, s, property)
     }
 
+    fn view(m: &TwoPcModel, s: &model::TwoPcModelState) -> Option<String> {
+        Some(model::view(m, s))
+    }
+
+    fn actor_names(m: &TwoPcModel) -> Option<Vec<String>> {
+        Some(model::actor_names(m))
+    }
+
     fn actors(s: &model::TwoPcModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }

@@ -11,8 +11,8 @@ use stateright::actor::{model_timeout, ActorModel, ActorModelAction, Envelope, I
 use stateright::Property;
 
 use super::actor::{
-    ClientCfg, ClientState, Key, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg, TwoPcState,
-    TwoPcTimer, TxnOp, TxnSpec,
+    ClientCfg, ClientState, Key, Phase, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg,
+    TwoPcState, TwoPcTimer, TxnOp, TxnSpec,
 };
 use crate::harness::{HAction, HState, Harness, Harnessed, NetworkKind};
 use crate::twophase::RmState;
@@ -374,6 +374,105 @@ fn serializable(m: &TwoPcModel, s: &TwoPcModelState) -> bool {
     // One committed transaction alone is always serializable (no aborted or intermediate
     // reads are possible: writes are installed only at commit).
     h.iter().filter(|t| t.committed).count() < 2 || check_serializable(&h).is_ok()
+}
+
+/// The actors' names: `Shard 0`, `Shard 1`, then the clients (each its transactions'
+/// coordinator) `C2`...
+pub fn actor_names(m: &TwoPcModel) -> Vec<String> {
+    (0..SHARDS + m.cfg().clients)
+        .map(|i| {
+            if i < SHARDS {
+                format!("Shard {i}")
+            } else {
+                format!("C{i}")
+            }
+        })
+        .collect()
+}
+
+/// `s` in the book's terms: per shard its committed versions and each transaction's record
+/// there (Gray & Lamport's `rmState`, what it read and wrote), per client what it coordinates,
+/// and the messages in flight.
+pub fn view(m: &TwoPcModel, s: &TwoPcModelState) -> String {
+    let names = actor_names(m);
+    let name = |i: usize| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+    let mut lines = Vec::new();
+    for (i, actor) in s.actor_states.iter().enumerate() {
+        match &**actor {
+            TwoPcState::Shard(sh) => {
+                let versions: Vec<String> = sh
+                    .versions
+                    .iter()
+                    .map(|(k, v)| format!("{k}@v{v}"))
+                    .collect();
+                let mut line = format!("{} [{}]", name(i), versions.join(" "));
+                for (t, p) in &sh.txns {
+                    let reads: Vec<String> =
+                        p.reads.iter().map(|(k, v)| format!("r {k}@v{v}")).collect();
+                    let writes: Vec<String> = p
+                        .writes
+                        .iter()
+                        .map(|(k, v)| match v {
+                            Some(v) => format!("w {k}→v{v}"),
+                            None => format!("w {k}"),
+                        })
+                        .collect();
+                    let ops = reads
+                        .into_iter()
+                        .chain(writes)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    line.push_str(&format!("; T{t} {:?} ({ops})", p.state));
+                }
+                lines.push(line);
+            }
+            TwoPcState::Client(c) => {
+                let running = match &c.current {
+                    Some(cur) => match &cur.phase {
+                        Phase::Executing { op } => format!("T{} executing op {op}", cur.txn.id),
+                        Phase::Preparing { prepared } => format!(
+                            "T{} preparing (prepared: {})",
+                            cur.txn.id,
+                            prepared
+                                .iter()
+                                .map(|p| name(usize::from(*p)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    },
+                    None => "idle".to_string(),
+                };
+                let decided: Vec<String> = c
+                    .decided
+                    .iter()
+                    .map(|(t, d)| format!("T{t} {d:?}"))
+                    .collect();
+                lines.push(format!(
+                    "{} {running}; decided: {}",
+                    name(i),
+                    if decided.is_empty() {
+                        "none".to_string()
+                    } else {
+                        decided.join(", ")
+                    }
+                ));
+            }
+        }
+    }
+    let in_flight: Vec<String> = crate::catalog::actors_view(s)
+        .in_flight
+        .into_iter()
+        .map(|(src, dst, msg)| format!("{}→{} {msg}", name(src), name(dst)))
+        .collect();
+    lines.push(format!(
+        "in flight: {}",
+        if in_flight.is_empty() {
+            "nothing".to_string()
+        } else {
+            in_flight.join("; ")
+        }
+    ));
+    lines.join("\n")
 }
 
 /// The evidence of a violated property at `s`, for people: the serializability checker's
