@@ -555,6 +555,85 @@ pub type MrModelState = ActorModelState<MrActor>;
 const COORDINATOR: usize = 0;
 const FS: usize = 1;
 
+/// The actors' names: the coordinator, the file system, the workers `W2`...
+pub fn actor_names(cfg: &MrCfg) -> Vec<String> {
+    (0..2 + cfg.workers)
+        .map(|i| match i {
+            COORDINATOR => "Coordinator".to_string(),
+            FS => "FS".to_string(),
+            i => format!("W{i}"),
+        })
+        .collect()
+}
+
+/// `s` in the paper's terms (§3.1-3.3): each task's state at the coordinator (idle, in
+/// progress at a worker, completed) and how often it was handed out, the files in the file
+/// system, each worker's phase, and the messages in flight.
+pub fn view(cfg: &MrCfg, s: &MrModelState) -> String {
+    let names = actor_names(cfg);
+    let name = |i: usize| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+    let task = |t: &TaskState| match t {
+        TaskState::Idle => "idle".to_string(),
+        TaskState::InProgress(w) => format!("at {}", name(usize::from(*w))),
+        TaskState::Completed => "done".to_string(),
+    };
+    let mut lines = Vec::new();
+    for (i, actor) in s.actor_states.iter().enumerate() {
+        lines.push(match &**actor {
+            MrState::Coordinator(c) => {
+                let maps: Vec<String> = c
+                    .maps
+                    .iter()
+                    .enumerate()
+                    .map(|(m, t)| format!("map {m} {} (x{})", task(t), c.attempts[m]))
+                    .collect();
+                let reduces: Vec<String> = c
+                    .reduces
+                    .iter()
+                    .enumerate()
+                    .map(|(r, t)| {
+                        format!("reduce {r} {} (x{})", task(t), c.attempts[c.maps.len() + r])
+                    })
+                    .collect();
+                format!(
+                    "{} {}",
+                    name(i),
+                    maps.into_iter()
+                        .chain(reduces)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+            MrState::Fs(files) => {
+                let files: Vec<String> = files
+                    .iter()
+                    .map(|(f, words)| {
+                        let words: Vec<String> =
+                            words.iter().map(|(w, n)| format!("{w}:{n}")).collect();
+                        format!("{f} [{}]", words.join(" "))
+                    })
+                    .collect();
+                format!("{} {}", name(i), files.join(", "))
+            }
+            MrState::Worker(w, incarnation) => format!("{} (start {incarnation}) {w:?}", name(i)),
+        });
+    }
+    let in_flight: Vec<String> = crate::catalog::actors_view(s)
+        .in_flight
+        .into_iter()
+        .map(|(src, dst, msg)| format!("{}→{} {msg}", name(src), name(dst)))
+        .collect();
+    lines.push(format!(
+        "in flight: {}",
+        if in_flight.is_empty() {
+            "nothing".to_string()
+        } else {
+            in_flight.join("; ")
+        }
+    ));
+    lines.join("\n")
+}
+
 impl MrCfg {
     /// Input split m: a few words, overlapping with the next split's, so that reduce tasks combine
     /// the output of several map tasks.
@@ -752,6 +831,14 @@ impl Spec for MapReduceSpec {
 
     fn actors(s: &MrModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
+    }
+
+    fn view(m: &MrModel, s: &MrModelState) -> Option<String> {
+        Some(view(&m.cfg, s))
+    }
+
+    fn actor_names(m: &MrModel) -> Option<Vec<String>> {
+        Some(actor_names(&m.cfg))
     }
 
     fn build(params: &Params, bug: Option<&'static str>) -> MrModel {

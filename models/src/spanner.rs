@@ -283,6 +283,52 @@ pub enum RoTxn {
     },
 }
 
+/// `s` in the paper's terms (§4): absolute time and the clocks' offsets, each group leader's
+/// Paxos log (timestamp and record), each read-write transaction's progress (start, the
+/// versions it read, prepare timestamps, the commit timestamp `s` and when it was chosen, when
+/// commit wait ended), and the read-only transactions.
+pub fn view(s: &SpannerState) -> String {
+    let t = |t: &Option<Time>| t.map_or("-".to_string(), |t| t.to_string());
+    let mut lines = vec![format!("time {}; clock offsets {:?}", s.now, s.offsets)];
+    for (g, log) in s.logs.iter().enumerate() {
+        let entries: Vec<String> = log
+            .iter()
+            .map(|e| match e.kind {
+                EntryKind::Prepare(i) => format!("{}:Prepare T{i}", e.ts),
+                EntryKind::Commit { txn, s } => format!("{}:Commit T{txn} s={s}", e.ts),
+                EntryKind::MinNextTs => format!("{}:MinNextTS", e.ts),
+            })
+            .collect();
+        lines.push(format!(
+            "group {g} log [{}], replica applied {}",
+            entries.join(", "),
+            s.applied[g]
+        ));
+    }
+    for (i, tx) in s.rw.iter().enumerate() {
+        let prepared: Vec<String> = tx
+            .prepared
+            .iter()
+            .map(|p| p.map_or("-".to_string(), |p| p.to_string()))
+            .collect();
+        let commit = tx.commit.map_or("-".to_string(), |c| {
+            format!("s={} chosen at {}", c.s, c.server_at)
+        });
+        lines.push(format!(
+            "T{i} start {} reads {:?} prepared [{}] commit {commit} commit wait ended {} logged {:?}",
+            t(&tx.start),
+            tx.reads,
+            prepared.join(", "),
+            t(&tx.end),
+            tx.logged
+        ));
+    }
+    for (i, ro) in s.ro.iter().enumerate() {
+        lines.push(format!("read-only {i} {ro:?}"));
+    }
+    lines.join("\n")
+}
+
 /// A state of the model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SpannerState {
@@ -895,6 +941,10 @@ impl Spec for SpannerSpec {
             params: &[("ticks", "3"), ("txns", "1")],
         },
     ];
+
+    fn view(_: &Spanner, s: &SpannerState) -> Option<String> {
+        Some(view(s))
+    }
 
     fn build(params: &Params, bug: Option<&'static str>) -> Spanner {
         let bug = bug.map(|b| {
