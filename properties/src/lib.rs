@@ -1,5 +1,7 @@
 //! Property checkers that more than one model, and recorded histories from live clusters, reuse.
 //!
+//! - [`causal`]: causal consistency (CC) and causal convergence (CCv, COPS's causal+) of a
+//!   key-value history, by the bad patterns of Bouajjani et al. (POPL 2017).
 //! - [`commitment`]: the agreement property of atomic commitment, shared by the two-phase commit
 //!   specifications (`twophase`, `tcommit`) and by the transactional models that run 2PC.
 //! - [`linearizability`]: a Wing & Gong / Lowe linearizability checker with memoisation and
@@ -7,6 +9,7 @@
 //!   of a register, a compare-and-set register and a get/put/append key-value store, and readers for
 //!   Jepsen logs, Porcupine's KV logs and the workbench's own `jsonl` histories.
 
+pub mod causal;
 pub mod commitment;
 pub mod linearizability;
 pub mod serializability;
