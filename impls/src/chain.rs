@@ -86,26 +86,20 @@ fn server(
     })
 }
 
+/// A chain as `cluster status` shows it: `1 -> 2 -> 3`.
+fn show_chain(chain: &[Id]) -> String {
+    let ids: Vec<String> = chain.iter().map(|n| usize::from(*n).to_string()).collect();
+    ids.join(" -> ")
+}
+
 fn describe(state: &ChainState) -> Option<String> {
     match state {
-        ChainState::Master(s) => {
-            let chain: Vec<String> = s
-                .chain
-                .iter()
-                .map(|n| usize::from(*n).to_string())
-                .collect();
-            Some(format!("master of chain {}", chain.join(" -> ")))
-        }
+        ChainState::Master(s) => Some(format!("master of chain {}", show_chain(&s.chain))),
         ChainState::Node(s) if s.chain.is_empty() => {
             Some("joining (asked the master to add it at the tail)".into())
         }
         ChainState::Node(s) => {
-            let chain: Vec<String> = s
-                .chain
-                .iter()
-                .map(|n| usize::from(*n).to_string())
-                .collect();
-            let chain = chain.join(" -> ");
+            let chain = show_chain(&s.chain);
             Some(match s.catching_up {
                 Some(_) => format!("catching up at the tail of chain {chain}"),
                 None => format!("node of chain {chain}"),
@@ -272,7 +266,8 @@ chain_service!(
         ChainBug::ReadAnyReplica,
         ChainBug::NoResend,
         ChainBug::AckBeforeTail,
-        ChainBug::ServeBeforeHandover
+        ChainBug::ServeBeforeHandover,
+        ChainBug::NoHandover
     ]
 );
 
@@ -285,7 +280,8 @@ chain_service!(
         ChainBug::CraqDirtyRead,
         ChainBug::NoResend,
         ChainBug::AckBeforeTail,
-        ChainBug::ServeBeforeHandover
+        ChainBug::ServeBeforeHandover,
+        ChainBug::NoHandover
     ]
 );
 

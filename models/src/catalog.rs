@@ -313,3 +313,39 @@ where
         in_flight,
     }
 }
+
+/// Actor `i`'s name in `names` (a model's [`Spec::actor_names`]), or `#i` past their end.
+pub fn name_of(names: &[String], i: usize) -> String {
+    names.get(i).cloned().unwrap_or_else(|| format!("#{i}"))
+}
+
+/// The last line of a model's [`Spec::view`]: the messages in flight, each `S0→S1 ...` with the
+/// message as `brief` writes it (from its `Debug`), or `in flight: nothing`.
+pub fn in_flight_line<A, H>(
+    s: &stateright::actor::ActorModelState<A, H>,
+    names: &[String],
+    brief: impl Fn(&str) -> String,
+) -> String
+where
+    A: stateright::actor::Actor,
+    A::State: Debug,
+    A::Msg: Debug,
+{
+    let msgs: Vec<String> = actors_view(s)
+        .in_flight
+        .into_iter()
+        .map(|(src, dst, msg)| {
+            format!(
+                "{}→{} {}",
+                name_of(names, src),
+                name_of(names, dst),
+                brief(&msg)
+            )
+        })
+        .collect();
+    if msgs.is_empty() {
+        "in flight: nothing".to_string()
+    } else {
+        format!("in flight: {}", msgs.join("; "))
+    }
+}

@@ -571,7 +571,7 @@ pub fn actor_names(cfg: &MrCfg) -> Vec<String> {
 /// system, each worker's phase, and the messages in flight.
 pub fn view(cfg: &MrCfg, s: &MrModelState) -> String {
     let names = actor_names(cfg);
-    let name = |i: usize| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+    let name = |i: usize| crate::catalog::name_of(&names, i);
     let task = |t: &TaskState| match t {
         TaskState::Idle => "idle".to_string(),
         TaskState::InProgress(w) => format!("at {}", name(usize::from(*w))),
@@ -618,19 +618,7 @@ pub fn view(cfg: &MrCfg, s: &MrModelState) -> String {
             MrState::Worker(w, incarnation) => format!("{} (start {incarnation}) {w:?}", name(i)),
         });
     }
-    let in_flight: Vec<String> = crate::catalog::actors_view(s)
-        .in_flight
-        .into_iter()
-        .map(|(src, dst, msg)| format!("{}→{} {msg}", name(src), name(dst)))
-        .collect();
-    lines.push(format!(
-        "in flight: {}",
-        if in_flight.is_empty() {
-            "nothing".to_string()
-        } else {
-            in_flight.join("; ")
-        }
-    ));
+    lines.push(crate::catalog::in_flight_line(s, &names, str::to_string));
     lines.join("\n")
 }
 

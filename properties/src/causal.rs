@@ -170,29 +170,35 @@ fn closure(next: &[Vec<usize>]) -> Relations {
     Relations { past }
 }
 
+/// A cycle of `rel` as `pattern`: the operations on a cycle through the first operation that is
+/// in its own past.
+fn cycle(ops: &[Op], rel: &Relations, pattern: Pattern, what: &str) -> Option<Violation> {
+    let i = (0..ops.len()).find(|i| rel.past[*i].contains(i))?;
+    let on_cycle: Vec<usize> = rel.past[i]
+        .iter()
+        .copied()
+        .filter(|j| rel.past[*j].contains(&i))
+        .collect();
+    let shown: Vec<String> = on_cycle.iter().map(|j| show(&ops[*j])).collect();
+    Some(Violation {
+        pattern,
+        ops: on_cycle,
+        explanation: format!("{what}: {}", shown.join(", ")),
+    })
+}
+
 /// Checks `ops` at `level`; the first bad pattern found, strongest first.
 pub fn check(ops: &[Op], level: Level) -> Result<(), Violation> {
     let writer = writers(ops)?;
     let next = base_edges(ops, &writer);
     let rel = closure(&next);
-    if let Some(i) = (0..ops.len()).find(|i| rel.past[*i].contains(i)) {
-        let cycle: Vec<usize> = rel.past[i]
-            .iter()
-            .copied()
-            .filter(|j| rel.past[*j].contains(&i))
-            .collect();
-        return Err(Violation {
-            pattern: Pattern::CyclicCO,
-            ops: cycle.clone(),
-            explanation: format!(
-                "these operations are in each other's causal past: {}",
-                cycle
-                    .iter()
-                    .map(|j| show(&ops[*j]))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
+    if let Some(v) = cycle(
+        ops,
+        &rel,
+        Pattern::CyclicCO,
+        "these operations are in each other's causal past",
+    ) {
+        return Err(v);
     }
     for (r, op) in ops.iter().enumerate() {
         let Kind::Read(v) = op.kind else { continue };
@@ -256,27 +262,15 @@ fn cyclic_cf(
             }
         }
     }
-    let with_cf = closure(&edges);
-    if let Some(i) = (0..ops.len()).find(|i| with_cf.past[*i].contains(i)) {
-        let cycle: Vec<usize> = with_cf.past[i]
-            .iter()
-            .copied()
-            .filter(|j| with_cf.past[*j].contains(&i))
-            .collect();
-        return Err(Violation {
-            pattern: Pattern::CyclicCF,
-            ops: cycle.clone(),
-            explanation: format!(
-                "no order of the writes fits every read: {}",
-                cycle
-                    .iter()
-                    .map(|j| show(&ops[*j]))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
+    match cycle(
+        ops,
+        &closure(&edges),
+        Pattern::CyclicCF,
+        "no order of the writes fits every read",
+    ) {
+        Some(v) => Err(v),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The definition of CC, by brute force (exponential; for tests on small histories): `co` is

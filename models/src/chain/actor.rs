@@ -160,6 +160,9 @@ crate::seeded_bugs! {
         /// history has reached it (CR §3: the old tail stays the tail until it has sent
         /// `Hist_T`).
         ServeBeforeHandover = "serve-before-handover",
+        /// The old tail never sends the node added after it its history (CR §3): the new node
+        /// waits for it forever and never serves.
+        NoHandover = "no-handover",
     }
 }
 
@@ -824,6 +827,9 @@ impl NodeCfg {
     /// updates known to have reached the tail, then its `Sent` ones (none, if it is still the
     /// tail of its own chain when it sends).
     fn hand_over(&self, s: &NodeState, next: Id, o: &mut Out<ChainActor>) {
+        if self.bug == Some(ChainBug::NoHandover) {
+            return;
+        }
         o.send(
             next,
             ChainMsg::Handover {

@@ -87,6 +87,8 @@
 //!   and the acknowledged write is not at the tail.
 //! - `serve-before-handover`: a node added at the tail answers reads before the old tail's
 //!   history reaches it: it answers from an empty store.
+//! - `no-handover`: the old tail never sends the node added after it its history: the new
+//!   node waits forever, and the chain never serves from it.
 //!
 //! Over TCP the same actors also resend what lost messages leave stuck (`NodeCfg::resend`, off
 //! here: these links lose nothing) and retry client requests on a timeout.
@@ -150,7 +152,7 @@ fn build(mode: Mode, params: &Params, bug: Option<&'static str>) -> ChainModel {
 const NO_RESEND: Bug = Bug {
     name: ChainBug::NoResend.name(),
     breaks: &[
-        "every operation returns and every version is clean",
+        "every operation returns, every version is clean and every node that came back serves",
         "a middle node fails and its predecessor resends (CR §3)",
     ],
     help: "after a middle node fails its predecessor does not resend Sent: a lost update",
@@ -171,6 +173,21 @@ const SERVE_BEFORE_HANDOVER: Bug = Bug {
     name: ChainBug::ServeBeforeHandover.name(),
     breaks: &["linearizable client history"],
     help: "a node added at the tail serves reads before it has the old tail's history",
+    params: &[
+        ("nodes", "2"),
+        ("clients", "1"),
+        ("failures", "1"),
+        ("rejoins", "1"),
+    ],
+};
+
+const NO_HANDOVER: Bug = Bug {
+    name: ChainBug::NoHandover.name(),
+    breaks: &[
+        "every operation returns, every version is clean and every node that came back serves",
+        "a node added at the tail gets the old tail's history (CR §3)",
+    ],
+    help: "the old tail never hands its history to the node added after it",
     params: &[
         ("nodes", "2"),
         ("clients", "1"),
@@ -203,6 +220,7 @@ impl Spec for ChainSpec {
         },
         ACK_BEFORE_TAIL,
         SERVE_BEFORE_HANDOVER,
+        NO_HANDOVER,
     ];
 
     fn actors(s: &model::ChainModelState) -> Option<crate::catalog::ActorsView> {
@@ -249,6 +267,7 @@ impl Spec for CraqSpec {
         NO_RESEND,
         ACK_BEFORE_TAIL,
         SERVE_BEFORE_HANDOVER,
+        NO_HANDOVER,
     ];
 
     fn actors(s: &model::ChainModelState) -> Option<crate::catalog::ActorsView> {

@@ -366,7 +366,7 @@ impl Harnessed for Chain {
             ));
         }
         props.push(Property::eventually(
-            "every operation returns and every version is clean",
+            "every operation returns, every version is clean and every node that came back serves",
             all_done,
         ));
         props
@@ -484,17 +484,12 @@ pub fn actor_names(m: &ChainModel) -> Vec<String> {
 /// and the messages in flight.
 pub fn view(m: &ChainModel, s: &ChainModelState) -> String {
     let names = actor_names(m);
-    let name = |i: usize| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+    let name = |i: usize| crate::catalog::name_of(&names, i);
     let chain = |c: &[Id]| {
         c.iter()
             .map(|n| name(usize::from(*n)))
             .collect::<Vec<_>>()
             .join("→")
-    };
-    let op = |op: &KvOp| match op {
-        KvOp::Put(k, v) => format!("Put {k}={v}"),
-        KvOp::Append(k, v) => format!("Append {k}+={v}"),
-        KvOp::Get(k) => format!("Get {k}"),
     };
     let mut lines = Vec::new();
     for (i, actor) in s.actor_states.iter().enumerate() {
@@ -537,28 +532,16 @@ pub fn view(m: &ChainModel, s: &ChainModelState) -> String {
                     format!(
                         "{} {} (request {}) at {}",
                         name(i),
-                        op(o),
+                        o.brief(),
                         c.seq,
                         name(usize::from(at))
                     )
                 }
-                (Some(o), None) => format!("{} {} (request {})", name(i), op(o), c.seq),
+                (Some(o), None) => format!("{} {} (request {})", name(i), o.brief(), c.seq),
                 (None, _) => format!("{} idle after request {}", name(i), c.seq),
             },
         });
     }
-    let in_flight: Vec<String> = crate::catalog::actors_view(s)
-        .in_flight
-        .into_iter()
-        .map(|(src, dst, msg)| format!("{}→{} {msg}", name(src), name(dst)))
-        .collect();
-    lines.push(format!(
-        "in flight: {}",
-        if in_flight.is_empty() {
-            "nothing".to_string()
-        } else {
-            in_flight.join("; ")
-        }
-    ));
+    lines.push(crate::catalog::in_flight_line(s, &names, str::to_string));
     lines.join("\n")
 }

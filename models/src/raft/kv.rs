@@ -20,6 +20,17 @@ pub enum KvOp {
     Append(String, String),
 }
 
+impl KvOp {
+    /// The operation in a model's view of a state: `Put x=1`, `Append x+=1`, `Get x`.
+    pub fn brief(&self) -> String {
+        match self {
+            KvOp::Put(k, v) => format!("Put {k}={v}"),
+            KvOp::Append(k, v) => format!("Append {k}+={v}"),
+            KvOp::Get(k) => format!("Get {k}"),
+        }
+    }
+}
+
 /// What an operation returns.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum KvRet {

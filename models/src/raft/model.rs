@@ -362,11 +362,6 @@ fn election_safety(_: &RaftModel, s: &RaftModelState) -> bool {
 /// in flight, and who has led which term.
 pub fn view(m: &RaftModel, s: &RaftModelState) -> String {
     let id = |i: &Id| format!("S{}", usize::from(*i));
-    let op = |op: &KvOp| match op {
-        KvOp::Put(k, v) => format!("Put {k}={v}"),
-        KvOp::Append(k, v) => format!("Append {k}+={v}"),
-        KvOp::Get(k) => format!("Get {k}"),
-    };
     let mut lines = Vec::new();
     for (i, actor) in s.actor_states.iter().enumerate() {
         match &**actor {
@@ -385,7 +380,7 @@ pub fn view(m: &RaftModel, s: &RaftModelState) -> String {
                 };
                 let log: Vec<String> = (srv.log.first_index() + 1..=srv.log.last_index())
                     .filter_map(|k| srv.log.entry(k).map(|e| (k, e)))
-                    .map(|(k, e)| format!("{k}:t{} {}", e.term, op(&e.command.op)))
+                    .map(|(k, e)| format!("{k}:t{} {}", e.term, e.command.op.brief()))
                     .collect();
                 let snapshot = match srv.log.first_index() {
                     0 => String::new(),
@@ -400,19 +395,15 @@ pub fn view(m: &RaftModel, s: &RaftModelState) -> String {
                 ));
             }
             RaftState::Client(c) => lines.push(match &c.op {
-                Some(o) => format!("C{i} {} (request {}) to S{}", op(o), c.seq, c.target),
+                Some(o) => format!("C{i} {} (request {}) to S{}", o.brief(), c.seq, c.target),
                 None => format!("C{i} idle after request {}", c.seq),
             }),
         }
     }
-    let in_flight: Vec<String> = catalog_in_flight(m, s);
-    lines.push(format!(
-        "in flight: {}",
-        if in_flight.is_empty() {
-            "nothing".to_string()
-        } else {
-            in_flight.join("; ")
-        }
+    lines.push(crate::catalog::in_flight_line(
+        s,
+        &actor_names(m),
+        brief_msg,
     ));
     let leaders: Vec<String> = s
         .history
@@ -440,28 +431,16 @@ pub fn actor_names(m: &RaftModel) -> Vec<String> {
         .collect()
 }
 
-/// The messages in flight, `S0→S1 RequestVote t1`.
-fn catalog_in_flight(m: &RaftModel, s: &RaftModelState) -> Vec<String> {
-    let names = actor_names(m);
-    let name = |i: usize| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
-    crate::catalog::actors_view(s)
-        .in_flight
-        .into_iter()
-        .map(|(src, dst, msg)| {
-            let kind = msg
-                .split([' ', '(', '{'])
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let term = msg
-                .split("term: ")
-                .nth(1)
-                .and_then(|t| t.split([',', ' ', '}']).next())
-                .map(|t| format!(" t{t}"))
-                .unwrap_or_default();
-            format!("{}→{} {kind}{term}", name(src), name(dst))
-        })
-        .collect()
+/// A message in a view: its kind and term (`RequestVote t1`), from its `Debug`.
+fn brief_msg(msg: &str) -> String {
+    let kind = msg.split([' ', '(', '{']).next().unwrap_or_default();
+    let term = msg
+        .split("term: ")
+        .nth(1)
+        .and_then(|t| t.split([',', ' ', '}']).next())
+        .map(|t| format!(" t{t}"))
+        .unwrap_or_default();
+    format!("{kind}{term}")
 }
 
 /// The evidence of a violated property at `s`, for people: the leaders of a term that had two.

@@ -395,7 +395,7 @@ pub fn actor_names(m: &TwoPcModel) -> Vec<String> {
 /// and the messages in flight.
 pub fn view(m: &TwoPcModel, s: &TwoPcModelState) -> String {
     let names = actor_names(m);
-    let name = |i: usize| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+    let name = |i: usize| crate::catalog::name_of(&names, i);
     let mut lines = Vec::new();
     for (i, actor) in s.actor_states.iter().enumerate() {
         match &**actor {
@@ -459,19 +459,7 @@ pub fn view(m: &TwoPcModel, s: &TwoPcModelState) -> String {
             }
         }
     }
-    let in_flight: Vec<String> = crate::catalog::actors_view(s)
-        .in_flight
-        .into_iter()
-        .map(|(src, dst, msg)| format!("{}→{} {msg}", name(src), name(dst)))
-        .collect();
-    lines.push(format!(
-        "in flight: {}",
-        if in_flight.is_empty() {
-            "nothing".to_string()
-        } else {
-            in_flight.join("; ")
-        }
-    ));
+    lines.push(crate::catalog::in_flight_line(s, &names, str::to_string));
     lines.join("\n")
 }
 
