@@ -1,50 +1,105 @@
 //! Causal consistency of a key-value history, by bad patterns.
 //!
 //! Bouajjani, Enea, Guerraoui & Hamza, "On Verifying Causal Consistency" (POPL 2017). A history
-//! is a set of sessions, each a sequence of reads and writes; every write installs a version of
-//! its key that no other write installs (the history is *differentiated*), and a read names the
-//! version it saw (0: the initial value), so the write each read reads from is known.
+//! is a set of sessions, each a sequence of transactions; a transaction is a sequence of reads
+//! and writes (a plain get or put is a transaction of one operation). Every write installs a
+//! version of its key that no other write installs (the history is *differentiated*), and a read
+//! names the version it saw (0: the initial value), so the write each read reads from is known.
 //!
 //! - `po`: the order of each session; `wr`: a write before each read of its version.
 //! - `co` (causal order): `(po ∪ wr)+`, the least causal order the history allows.
 //!
-//! For differentiated histories, the paper shows (Lemma 3, Theorem 2) that a history is:
-//! - **CC** (causal consistency) iff it has none of `CyclicCO`, `WriteCOInitRead`,
-//!   `ThinAirRead` and `WriteCORead`;
-//! - **CCv** (causal convergence, COPS's causal+) iff it is CC and `CyclicCF` does not occur:
-//!   `co ∪ cf` is acyclic, where `w1 cf w2` when both write one key and some read of `w2`'s
-//!   version has `w1` in its causal past (every replica must order `w1` before `w2`).
+//! For differentiated histories the paper shows (§3, Lemmas 3 to 5) that a history is:
+//! - **CC** (causal consistency) iff none of `ThinAirRead`, `CyclicCO`, `WriteCOInitRead` and
+//!   `WriteCORead` occurs;
+//! - **CM** (causal memory) iff it is CC and, for the last operation `o` of every session, the
+//!   relation `hb_o` is acyclic (`CyclicHB`) and orders no write before a read of the initial
+//!   value of its key (`WriteHBInitRead`). `hb_o` is the least transitive relation that holds
+//!   `co` inside `o`'s causal past and orders `w1` before `w2` (both writing `x`) when `w1 hb_o r`
+//!   for a read `r` of `w2` in `o`'s session: that session's reads must all fit one order;
+//! - **CCv** (causal convergence, COPS's causal+) iff it is CC and `co ∪ cf` is acyclic
+//!   (`CyclicCF`), where `w1 cf w2` when both write one key and some read of `w2` has `w1` in
+//!   its causal past: every replica must order `w1` before `w2`, and all converge on one order.
 //!
-//! The checks here are polynomial: the closure is one search per operation (`O(n·(n + m))`),
-//! which suits model checking and small live histories; the [`brute_force_cc`] reference
-//! serialises each operation's causal past and is exponential, for tests.
+//! [`Level::Tcc`], transactional causal consistency, is CCv with transactions as the units
+//! (Biswas & Enea, "On the Complexity of Checking Transactional Consistency", OOPSLA 2019: a
+//! commit order extending `(so ∪ wr)+` that explains every read). A read-only transaction such
+//! as COPS-GT's `get_trans` must then see one causal snapshot: reading `x` from `w1` while a
+//! later `w2` of `x` is in the causal past of any of the transaction's reads is a
+//! `WriteCORead`. A transaction's read of a key it wrote itself must see its own last write
+//! (`InternalRead`), and nobody may read a version its transaction overwrote
+//! (`IntermediateRead`).
+//!
+//! The checks are polynomial. Every operation's causal past is closed under `po`, so it is a
+//! vector clock over sessions: `O(n·k)` time and memory for `n` operations in `k` sessions,
+//! and only the last write of a key in each session need be looked at. CM repeats that per
+//! session until `hb_o` stops growing. [`brute_force`] checks the definitions themselves by
+//! enumerating orders (exponential; for tests).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
 /// A version of a key: 0 is the initial value, and each write installs its own.
 pub type Version = u64;
 
-/// One operation of a session.
+/// One operation: a read of the version it saw, or a write of the version it installed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Op {
-    pub session: usize,
     pub key: String,
     pub kind: Kind,
 }
 
-/// A read of the version it saw, or a write of the version it installed.
+/// Read or write, with the version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     Read(Version),
     Write(Version),
 }
 
-/// The bad patterns of Bouajjani et al. (POPL 2017, §3), strongest first.
+impl Op {
+    pub fn read(key: &str, version: Version) -> Op {
+        Op {
+            key: key.to_string(),
+            kind: Kind::Read(version),
+        }
+    }
+
+    pub fn write(key: &str, version: Version) -> Op {
+        Op {
+            key: key.to_string(),
+            kind: Kind::Write(version),
+        }
+    }
+}
+
+/// A transaction of a session; `id` names it for people (a jsonl id, or an index).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Txn {
+    pub id: u64,
+    pub session: u64,
+    pub ops: Vec<Op>,
+}
+
+impl Txn {
+    /// A transaction of one operation: a plain get or put.
+    pub fn single(id: u64, session: u64, op: Op) -> Txn {
+        Txn {
+            id,
+            session,
+            ops: vec![op],
+        }
+    }
+}
+
+/// The bad patterns, strongest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pattern {
-    /// A read of a version no write installs.
+    /// A read of a version no (committed) write installs.
     ThinAirRead,
+    /// A read of a version its own transaction overwrote (transactions only).
+    IntermediateRead,
+    /// A read of a key its own transaction wrote that does not see that write (transactions).
+    InternalRead,
     /// `co` has a cycle: an operation is in its own causal past.
     CyclicCO,
     /// A read of the initial value of a key that a write in its causal past has overwritten.
@@ -52,36 +107,56 @@ pub enum Pattern {
     /// A read of `w1`'s version although a later write `w2` of the key (`w1 co w2 co r`) is in
     /// its causal past.
     WriteCORead,
-    /// `co ∪ cf` has a cycle: no single order of writes satisfies every replica (CCv only).
+    /// CM: `hb_o` orders a write of `x` before a read of `x`'s initial value in `o`'s session.
+    WriteHBInitRead,
+    /// CM: `hb_o` has a cycle: no one order of writes explains all of a session's reads.
+    CyclicHB,
+    /// CCv: `co ∪ cf` has a cycle: no single order of writes satisfies every replica.
     CyclicCF,
 }
 
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Pattern::ThinAirRead => "ThinAirRead",
-            Pattern::CyclicCO => "CyclicCO",
-            Pattern::WriteCOInitRead => "WriteCOInitRead",
-            Pattern::WriteCORead => "WriteCORead",
-            Pattern::CyclicCF => "CyclicCF",
-        })
+        fmt::Debug::fmt(self, f)
     }
 }
 
 /// The consistency level checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Level {
-    /// Causal consistency.
+    /// Causal consistency, per operation.
     Cc,
-    /// Causal convergence (causal+).
+    /// Causal memory, per operation.
+    Cm,
+    /// Causal convergence (causal+), per operation.
     Ccv,
+    /// Transactional causal consistency (with convergence), per transaction.
+    Tcc,
 }
 
-/// A bad pattern found, with the operations involved (indices into the history).
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Cc => "cc",
+            Level::Cm => "cm",
+            Level::Ccv => "ccv",
+            Level::Tcc => "tcc",
+        }
+    }
+}
+
+/// An operation of the history: `txn` indexes the history, `op` the transaction's operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpRef {
+    pub txn: usize,
+    pub op: usize,
+}
+
+/// A bad pattern found, with the operations involved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
     pub pattern: Pattern,
-    pub ops: Vec<usize>,
+    pub ops: Vec<OpRef>,
     pub explanation: String,
 }
 
@@ -91,370 +166,601 @@ impl fmt::Display for Violation {
     }
 }
 
-/// `op` for people: `s1: w x=3`.
-fn show(op: &Op) -> String {
-    match op.kind {
-        Kind::Read(v) => format!("s{}: r {}={v}", op.session, op.key),
-        Kind::Write(v) => format!("s{}: w {}={v}", op.session, op.key),
+/// `op` for people: `s1 T4: w x=3`.
+pub fn show(h: &[Txn], at: OpRef) -> String {
+    let t = &h[at.txn];
+    let op = &t.ops[at.op];
+    let (rw, v) = match op.kind {
+        Kind::Read(v) => ("r", v),
+        Kind::Write(v) => ("w", v),
+    };
+    format!("s{} T{}: {rw} {}={v}", t.session, t.id, op.key)
+}
+
+/// Checks `h` at `level`; the first bad pattern found, strongest first.
+pub fn check(h: &[Txn], level: Level) -> Result<(), Violation> {
+    let g = Graph::build(h, level == Level::Tcc)?;
+    let topo = g.topo_or_cycle(&[], Pattern::CyclicCO)?;
+    let vc = g.clocks(&topo, &[]);
+    g.write_co_reads(&vc)?;
+    match level {
+        Level::Cc => Ok(()),
+        Level::Cm => g.causal_memory(),
+        Level::Ccv | Level::Tcc => {
+            let cf = g.conflicts(&vc, |_| true);
+            g.topo_or_cycle(&cf, Pattern::CyclicCF).map(|_| ())
+        }
     }
 }
 
-/// The history's relations: the writer of each version, and each operation's causal past.
-struct Relations {
-    /// `past[i]`: the operations `j` with `j co i`.
-    past: Vec<BTreeSet<usize>>,
+/// A read of a unit from outside it: key, the writing unit (`None`: the initial value), and
+/// the operation.
+#[derive(Clone, Copy)]
+struct Read {
+    key: u32,
+    from: Option<u32>,
+    at: OpRef,
 }
 
-/// The writer of each (key, version), or the first thin-air read.
-fn writers(ops: &[Op]) -> Result<BTreeMap<(&str, Version), usize>, Violation> {
-    let mut by_version = BTreeMap::new();
-    for (i, op) in ops.iter().enumerate() {
-        if let Kind::Write(v) = op.kind {
-            by_version.insert((op.key.as_str(), v), i);
-        }
-    }
-    for (i, op) in ops.iter().enumerate() {
-        if let Kind::Read(v) = op.kind {
-            if v != 0 && !by_version.contains_key(&(op.key.as_str(), v)) {
-                return Err(Violation {
-                    pattern: Pattern::ThinAirRead,
-                    ops: vec![i],
-                    explanation: format!("{} reads a version no write installs", show(op)),
-                });
-            }
-        }
-    }
-    Ok(by_version)
+/// The history as units (operations, or transactions for TCC) in sessions, with `po` and `wr`.
+struct Graph<'h> {
+    h: &'h [Txn],
+    /// Per unit: its dense session, its position there, and its operations' range in `h`.
+    session: Vec<u32>,
+    pos: Vec<u32>,
+    first: Vec<OpRef>,
+    /// Per unit, its reads from outside it.
+    reads: Vec<Vec<Read>>,
+    /// Per unit, the keys it writes (its last write of each), and the operation.
+    writes: Vec<Vec<(u32, OpRef)>>,
+    /// Per session, its units in order.
+    units_of: Vec<Vec<u32>>,
+    /// Per key, per session that writes it: the positions of the units writing it, ascending.
+    writers_of: Vec<Vec<(u32, Vec<u32>)>>,
+    /// Successors under `po ∪ wr`.
+    next: Vec<Vec<u32>>,
+    keys: Vec<&'h str>,
+    /// Units are transactions (TCC), not operations.
+    by_txn: bool,
 }
 
-/// `po ∪ wr` as successor lists.
-fn base_edges(ops: &[Op], writer: &BTreeMap<(&str, Version), usize>) -> Vec<Vec<usize>> {
-    let mut next = vec![Vec::new(); ops.len()];
-    let mut last: BTreeMap<usize, usize> = BTreeMap::new();
-    for (i, op) in ops.iter().enumerate() {
-        if let Some(prev) = last.insert(op.session, i) {
-            next[prev].push(i);
-        }
-        if let Kind::Read(v) = op.kind {
-            if let Some(&w) = writer.get(&(op.key.as_str(), v)) {
-                if w != i {
-                    next[w].push(i);
-                }
-            }
-        }
-    }
-    next
-}
-
-/// Each operation's causal past under the successor lists `next` (a search back from it).
-fn closure(next: &[Vec<usize>]) -> Relations {
-    let n = next.len();
-    let mut prev = vec![Vec::new(); n];
-    for (i, succ) in next.iter().enumerate() {
-        for &j in succ {
-            prev[j].push(i);
-        }
-    }
-    let past = (0..n)
-        .map(|i| {
-            let mut seen = BTreeSet::new();
-            let mut queue: VecDeque<usize> = prev[i].iter().copied().collect();
-            while let Some(j) = queue.pop_front() {
-                if seen.insert(j) {
-                    queue.extend(prev[j].iter().copied());
-                }
-            }
-            seen
-        })
-        .collect();
-    Relations { past }
-}
-
-/// A cycle of `rel` as `pattern`: the operations on a cycle through the first operation that is
-/// in its own past.
-fn cycle(ops: &[Op], rel: &Relations, pattern: Pattern, what: &str) -> Option<Violation> {
-    let i = (0..ops.len()).find(|i| rel.past[*i].contains(i))?;
-    let on_cycle: Vec<usize> = rel.past[i]
-        .iter()
-        .copied()
-        .filter(|j| rel.past[*j].contains(&i))
-        .collect();
-    let shown: Vec<String> = on_cycle.iter().map(|j| show(&ops[*j])).collect();
-    Some(Violation {
-        pattern,
-        ops: on_cycle,
-        explanation: format!("{what}: {}", shown.join(", ")),
-    })
-}
-
-/// Checks `ops` at `level`; the first bad pattern found, strongest first.
-pub fn check(ops: &[Op], level: Level) -> Result<(), Violation> {
-    let writer = writers(ops)?;
-    let next = base_edges(ops, &writer);
-    let rel = closure(&next);
-    if let Some(v) = cycle(
-        ops,
-        &rel,
-        Pattern::CyclicCO,
-        "these operations are in each other's causal past",
-    ) {
-        return Err(v);
-    }
-    for (r, op) in ops.iter().enumerate() {
-        let Kind::Read(v) = op.kind else { continue };
-        let key_writes = rel.past[r]
-            .iter()
-            .copied()
-            .filter(|w| ops[*w].key == op.key && matches!(ops[*w].kind, Kind::Write(_)));
-        if v == 0 {
-            if let Some(w) = key_writes.clone().next() {
-                return Err(Violation {
-                    pattern: Pattern::WriteCOInitRead,
-                    ops: vec![w, r],
-                    explanation: format!(
-                        "{} reads the initial value after {} in its causal past",
-                        show(op),
-                        show(&ops[w])
-                    ),
-                });
-            }
-            continue;
-        }
-        let w1 = writer[&(op.key.as_str(), v)];
-        if let Some(w2) = key_writes
-            .filter(|w2| *w2 != w1)
-            .find(|w2| rel.past[*w2].contains(&w1))
-        {
-            return Err(Violation {
-                pattern: Pattern::WriteCORead,
-                ops: vec![w1, w2, r],
-                explanation: format!(
-                    "{} reads {}, which {} overwrote in its causal past",
-                    show(op),
-                    show(&ops[w1]),
-                    show(&ops[w2])
-                ),
-            });
-        }
-    }
-    if level == Level::Ccv {
-        cyclic_cf(ops, &writer, &next, &rel)?;
-    }
-    Ok(())
-}
-
-/// CCv: `co ∪ cf` must be acyclic.
-fn cyclic_cf(
-    ops: &[Op],
-    writer: &BTreeMap<(&str, Version), usize>,
-    next: &[Vec<usize>],
-    rel: &Relations,
-) -> Result<(), Violation> {
-    let mut edges = next.to_vec();
-    for (r, op) in ops.iter().enumerate() {
-        let Kind::Read(v) = op.kind else { continue };
-        let Some(&w2) = writer.get(&(op.key.as_str(), v)) else {
-            continue;
+impl<'h> Graph<'h> {
+    fn build(h: &'h [Txn], by_txn: bool) -> Result<Graph<'h>, Violation> {
+        let mut key_id: HashMap<&str, u32> = HashMap::new();
+        let mut keys = Vec::new();
+        let mut session_id: HashMap<u64, u32> = HashMap::new();
+        let mut g = Graph {
+            h,
+            session: Vec::new(),
+            pos: Vec::new(),
+            first: Vec::new(),
+            reads: Vec::new(),
+            writes: Vec::new(),
+            units_of: Vec::new(),
+            writers_of: Vec::new(),
+            next: Vec::new(),
+            keys: Vec::new(),
+            by_txn,
         };
-        for &w1 in &rel.past[r] {
-            if w1 != w2 && ops[w1].key == op.key && matches!(ops[w1].kind, Kind::Write(_)) {
-                edges[w1].push(w2);
+        // Pass 1: units, and the writer of each version (unit, and whether it is the unit's
+        // last write of the key).
+        let mut writer: HashMap<(u32, Version), (u32, OpRef)> = HashMap::new();
+        let mut overwritten: HashMap<(u32, Version), OpRef> = HashMap::new();
+        // Per unit, raw reads: (key, version, op), before the writer is known.
+        let mut raw_reads: Vec<Vec<(u32, Version, OpRef)>> = Vec::new();
+        for (ti, t) in h.iter().enumerate() {
+            let next_session = session_id.len() as u32;
+            let s = *session_id.entry(t.session).or_insert(next_session);
+            if s as usize == g.units_of.len() {
+                g.units_of.push(Vec::new());
+            }
+            let mut own: HashMap<u32, (Version, OpRef)> = HashMap::new();
+            for (oi, op) in t.ops.iter().enumerate() {
+                let at = OpRef { txn: ti, op: oi };
+                let k = *key_id.entry(op.key.as_str()).or_insert_with(|| {
+                    keys.push(op.key.as_str());
+                    keys.len() as u32 - 1
+                });
+                if !by_txn || oi == 0 {
+                    let u = g.session.len() as u32;
+                    g.session.push(s);
+                    g.pos.push(g.units_of[s as usize].len() as u32);
+                    g.units_of[s as usize].push(u);
+                    g.first.push(at);
+                    g.reads.push(Vec::new());
+                    g.writes.push(Vec::new());
+                    raw_reads.push(Vec::new());
+                    own.clear();
+                }
+                let u = g.session.len() as u32 - 1;
+                match op.kind {
+                    Kind::Write(v) => {
+                        if let Some((old, old_at)) = own.insert(k, (v, at)) {
+                            overwritten.insert((k, old), old_at);
+                            g.writes[u as usize].retain(|(key, _)| *key != k);
+                        }
+                        g.writes[u as usize].push((k, at));
+                        writer.insert((k, v), (u, at));
+                    }
+                    Kind::Read(v) => match own.get(&k) {
+                        Some(&(mine, w_at)) if mine != v => {
+                            return Err(Violation {
+                                pattern: Pattern::InternalRead,
+                                ops: vec![w_at, at],
+                                explanation: format!(
+                                    "{} does not see {}, its own transaction's last write",
+                                    show(h, at),
+                                    show(h, w_at)
+                                ),
+                            })
+                        }
+                        Some(_) => {}
+                        None => raw_reads[u as usize].push((k, v, at)),
+                    },
+                }
             }
         }
+        g.keys = keys;
+        for (u, rs) in raw_reads.into_iter().enumerate() {
+            for (key, version, at) in rs {
+                if let Some(&w_at) = overwritten.get(&(key, version)) {
+                    return Err(Violation {
+                        pattern: Pattern::IntermediateRead,
+                        ops: vec![w_at, at],
+                        explanation: format!(
+                            "{} reads {}, which its own transaction overwrote",
+                            show(h, at),
+                            show(h, w_at)
+                        ),
+                    });
+                }
+                let from = if version == 0 {
+                    None
+                } else {
+                    match writer.get(&(key, version)) {
+                        Some(&(w, w_at)) if w as usize == u => {
+                            return Err(Violation {
+                                pattern: Pattern::CyclicCO,
+                                ops: vec![at, w_at],
+                                explanation: format!(
+                                    "{} reads {}, which its own transaction writes later",
+                                    show(h, at),
+                                    show(h, w_at)
+                                ),
+                            })
+                        }
+                        Some(&(w, _)) => Some(w),
+                        None => {
+                            return Err(Violation {
+                                pattern: Pattern::ThinAirRead,
+                                ops: vec![at],
+                                explanation: format!(
+                                    "{} reads a version no committed write installs",
+                                    show(h, at)
+                                ),
+                            })
+                        }
+                    }
+                };
+                g.reads[u].push(Read { key, from, at });
+            }
+        }
+        // Writers per key and session, and the successor lists.
+        g.writers_of = vec![Vec::new(); g.keys.len()];
+        let n = g.session.len();
+        g.next = vec![Vec::new(); n];
+        for u in 0..n {
+            for &(k, _) in &g.writes[u] {
+                let per = &mut g.writers_of[k as usize];
+                let s = g.session[u];
+                match per.iter_mut().find(|(t, _)| *t == s) {
+                    Some((_, ps)) => ps.push(g.pos[u]),
+                    None => per.push((s, vec![g.pos[u]])),
+                }
+            }
+            for r in &g.reads[u] {
+                if let Some(w) = r.from {
+                    if w as usize != u && !g.next[w as usize].contains(&(u as u32)) {
+                        g.next[w as usize].push(u as u32);
+                    }
+                }
+            }
+        }
+        for units in &g.units_of {
+            for pair in units.windows(2) {
+                g.next[pair[0] as usize].push(pair[1]);
+            }
+        }
+        Ok(g)
     }
-    match cycle(
-        ops,
-        &closure(&edges),
-        Pattern::CyclicCF,
-        "no order of the writes fits every read",
-    ) {
-        Some(v) => Err(v),
-        None => Ok(()),
+
+    fn sessions(&self) -> usize {
+        self.units_of.len()
+    }
+
+    /// A topological order of `po ∪ wr ∪ extra`, or the cycle found, as `pattern`.
+    fn topo_or_cycle(&self, extra: &[(u32, u32)], pattern: Pattern) -> Result<Vec<u32>, Violation> {
+        let n = self.session.len();
+        let mut more = vec![Vec::new(); n];
+        for &(a, b) in extra {
+            more[a as usize].push(b);
+        }
+        let succ = |u: usize| self.next[u].iter().chain(&more[u]).copied();
+        let mut indegree = vec![0u32; n];
+        for u in 0..n {
+            for v in succ(u) {
+                indegree[v as usize] += 1;
+            }
+        }
+        let mut queue: VecDeque<u32> = (0..n as u32)
+            .filter(|u| indegree[*u as usize] == 0)
+            .collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(u) = queue.pop_front() {
+            order.push(u);
+            for v in succ(u as usize) {
+                indegree[v as usize] -= 1;
+                if indegree[v as usize] == 0 {
+                    queue.push_back(v);
+                }
+            }
+        }
+        if order.len() == n {
+            return Ok(order);
+        }
+        // Every unit left has a predecessor left: walk back until one repeats.
+        let done = order_set(&order, n);
+        let mut pred = vec![u32::MAX; n];
+        for u in (0..n).filter(|u| !done[*u]) {
+            for v in succ(u).filter(|v| !done[*v as usize]) {
+                pred[v as usize] = u as u32;
+            }
+        }
+        let start = (0..n).find(|u| !done[*u]).expect("a unit is left");
+        let mut seen = HashMap::new();
+        let mut path = Vec::new();
+        let mut u = start as u32;
+        while !seen.contains_key(&u) {
+            seen.insert(u, path.len());
+            path.push(u);
+            u = pred[u as usize];
+        }
+        let mut cycle = path[seen[&u]..].to_vec();
+        cycle.reverse();
+        let least = (0..cycle.len()).min_by_key(|i| cycle[*i]).expect("a cycle");
+        cycle.rotate_left(least);
+        let what = match pattern {
+            Pattern::CyclicCO => "these operations are in each other's causal past",
+            Pattern::CyclicCF => "no order of the writes fits every read",
+            _ => "one session's reads need these writes in a cycle",
+        };
+        let more_set: HashSet<(u32, u32)> = extra.iter().copied().collect();
+        let label = pattern_edge(pattern);
+        let mut text = format!("{what}: {}", self.show_unit(cycle[0]));
+        for i in 0..cycle.len() {
+            let (a, b) = (cycle[i], cycle[(i + 1) % cycle.len()]);
+            let edge = if self.session[a as usize] == self.session[b as usize]
+                && self.pos[a as usize] + 1 == self.pos[b as usize]
+            {
+                "po"
+            } else if self.next[a as usize].contains(&b) {
+                "wr"
+            } else if more_set.contains(&(a, b)) {
+                label
+            } else {
+                "?"
+            };
+            text.push_str(&format!(" -{edge}-> {}", self.show_unit(b)));
+        }
+        Err(Violation {
+            pattern,
+            ops: cycle.iter().map(|u| self.first[*u as usize]).collect(),
+            explanation: text,
+        })
+    }
+
+    /// A unit for people: its operation, or its transaction's operations.
+    fn show_unit(&self, u: u32) -> String {
+        let at = self.first[u as usize];
+        let t = &self.h[at.txn];
+        if !self.by_txn || t.ops.len() == 1 {
+            return show(self.h, at);
+        }
+        let ops: Vec<String> = (0..t.ops.len())
+            .map(|op| {
+                let s = show(self.h, OpRef { txn: at.txn, op });
+                s.split_once(": ").map_or(s.clone(), |(_, o)| o.to_string())
+            })
+            .collect();
+        format!("s{} T{}: [{}]", t.session, t.id, ops.join(", "))
+    }
+
+    /// Vector clocks: `vc[u * k + t]` is how many units of session `t` are in `u`'s causal
+    /// past under `po ∪ wr ∪ extra`, visited in `topo` order.
+    fn clocks(&self, topo: &[u32], extra: &[(u32, u32)]) -> Vec<u32> {
+        let k = self.sessions();
+        let n = self.session.len();
+        let mut more = vec![Vec::new(); n];
+        for &(a, b) in extra {
+            more[a as usize].push(b);
+        }
+        let mut vc = vec![0u32; n * k];
+        let mut mine = vec![0u32; k];
+        for &u in topo {
+            let u = u as usize;
+            mine.copy_from_slice(&vc[u * k..(u + 1) * k]);
+            let s = self.session[u] as usize;
+            mine[s] = mine[s].max(self.pos[u] + 1);
+            for &v in self.next[u].iter().chain(&more[u]) {
+                let row = &mut vc[v as usize * k..(v as usize + 1) * k];
+                for (a, b) in row.iter_mut().zip(&mine) {
+                    *a = (*a).max(*b);
+                }
+            }
+        }
+        vc
+    }
+
+    /// Whether unit `a` is in the past of unit `b` under the clocks `vc`.
+    fn before(&self, vc: &[u32], a: u32, b: u32) -> bool {
+        let k = self.sessions();
+        self.pos[a as usize] < vc[b as usize * k + self.session[a as usize] as usize]
+    }
+
+    /// For each session writing `key`, the last unit writing it inside the past `vc` of `u`.
+    fn last_writers<'a>(
+        &'a self,
+        vc: &'a [u32],
+        u: u32,
+        key: u32,
+    ) -> impl Iterator<Item = u32> + 'a {
+        let k = self.sessions();
+        self.writers_of[key as usize]
+            .iter()
+            .filter_map(move |(s, ps)| {
+                let bound = vc[u as usize * k + *s as usize];
+                let i = ps.partition_point(|p| *p < bound);
+                (i > 0).then(|| self.units_of[*s as usize][ps[i - 1] as usize])
+            })
+    }
+
+    /// The operation of unit `w` that writes `key`.
+    fn write_op(&self, w: u32, key: u32) -> OpRef {
+        self.writes[w as usize]
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, at)| *at)
+            .expect("the unit writes the key")
+    }
+
+    /// `WriteCOInitRead` and `WriteCORead` under `co`'s clocks.
+    fn write_co_reads(&self, vc: &[u32]) -> Result<(), Violation> {
+        for u in 0..self.session.len() as u32 {
+            for r in &self.reads[u as usize] {
+                for w2 in self.last_writers(vc, u, r.key) {
+                    if Some(w2) == r.from {
+                        continue;
+                    }
+                    let w2_at = self.write_op(w2, r.key);
+                    match r.from {
+                        None => {
+                            return Err(Violation {
+                                pattern: Pattern::WriteCOInitRead,
+                                ops: vec![w2_at, r.at],
+                                explanation: format!(
+                                    "{} reads the initial value after {} in its causal past",
+                                    show(self.h, r.at),
+                                    show(self.h, w2_at)
+                                ),
+                            })
+                        }
+                        Some(w1) if self.before(vc, w1, w2) => {
+                            let w1_at = self.write_op(w1, r.key);
+                            return Err(Violation {
+                                pattern: Pattern::WriteCORead,
+                                ops: vec![w1_at, w2_at, r.at],
+                                explanation: format!(
+                                    "{} reads {}, which {} overwrote in its causal past",
+                                    show(self.h, r.at),
+                                    show(self.h, w1_at),
+                                    show(self.h, w2_at)
+                                ),
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The edges `w → w1` for each read of `w1` by a unit passing `reader` and each write `w`
+    /// of the key in the reader's past under `vc` (the last one per session stands for the
+    /// rest, which `po` orders before it).
+    fn conflicts(&self, vc: &[u32], reader: impl Fn(u32) -> bool) -> Vec<(u32, u32)> {
+        let mut edges = HashSet::new();
+        for u in 0..self.session.len() as u32 {
+            if !reader(u) {
+                continue;
+            }
+            for r in &self.reads[u as usize] {
+                let Some(w1) = r.from else { continue };
+                for w in self.last_writers(vc, u, r.key) {
+                    if w != w1 {
+                        edges.insert((w, w1));
+                    }
+                }
+            }
+        }
+        let mut edges: Vec<(u32, u32)> = edges.into_iter().collect();
+        edges.sort_unstable();
+        edges
+    }
+
+    /// CM: for each session, grows `hb_o` for its last operation `o` until it is stable.
+    fn causal_memory(&self) -> Result<(), Violation> {
+        for s in 0..self.sessions() as u32 {
+            let mut extra: Vec<(u32, u32)> = Vec::new();
+            let vc = loop {
+                let topo = self.topo_or_cycle(&extra, Pattern::CyclicHB)?;
+                let vc = self.clocks(&topo, &extra);
+                let found = self.conflicts(&vc, |u| self.session[u as usize] == s);
+                if found.len() == extra.len() {
+                    break vc;
+                }
+                extra = found;
+            };
+            for &u in &self.units_of[s as usize] {
+                for r in self.reads[u as usize].iter().filter(|r| r.from.is_none()) {
+                    if let Some(w) = self.last_writers(&vc, u, r.key).next() {
+                        let w_at = self.write_op(w, r.key);
+                        return Err(Violation {
+                            pattern: Pattern::WriteHBInitRead,
+                            ops: vec![w_at, r.at],
+                            explanation: format!(
+                                "{} reads the initial value, but its session's reads order {} before it",
+                                show(self.h, r.at),
+                                show(self.h, w_at)
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-/// The definition of CC, by brute force (exponential; for tests on small histories): `co` is
-/// acyclic, every read reads a version some write installs, and for every read `r` some order
-/// of `r` and the writes of its causal past, extending `co`, has `r`'s version as the last
-/// write of its key before `r` (the initial value if none).
-pub fn brute_force_cc(ops: &[Op]) -> bool {
-    let Ok(writer) = writers(ops) else {
+fn pattern_edge(p: Pattern) -> &'static str {
+    match p {
+        Pattern::CyclicCF => "cf",
+        Pattern::CyclicHB => "hb",
+        _ => "?",
+    }
+}
+
+fn order_set(order: &[u32], n: usize) -> Vec<bool> {
+    let mut done = vec![false; n];
+    for u in order {
+        done[*u as usize] = true;
+    }
+    done
+}
+
+/// The definitions, by brute force (exponential; for tests on small histories).
+///
+/// - CC: `co` is acyclic, every read reads a version some write installs, and for every read
+///   `r` some order of the writes in `r`'s causal past, extending `co`, ends (for `r`'s key)
+///   with `r`'s version (none: the initial value).
+/// - CM: for every session, one order of the writes in the causal past of its last operation
+///   and of the session's operations, extending `co`, in which each of the session's reads
+///   sees the last write of its key before it.
+/// - CCv, TCC: one order of all writes, extending `co`, such that every read sees the last
+///   write of its key among those in its causal past.
+pub fn brute_force(h: &[Txn], level: Level) -> bool {
+    let Ok(g) = Graph::build(h, level == Level::Tcc) else {
         return false;
     };
-    let rel = closure(&base_edges(ops, &writer));
-    if (0..ops.len()).any(|i| rel.past[i].contains(&i)) {
+    let n = g.session.len();
+    let Ok(topo) = g.topo_or_cycle(&[], Pattern::CyclicCO) else {
         return false;
+    };
+    let vc = g.clocks(&topo, &[]);
+    let co = |a: u32, b: u32| g.before(&vc, a, b);
+    let writes_key = |u: u32, key: u32| g.writes[u as usize].iter().any(|(k, _)| *k == key);
+    let is_writer = |u: u32| !g.writes[u as usize].is_empty();
+    match level {
+        Level::Cc => (0..n as u32).all(|r| {
+            g.reads[r as usize].iter().all(|read| {
+                let items: Vec<u32> = (0..n as u32)
+                    .filter(|w| is_writer(*w) && co(*w, r))
+                    .collect();
+                orders(&items, &co, &mut |order| {
+                    last_before(order, order.len(), read.key, &writes_key) == read.from
+                })
+            })
+        }),
+        Level::Cm => g.units_of.iter().all(|units| {
+            let o = *units.last().expect("sessions are not empty");
+            let items: Vec<u32> = (0..n as u32)
+                .filter(|u| (is_writer(*u) && (co(*u, o) || *u == o)) || units.contains(u))
+                .collect();
+            orders(&items, &co, &mut |order| {
+                order.iter().enumerate().all(|(i, u)| {
+                    !units.contains(u)
+                        || g.reads[*u as usize]
+                            .iter()
+                            .all(|read| last_before(order, i, read.key, &writes_key) == read.from)
+                })
+            })
+        }),
+        Level::Ccv | Level::Tcc => {
+            let items: Vec<u32> = (0..n as u32).filter(|w| is_writer(*w)).collect();
+            orders(&items, &co, &mut |order| {
+                (0..n as u32).all(|r| {
+                    g.reads[r as usize].iter().all(|read| {
+                        let seen: Vec<u32> = order.iter().copied().filter(|w| co(*w, r)).collect();
+                        last_before(&seen, seen.len(), read.key, &writes_key) == read.from
+                    })
+                })
+            })
+        }
     }
-    ops.iter().enumerate().all(|(r, op)| {
-        let Kind::Read(v) = op.kind else { return true };
-        let mut items: Vec<usize> = rel.past[r]
-            .iter()
-            .copied()
-            .filter(|w| matches!(ops[*w].kind, Kind::Write(_)))
-            .collect();
-        items.push(r);
-        let mut order = Vec::new();
-        let mut used = vec![false; items.len()];
-        extend(ops, &rel, &items, &mut used, &mut order, r, v)
-    })
 }
 
-/// Whether `order` extends, respecting `co`, to an order of `items` in which read `r` sees
-/// version `v` of its key.
-fn extend(
-    ops: &[Op],
-    rel: &Relations,
-    items: &[usize],
-    used: &mut [bool],
-    order: &mut Vec<usize>,
-    r: usize,
-    v: Version,
+/// The last unit of `order[..end]` writing `key`.
+fn last_before(
+    order: &[u32],
+    end: usize,
+    key: u32,
+    writes_key: &impl Fn(u32, u32) -> bool,
+) -> Option<u32> {
+    order[..end]
+        .iter()
+        .rev()
+        .copied()
+        .find(|w| writes_key(*w, key))
+}
+
+/// Whether some order of `items` extending `co` passes `ok`.
+fn orders(
+    items: &[u32],
+    co: &impl Fn(u32, u32) -> bool,
+    ok: &mut impl FnMut(&[u32]) -> bool,
 ) -> bool {
-    if order.len() == items.len() {
-        let seen = order
-            .iter()
-            .take_while(|i| **i != r)
-            .filter(|i| ops[**i].key == ops[r].key)
-            .last()
-            .map_or(0, |w| match ops[*w].kind {
-                Kind::Write(v) => v,
-                Kind::Read(_) => unreachable!("only writes and r are ordered"),
-            });
-        return seen == v;
+    fn go(
+        items: &[u32],
+        co: &impl Fn(u32, u32) -> bool,
+        used: &mut [bool],
+        order: &mut Vec<u32>,
+        ok: &mut impl FnMut(&[u32]) -> bool,
+    ) -> bool {
+        if order.len() == items.len() {
+            return ok(order);
+        }
+        for k in 0..items.len() {
+            if used[k] {
+                continue;
+            }
+            let x = items[k];
+            let ready = items.iter().enumerate().all(|(j, y)| used[j] || !co(*y, x));
+            if !ready {
+                continue;
+            }
+            used[k] = true;
+            order.push(x);
+            if go(items, co, used, order, ok) {
+                return true;
+            }
+            order.pop();
+            used[k] = false;
+        }
+        false
     }
-    for k in 0..items.len() {
-        if used[k] {
-            continue;
-        }
-        let x = items[k];
-        // Everything in x's causal past among the items must come first.
-        let ready = items
-            .iter()
-            .enumerate()
-            .all(|(j, y)| used[j] || !rel.past[x].contains(y));
-        if !ready {
-            continue;
-        }
-        used[k] = true;
-        order.push(x);
-        if extend(ops, rel, items, used, order, r, v) {
-            return true;
-        }
-        order.pop();
-        used[k] = false;
-    }
-    false
+    let mut used = vec![false; items.len()];
+    go(items, co, &mut used, &mut Vec::new(), ok)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn w(session: usize, key: &str, v: Version) -> Op {
-        Op {
-            session,
-            key: key.into(),
-            kind: Kind::Write(v),
-        }
-    }
-
-    fn r(session: usize, key: &str, v: Version) -> Op {
-        Op {
-            session,
-            key: key.into(),
-            kind: Kind::Read(v),
-        }
-    }
-
-    fn pattern(ops: &[Op], level: Level) -> Option<Pattern> {
-        check(ops, level).err().map(|v| v.pattern)
-    }
-
-    /// COPS §1: Alice removes her boss from an ACL (x), then posts a photo (y); her boss sees
-    /// the photo and then reads the old ACL. The photo's causal past holds the ACL change.
-    #[test]
-    fn the_acl_anomaly_is_a_write_co_read() {
-        let h = [
-            w(0, "x", 1),
-            w(0, "x", 2),
-            w(0, "y", 1),
-            r(1, "y", 1),
-            r(1, "x", 1),
-        ];
-        let v = check(&h, Level::Cc).unwrap_err();
-        assert_eq!(v.pattern, Pattern::WriteCORead);
-        assert_eq!(v.ops, vec![0, 1, 4]);
-        assert!(v
-            .to_string()
-            .contains("s1: r x=1 reads s0: w x=1, which s0: w x=2 overwrote"));
-        assert!(!brute_force_cc(&h));
-    }
-
-    #[test]
-    fn each_bad_pattern_is_named() {
-        // A read of a version nobody wrote.
-        assert_eq!(
-            pattern(&[r(0, "x", 7)], Level::Cc),
-            Some(Pattern::ThinAirRead)
-        );
-        // Each session reads the other's later write: a cycle through po and wr.
-        let cyclic = [r(0, "x", 1), w(0, "y", 1), r(1, "y", 1), w(1, "x", 1)];
-        assert_eq!(pattern(&cyclic, Level::Cc), Some(Pattern::CyclicCO));
-        // The initial value read after the session's own write.
-        let init = [w(0, "x", 1), r(0, "x", 0)];
-        assert_eq!(pattern(&init, Level::Cc), Some(Pattern::WriteCOInitRead));
-        // Two sessions write x concurrently; one reader sees 1 then 2, another 2 then 1: each
-        // order is causal, but replicas cannot converge on one (CC, not CCv).
-        let diverge = [
-            w(0, "x", 1),
-            w(1, "x", 2),
-            r(2, "x", 1),
-            r(2, "x", 2),
-            r(3, "x", 2),
-            r(3, "x", 1),
-        ];
-        assert_eq!(pattern(&diverge, Level::Cc), None);
-        assert_eq!(pattern(&diverge, Level::Ccv), Some(Pattern::CyclicCF));
-        assert!(brute_force_cc(&diverge));
-        // And a history that is fine at both levels.
-        let fine = [
-            w(0, "x", 1),
-            r(1, "x", 1),
-            w(1, "y", 1),
-            r(2, "y", 1),
-            r(2, "x", 1),
-        ];
-        assert_eq!(pattern(&fine, Level::Ccv), None);
-        assert!(brute_force_cc(&fine));
-    }
-
-    /// Small random differentiated histories: 2 keys, up to 3 sessions, up to 7 operations;
-    /// each write installs the next version of its key, each read names an existing version
-    /// (or the initial one, or, rarely, a version nobody wrote).
-    fn history() -> impl Strategy<Value = Vec<Op>> {
-        prop::collection::vec((0usize..3, 0usize..2, 0u8..3, 0u64..4), 1..8).prop_map(|raw| {
-            let keys = ["x", "y"];
-            let mut written = [0u64; 2];
-            raw.into_iter()
-                .map(|(session, k, kind, pick)| {
-                    if kind == 0 {
-                        written[k] += 1;
-                        w(session, keys[k], written[k])
-                    } else {
-                        r(session, keys[k], pick.min(written[k] + 1))
-                    }
-                })
-                .collect()
-        })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-        /// The bad patterns decide CC exactly as its definition does.
-        #[test]
-        fn bad_patterns_agree_with_the_definition(h in history()) {
-            prop_assert_eq!(check(&h, Level::Cc).is_ok(), brute_force_cc(&h), "{:?}", h);
-        }
-    }
-}
+mod tests;
