@@ -22,6 +22,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::farm::FarmSpec>::NEW,
     &Registered::<models::chain::ChainSpec>::NEW,
     &Registered::<models::chain::CraqSpec>::NEW,
+    &Registered::<models::cops::CopsSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

@@ -26,10 +26,13 @@
 //! - [`chain`]: chain replication (van Renesse & Schneider, OSDI 2004, §§2, 3) and CRAQ (Terrace &
 //!   Freedman, ATC 2009, §2.3): a key-value store on a chain of fail-stop nodes, a master that
 //!   reconfigures it, and reads at the tail or, in CRAQ, at any node.
+//! - [`cops`]: COPS (Lloyd et al., SOSP 2011, §§3, 4): causal+ across two data centres by
+//!   Lamport versions, nearest dependencies, `dep_check` and COPS-GT's `get_trans`.
 
 pub mod catalog;
 pub mod chain;
 pub mod client;
+pub mod cops;
 pub mod ct;
 pub mod farm;
 pub mod harness;

@@ -1,0 +1,642 @@
+//! COPS's messages and actors: a data centre's store node (§4.3) and a client library (§4.2,
+//! COPS-GT's `get_trans` §4.6). The same actors run in the model and over TCP.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Actor, Id, Out};
+
+use crate::client::{ClientMsg, RequestId};
+
+/// A key, by number: `x`, `y`, `z`, then `k3`, `k4`, ...
+pub type Key = u8;
+
+/// The name of key `k`.
+pub fn key_name(k: Key) -> String {
+    match k {
+        0 => "x".to_string(),
+        1 => "y".to_string(),
+        2 => "z".to_string(),
+        _ => format!("k{k}"),
+    }
+}
+
+/// A version: a Lamport timestamp and the data centre that wrote it (§4.1). Versions are
+/// ordered by counter, then data centre: a total order that every data centre agrees on, and
+/// last-writer-wins picks the greatest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+pub struct Version {
+    pub counter: u64,
+    pub dc: u8,
+}
+
+impl Version {
+    /// A unique positive number for the version, for `properties::causal` (0 is the initial
+    /// value): `10 * counter + dc`, so that `3.1` reads as 31 (data centres are fewer than 10).
+    pub fn number(self) -> u64 {
+        10 * self.counter + u64::from(self.dc)
+    }
+
+    /// The version of [`Version::number`] `n`.
+    pub fn from_number(n: u64) -> Version {
+        Version {
+            counter: n / 10,
+            dc: (n % 10) as u8,
+        }
+    }
+}
+
+/// `3.1`: counter 3, data centre 1.
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.counter, self.dc)
+    }
+}
+
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A dependency: a key and the version of it that must be visible first (§4.2).
+pub type Dep = (Key, Version);
+
+/// What the client library offers (§3.2, §4.6).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CopsOp {
+    /// `put(key, value)`; the value written is the version the store gives it.
+    Put(Key),
+    Get(Key),
+    /// COPS-GT's `get_trans(keys)`: a causally consistent snapshot of the keys.
+    GetTrans(Vec<Key>),
+}
+
+/// What an operation returned; `None` is the initial value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CopsRet {
+    Put(Version),
+    Get(Option<Version>),
+    GetTrans(Vec<(Key, Option<Version>)>),
+}
+
+/// The messages.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CopsMsg {
+    /// Client library to its local node (§4.2): write `key` after its nearest dependencies.
+    /// `nearest` is what `dep_check` confirms at the other data centres; `deps` is every
+    /// dependency, one version per key, stored with the value for `get_trans` (COPS-GT).
+    PutAfter {
+        seq: RequestId,
+        key: Key,
+        deps: Vec<Dep>,
+        nearest: Vec<Dep>,
+    },
+    /// The version the local node gave the put.
+    PutAfterOk { seq: RequestId, version: Version },
+    /// `get_by_version` (§4.6): the newest version (`None`) or a given one, with its
+    /// dependencies. `round` is the round of `get_trans` it serves (1 for a plain get).
+    GetByVersion {
+        seq: RequestId,
+        round: u8,
+        key: Key,
+        version: Option<Version>,
+    },
+    GetOk {
+        seq: RequestId,
+        round: u8,
+        key: Key,
+        version: Option<Version>,
+        deps: Vec<Dep>,
+    },
+    /// Node to the other data centres' nodes (§4.3): a local put, replicated asynchronously
+    /// with its version and dependencies.
+    Replicate {
+        key: Key,
+        version: Version,
+        deps: Vec<Dep>,
+        nearest: Vec<Dep>,
+    },
+    /// A driver and its client library, over TCP.
+    Client(ClientMsg<CopsOp, CopsRet>),
+}
+
+crate::seeded_bugs! {
+    /// The seeded bugs.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum CopsBug {
+        /// Puts replicate without their dependencies: a remote data centre applies them at once.
+        NoDeps = "no-deps",
+        /// Versions are a node's own counter: no Lamport update on receipt and no data-centre
+        /// tie break.
+        WallClockVersions = "wall-clock-versions",
+        /// `get_trans` returns its first round's results without the second round.
+        SingleRoundGetTrans = "single-round-get-trans",
+        /// Values are stored with their nearest dependencies only, as COPS (not COPS-GT) keeps
+        /// them: `get_trans`'s second round misses a dependency of a dependency.
+        NearestDepsGetTrans = "nearest-deps-get-trans",
+    }
+}
+
+/// A data centre's store node. One node per data centre holds every key here; in COPS a
+/// data centre's keys are partitioned over its nodes, and `dep_check` goes to the node of the
+/// dependency's key (§4.3): with one node it is a local lookup.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodeCfg {
+    pub dc: u8,
+    /// The nodes of the other data centres.
+    pub peers: Vec<Id>,
+    pub bug: Option<CopsBug>,
+}
+
+/// A stored version, its dependencies (kept for `get_trans`) and its nearest ones (checked by
+/// `dep_check`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Stored {
+    pub version: Version,
+    pub deps: Vec<Dep>,
+    pub nearest: Vec<Dep>,
+}
+
+/// A node's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeState {
+    /// The Lamport clock (§4.1).
+    pub clock: u64,
+    /// Every version applied here, per key, with its dependencies: COPS-GT keeps old
+    /// versions for `get_by_version` (§4.6).
+    pub versions: BTreeMap<(Key, Version), Vec<Dep>>,
+    /// The visible version of each key: last-writer-wins by version (§4.5, convergent
+    /// conflict handling).
+    pub current: BTreeMap<Key, Version>,
+    /// Replicated puts waiting for `dep_check` to confirm a dependency (§4.3).
+    pub pending: Vec<(Key, Stored)>,
+}
+
+impl NodeState {
+    /// `dep_check`: whether `dep`'s version has been applied here.
+    pub fn has(&self, dep: &Dep) -> bool {
+        self.versions.contains_key(dep)
+    }
+
+    /// The newest visible version of `key`, with its dependencies.
+    pub fn latest(&self, key: Key) -> Option<(Version, &[Dep])> {
+        let v = *self.current.get(&key)?;
+        Some((v, &self.versions[&(key, v)]))
+    }
+}
+
+impl NodeCfg {
+    /// Whether `incoming` replaces `current` under last-writer-wins.
+    fn newer(&self, incoming: Version, current: Option<Version>) -> bool {
+        match current {
+            None => true,
+            // The seeded bug: counters alone, and a tie keeps what is there.
+            Some(c) if self.bug == Some(CopsBug::WallClockVersions) => incoming.counter > c.counter,
+            Some(c) => incoming > c,
+        }
+    }
+
+    /// Applies a version: stores it and makes it visible if it is newer.
+    fn apply(&self, s: &mut NodeState, key: Key, stored: Stored) {
+        if self.newer(stored.version, s.current.get(&key).copied()) {
+            s.current.insert(key, stored.version);
+        }
+        s.versions.insert((key, stored.version), stored.deps);
+    }
+
+    /// Applies every pending put whose dependencies are all here, until none is.
+    fn drain(&self, s: &mut NodeState) {
+        while let Some(i) = s
+            .pending
+            .iter()
+            .position(|(_, p)| p.nearest.iter().all(|d| s.has(d)))
+        {
+            let (key, stored) = s.pending.remove(i);
+            self.apply(s, key, stored);
+        }
+    }
+
+    pub fn on_msg(
+        &self,
+        s: &NodeState,
+        src: Id,
+        msg: CopsMsg,
+        o: &mut Out<CopsActor>,
+    ) -> Option<NodeState> {
+        match msg {
+            // §4.2: a local put is applied at once (its dependencies were read or written here),
+            // then replicated to the other data centres.
+            CopsMsg::PutAfter {
+                seq,
+                key,
+                deps,
+                nearest,
+            } => {
+                let mut s = s.clone();
+                s.clock += 1;
+                let version = Version {
+                    counter: s.clock,
+                    dc: self.dc,
+                };
+                let stored = match self.bug {
+                    Some(CopsBug::NoDeps) => Stored {
+                        version,
+                        deps: Vec::new(),
+                        nearest: Vec::new(),
+                    },
+                    Some(CopsBug::NearestDepsGetTrans) => Stored {
+                        version,
+                        deps: nearest.clone(),
+                        nearest,
+                    },
+                    _ => Stored {
+                        version,
+                        deps,
+                        nearest,
+                    },
+                };
+                self.apply(&mut s, key, stored.clone());
+                for peer in &self.peers {
+                    o.send(
+                        *peer,
+                        CopsMsg::Replicate {
+                            key,
+                            version,
+                            deps: stored.deps.clone(),
+                            nearest: stored.nearest.clone(),
+                        },
+                    );
+                }
+                o.send(src, CopsMsg::PutAfterOk { seq, version });
+                Some(s)
+            }
+            CopsMsg::GetByVersion {
+                seq,
+                round,
+                key,
+                version,
+            } => {
+                // A version asked for by number is here: the value that named it as a
+                // dependency was applied only after it (§4.6). Otherwise, the newest.
+                let found = match version {
+                    Some(v) if s.versions.contains_key(&(key, v)) => {
+                        Some((v, s.versions[&(key, v)].clone()))
+                    }
+                    _ => s.latest(key).map(|(v, d)| (v, d.to_vec())),
+                };
+                let (version, deps) = match found {
+                    Some((v, d)) => (Some(v), d),
+                    None => (None, Vec::new()),
+                };
+                o.send(
+                    src,
+                    CopsMsg::GetOk {
+                        seq,
+                        round,
+                        key,
+                        version,
+                        deps,
+                    },
+                );
+                None
+            }
+            // §4.3: the Lamport clock moves past every version received; the put waits until
+            // `dep_check` finds each of its dependencies applied here.
+            CopsMsg::Replicate {
+                key,
+                version,
+                deps,
+                nearest,
+            } => {
+                if s.has(&(key, version))
+                    || s.pending
+                        .iter()
+                        .any(|(k, p)| (*k, p.version) == (key, version))
+                {
+                    return None;
+                }
+                let mut s = s.clone();
+                if self.bug != Some(CopsBug::WallClockVersions) {
+                    s.clock = s.clock.max(version.counter);
+                }
+                s.pending.push((
+                    key,
+                    Stored {
+                        version,
+                        deps,
+                        nearest,
+                    },
+                ));
+                s.pending.sort();
+                self.drain(&mut s);
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A client library: one session, attached to its data centre's node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientCfg {
+    /// The local node.
+    pub node: Id,
+    /// The operations to run, in the model; over TCP a driver sends them.
+    pub ops: Vec<CopsOp>,
+    /// The driver, over TCP (`None` in the model).
+    pub driver: Option<Id>,
+    pub bug: Option<CopsBug>,
+}
+
+/// What a client library is waiting for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Waiting {
+    Idle,
+    Put,
+    Get,
+    /// `get_trans`: the keys asked for and each one's answer so far (§4.6).
+    Trans {
+        round: u8,
+        keys: Vec<Key>,
+        got: BTreeMap<Key, (Option<Version>, Vec<Dep>)>,
+        /// Round 2's answers still to come.
+        missing: u8,
+    },
+}
+
+/// A client library's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientState {
+    /// The current request's number (from 1); 0 before the first.
+    pub seq: RequestId,
+    /// The operations done (the model's session history).
+    pub done: Vec<(CopsOp, CopsRet)>,
+    /// The context (COPS-GT, §4.2): every version the session depends on, the newest per key.
+    pub context: Vec<Dep>,
+    /// Its nearest dependencies: the versions no other in the context depends on (§4.2).
+    pub nearest: Vec<Dep>,
+    pub waiting: Waiting,
+    /// The operation in progress.
+    pub op: Option<CopsOp>,
+}
+
+impl ClientCfg {
+    fn start(&self, o: &mut Out<CopsActor>) -> ClientState {
+        let mut s = ClientState {
+            seq: 0,
+            done: Vec::new(),
+            context: Vec::new(),
+            nearest: Vec::new(),
+            waiting: Waiting::Idle,
+            op: None,
+        };
+        if self.driver.is_none() {
+            if let Some(op) = self.ops.first().cloned() {
+                self.invoke(&mut s, 1, op, o);
+            }
+        }
+        s
+    }
+
+    /// Starts `op` as request `seq`.
+    fn invoke(&self, s: &mut ClientState, seq: RequestId, op: CopsOp, o: &mut Out<CopsActor>) {
+        s.seq = seq;
+        s.op = Some(op.clone());
+        match op {
+            CopsOp::Put(key) => {
+                s.waiting = Waiting::Put;
+                o.send(
+                    self.node,
+                    CopsMsg::PutAfter {
+                        seq,
+                        key,
+                        deps: s.context.clone(),
+                        nearest: s.nearest.clone(),
+                    },
+                );
+            }
+            CopsOp::Get(key) => {
+                s.waiting = Waiting::Get;
+                o.send(self.node, get(seq, 1, key, None));
+            }
+            // Round 1: the newest version of every key, at once (§4.6).
+            CopsOp::GetTrans(keys) => {
+                for k in &keys {
+                    o.send(self.node, get(seq, 1, *k, None));
+                }
+                s.waiting = Waiting::Trans {
+                    round: 1,
+                    keys,
+                    got: BTreeMap::new(),
+                    missing: 0,
+                };
+            }
+        }
+    }
+
+    /// `op` returned `ret`: remember it, tell the driver, start the next operation.
+    fn finish(&self, s: &mut ClientState, ret: CopsRet, o: &mut Out<CopsActor>) {
+        let op = s.op.take().expect("an operation is in progress");
+        s.waiting = Waiting::Idle;
+        match self.driver {
+            Some(driver) => {
+                o.send(
+                    driver,
+                    CopsMsg::Client(ClientMsg::Return { seq: s.seq, ret }),
+                );
+            }
+            None => {
+                s.done.push((op, ret));
+                if let Some(next) = self.ops.get(s.done.len()).cloned() {
+                    let seq = s.seq + 1;
+                    self.invoke(s, seq, next, o);
+                }
+            }
+        }
+    }
+
+    /// The session now depends on `dep` (§4.2): the context keeps the newest version per key.
+    fn depend(context: &mut Vec<Dep>, (key, version): Dep) {
+        match context.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = (*v).max(version),
+            None => {
+                context.push((key, version));
+                context.sort();
+            }
+        }
+    }
+
+    /// A read of `key` at `version` with the value's dependencies `deps`: the value is a
+    /// nearest dependency, and it and everything it depends on join the context.
+    fn read(s: &mut ClientState, key: Key, version: Option<Version>, deps: &[Dep]) {
+        let Some(v) = version else { return };
+        Self::depend(&mut s.context, (key, v));
+        for d in deps {
+            Self::depend(&mut s.context, *d);
+        }
+        if !s.nearest.contains(&(key, v)) {
+            s.nearest.push((key, v));
+            s.nearest.sort();
+        }
+    }
+
+    pub fn on_msg(
+        &self,
+        s: &ClientState,
+        src: Id,
+        msg: CopsMsg,
+        o: &mut Out<CopsActor>,
+    ) -> Option<ClientState> {
+        match msg {
+            CopsMsg::Client(ClientMsg::Invoke { seq, op })
+                if Some(src) == self.driver && seq > s.seq =>
+            {
+                let mut s = s.clone();
+                self.invoke(&mut s, seq, op, o);
+                Some(s)
+            }
+            CopsMsg::PutAfterOk { seq, version } if seq == s.seq && s.waiting == Waiting::Put => {
+                let mut s = s.clone();
+                let Some(CopsOp::Put(key)) = s.op else {
+                    return None;
+                };
+                // The put's version stands for everything before it (nearest dependencies).
+                Self::depend(&mut s.context, (key, version));
+                s.nearest = vec![(key, version)];
+                self.finish(&mut s, CopsRet::Put(version), o);
+                Some(s)
+            }
+            CopsMsg::GetOk {
+                seq,
+                round,
+                key,
+                version,
+                deps,
+            } if seq == s.seq => {
+                let mut s = s.clone();
+                match &mut s.waiting {
+                    Waiting::Get => {
+                        Self::read(&mut s, key, version, &deps);
+                        self.finish(&mut s, CopsRet::Get(version), o);
+                    }
+                    Waiting::Trans {
+                        round: r,
+                        keys,
+                        got,
+                        missing,
+                    } if *r == round => {
+                        got.insert(key, (version, deps));
+                        if round == 2 {
+                            *missing -= 1;
+                        }
+                        let round1_done = round == 1 && got.len() == keys.len();
+                        if round1_done && self.bug != Some(CopsBug::SingleRoundGetTrans) {
+                            // §4.6: the causally correct version of each key is the newest of
+                            // what round 1 read and what the values read depend on.
+                            let mut ccv: BTreeMap<Key, Version> = BTreeMap::new();
+                            for (k, (v, ds)) in got.iter() {
+                                if let Some(v) = v {
+                                    let e = ccv.entry(*k).or_default();
+                                    *e = (*e).max(*v);
+                                }
+                                for (dk, dv) in ds {
+                                    if keys.contains(dk) {
+                                        let e = ccv.entry(*dk).or_default();
+                                        *e = (*e).max(*dv);
+                                    }
+                                }
+                            }
+                            let stale: Vec<(Key, Version)> = ccv
+                                .into_iter()
+                                .filter(|(k, v)| got[k].0 < Some(*v))
+                                .collect();
+                            if !stale.is_empty() {
+                                *r = 2;
+                                *missing = stale.len() as u8;
+                                for (k, v) in stale {
+                                    o.send(self.node, get(seq, 2, k, Some(v)));
+                                }
+                                return Some(s);
+                            }
+                        }
+                        if round1_done || (round == 2 && *missing == 0) {
+                            let read: Vec<(Key, Option<Version>)> =
+                                keys.iter().map(|k| (*k, got[k].0)).collect();
+                            let got = got.clone();
+                            for (k, (v, deps)) in &got {
+                                Self::read(&mut s, *k, *v, deps);
+                            }
+                            self.finish(&mut s, CopsRet::GetTrans(read), o);
+                        }
+                    }
+                    _ => return None,
+                }
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn get(seq: RequestId, round: u8, key: Key, version: Option<Version>) -> CopsMsg {
+    CopsMsg::GetByVersion {
+        seq,
+        round,
+        key,
+        version,
+    }
+}
+
+/// A COPS actor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CopsActor {
+    Node(NodeCfg),
+    Client(ClientCfg),
+}
+
+/// A COPS actor's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CopsState {
+    Node(NodeState),
+    Client(ClientState),
+}
+
+impl Actor for CopsActor {
+    type Msg = CopsMsg;
+    type Timer = ();
+    type State = CopsState;
+    type Storage = ();
+    type Random = ();
+
+    fn on_start(&self, _id: Id, _storage: &Option<()>, o: &mut Out<Self>) -> CopsState {
+        match self {
+            CopsActor::Node(_) => CopsState::Node(NodeState::default()),
+            CopsActor::Client(cfg) => CopsState::Client(cfg.start(o)),
+        }
+    }
+
+    fn on_msg(
+        &self,
+        _id: Id,
+        state: &mut Cow<CopsState>,
+        src: Id,
+        msg: CopsMsg,
+        o: &mut Out<Self>,
+    ) {
+        let next = match (self, &**state) {
+            (CopsActor::Node(cfg), CopsState::Node(s)) => {
+                cfg.on_msg(s, src, msg, o).map(CopsState::Node)
+            }
+            (CopsActor::Client(cfg), CopsState::Client(s)) => {
+                cfg.on_msg(s, src, msg, o).map(CopsState::Client)
+            }
+            _ => None,
+        };
+        if let Some(next) = next {
+            *state.to_mut() = next;
+        }
+    }
+}
