@@ -87,7 +87,7 @@ where
             return Err(std::io::Error::other("the cluster file lists no nodes"));
         }
         let id = Id::from(id.unwrap_or_else(fresh_id));
-        let actor = S::client(cluster, Id::from(DRIVER), tuning);
+        let actor = S::client_for(cluster, Id::from(DRIVER), tuning, id);
         let (inbox_tx, inbox) = mpsc::channel();
         let mut client = Self {
             id,

@@ -242,6 +242,9 @@ struct Counts {
 /// Process numbers of one client are its index plus multiples of this.
 pub(crate) const PROCESS_STRIDE: u64 = 1 << 20;
 
+/// Set in the ids of the final operations ([`Jepsen::final_ops`]).
+pub const FINAL_OPS: u64 = 1 << 63;
+
 /// Runs the test of protocol `S`.
 pub fn run<S: Jepsen>(opts: &JepsenOpts) -> anyhow::Result<JepsenReport>
 where
@@ -278,8 +281,11 @@ where
     let end = recorder.start + opts.duration;
 
     let mut workers = Vec::new();
+    let finals = S::final_ops(opts.keys);
+    let all_stopped = Arc::new(std::sync::Barrier::new(opts.clients));
     for c in 0..opts.clients {
         let (recorder, counts, stop) = (recorder.clone(), counts.clone(), stop.clone());
+        let (finals, all_stopped) = (finals.clone(), all_stopped.clone());
         let (keys, op_timeout, seed) = (opts.keys, opts.op_timeout, opts.seed);
         let mut client = Driven::<S>::start(&cluster.config, &opts.tuning, Some(CLIENT_IDS + c))?;
         workers.push(std::thread::spawn(move || {
@@ -319,6 +325,33 @@ where
                         process += PROCESS_STRIDE;
                     }
                 }
+            }
+            if finals.is_empty() {
+                return;
+            }
+            // Final operations, once every client has stopped and the nodes have settled.
+            all_stopped.wait();
+            std::thread::sleep(crate::service::FINAL_SETTLE);
+            for (k, op) in finals.into_iter().enumerate() {
+                let id = FINAL_OPS | ((c as u64) << 32) | k as u64;
+                let name = S::show_op(&op);
+                let i = recorder.invoke(
+                    process,
+                    id,
+                    op.clone(),
+                    format!("process {process}: {name}"),
+                );
+                let (outcome, shown) = match client.call(op, op_timeout) {
+                    Ok(ret) => {
+                        let shown = format!("process {process}: {name} => {:?}", S::show(&ret));
+                        (Outcome::Ok(ret), shown)
+                    }
+                    Err(_) => (
+                        Outcome::Info,
+                        format!("process {process}: {name} => indefinite"),
+                    ),
+                };
+                recorder.complete(i, outcome, shown);
             }
         }));
     }

@@ -30,6 +30,7 @@ pub mod chain;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod cops;
 pub mod frame;
 pub mod jepsen;
 pub mod kv;

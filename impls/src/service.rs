@@ -157,6 +157,13 @@ pub trait Client: Service {
 
     /// The model's client actor for `cluster`, driven by `driver`.
     fn client(cluster: &ClusterConfig, driver: Id, tuning: &Tuning) -> Self::Actor;
+    /// The client actor of client `me` (its id in the cluster): by default [`Client::client`];
+    /// a protocol whose clients differ by id overrides it (COPS attaches each client to one
+    /// data centre).
+    fn client_for(cluster: &ClusterConfig, driver: Id, tuning: &Tuning, me: Id) -> Self::Actor {
+        let _ = me;
+        Self::client(cluster, driver, tuning)
+    }
     /// The driver's message that invokes `op` as the driver's request `seq`, and the request id
     /// the result will carry (`seq`, or an id the operation names itself, such as a transaction
     /// id unique across clients).
@@ -178,6 +185,13 @@ pub trait Jepsen: Client {
     fn workload(rng: &mut Rng, keys: usize, id: u64) -> Self::Op;
     /// Whether `op` has no effect: a read that times out failed, where a write is indefinite.
     fn read_only(op: &Self::Op) -> bool;
+    /// Operations each client runs after the workload, once every client has stopped and the
+    /// nodes have had [`FINAL_SETTLE`] to settle (Jepsen's final reads), with
+    /// [`crate::jepsen::FINAL_OPS`] set in their ids; none by default.
+    fn final_ops(keys: usize) -> Vec<Self::Op> {
+        let _ = keys;
+        Vec::new()
+    }
     /// Writes the history to `dir` in the protocol's format and checks it with `properties`.
     fn check(history: &History<Self::Op, Self::Ret>, dir: &Path) -> anyhow::Result<Checked>;
 
@@ -200,6 +214,9 @@ pub trait Jepsen: Client {
         ]
     }
 }
+
+/// How long the nodes are left alone before the final operations ([`Jepsen::final_ops`]).
+pub const FINAL_SETTLE: Duration = Duration::from_secs(1);
 
 /// What a history check found.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -353,6 +370,7 @@ pub static SERVICES: &[&dyn Protocol] = &[
     &Full::<crate::twopc::TwoPcService>::NEW,
     &Full::<crate::chain::ChainService>::NEW,
     &Full::<crate::chain::CraqService>::NEW,
+    &Full::<crate::cops::CopsService>::NEW,
     &ServerOnly::<crate::mapreduce::CoordinatorService>::NEW,
 ];
 

@@ -4,9 +4,14 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
+
+/// A value written: a number the writer picks, unique in a run (the jepsen workload's
+/// operation id), so that a history knows which put each read saw.
+pub type Value = u64;
 
 use crate::client::{ClientMsg, RequestId};
 
@@ -67,19 +72,25 @@ pub type Dep = (Key, Version);
 /// What the client library offers (§3.2, §4.6).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum CopsOp {
-    /// `put(key, value)`; the value written is the version the store gives it.
-    Put(Key),
+    Put(Key, Value),
     Get(Key),
     /// COPS-GT's `get_trans(keys)`: a causally consistent snapshot of the keys.
     GetTrans(Vec<Key>),
+}
+
+/// A version read and its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Seen {
+    pub version: Version,
+    pub value: Value,
 }
 
 /// What an operation returned; `None` is the initial value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum CopsRet {
     Put(Version),
-    Get(Option<Version>),
-    GetTrans(Vec<(Key, Option<Version>)>),
+    Get(Option<Seen>),
+    GetTrans(Vec<(Key, Option<Seen>)>),
 }
 
 /// The messages.
@@ -91,6 +102,7 @@ pub enum CopsMsg {
     PutAfter {
         seq: RequestId,
         key: Key,
+        value: Value,
         deps: Vec<Dep>,
         nearest: Vec<Dep>,
     },
@@ -108,17 +120,15 @@ pub enum CopsMsg {
         seq: RequestId,
         round: u8,
         key: Key,
-        version: Option<Version>,
+        seen: Option<Seen>,
         deps: Vec<Dep>,
     },
     /// Node to the other data centres' nodes (§4.3): a local put, replicated asynchronously
     /// with its version and dependencies.
-    Replicate {
-        key: Key,
-        version: Version,
-        deps: Vec<Dep>,
-        nearest: Vec<Dep>,
-    },
+    Replicate { key: Key, stored: Stored },
+    /// A node to the node that replicated a put to it, over TCP: it has the put (a node resends
+    /// what is not acknowledged, so a put lost in a partition arrives when it heals).
+    ReplicateAck { key: Key, version: Version },
     /// A driver and its client library, over TCP.
     Client(ClientMsg<CopsOp, CopsRet>),
 }
@@ -148,6 +158,9 @@ pub struct NodeCfg {
     pub dc: u8,
     /// The nodes of the other data centres.
     pub peers: Vec<Id>,
+    /// Over TCP: acknowledge replicated puts, and resend unacknowledged ones at this interval.
+    /// `None` in the model, whose links lose nothing.
+    pub resend: Option<Duration>,
     pub bug: Option<CopsBug>,
 }
 
@@ -156,6 +169,7 @@ pub struct NodeCfg {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Stored {
     pub version: Version,
+    pub value: Value,
     pub deps: Vec<Dep>,
     pub nearest: Vec<Dep>,
 }
@@ -165,14 +179,18 @@ pub struct Stored {
 pub struct NodeState {
     /// The Lamport clock (§4.1).
     pub clock: u64,
-    /// Every version applied here, per key, with its dependencies: COPS-GT keeps old
-    /// versions for `get_by_version` (§4.6).
-    pub versions: BTreeMap<(Key, Version), Vec<Dep>>,
+    /// Every version applied here, per key, with its value and dependencies: COPS-GT keeps
+    /// old versions for `get_by_version` (§4.6).
+    pub versions: BTreeMap<(Key, Version), (Value, Vec<Dep>)>,
     /// The visible version of each key: last-writer-wins by version (§4.5, convergent
     /// conflict handling).
     pub current: BTreeMap<Key, Version>,
     /// Replicated puts waiting for `dep_check` to confirm a dependency (§4.3).
-    pub pending: Vec<(Key, Stored)>,
+    pub pending: BTreeMap<(Key, Version), Stored>,
+    /// For each dependency not yet here, the pending puts that wait for it.
+    pub waiting_for: BTreeMap<Dep, Vec<(Key, Version)>>,
+    /// Over TCP: local puts each peer has not acknowledged yet, oldest first.
+    pub unacked: BTreeMap<Id, BTreeMap<Version, (Key, Stored)>>,
 }
 
 impl NodeState {
@@ -181,10 +199,17 @@ impl NodeState {
         self.versions.contains_key(dep)
     }
 
-    /// The newest visible version of `key`, with its dependencies.
-    pub fn latest(&self, key: Key) -> Option<(Version, &[Dep])> {
-        let v = *self.current.get(&key)?;
-        Some((v, &self.versions[&(key, v)]))
+    /// Version `version` of `key` (the newest visible one for `None`), with its dependencies.
+    pub fn get(&self, key: Key, version: Option<Version>) -> Option<(Seen, &[Dep])> {
+        let version = version.or_else(|| self.current.get(&key).copied())?;
+        let (value, deps) = self.versions.get(&(key, version))?;
+        Some((
+            Seen {
+                version,
+                value: *value,
+            },
+            deps,
+        ))
     }
 }
 
@@ -204,75 +229,40 @@ impl NodeCfg {
         if self.newer(stored.version, s.current.get(&key).copied()) {
             s.current.insert(key, stored.version);
         }
-        s.versions.insert((key, stored.version), stored.deps);
+        s.versions
+            .insert((key, stored.version), (stored.value, stored.deps));
     }
 
-    /// Applies every pending put whose dependencies are all here, until none is.
-    fn drain(&self, s: &mut NodeState) {
-        while let Some(i) = s
-            .pending
-            .iter()
-            .position(|(_, p)| p.nearest.iter().all(|d| s.has(d)))
-        {
-            let (key, stored) = s.pending.remove(i);
+    /// Applies `key`'s version `stored` if `dep_check` finds its nearest dependencies here,
+    /// and then every pending put that waited for it, and so on; otherwise it waits for the
+    /// first missing one.
+    fn arrive(&self, s: &mut NodeState, key: Key, stored: Stored) {
+        let mut ready = vec![(key, stored)];
+        while let Some((key, stored)) = ready.pop() {
+            if let Some(missing) = stored.nearest.iter().find(|d| !s.has(d)).copied() {
+                s.waiting_for
+                    .entry(missing)
+                    .or_default()
+                    .push((key, stored.version));
+                s.pending.insert((key, stored.version), stored);
+                continue;
+            }
+            let version = stored.version;
             self.apply(s, key, stored);
+            for waiting in s.waiting_for.remove(&(key, version)).unwrap_or_default() {
+                let stored = s
+                    .pending
+                    .remove(&waiting)
+                    .expect("a waiting put is pending");
+                ready.push((waiting.0, stored));
+            }
         }
     }
 
-    pub fn on_msg(
-        &self,
-        s: &NodeState,
-        src: Id,
-        msg: CopsMsg,
-        o: &mut Out<CopsActor>,
-    ) -> Option<NodeState> {
+    /// Handles `msg` if it leaves the state as it is (a read, a put already here, an ack of
+    /// nothing waiting) and says so; `false`: [`NodeCfg::on_msg`] must change the state.
+    pub fn answer(&self, s: &NodeState, src: Id, msg: &CopsMsg, o: &mut Out<CopsActor>) -> bool {
         match msg {
-            // §4.2: a local put is applied at once (its dependencies were read or written here),
-            // then replicated to the other data centres.
-            CopsMsg::PutAfter {
-                seq,
-                key,
-                deps,
-                nearest,
-            } => {
-                let mut s = s.clone();
-                s.clock += 1;
-                let version = Version {
-                    counter: s.clock,
-                    dc: self.dc,
-                };
-                let stored = match self.bug {
-                    Some(CopsBug::NoDeps) => Stored {
-                        version,
-                        deps: Vec::new(),
-                        nearest: Vec::new(),
-                    },
-                    Some(CopsBug::NearestDepsGetTrans) => Stored {
-                        version,
-                        deps: nearest.clone(),
-                        nearest,
-                    },
-                    _ => Stored {
-                        version,
-                        deps,
-                        nearest,
-                    },
-                };
-                self.apply(&mut s, key, stored.clone());
-                for peer in &self.peers {
-                    o.send(
-                        *peer,
-                        CopsMsg::Replicate {
-                            key,
-                            version,
-                            deps: stored.deps.clone(),
-                            nearest: stored.nearest.clone(),
-                        },
-                    );
-                }
-                o.send(src, CopsMsg::PutAfterOk { seq, version });
-                Some(s)
-            }
             CopsMsg::GetByVersion {
                 seq,
                 round,
@@ -281,62 +271,150 @@ impl NodeCfg {
             } => {
                 // A version asked for by number is here: the value that named it as a
                 // dependency was applied only after it (§4.6). Otherwise, the newest.
-                let found = match version {
-                    Some(v) if s.versions.contains_key(&(key, v)) => {
-                        Some((v, s.versions[&(key, v)].clone()))
-                    }
-                    _ => s.latest(key).map(|(v, d)| (v, d.to_vec())),
-                };
-                let (version, deps) = match found {
-                    Some((v, d)) => (Some(v), d),
+                let found = s.get(*key, *version).or_else(|| s.get(*key, None));
+                let (seen, deps) = match found {
+                    Some((seen, deps)) => (Some(seen), deps.to_vec()),
                     None => (None, Vec::new()),
                 };
                 o.send(
                     src,
                     CopsMsg::GetOk {
-                        seq,
-                        round,
-                        key,
-                        version,
+                        seq: *seq,
+                        round: *round,
+                        key: *key,
+                        seen,
                         deps,
                     },
                 );
-                None
+                true
             }
-            // §4.3: the Lamport clock moves past every version received; the put waits until
-            // `dep_check` finds each of its dependencies applied here.
-            CopsMsg::Replicate {
+            CopsMsg::Replicate { key, stored } => {
+                let known = s.has(&(*key, stored.version))
+                    || s.pending.contains_key(&(*key, stored.version));
+                if known && self.resend.is_some() {
+                    o.send(
+                        src,
+                        CopsMsg::ReplicateAck {
+                            key: *key,
+                            version: stored.version,
+                        },
+                    );
+                }
+                known
+            }
+            CopsMsg::ReplicateAck { version, .. } => !s
+                .unacked
+                .get(&src)
+                .is_some_and(|waiting| waiting.contains_key(version)),
+            CopsMsg::PutAfter { .. } => false,
+            _ => true,
+        }
+    }
+
+    /// Handles a message that changes the state (see [`NodeCfg::answer`]).
+    pub fn on_msg(&self, s: &mut NodeState, src: Id, msg: CopsMsg, o: &mut Out<CopsActor>) {
+        match msg {
+            // §4.2: a local put is applied at once (its dependencies were read or written here),
+            // then replicated to the other data centres.
+            CopsMsg::PutAfter {
+                seq,
                 key,
-                version,
+                value,
                 deps,
                 nearest,
             } => {
-                if s.has(&(key, version))
-                    || s.pending
-                        .iter()
-                        .any(|(k, p)| (*k, p.version) == (key, version))
-                {
-                    return None;
+                s.clock += 1;
+                let version = Version {
+                    counter: s.clock,
+                    dc: self.dc,
+                };
+                let (deps, nearest) = match self.bug {
+                    Some(CopsBug::NoDeps) => (Vec::new(), Vec::new()),
+                    Some(CopsBug::NearestDepsGetTrans) => (nearest.clone(), nearest),
+                    _ => (deps, nearest),
+                };
+                let stored = Stored {
+                    version,
+                    value,
+                    deps,
+                    nearest,
+                };
+                self.apply(s, key, stored.clone());
+                for peer in &self.peers {
+                    o.send(
+                        *peer,
+                        CopsMsg::Replicate {
+                            key,
+                            stored: stored.clone(),
+                        },
+                    );
+                    if self.resend.is_some() {
+                        s.unacked
+                            .entry(*peer)
+                            .or_default()
+                            .insert(version, (key, stored.clone()));
+                    }
                 }
-                let mut s = s.clone();
+                o.send(src, CopsMsg::PutAfterOk { seq, version });
+            }
+            // §4.3: the Lamport clock moves past every version received; the put waits until
+            // `dep_check` finds each of its dependencies applied here.
+            CopsMsg::Replicate { key, stored } => {
+                let version = stored.version;
+                if self.resend.is_some() {
+                    o.send(src, CopsMsg::ReplicateAck { key, version });
+                }
                 if self.bug != Some(CopsBug::WallClockVersions) {
                     s.clock = s.clock.max(version.counter);
                 }
-                s.pending.push((
-                    key,
-                    Stored {
-                        version,
-                        deps,
-                        nearest,
-                    },
-                ));
-                s.pending.sort();
-                self.drain(&mut s);
-                Some(s)
+                self.arrive(s, key, stored);
             }
-            _ => None,
+            CopsMsg::ReplicateAck { version, .. } => {
+                if let Some(waiting) = s.unacked.get_mut(&src) {
+                    waiting.remove(&version);
+                    if waiting.is_empty() {
+                        s.unacked.remove(&src);
+                    }
+                }
+            }
+            _ => {}
         }
     }
+
+    fn start(&self, o: &mut Out<CopsActor>) -> NodeState {
+        if let Some(every) = self.resend {
+            o.set_timer(CopsTimer::Resend, every..every);
+        }
+        NodeState::default()
+    }
+
+    /// Resends the oldest puts each peer has not acknowledged, at most [`RESEND_BATCH`] a
+    /// peer at a time (after a long partition the rest follow at the next ticks).
+    fn on_resend(&self, s: &NodeState, o: &mut Out<CopsActor>) {
+        for (peer, puts) in &s.unacked {
+            for (key, stored) in puts.values().take(RESEND_BATCH) {
+                o.send(
+                    *peer,
+                    CopsMsg::Replicate {
+                        key: *key,
+                        stored: stored.clone(),
+                    },
+                );
+            }
+        }
+        if let Some(every) = self.resend {
+            o.set_timer(CopsTimer::Resend, every..every);
+        }
+    }
+}
+
+/// How many unacknowledged puts a node resends to a peer at each tick.
+pub const RESEND_BATCH: usize = 256;
+
+/// Timers: a node's resend, over TCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CopsTimer {
+    Resend,
 }
 
 /// A client library: one session, attached to its data centre's node.
@@ -361,7 +439,7 @@ pub enum Waiting {
     Trans {
         round: u8,
         keys: Vec<Key>,
-        got: BTreeMap<Key, (Option<Version>, Vec<Dep>)>,
+        got: BTreeMap<Key, (Option<Seen>, Vec<Dep>)>,
         /// Round 2's answers still to come.
         missing: u8,
     },
@@ -406,13 +484,14 @@ impl ClientCfg {
         s.seq = seq;
         s.op = Some(op.clone());
         match op {
-            CopsOp::Put(key) => {
+            CopsOp::Put(key, value) => {
                 s.waiting = Waiting::Put;
                 o.send(
                     self.node,
                     CopsMsg::PutAfter {
                         seq,
                         key,
+                        value,
                         deps: s.context.clone(),
                         nearest: s.nearest.clone(),
                     },
@@ -471,8 +550,10 @@ impl ClientCfg {
 
     /// A read of `key` at `version` with the value's dependencies `deps`: the value is a
     /// nearest dependency, and it and everything it depends on join the context.
-    fn read(s: &mut ClientState, key: Key, version: Option<Version>, deps: &[Dep]) {
-        let Some(v) = version else { return };
+    fn read(s: &mut ClientState, key: Key, seen: Option<Seen>, deps: &[Dep]) {
+        let Some(Seen { version: v, .. }) = seen else {
+            return;
+        };
         Self::depend(&mut s.context, (key, v));
         for d in deps {
             Self::depend(&mut s.context, *d);
@@ -500,7 +581,7 @@ impl ClientCfg {
             }
             CopsMsg::PutAfterOk { seq, version } if seq == s.seq && s.waiting == Waiting::Put => {
                 let mut s = s.clone();
-                let Some(CopsOp::Put(key)) = s.op else {
+                let Some(CopsOp::Put(key, _)) = s.op else {
                     return None;
                 };
                 // The put's version stands for everything before it (nearest dependencies).
@@ -513,14 +594,14 @@ impl ClientCfg {
                 seq,
                 round,
                 key,
-                version,
+                seen,
                 deps,
             } if seq == s.seq => {
                 let mut s = s.clone();
                 match &mut s.waiting {
                     Waiting::Get => {
-                        Self::read(&mut s, key, version, &deps);
-                        self.finish(&mut s, CopsRet::Get(version), o);
+                        Self::read(&mut s, key, seen, &deps);
+                        self.finish(&mut s, CopsRet::Get(seen), o);
                     }
                     Waiting::Trans {
                         round: r,
@@ -528,7 +609,7 @@ impl ClientCfg {
                         got,
                         missing,
                     } if *r == round => {
-                        got.insert(key, (version, deps));
+                        got.insert(key, (seen, deps));
                         if round == 2 {
                             *missing -= 1;
                         }
@@ -537,10 +618,10 @@ impl ClientCfg {
                             // §4.6: the causally correct version of each key is the newest of
                             // what round 1 read and what the values read depend on.
                             let mut ccv: BTreeMap<Key, Version> = BTreeMap::new();
-                            for (k, (v, ds)) in got.iter() {
-                                if let Some(v) = v {
+                            for (k, (seen, ds)) in got.iter() {
+                                if let Some(seen) = seen {
                                     let e = ccv.entry(*k).or_default();
-                                    *e = (*e).max(*v);
+                                    *e = (*e).max(seen.version);
                                 }
                                 for (dk, dv) in ds {
                                     if keys.contains(dk) {
@@ -551,7 +632,7 @@ impl ClientCfg {
                             }
                             let stale: Vec<(Key, Version)> = ccv
                                 .into_iter()
-                                .filter(|(k, v)| got[k].0 < Some(*v))
+                                .filter(|(k, v)| got[k].0.map(|g| g.version) < Some(*v))
                                 .collect();
                             if !stale.is_empty() {
                                 *r = 2;
@@ -563,7 +644,7 @@ impl ClientCfg {
                             }
                         }
                         if round1_done || (round == 2 && *missing == 0) {
-                            let read: Vec<(Key, Option<Version>)> =
+                            let read: Vec<(Key, Option<Seen>)> =
                                 keys.iter().map(|k| (*k, got[k].0)).collect();
                             let got = got.clone();
                             for (k, (v, deps)) in &got {
@@ -606,14 +687,14 @@ pub enum CopsState {
 
 impl Actor for CopsActor {
     type Msg = CopsMsg;
-    type Timer = ();
+    type Timer = CopsTimer;
     type State = CopsState;
     type Storage = ();
     type Random = ();
 
     fn on_start(&self, _id: Id, _storage: &Option<()>, o: &mut Out<Self>) -> CopsState {
         match self {
-            CopsActor::Node(_) => CopsState::Node(NodeState::default()),
+            CopsActor::Node(cfg) => CopsState::Node(cfg.start(o)),
             CopsActor::Client(cfg) => CopsState::Client(cfg.start(o)),
         }
     }
@@ -628,7 +709,12 @@ impl Actor for CopsActor {
     ) {
         let next = match (self, &**state) {
             (CopsActor::Node(cfg), CopsState::Node(s)) => {
-                cfg.on_msg(s, src, msg, o).map(CopsState::Node)
+                if !cfg.answer(s, src, &msg, o) {
+                    if let CopsState::Node(s) = state.to_mut() {
+                        cfg.on_msg(s, src, msg, o);
+                    }
+                }
+                return;
             }
             (CopsActor::Client(cfg), CopsState::Client(s)) => {
                 cfg.on_msg(s, src, msg, o).map(CopsState::Client)
@@ -637,6 +723,18 @@ impl Actor for CopsActor {
         };
         if let Some(next) = next {
             *state.to_mut() = next;
+        }
+    }
+
+    fn on_timeout(
+        &self,
+        _id: Id,
+        state: &mut Cow<CopsState>,
+        _timer: &CopsTimer,
+        o: &mut Out<Self>,
+    ) {
+        if let (CopsActor::Node(cfg), CopsState::Node(s)) = (self, &**state) {
+            cfg.on_resend(s, o);
         }
     }
 }

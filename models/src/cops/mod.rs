@@ -72,8 +72,8 @@ pub mod actor;
 pub mod model;
 
 pub use actor::{
-    key_name, ClientCfg, ClientState, CopsActor, CopsBug, CopsMsg, CopsOp, CopsRet, CopsState, Dep,
-    Key, NodeCfg, NodeState, Version, Waiting,
+    key_name, ClientCfg, ClientState, CopsActor, CopsBug, CopsMsg, CopsOp, CopsRet, CopsState,
+    CopsTimer, Dep, Key, NodeCfg, NodeState, Seen, Stored, Value, Version, Waiting,
 };
 pub use model::{CopsCfg, CopsModel};
 

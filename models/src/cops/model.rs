@@ -10,7 +10,7 @@ use stateright::Property;
 
 use super::actor::{
     key_name, ClientCfg, ClientState, CopsActor, CopsBug, CopsMsg, CopsOp, CopsRet, CopsState, Key,
-    NodeCfg, NodeState, Version, Waiting,
+    NodeCfg, NodeState, Seen, Value, Version, Waiting,
 };
 use crate::harness::{HAction, HState, Harness, Harnessed};
 
@@ -46,7 +46,9 @@ impl CopsCfg {
     /// The writer (data centre 0), COPS §1: Alice removes her boss from the ACL (`x`), then
     /// posts the photo (`y`); with three keys, a comment on it (`z`).
     pub fn writer_ops(&self) -> Vec<CopsOp> {
-        (0..self.keys as Key).map(CopsOp::Put).collect()
+        (0..self.keys as Key)
+            .map(|k| CopsOp::Put(k, Value::from(k) + 1))
+            .collect()
     }
 
     /// The reader (data centre 1): her boss takes a snapshot of every key (`get_trans`), reads
@@ -60,7 +62,7 @@ impl CopsCfg {
         }
         ops.extend(keys.iter().rev().map(|k| CopsOp::Get(*k)));
         if self.conflict {
-            ops.push(CopsOp::Put(0));
+            ops.push(CopsOp::Put(0, 100));
         }
         ops
     }
@@ -86,6 +88,7 @@ impl CopsCfg {
             actors.push(CopsActor::Node(NodeCfg {
                 dc: dc as u8,
                 peers: (0..self.dcs).filter(|p| *p != dc).map(Id::from).collect(),
+                resend: None,
                 bug: self.bug,
             }));
         }
@@ -192,7 +195,7 @@ impl Harnessed for Cops {
                     nodes(s).all(|n| {
                         n.versions
                             .iter()
-                            .all(|((_, v), deps)| deps.iter().all(|(_, d)| d < v))
+                            .all(|((_, v), (_, deps))| deps.iter().all(|(_, d)| d < v))
                     })
                 },
             ),
@@ -210,7 +213,7 @@ impl Harnessed for Cops {
                     let ops = m.cfg().client_ops().into_iter().map(|o| o.len());
                     let puts: usize = clients(s)
                         .flat_map(|c| &c.done)
-                        .filter(|(op, _)| matches!(op, CopsOp::Put(_)))
+                        .filter(|(op, _)| matches!(op, CopsOp::Put(..)))
                         .count();
                     clients(s).zip(ops).all(|(c, n)| c.done.len() == n)
                         && nodes(s).all(|n| n.versions.len() == puts)
@@ -279,7 +282,7 @@ pub fn history(s: &CopsModelState) -> Vec<Txn> {
         for (op, ret) in &c.done {
             push(session_ops(op, ret));
         }
-        if let (Some(CopsOp::Put(k)), Waiting::Put) = (&c.op, &c.waiting) {
+        if let (Some(CopsOp::Put(k, _)), Waiting::Put) = (&c.op, &c.waiting) {
             let answered = |v: &Version| {
                 c.done
                     .iter()
@@ -299,9 +302,9 @@ pub fn history(s: &CopsModelState) -> Vec<Txn> {
 
 /// An operation and its result as `properties::causal` operations.
 pub fn session_ops(op: &CopsOp, ret: &CopsRet) -> Vec<Op> {
-    let number = |v: Option<Version>| v.map_or(0, Version::number);
+    let number = |v: Option<Seen>| v.map_or(0, |s| s.version.number());
     match (op, ret) {
-        (CopsOp::Put(k), CopsRet::Put(v)) => vec![Op::write(&key_name(*k), v.number())],
+        (CopsOp::Put(k, _), CopsRet::Put(v)) => vec![Op::write(&key_name(*k), v.number())],
         (CopsOp::Get(k), CopsRet::Get(v)) => vec![Op::read(&key_name(*k), number(*v))],
         (CopsOp::GetTrans(_), CopsRet::GetTrans(read)) => read
             .iter()
@@ -339,7 +342,7 @@ fn sees_dependency(m: &CopsModel, s: &CopsModelState) -> bool {
         .position(|(op, ret)| *op == CopsOp::Get(last) && matches!(ret, CopsRet::Get(Some(_))));
     saw_last.is_some_and(|i| {
         reader.done[i..].iter().any(|(op, ret)| {
-            *op == CopsOp::Get(0) && matches!(ret, CopsRet::Get(Some(v)) if v.dc == 0)
+            *op == CopsOp::Get(0) && matches!(ret, CopsRet::Get(Some(seen)) if seen.version.dc == 0)
         })
     })
 }
@@ -399,7 +402,7 @@ pub fn view(m: &CopsModel, s: &CopsModelState) -> String {
                         older.into_iter().collect::<Vec<_>>().join(" ")
                     ));
                 }
-                for (k, p) in &n.pending {
+                for ((k, _), p) in &n.pending {
                     line.push_str(&format!(
                         ", {}@{} waits for {}",
                         key_name(*k),
@@ -432,9 +435,9 @@ pub fn view(m: &CopsModel, s: &CopsModelState) -> String {
 
 /// `put x -> 1.0`, `get y -> 2.0`, `get_trans x=0 y=2.0`.
 fn brief(op: &CopsOp, ret: &CopsRet) -> String {
-    let v = |v: &Option<Version>| v.map_or("0".to_string(), |v| v.to_string());
+    let v = |v: &Option<Seen>| v.map_or("0".to_string(), |s| s.version.to_string());
     match (op, ret) {
-        (CopsOp::Put(k), CopsRet::Put(ver)) => format!("put {} -> {ver}", key_name(*k)),
+        (CopsOp::Put(k, _), CopsRet::Put(ver)) => format!("put {} -> {ver}", key_name(*k)),
         (CopsOp::Get(k), CopsRet::Get(ver)) => format!("get {} -> {}", key_name(*k), v(ver)),
         (_, CopsRet::GetTrans(read)) => {
             let shown: Vec<String> = read
@@ -478,7 +481,7 @@ pub fn explain(m: &CopsModel, s: &CopsModelState, property: &str) -> Option<Stri
     }
     if property.starts_with("a version is greater") {
         for (i, n) in nodes(s).enumerate() {
-            for ((k, v), deps) in &n.versions {
+            for ((k, v), (_, deps)) in &n.versions {
                 if let Some((dk, dv)) = deps.iter().find(|(_, d)| d >= v) {
                     return Some(format!(
                         "{} holds {}@{v}, which depends on {}@{dv}",

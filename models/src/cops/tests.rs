@@ -9,7 +9,7 @@ use super::actor::{
     ClientCfg, CopsActor, CopsMsg, CopsOp, NodeCfg, NodeState, Stored, Version, Waiting,
 };
 use super::model::CopsCfg;
-use super::CopsBug;
+use super::{CopsBug, Seen};
 
 fn v(counter: u64, dc: u8) -> Version {
     Version { counter, dc }
@@ -17,7 +17,7 @@ fn v(counter: u64, dc: u8) -> Version {
 
 fn sent(o: Out<CopsActor>) -> Vec<(Id, CopsMsg)> {
     o.into_iter()
-        .filter_map(|c: Command<CopsMsg, (), (), ()>| match c {
+        .filter_map(|c: Command<CopsMsg, super::CopsTimer, (), ()>| match c {
             Command::Send(dst, m) => Some((dst, m)),
             _ => None,
         })
@@ -27,9 +27,12 @@ fn sent(o: Out<CopsActor>) -> Vec<(Id, CopsMsg)> {
 fn replicate(key: u8, version: Version, nearest: Vec<(u8, Version)>) -> CopsMsg {
     CopsMsg::Replicate {
         key,
-        version,
-        deps: nearest.clone(),
-        nearest,
+        stored: Stored {
+            version,
+            value: version.number(),
+            deps: nearest.clone(),
+            nearest,
+        },
     }
 }
 
@@ -40,56 +43,48 @@ fn a_replicated_put_waits_for_its_dependency() {
     let cfg = NodeCfg {
         dc: 1,
         peers: vec![Id::from(0)],
+        resend: None,
         bug: None,
     };
-    let s = NodeState::default();
-    let mut o = Out::new();
-    let s = cfg
-        .on_msg(
-            &s,
-            Id::from(0),
-            replicate(1, v(2, 0), vec![(0, v(1, 0))]),
-            &mut o,
-        )
-        .unwrap();
+    let mut s = NodeState::default();
+    let mut step = |s: &mut NodeState, msg: CopsMsg| {
+        let mut o = Out::new();
+        if !cfg.answer(s, Id::from(0), &msg, &mut o) {
+            cfg.on_msg(s, Id::from(0), msg, &mut o);
+        }
+    };
+    step(&mut s, replicate(1, v(2, 0), vec![(0, v(1, 0))]));
     assert!(s.current.is_empty());
     assert_eq!(s.clock, 2);
+    let photo = Stored {
+        version: v(2, 0),
+        value: 20,
+        deps: vec![(0, v(1, 0))],
+        nearest: vec![(0, v(1, 0))],
+    };
     assert_eq!(
-        s.pending,
-        vec![(
-            1,
-            Stored {
-                version: v(2, 0),
-                deps: vec![(0, v(1, 0))],
-                nearest: vec![(0, v(1, 0))],
-            }
-        )]
+        s.pending.clone().into_iter().collect::<Vec<_>>(),
+        vec![((1, v(2, 0)), photo)]
     );
-    let s = cfg
-        .on_msg(&s, Id::from(0), replicate(0, v(1, 0), vec![]), &mut o)
-        .unwrap();
-    assert!(s.pending.is_empty());
+    assert_eq!(s.waiting_for.get(&(0, v(1, 0))), Some(&vec![(1, v(2, 0))]));
+    step(&mut s, replicate(0, v(1, 0), vec![]));
+    assert!(s.pending.is_empty() && s.waiting_for.is_empty());
     assert_eq!(s.current.get(&0), Some(&v(1, 0)));
     assert_eq!(s.current.get(&1), Some(&v(2, 0)));
     // A local put now gets a version past both (§4.1).
-    let s = cfg
-        .on_msg(
-            &s,
-            Id::from(3),
-            CopsMsg::PutAfter {
-                seq: 1,
-                key: 0,
-                deps: vec![(1, v(2, 0))],
-                nearest: vec![(1, v(2, 0))],
-            },
-            &mut o,
-        )
-        .unwrap();
+    step(
+        &mut s,
+        CopsMsg::PutAfter {
+            seq: 1,
+            key: 0,
+            value: 7,
+            deps: vec![(1, v(2, 0))],
+            nearest: vec![(1, v(2, 0))],
+        },
+    );
     assert_eq!(s.current.get(&0), Some(&v(3, 1)));
     // Last-writer-wins: an older concurrent version is kept but not shown.
-    let s = cfg
-        .on_msg(&s, Id::from(0), replicate(0, v(2, 0), vec![]), &mut o)
-        .unwrap();
+    step(&mut s, replicate(0, v(2, 0), vec![]));
     assert_eq!(s.current.get(&0), Some(&v(3, 1)));
     assert!(s.versions.contains_key(&(0, v(2, 0))));
 }
@@ -120,7 +115,10 @@ fn get_trans_fetches_what_round_one_read_too_old() {
             seq: 1,
             round,
             key,
-            version,
+            seen: version.map(|version| Seen {
+                version,
+                value: version.number(),
+            }),
             deps,
         };
         let mut o = Out::new();
@@ -160,7 +158,22 @@ fn get_trans_fetches_what_round_one_read_too_old() {
             .unwrap();
         assert_eq!(
             s.done[0].1,
-            super::CopsRet::GetTrans(vec![(0, Some(v(1, 0))), (1, Some(v(2, 0)))])
+            super::CopsRet::GetTrans(vec![
+                (
+                    0,
+                    Some(Seen {
+                        version: v(1, 0),
+                        value: 10
+                    })
+                ),
+                (
+                    1,
+                    Some(Seen {
+                        version: v(2, 0),
+                        value: 20
+                    })
+                )
+            ])
         );
         assert_eq!(s.context, vec![(0, v(1, 0)), (1, v(2, 0))]);
     }
