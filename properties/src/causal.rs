@@ -39,6 +39,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
+pub mod formats;
+
 /// A version of a key: 0 is the initial value, and each write installs its own.
 pub type Version = u64;
 
@@ -135,6 +137,9 @@ pub enum Level {
 }
 
 impl Level {
+    /// Every level, weakest first (CM and CCv are incomparable).
+    pub const ALL: [Level; 4] = [Level::Cc, Level::Cm, Level::Ccv, Level::Tcc];
+
     pub fn name(self) -> &'static str {
         match self {
             Level::Cc => "cc",
