@@ -6,13 +6,13 @@ use std::fmt::Debug;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use properties::causal;
+use properties::causal::formats::parse_jsonl_sessions;
 use properties::linearizability::formats::{
     parse_jepsen, parse_jsonl_kv, parse_jsonl_register, parse_porcupine_kv,
 };
 use properties::linearizability::spec::{KvInput, KvOp, KvOutput, RegisterInput, RegisterOutput};
 use properties::linearizability::{check, CasRegister, History, KvStore, Register, Verdict};
-use properties::causal;
-use properties::causal::formats::parse_jsonl_sessions;
 use properties::serializability::formats::parse_jsonl_txns;
 use properties::serializability::{check_serializable, check_strict_serializable, Violation};
 use serde::Serialize;
@@ -82,7 +82,11 @@ impl Level {
             None => Err(HistoryError::Usage(format!(
                 "unknown level '{name}' for --model {}; expected one of: {}",
                 model_name(model),
-                levels.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                levels
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
