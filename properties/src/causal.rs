@@ -226,7 +226,7 @@ struct Graph<'h> {
     /// Per key, per session that writes it: the positions of the units writing it, ascending.
     writers_of: Vec<Vec<(u32, Vec<u32>)>>,
     /// Successors under `po ∪ wr`.
-    next: Vec<Vec<u32>>,
+    next: Adjacency,
     keys: Vec<&'h str>,
     /// Units are transactions (TCC), not operations.
     by_txn: bool,
@@ -246,7 +246,7 @@ impl<'h> Graph<'h> {
             writes: Vec::new(),
             units_of: Vec::new(),
             writers_of: Vec::new(),
-            next: Vec::new(),
+            next: Adjacency::new(0, &[]),
             keys: Vec::new(),
             by_txn,
         };
@@ -356,7 +356,9 @@ impl<'h> Graph<'h> {
         // Writers per key and session, and the successor lists.
         g.writers_of = vec![Vec::new(); g.keys.len()];
         let n = g.session.len();
-        g.next = vec![Vec::new(); n];
+        // Successors, in one array: each unit's readers (ascending), then its `po` successor.
+        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(2 * n);
+        let mut last_reader = vec![u32::MAX; n];
         for u in 0..n {
             for &(k, _) in &g.writes[u] {
                 let per = &mut g.writers_of[k as usize];
@@ -369,17 +371,19 @@ impl<'h> Graph<'h> {
             for r in &g.reads[u] {
                 if let Some(w) = r.from {
                     // `u` ascends, so a repeat of `w → u` can only be the last one pushed.
-                    if w as usize != u && g.next[w as usize].last() != Some(&(u as u32)) {
-                        g.next[w as usize].push(u as u32);
+                    if w as usize != u && last_reader[w as usize] != u as u32 {
+                        last_reader[w as usize] = u as u32;
+                        edges.push((w, u as u32));
                     }
                 }
             }
         }
         for units in &g.units_of {
             for pair in units.windows(2) {
-                g.next[pair[0] as usize].push(pair[1]);
+                edges.push((pair[0], pair[1]));
             }
         }
+        g.next = Adjacency::new(n, &edges);
         Ok(g)
     }
 
@@ -391,7 +395,7 @@ impl<'h> Graph<'h> {
     fn topo_or_cycle(&self, extra: &[(u32, u32)], pattern: Pattern) -> Result<Vec<u32>, Violation> {
         let n = self.session.len();
         let more = Adjacency::new(n, extra);
-        let succ = |u: usize| self.next[u].iter().chain(more.of(u)).copied();
+        let succ = |u: usize| self.next.of(u).iter().chain(more.of(u)).copied();
         let mut indegree = vec![0u32; n];
         for u in 0..n {
             for v in succ(u) {
@@ -450,7 +454,7 @@ impl<'h> Graph<'h> {
                 && self.pos[a as usize] + 1 == self.pos[b as usize]
             {
                 "po"
-            } else if self.next[a as usize].contains(&b) {
+            } else if self.next.of(a as usize).contains(&b) {
                 "wr"
             } else if more_set.contains(&(a, b)) {
                 label
@@ -503,7 +507,7 @@ impl<'h> Graph<'h> {
             mine.copy_from_slice(&vc[u * k..(u + 1) * k]);
             let s = self.session[u] as usize;
             mine[s] = mine[s].max(self.pos[u] + 1);
-            for &v in self.next[u].iter().chain(more.of(u)) {
+            for &v in self.next.of(u).iter().chain(more.of(u)) {
                 let row = &mut vc[v as usize * k..(v as usize + 1) * k];
                 for (a, b) in row.iter_mut().zip(&mine) {
                     *a = (*a).max(*b);
@@ -649,7 +653,7 @@ impl<'h> Graph<'h> {
     }
 }
 
-/// Extra successor lists in one array (compressed rows), each in the order of `edges`.
+/// Successor lists in one array (compressed rows), each in the order of `edges`.
 struct Adjacency {
     start: Vec<u32>,
     to: Vec<u32>,
