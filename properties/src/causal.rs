@@ -402,6 +402,8 @@ impl<'h> Graph<'h> {
                 indegree[v as usize] += 1;
             }
         }
+        // Least unit first: close to the history's order, so `clocks` walks its rows mostly
+        // forward. Any order leaves the same units on cycles, so the cycle reported is the same.
         let mut queue: BinaryHeap<Reverse<u32>> = (0..n as u32)
             .filter(|u| indegree[*u as usize] == 0)
             .map(Reverse)
