@@ -1,10 +1,13 @@
 //! `checker history`: checks a recorded history for linearizability (register, compare-and-set
-//! register, key-value store) or a transaction history for (strict) serializability.
+//! register, key-value store), a transaction history for (strict) serializability, or a history
+//! of sessions for causal consistency.
 
 use std::fmt::Debug;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use properties::causal;
+use properties::causal::formats::parse_jsonl_sessions;
 use properties::linearizability::formats::{
     parse_jepsen, parse_jsonl_kv, parse_jsonl_register, parse_porcupine_kv,
 };
@@ -22,15 +25,71 @@ pub enum HistoryModel {
     Kv,
     /// Transactions (`jsonl` only), checked for strict serializability or serializability.
     Txn,
+    /// Sessions of transactions (`jsonl` with `"session"`), checked for causal consistency.
+    Causal,
 }
 
 /// What a transaction history is checked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxnLevel {
     /// Strict serializability: serializable in an order that respects real time (`start`/`end`).
     Strict,
     /// Serializability (Adya's PL-3): real time ignored.
     Serializable,
+}
+
+/// `--level`, whose values depend on the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Txn(TxnLevel),
+    Causal(causal::Level),
+}
+
+impl Level {
+    /// The level named by `--level` for `model` (its default when `None`); `None` for models
+    /// that have no levels. An unknown name is a usage error listing the model's levels.
+    pub fn parse(model: HistoryModel, name: Option<&str>) -> Result<Option<Level>, HistoryError> {
+        let (levels, default): (&[(&str, Level)], &str) = match model {
+            HistoryModel::Txn => (
+                &[
+                    ("strict", Level::Txn(TxnLevel::Strict)),
+                    ("serializable", Level::Txn(TxnLevel::Serializable)),
+                ],
+                "strict",
+            ),
+            HistoryModel::Causal => (
+                &[
+                    ("cc", Level::Causal(causal::Level::Cc)),
+                    ("cm", Level::Causal(causal::Level::Cm)),
+                    ("ccv", Level::Causal(causal::Level::Ccv)),
+                    ("tcc", Level::Causal(causal::Level::Tcc)),
+                ],
+                "ccv",
+            ),
+            _ => {
+                return match name {
+                    None => Ok(None),
+                    Some(_) => Err(HistoryError::Usage(format!(
+                        "--level applies to --model txn and causal, not {}",
+                        model_name(model)
+                    ))),
+                }
+            }
+        };
+        let name = name.unwrap_or(default);
+        match levels.iter().find(|(n, _)| *n == name) {
+            Some((_, level)) => Ok(Some(*level)),
+            None => Err(HistoryError::Usage(format!(
+                "unknown level '{name}' for --model {}; expected one of: {}",
+                model_name(model),
+                levels
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
 }
 
 /// How a history file is written.
@@ -80,6 +139,50 @@ pub struct FailureView {
     pub unplaced: Vec<OpView>,
 }
 
+/// An operation of a causal history, described for people.
+#[derive(Clone, Debug, Serialize)]
+pub struct CausalOpView {
+    /// The transaction's `id`.
+    pub txn: u64,
+    pub session: u64,
+    /// `r x=1` (read version 1 of `x`) or `w x=2` (wrote version 2).
+    pub op: String,
+}
+
+/// Why a causal history falls short of its level.
+#[derive(Clone, Debug, Serialize)]
+pub struct CausalViolationView {
+    /// The bad pattern, as Bouajjani et al. name it: `WriteCORead`, `CyclicCF`, ...
+    pub pattern: String,
+    /// One line for people, with the cycle's edges (`po`, `wr`, `cf`, `hb`) for a cycle.
+    pub explanation: String,
+    /// The operations involved, in the explanation's order.
+    pub ops: Vec<CausalOpView>,
+}
+
+impl std::fmt::Display for CausalViolationView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.pattern, self.explanation)
+    }
+}
+
+/// The violation of a transaction or causal history.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum ViolationView {
+    Txn(Violation<String>),
+    Causal(CausalViolationView),
+}
+
+impl std::fmt::Display for ViolationView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ViolationView::Txn(v) => write!(f, "{v}"),
+            ViolationView::Causal(v) => write!(f, "{v}"),
+        }
+    }
+}
+
 /// The `--json` object of `checker history`.
 #[derive(Clone, Debug, Serialize)]
 pub struct HistoryReport {
@@ -88,16 +191,23 @@ pub struct HistoryReport {
     pub format: String,
     pub operations: usize,
     /// `linearizable`, `not_linearizable` or `unknown`; for transactions `serializable`,
-    /// `strict_serializable`, `not_serializable` or `not_strict_serializable`.
+    /// `strict_serializable`, `not_serializable` or `not_strict_serializable`; for causal
+    /// histories the level or `not_` and the level: `cc`, `not_cc`, `cm`, `not_cm`, `ccv`,
+    /// `not_ccv`, `tcc`, `not_tcc`.
     pub verdict: &'static str,
     pub elapsed_s: f64,
     pub failure: Option<FailureView>,
-    /// Transaction histories: how many transactions (committed and aborted).
+    /// Transaction histories: how many transactions (committed and aborted); causal histories:
+    /// how many committed transactions were checked (aborted ones are dropped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transactions: Option<usize>,
-    /// Transaction histories: the anomaly found, with its cycle.
+    /// Causal histories: how many sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub violation: Option<Violation<String>>,
+    pub sessions: Option<usize>,
+    /// Transaction histories: the anomaly found, with its cycle; causal histories: the bad
+    /// pattern found, with its operations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violation: Option<ViolationView>,
 }
 
 impl HistoryReport {
@@ -112,8 +222,11 @@ impl HistoryReport {
     /// The human summary.
     pub fn summary(&self) -> String {
         if let Some(n) = self.transactions {
+            let sessions = self
+                .sessions
+                .map_or(String::new(), |k| format!(", {k} sessions"));
             let mut out = format!(
-                "{}: {} ({n} transactions, {} operations, {:.3} s)\n",
+                "{}: {} ({n} transactions, {} operations{sessions}, {:.3} s)\n",
                 self.file,
                 self.verdict.replace('_', " "),
                 self.operations,
@@ -172,6 +285,7 @@ fn model_name(m: HistoryModel) -> &'static str {
         HistoryModel::CasRegister => "cas-register",
         HistoryModel::Kv => "kv",
         HistoryModel::Txn => "txn",
+        HistoryModel::Causal => "causal",
     }
 }
 
@@ -183,22 +297,39 @@ fn format_name(f: HistoryFormat) -> &'static str {
     }
 }
 
-/// Reads `path` in `format` and checks it against `model` within `budget` (`level` for
-/// transaction histories).
+/// Reads `path` in `format` (for transaction and causal histories, `jsonl` when `None`) and
+/// checks it against `model` within `budget`, at `level` (`--level`, see [`Level::parse`]).
 pub fn check_file(
     model: HistoryModel,
-    format: HistoryFormat,
+    format: Option<HistoryFormat>,
     path: &Path,
     budget: Option<Duration>,
-    level: TxnLevel,
+    level: Option<&str>,
 ) -> Result<HistoryReport, HistoryError> {
     use HistoryFormat as F;
     use HistoryModel as M;
-    match (model, format) {
-        (M::Txn, F::Jsonl) => {}
-        (M::Txn, _) => {
+    let level = Level::parse(model, level)?;
+    let format = match (model, format) {
+        (M::Txn | M::Causal, None) => F::Jsonl,
+        (_, Some(format)) => format,
+        (_, None) => {
             return Err(HistoryError::Usage(format!(
-                "txn histories are read in the jsonl format, not {}",
+                "--model {} needs --format ({})",
+                model_name(model),
+                if model == M::Kv {
+                    "porcupine-kv or jsonl"
+                } else {
+                    "jepsen or jsonl"
+                }
+            )))
+        }
+    };
+    match (model, format) {
+        (M::Txn | M::Causal, F::Jsonl) => {}
+        (M::Txn | M::Causal, _) => {
+            return Err(HistoryError::Usage(format!(
+                "{} histories are read in the jsonl format, not {}",
+                model_name(model),
                 format_name(format)
             )))
         }
@@ -226,8 +357,10 @@ pub fn check_file(
         source,
     };
     let start = Instant::now();
-    if model == M::Txn {
-        return check_txns(file, &text, level, start);
+    match level {
+        Some(Level::Txn(level)) => return check_txns(file, &text, level, start),
+        Some(Level::Causal(level)) => return check_causal(file, &text, level, start),
+        None => {}
     }
     let cas = model == M::CasRegister;
     let (operations, verdict, failure) = match (model, format) {
@@ -273,6 +406,7 @@ pub fn check_file(
         elapsed_s: start.elapsed().as_secs_f64(),
         failure,
         transactions: None,
+        sessions: None,
         violation: None,
     })
 }
@@ -308,7 +442,65 @@ fn check_txns(
         elapsed_s: start.elapsed().as_secs_f64(),
         failure: None,
         transactions: Some(txns.len()),
-        violation: result.err(),
+        sessions: None,
+        violation: result.err().map(ViolationView::Txn),
+    })
+}
+
+fn check_causal(
+    file: String,
+    text: &str,
+    level: causal::Level,
+    start: Instant,
+) -> Result<HistoryReport, HistoryError> {
+    let h = parse_jsonl_sessions(text).map_err(|source| HistoryError::Malformed {
+        path: file.clone(),
+        source,
+    })?;
+    let result = causal::check(&h, level);
+    let (ok, not) = match level {
+        causal::Level::Cc => ("cc", "not_cc"),
+        causal::Level::Cm => ("cm", "not_cm"),
+        causal::Level::Ccv => ("ccv", "not_ccv"),
+        causal::Level::Tcc => ("tcc", "not_tcc"),
+    };
+    let mut sessions: Vec<u64> = h.iter().map(|t| t.session).collect();
+    sessions.sort_unstable();
+    sessions.dedup();
+    let violation = result.err().map(|v| {
+        ViolationView::Causal(CausalViolationView {
+            pattern: v.pattern.to_string(),
+            explanation: v.explanation,
+            ops: v
+                .ops
+                .iter()
+                .map(|at| {
+                    let t = &h[at.txn];
+                    let op = &t.ops[at.op];
+                    let (rw, version) = match op.kind {
+                        causal::Kind::Read(v) => ("r", v),
+                        causal::Kind::Write(v) => ("w", v),
+                    };
+                    CausalOpView {
+                        txn: t.id,
+                        session: t.session,
+                        op: format!("{rw} {}={version}", op.key),
+                    }
+                })
+                .collect(),
+        })
+    });
+    Ok(HistoryReport {
+        file,
+        model: "causal".to_string(),
+        format: "jsonl".to_string(),
+        operations: h.iter().map(|t| t.ops.len()).sum(),
+        verdict: if violation.is_none() { ok } else { not },
+        elapsed_s: start.elapsed().as_secs_f64(),
+        failure: None,
+        transactions: Some(h.len()),
+        sessions: Some(sessions.len()),
+        violation,
     })
 }
 

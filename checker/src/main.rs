@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use checker::history::{check_file, HistoryError, HistoryFormat, HistoryModel, TxnLevel};
+use checker::history::{check_file, HistoryError, HistoryFormat, HistoryModel};
 use checker::outcome::{expectation_name, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE};
 use checker::run::Engine;
 use checker::{reports, Protocol, RunOptions, Strategy, MODELS};
@@ -89,12 +89,13 @@ struct CheckArgs {
 /// `checker history`.
 #[derive(Args, Debug)]
 struct HistoryArgs {
-    /// The sequential object the history is checked against.
+    /// What the history is checked against: a sequential object (linearizability), or
+    /// transactions (txn) or sessions (causal) at --level.
     #[arg(long, value_enum)]
     model: HistoryModel,
-    /// How the file is written.
+    /// How the file is written [default for txn and causal: jsonl].
     #[arg(long, value_enum)]
-    format: HistoryFormat,
+    format: Option<HistoryFormat>,
     /// The history file.
     file: std::path::PathBuf,
     /// Print exactly one JSON object on stdout.
@@ -103,9 +104,10 @@ struct HistoryArgs {
     /// Give up after this many seconds (verdict unknown, exit 3; linearizability only).
     #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     timeout: Option<f64>,
-    /// For `--model txn`: strict serializability (real time from `start`/`end`) or serializability.
-    #[arg(long, value_enum, default_value = "strict")]
-    level: TxnLevel,
+    /// For `--model txn`: strict (the default; real time from `start`/`end`) or serializable.
+    /// For `--model causal`: cc, cm, ccv (the default; COPS's causal+) or tcc (transactional).
+    #[arg(long, value_name = "LEVEL")]
+    level: Option<String>,
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
@@ -135,11 +137,13 @@ fn cli() -> Command {
         .subcommand(
             HistoryArgs::augment_args(Command::new("history"))
                 .about(
-                    "Check a recorded history: linearizability, or serializability of transactions",
+                    "Check a recorded history: linearizability, serializability of transactions, \
+                     or causal consistency",
                 )
                 .long_about(
-                    "Check a recorded history for linearizability, or a transaction history \
-                     (--model txn) for strict serializability: exit 0 it holds, 1 it does not, \
+                    "Check a recorded history for linearizability, a transaction history \
+                     (--model txn) for strict serializability, or a history of sessions \
+                     (--model causal) for causal consistency: exit 0 it holds, 1 it does not, \
                      3 unknown within --timeout, 2 unreadable or malformed",
                 ),
         )
@@ -588,7 +592,13 @@ fn quoted(names: &[&str]) -> String {
 
 fn history(args: HistoryArgs) -> Result<ExitCode> {
     let budget = args.timeout.map(Duration::from_secs_f64);
-    match check_file(args.model, args.format, &args.file, budget, args.level) {
+    match check_file(
+        args.model,
+        args.format,
+        &args.file,
+        budget,
+        args.level.as_deref(),
+    ) {
         Ok(report) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

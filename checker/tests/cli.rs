@@ -755,6 +755,275 @@ fn history_checks_transactions_for_strict_serializability() {
     assert!(stderr(&out).contains("jsonl"), "{}", stderr(&out));
 }
 
+/// A causal history file written from one transaction per line, `SESSION: OP, OP, ..`, each
+/// `OP` being `r KEY V` or `w KEY V`; transaction ids count from 1.
+fn causal_file(name: &str, txns: &str) -> TempFile {
+    let mut text = String::new();
+    for (i, line) in txns
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let (session, ops) = line.split_once(':').expect("SESSION: OPS");
+        let ops: Vec<String> = ops
+            .split(',')
+            .map(|op| {
+                let part: Vec<&str> = op.split_whitespace().collect();
+                format!("[\"{}\", \"{}\", {}]", part[0], part[1], part[2])
+            })
+            .collect();
+        text.push_str(&format!(
+            "{{\"id\": {}, \"session\": {}, \"status\": \"committed\", \"ops\": [{}]}}\n",
+            i + 1,
+            session.trim(),
+            ops.join(", ")
+        ));
+    }
+    TempFile::new(name, &text)
+}
+
+/// `checker history --model causal FILE --level LEVEL`: exit code and stdout.
+fn causal(file: &TempFile, level: &str) -> (i32, String) {
+    let out = checker(&[
+        "history",
+        "--model",
+        "causal",
+        "--level",
+        level,
+        file.path(),
+    ]);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    (code(&out), stdout(&out))
+}
+
+#[test]
+fn history_checks_a_causal_history_at_every_level() {
+    // Session 1 reads x=1 then writes y; session 2 sees y=1, hence x=1, then overwrites x in a
+    // transaction; session 0 sees the overwrite.
+    let fine = causal_file(
+        "causal-ok.jsonl",
+        "0: w x 1
+         1: r x 1
+         1: w y 1
+         2: r y 1, r x 1, w x 2
+         0: r x 2",
+    );
+    for level in ["cc", "cm", "ccv", "tcc"] {
+        let (c, out) = causal(&fine, level);
+        assert_eq!(c, 0, "{level}: {out}");
+        assert!(
+            out.contains(&format!(
+                ": {level} (5 transactions, 7 operations, 3 sessions, "
+            )),
+            "{out}"
+        );
+    }
+    // The default level is ccv, and the format jsonl.
+    let out = checker(&["history", "--model", "causal", fine.path()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains(": ccv ("), "{}", stdout(&out));
+}
+
+/// Each bad pattern of Bouajjani et al., at the weakest level that sees it (the histories of
+/// `properties/src/causal/tests.rs`): exit 1, the verdict and the pattern on an indented line.
+#[test]
+fn history_names_each_causal_bad_pattern() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("thin-air", "cc", "ThinAirRead", "0: r x 7"),
+        (
+            "cyclic-co",
+            "cc",
+            "CyclicCO",
+            "0: r x 1
+             0: w y 1
+             1: r y 1
+             1: w x 1",
+        ),
+        ("init-read", "cc", "WriteCOInitRead", "0: w x 1\n0: r x 0"),
+        // COPS §1: Alice removes her boss from the ACL (x), then posts a photo (y); the boss
+        // sees the photo, then the old ACL.
+        (
+            "acl",
+            "cc",
+            "WriteCORead",
+            "0: w x 1
+             0: w x 2
+             0: w y 1
+             1: r y 1
+             1: r x 1",
+        ),
+        // One session sees x go 1, 2, 1 again.
+        (
+            "come-back",
+            "cm",
+            "CyclicHB",
+            "0: w x 1
+             1: w x 2
+             2: r x 1
+             2: r x 2
+             2: r x 1",
+        ),
+        (
+            "hb-init",
+            "cm",
+            "WriteHBInitRead",
+            "0: w x 1
+             0: w y 2
+             0: w x 2
+             1: w y 1
+             2: r y 1
+             2: r x 0
+             2: r x 2
+             2: r y 1",
+        ),
+        // Two readers see the concurrent writes of x in opposite orders.
+        (
+            "disagree",
+            "ccv",
+            "CyclicCF",
+            "0: w x 1
+             1: w x 2
+             2: r x 1
+             2: r x 2
+             3: r x 2
+             3: r x 1",
+        ),
+        // COPS-GT §4.6: a get_trans that returns the old x and a y that depends on the new x.
+        (
+            "mixed-snapshot",
+            "tcc",
+            "WriteCORead",
+            "0: w x 1
+             0: w x 2
+             0: w y 1
+             1: r x 1, r y 1",
+        ),
+        ("internal", "tcc", "InternalRead", "0: w x 1, r x 0"),
+        (
+            "draft",
+            "tcc",
+            "IntermediateRead",
+            "0: w x 1, w x 2\n1: r x 1",
+        ),
+    ];
+    let weaker = |level| match level {
+        "cm" | "ccv" => Some("cc"),
+        "tcc" => Some("ccv"),
+        _ => None,
+    };
+    for (name, level, pattern, txns) in cases {
+        let file = causal_file(&format!("causal-{name}.jsonl"), txns);
+        let (c, out) = causal(&file, level);
+        assert_eq!(c, 1, "{name}: {out}");
+        assert!(out.contains(&format!(": not {level} (")), "{name}: {out}");
+        let second = out.lines().nth(1).unwrap_or_default();
+        assert!(
+            second.starts_with(&format!("  {pattern}: ")),
+            "{name}: {out}"
+        );
+        // Only the hand-picked level sees it (for the last three, `cc` reads operations one
+        // at a time and still finds something else or nothing).
+        if let Some(weaker) = weaker(level).filter(|_| !["internal", "draft"].contains(name)) {
+            let (c, out) = causal(&file, weaker);
+            assert_eq!(c, 0, "{name} at {weaker}: {out}");
+        }
+    }
+}
+
+#[test]
+fn history_causal_json_names_the_pattern_and_its_operations() {
+    let acl = causal_file(
+        "causal-acl-json.jsonl",
+        "0: w x 1
+         0: w x 2
+         0: w y 1
+         1: r y 1
+         1: r x 1",
+    );
+    let (c, v) = {
+        let out = checker(&["history", "--model", "causal", acl.path(), "--json"]);
+        (
+            code(&out),
+            serde_json::from_str::<Value>(&stdout(&out)).unwrap(),
+        )
+    };
+    assert_eq!(c, 1, "{v}");
+    assert_eq!(v["model"], "causal");
+    assert_eq!(v["verdict"], "not_ccv");
+    assert_eq!(v["transactions"], 5);
+    assert_eq!(v["operations"], 5);
+    assert_eq!(v["sessions"], 2);
+    assert!(v["elapsed_s"].as_f64().is_some());
+    assert_eq!(v["violation"]["pattern"], "WriteCORead");
+    assert_eq!(
+        v["violation"]["ops"],
+        serde_json::json!([
+            {"txn": 1, "session": 0, "op": "w x=1"},
+            {"txn": 2, "session": 0, "op": "w x=2"},
+            {"txn": 5, "session": 1, "op": "r x=1"},
+        ])
+    );
+    assert!(
+        v["violation"]["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("overwrote in its causal past"),
+        "{v}"
+    );
+}
+
+#[test]
+fn history_causal_bad_input_exits_two_with_one_line() {
+    let no_session = TempFile::new(
+        "causal-no-session.jsonl",
+        "{\"id\": 1, \"session\": 0, \"status\": \"committed\", \"ops\": [[\"w\", \"x\", 1]]}\n\
+         {\"id\": 2, \"status\": \"committed\", \"ops\": [[\"r\", \"x\", 1]]}\n",
+    );
+    let ok = causal_file("causal-fine.jsonl", "0: w x 1");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["history", "--model", "causal", no_session.path()],
+            "line 2: \"session\"",
+        ),
+        (
+            &["history", "--model", "causal", "--level", "rc", ok.path()],
+            "expected one of: cc, cm, ccv, tcc",
+        ),
+        (
+            &["history", "--model", "txn", "--level", "ccv", ok.path()],
+            "expected one of: strict, serializable",
+        ),
+        (
+            &[
+                "history",
+                "--model",
+                "causal",
+                "--format",
+                "jepsen",
+                ok.path(),
+            ],
+            "jsonl",
+        ),
+        (
+            &["history", "--model", "kv", "--level", "cc", ok.path()],
+            "--level",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = checker(args);
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: {err:?} should say {needle:?}"
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+    assert!(stderr(&checker(cases[0].0)).contains(no_session.path()));
+}
+
 /// A seeded bug's summary leads with the property the bug names, says why it is violated in the
 /// paper's terms, and does not call the examples its small configuration cannot reach failures.
 #[test]

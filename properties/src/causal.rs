@@ -36,8 +36,13 @@
 //! session until `hb_o` stops growing. [`brute_force`] checks the definitions themselves by
 //! enumerating orders (exponential; for tests).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
+pub mod formats;
 
 /// A version of a key: 0 is the initial value, and each write installs its own.
 pub type Version = u64;
@@ -135,6 +140,9 @@ pub enum Level {
 }
 
 impl Level {
+    /// Every level, weakest first (CM and CCv are incomparable).
+    pub const ALL: [Level; 4] = [Level::Cc, Level::Cm, Level::Ccv, Level::Tcc];
+
     pub fn name(self) -> &'static str {
         match self {
             Level::Cc => "cc",
@@ -185,7 +193,7 @@ pub fn check(h: &[Txn], level: Level) -> Result<(), Violation> {
     g.write_co_reads(&vc)?;
     match level {
         Level::Cc => Ok(()),
-        Level::Cm => g.causal_memory(),
+        Level::Cm => g.causal_memory(&vc),
         Level::Ccv | Level::Tcc => {
             let cf = g.conflicts(&vc, |_| true);
             g.topo_or_cycle(&cf, Pattern::CyclicCF).map(|_| ())
@@ -218,7 +226,7 @@ struct Graph<'h> {
     /// Per key, per session that writes it: the positions of the units writing it, ascending.
     writers_of: Vec<Vec<(u32, Vec<u32>)>>,
     /// Successors under `po ∪ wr`.
-    next: Vec<Vec<u32>>,
+    next: Adjacency,
     keys: Vec<&'h str>,
     /// Units are transactions (TCC), not operations.
     by_txn: bool,
@@ -226,9 +234,9 @@ struct Graph<'h> {
 
 impl<'h> Graph<'h> {
     fn build(h: &'h [Txn], by_txn: bool) -> Result<Graph<'h>, Violation> {
-        let mut key_id: HashMap<&str, u32> = HashMap::new();
+        let mut key_id: HashMap<&str, u32> = HashMap::default();
         let mut keys = Vec::new();
-        let mut session_id: HashMap<u64, u32> = HashMap::new();
+        let mut session_id: HashMap<u64, u32> = HashMap::default();
         let mut g = Graph {
             h,
             session: Vec::new(),
@@ -238,14 +246,14 @@ impl<'h> Graph<'h> {
             writes: Vec::new(),
             units_of: Vec::new(),
             writers_of: Vec::new(),
-            next: Vec::new(),
+            next: Adjacency::new(0, &[]),
             keys: Vec::new(),
             by_txn,
         };
         // Pass 1: units, and the writer of each version (unit, and whether it is the unit's
         // last write of the key).
-        let mut writer: HashMap<(u32, Version), (u32, OpRef)> = HashMap::new();
-        let mut overwritten: HashMap<(u32, Version), OpRef> = HashMap::new();
+        let mut writer: HashMap<(u32, Version), (u32, OpRef)> = HashMap::default();
+        let mut overwritten: HashMap<(u32, Version), OpRef> = HashMap::default();
         // Per unit, raw reads: (key, version, op), before the writer is known.
         let mut raw_reads: Vec<Vec<(u32, Version, OpRef)>> = Vec::new();
         for (ti, t) in h.iter().enumerate() {
@@ -254,7 +262,7 @@ impl<'h> Graph<'h> {
             if s as usize == g.units_of.len() {
                 g.units_of.push(Vec::new());
             }
-            let mut own: HashMap<u32, (Version, OpRef)> = HashMap::new();
+            let mut own: HashMap<u32, (Version, OpRef)> = HashMap::default();
             for (oi, op) in t.ops.iter().enumerate() {
                 let at = OpRef { txn: ti, op: oi };
                 let k = *key_id.entry(op.key.as_str()).or_insert_with(|| {
@@ -348,7 +356,9 @@ impl<'h> Graph<'h> {
         // Writers per key and session, and the successor lists.
         g.writers_of = vec![Vec::new(); g.keys.len()];
         let n = g.session.len();
-        g.next = vec![Vec::new(); n];
+        // Successors, in one array: each unit's readers (ascending), then its `po` successor.
+        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(2 * n);
+        let mut last_reader = vec![u32::MAX; n];
         for u in 0..n {
             for &(k, _) in &g.writes[u] {
                 let per = &mut g.writers_of[k as usize];
@@ -360,17 +370,20 @@ impl<'h> Graph<'h> {
             }
             for r in &g.reads[u] {
                 if let Some(w) = r.from {
-                    if w as usize != u && !g.next[w as usize].contains(&(u as u32)) {
-                        g.next[w as usize].push(u as u32);
+                    // `u` ascends, so a repeat of `w → u` can only be the last one pushed.
+                    if w as usize != u && last_reader[w as usize] != u as u32 {
+                        last_reader[w as usize] = u as u32;
+                        edges.push((w, u as u32));
                     }
                 }
             }
         }
         for units in &g.units_of {
             for pair in units.windows(2) {
-                g.next[pair[0] as usize].push(pair[1]);
+                edges.push((pair[0], pair[1]));
             }
         }
+        g.next = Adjacency::new(n, &edges);
         Ok(g)
     }
 
@@ -381,27 +394,27 @@ impl<'h> Graph<'h> {
     /// A topological order of `po ∪ wr ∪ extra`, or the cycle found, as `pattern`.
     fn topo_or_cycle(&self, extra: &[(u32, u32)], pattern: Pattern) -> Result<Vec<u32>, Violation> {
         let n = self.session.len();
-        let mut more = vec![Vec::new(); n];
-        for &(a, b) in extra {
-            more[a as usize].push(b);
-        }
-        let succ = |u: usize| self.next[u].iter().chain(&more[u]).copied();
+        let more = Adjacency::new(n, extra);
+        let succ = |u: usize| self.next.of(u).iter().chain(more.of(u)).copied();
         let mut indegree = vec![0u32; n];
         for u in 0..n {
             for v in succ(u) {
                 indegree[v as usize] += 1;
             }
         }
-        let mut queue: VecDeque<u32> = (0..n as u32)
+        // Least unit first: close to the history's order, so `clocks` walks its rows mostly
+        // forward. Any order leaves the same units on cycles, so the cycle reported is the same.
+        let mut queue: BinaryHeap<Reverse<u32>> = (0..n as u32)
             .filter(|u| indegree[*u as usize] == 0)
+            .map(Reverse)
             .collect();
         let mut order = Vec::with_capacity(n);
-        while let Some(u) = queue.pop_front() {
+        while let Some(Reverse(u)) = queue.pop() {
             order.push(u);
             for v in succ(u as usize) {
                 indegree[v as usize] -= 1;
                 if indegree[v as usize] == 0 {
-                    queue.push_back(v);
+                    queue.push(Reverse(v));
                 }
             }
         }
@@ -417,7 +430,7 @@ impl<'h> Graph<'h> {
             }
         }
         let start = (0..n).find(|u| !done[*u]).expect("a unit is left");
-        let mut seen = HashMap::new();
+        let mut seen = HashMap::default();
         let mut path = Vec::new();
         let mut u = start as u32;
         while !seen.contains_key(&u) {
@@ -443,7 +456,7 @@ impl<'h> Graph<'h> {
                 && self.pos[a as usize] + 1 == self.pos[b as usize]
             {
                 "po"
-            } else if self.next[a as usize].contains(&b) {
+            } else if self.next.of(a as usize).contains(&b) {
                 "wr"
             } else if more_set.contains(&(a, b)) {
                 label
@@ -478,27 +491,31 @@ impl<'h> Graph<'h> {
     /// Vector clocks: `vc[u * k + t]` is how many units of session `t` are in `u`'s causal
     /// past under `po ∪ wr ∪ extra`, visited in `topo` order.
     fn clocks(&self, topo: &[u32], extra: &[(u32, u32)]) -> Vec<u32> {
+        let mut vc = Vec::new();
+        self.clocks_into(topo, extra, &mut vc);
+        vc
+    }
+
+    /// [`Graph::clocks`] into `vc`, whose memory is reused (fresh pages cost a fault each).
+    fn clocks_into(&self, topo: &[u32], extra: &[(u32, u32)], vc: &mut Vec<u32>) {
         let k = self.sessions();
         let n = self.session.len();
-        let mut more = vec![Vec::new(); n];
-        for &(a, b) in extra {
-            more[a as usize].push(b);
-        }
-        let mut vc = vec![0u32; n * k];
+        let more = Adjacency::new(n, extra);
+        vc.clear();
+        vc.resize(n * k, 0);
         let mut mine = vec![0u32; k];
         for &u in topo {
             let u = u as usize;
             mine.copy_from_slice(&vc[u * k..(u + 1) * k]);
             let s = self.session[u] as usize;
             mine[s] = mine[s].max(self.pos[u] + 1);
-            for &v in self.next[u].iter().chain(&more[u]) {
+            for &v in self.next.of(u).iter().chain(more.of(u)) {
                 let row = &mut vc[v as usize * k..(v as usize + 1) * k];
                 for (a, b) in row.iter_mut().zip(&mine) {
                     *a = (*a).max(*b);
                 }
             }
         }
-        vc
     }
 
     /// Whether unit `a` is in the past of unit `b` under the clocks `vc`.
@@ -579,7 +596,7 @@ impl<'h> Graph<'h> {
     /// of the key in the reader's past under `vc` (the last one per session stands for the
     /// rest, which `po` orders before it).
     fn conflicts(&self, vc: &[u32], reader: impl Fn(u32) -> bool) -> Vec<(u32, u32)> {
-        let mut edges = HashSet::new();
+        let mut edges = Vec::new();
         for u in 0..self.session.len() as u32 {
             if !reader(u) {
                 continue;
@@ -588,32 +605,38 @@ impl<'h> Graph<'h> {
                 let Some(w1) = r.from else { continue };
                 for w in self.last_writers(vc, u, r.key) {
                     if w != w1 {
-                        edges.insert((w, w1));
+                        edges.push((w, w1));
                     }
                 }
             }
         }
-        let mut edges: Vec<(u32, u32)> = edges.into_iter().collect();
         edges.sort_unstable();
+        edges.dedup();
         edges
     }
 
-    /// CM: for each session, grows `hb_o` for its last operation `o` until it is stable.
-    fn causal_memory(&self) -> Result<(), Violation> {
+    /// CM: for each session, grows `hb_o` for its last operation `o` until it is stable,
+    /// starting from `co`'s clocks.
+    fn causal_memory(&self, co: &[u32]) -> Result<(), Violation> {
+        let mut hb = Vec::new();
         for s in 0..self.sessions() as u32 {
             let mut extra: Vec<(u32, u32)> = Vec::new();
-            let vc = loop {
-                let topo = self.topo_or_cycle(&extra, Pattern::CyclicHB)?;
-                let vc = self.clocks(&topo, &extra);
-                let found = self.conflicts(&vc, |u| self.session[u as usize] == s);
+            let mut grown = false;
+            loop {
+                let vc = if grown { &hb } else { co };
+                let found = self.conflicts(vc, |u| self.session[u as usize] == s);
                 if found.len() == extra.len() {
-                    break vc;
+                    break;
                 }
                 extra = found;
-            };
+                let topo = self.topo_or_cycle(&extra, Pattern::CyclicHB)?;
+                self.clocks_into(&topo, &extra, &mut hb);
+                grown = true;
+            }
+            let vc = if grown { &hb } else { co };
             for &u in &self.units_of[s as usize] {
                 for r in self.reads[u as usize].iter().filter(|r| r.from.is_none()) {
-                    if let Some(w) = self.last_writers(&vc, u, r.key).next() {
+                    if let Some(w) = self.last_writers(vc, u, r.key).next() {
                         let w_at = self.write_op(w, r.key);
                         return Err(Violation {
                             pattern: Pattern::WriteHBInitRead,
@@ -629,6 +652,35 @@ impl<'h> Graph<'h> {
             }
         }
         Ok(())
+    }
+}
+
+/// Successor lists in one array (compressed rows), each in the order of `edges`.
+struct Adjacency {
+    start: Vec<u32>,
+    to: Vec<u32>,
+}
+
+impl Adjacency {
+    fn new(n: usize, edges: &[(u32, u32)]) -> Adjacency {
+        let mut start = vec![0u32; n + 1];
+        for &(a, _) in edges {
+            start[a as usize + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut to = vec![0u32; edges.len()];
+        for &(a, b) in edges {
+            to[fill[a as usize] as usize] = b;
+            fill[a as usize] += 1;
+        }
+        Adjacency { start, to }
+    }
+
+    fn of(&self, u: usize) -> &[u32] {
+        &self.to[self.start[u] as usize..self.start[u + 1] as usize]
     }
 }
 

@@ -1,7 +1,8 @@
 //! Property checkers that more than one model, and recorded histories from live clusters, reuse.
 //!
-//! - [`causal`]: causal consistency (CC) and causal convergence (CCv, COPS's causal+) of a
-//!   key-value history, by the bad patterns of Bouajjani et al. (POPL 2017).
+//! - [`causal`]: causal consistency (CC), causal memory (CM), causal convergence (CCv, COPS's
+//!   causal+) and transactional causal consistency (TCC) of a key-value history, by the bad
+//!   patterns of Bouajjani et al. (POPL 2017), and a reader for its `jsonl` histories.
 //! - [`commitment`]: the agreement property of atomic commitment, shared by the two-phase commit
 //!   specifications (`twophase`, `tcommit`) and by the transactional models that run 2PC.
 //! - [`linearizability`]: a Wing & Gong / Lowe linearizability checker with memoisation and

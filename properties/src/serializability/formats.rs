@@ -87,6 +87,17 @@ fn err(line: usize, reason: impl Into<String>) -> ParseError {
 
 /// Reads a history in the `jsonl` format; the error names the line and what is wrong with it.
 pub fn parse_jsonl_txns(text: &str) -> Result<Vec<Txn<String>>, ParseError> {
+    let txns = parse_jsonl_txns_with(text, |_, _| Ok(()))?;
+    Ok(txns.into_iter().map(|(t, ())| t).collect())
+}
+
+/// Reads a history in the `jsonl` format whose lines carry more fields, which `extra` reads from
+/// each line's object (given the line number, for its errors). Formats built on this one, such as
+/// [`crate::causal::formats`], share its fields and rules.
+pub fn parse_jsonl_txns_with<T>(
+    text: &str,
+    mut extra: impl FnMut(usize, &JsonObject) -> Result<T, ParseError>,
+) -> Result<Vec<(Txn<String>, T)>, ParseError> {
     let mut txns = Vec::new();
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -94,21 +105,30 @@ pub fn parse_jsonl_txns(text: &str) -> Result<Vec<Txn<String>>, ParseError> {
         if raw.trim().is_empty() {
             continue;
         }
-        txns.push(parse_txn(line, raw)?);
+        let map = parse_object(line, raw)?;
+        let t = parse_txn(line, &map)?;
+        txns.push((t, extra(line, &map)?));
         lines.push(line);
     }
     let mut rules = Rules::default();
-    for (t, line) in txns.iter().zip(&lines) {
+    for ((t, _), line) in txns.iter().zip(&lines) {
         rules.add(t).map_err(|e| err(*line, e))?;
     }
     Ok(txns)
 }
 
-fn parse_txn(line: usize, raw: &str) -> Result<Txn<String>, ParseError> {
+/// One line's JSON object.
+pub type JsonObject = serde_json::Map<String, Json>;
+
+fn parse_object(line: usize, raw: &str) -> Result<JsonObject, ParseError> {
     let v: Json = serde_json::from_str(raw).map_err(|e| err(line, format!("invalid JSON: {e}")))?;
-    let Json::Object(map) = v else {
-        return Err(err(line, "expected a JSON object"));
-    };
+    match v {
+        Json::Object(map) => Ok(map),
+        _ => Err(err(line, "expected a JSON object")),
+    }
+}
+
+fn parse_txn(line: usize, map: &JsonObject) -> Result<Txn<String>, ParseError> {
     let id = map
         .get("id")
         .and_then(Json::as_u64)
