@@ -47,7 +47,7 @@ fn a_replicated_put_waits_for_its_dependency() {
         bug: None,
     };
     let mut s = NodeState::default();
-    let mut step = |s: &mut NodeState, msg: CopsMsg| {
+    let step = |s: &mut NodeState, msg: CopsMsg| {
         let mut o = Out::new();
         if !cfg.answer(s, Id::from(0), &msg, &mut o) {
             cfg.on_msg(s, Id::from(0), msg, &mut o);
