@@ -2,7 +2,7 @@
 //! COPS-GT's `get_trans` §4.6). The same actors run in the model and over TCP.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -147,6 +147,9 @@ crate::seeded_bugs! {
         /// Values are stored with their nearest dependencies only, as COPS (not COPS-GT) keeps
         /// them: `get_trans`'s second round misses a dependency of a dependency.
         NearestDepsGetTrans = "nearest-deps-get-trans",
+        /// A put waiting for a dependency is not looked at again when the dependency arrives:
+        /// it waits for good.
+        NoWake = "no-wake",
     }
 }
 
@@ -188,7 +191,8 @@ pub struct NodeState {
     /// Replicated puts waiting for `dep_check` to confirm a dependency (§4.3).
     pub pending: BTreeMap<(Key, Version), Stored>,
     /// For each dependency not yet here, the pending puts that wait for it.
-    pub waiting_for: BTreeMap<Dep, Vec<(Key, Version)>>,
+    /// A set, so that the state does not depend on the order in which the puts arrived.
+    pub waiting_for: BTreeMap<Dep, BTreeSet<(Key, Version)>>,
     /// Over TCP: local puts each peer has not acknowledged yet, oldest first.
     pub unacked: BTreeMap<Id, BTreeMap<Version, (Key, Stored)>>,
 }
@@ -243,12 +247,15 @@ impl NodeCfg {
                 s.waiting_for
                     .entry(missing)
                     .or_default()
-                    .push((key, stored.version));
+                    .insert((key, stored.version));
                 s.pending.insert((key, stored.version), stored);
                 continue;
             }
             let version = stored.version;
             self.apply(s, key, stored);
+            if self.bug == Some(CopsBug::NoWake) {
+                continue;
+            }
             for waiting in s.waiting_for.remove(&(key, version)).unwrap_or_default() {
                 let stored = s
                     .pending

@@ -61,6 +61,8 @@
 //!   keep what is there (no data-centre tie break): both data centres give their put of `x`
 //!   version 1, each keeps its own, and they never converge; and a put made after reading a
 //!   remote version gets a smaller version than its dependency.
+//! - `no-wake`: a put that waits for a dependency is not looked at again when the dependency
+//!   arrives: it never becomes visible there (the eventually property).
 //! - `single-round-get-trans`: `get_trans` returns its first round: the old ACL with the new
 //!   photo (`WriteCORead` at TCC; each read alone is causal).
 //!
@@ -148,6 +150,12 @@ impl Spec for CopsSpec {
             breaks: &["get_trans returns a causally consistent snapshot (§4.6)"],
             help: "values keep only their nearest dependencies: get_trans misses a dependency's dependency",
             params: &[("dcs", "2"), ("keys", "3"), ("conflict", "0")],
+        },
+        Bug {
+            name: CopsBug::NoWake.name(),
+            breaks: &["every operation returns and every put reaches every data centre"],
+            help: "a put waiting for a dependency is not re-checked when it arrives: it waits for good",
+            params: &[("dcs", "2"), ("keys", "2"), ("get-trans", "0"), ("conflict", "0")],
         },
     ];
 

@@ -66,7 +66,10 @@ fn a_replicated_put_waits_for_its_dependency() {
         s.pending.clone().into_iter().collect::<Vec<_>>(),
         vec![((1, v(2, 0)), photo)]
     );
-    assert_eq!(s.waiting_for.get(&(0, v(1, 0))), Some(&vec![(1, v(2, 0))]));
+    assert_eq!(
+        s.waiting_for.get(&(0, v(1, 0))),
+        Some(&[(1, v(2, 0))].into())
+    );
     step(&mut s, replicate(0, v(1, 0), vec![]));
     assert!(s.pending.is_empty() && s.waiting_for.is_empty());
     assert_eq!(s.current.get(&0), Some(&v(1, 0)));
