@@ -5,7 +5,8 @@
 //!   `Crash`, then `Recover`), within a budget of crashes in all, for the actors the model
 //!   allows to crash (a filter that sees the state). An actor that is down for a while is, to
 //!   everyone else, an actor that takes no steps for a while, which the interleavings already
-//!   cover; messages to it wait in their channels.
+//!   cover; messages to it wait in their channels, unless the model says a crash loses them
+//!   ([`Harnessed::CRASH_LOSES_MESSAGES`]).
 //! - **History variables** updated after every step from a small `Copy` summary of it (so that
 //!   the step's action, message and all, is not cloned), and a filter on the inner model's
 //!   actions (e.g. a budget of timeouts).
@@ -112,6 +113,10 @@ pub trait Harnessed: Sized + Send + Sync + 'static {
     fn within_boundary(_m: &Harness<Self>, _state: &HState<Self>) -> bool {
         true
     }
+
+    /// Whether a crash also loses the messages in flight to the actor (its connections reset
+    /// as its process dies), so that a restarted actor has missed them; default: they wait.
+    const CRASH_LOSES_MESSAGES: bool = false;
 }
 
 /// An actor model with crash-as-restart, history variables and a forwarded explorer view.
@@ -161,6 +166,18 @@ impl<H: Harnessed> Model for Harness<H> {
             // A crash restarts the actor from its storage in one step.
             ActorModelAction::Crash(id) => {
                 let down = self.inner.next_state(last, ActorModelAction::Crash(id))?;
+                let mut down = down;
+                if H::CRASH_LOSES_MESSAGES {
+                    let lost: Vec<_> = down
+                        .network
+                        .iter_deliverable()
+                        .filter(|e| e.dst == id)
+                        .map(|e| e.to_cloned_msg())
+                        .collect();
+                    for env in lost {
+                        down = self.inner.next_state(&down, ActorModelAction::Drop(env))?;
+                    }
+                }
                 let mut next = self
                     .inner
                     .next_state(&down, ActorModelAction::Recover(id))?;

@@ -35,6 +35,7 @@ pub mod client;
 pub mod cops;
 pub mod ct;
 pub mod farm;
+pub mod gfs;
 pub mod harness;
 pub mod mapreduce;
 pub mod raft;

@@ -1,0 +1,158 @@
+//! GFS: record append under leases and chunk version numbers.
+//!
+//! Sanjay Ghemawat, Howard Gobioff and Shun-Tak Leung, "The Google File System" (SOSP 2003).
+//!
+//! # The problem (§2.7, §3.3)
+//! Many clients append records to one file at once (producer-consumer queues, MapReduce
+//! outputs). GFS does not make them agree on an order first: each record is appended
+//! *atomically at least once*, at an offset GFS chooses. The price is in Table 1: a region may
+//! be *defined* (every replica has the record), *inconsistent* (an append that failed on some
+//! replica), or padding; a record may appear more than once. Readers skip padding and
+//! duplicates with checksums and unique ids.
+//!
+//! # The protocol
+//! Actors ([`actor`]): the master, three chunkservers, and clients that each append one record.
+//!
+//! - **Leases** (§3.1). For each chunk the master grants a lease to one replica, the primary,
+//!   which picks the order of mutations. A lease runs out unless extended; the master does not
+//!   grant another until the old one has run out, even if the primary does not answer.
+//! - **Version numbers** (§4.5). Before a new lease the master increases the chunk's version and
+//!   tells the up-to-date replicas, which record it. A chunkserver that was down misses it; when
+//!   it comes back and reports its chunks, the master sees the old version, treats the replica
+//!   as stale, and has it deleted.
+//! - **Record append** (§3.3). The client asks the master for the primary of the file's last
+//!   chunk and sends it the record. If the record does not fit, the primary pads the chunk to
+//!   its end, has the secondaries do the same, and tells the client to retry on the next chunk.
+//!   Otherwise it writes at the end of its replica and orders the secondaries to write at that
+//!   offset. If a secondary fails, the append fails, and the client retries: the record may be
+//!   written again further on, and the failed region stays inconsistent.
+//!
+//! # The workload
+//! One file of up to two chunks of three slots. Client A appends a record of two slots, client B
+//! one of one slot: both fit in a chunk, but after a failed A there is no room for A again, so
+//! the chunk is padded. One chunkserver may crash: it restarts from its disk, and the messages on
+//! their way to it are lost. A primary's lease may end once without extension. Each
+//! client retries twice.
+//!
+//! # Properties
+//! - always *at most one primary holds a lease on a chunk (§3.1)*;
+//! - always *an append acknowledged at offset o is at o on every up-to-date replica (§3.3)*:
+//!   up to date is the master's current version;
+//! - always *the master never hands a client a stale replica (§4.5)*: a replica that missed a
+//!   lease round (a ghost count of rounds, kept whether or not versions are bumped);
+//! - always *every acknowledged record is in the file at least once (§3.3)*, whole in one
+//!   chunk, duplicates and padding allowed;
+//! - sometimes *a second lease is granted*, *an append fails on a replica, is retried and
+//!   succeeds*, *a stale replica is found and deleted*, *a record appears twice with padding
+//!   between (Table 1's "defined interspersed with inconsistent")*;
+//! - eventually *every append succeeds once faults stop*: the model's paths are finite.
+//!
+//! # Seeded bugs
+//! - `early-lease`: the master's lease runs out before the primary's: it grants a lease to
+//!   another replica while the old primary still acts. Two primaries pick offsets independently
+//!   and overwrite each other's records on the secondaries.
+//! - `no-version-bump`: a new lease keeps the version. A chunkserver down during the lease round
+//!   comes back with the "current" version, the master puts it back on the chunk's replicas,
+//!   and it serves reads without the records appended while it was away.
+//! - `ack-on-partial`: the primary acknowledges an append although a secondary failed it.
+//! - `no-padding`: a record that does not fit is written up to the end of the chunk (the rest
+//!   would go to the next): no chunk holds it whole.
+//!
+//! Not modelled: the data flow apart from the control flow (§3.2: here the primary's order
+//! carries the record), master failure and its operation log (§5.1.3), re-replication (§4.3),
+//! leases extended by heartbeats (a lease that ends is the fault), writes at offsets, snapshots.
+
+pub mod actor;
+pub mod model;
+
+pub use actor::{
+    apply, place, ChunkMeta, ChunkserverCfg, ChunkserverState, ClientCfg, ClientState, GfsActor,
+    GfsBug, GfsMsg, GfsState, GfsTimer, Handle, MasterCfg, MasterState, Offset, Phase, Placement,
+    Replica, Slot, Version, Write,
+};
+pub use model::{GfsCfg, GfsModel};
+
+use crate::catalog::{Bug, Param, Params, Spec};
+
+const PARAMS: &[Param] = &[
+    Param::int("clients", "clients appending: A (2 slots), then B (1 slot)", 2, 1, 2),
+    Param::int("chunks", "chunks the file may grow to (3 slots each)", 2, 1, 3),
+    Param::int("crashes", "chunkserver crashes (a restart from disk; messages to it are lost)", 1, 0, 1),
+    Param::int("expiries", "leases that end without being extended", 1, 0, 2),
+    Param::int("retries", "retries after a failed append, per client", 2, 0, 3),
+];
+
+/// The `gfs` entry of the checker's registry.
+pub struct GfsSpec;
+
+impl Spec for GfsSpec {
+    type Model = GfsModel;
+    type State = model::GfsModelState;
+    type Action = model::GfsAction;
+
+    const NAME: &'static str = "gfs";
+    const PAPER: &'static str =
+        "Ghemawat, Gobioff & Leung, The Google File System (SOSP 2003) §§2.7, 3.1, 3.3, 4.5";
+    const SUMMARY: &'static str =
+        "GFS: record append by a leased primary, padding, retries, and stale replicas found by version";
+    const PARAMS: &'static [Param] = PARAMS;
+    const BUGS: &'static [Bug] = &[
+        Bug {
+            name: GfsBug::EarlyLease.name(),
+            breaks: &["at most one primary holds a lease on a chunk (§3.1)"],
+            help: "the master's lease runs out before the primary's: two primaries",
+            params: &[],
+        },
+        Bug {
+            name: GfsBug::NoVersionBump.name(),
+            breaks: &["the master never hands a client a stale replica (§4.5)"],
+            help: "a new lease keeps the version: a restarted stale replica is taken back",
+            params: &[],
+        },
+        Bug {
+            name: GfsBug::AckOnPartial.name(),
+            breaks: &[
+                "an append acknowledged at offset o is at o on every up-to-date replica (§3.3)",
+            ],
+            help: "the primary acknowledges although a secondary failed",
+            params: &[],
+        },
+        Bug {
+            name: GfsBug::NoPadding.name(),
+            breaks: &["every acknowledged record is in the file at least once (§3.3)"],
+            help: "a record that does not fit is split across chunks instead of padded",
+            params: &[],
+        },
+    ];
+
+    fn actors(s: &model::GfsModelState) -> Option<crate::catalog::ActorsView> {
+        Some(crate::catalog::actors_view(s))
+    }
+
+    fn view(m: &GfsModel, s: &model::GfsModelState) -> Option<String> {
+        Some(model::view(m, s))
+    }
+
+    fn actor_names(m: &GfsModel) -> Option<Vec<String>> {
+        Some(model::actor_names(m))
+    }
+
+    fn explain(m: &GfsModel, s: &model::GfsModelState, property: &str) -> Option<String> {
+        model::explain(m, s, property)
+    }
+
+    fn build(params: &Params, bug: Option<&'static str>) -> GfsModel {
+        let bug = bug.map(|b| {
+            GfsBug::from_name(b).unwrap_or_else(|| panic!("model bug: '{b}' is not a GfsBug"))
+        });
+        GfsCfg {
+            clients: params.int("clients") as usize,
+            chunks: params.int("chunks") as u32,
+            crashes: params.int("crashes") as usize,
+            expiries: params.int("expiries") as u8,
+            retries: params.int("retries") as u8,
+            bug,
+        }
+        .into_model()
+    }
+}
