@@ -167,13 +167,18 @@ impl<H: Harnessed> Model for Harness<H> {
             ActorModelAction::Crash(id) => {
                 let down = self.inner.next_state(last, ActorModelAction::Crash(id))?;
                 let mut down = down;
-                if H::CRASH_LOSES_MESSAGES {
+                // (On an ordered network only a channel's first message is deliverable, so
+                // this drops them until none is left.)
+                while H::CRASH_LOSES_MESSAGES {
                     let lost: Vec<_> = down
                         .network
                         .iter_deliverable()
                         .filter(|e| e.dst == id)
                         .map(|e| e.to_cloned_msg())
                         .collect();
+                    if lost.is_empty() {
+                        break;
+                    }
                     for env in lost {
                         down = self.inner.next_state(&down, ActorModelAction::Drop(env))?;
                     }

@@ -114,11 +114,13 @@ pub enum GfsMsg {
     /// file, creating the chunk if it is the next one. `refused`: the primary that did not
     /// answer or said it was not primary (the client suspects its lease is gone).
     FindLease { chunk: u32, refused: Option<Id> },
-    /// Master to client (§3.1 step 2): the primary and the secondaries.
+    /// Master to client (§3.1 step 2): the primary and the secondaries. `epoch` is a ghost:
+    /// the lease round the master answers in (see [`Replica::epoch`]).
     LeaseIs {
         chunk: u32,
         handle: Handle,
         version: Version,
+        epoch: u32,
         primary: Id,
         secondaries: Vec<Id>,
     },
@@ -164,16 +166,16 @@ pub enum GfsMsg {
     MutateFailed { handle: Handle, offset: Offset },
     /// A restarted chunkserver to the master (§4.5): its chunks and their versions.
     Report { chunks: Vec<(Handle, Version)> },
-    /// Master to chunkserver: the replica is stale; delete it (garbage collection, §4.4).
-    Delete { handle: Handle },
-    /// Client to master: the replicas of chunk `chunk`, to read from (§2.4).
+    /// Master to chunkserver: the replica at `version` or older is stale; delete it (garbage
+    /// collection, §4.4). A replica that has recorded a newer version since keeps it.
+    Delete { handle: Handle, version: Version },
+    /// Client to master: the replicas of chunk `chunk`, to read from (§2.4). (Reads are not
+    /// in the model's workload; the real client uses them.)
     FindLocations { chunk: u32 },
-    /// `epoch` is a ghost: the master's lease round when it answered.
     Locations {
         chunk: u32,
         handle: Handle,
         version: Version,
-        epoch: u32,
         replicas: Vec<Id>,
     },
 }
@@ -312,6 +314,7 @@ impl MasterCfg {
                         chunk,
                         handle: meta.handle,
                         version: meta.version,
+                        epoch: meta.epoch,
                         primary,
                         secondaries,
                     },
@@ -380,7 +383,8 @@ impl MasterCfg {
         };
         g.primary = Some(primary);
         g.waiting.clear();
-        o.cancel_timer(GfsTimer::GrantTimeout);
+        // Now the timer waits for the primary's answer.
+        o.set_timer(GfsTimer::GrantTimeout, self.lease / 4..self.lease / 2);
         o.send(
             primary,
             GfsMsg::Grant {
@@ -399,6 +403,7 @@ impl MasterCfg {
         let Some(primary) = g.primary else {
             return;
         };
+        o.cancel_timer(GfsTimer::GrantTimeout);
         let meta = &mut s.chunks[g.chunk as usize];
         meta.lease = Some(primary);
         meta.last_primary = Some(primary);
@@ -462,14 +467,14 @@ impl MasterCfg {
             GfsMsg::Report { chunks } => {
                 for (handle, version) in chunks {
                     let Some(meta) = s.chunks.iter_mut().find(|m| m.handle == handle) else {
-                        o.send(src, GfsMsg::Delete { handle });
+                        o.send(src, GfsMsg::Delete { handle, version });
                         continue;
                     };
                     if version < meta.version {
                         // §4.5: "the master removes stale replicas in its regular garbage
                         // collection".
                         meta.locations.retain(|r| *r != src);
-                        o.send(src, GfsMsg::Delete { handle });
+                        o.send(src, GfsMsg::Delete { handle, version });
                     } else if !meta.locations.contains(&src) {
                         meta.locations.push(src);
                     }
@@ -483,7 +488,6 @@ impl MasterCfg {
                             chunk,
                             handle: meta.handle,
                             version: meta.version,
-                            epoch: meta.epoch,
                             replicas: meta.locations.clone(),
                         },
                     );
@@ -502,12 +506,18 @@ impl MasterCfg {
                 meta.lease = None;
                 self.next_grant(s, o);
             }
-            GfsTimer::GrantTimeout => {
-                let waiting = s.granting.as_ref().is_some_and(|g| !g.waiting.is_empty());
-                if waiting {
-                    self.choose_primary(s, o);
+            GfsTimer::GrantTimeout => match s.granting.as_ref().and_then(|g| g.primary) {
+                None => self.choose_primary(s, o),
+                // The chosen primary did not confirm: it may hold the lease or not. The master
+                // cannot tell, so it waits for the lease to run out before the next round.
+                Some(primary) => {
+                    let g = s.granting.take().expect("a round is under way");
+                    let meta = &mut s.chunks[g.chunk as usize];
+                    meta.lease = Some(primary);
+                    meta.last_primary = Some(primary);
+                    o.set_timer(GfsTimer::LeaseRunOut(meta.handle), self.lease..self.lease);
                 }
-            }
+            },
             _ => {}
         }
     }
@@ -728,8 +738,10 @@ impl ChunkserverCfg {
             GfsMsg::MutateFailed { handle, offset } => {
                 self.answered(s, src, handle, offset, false, o)
             }
-            GfsMsg::Delete { handle } => {
-                if s.replicas.remove(&handle).is_some() {
+            GfsMsg::Delete { handle, version } => {
+                let stale = s.replicas.get(&handle).is_some_and(|r| r.version <= version);
+                if stale {
+                    s.replicas.remove(&handle);
                     s.leases.remove(&handle);
                     Self::save(s, o);
                 }
@@ -780,10 +792,8 @@ pub enum Phase {
     Lookup,
     /// Waiting for the primary.
     Appending { handle: Handle, primary: Id },
-    /// Appended; asking the master where the chunk lives.
-    Locating,
-    /// Appended, and told the replicas: `(epoch, replicas)` as the master gave them.
-    Done { epoch: u32, replicas: Vec<Id> },
+    /// Appended.
+    Done,
     /// Out of retries, or out of chunks.
     Failed,
 }
@@ -865,8 +875,7 @@ impl ClientCfg {
             GfsMsg::AppendOk { handle, offset } if from_primary(handle) => {
                 o.cancel_timer(GfsTimer::NoAnswer);
                 s.appended = Some((s.chunk, offset));
-                s.phase = Phase::Locating;
-                o.send(self.master, GfsMsg::FindLocations { chunk: s.chunk });
+                s.phase = Phase::Done;
             }
             GfsMsg::RetryNextChunk { handle } if from_primary(handle) => {
                 o.cancel_timer(GfsTimer::NoAnswer);
@@ -881,16 +890,18 @@ impl ClientCfg {
                 );
             }
             GfsMsg::AppendFailed { handle } if from_primary(handle) => self.failed(s, None, o),
+            // A lease the client was told of has gone: not a failed append (nothing was
+            // written), so ask again, telling the master whose lease it found gone.
             GfsMsg::NotPrimary { handle } if from_primary(handle) => {
-                self.failed(s, Some(src), o)
-            }
-            GfsMsg::Locations {
-                chunk,
-                epoch,
-                replicas,
-                ..
-            } if s.phase == Phase::Locating && Some(chunk) == s.appended.map(|a| a.0) => {
-                s.phase = Phase::Done { epoch, replicas };
+                o.cancel_timer(GfsTimer::NoAnswer);
+                s.phase = Phase::Lookup;
+                o.send(
+                    self.master,
+                    GfsMsg::FindLease {
+                        chunk: s.chunk,
+                        refused: Some(src),
+                    },
+                );
             }
             _ => {}
         }

@@ -93,7 +93,7 @@ impl GfsCfg {
         let crashes = self.crashes;
         let inner = ActorModel::new(self, GfsHistory::default())
             .actors(actors)
-            .init_network(Network::new_unordered_nonduplicating([]));
+            .init_network(Network::new_ordered([]));
         Harness::new(inner, crashes)
     }
 }
@@ -238,7 +238,7 @@ impl Harnessed for Gfs {
             Property::eventually(
                 "every append succeeds once faults stop (§3.3)",
                 |_, s: &GfsModelState| {
-                    clients(s).all(|c| matches!(c.phase, Phase::Done { .. }))
+                    clients(s).all(|c| c.phase == Phase::Done)
                 },
             ),
         ]
@@ -276,8 +276,14 @@ pub fn clients(s: &GfsModelState) -> impl Iterator<Item = &ClientState> {
     })
 }
 
-fn in_flight(s: &GfsModelState, f: impl Fn(Id, Id, &GfsMsg) -> bool) -> bool {
-    s.network.iter_deliverable().any(|e| f(e.src, e.dst, e.msg))
+/// Whether some message in flight, first in its channel or not, satisfies `f(src, dst, msg)`.
+fn in_flight(s: &GfsModelState, mut f: impl FnMut(Id, Id, &GfsMsg) -> bool) -> bool {
+    match &s.network {
+        Network::Ordered(channels) => channels
+            .iter()
+            .any(|((src, dst), msgs)| msgs.iter().any(|m| f(*src, *dst, m))),
+        network => network.iter_all().any(|e| f(e.src, e.dst, e.msg)),
+    }
 }
 
 /// No chunkserver holds a lease on `h`, and none is on its way: the primary's clock has run
@@ -290,17 +296,26 @@ fn lease_gone(s: &GfsModelState, h: Handle) -> bool {
         )
 }
 
-/// A replica the master waits for will never answer: its `NewVersion` or its answer was lost.
+/// The lease round cannot go on: every replica the master still waits for lost its
+/// `NewVersion` (the timeout is long enough for a live replica to answer), or the chosen
+/// primary lost its `Grant`.
 fn grant_stuck(s: &GfsModelState) -> bool {
     let Some(g) = &master(s).granting else {
         return false;
     };
-    g.waiting.iter().any(|r| {
-        !in_flight(s, |src, dst, m| {
-            (dst == *r && matches!(m, GfsMsg::NewVersion { .. }))
-                || (src == *r && matches!(m, GfsMsg::VersionOk { .. }))
+    if let Some(p) = g.primary {
+        return !in_flight(s, |src, dst, m| {
+            (dst == p && matches!(m, GfsMsg::Grant { .. }))
+                || (src == p && matches!(m, GfsMsg::GrantOk { .. }))
+        });
+    }
+    !g.waiting.is_empty()
+        && g.waiting.iter().all(|r| {
+            !in_flight(s, |src, dst, m| {
+                (dst == *r && matches!(m, GfsMsg::NewVersion { .. }))
+                    || (src == *r && matches!(m, GfsMsg::VersionOk { .. }))
+            })
         })
-    })
 }
 
 /// A secondary the primary `id` waits for will never answer.
@@ -399,25 +414,33 @@ pub fn acked_on_up_to_date(s: &GfsModelState) -> Option<(usize, usize)> {
     None
 }
 
-/// A client told of a replica that had missed a lease round before the master answered:
-/// `(client, chunkserver id)`.
+/// A lease answer on its way to a client that names a replica which missed a lease round
+/// the answer is from: `(client, chunkserver id)`. (Rounds only grow, so a replica stale now
+/// was stale when the master answered.)
 pub fn stale_handed(s: &GfsModelState) -> Option<(usize, Id)> {
-    let m = master(s);
-    for (i, c) in clients(s).enumerate() {
-        let (Phase::Done { epoch, replicas }, Some((chunk, _))) = (&c.phase, c.appended) else {
-            continue;
+    let mut found = None;
+    in_flight(s, |_, dst, m| {
+        let GfsMsg::LeaseIs {
+            handle,
+            epoch,
+            primary,
+            secondaries,
+            ..
+        } = m
+        else {
+            return false;
         };
-        let h = m.chunks.get(chunk as usize)?.handle;
-        for r in replicas {
-            let fresh = chunkserver(s, usize::from(*r))
-                .and_then(|c| c.replicas.get(&h))
-                .is_some_and(|rep| rep.epoch >= *epoch);
-            if !fresh {
-                return Some((i, *r));
-            }
+        let stale = std::iter::once(primary).chain(secondaries).find(|r| {
+            chunkserver(s, usize::from(**r))
+                .and_then(|c| c.replicas.get(handle))
+                .is_some_and(|rep| rep.epoch < *epoch)
+        });
+        if let Some(r) = stale {
+            found = Some((usize::from(dst) - MASTER - 1 - CHUNKSERVERS, *r));
         }
-    }
-    None
+        stale.is_some()
+    });
+    found
 }
 
 /// An acknowledged record whole at its offset on no replica: the client.
