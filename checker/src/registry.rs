@@ -23,6 +23,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::chain::ChainSpec>::NEW,
     &Registered::<models::chain::CraqSpec>::NEW,
     &Registered::<models::cops::CopsSpec>::NEW,
+    &Registered::<models::gfs::GfsSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

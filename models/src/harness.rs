@@ -1,12 +1,14 @@
 //! A stateright [`ActorModel`] wrapped the way the workbench's actor models need it, so that a new
 //! model does not copy the wrapping:
 //!
-//! - **Crash as restart.** A crash is a restart from stable storage in one step (stateright's
-//!   `Crash`, then `Recover`), within a budget of crashes in all, for the actors the model
-//!   allows to crash (a filter that sees the state). An actor that is down for a while is, to
-//!   everyone else, an actor that takes no steps for a while, which the interleavings already
-//!   cover; messages to it wait in their channels, unless the model says a crash loses them
-//!   ([`Harnessed::CRASH_LOSES_MESSAGES`]).
+//! - **Crashes** within a budget of crashes in all, for the actors the model allows to crash (a
+//!   filter that sees the state), of the kind the model says ([`Harnessed::CRASH`]). By
+//!   default a crash is a restart from stable storage in one step (stateright's `Crash`, then
+//!   `Recover`): an actor that is down for a while is, to everyone else, an actor that takes no
+//!   steps for a while, which the interleavings already cover, and messages to it wait in
+//!   their channels. Where connections reset when a process dies, the messages to it are lost
+//!   instead, and where what others do while it is down matters (they move on without it),
+//!   it stays down until a later `Recover` step.
 //! - **History variables** updated after every step from a small `Copy` summary of it (so that
 //!   the step's action, message and all, is not cloned), and a filter on the inner model's
 //!   actions (e.g. a budget of timeouts).
@@ -114,9 +116,21 @@ pub trait Harnessed: Sized + Send + Sync + 'static {
         true
     }
 
-    /// Whether a crash also loses the messages in flight to the actor (its connections reset
-    /// as its process dies), so that a restarted actor has missed them; default: they wait.
-    const CRASH_LOSES_MESSAGES: bool = false;
+    /// What a crash is; default: a restart in one step, messages to the actor wait.
+    const CRASH: CrashKind = CrashKind::Restart;
+}
+
+/// What a crash is in a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashKind {
+    /// A restart from storage in one step; the messages on their way to the actor wait.
+    Restart,
+    /// A restart from storage in one step that loses the messages on their way to the actor
+    /// (its connections reset as its process dies).
+    RestartLosing,
+    /// The actor is down until a later `Recover` step (a restart from storage). The messages
+    /// on their way to it when it crashes, and those sent to it while it is down, are lost.
+    DownLosing,
 }
 
 /// An actor model with crash-as-restart, history variables and a forwarded explorer view.
@@ -133,6 +147,32 @@ impl<H: Harnessed> Harness<H> {
 
     pub fn cfg(&self) -> &H::Cfg {
         &self.inner.cfg
+    }
+}
+
+impl<H: Harnessed> Harness<H> {
+    /// `state` without the messages in flight to the actors `to` picks.
+    fn lose_messages_to(
+        &self,
+        mut state: HState<H>,
+        to: impl Fn(stateright::actor::Id) -> bool,
+    ) -> Option<HState<H>> {
+        // (On an ordered network only a channel's first message is deliverable, so this drops
+        // them until none is left.)
+        loop {
+            let lost: Vec<_> = state
+                .network
+                .iter_deliverable()
+                .filter(|e| to(e.dst))
+                .map(|e| e.to_cloned_msg())
+                .collect();
+            if lost.is_empty() {
+                return Some(state);
+            }
+            for env in lost {
+                state = self.inner.next_state(&state, ActorModelAction::Drop(env))?;
+            }
+        }
     }
 }
 
@@ -154,7 +194,7 @@ impl<H: Harnessed> Model for Harness<H> {
         if H::crashes(&state.history) < self.max_crashes {
             actions.extend(
                 (0..state.actor_states.len())
-                    .filter(|i| H::may_crash(self, state, *i))
+                    .filter(|i| !state.crashed[*i] && H::may_crash(self, state, *i))
                     .map(|i| ActorModelAction::Crash(i.into())),
             );
         }
@@ -165,31 +205,28 @@ impl<H: Harnessed> Model for Harness<H> {
         let mut next = match action {
             // A crash restarts the actor from its storage in one step.
             ActorModelAction::Crash(id) => {
-                let down = self.inner.next_state(last, ActorModelAction::Crash(id))?;
-                let mut down = down;
-                // (On an ordered network only a channel's first message is deliverable, so
-                // this drops them until none is left.)
-                while H::CRASH_LOSES_MESSAGES {
-                    let lost: Vec<_> = down
-                        .network
-                        .iter_deliverable()
-                        .filter(|e| e.dst == id)
-                        .map(|e| e.to_cloned_msg())
-                        .collect();
-                    if lost.is_empty() {
-                        break;
-                    }
-                    for env in lost {
-                        down = self.inner.next_state(&down, ActorModelAction::Drop(env))?;
-                    }
+                let mut down = self.inner.next_state(last, ActorModelAction::Crash(id))?;
+                if H::CRASH != CrashKind::Restart {
+                    down = self.lose_messages_to(down, |dst| dst == id)?;
                 }
-                let mut next = self
-                    .inner
-                    .next_state(&down, ActorModelAction::Recover(id))?;
+                let mut next = if H::CRASH == CrashKind::DownLosing {
+                    down
+                } else {
+                    self.inner
+                        .next_state(&down, ActorModelAction::Recover(id))?
+                };
                 H::count_crash(&mut next.history);
                 next
             }
-            action => self.inner.next_state(last, action)?,
+            action => {
+                let next = self.inner.next_state(last, action)?;
+                if H::CRASH == CrashKind::DownLosing && next.crashed.contains(&true) {
+                    let crashed = next.crashed.clone();
+                    self.lose_messages_to(next, |dst| crashed[usize::from(dst)])?
+                } else {
+                    next
+                }
+            }
         };
         H::record(self, Some((last, step)), &mut next);
         Some(next)

@@ -144,6 +144,11 @@ pub enum GfsMsg {
     },
     /// The primary holds the lease: the master may tell clients.
     GrantOk { handle: Handle },
+    /// Master to primary (§3.1: "the master may sometimes try to revoke a lease before it
+    /// expires"): give up the lease at `version` (here: one of its replicas is down).
+    Revoke { handle: Handle, version: Version },
+    /// The primary holds no lease at `version` any more.
+    Revoked { handle: Handle, version: Version },
     /// Client to primary (§3.3): append record `rec`, `len` slots long.
     RecordAppend { handle: Handle, rec: u8, len: u8 },
     /// Primary to client: appended at `offset` on every replica.
@@ -187,12 +192,16 @@ pub enum GfsTimer {
     LeaseRunOut(Handle),
     /// Master: stop waiting for replicas to record a new version.
     GrantTimeout,
+    /// Master: no HeartBeat from this chunkserver for a while (§2.6.2): it is down.
+    Silent(Id),
     /// Chunkserver: its lease on this chunk ends (the primary did not extend it, §3.1).
     LeaseEnd(Handle),
-    /// Chunkserver (primary): stop waiting for secondaries.
-    MutateTimeout,
+    /// Chunkserver (primary): stop waiting for the secondaries of the append at this offset.
+    MutateTimeout(Handle, Offset),
     /// Client: the primary did not answer.
     NoAnswer,
+    /// Client: wait a little before retrying a failed append.
+    Backoff,
 }
 
 crate::seeded_bugs! {
@@ -236,6 +245,10 @@ pub struct ChunkMeta {
     pub lease: Option<Id>,
     /// The primary of the last lease, so that a new lease goes to the next replica.
     pub last_primary: Option<Id>,
+    /// The lease is being revoked: clients wait for the next one.
+    pub revoking: bool,
+    /// Leases granted on the chunk (a ghost, for the properties).
+    pub granted: u32,
 }
 
 /// A lease being granted (§4.5): the new version is being recorded by the replicas.
@@ -259,10 +272,15 @@ pub struct MasterState {
     pub granting: Option<Granting>,
     /// Clients waiting for a lease on a chunk: `(client, chunk)`.
     pub parked: Vec<(Id, u32)>,
+    /// The chunkservers it has stopped hearing from, until they report again.
+    pub down: Vec<Id>,
 }
 
 impl MasterCfg {
-    fn start(&self) -> MasterState {
+    fn start(&self, o: &mut Out<GfsActor>) -> MasterState {
+        for cs in &self.chunkservers {
+            o.set_timer(GfsTimer::Silent(*cs), self.lease..self.lease);
+        }
         MasterState::default()
     }
 
@@ -281,15 +299,23 @@ impl MasterCfg {
             return;
         }
         if chunk as usize == s.chunks.len() {
-            // A new chunk, on every chunkserver (§4.2 re-balancing is not modelled).
+            // A new chunk, on every chunkserver that is up (§4.2 placement is not modelled).
             let handle = s.chunks.len() as Handle + 1;
+            let locations = self
+                .chunkservers
+                .iter()
+                .copied()
+                .filter(|c| !s.down.contains(c))
+                .collect();
             s.chunks.push(ChunkMeta {
                 handle,
                 version: 0,
                 epoch: 0,
-                locations: self.chunkservers.clone(),
+                locations,
                 lease: None,
                 last_primary: None,
+                revoking: false,
+                granted: 0,
             });
         }
         let Some(meta) = s.chunks.get(chunk as usize) else {
@@ -297,6 +323,14 @@ impl MasterCfg {
             // with this client, which moves one chunk at a time).
             return;
         };
+        if meta.revoking {
+            // Its next lease is on the way.
+            if !s.parked.contains(&(client, chunk)) {
+                s.parked.push((client, chunk));
+                s.parked.sort();
+            }
+            return;
+        }
         match meta.lease {
             // The lease holder failed this client, but the master cannot tell a dead primary
             // from a slow one: it waits for the lease to run out (§3.1).
@@ -325,6 +359,7 @@ impl MasterCfg {
         }
         if !s.parked.contains(&(client, chunk)) {
             s.parked.push((client, chunk));
+            s.parked.sort();
         }
         if s.granting.is_none() && s.chunks[chunk as usize].lease.is_none() {
             self.start_grant(s, chunk, o);
@@ -370,6 +405,18 @@ impl MasterCfg {
         if g.acked.is_empty() || g.primary.is_some() {
             return;
         }
+        if g.acked.iter().any(|r| s.down.contains(r)) {
+            // A replica that recorded the version went down: the version must be held by
+            // exactly the lease's replicas, or it comes back looking up to date without the
+            // lease's mutations. The round starts over at a newer version without it.
+            let (chunk, version, epoch) = (g.chunk, g.version, g.epoch);
+            s.granting = None;
+            let meta = &mut s.chunks[chunk as usize];
+            meta.version = version;
+            meta.epoch = epoch;
+            self.start_grant(s, chunk, o);
+            return;
+        }
         let meta = &mut s.chunks[g.chunk as usize];
         let mut acked = g.acked.clone();
         acked.sort();
@@ -407,12 +454,24 @@ impl MasterCfg {
         let meta = &mut s.chunks[g.chunk as usize];
         meta.lease = Some(primary);
         meta.last_primary = Some(primary);
+        meta.granted += 1;
         let lease = if self.bug == Some(GfsBug::EarlyLease) {
             self.lease / 4
         } else {
             self.lease
         };
         o.set_timer(GfsTimer::LeaseRunOut(meta.handle), lease..lease);
+        if meta.revoking {
+            // A replica went down during the round: this lease goes at once.
+            o.send(
+                primary,
+                GfsMsg::Revoke {
+                    handle: meta.handle,
+                    version: meta.version,
+                },
+            );
+            return;
+        }
         let parked = std::mem::take(&mut s.parked);
         for (client, chunk) in parked {
             if chunk == g.chunk {
@@ -422,6 +481,44 @@ impl MasterCfg {
             }
         }
         self.next_grant(s, o);
+    }
+
+    /// A chunkserver is down (§4.3): it is no longer a location of its chunks, and a lease
+    /// that has it as a secondary is revoked, so that the next lease, at a new version, leaves
+    /// it out (and it is stale when it comes back, §4.5).
+    fn silent(&self, s: &mut MasterState, cs: Id, o: &mut Out<GfsActor>) {
+        if s.down.contains(&cs) {
+            return;
+        }
+        s.down.push(cs);
+        s.down.sort();
+        let in_round = s
+            .granting
+            .as_ref()
+            .filter(|g| g.acked.contains(&cs) && g.primary.is_some_and(|p| p != cs))
+            .map(|g| g.chunk);
+        for (i, meta) in s.chunks.iter_mut().enumerate() {
+            let had = meta.locations.contains(&cs);
+            meta.locations.retain(|r| *r != cs);
+            if in_round == Some(i as u32) {
+                // The lease being granted has it as a secondary: revoked once granted.
+                meta.revoking = true;
+                continue;
+            }
+            match meta.lease {
+                Some(p) if had && p != cs && !meta.revoking => {
+                    meta.revoking = true;
+                    o.send(
+                        p,
+                        GfsMsg::Revoke {
+                            handle: meta.handle,
+                            version: meta.version,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Starts a lease round for a chunk some parked client waits for, if none is under way.
@@ -452,6 +549,7 @@ impl MasterCfg {
                 }
                 g.waiting.retain(|r| *r != src);
                 g.acked.push(src);
+                g.acked.sort();
                 if g.waiting.is_empty() {
                     self.choose_primary(s, o);
                 }
@@ -465,6 +563,10 @@ impl MasterCfg {
                 }
             }
             GfsMsg::Report { chunks } => {
+                if s.down.contains(&src) {
+                    s.down.retain(|r| *r != src);
+                    o.set_timer(GfsTimer::Silent(src), self.lease..self.lease);
+                }
                 for (handle, version) in chunks {
                     let Some(meta) = s.chunks.iter_mut().find(|m| m.handle == handle) else {
                         o.send(src, GfsMsg::Delete { handle, version });
@@ -477,7 +579,19 @@ impl MasterCfg {
                         o.send(src, GfsMsg::Delete { handle, version });
                     } else if !meta.locations.contains(&src) {
                         meta.locations.push(src);
+                        meta.locations.sort();
                     }
+                }
+            }
+            GfsMsg::Revoked { handle, version } => {
+                let Some(meta) = s.chunks.iter_mut().find(|m| m.handle == handle) else {
+                    return;
+                };
+                if meta.revoking && meta.version == version && meta.lease == Some(src) {
+                    meta.revoking = false;
+                    meta.lease = None;
+                    o.cancel_timer(GfsTimer::LeaseRunOut(handle));
+                    self.next_grant(s, o);
                 }
             }
             GfsMsg::FindLocations { chunk } => {
@@ -504,8 +618,10 @@ impl MasterCfg {
                     return;
                 };
                 meta.lease = None;
+                meta.revoking = false;
                 self.next_grant(s, o);
             }
+            GfsTimer::Silent(cs) => self.silent(s, *cs, o),
             GfsTimer::GrantTimeout => match s.granting.as_ref().and_then(|g| g.primary) {
                 None => self.choose_primary(s, o),
                 // The chosen primary did not confirm: it may hold the lease or not. The master
@@ -564,7 +680,11 @@ pub struct ChunkserverState {
 impl ChunkserverCfg {
     fn start(&self, storage: &Option<BTreeMap<Handle, Replica>>, o: &mut Out<GfsActor>) -> ChunkserverState {
         match storage {
-            None => ChunkserverState::default(),
+            // A new chunkserver: its (empty) disk, so that a restart finds one and reports.
+            None => {
+                o.save(BTreeMap::new());
+                ChunkserverState::default()
+            }
             // Restarted: report the chunks on disk and their versions (§4.5).
             Some(replicas) => {
                 let chunks = replicas.iter().map(|(h, r)| (*h, r.version)).collect();
@@ -652,7 +772,10 @@ impl ChunkserverCfg {
                 offset,
                 waiting: lease.secondaries.clone(),
             });
-            o.set_timer(GfsTimer::MutateTimeout, self.mutate_timeout..self.mutate_timeout);
+            o.set_timer(
+                GfsTimer::MutateTimeout(handle, offset),
+                self.mutate_timeout..self.mutate_timeout,
+            );
         }
     }
 
@@ -669,14 +792,13 @@ impl ChunkserverCfg {
             s.pending[i].waiting.retain(|r| *r != src);
             if s.pending[i].waiting.is_empty() {
                 let p = s.pending.remove(i);
+                o.cancel_timer(GfsTimer::MutateTimeout(handle, offset));
                 o.send(p.client, GfsMsg::AppendOk { handle, offset });
             }
         } else {
             let p = s.pending.remove(i);
+            o.cancel_timer(GfsTimer::MutateTimeout(handle, offset));
             o.send(p.client, GfsMsg::AppendFailed { handle });
-        }
-        if s.pending.is_empty() {
-            o.cancel_timer(GfsTimer::MutateTimeout);
         }
     }
 
@@ -714,6 +836,13 @@ impl ChunkserverCfg {
             }
             GfsMsg::RecordAppend { handle, rec, len } => {
                 self.record_append(s, src, handle, rec, len, o)
+            }
+            GfsMsg::Revoke { handle, version } => {
+                if s.leases.get(&handle).is_some_and(|l| l.version == version) {
+                    s.leases.remove(&handle);
+                    o.cancel_timer(GfsTimer::LeaseEnd(handle));
+                }
+                o.send(src, GfsMsg::Revoked { handle, version });
             }
             GfsMsg::Mutate {
                 handle,
@@ -755,18 +884,24 @@ impl ChunkserverCfg {
             GfsTimer::LeaseEnd(handle) => {
                 s.leases.remove(handle);
             }
-            GfsTimer::MutateTimeout => {
-                for p in std::mem::take(&mut s.pending) {
-                    let msg = if self.bug == Some(GfsBug::AckOnPartial) {
-                        GfsMsg::AppendOk {
-                            handle: p.handle,
-                            offset: p.offset,
-                        }
-                    } else {
-                        GfsMsg::AppendFailed { handle: p.handle }
-                    };
-                    o.send(p.client, msg);
-                }
+            GfsTimer::MutateTimeout(handle, offset) => {
+                let Some(i) = s
+                    .pending
+                    .iter()
+                    .position(|p| (p.handle, p.offset) == (*handle, *offset))
+                else {
+                    return;
+                };
+                let p = s.pending.remove(i);
+                let msg = if self.bug == Some(GfsBug::AckOnPartial) {
+                    GfsMsg::AppendOk {
+                        handle: p.handle,
+                        offset: p.offset,
+                    }
+                } else {
+                    GfsMsg::AppendFailed { handle: p.handle }
+                };
+                o.send(p.client, msg);
             }
             _ => {}
         }
@@ -792,6 +927,8 @@ pub enum Phase {
     Lookup,
     /// Waiting for the primary.
     Appending { handle: Handle, primary: Id },
+    /// Waiting to retry after a failed attempt; `refused`: the primary that did not answer.
+    Backoff { refused: Option<Id> },
     /// Appended.
     Done,
     /// Out of retries, or out of chunks.
@@ -835,14 +972,8 @@ impl ClientCfg {
             s.phase = Phase::Failed;
             return;
         }
-        s.phase = Phase::Lookup;
-        o.send(
-            self.master,
-            GfsMsg::FindLease {
-                chunk: s.chunk,
-                refused,
-            },
-        );
+        s.phase = Phase::Backoff { refused };
+        o.set_timer(GfsTimer::Backoff, self.timeout..self.timeout);
     }
 
     fn on_msg(&self, s: &mut ClientState, src: Id, msg: GfsMsg, o: &mut Out<GfsActor>) {
@@ -908,9 +1039,23 @@ impl ClientCfg {
     }
 
     fn on_timeout(&self, s: &mut ClientState, timer: &GfsTimer, o: &mut Out<GfsActor>) {
-        if let (GfsTimer::NoAnswer, Phase::Appending { primary, .. }) = (timer, &s.phase) {
-            let primary = *primary;
-            self.failed(s, Some(primary), o);
+        match (timer, &s.phase) {
+            (GfsTimer::NoAnswer, Phase::Appending { primary, .. }) => {
+                let primary = *primary;
+                self.failed(s, Some(primary), o);
+            }
+            (GfsTimer::Backoff, Phase::Backoff { refused }) => {
+                let refused = *refused;
+                s.phase = Phase::Lookup;
+                o.send(
+                    self.master,
+                    GfsMsg::FindLease {
+                        chunk: s.chunk,
+                        refused,
+                    },
+                );
+            }
+            _ => {}
         }
     }
 }
@@ -942,7 +1087,7 @@ impl Actor for GfsActor {
 
     fn on_start(&self, _id: Id, storage: &Option<Self::Storage>, o: &mut Out<Self>) -> GfsState {
         match self {
-            GfsActor::Master(cfg) => GfsState::Master(cfg.start()),
+            GfsActor::Master(cfg) => GfsState::Master(cfg.start(o)),
             GfsActor::Chunkserver(cfg) => GfsState::Chunkserver(cfg.start(storage, o)),
             GfsActor::Client(cfg) => GfsState::Client(cfg.start(o)),
         }

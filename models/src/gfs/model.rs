@@ -17,7 +17,7 @@ use super::actor::{
     ChunkserverCfg, ChunkserverState, ClientCfg, ClientState, GfsActor, GfsBug, GfsMsg, GfsState,
     GfsTimer, Handle, MasterCfg, MasterState, Phase, Slot,
 };
-use crate::harness::{HAction, HState, Harness, Harnessed};
+use crate::harness::{CrashKind, HAction, HState, Harness, Harnessed};
 use std::time::Duration;
 
 /// The master's id; chunkservers follow, then clients.
@@ -151,7 +151,7 @@ impl Harnessed for Gfs {
         h.crashes += 1;
     }
 
-    const CRASH_LOSES_MESSAGES: bool = true;
+    const CRASH: CrashKind = CrashKind::DownLosing;
 
     /// A chunkserver may crash.
     fn may_crash(_: &GfsModel, s: &GfsModelState, index: usize) -> bool {
@@ -167,8 +167,15 @@ impl Harnessed for Gfs {
                 }
                 GfsTimer::GrantTimeout => grant_stuck(s),
                 GfsTimer::LeaseEnd(_) => s.history.expiries < cfg.expiries,
-                GfsTimer::MutateTimeout => mutate_stuck(s, *id),
+                GfsTimer::MutateTimeout(h, o) => mutate_stuck(s, *id, *h, *o),
                 GfsTimer::NoAnswer => append_lost(s, *id),
+                // The master notices a chunkserver is down only when it is.
+                GfsTimer::Silent(cs) => s.crashed[usize::from(*cs)],
+                // A client backs off longer than the master takes to notice a chunkserver
+                // down (HeartBeat timeouts are shorter than retry backoffs).
+                GfsTimer::Backoff => (0..s.crashed.len())
+                    .filter(|i| s.crashed[*i])
+                    .all(|i| master(s).down.contains(&Id::from(i))),
             },
             _ => true,
         }
@@ -219,7 +226,7 @@ impl Harnessed for Gfs {
             ),
             Property::sometimes(
                 "a second lease is granted on a chunk, at a new version (§3.1, §4.5)",
-                |_, s: &GfsModelState| master(s).chunks.iter().any(|c| c.epoch >= 2),
+                |_, s: &GfsModelState| master(s).chunks.iter().any(|c| c.granted >= 2),
             ),
             Property::sometimes(
                 "an append fails on a replica, is retried and succeeds (§3.3)",
@@ -268,6 +275,19 @@ pub fn chunkservers(s: &GfsModelState) -> impl Iterator<Item = &ChunkserverState
     })
 }
 
+/// The chunkservers that are up, with their ids' indexes: only they hold leases (a crashed
+/// process holds nothing; its replicas are on its disk).
+pub fn live_chunkservers(s: &GfsModelState) -> impl Iterator<Item = (usize, &ChunkserverState)> {
+    s.actor_states
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !s.crashed[*i])
+        .filter_map(|(i, a)| match &**a {
+            GfsState::Chunkserver(c) => Some((i, c)),
+            _ => None,
+        })
+}
+
 /// The clients, in order.
 pub fn clients(s: &GfsModelState) -> impl Iterator<Item = &ClientState> {
     s.actor_states.iter().filter_map(|a| match &**a {
@@ -289,7 +309,7 @@ fn in_flight(s: &GfsModelState, mut f: impl FnMut(Id, Id, &GfsMsg) -> bool) -> b
 /// No chunkserver holds a lease on `h`, and none is on its way: the primary's clock has run
 /// out, so the master's may.
 fn lease_gone(s: &GfsModelState, h: Handle) -> bool {
-    !chunkservers(s).any(|c| c.leases.contains_key(&h))
+    !live_chunkservers(s).any(|(_, c)| c.leases.contains_key(&h))
         && !in_flight(
             s,
             |_, _, m| matches!(m, GfsMsg::Grant { handle, .. } if *handle == h),
@@ -318,22 +338,31 @@ fn grant_stuck(s: &GfsModelState) -> bool {
         })
 }
 
-/// A secondary the primary `id` waits for will never answer.
-fn mutate_stuck(s: &GfsModelState, id: Id) -> bool {
+/// The secondaries the primary `id` still waits for on its append at `(handle, offset)` will
+/// never answer (the timeout is long enough for a live secondary to answer).
+fn mutate_stuck(s: &GfsModelState, id: Id, handle: Handle, offset: u64) -> bool {
     let Some(c) = chunkserver(s, usize::from(id)) else {
         return false;
     };
-    c.pending.iter().any(|p| {
-        p.waiting.iter().any(|r| {
-            !in_flight(s, |src, dst, m| match m {
-                GfsMsg::Mutate { handle, offset, .. } => {
-                    src == id && dst == *r && (*handle, *offset) == (p.handle, p.offset)
-                }
-                GfsMsg::MutateOk { handle, offset } | GfsMsg::MutateFailed { handle, offset } => {
-                    src == *r && dst == id && (*handle, *offset) == (p.handle, p.offset)
-                }
-                _ => false,
-            })
+    let Some(p) = c.pending.iter().find(|p| (p.handle, p.offset) == (handle, offset)) else {
+        return false;
+    };
+    p.waiting.iter().all(|r| {
+        !in_flight(s, |src, dst, m| match m {
+            GfsMsg::Mutate {
+                handle: h,
+                offset: o,
+                ..
+            } => src == id && dst == *r && (*h, *o) == (handle, offset),
+            GfsMsg::MutateOk {
+                handle: h,
+                offset: o,
+            }
+            | GfsMsg::MutateFailed {
+                handle: h,
+                offset: o,
+            } => src == *r && dst == id && (*h, *o) == (handle, offset),
+            _ => false,
         })
     })
 }
@@ -347,8 +376,8 @@ fn append_lost(s: &GfsModelState, id: Id) -> bool {
     let Phase::Appending { handle, primary } = c.phase else {
         return false;
     };
-    let working = chunkserver(s, usize::from(primary))
-        .is_some_and(|p| p.pending.iter().any(|q| q.client == id && q.handle == handle));
+    let working = !s.crashed[usize::from(primary)]
+        && chunkserver(s, usize::from(primary)).is_some_and(|p| p.pending.iter().any(|q| q.client == id && q.handle == handle));
     let talking = in_flight(s, |src, dst, m| {
         (src == id && dst == primary && matches!(m, GfsMsg::RecordAppend { .. }))
             || (src == primary
@@ -367,8 +396,8 @@ fn append_lost(s: &GfsModelState, id: Id) -> bool {
 /// Each chunk has at most one chunkserver that holds a lease on it.
 fn one_primary(s: &GfsModelState) -> bool {
     master(s).chunks.iter().all(|meta| {
-        chunkservers(s)
-            .filter(|c| c.leases.contains_key(&meta.handle))
+        live_chunkservers(s)
+            .filter(|(_, c)| c.leases.contains_key(&meta.handle))
             .count()
             <= 1
     })
@@ -510,14 +539,17 @@ pub fn view(m: &GfsModel, s: &GfsModelState) -> String {
         match &**a {
             GfsState::Chunkserver(c) => {
                 let mut line = format!("{}:", names[i]);
+                if s.crashed[i] {
+                    line.push_str(" down, on disk:");
+                }
                 for (h, r) in &c.replicas {
                     let slots: Vec<String> = r.data.iter().map(|x| format!("{x:?}")).collect();
                     line.push_str(&format!(" chunk {h} v{} [{}]", r.version, slots.join(" ")));
-                    if c.leases.contains_key(h) {
+                    if !s.crashed[i] && c.leases.contains_key(h) {
                         line.push_str(" primary");
                     }
                 }
-                for p in &c.pending {
+                for p in c.pending.iter().filter(|_| !s.crashed[i]) {
                     line.push_str(&format!(
                         ", {}'s append at {} waits for {:?}",
                         name(&p.client),
@@ -550,10 +582,9 @@ pub fn explain(m: &GfsModel, s: &GfsModelState, property: &str) -> Option<String
     if property.starts_with("at most one primary") {
         let ms = master(s);
         for meta in &ms.chunks {
-            let holders: Vec<String> = chunkservers(s)
-                .enumerate()
+            let holders: Vec<String> = live_chunkservers(s)
                 .filter(|(_, c)| c.leases.contains_key(&meta.handle))
-                .map(|(j, _)| names[j + 1].clone())
+                .map(|(j, _)| names[j].clone())
                 .collect();
             if holders.len() > 1 {
                 return Some(format!(
