@@ -51,7 +51,9 @@ pub enum Write {
 impl Write {
     fn slots(self) -> Vec<Slot> {
         match self {
-            Write::Record { rec, parts } => (0..parts).map(|part| Slot::Data { rec, part }).collect(),
+            Write::Record { rec, parts } => {
+                (0..parts).map(|part| Slot::Data { rec, part }).collect()
+            }
             Write::Pad { len } => vec![Slot::Pad; len as usize],
         }
     }
@@ -113,7 +115,10 @@ pub enum GfsMsg {
     /// Client to master (§3.1 step 1): which chunkserver holds the lease on chunk `chunk` of the
     /// file, creating the chunk if it is the next one. `refused`: the primary that did not
     /// answer or said it was not primary (the client suspects its lease is gone).
-    FindLease { chunk: u32, refused: Option<Id> },
+    FindLease {
+        chunk: u32,
+        refused: Option<Id>,
+    },
     /// Master to client (§3.1 step 2): the primary and the secondaries. `epoch` is a ghost:
     /// the lease round the master answers in (see [`Replica::epoch`]).
     LeaseIs {
@@ -125,7 +130,9 @@ pub enum GfsMsg {
         secondaries: Vec<Id>,
     },
     /// Master to client: the file may not grow to chunk `chunk` (the model's bound).
-    FileFull { chunk: u32 },
+    FileFull {
+        chunk: u32,
+    },
     /// Master to the up-to-date replicas before a lease (§4.5): record version `version`,
     /// creating the chunk if it is new. `epoch` is a ghost (see [`Replica::epoch`]).
     NewVersion {
@@ -134,7 +141,10 @@ pub enum GfsMsg {
         epoch: u32,
     },
     /// A replica has recorded `version` of `handle`.
-    VersionOk { handle: Handle, version: Version },
+    VersionOk {
+        handle: Handle,
+        version: Version,
+    },
     /// Master to the chosen primary (§3.1): a lease on `handle` at `version`, and the replicas
     /// to forward mutations to.
     Grant {
@@ -143,22 +153,43 @@ pub enum GfsMsg {
         secondaries: Vec<Id>,
     },
     /// The primary holds the lease: the master may tell clients.
-    GrantOk { handle: Handle },
+    GrantOk {
+        handle: Handle,
+    },
     /// Master to primary (§3.1: "the master may sometimes try to revoke a lease before it
     /// expires"): give up the lease at `version` (here: one of its replicas is down).
-    Revoke { handle: Handle, version: Version },
+    Revoke {
+        handle: Handle,
+        version: Version,
+    },
     /// The primary holds no lease at `version` any more.
-    Revoked { handle: Handle, version: Version },
+    Revoked {
+        handle: Handle,
+        version: Version,
+    },
     /// Client to primary (§3.3): append record `rec`, `len` slots long.
-    RecordAppend { handle: Handle, rec: u8, len: u8 },
+    RecordAppend {
+        handle: Handle,
+        rec: u8,
+        len: u8,
+    },
     /// Primary to client: appended at `offset` on every replica.
-    AppendOk { handle: Handle, offset: Offset },
+    AppendOk {
+        handle: Handle,
+        offset: Offset,
+    },
     /// Primary to client: the chunk is padded; retry on the next chunk (§3.3).
-    RetryNextChunk { handle: Handle },
+    RetryNextChunk {
+        handle: Handle,
+    },
     /// Primary to client: a secondary failed; the region is inconsistent, retry (§3.3).
-    AppendFailed { handle: Handle },
+    AppendFailed {
+        handle: Handle,
+    },
     /// A chunkserver without the lease to a client.
-    NotPrimary { handle: Handle },
+    NotPrimary {
+        handle: Handle,
+    },
     /// Primary to secondary (§3.1 step 6): write at `offset`, in the primary's order.
     Mutate {
         handle: Handle,
@@ -166,17 +197,30 @@ pub enum GfsMsg {
         offset: Offset,
         write: Write,
     },
-    MutateOk { handle: Handle, offset: Offset },
+    MutateOk {
+        handle: Handle,
+        offset: Offset,
+    },
     /// The secondary has no replica at `version` (a stale primary, or a deleted replica).
-    MutateFailed { handle: Handle, offset: Offset },
+    MutateFailed {
+        handle: Handle,
+        offset: Offset,
+    },
     /// A restarted chunkserver to the master (§4.5): its chunks and their versions.
-    Report { chunks: Vec<(Handle, Version)> },
+    Report {
+        chunks: Vec<(Handle, Version)>,
+    },
     /// Master to chunkserver: the replica at `version` or older is stale; delete it (garbage
     /// collection, §4.4). A replica that has recorded a newer version since keeps it.
-    Delete { handle: Handle, version: Version },
+    Delete {
+        handle: Handle,
+        version: Version,
+    },
     /// Client to master: the replicas of chunk `chunk`, to read from (§2.4). (Reads are not
     /// in the model's workload; the real client uses them.)
-    FindLocations { chunk: u32 },
+    FindLocations {
+        chunk: u32,
+    },
     Locations {
         chunk: u32,
         handle: Handle,
@@ -678,7 +722,11 @@ pub struct ChunkserverState {
 }
 
 impl ChunkserverCfg {
-    fn start(&self, storage: &Option<BTreeMap<Handle, Replica>>, o: &mut Out<GfsActor>) -> ChunkserverState {
+    fn start(
+        &self,
+        storage: &Option<BTreeMap<Handle, Replica>>,
+        o: &mut Out<GfsActor>,
+    ) -> ChunkserverState {
         match storage {
             // A new chunkserver: its (empty) disk, so that a restart finds one and reports.
             None => {
@@ -726,7 +774,13 @@ impl ChunkserverCfg {
                     return;
                 }
                 // The part that fits here; the rest would go to the next chunk.
-                (from, Write::Record { rec, parts: fit as u8 })
+                (
+                    from,
+                    Write::Record {
+                        rec,
+                        parts: fit as u8,
+                    },
+                )
             }
             Placement::Pad { from, len } => {
                 let write = Write::Pad { len: len as u8 };
@@ -780,7 +834,15 @@ impl ChunkserverCfg {
     }
 
     /// A secondary's answer to a pending append.
-    fn answered(&self, s: &mut ChunkserverState, src: Id, handle: Handle, offset: Offset, ok: bool, o: &mut Out<GfsActor>) {
+    fn answered(
+        &self,
+        s: &mut ChunkserverState,
+        src: Id,
+        handle: Handle,
+        offset: Offset,
+        ok: bool,
+        o: &mut Out<GfsActor>,
+    ) {
         let Some(i) = s
             .pending
             .iter()
@@ -821,18 +883,20 @@ impl ChunkserverCfg {
                 handle,
                 version,
                 secondaries,
-            } => {
-                if s.replicas.get(&handle).is_some_and(|r| r.version == version) {
-                    s.leases.insert(
-                        handle,
-                        Lease {
-                            version,
-                            secondaries,
-                        },
-                    );
-                    o.set_timer(GfsTimer::LeaseEnd(handle), self.lease..self.lease);
-                    o.send(src, GfsMsg::GrantOk { handle });
-                }
+            } if s
+                .replicas
+                .get(&handle)
+                .is_some_and(|r| r.version == version) =>
+            {
+                s.leases.insert(
+                    handle,
+                    Lease {
+                        version,
+                        secondaries,
+                    },
+                );
+                o.set_timer(GfsTimer::LeaseEnd(handle), self.lease..self.lease);
+                o.send(src, GfsMsg::GrantOk { handle });
             }
             GfsMsg::RecordAppend { handle, rec, len } => {
                 self.record_append(s, src, handle, rec, len, o)
@@ -868,7 +932,10 @@ impl ChunkserverCfg {
                 self.answered(s, src, handle, offset, false, o)
             }
             GfsMsg::Delete { handle, version } => {
-                let stale = s.replicas.get(&handle).is_some_and(|r| r.version <= version);
+                let stale = s
+                    .replicas
+                    .get(&handle)
+                    .is_some_and(|r| r.version <= version);
                 if stale {
                     s.replicas.remove(&handle);
                     s.leases.remove(&handle);

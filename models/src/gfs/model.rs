@@ -1,14 +1,18 @@
 //! The checked model: the master, three chunkservers and the clients in one `ActorModel`, in the
-//! workbench's [`Harness`]. Time is not modelled; what the paper's clocks guarantee is an order
-//! of events, and the harness allows only those orders:
+//! workbench's [`Harness`]. Links are FIFO. Time is not modelled; what the paper's clocks
+//! guarantee is an order of events, and the harness allows only those orders:
 //!
 //! - the master's lease runs out after the primary's (§3.1: the primary's lease is shorter by
-//!   the clock drift), so the master's `LeaseRunOut` waits until no chunkserver holds the
+//!   the clock drift), so the master's `LeaseRunOut` waits until no live chunkserver holds the
 //!   lease and no grant of it is in flight (the `early-lease` bug lifts this);
 //! - a timeout fires only when the answer it waits for can no longer come: the request or its
-//!   answer was lost when a chunkserver crashed (a crash is a restart from the chunkserver's
-//!   disk that loses the messages on their way to it, as its connections reset);
+//!   answer was lost to a chunkserver that is down;
+//! - the master notices that a chunkserver is down (`Silent`) only when it is, and a client's
+//!   backoff outlasts that: it retries once the master has noticed every chunkserver down;
 //! - a primary's lease ends without being extended at most `expiries` times.
+//!
+//! A crash takes a chunkserver down for a while ([`CrashKind::DownLosing`]): messages to it
+//! are lost, and it restarts from its disk.
 
 use stateright::actor::{ActorModel, ActorModelAction, Id, Network};
 use stateright::Property;
@@ -52,8 +56,8 @@ impl Default for GfsCfg {
             clients: 2,
             chunks: 2,
             crashes: 1,
-            expiries: 1,
-            retries: 2,
+            expiries: 0,
+            retries: 1,
             bug: None,
         }
     }
@@ -81,11 +85,11 @@ impl GfsCfg {
                 bug: self.bug,
             }));
         }
-        for i in 0..self.clients {
+        for (i, len) in RECORD_LEN.iter().enumerate().take(self.clients) {
             actors.push(GfsActor::Client(ClientCfg {
                 master,
                 rec: i as u8,
-                len: RECORD_LEN[i],
+                len: *len,
                 retries: self.retries,
                 timeout: LEASE / 3,
             }));
@@ -187,9 +191,8 @@ impl Harnessed for Gfs {
         };
         match step {
             Step::LeaseEnd => {
-                let ended = |s: &GfsModelState| -> usize {
-                    chunkservers(s).map(|c| c.leases.len()).sum()
-                };
+                let ended =
+                    |s: &GfsModelState| -> usize { chunkservers(s).map(|c| c.leases.len()).sum() };
                 if ended(next) < ended(last) {
                     next.history.expiries += 1;
                 }
@@ -344,7 +347,11 @@ fn mutate_stuck(s: &GfsModelState, id: Id, handle: Handle, offset: u64) -> bool 
     let Some(c) = chunkserver(s, usize::from(id)) else {
         return false;
     };
-    let Some(p) = c.pending.iter().find(|p| (p.handle, p.offset) == (handle, offset)) else {
+    let Some(p) = c
+        .pending
+        .iter()
+        .find(|p| (p.handle, p.offset) == (handle, offset))
+    else {
         return false;
     };
     p.waiting.iter().all(|r| {
@@ -377,7 +384,11 @@ fn append_lost(s: &GfsModelState, id: Id) -> bool {
         return false;
     };
     let working = !s.crashed[usize::from(primary)]
-        && chunkserver(s, usize::from(primary)).is_some_and(|p| p.pending.iter().any(|q| q.client == id && q.handle == handle));
+        && chunkserver(s, usize::from(primary)).is_some_and(|p| {
+            p.pending
+                .iter()
+                .any(|q| q.client == id && q.handle == handle)
+        });
     let talking = in_flight(s, |src, dst, m| {
         (src == id && dst == primary && matches!(m, GfsMsg::RecordAppend { .. }))
             || (src == primary
@@ -504,9 +515,7 @@ fn duplicated_around_padding(s: &GfsModelState) -> bool {
 pub fn actor_names(m: &GfsModel) -> Vec<String> {
     let mut names = vec!["master".to_string()];
     names.extend((1..=CHUNKSERVERS).map(|i| format!("cs{i}")));
-    names.extend(
-        (0..m.cfg().clients).map(|i| format!("client {}", (b'A' + i as u8) as char)),
-    );
+    names.extend((0..m.cfg().clients).map(|i| format!("client {}", (b'A' + i as u8) as char)));
     names
 }
 
@@ -565,8 +574,9 @@ pub fn view(m: &GfsModel, s: &GfsModelState) -> String {
                 c.chunk,
                 c.failures,
                 c.phase,
-                c.appended
-                    .map_or(String::new(), |(ch, o)| format!(", appended at chunk {ch} offset {o}"))
+                c.appended.map_or(String::new(), |(ch, o)| format!(
+                    ", appended at chunk {ch} offset {o}"
+                ))
             )),
             GfsState::Master(_) => {}
         }
