@@ -28,6 +28,8 @@
 //!   reconfigures it, and reads at the tail or, in CRAQ, at any node.
 //! - [`cops`]: COPS (Lloyd et al., SOSP 2011, §§3, 4): causal+ across two data centres by
 //!   Lamport versions, nearest dependencies, `dep_check` and COPS-GT's `get_trans`.
+//! - [`gfs`]: GFS (Ghemawat, Gobioff & Leung, SOSP 2003, §§3.1, 3.3, 4.5): record append by a
+//!   leased primary, padding and retries, and stale replicas found by chunk version numbers.
 
 pub mod catalog;
 pub mod chain;

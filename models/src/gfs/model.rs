@@ -598,7 +598,7 @@ pub fn explain(m: &GfsModel, s: &GfsModelState, property: &str) -> Option<String
                 .collect();
             if holders.len() > 1 {
                 return Some(format!(
-                    "{} all hold a lease on chunk handle {}",
+                    "{} each hold a lease on chunk handle {}: two primaries order mutations",
                     holders.join(" and "),
                     meta.handle
                 ));
@@ -618,7 +618,7 @@ pub fn explain(m: &GfsModel, s: &GfsModelState, property: &str) -> Option<String
     if property.starts_with("the master never hands") {
         let (i, r) = stale_handed(s)?;
         return Some(format!(
-            "the master named {} as a replica of client {}'s chunk, but it missed a lease round (§4.5)",
+            "the master is telling client {1} that {0} holds the chunk, but {0} missed a lease round (§4.5)",
             names[usize::from(r)],
             rec(i)
         ));
