@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,10 @@ pub struct Replica {
     pub epoch: u32,
     pub data: Vec<Slot>,
 }
+
+/// A chunkserver's disk: its replicas. Shared, so that the checker's copies of a state share
+/// it until the chunkserver writes.
+pub type Disk = Arc<BTreeMap<Handle, Replica>>;
 
 /// Where the primary puts a record of `len` on a chunk of `size` that holds `used` (§3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -722,15 +727,11 @@ pub struct ChunkserverState {
 }
 
 impl ChunkserverCfg {
-    fn start(
-        &self,
-        storage: &Option<BTreeMap<Handle, Replica>>,
-        o: &mut Out<GfsActor>,
-    ) -> ChunkserverState {
+    fn start(&self, storage: &Option<Disk>, o: &mut Out<GfsActor>) -> ChunkserverState {
         match storage {
             // A new chunkserver: its (empty) disk, so that a restart finds one and reports.
             None => {
-                o.save(BTreeMap::new());
+                o.save(Disk::default());
                 ChunkserverState::default()
             }
             // Restarted: report the chunks on disk and their versions (§4.5).
@@ -738,7 +739,7 @@ impl ChunkserverCfg {
                 let chunks = replicas.iter().map(|(h, r)| (*h, r.version)).collect();
                 o.send(self.master, GfsMsg::Report { chunks });
                 ChunkserverState {
-                    replicas: replicas.clone(),
+                    replicas: (**replicas).clone(),
                     ..ChunkserverState::default()
                 }
             }
@@ -746,7 +747,7 @@ impl ChunkserverCfg {
     }
 
     fn save(s: &ChunkserverState, o: &mut Out<GfsActor>) {
-        o.save(s.replicas.clone());
+        o.save(Arc::new(s.replicas.clone()));
     }
 
     /// The primary's side of record append (§3.3).
@@ -1149,7 +1150,7 @@ impl Actor for GfsActor {
     type State = GfsState;
     /// A chunkserver's replicas; the master's state is not saved in the model (it does not
     /// crash there; over TCP its operation log keeps it).
-    type Storage = BTreeMap<Handle, Replica>;
+    type Storage = Disk;
     type Random = ();
 
     fn on_start(&self, _id: Id, storage: &Option<Self::Storage>, o: &mut Out<Self>) -> GfsState {

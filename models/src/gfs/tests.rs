@@ -71,7 +71,7 @@ fn master() -> GfsActor {
 
 fn start(
     actor: &GfsActor,
-    storage: Option<BTreeMap<u64, Replica>>,
+    storage: Option<super::actor::Disk>,
 ) -> (GfsState, Vec<(Id, GfsMsg)>) {
     let mut o = Out::new();
     let s = actor.on_start(id(9), &storage, &mut o);
@@ -266,7 +266,7 @@ fn the_master_collects_a_stale_replica() {
             data: vec![A0, A1],
         },
     );
-    let (mut c, report) = start(&cs, Some(replicas));
+    let (mut c, report) = start(&cs, Some(std::sync::Arc::new(replicas)));
     assert_eq!(
         report,
         vec![(
