@@ -107,7 +107,7 @@ const PARAMS: &[Param] = &[
     ),
     Param::int(
         "crashes",
-        "chunkserver crashes (a restart from disk; messages to it are lost)",
+        "chunkserver crashes: down for a while (messages to it are lost), then a restart from disk",
         1,
         0,
         1,

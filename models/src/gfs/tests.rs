@@ -69,10 +69,7 @@ fn master() -> GfsActor {
     })
 }
 
-fn start(
-    actor: &GfsActor,
-    storage: Option<super::actor::Disk>,
-) -> (GfsState, Vec<(Id, GfsMsg)>) {
+fn start(actor: &GfsActor, storage: Option<super::actor::Disk>) -> (GfsState, Vec<(Id, GfsMsg)>) {
     let mut o = Out::new();
     let s = actor.on_start(id(9), &storage, &mut o);
     (s, sent(o))
