@@ -279,6 +279,26 @@ pub struct ActorsView {
     pub in_flight: Vec<(usize, usize, String)>,
 }
 
+/// Every message in flight on `network`, first in its channel or not: `(src, dst, msg)`.
+pub fn in_flight<M>(
+    network: &stateright::actor::Network<M>,
+) -> Box<dyn Iterator<Item = (stateright::actor::Id, stateright::actor::Id, &M)> + '_>
+where
+    M: Eq + std::hash::Hash,
+{
+    use stateright::actor::Network;
+    match network {
+        // (stateright 0.31's `iter_all` never moves past the second message of an ordered
+        // channel: it loops forever. The channels are walked here instead.)
+        Network::Ordered(channels) => Box::new(
+            channels
+                .iter()
+                .flat_map(|((src, dst), msgs)| msgs.iter().map(move |m| (*src, *dst, m))),
+        ),
+        network => Box::new(network.iter_all().map(|e| (e.src, e.dst, e.msg))),
+    }
+}
+
 /// The [`ActorsView`] of an actor model's state.
 pub fn actors_view<A, H>(s: &stateright::actor::ActorModelState<A, H>) -> ActorsView
 where
@@ -286,28 +306,9 @@ where
     A::State: Debug,
     A::Msg: Debug,
 {
-    use stateright::actor::Network;
-    let in_flight = match &s.network {
-        // (stateright 0.31's `iter_all` never moves past the second message of an ordered
-        // channel: it loops forever. The channels are walked here instead.)
-        Network::Ordered(channels) => channels
-            .iter()
-            .flat_map(|((src, dst), msgs)| {
-                msgs.iter()
-                    .map(move |m| (usize::from(*src), usize::from(*dst), format!("{m:?}")))
-            })
-            .collect(),
-        network => network
-            .iter_all()
-            .map(|e| {
-                (
-                    usize::from(e.src),
-                    usize::from(e.dst),
-                    format!("{:?}", e.msg),
-                )
-            })
-            .collect(),
-    };
+    let in_flight = in_flight(&s.network)
+        .map(|(src, dst, m)| (usize::from(src), usize::from(dst), format!("{m:?}")))
+        .collect();
     ActorsView {
         actors: s.actor_states.iter().map(|a| format!("{a:#?}")).collect(),
         in_flight,

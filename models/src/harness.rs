@@ -6,9 +6,9 @@
 //!   default a crash is a restart from stable storage in one step (stateright's `Crash`, then
 //!   `Recover`): an actor that is down for a while is, to everyone else, an actor that takes no
 //!   steps for a while, which the interleavings already cover, and messages to it wait in
-//!   their channels. Where connections reset when a process dies, the messages to it are lost
-//!   instead, and where what others do while it is down matters (they move on without it),
-//!   it stays down until a later `Recover` step.
+//!   their channels. Where what others do while it is down matters (they move on without it,
+//!   and its connections reset, so messages to it are lost), it stays down until a later
+//!   `Recover` step instead.
 //! - **History variables** updated after every step from a small `Copy` summary of it (so that
 //!   the step's action, message and all, is not cloned), and a filter on the inner model's
 //!   actions (e.g. a budget of timeouts).
@@ -125,9 +125,6 @@ pub trait Harnessed: Sized + Send + Sync + 'static {
 pub enum CrashKind {
     /// A restart from storage in one step; the messages on their way to the actor wait.
     Restart,
-    /// A restart from storage in one step that loses the messages on their way to the actor
-    /// (its connections reset as its process dies).
-    RestartLosing,
     /// The actor is down until a later `Recover` step (a restart from storage). The messages
     /// on their way to it when it crashes, and those sent to it while it is down, are lost.
     DownLosing,
@@ -148,9 +145,7 @@ impl<H: Harnessed> Harness<H> {
     pub fn cfg(&self) -> &H::Cfg {
         &self.inner.cfg
     }
-}
 
-impl<H: Harnessed> Harness<H> {
     /// `state` without the messages in flight to the actors `to` picks.
     fn lose_messages_to(
         &self,
@@ -203,17 +198,15 @@ impl<H: Harnessed> Model for Harness<H> {
     fn next_state(&self, last: &Self::State, action: Self::Action) -> Option<Self::State> {
         let step = H::step_of(&action);
         let mut next = match action {
-            // A crash restarts the actor from its storage in one step.
+            // A crash restarts the actor from its storage in one step, or takes it down until
+            // a `Recover` step, losing the messages on their way to it.
             ActorModelAction::Crash(id) => {
-                let mut down = self.inner.next_state(last, ActorModelAction::Crash(id))?;
-                if H::CRASH != CrashKind::Restart {
-                    down = self.lose_messages_to(down, |dst| dst == id)?;
-                }
-                let mut next = if H::CRASH == CrashKind::DownLosing {
-                    down
-                } else {
-                    self.inner
-                        .next_state(&down, ActorModelAction::Recover(id))?
+                let down = self.inner.next_state(last, ActorModelAction::Crash(id))?;
+                let mut next = match H::CRASH {
+                    CrashKind::Restart => self
+                        .inner
+                        .next_state(&down, ActorModelAction::Recover(id))?,
+                    CrashKind::DownLosing => self.lose_messages_to(down, |dst| dst == id)?,
                 };
                 H::count_crash(&mut next.history);
                 next

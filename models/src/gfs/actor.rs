@@ -221,17 +221,6 @@ pub enum GfsMsg {
         handle: Handle,
         version: Version,
     },
-    /// Client to master: the replicas of chunk `chunk`, to read from (§2.4). (Reads are not
-    /// in the model's workload; the real client uses them.)
-    FindLocations {
-        chunk: u32,
-    },
-    Locations {
-        chunk: u32,
-        handle: Handle,
-        version: Version,
-        replicas: Vec<Id>,
-    },
 }
 
 /// The timers.
@@ -641,19 +630,6 @@ impl MasterCfg {
                     meta.lease = None;
                     o.cancel_timer(GfsTimer::LeaseRunOut(handle));
                     self.next_grant(s, o);
-                }
-            }
-            GfsMsg::FindLocations { chunk } => {
-                if let Some(meta) = s.chunks.get(chunk as usize) {
-                    o.send(
-                        src,
-                        GfsMsg::Locations {
-                            chunk,
-                            handle: meta.handle,
-                            version: meta.version,
-                            replicas: meta.locations.clone(),
-                        },
-                    );
                 }
             }
             _ => {}

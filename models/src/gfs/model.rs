@@ -301,12 +301,7 @@ pub fn clients(s: &GfsModelState) -> impl Iterator<Item = &ClientState> {
 
 /// Whether some message in flight, first in its channel or not, satisfies `f(src, dst, msg)`.
 fn in_flight(s: &GfsModelState, mut f: impl FnMut(Id, Id, &GfsMsg) -> bool) -> bool {
-    match &s.network {
-        Network::Ordered(channels) => channels
-            .iter()
-            .any(|((src, dst), msgs)| msgs.iter().any(|m| f(*src, *dst, m))),
-        network => network.iter_all().any(|e| f(e.src, e.dst, e.msg)),
-    }
+    crate::catalog::in_flight(&s.network).any(|(src, dst, m)| f(src, dst, m))
 }
 
 /// No chunkserver holds a lease on `h`, and none is on its way: the primary's clock has run

@@ -177,11 +177,79 @@ fn a_primary_appends_pads_and_fails() {
         unreachable!()
     };
     assert_eq!(c.replicas[&1].data, vec![Slot::Hole, Slot::Hole, B0]);
-    // The chunk is full (the failed A, then B): A goes to the next chunk.
+    // The chunk is full (the failed A, then B): A goes to the next chunk, nothing to pad.
     assert_eq!(
         deliver(&cs, &mut primary, id(4), append(0, 2)),
         vec![(id(4), GfsMsg::RetryNextChunk { handle: 1 })]
     );
+}
+
+/// §3.3: a record that does not fit in what is left of the chunk: the primary pads the rest,
+/// orders its secondaries to pad at the same offset, and sends the client to the next chunk.
+#[test]
+fn a_record_that_does_not_fit_pads_the_chunk() {
+    let cs = chunkserver();
+    let (mut primary, _) = start(&cs, None);
+    let new_version = GfsMsg::NewVersion {
+        handle: 1,
+        version: 1,
+        epoch: 1,
+    };
+    deliver(&cs, &mut primary, id(0), new_version);
+    let grant = GfsMsg::Grant {
+        handle: 1,
+        version: 1,
+        secondaries: vec![id(2)],
+    };
+    deliver(&cs, &mut primary, id(0), grant);
+    let append = GfsMsg::RecordAppend {
+        handle: 1,
+        rec: 0,
+        len: 2,
+    };
+    deliver(&cs, &mut primary, id(4), append.clone());
+    assert_eq!(
+        deliver(&cs, &mut primary, id(4), append),
+        vec![
+            (
+                id(2),
+                GfsMsg::Mutate {
+                    handle: 1,
+                    version: 1,
+                    offset: 2,
+                    write: Write::Pad { len: 1 },
+                }
+            ),
+            (id(4), GfsMsg::RetryNextChunk { handle: 1 }),
+        ]
+    );
+    let GfsState::Chunkserver(c) = &primary else {
+        unreachable!()
+    };
+    assert_eq!(c.replicas[&1].data, vec![A0, A1, Slot::Pad]);
+    // A secondary pads without answering: nothing waits for it.
+    let (mut secondary, _) = start(&cs, None);
+    deliver(
+        &cs,
+        &mut secondary,
+        id(0),
+        GfsMsg::NewVersion {
+            handle: 1,
+            version: 1,
+            epoch: 1,
+        },
+    );
+    let pad = GfsMsg::Mutate {
+        handle: 1,
+        version: 1,
+        offset: 2,
+        write: Write::Pad { len: 1 },
+    };
+    assert_eq!(deliver(&cs, &mut secondary, id(1), pad), vec![]);
+    let GfsState::Chunkserver(c) = &secondary else {
+        unreachable!()
+    };
+    assert_eq!(c.replicas[&1].data, vec![Slot::Hole, Slot::Hole, Slot::Pad]);
 }
 
 /// §4.5: a chunkserver that was down reports an old version; the master drops it from the
