@@ -39,13 +39,31 @@ fn a_jepsen_run_with_partitions_and_loss_is_causal_and_converges() {
 }
 
 /// Puts replicate without their dependencies: under loss a resent put arrives after one that
-/// depends on it, and a reader sees the later one and then the older state.
+/// depends on it, and a reader sees the later one and then the older state. Which reader does
+/// depends on the run's timing: a `get` (the history is not causal+), or a `get_trans` whose
+/// two reads straddle the reordering (causal+ at the operations, but not TCC). Either way the
+/// checker names a write-causal-order anomaly and the operations.
 #[test]
 fn no_deps_on_real_data_centres_is_caught_from_the_history() {
-    let o = opts("no-deps", vec![Nemesis::Loss], Some("no-deps"));
-    let report = jepsen::run::<CopsService>(&o).unwrap();
-    assert!(report.refuted(), "{report:?}");
-    assert!(report.check.verdict.contains("not causal+"), "{report:?}");
+    // Loss reorders replication only when the nemesis drops a put another depends on, which a
+    // short run does not always do: up to three runs (three seeds), the first refuted checked.
+    let mut runs = Vec::new();
+    let report = loop {
+        let mut o = opts("no-deps", vec![Nemesis::Loss], Some("no-deps"));
+        o.seed = runs.len() as u64 + 1;
+        let report = jepsen::run::<CopsService>(&o).unwrap();
+        if report.refuted() || runs.len() == 2 {
+            break report;
+        }
+        runs.push(report);
+    };
+    assert!(report.refuted(), "{runs:?} {report:?}");
+    let verdict = &report.check.verdict;
+    assert!(
+        verdict.contains("not causal+") || verdict.contains("not get_trans snapshots"),
+        "{report:?}"
+    );
     let failure = report.check.failure.unwrap();
+    assert!(failure.contains("WriteCO"), "{failure}");
     assert!(failure.contains("process"), "{failure}");
 }
