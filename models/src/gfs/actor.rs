@@ -9,8 +9,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use std::hash::Hash;
+use std::marker::PhantomData;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
+
+use crate::client::RequestId;
 
 /// A chunk handle: globally unique, chosen by the master when it creates the chunk (§2.6).
 pub type Handle = u64;
@@ -18,6 +23,11 @@ pub type Handle = u64;
 pub type Version = u64;
 /// A byte offset in a chunk (in the model, a slot: a record is a few slots long).
 pub type Offset = u64;
+/// A file's number, given by the master when it creates the file (the model has one file, 0).
+pub type FileId = u32;
+/// A record's id: the client names the data it pushed to the replicas by it (§3.2), and the
+/// primary's and secondaries' writes name it too.
+pub type RecId = u64;
 
 /// What one slot of a chunk replica holds.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -43,36 +53,168 @@ impl fmt::Debug for Slot {
 /// What a mutation writes at its offset (§3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Write {
-    /// Parts `0..parts` of record `rec` (all of it, unless a seeded bug truncates it).
-    Record { rec: u8, parts: u8 },
-    /// `len` slots of padding.
-    Pad { len: u8 },
+    /// The first `len` bytes (slots) of record `rec` (all of it, unless a seeded bug truncates
+    /// it): the data the client pushed under that id.
+    Record { rec: RecId, len: u64 },
+    /// `len` bytes (slots) of padding.
+    Pad { len: u64 },
 }
 
 impl Write {
+    /// How long the write is.
+    pub fn len(self) -> u64 {
+        match self {
+            Write::Record { len, .. } | Write::Pad { len } => len,
+        }
+    }
+
+    /// Whether it writes nothing.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
     fn slots(self) -> Vec<Slot> {
         match self {
-            Write::Record { rec, parts } => {
-                (0..parts).map(|part| Slot::Data { rec, part }).collect()
-            }
+            Write::Record { rec, len } => (0..len)
+                .map(|part| Slot::Data {
+                    rec: rec as u8,
+                    part: part as u8,
+                })
+                .collect(),
             Write::Pad { len } => vec![Slot::Pad; len as usize],
         }
     }
 }
 
+/// A replica's contents as the chunkserver actor sees them. The model keeps every slot
+/// ([`Slots`]); a real chunkserver keeps the length and the last write, which its runtime
+/// carries out on the chunk's file (`impls::gfs`).
+pub trait ChunkData:
+    Clone + fmt::Debug + Default + Eq + Hash + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// How far the chunk is filled: where the primary appends next (§3.3).
+    fn used(&self) -> u64;
+    /// Writes `write` at `offset`; a gap before it is a hole.
+    fn write(&mut self, offset: Offset, write: Write);
+    /// A whole replica `len` long copied from another chunkserver (re-replication, §4.3).
+    fn copied(len: u64) -> Self;
+}
+
+/// The model's chunk contents: one [`Slot`] per offset.
+pub type Slots = Vec<Slot>;
+
+impl ChunkData for Slots {
+    fn used(&self) -> u64 {
+        self.len() as u64
+    }
+    fn write(&mut self, offset: Offset, write: Write) {
+        apply(self, offset, &write.slots());
+    }
+    fn copied(len: u64) -> Self {
+        vec![Slot::Hole; len as usize]
+    }
+}
+
 /// A replica of a chunk on a chunkserver's disk: its version number and its contents.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Replica {
+#[serde(bound = "")]
+pub struct Replica<D: ChunkData = Slots> {
     pub version: Version,
     /// Which lease round this replica last took part in: a ghost the properties read (a
     /// replica that missed a round is stale, §4.5, whatever its version says).
     pub epoch: u32,
-    pub data: Vec<Slot>,
+    pub data: D,
 }
 
 /// A chunkserver's disk: its replicas. Shared, so that the checker's copies of a state share
 /// it until the chunkserver writes.
-pub type Disk = Arc<BTreeMap<Handle, Replica>>;
+pub type Disk<D = Slots> = Arc<BTreeMap<Handle, Replica<D>>>;
+
+/// What the master keeps on disk (§2.6.3, §4.5): the namespace, each file's chunks and each
+/// chunk's version. Not where the chunks are: it asks the chunkservers (§2.6.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MasterDisk {
+    pub names: BTreeMap<String, FileId>,
+    pub files: BTreeMap<FileId, Vec<Handle>>,
+    pub versions: BTreeMap<Handle, Version>,
+    pub next_file: FileId,
+    pub next_handle: Handle,
+}
+
+/// An actor's storage: the master's metadata or a chunkserver's replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum GfsDisk<D: ChunkData = Slots> {
+    Master(MasterDisk),
+    Chunkserver(Disk<D>),
+}
+
+/// A client's data, shared and not copied (over TCP it is pushed to the replicas, §3.2, and
+/// never travels in a control message).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Bytes(pub Arc<[u8]>);
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
+}
+
+/// An operation a driven client runs (over TCP: `gfs create|append|read|ls|rm`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum GfsOp {
+    /// Record append (§3.3) of `data` to the file at `path`, as record `rec`.
+    Append {
+        path: String,
+        rec: RecId,
+        data: Bytes,
+    },
+    /// A namespace operation, run by the master.
+    Master(NsOp),
+}
+
+/// The master's namespace operations (§2.6, §4.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum NsOp {
+    Create(String),
+    /// The file's chunks and where they are (for reads, §2.4).
+    Open(String),
+    Remove(String),
+    /// The files whose path starts with the prefix, and their chunk counts.
+    List(String),
+}
+
+/// A chunk of a file: its handle, version and up-to-date replicas (§2.6.2).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ChunkInfo {
+    pub handle: Handle,
+    pub version: Version,
+    pub locations: Vec<Id>,
+}
+
+/// What an operation returned.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum GfsRet {
+    Created {
+        file: FileId,
+    },
+    /// Appended as chunk `chunk` of the file, at `offset`.
+    Appended {
+        chunk: u32,
+        offset: Offset,
+    },
+    Chunks {
+        file: FileId,
+        chunks: Vec<ChunkInfo>,
+    },
+    Removed,
+    Listing {
+        files: Vec<(String, u32)>,
+    },
+    Failed {
+        why: String,
+    },
+}
 
 /// Where the primary puts a record of `len` on a chunk of `size` that holds `used` (§3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,16 +259,18 @@ pub fn apply(data: &mut Vec<Slot>, offset: Offset, slots: &[Slot]) {
 /// The messages.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum GfsMsg {
-    /// Client to master (§3.1 step 1): which chunkserver holds the lease on chunk `chunk` of the
-    /// file, creating the chunk if it is the next one. `refused`: the primary that did not
-    /// answer or said it was not primary (the client suspects its lease is gone).
+    /// Client to master (§3.1 step 1): which chunkserver holds the lease on chunk `chunk` of
+    /// file `file`, creating the chunk if it is the next one. `refused`: the primary that did
+    /// not answer or said it was not primary (the client suspects its lease is gone).
     FindLease {
+        file: FileId,
         chunk: u32,
         refused: Option<Id>,
     },
     /// Master to client (§3.1 step 2): the primary and the secondaries. `epoch` is a ghost:
     /// the lease round the master answers in (see [`Replica::epoch`]).
     LeaseIs {
+        file: FileId,
         chunk: u32,
         handle: Handle,
         version: Version,
@@ -136,7 +280,12 @@ pub enum GfsMsg {
     },
     /// Master to client: the file may not grow to chunk `chunk` (the model's bound).
     FileFull {
+        file: FileId,
         chunk: u32,
+    },
+    /// Master to client: there is no such file (it was removed).
+    NoSuchFile {
+        file: FileId,
     },
     /// Master to the up-to-date replicas before a lease (§4.5): record version `version`,
     /// creating the chunk if it is new. `epoch` is a ghost (see [`Replica::epoch`]).
@@ -172,28 +321,32 @@ pub enum GfsMsg {
         handle: Handle,
         version: Version,
     },
-    /// Client to primary (§3.3): append record `rec`, `len` slots long.
+    /// Client to primary (§3.3): append record `rec`, `len` long (pushed beforehand, §3.2).
     RecordAppend {
         handle: Handle,
-        rec: u8,
-        len: u8,
+        rec: RecId,
+        len: u64,
     },
-    /// Primary to client: appended at `offset` on every replica.
+    /// Primary to client: record `rec` appended at `offset` on every replica.
     AppendOk {
         handle: Handle,
+        rec: RecId,
         offset: Offset,
     },
     /// Primary to client: the chunk is padded; retry on the next chunk (§3.3).
     RetryNextChunk {
         handle: Handle,
+        rec: RecId,
     },
     /// Primary to client: a secondary failed; the region is inconsistent, retry (§3.3).
     AppendFailed {
         handle: Handle,
+        rec: RecId,
     },
     /// A chunkserver without the lease to a client.
     NotPrimary {
         handle: Handle,
+        rec: RecId,
     },
     /// Primary to secondary (§3.1 step 6): write at `offset`, in the primary's order.
     Mutate {
@@ -206,12 +359,14 @@ pub enum GfsMsg {
         handle: Handle,
         offset: Offset,
     },
-    /// The secondary has no replica at `version` (a stale primary, or a deleted replica).
+    /// The secondary has no replica at `version` (a stale primary, or a deleted replica), or
+    /// (over TCP) not the data.
     MutateFailed {
         handle: Handle,
         offset: Offset,
     },
-    /// A restarted chunkserver to the master (§4.5): its chunks and their versions.
+    /// Chunkserver to master: its chunks and their versions. Sent when it restarts (§4.5) and,
+    /// over TCP, as its HeartBeat (§2.6.2).
     Report {
         chunks: Vec<(Handle, Version)>,
     },
@@ -220,6 +375,34 @@ pub enum GfsMsg {
     Delete {
         handle: Handle,
         version: Version,
+    },
+    /// Master to chunkserver (re-replication, §4.3): copy chunk `handle` at `version` from
+    /// `from`. Over TCP the runtime copies the file and fills in its length `len`.
+    Replicate {
+        handle: Handle,
+        version: Version,
+        from: Id,
+        len: u64,
+    },
+    /// Client to master: a namespace operation (over TCP).
+    Namespace {
+        seq: RequestId,
+        op: NsOp,
+    },
+    /// Master to client: what it returned.
+    NamespaceReply {
+        seq: RequestId,
+        ret: GfsRet,
+    },
+    /// Driver to a driven client (over TCP): run `op` as request `seq` (`models::client`).
+    Invoke {
+        seq: RequestId,
+        op: GfsOp,
+    },
+    /// A driven client to its driver: request `seq` returned `ret`.
+    Return {
+        seq: RequestId,
+        ret: GfsRet,
     },
 }
 
@@ -232,11 +415,17 @@ pub enum GfsTimer {
     GrantTimeout,
     /// Master: no HeartBeat from this chunkserver for a while (§2.6.2): it is down.
     Silent(Id),
+    /// Master (over TCP): look for chunks with too few replicas (§4.3).
+    Tick,
+    /// Master (over TCP), restarted: every lease it may have granted before has run out.
+    Recovered,
     /// Chunkserver: its lease on this chunk ends (the primary did not extend it, §3.1).
     LeaseEnd(Handle),
     /// Chunkserver (primary): stop waiting for the secondaries of the append at this offset.
     MutateTimeout(Handle, Offset),
-    /// Client: the primary did not answer.
+    /// Chunkserver (over TCP): time for a HeartBeat (§2.6.2).
+    HeartBeat,
+    /// Client: the primary (or, for a namespace operation, the master) did not answer.
     NoAnswer,
     /// Client: wait a little before retrying a failed append.
     Backoff,
@@ -263,10 +452,18 @@ crate::seeded_bugs! {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MasterCfg {
     pub chunkservers: Vec<Id>,
-    /// How many chunks the file may have (the model's bound; unbounded over TCP).
+    /// The files it starts with (the model's one file; none over TCP).
+    pub files: Vec<String>,
+    /// How many chunks a file may have (the model's bound; unbounded over TCP).
     pub max_chunks: u32,
+    /// Replicas a chunk should have (§4.2, three by default).
+    pub replication: usize,
     /// Lease length by the master's clock; the primary's is shorter (§3.1). Only timers use it.
     pub lease: Duration,
+    /// How often it looks for chunks to re-replicate (§4.3); `None`: never (the model).
+    pub tick: Option<Duration>,
+    /// Whether it saves its metadata (over TCP; in the model the master does not crash).
+    pub persist: bool,
     pub bug: Option<GfsBug>,
 }
 
@@ -287,12 +484,14 @@ pub struct ChunkMeta {
     pub revoking: bool,
     /// Leases granted on the chunk (a ghost, for the properties).
     pub granted: u32,
+    /// A chunkserver copying the chunk (§4.3), and the ticks it has had; no lease meanwhile.
+    pub cloning: Option<(Id, u8)>,
 }
 
 /// A lease being granted (§4.5): the new version is being recorded by the replicas.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Granting {
-    pub chunk: u32,
+    pub handle: Handle,
     pub version: Version,
     /// The round's number (a ghost, see [`Replica::epoch`]).
     pub epoch: u32,
@@ -305,68 +504,163 @@ pub struct Granting {
 /// The master's state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MasterState {
-    /// The file's chunks, in order (one file: the namespace of the model).
-    pub chunks: Vec<ChunkMeta>,
+    /// The namespace: path names and their files (§4.1).
+    pub names: BTreeMap<String, FileId>,
+    /// Each file's chunks, in order.
+    pub files: BTreeMap<FileId, Vec<Handle>>,
+    pub chunks: BTreeMap<Handle, ChunkMeta>,
+    pub next_file: FileId,
+    pub next_handle: Handle,
     pub granting: Option<Granting>,
-    /// Clients waiting for a lease on a chunk: `(client, chunk)`.
-    pub parked: Vec<(Id, u32)>,
+    /// Clients waiting for a lease on a chunk: `(client, file, chunk)`.
+    pub parked: Vec<(Id, FileId, u32)>,
     /// The chunkservers it has stopped hearing from, until they report again.
     pub down: Vec<Id>,
+    /// Restarted, and leases it may have granted before may still run (over TCP).
+    pub recovering: bool,
+}
+
+impl MasterState {
+    /// Chunk `chunk` of file `file`.
+    pub fn handle(&self, file: FileId, chunk: u32) -> Option<Handle> {
+        self.files.get(&file)?.get(chunk as usize).copied()
+    }
+
+    /// What it keeps on disk.
+    pub fn disk(&self) -> MasterDisk {
+        MasterDisk {
+            names: self.names.clone(),
+            files: self.files.clone(),
+            versions: self
+                .chunks
+                .values()
+                .map(|m| (m.handle, m.version))
+                .collect(),
+            next_file: self.next_file,
+            next_handle: self.next_handle,
+        }
+    }
 }
 
 impl MasterCfg {
-    fn start(&self, o: &mut Out<GfsActor>) -> MasterState {
+    fn start<D: ChunkData>(
+        &self,
+        storage: &Option<GfsDisk<D>>,
+        o: &mut Out<GfsActor<D>>,
+    ) -> MasterState {
         for cs in &self.chunkservers {
             o.set_timer(GfsTimer::Silent(*cs), self.lease..self.lease);
         }
-        MasterState::default()
+        if let Some(tick) = self.tick {
+            o.set_timer(GfsTimer::Tick, tick..tick);
+        }
+        let mut s = MasterState {
+            next_handle: 1,
+            ..MasterState::default()
+        };
+        if let Some(GfsDisk::Master(d)) = storage {
+            // Restarted (§2.6.3): the metadata from the operation log; where the chunks are
+            // it learns from the chunkservers' reports; leases it may have granted run out
+            // before it grants new ones.
+            s.names = d.names.clone();
+            s.files = d.files.clone();
+            s.next_file = d.next_file;
+            s.next_handle = d.next_handle;
+            for (h, v) in &d.versions {
+                s.chunks.insert(*h, ChunkMeta::new(*h, *v, Vec::new()));
+            }
+            s.recovering = true;
+            o.set_timer(GfsTimer::Recovered, self.lease..self.lease);
+            return s;
+        }
+        for name in &self.files {
+            s.names.insert(name.clone(), s.next_file);
+            s.files.insert(s.next_file, Vec::new());
+            s.next_file += 1;
+        }
+        s
     }
 
-    /// Answers `client` about `chunk` if the chunk has a lease; otherwise parks it and starts
-    /// a lease round if none is under way.
-    fn find_lease(
+    fn persist<D: ChunkData>(&self, s: &MasterState, o: &mut Out<GfsActor<D>>) {
+        if self.persist {
+            o.save(GfsDisk::Master(s.disk()));
+        }
+    }
+
+    /// Where a new chunk goes (§4.2): the `replication` chunkservers that are up and hold
+    /// the fewest chunks.
+    fn place_new(&self, s: &MasterState) -> Vec<Id> {
+        let mut up: Vec<(usize, Id)> = self
+            .chunkservers
+            .iter()
+            .filter(|c| !s.down.contains(c))
+            .map(|c| {
+                let held = s
+                    .chunks
+                    .values()
+                    .filter(|m| m.locations.contains(c))
+                    .count();
+                (held, *c)
+            })
+            .collect();
+        up.sort();
+        let mut chosen: Vec<Id> = up
+            .into_iter()
+            .take(self.replication)
+            .map(|(_, c)| c)
+            .collect();
+        chosen.sort();
+        chosen
+    }
+
+    fn park(s: &mut MasterState, client: Id, file: FileId, chunk: u32) {
+        if !s.parked.contains(&(client, file, chunk)) {
+            s.parked.push((client, file, chunk));
+            s.parked.sort();
+        }
+    }
+
+    /// Answers `client` about chunk `chunk` of `file` if the chunk has a lease; otherwise
+    /// parks it and starts a lease round if none is under way.
+    fn find_lease<D: ChunkData>(
         &self,
         s: &mut MasterState,
         client: Id,
-        chunk: u32,
+        (file, chunk): (FileId, u32),
         refused: Option<Id>,
-        o: &mut Out<GfsActor>,
+        o: &mut Out<GfsActor<D>>,
     ) {
+        let Some(handles) = s.files.get(&file) else {
+            o.send(client, GfsMsg::NoSuchFile { file });
+            return;
+        };
         if chunk >= self.max_chunks {
-            o.send(client, GfsMsg::FileFull { chunk });
+            o.send(client, GfsMsg::FileFull { file, chunk });
             return;
         }
-        if chunk as usize == s.chunks.len() {
-            // A new chunk, on every chunkserver that is up (§4.2 placement is not modelled).
-            let handle = s.chunks.len() as Handle + 1;
-            let locations = self
-                .chunkservers
-                .iter()
-                .copied()
-                .filter(|c| !s.down.contains(c))
-                .collect();
-            s.chunks.push(ChunkMeta {
-                handle,
-                version: 0,
-                epoch: 0,
-                locations,
-                lease: None,
-                last_primary: None,
-                revoking: false,
-                granted: 0,
-            });
+        if s.recovering {
+            Self::park(s, client, file, chunk);
+            return;
         }
-        let Some(meta) = s.chunks.get(chunk as usize) else {
+        if chunk as usize == handles.len() {
+            // A new chunk (§4.2).
+            let handle = s.next_handle;
+            s.next_handle += 1;
+            let locations = self.place_new(s);
+            s.chunks
+                .insert(handle, ChunkMeta::new(handle, 0, locations));
+            s.files.get_mut(&file).expect("the file").push(handle);
+            self.persist(s, o);
+        }
+        let Some(handle) = s.handle(file, chunk) else {
             // A chunk beyond the next one: the client skipped ahead; it waits (never happens
             // with this client, which moves one chunk at a time).
             return;
         };
-        if meta.revoking {
-            // Its next lease is on the way.
-            if !s.parked.contains(&(client, chunk)) {
-                s.parked.push((client, chunk));
-                s.parked.sort();
-            }
+        let meta = &s.chunks[&handle];
+        if meta.revoking || meta.cloning.is_some() {
+            // Its next lease comes once the old one is revoked or the copy is made.
+            Self::park(s, client, file, chunk);
             return;
         }
         match meta.lease {
@@ -383,8 +677,9 @@ impl MasterCfg {
                 o.send(
                     client,
                     GfsMsg::LeaseIs {
+                        file,
                         chunk,
-                        handle: meta.handle,
+                        handle,
                         version: meta.version,
                         epoch: meta.epoch,
                         primary,
@@ -395,19 +690,26 @@ impl MasterCfg {
             }
             None => {}
         }
-        if !s.parked.contains(&(client, chunk)) {
-            s.parked.push((client, chunk));
-            s.parked.sort();
-        }
-        if s.granting.is_none() && s.chunks[chunk as usize].lease.is_none() {
-            self.start_grant(s, chunk, o);
+        Self::park(s, client, file, chunk);
+        if s.granting.is_none() && s.chunks[&handle].lease.is_none() {
+            self.start_grant(s, handle, o);
         }
     }
 
     /// §4.5: "Whenever the master grants a new lease on a chunk, it increases the chunk version
     /// number and informs the up-to-date replicas."
-    fn start_grant(&self, s: &mut MasterState, chunk: u32, o: &mut Out<GfsActor>) {
-        let meta = &mut s.chunks[chunk as usize];
+    fn start_grant<D: ChunkData>(
+        &self,
+        s: &mut MasterState,
+        handle: Handle,
+        o: &mut Out<GfsActor<D>>,
+    ) {
+        let meta = &s.chunks[&handle];
+        if meta.locations.is_empty() {
+            // No replica is known to be up to date (a restarted master that has not heard
+            // from them yet, or every replica lost): the clients wait for reports.
+            return;
+        }
         let version = if self.bug == Some(GfsBug::NoVersionBump) && meta.version > 0 {
             meta.version
         } else {
@@ -418,14 +720,14 @@ impl MasterCfg {
             o.send(
                 *r,
                 GfsMsg::NewVersion {
-                    handle: meta.handle,
+                    handle,
                     version,
                     epoch,
                 },
             );
         }
         s.granting = Some(Granting {
-            chunk,
+            handle,
             version,
             epoch,
             acked: Vec::new(),
@@ -436,26 +738,40 @@ impl MasterCfg {
     }
 
     /// The replicas that recorded the version are the up-to-date ones; one becomes primary.
-    fn choose_primary(&self, s: &mut MasterState, o: &mut Out<GfsActor>) {
+    fn choose_primary<D: ChunkData>(&self, s: &mut MasterState, o: &mut Out<GfsActor<D>>) {
         let Some(g) = s.granting.as_mut() else {
             return;
         };
-        if g.acked.is_empty() || g.primary.is_some() {
+        if g.primary.is_some() {
             return;
         }
+        if g.acked.is_empty() {
+            if self.tick.is_some() {
+                // Over TCP: nobody answered; give up the round, and the parked clients'
+                // retries start another.
+                s.granting = None;
+                self.next_grant(s, o);
+            }
+            return;
+        }
+        let Some(meta) = s.chunks.get_mut(&g.handle) else {
+            // The file was removed meanwhile.
+            s.granting = None;
+            self.next_grant(s, o);
+            return;
+        };
         if g.acked.iter().any(|r| s.down.contains(r)) {
             // A replica that recorded the version went down: the version must be held by
             // exactly the lease's replicas, or it comes back looking up to date without the
             // lease's mutations. The round starts over at a newer version without it.
-            let (chunk, version, epoch) = (g.chunk, g.version, g.epoch);
+            let (handle, version, epoch) = (g.handle, g.version, g.epoch);
             s.granting = None;
-            let meta = &mut s.chunks[chunk as usize];
             meta.version = version;
             meta.epoch = epoch;
-            self.start_grant(s, chunk, o);
+            self.persist(s, o);
+            self.start_grant(s, handle, o);
             return;
         }
-        let meta = &mut s.chunks[g.chunk as usize];
         let mut acked = g.acked.clone();
         acked.sort();
         meta.version = g.version;
@@ -468,20 +784,22 @@ impl MasterCfg {
         };
         g.primary = Some(primary);
         g.waiting.clear();
+        let (handle, version) = (meta.handle, meta.version);
+        self.persist(s, o);
         // Now the timer waits for the primary's answer.
         o.set_timer(GfsTimer::GrantTimeout, self.lease / 4..self.lease / 2);
         o.send(
             primary,
             GfsMsg::Grant {
-                handle: meta.handle,
-                version: meta.version,
+                handle,
+                version,
                 secondaries: acked.into_iter().filter(|r| *r != primary).collect(),
             },
         );
     }
 
     /// The primary holds the lease: answer the parked clients.
-    fn granted(&self, s: &mut MasterState, o: &mut Out<GfsActor>) {
+    fn granted<D: ChunkData>(&self, s: &mut MasterState, o: &mut Out<GfsActor<D>>) {
         let Some(g) = s.granting.take() else {
             return;
         };
@@ -489,7 +807,10 @@ impl MasterCfg {
             return;
         };
         o.cancel_timer(GfsTimer::GrantTimeout);
-        let meta = &mut s.chunks[g.chunk as usize];
+        let Some(meta) = s.chunks.get_mut(&g.handle) else {
+            self.next_grant(s, o);
+            return;
+        };
         meta.lease = Some(primary);
         meta.last_primary = Some(primary);
         meta.granted += 1;
@@ -510,21 +831,31 @@ impl MasterCfg {
             );
             return;
         }
+        self.answer_parked(s, Some(g.handle), o);
+        self.next_grant(s, o);
+    }
+
+    /// Runs the parked clients' requests again: those waiting for chunk `handle`, or all.
+    fn answer_parked<D: ChunkData>(
+        &self,
+        s: &mut MasterState,
+        handle: Option<Handle>,
+        o: &mut Out<GfsActor<D>>,
+    ) {
         let parked = std::mem::take(&mut s.parked);
-        for (client, chunk) in parked {
-            if chunk == g.chunk {
-                self.find_lease(s, client, chunk, None, o);
+        for (client, file, chunk) in parked {
+            if handle.is_none() || s.handle(file, chunk) == handle {
+                self.find_lease(s, client, (file, chunk), None, o);
             } else {
-                s.parked.push((client, chunk));
+                s.parked.push((client, file, chunk));
             }
         }
-        self.next_grant(s, o);
     }
 
     /// A chunkserver is down (§4.3): it is no longer a location of its chunks, and a lease
     /// that has it as a secondary is revoked, so that the next lease, at a new version, leaves
     /// it out (and it is stale when it comes back, §4.5).
-    fn silent(&self, s: &mut MasterState, cs: Id, o: &mut Out<GfsActor>) {
+    fn silent<D: ChunkData>(&self, s: &mut MasterState, cs: Id, o: &mut Out<GfsActor<D>>) {
         if s.down.contains(&cs) {
             return;
         }
@@ -534,11 +865,11 @@ impl MasterCfg {
             .granting
             .as_ref()
             .filter(|g| g.acked.contains(&cs) && g.primary.is_some_and(|p| p != cs))
-            .map(|g| g.chunk);
-        for (i, meta) in s.chunks.iter_mut().enumerate() {
+            .map(|g| g.handle);
+        for meta in s.chunks.values_mut() {
             let had = meta.locations.contains(&cs);
             meta.locations.retain(|r| *r != cs);
-            if in_round == Some(i as u32) {
+            if in_round == Some(meta.handle) {
                 // The lease being granted has it as a secondary: revoked once granted.
                 meta.revoking = true;
                 continue;
@@ -560,29 +891,220 @@ impl MasterCfg {
     }
 
     /// Starts a lease round for a chunk some parked client waits for, if none is under way.
-    fn next_grant(&self, s: &mut MasterState, o: &mut Out<GfsActor>) {
-        if s.granting.is_some() {
+    fn next_grant<D: ChunkData>(&self, s: &mut MasterState, o: &mut Out<GfsActor<D>>) {
+        if s.granting.is_some() || s.recovering {
             return;
         }
         let next = s
             .parked
             .iter()
-            .map(|(_, c)| *c)
-            .find(|c| s.chunks.get(*c as usize).is_some_and(|m| m.lease.is_none()));
-        if let Some(chunk) = next {
-            self.start_grant(s, chunk, o);
+            .filter_map(|(_, f, c)| s.handle(*f, *c))
+            .find(|h| {
+                s.chunks.get(h).is_some_and(|m| {
+                    m.lease.is_none() && m.cloning.is_none() && !m.locations.is_empty()
+                })
+            });
+        if let Some(handle) = next {
+            self.start_grant(s, handle, o);
         }
     }
 
-    fn on_msg(&self, s: &mut MasterState, src: Id, msg: GfsMsg, o: &mut Out<GfsActor>) {
+    /// A chunkserver's report (at restart, §4.5, and over TCP its HeartBeat, §2.6.2).
+    fn report<D: ChunkData>(
+        &self,
+        s: &mut MasterState,
+        src: Id,
+        chunks: Vec<(Handle, Version)>,
+        o: &mut Out<GfsActor<D>>,
+    ) {
+        s.down.retain(|r| *r != src);
+        o.set_timer(GfsTimer::Silent(src), self.lease..self.lease);
+        let mut changed = false;
+        let mut cloned = false;
+        for (handle, version) in chunks {
+            let in_round = s.granting.as_ref().is_some_and(|g| g.handle == handle);
+            let Some(meta) = s.chunks.get_mut(&handle) else {
+                // A chunk of no file (§4.4: an orphan, or of a removed file).
+                o.send(src, GfsMsg::Delete { handle, version });
+                continue;
+            };
+            if version < meta.version {
+                // §4.5: "the master removes stale replicas in its regular garbage
+                // collection".
+                meta.locations.retain(|r| *r != src);
+                o.send(src, GfsMsg::Delete { handle, version });
+                continue;
+            }
+            if version > meta.version && !in_round {
+                // §4.5: "If the master sees a version number greater than the one in its
+                // records, the master assumes that it failed when granting the lease and so
+                // takes the higher version to be up-to-date."
+                meta.version = version;
+                meta.locations.clear();
+                changed = true;
+            }
+            if meta.cloning.is_some_and(|(c, _)| c == src) && version == meta.version {
+                meta.cloning = None;
+                cloned = true;
+            }
+            if !meta.locations.contains(&src) {
+                meta.locations.push(src);
+                meta.locations.sort();
+            }
+        }
+        if changed {
+            self.persist(s, o);
+        }
+        if cloned || self.tick.is_some() {
+            self.next_grant(s, o);
+        }
+    }
+
+    /// Over TCP: chunks with fewer replicas than they should have are copied (§4.3), one
+    /// at a time per chunk, from an up-to-date replica to the chunkserver holding fewest.
+    fn tick<D: ChunkData>(&self, s: &mut MasterState, o: &mut Out<GfsActor<D>>) {
+        if let Some(tick) = self.tick {
+            o.set_timer(GfsTimer::Tick, tick..tick);
+        }
+        if s.recovering {
+            return;
+        }
+        let mut freed = false;
+        let handles: Vec<Handle> = s.chunks.keys().copied().collect();
+        for handle in handles {
+            let meta = &s.chunks[&handle];
+            if let Some((c, ticks)) = meta.cloning {
+                // A copy gets a few ticks; then another chunkserver tries.
+                let meta = s.chunks.get_mut(&handle).expect("the chunk");
+                if ticks >= 3 {
+                    meta.cloning = None;
+                    freed = true;
+                } else {
+                    meta.cloning = Some((c, ticks + 1));
+                }
+                continue;
+            }
+            let busy = meta.lease.is_some()
+                || meta.revoking
+                || s.granting.as_ref().is_some_and(|g| g.handle == handle);
+            if busy || meta.locations.is_empty() || meta.locations.len() >= self.replication {
+                continue;
+            }
+            let from = meta.locations[0];
+            let (version, locations) = (meta.version, meta.locations.clone());
+            let target = self
+                .place_new(s)
+                .into_iter()
+                .chain(
+                    self.chunkservers
+                        .iter()
+                        .copied()
+                        .filter(|c| !s.down.contains(c)),
+                )
+                .find(|c| !locations.contains(c));
+            let Some(to) = target else {
+                continue;
+            };
+            s.chunks.get_mut(&handle).expect("the chunk").cloning = Some((to, 0));
+            o.send(
+                to,
+                GfsMsg::Replicate {
+                    handle,
+                    version,
+                    from,
+                    len: 0,
+                },
+            );
+        }
+        if freed {
+            self.next_grant(s, o);
+        }
+    }
+
+    /// A namespace operation (§4.1).
+    fn namespace<D: ChunkData>(
+        &self,
+        s: &mut MasterState,
+        op: NsOp,
+        o: &mut Out<GfsActor<D>>,
+    ) -> GfsRet {
+        let failed = |why: String| GfsRet::Failed { why };
+        match op {
+            NsOp::Create(path) => {
+                if s.names.contains_key(&path) {
+                    return failed(format!("{path} exists"));
+                }
+                let file = s.next_file;
+                s.next_file += 1;
+                s.names.insert(path, file);
+                s.files.insert(file, Vec::new());
+                self.persist(s, o);
+                GfsRet::Created { file }
+            }
+            NsOp::Open(path) => {
+                let Some(file) = s.names.get(&path).copied() else {
+                    return failed(format!("no such file: {path}"));
+                };
+                let chunks = s.files[&file]
+                    .iter()
+                    .map(|h| {
+                        let m = &s.chunks[h];
+                        ChunkInfo {
+                            handle: *h,
+                            version: m.version,
+                            locations: m.locations.clone(),
+                        }
+                    })
+                    .collect();
+                GfsRet::Chunks { file, chunks }
+            }
+            NsOp::Remove(path) => {
+                let Some(file) = s.names.remove(&path) else {
+                    return failed(format!("no such file: {path}"));
+                };
+                // Its chunks are collected lazily (§4.4): the chunkservers that report them
+                // are told to delete them.
+                for h in s.files.remove(&file).unwrap_or_default() {
+                    s.chunks.remove(&h);
+                }
+                let (gone, kept): (Vec<_>, Vec<_>) =
+                    s.parked.drain(..).partition(|(_, f, _)| *f == file);
+                s.parked = kept;
+                for (client, _, _) in gone {
+                    o.send(client, GfsMsg::NoSuchFile { file });
+                }
+                self.persist(s, o);
+                GfsRet::Removed
+            }
+            NsOp::List(prefix) => GfsRet::Listing {
+                files: s
+                    .names
+                    .range(prefix.clone()..)
+                    .take_while(|(p, _)| p.starts_with(&prefix))
+                    .map(|(p, f)| (p.clone(), s.files[f].len() as u32))
+                    .collect(),
+            },
+        }
+    }
+
+    fn on_msg<D: ChunkData>(
+        &self,
+        s: &mut MasterState,
+        src: Id,
+        msg: GfsMsg,
+        o: &mut Out<GfsActor<D>>,
+    ) {
         match msg {
-            GfsMsg::FindLease { chunk, refused } => self.find_lease(s, src, chunk, refused, o),
+            GfsMsg::FindLease {
+                file,
+                chunk,
+                refused,
+            } => self.find_lease(s, src, (file, chunk), refused, o),
             GfsMsg::VersionOk { handle, version } => {
                 let Some(g) = s.granting.as_mut() else {
                     return;
                 };
-                let meta = &s.chunks[g.chunk as usize];
-                if meta.handle != handle || g.version != version || !g.waiting.contains(&src) {
+                if g.handle != handle || g.version != version || !g.waiting.contains(&src) {
                     return;
                 }
                 g.waiting.retain(|r| *r != src);
@@ -593,36 +1115,17 @@ impl MasterCfg {
                 }
             }
             GfsMsg::GrantOk { handle } => {
-                let ours = s.granting.as_ref().is_some_and(|g| {
-                    g.primary == Some(src) && s.chunks[g.chunk as usize].handle == handle
-                });
+                let ours = s
+                    .granting
+                    .as_ref()
+                    .is_some_and(|g| g.primary == Some(src) && g.handle == handle);
                 if ours {
                     self.granted(s, o);
                 }
             }
-            GfsMsg::Report { chunks } => {
-                if s.down.contains(&src) {
-                    s.down.retain(|r| *r != src);
-                    o.set_timer(GfsTimer::Silent(src), self.lease..self.lease);
-                }
-                for (handle, version) in chunks {
-                    let Some(meta) = s.chunks.iter_mut().find(|m| m.handle == handle) else {
-                        o.send(src, GfsMsg::Delete { handle, version });
-                        continue;
-                    };
-                    if version < meta.version {
-                        // §4.5: "the master removes stale replicas in its regular garbage
-                        // collection".
-                        meta.locations.retain(|r| *r != src);
-                        o.send(src, GfsMsg::Delete { handle, version });
-                    } else if !meta.locations.contains(&src) {
-                        meta.locations.push(src);
-                        meta.locations.sort();
-                    }
-                }
-            }
+            GfsMsg::Report { chunks } => self.report(s, src, chunks, o),
             GfsMsg::Revoked { handle, version } => {
-                let Some(meta) = s.chunks.iter_mut().find(|m| m.handle == handle) else {
+                let Some(meta) = s.chunks.get_mut(&handle) else {
                     return;
                 };
                 if meta.revoking && meta.version == version && meta.lease == Some(src) {
@@ -632,14 +1135,23 @@ impl MasterCfg {
                     self.next_grant(s, o);
                 }
             }
+            GfsMsg::Namespace { seq, op } => {
+                let ret = self.namespace(s, op, o);
+                o.send(src, GfsMsg::NamespaceReply { seq, ret });
+            }
             _ => {}
         }
     }
 
-    fn on_timeout(&self, s: &mut MasterState, timer: &GfsTimer, o: &mut Out<GfsActor>) {
+    fn on_timeout<D: ChunkData>(
+        &self,
+        s: &mut MasterState,
+        timer: &GfsTimer,
+        o: &mut Out<GfsActor<D>>,
+    ) {
         match timer {
             GfsTimer::LeaseRunOut(handle) => {
-                let Some(meta) = s.chunks.iter_mut().find(|m| m.handle == *handle) else {
+                let Some(meta) = s.chunks.get_mut(handle) else {
                     return;
                 };
                 meta.lease = None;
@@ -653,20 +1165,43 @@ impl MasterCfg {
                 // cannot tell, so it waits for the lease to run out before the next round.
                 Some(primary) => {
                     let g = s.granting.take().expect("a round is under way");
-                    let meta = &mut s.chunks[g.chunk as usize];
-                    meta.lease = Some(primary);
-                    meta.last_primary = Some(primary);
-                    o.set_timer(GfsTimer::LeaseRunOut(meta.handle), self.lease..self.lease);
+                    if let Some(meta) = s.chunks.get_mut(&g.handle) {
+                        meta.lease = Some(primary);
+                        meta.last_primary = Some(primary);
+                        o.set_timer(GfsTimer::LeaseRunOut(meta.handle), self.lease..self.lease);
+                    }
                 }
             },
+            GfsTimer::Tick => self.tick(s, o),
+            GfsTimer::Recovered => {
+                s.recovering = false;
+                self.answer_parked(s, None, o);
+                self.next_grant(s, o);
+            }
             _ => {}
+        }
+    }
+}
+
+impl ChunkMeta {
+    fn new(handle: Handle, version: Version, locations: Vec<Id>) -> Self {
+        ChunkMeta {
+            handle,
+            version,
+            epoch: 0,
+            locations,
+            lease: None,
+            last_primary: None,
+            revoking: false,
+            granted: 0,
+            cloning: None,
         }
     }
 }
 
 /// A chunkserver's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ChunkserverCfg {
+pub struct ChunkserverCfg<D: ChunkData = Slots> {
     pub master: Id,
     /// Chunk size in slots (64 MB of bytes over TCP, §2.5).
     pub chunk_size: u64,
@@ -674,7 +1209,10 @@ pub struct ChunkserverCfg {
     pub lease: Duration,
     /// How long a primary waits for its secondaries.
     pub mutate_timeout: Duration,
+    /// How often it reports to the master (§2.6.2); `None`: only when it restarts (the model).
+    pub heartbeat: Option<Duration>,
     pub bug: Option<GfsBug>,
+    pub data: PhantomData<fn() -> D>,
 }
 
 /// An append the primary has ordered and waits for the secondaries to apply.
@@ -682,6 +1220,7 @@ pub struct ChunkserverCfg {
 pub struct Pending {
     pub client: Id,
     pub handle: Handle,
+    pub rec: RecId,
     pub offset: Offset,
     pub waiting: Vec<Id>,
 }
@@ -696,73 +1235,77 @@ pub struct Lease {
 /// A chunkserver's state: its replicas (on disk), and its leases and pending appends (in
 /// memory, lost in a crash).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ChunkserverState {
-    pub replicas: BTreeMap<Handle, Replica>,
+#[serde(bound = "")]
+pub struct ChunkserverState<D: ChunkData = Slots> {
+    pub replicas: BTreeMap<Handle, Replica<D>>,
     pub leases: BTreeMap<Handle, Lease>,
     pub pending: Vec<Pending>,
 }
 
-impl ChunkserverCfg {
-    fn start(&self, storage: &Option<Disk>, o: &mut Out<GfsActor>) -> ChunkserverState {
+impl<D: ChunkData> ChunkserverState<D> {
+    /// Its chunks and their versions, as it reports them.
+    pub fn report(&self) -> Vec<(Handle, Version)> {
+        self.replicas.iter().map(|(h, r)| (*h, r.version)).collect()
+    }
+}
+
+impl<D: ChunkData> ChunkserverCfg<D> {
+    fn start(&self, storage: &Option<GfsDisk<D>>, o: &mut Out<GfsActor<D>>) -> ChunkserverState<D> {
+        if let Some(beat) = self.heartbeat {
+            o.set_timer(GfsTimer::HeartBeat, beat..beat);
+        }
         match storage {
-            // A new chunkserver: its (empty) disk, so that a restart finds one and reports.
-            None => {
-                o.save(Disk::default());
-                ChunkserverState::default()
-            }
             // Restarted: report the chunks on disk and their versions (§4.5).
-            Some(replicas) => {
-                let chunks = replicas.iter().map(|(h, r)| (*h, r.version)).collect();
-                o.send(self.master, GfsMsg::Report { chunks });
-                ChunkserverState {
+            Some(GfsDisk::Chunkserver(replicas)) => {
+                let s = ChunkserverState {
                     replicas: (**replicas).clone(),
                     ..ChunkserverState::default()
-                }
+                };
+                o.send(self.master, GfsMsg::Report { chunks: s.report() });
+                s
+            }
+            // A new chunkserver: its (empty) disk, so that a restart finds one and reports.
+            _ => {
+                o.save(GfsDisk::Chunkserver(Disk::default()));
+                ChunkserverState::default()
             }
         }
     }
 
-    fn save(s: &ChunkserverState, o: &mut Out<GfsActor>) {
-        o.save(Arc::new(s.replicas.clone()));
+    fn save(s: &ChunkserverState<D>, o: &mut Out<GfsActor<D>>) {
+        o.save(GfsDisk::Chunkserver(Arc::new(s.replicas.clone())));
     }
 
     /// The primary's side of record append (§3.3).
     fn record_append(
         &self,
-        s: &mut ChunkserverState,
+        s: &mut ChunkserverState<D>,
         client: Id,
-        handle: Handle,
-        rec: u8,
-        len: u8,
-        o: &mut Out<GfsActor>,
+        (handle, rec, len): (Handle, RecId, u64),
+        o: &mut Out<GfsActor<D>>,
     ) {
         let (Some(lease), Some(replica)) = (s.leases.get(&handle), s.replicas.get_mut(&handle))
         else {
-            o.send(client, GfsMsg::NotPrimary { handle });
+            o.send(client, GfsMsg::NotPrimary { handle, rec });
             return;
         };
-        let used = replica.data.len() as u64;
-        let (offset, write) = match place(used, u64::from(len), self.chunk_size) {
-            Placement::At(offset) => (offset, Write::Record { rec, parts: len }),
+        let used = replica.data.used();
+        let (offset, write) = match place(used, len, self.chunk_size) {
+            Placement::At(offset) => (offset, Write::Record { rec, len }),
             Placement::Pad { from, len: fit } if self.bug == Some(GfsBug::NoPadding) => {
                 if fit == 0 {
                     // Exactly full: nothing to split.
-                    o.send(client, GfsMsg::RetryNextChunk { handle });
+                    o.send(client, GfsMsg::RetryNextChunk { handle, rec });
                     return;
                 }
                 // The part that fits here; the rest would go to the next chunk.
-                (
-                    from,
-                    Write::Record {
-                        rec,
-                        parts: fit as u8,
-                    },
-                )
+                (from, Write::Record { rec, len: fit })
             }
             Placement::Pad { from, len } => {
-                let write = Write::Pad { len: len as u8 };
+                let write = Write::Pad { len };
                 if len > 0 {
-                    apply(&mut replica.data, from, &write.slots());
+                    replica.data.write(from, write);
+                    let lease = lease.clone();
                     Self::save(s, o);
                     for r in &lease.secondaries {
                         o.send(
@@ -776,11 +1319,11 @@ impl ChunkserverCfg {
                         );
                     }
                 }
-                o.send(client, GfsMsg::RetryNextChunk { handle });
+                o.send(client, GfsMsg::RetryNextChunk { handle, rec });
                 return;
             }
         };
-        apply(&mut replica.data, offset, &write.slots());
+        replica.data.write(offset, write);
         let lease = lease.clone();
         Self::save(s, o);
         for r in &lease.secondaries {
@@ -795,11 +1338,19 @@ impl ChunkserverCfg {
             );
         }
         if lease.secondaries.is_empty() {
-            o.send(client, GfsMsg::AppendOk { handle, offset });
+            o.send(
+                client,
+                GfsMsg::AppendOk {
+                    handle,
+                    rec,
+                    offset,
+                },
+            );
         } else {
             s.pending.push(Pending {
                 client,
                 handle,
+                rec,
                 offset,
                 waiting: lease.secondaries.clone(),
             });
@@ -813,12 +1364,11 @@ impl ChunkserverCfg {
     /// A secondary's answer to a pending append.
     fn answered(
         &self,
-        s: &mut ChunkserverState,
+        s: &mut ChunkserverState<D>,
         src: Id,
-        handle: Handle,
-        offset: Offset,
+        (handle, offset): (Handle, Offset),
         ok: bool,
-        o: &mut Out<GfsActor>,
+        o: &mut Out<GfsActor<D>>,
     ) {
         let Some(i) = s
             .pending
@@ -832,16 +1382,23 @@ impl ChunkserverCfg {
             if s.pending[i].waiting.is_empty() {
                 let p = s.pending.remove(i);
                 o.cancel_timer(GfsTimer::MutateTimeout(handle, offset));
-                o.send(p.client, GfsMsg::AppendOk { handle, offset });
+                o.send(
+                    p.client,
+                    GfsMsg::AppendOk {
+                        handle,
+                        rec: p.rec,
+                        offset,
+                    },
+                );
             }
         } else {
             let p = s.pending.remove(i);
             o.cancel_timer(GfsTimer::MutateTimeout(handle, offset));
-            o.send(p.client, GfsMsg::AppendFailed { handle });
+            o.send(p.client, GfsMsg::AppendFailed { handle, rec: p.rec });
         }
     }
 
-    fn on_msg(&self, s: &mut ChunkserverState, src: Id, msg: GfsMsg, o: &mut Out<GfsActor>) {
+    fn on_msg(&self, s: &mut ChunkserverState<D>, src: Id, msg: GfsMsg, o: &mut Out<GfsActor<D>>) {
         match msg {
             GfsMsg::NewVersion {
                 handle,
@@ -876,7 +1433,7 @@ impl ChunkserverCfg {
                 o.send(src, GfsMsg::GrantOk { handle });
             }
             GfsMsg::RecordAppend { handle, rec, len } => {
-                self.record_append(s, src, handle, rec, len, o)
+                self.record_append(s, src, (handle, rec, len), o)
             }
             GfsMsg::Revoke { handle, version } => {
                 if s.leases.get(&handle).is_some_and(|l| l.version == version) {
@@ -894,7 +1451,7 @@ impl ChunkserverCfg {
                 let pad = matches!(write, Write::Pad { .. });
                 match s.replicas.get_mut(&handle) {
                     Some(r) if r.version == version => {
-                        apply(&mut r.data, offset, &write.slots());
+                        r.data.write(offset, write);
                         Self::save(s, o);
                         if !pad {
                             o.send(src, GfsMsg::MutateOk { handle, offset });
@@ -904,9 +1461,9 @@ impl ChunkserverCfg {
                     _ => {}
                 }
             }
-            GfsMsg::MutateOk { handle, offset } => self.answered(s, src, handle, offset, true, o),
+            GfsMsg::MutateOk { handle, offset } => self.answered(s, src, (handle, offset), true, o),
             GfsMsg::MutateFailed { handle, offset } => {
-                self.answered(s, src, handle, offset, false, o)
+                self.answered(s, src, (handle, offset), false, o)
             }
             GfsMsg::Delete { handle, version } => {
                 let stale = s
@@ -919,11 +1476,33 @@ impl ChunkserverCfg {
                     Self::save(s, o);
                 }
             }
+            GfsMsg::Replicate {
+                handle,
+                version,
+                len,
+                ..
+            } => {
+                // The runtime has copied the chunk's data (§4.3); record it, and tell the
+                // master.
+                if s.replicas.get(&handle).is_none_or(|r| r.version < version) {
+                    s.replicas.insert(
+                        handle,
+                        Replica {
+                            version,
+                            epoch: 0,
+                            data: D::copied(len),
+                        },
+                    );
+                    s.leases.remove(&handle);
+                    Self::save(s, o);
+                }
+                o.send(src, GfsMsg::Report { chunks: s.report() });
+            }
             _ => {}
         }
     }
 
-    fn on_timeout(&self, s: &mut ChunkserverState, timer: &GfsTimer, o: &mut Out<GfsActor>) {
+    fn on_timeout(&self, s: &mut ChunkserverState<D>, timer: &GfsTimer, o: &mut Out<GfsActor<D>>) {
         match timer {
             GfsTimer::LeaseEnd(handle) => {
                 s.leases.remove(handle);
@@ -937,28 +1516,36 @@ impl ChunkserverCfg {
                     return;
                 };
                 let p = s.pending.remove(i);
+                let (handle, rec, offset) = (p.handle, p.rec, p.offset);
                 let msg = if self.bug == Some(GfsBug::AckOnPartial) {
                     GfsMsg::AppendOk {
-                        handle: p.handle,
-                        offset: p.offset,
+                        handle,
+                        rec,
+                        offset,
                     }
                 } else {
-                    GfsMsg::AppendFailed { handle: p.handle }
+                    GfsMsg::AppendFailed { handle, rec }
                 };
                 o.send(p.client, msg);
+            }
+            GfsTimer::HeartBeat => {
+                if let Some(beat) = self.heartbeat {
+                    o.set_timer(GfsTimer::HeartBeat, beat..beat);
+                }
+                o.send(self.master, GfsMsg::Report { chunks: s.report() });
             }
             _ => {}
         }
     }
 }
 
-/// A client's configuration: one record append, then a look at where its chunk lives.
+/// A client's configuration. In the model it appends one record, `rec`, `len` slots long, to
+/// file 0; over TCP it is driven: it runs the operations its driver invokes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientCfg {
     pub master: Id,
-    /// The record this client appends (`A` is 0) and its length in slots.
-    pub rec: u8,
-    pub len: u8,
+    /// The model's record (`A` is 0) and its length in slots; `None` for a driven client.
+    pub append: Option<(RecId, u64)>,
     /// Retries after a failed attempt (§3.3: "the client retries the operation").
     pub retries: u8,
     pub timeout: Duration,
@@ -967,6 +1554,11 @@ pub struct ClientCfg {
 /// Where a client is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Phase {
+    /// A driven client with nothing to do.
+    Idle,
+    /// Waiting for the master's answer to a namespace operation (opening the file before an
+    /// append is one).
+    Asking(NsOp),
     /// Asking the master for the lease on the chunk.
     Lookup,
     /// Waiting for the primary.
@@ -979,125 +1571,259 @@ pub enum Phase {
     Failed,
 }
 
+/// The operation a driven client runs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Request {
+    pub seq: RequestId,
+    pub driver: Id,
+    /// For an append: the record and its length.
+    pub append: Option<(RecId, u64)>,
+}
+
 /// A client's state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ClientState {
     pub phase: Phase,
-    /// The chunk it appends to: the file's last, as far as it knows.
+    /// The file it appends to, and the chunk: the file's last, as far as it knows.
+    pub file: FileId,
     pub chunk: u32,
     /// Failed attempts so far.
     pub failures: u8,
     /// Where its record was appended: `(chunk, offset)`.
     pub appended: Option<(u32, Offset)>,
+    /// A driven client's operation.
+    pub request: Option<Request>,
 }
 
 impl ClientCfg {
-    fn start(&self, o: &mut Out<GfsActor>) -> ClientState {
-        o.send(
-            self.master,
-            GfsMsg::FindLease {
-                chunk: 0,
-                refused: None,
-            },
-        );
-        ClientState {
-            phase: Phase::Lookup,
+    fn start<D: ChunkData>(&self, o: &mut Out<GfsActor<D>>) -> ClientState {
+        let mut s = ClientState {
+            phase: Phase::Idle,
+            file: 0,
             chunk: 0,
             failures: 0,
             appended: None,
+            request: None,
+        };
+        if self.append.is_some() {
+            self.lookup(&mut s, None, o);
+        }
+        s
+    }
+
+    /// The record being appended and its length.
+    fn record(&self, s: &ClientState) -> Option<(RecId, u64)> {
+        match &s.request {
+            Some(r) => r.append,
+            None => self.append,
+        }
+    }
+
+    fn lookup<D: ChunkData>(
+        &self,
+        s: &mut ClientState,
+        refused: Option<Id>,
+        o: &mut Out<GfsActor<D>>,
+    ) {
+        s.phase = Phase::Lookup;
+        o.send(
+            self.master,
+            GfsMsg::FindLease {
+                file: s.file,
+                chunk: s.chunk,
+                refused,
+            },
+        );
+        if s.request.is_some() {
+            o.set_timer(GfsTimer::NoAnswer, self.timeout..self.timeout);
+        }
+    }
+
+    /// The operation has ended: a driven client tells its driver.
+    fn finish<D: ChunkData>(&self, s: &mut ClientState, ret: GfsRet, o: &mut Out<GfsActor<D>>) {
+        s.phase = match ret {
+            GfsRet::Appended { .. } => Phase::Done,
+            GfsRet::Failed { .. } if self.append.is_some() => Phase::Failed,
+            _ => Phase::Idle,
+        };
+        o.cancel_timer(GfsTimer::NoAnswer);
+        if let Some(r) = s.request.take() {
+            o.send(r.driver, GfsMsg::Return { seq: r.seq, ret });
+            s.phase = Phase::Idle;
         }
     }
 
     /// A failed attempt: retry, telling the master which primary failed, or give up.
-    fn failed(&self, s: &mut ClientState, refused: Option<Id>, o: &mut Out<GfsActor>) {
+    fn failed<D: ChunkData>(
+        &self,
+        s: &mut ClientState,
+        refused: Option<Id>,
+        o: &mut Out<GfsActor<D>>,
+    ) {
         o.cancel_timer(GfsTimer::NoAnswer);
         s.failures += 1;
         if s.failures > self.retries {
-            s.phase = Phase::Failed;
+            let why = format!("append failed {} times", s.failures);
+            self.finish(s, GfsRet::Failed { why }, o);
             return;
         }
         s.phase = Phase::Backoff { refused };
         o.set_timer(GfsTimer::Backoff, self.timeout..self.timeout);
     }
 
-    fn on_msg(&self, s: &mut ClientState, src: Id, msg: GfsMsg, o: &mut Out<GfsActor>) {
+    fn invoke<D: ChunkData>(
+        &self,
+        s: &mut ClientState,
+        driver: Id,
+        seq: RequestId,
+        op: GfsOp,
+        o: &mut Out<GfsActor<D>>,
+    ) {
+        // A new operation abandons the old one (`models::client`).
+        o.cancel_timer(GfsTimer::Backoff);
+        s.failures = 0;
+        s.appended = None;
+        let (ns, append) = match op {
+            GfsOp::Append { path, rec, data } => {
+                (NsOp::Open(path), Some((rec, data.0.len() as u64)))
+            }
+            GfsOp::Master(op) => (op, None),
+        };
+        s.request = Some(Request {
+            seq,
+            driver,
+            append,
+        });
+        s.phase = Phase::Asking(ns.clone());
+        o.send(self.master, GfsMsg::Namespace { seq, op: ns });
+        o.set_timer(GfsTimer::NoAnswer, self.timeout..self.timeout);
+    }
+
+    fn on_msg<D: ChunkData>(
+        &self,
+        s: &mut ClientState,
+        src: Id,
+        msg: GfsMsg,
+        o: &mut Out<GfsActor<D>>,
+    ) {
         let current = match s.phase {
             Phase::Appending { handle, primary } => Some((handle, primary)),
             _ => None,
         };
-        let from_primary = |h: Handle| current == Some((h, src));
+        let rec = self.record(s).map(|(r, _)| r);
+        let from_primary = |h: Handle, r: RecId| current == Some((h, src)) && rec == Some(r);
         match msg {
+            GfsMsg::Invoke { seq, op } => self.invoke(s, src, seq, op, o),
+            GfsMsg::NamespaceReply { seq, ret }
+                if s.request.as_ref().is_some_and(|r| r.seq == seq)
+                    && matches!(s.phase, Phase::Asking(_)) =>
+            {
+                match (ret, self.record(s)) {
+                    // Opened for an append: to the file's last chunk.
+                    (GfsRet::Chunks { file, chunks }, Some(_)) => {
+                        o.cancel_timer(GfsTimer::NoAnswer);
+                        s.file = file;
+                        s.chunk = chunks.len().saturating_sub(1) as u32;
+                        self.lookup(s, None, o);
+                    }
+                    (ret, _) => self.finish(s, ret, o),
+                }
+            }
             GfsMsg::LeaseIs {
+                file,
                 chunk,
                 handle,
                 primary,
                 ..
-            } if s.phase == Phase::Lookup && chunk == s.chunk => {
+            } if s.phase == Phase::Lookup && (file, chunk) == (s.file, s.chunk) => {
+                let Some((rec, len)) = self.record(s) else {
+                    return;
+                };
                 s.phase = Phase::Appending { handle, primary };
-                o.send(
-                    primary,
-                    GfsMsg::RecordAppend {
-                        handle,
-                        rec: self.rec,
-                        len: self.len,
-                    },
-                );
+                o.send(primary, GfsMsg::RecordAppend { handle, rec, len });
                 o.set_timer(GfsTimer::NoAnswer, self.timeout..self.timeout);
             }
-            GfsMsg::FileFull { chunk } if s.phase == Phase::Lookup && chunk == s.chunk => {
-                s.phase = Phase::Failed;
+            GfsMsg::FileFull { file, chunk }
+                if s.phase == Phase::Lookup && (file, chunk) == (s.file, s.chunk) =>
+            {
+                self.finish(
+                    s,
+                    GfsRet::Failed {
+                        why: format!("the file may not grow to chunk {chunk}"),
+                    },
+                    o,
+                );
             }
-            GfsMsg::AppendOk { handle, offset } if from_primary(handle) => {
-                o.cancel_timer(GfsTimer::NoAnswer);
+            GfsMsg::NoSuchFile { file }
+                if s.file == file
+                    && matches!(
+                        s.phase,
+                        Phase::Lookup | Phase::Appending { .. } | Phase::Backoff { .. }
+                    ) =>
+            {
+                self.finish(
+                    s,
+                    GfsRet::Failed {
+                        why: "the file was removed".into(),
+                    },
+                    o,
+                );
+            }
+            GfsMsg::AppendOk {
+                handle,
+                rec,
+                offset,
+            } if from_primary(handle, rec) => {
                 s.appended = Some((s.chunk, offset));
-                s.phase = Phase::Done;
+                let chunk = s.chunk;
+                self.finish(s, GfsRet::Appended { chunk, offset }, o);
             }
-            GfsMsg::RetryNextChunk { handle } if from_primary(handle) => {
+            GfsMsg::RetryNextChunk { handle, rec } if from_primary(handle, rec) => {
                 o.cancel_timer(GfsTimer::NoAnswer);
                 s.chunk += 1;
-                s.phase = Phase::Lookup;
-                o.send(
-                    self.master,
-                    GfsMsg::FindLease {
-                        chunk: s.chunk,
-                        refused: None,
-                    },
-                );
+                self.lookup(s, None, o);
             }
-            GfsMsg::AppendFailed { handle } if from_primary(handle) => self.failed(s, None, o),
+            GfsMsg::AppendFailed { handle, rec } if from_primary(handle, rec) => {
+                self.failed(s, None, o)
+            }
             // A lease the client was told of has gone: not a failed append (nothing was
             // written), so ask again, telling the master whose lease it found gone.
-            GfsMsg::NotPrimary { handle } if from_primary(handle) => {
+            GfsMsg::NotPrimary { handle, rec } if from_primary(handle, rec) => {
                 o.cancel_timer(GfsTimer::NoAnswer);
-                s.phase = Phase::Lookup;
-                o.send(
-                    self.master,
-                    GfsMsg::FindLease {
-                        chunk: s.chunk,
-                        refused: Some(src),
-                    },
-                );
+                self.lookup(s, Some(src), o);
             }
             _ => {}
         }
     }
 
-    fn on_timeout(&self, s: &mut ClientState, timer: &GfsTimer, o: &mut Out<GfsActor>) {
+    fn on_timeout<D: ChunkData>(
+        &self,
+        s: &mut ClientState,
+        timer: &GfsTimer,
+        o: &mut Out<GfsActor<D>>,
+    ) {
         match (timer, &s.phase) {
             (GfsTimer::NoAnswer, Phase::Appending { primary, .. }) => {
                 let primary = *primary;
                 self.failed(s, Some(primary), o);
             }
+            // Over TCP: the master did not answer; ask again.
+            (GfsTimer::NoAnswer, Phase::Asking(op)) => {
+                if let Some(r) = &s.request {
+                    o.send(
+                        self.master,
+                        GfsMsg::Namespace {
+                            seq: r.seq,
+                            op: op.clone(),
+                        },
+                    );
+                    o.set_timer(GfsTimer::NoAnswer, self.timeout..self.timeout);
+                }
+            }
+            (GfsTimer::NoAnswer, Phase::Lookup) => self.lookup(s, None, o),
             (GfsTimer::Backoff, Phase::Backoff { refused }) => {
                 let refused = *refused;
-                s.phase = Phase::Lookup;
-                o.send(
-                    self.master,
-                    GfsMsg::FindLease {
-                        chunk: s.chunk,
-                        refused,
-                    },
-                );
+                self.lookup(s, refused, o);
             }
             _ => {}
         }
@@ -1106,38 +1832,46 @@ impl ClientCfg {
 
 /// An actor of the model: the master, a chunkserver or a client.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum GfsActor {
+pub enum GfsActor<D: ChunkData = Slots> {
     Master(MasterCfg),
-    Chunkserver(ChunkserverCfg),
+    Chunkserver(ChunkserverCfg<D>),
     Client(ClientCfg),
 }
 
 /// An actor's state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum GfsState {
+#[serde(bound = "")]
+pub enum GfsState<D: ChunkData = Slots> {
     Master(MasterState),
-    Chunkserver(ChunkserverState),
+    Chunkserver(ChunkserverState<D>),
     Client(ClientState),
 }
 
-impl Actor for GfsActor {
+impl<D: ChunkData> Actor for GfsActor<D> {
     type Msg = GfsMsg;
     type Timer = GfsTimer;
-    type State = GfsState;
-    /// A chunkserver's replicas; the master's state is not saved in the model (it does not
-    /// crash there; over TCP its operation log keeps it).
-    type Storage = Disk;
+    type State = GfsState<D>;
+    /// A chunkserver's replicas, or (over TCP) the master's metadata; in the model the master
+    /// does not crash and saves nothing.
+    type Storage = GfsDisk<D>;
     type Random = ();
 
-    fn on_start(&self, _id: Id, storage: &Option<Self::Storage>, o: &mut Out<Self>) -> GfsState {
+    fn on_start(&self, _id: Id, storage: &Option<Self::Storage>, o: &mut Out<Self>) -> GfsState<D> {
         match self {
-            GfsActor::Master(cfg) => GfsState::Master(cfg.start(o)),
+            GfsActor::Master(cfg) => GfsState::Master(cfg.start(storage, o)),
             GfsActor::Chunkserver(cfg) => GfsState::Chunkserver(cfg.start(storage, o)),
             GfsActor::Client(cfg) => GfsState::Client(cfg.start(o)),
         }
     }
 
-    fn on_msg(&self, _id: Id, state: &mut Cow<GfsState>, src: Id, msg: GfsMsg, o: &mut Out<Self>) {
+    fn on_msg(
+        &self,
+        _id: Id,
+        state: &mut Cow<GfsState<D>>,
+        src: Id,
+        msg: GfsMsg,
+        o: &mut Out<Self>,
+    ) {
         let mut next = (**state).clone();
         match (self, &mut next) {
             (GfsActor::Master(cfg), GfsState::Master(s)) => cfg.on_msg(s, src, msg, o),
@@ -1150,7 +1884,13 @@ impl Actor for GfsActor {
         }
     }
 
-    fn on_timeout(&self, _id: Id, state: &mut Cow<GfsState>, timer: &GfsTimer, o: &mut Out<Self>) {
+    fn on_timeout(
+        &self,
+        _id: Id,
+        state: &mut Cow<GfsState<D>>,
+        timer: &GfsTimer,
+        o: &mut Out<Self>,
+    ) {
         let mut next = (**state).clone();
         match (self, &mut next) {
             (GfsActor::Master(cfg), GfsState::Master(s)) => cfg.on_timeout(s, timer, o),

@@ -72,8 +72,12 @@ impl GfsCfg {
         let chunkservers: Vec<Id> = (1..=CHUNKSERVERS).map(Id::from).collect();
         let mut actors = vec![GfsActor::Master(MasterCfg {
             chunkservers: chunkservers.clone(),
+            files: vec!["log".into()],
             max_chunks: self.chunks,
+            replication: CHUNKSERVERS,
             lease: LEASE,
+            tick: None,
+            persist: false,
             bug: self.bug,
         })];
         for _ in &chunkservers {
@@ -82,14 +86,15 @@ impl GfsCfg {
                 chunk_size: CHUNK_SLOTS,
                 lease: LEASE,
                 mutate_timeout: LEASE / 6,
+                heartbeat: None,
                 bug: self.bug,
+                data: std::marker::PhantomData,
             }));
         }
         for (i, len) in RECORD_LEN.iter().enumerate().take(self.clients) {
             actors.push(GfsActor::Client(ClientCfg {
                 master,
-                rec: i as u8,
-                len: *len,
+                append: Some((i as u64, u64::from(*len))),
                 retries: self.retries,
                 timeout: LEASE / 3,
             }));
@@ -175,6 +180,8 @@ impl Harnessed for Gfs {
                 GfsTimer::NoAnswer => append_lost(s, *id),
                 // The master notices a chunkserver is down only when it is.
                 GfsTimer::Silent(cs) => s.crashed[usize::from(*cs)],
+                // Only set over TCP.
+                GfsTimer::Tick | GfsTimer::Recovered | GfsTimer::HeartBeat => false,
                 // A client backs off longer than the master takes to notice a chunkserver
                 // down (HeartBeat timeouts are shorter than retry backoffs).
                 GfsTimer::Backoff => (0..s.crashed.len())
@@ -229,7 +236,7 @@ impl Harnessed for Gfs {
             ),
             Property::sometimes(
                 "a second lease is granted on a chunk, at a new version (§3.1, §4.5)",
-                |_, s: &GfsModelState| master(s).chunks.iter().any(|c| c.granted >= 2),
+                |_, s: &GfsModelState| master(s).chunks.values().any(|c| c.granted >= 2),
             ),
             Property::sometimes(
                 "an append fails on a replica, is retried and succeeds (§3.3)",
@@ -401,7 +408,7 @@ fn append_lost(s: &GfsModelState, id: Id) -> bool {
 
 /// Each chunk has at most one chunkserver that holds a lease on it.
 fn one_primary(s: &GfsModelState) -> bool {
-    master(s).chunks.iter().all(|meta| {
+    master(s).chunks.values().all(|meta| {
         live_chunkservers(s)
             .filter(|(_, c)| c.leases.contains_key(&meta.handle))
             .count()
@@ -411,12 +418,12 @@ fn one_primary(s: &GfsModelState) -> bool {
 
 /// What each client has appended: `(client index, handle, offset)`.
 fn acknowledged(s: &GfsModelState) -> Vec<(usize, Handle, u64)> {
-    let chunks = &master(s).chunks;
+    let m = master(s);
     clients(s)
         .enumerate()
         .filter_map(|(i, c)| {
             let (chunk, offset) = c.appended?;
-            Some((i, chunks.get(chunk as usize)?.handle, offset))
+            Some((i, m.handle(c.file, chunk)?, offset))
         })
         .collect()
 }
@@ -437,7 +444,7 @@ fn holds(data: &[Slot], i: usize, offset: u64, whole: bool) -> bool {
 pub fn acked_on_up_to_date(s: &GfsModelState) -> Option<(usize, usize)> {
     let m = master(s);
     for (i, h, offset) in acknowledged(s) {
-        let meta = m.chunks.iter().find(|c| c.handle == h)?;
+        let meta = m.chunks.get(&h)?;
         for (j, c) in chunkservers(s).enumerate() {
             if let Some(r) = c.replicas.get(&h) {
                 if r.version == meta.version && !holds(&r.data, i, offset, false) {
@@ -521,7 +528,7 @@ pub fn view(m: &GfsModel, s: &GfsModelState) -> String {
     let name = |id: &Id| names[usize::from(*id)].clone();
     let mut lines = Vec::new();
     let ms = master(s);
-    for (i, c) in ms.chunks.iter().enumerate() {
+    for (i, c) in ms.chunks.values().enumerate() {
         let locs: Vec<String> = c.locations.iter().map(name).collect();
         lines.push(format!(
             "master: chunk {i} handle {} v{} round {} on [{}]{}",
@@ -535,8 +542,8 @@ pub fn view(m: &GfsModel, s: &GfsModelState) -> String {
     }
     if let Some(g) = &ms.granting {
         lines.push(format!(
-            "master: granting chunk {} v{}, recorded by {:?}, waiting for {:?}",
-            g.chunk, g.version, g.acked, g.waiting
+            "master: granting handle {} v{}, recorded by {:?}, waiting for {:?}",
+            g.handle, g.version, g.acked, g.waiting
         ));
     }
     for (i, a) in s.actor_states.iter().enumerate() {
@@ -586,7 +593,7 @@ pub fn explain(m: &GfsModel, s: &GfsModelState, property: &str) -> Option<String
     let rec = |i: usize| (b'A' + i as u8) as char;
     if property.starts_with("at most one primary") {
         let ms = master(s);
-        for meta in &ms.chunks {
+        for meta in ms.chunks.values() {
             let holders: Vec<String> = live_chunkservers(s)
                 .filter(|(_, c)| c.leases.contains_key(&meta.handle))
                 .map(|(j, _)| names[j].clone())

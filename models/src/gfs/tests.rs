@@ -56,21 +56,28 @@ fn chunkserver() -> GfsActor {
         chunk_size: 3,
         lease: LEASE,
         mutate_timeout: LEASE / 6,
+        heartbeat: None,
         bug: None,
+        data: std::marker::PhantomData,
     })
 }
 
 fn master() -> GfsActor {
     GfsActor::Master(MasterCfg {
         chunkservers: vec![id(1), id(2), id(3)],
+        files: vec!["log".into()],
         max_chunks: 2,
+        replication: 3,
         lease: LEASE,
+        tick: None,
+        persist: false,
         bug: None,
     })
 }
 
 fn start(actor: &GfsActor, storage: Option<super::actor::Disk>) -> (GfsState, Vec<(Id, GfsMsg)>) {
     let mut o = Out::new();
+    let storage = storage.map(super::actor::GfsDisk::Chunkserver);
     let s = actor.on_start(id(9), &storage, &mut o);
     (s, sent(o))
 }
@@ -130,7 +137,7 @@ fn a_primary_appends_pads_and_fails() {
         handle: 1,
         version: 1,
         offset: 0,
-        write: Write::Record { rec: 0, parts: 2 },
+        write: Write::Record { rec: 0, len: 2 },
     };
     assert_eq!(
         deliver(&cs, &mut primary, id(4), append(0, 2)),
@@ -156,7 +163,7 @@ fn a_primary_appends_pads_and_fails() {
     };
     assert_eq!(
         deliver(&cs, &mut primary, id(2), failed),
-        vec![(id(4), GfsMsg::AppendFailed { handle: 1 })]
+        vec![(id(4), GfsMsg::AppendFailed { handle: 1, rec: 0 })]
     );
 
     // The retry lands after the failed region; then a two-slot record no longer fits.
@@ -180,7 +187,7 @@ fn a_primary_appends_pads_and_fails() {
     // The chunk is full (the failed A, then B): A goes to the next chunk, nothing to pad.
     assert_eq!(
         deliver(&cs, &mut primary, id(4), append(0, 2)),
-        vec![(id(4), GfsMsg::RetryNextChunk { handle: 1 })]
+        vec![(id(4), GfsMsg::RetryNextChunk { handle: 1, rec: 0 })]
     );
 }
 
@@ -220,7 +227,7 @@ fn a_record_that_does_not_fit_pads_the_chunk() {
                     write: Write::Pad { len: 1 },
                 }
             ),
-            (id(4), GfsMsg::RetryNextChunk { handle: 1 }),
+            (id(4), GfsMsg::RetryNextChunk { handle: 1, rec: 0 }),
         ]
     );
     let GfsState::Chunkserver(c) = &primary else {
@@ -259,6 +266,7 @@ fn the_master_collects_a_stale_replica() {
     let m = master();
     let (mut s, _) = start(&m, None);
     let find = GfsMsg::FindLease {
+        file: 0,
         chunk: 0,
         refused: None,
     };
@@ -280,6 +288,7 @@ fn the_master_collects_a_stale_replica() {
     fire(&m, &mut s, GfsTimer::LeaseRunOut(1));
     fire(&m, &mut s, GfsTimer::Silent(id(3)));
     let find = GfsMsg::FindLease {
+        file: 0,
         chunk: 0,
         refused: None,
     };
@@ -318,7 +327,7 @@ fn the_master_collects_a_stale_replica() {
     let GfsState::Master(ms) = &s else {
         unreachable!()
     };
-    assert_eq!(ms.chunks[0].locations, vec![id(1), id(2)]);
+    assert_eq!(ms.chunks[&1].locations, vec![id(1), id(2)]);
     assert!(ms.down.is_empty());
     // A deletion meant for version 1 spares a replica that has recorded version 2 since.
     let cs = chunkserver();
@@ -367,6 +376,7 @@ fn a_replica_down_during_a_round_gets_a_newer_version_round() {
         &mut s,
         id(4),
         GfsMsg::FindLease {
+            file: 0,
             chunk: 0,
             refused: None,
         },
