@@ -145,6 +145,7 @@ fn tuning() -> Tuning {
         // The master's probe interval.
         heartbeat: Duration::from_millis(100),
         snapshot_every: 0,
+        ..Tuning::default()
     }
 }
 

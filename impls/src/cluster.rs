@@ -77,19 +77,28 @@ impl Cluster {
         }
         fs::create_dir_all(&spec.dir)?;
         let mut config = ClusterConfig::default();
+        let data_ports = crate::service::find(&spec.protocol).is_ok_and(|p| p.data_ports());
+        let wanted = if data_ports {
+            2 * spec.nodes
+        } else {
+            spec.nodes
+        };
         let ports = match spec.base_port {
-            Some(p) => (0..spec.nodes)
+            Some(p) => (0..wanted)
                 .map(|i| {
                     u16::try_from(usize::from(p) + i)
                         .map_err(|_| std::io::Error::other("port out of range"))
                 })
                 .collect::<std::io::Result<Vec<u16>>>()?,
-            None => free_ports(spec.nodes)?,
+            None => free_ports(wanted)?,
         };
         for (i, port) in ports.into_iter().enumerate() {
-            config
-                .nodes
-                .insert(Id::from(i), SocketAddr::from(([127, 0, 0, 1], port)));
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            if i < spec.nodes {
+                config.nodes.insert(Id::from(i), addr);
+            } else {
+                config.data.insert(Id::from(i - spec.nodes), addr);
+            }
         }
         let config_path = spec.dir.join("cluster.toml");
         fs::write(&config_path, config.to_toml())?;
@@ -287,6 +296,8 @@ fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand
             .arg(t.heartbeat.as_millis().to_string())
             .arg("--snapshot-every")
             .arg(t.snapshot_every.to_string())
+            .arg("--chunk-bytes")
+            .arg(t.chunk_bytes.to_string())
             .arg("--admin")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -25,28 +25,44 @@ pub enum ConfigError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterConfig {
     pub nodes: BTreeMap<Id, SocketAddr>,
+    /// Data ports, for protocols that move bulk data outside their messages (GFS, §3.2):
+    /// the optional `[data]` table, id = "host:port".
+    pub data: BTreeMap<Id, SocketAddr>,
 }
 
 #[derive(serde::Deserialize)]
 struct File {
     nodes: BTreeMap<String, String>,
+    #[serde(default)]
+    data: BTreeMap<String, String>,
 }
 
 impl ClusterConfig {
     pub fn parse(name: &str, text: &str) -> Result<Self, ConfigError> {
         let err = |m: String| ConfigError::Parse(name.to_string(), m);
         let file: File = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        let mut nodes = BTreeMap::new();
-        for (id, addr) in file.nodes {
-            let id: u64 = id
-                .parse()
-                .map_err(|_| err(format!("node id '{id}' is not a number")))?;
-            let addr: SocketAddr = addr
-                .parse()
-                .map_err(|_| err(format!("node {id}: '{addr}' is not a socket address")))?;
-            nodes.insert(Id::from(id as usize), addr);
+        let table = |t: BTreeMap<String, String>| {
+            let mut out = BTreeMap::new();
+            for (id, addr) in t {
+                let id: u64 = id
+                    .parse()
+                    .map_err(|_| err(format!("node id '{id}' is not a number")))?;
+                let addr: SocketAddr = addr
+                    .parse()
+                    .map_err(|_| err(format!("node {id}: '{addr}' is not a socket address")))?;
+                out.insert(Id::from(id as usize), addr);
+            }
+            Ok::<_, ConfigError>(out)
+        };
+        let nodes = table(file.nodes)?;
+        let data = table(file.data)?;
+        if let Some(id) = data.keys().find(|id| !nodes.contains_key(id)) {
+            return Err(err(format!(
+                "data port of node {} which is not in [nodes]",
+                usize::from(*id)
+            )));
         }
-        Ok(ClusterConfig { nodes })
+        Ok(ClusterConfig { nodes, data })
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -60,6 +76,12 @@ impl ClusterConfig {
         let mut out = String::from("[nodes]\n");
         for (id, addr) in &self.nodes {
             out.push_str(&format!("{} = \"{addr}\"\n", usize::from(*id)));
+        }
+        if !self.data.is_empty() {
+            out.push_str("\n[data]\n");
+            for (id, addr) in &self.data {
+                out.push_str(&format!("{} = \"{addr}\"\n", usize::from(*id)));
+            }
         }
         out
     }
@@ -83,5 +105,15 @@ mod tests {
         assert!(e.to_string().contains("not a number"), "{e}");
         let e = ClusterConfig::parse("c.toml", "[nodes]\n1 = \"nowhere\"\n").unwrap_err();
         assert!(e.to_string().contains("not a socket address"), "{e}");
+        let d = ClusterConfig::parse(
+            "c.toml",
+            "[nodes]\n0 = \"127.0.0.1:7000\"\n[data]\n0 = \"127.0.0.1:8000\"\n",
+        )
+        .unwrap();
+        assert_eq!(d.data[&Id::from(0)].port(), 8000);
+        assert_eq!(ClusterConfig::parse("x", &d.to_toml()).unwrap(), d);
+        let e =
+            ClusterConfig::parse("c.toml", "[nodes]\n[data]\n3 = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(e.to_string().contains("not in [nodes]"), "{e}");
     }
 }

@@ -62,6 +62,7 @@ impl Service for CopsService {
             timeout: Duration::from_millis(300)..Duration::from_millis(600),
             heartbeat: Duration::from_millis(100),
             snapshot_every: 0,
+            ..Tuning::default()
         }
     }
 

@@ -25,6 +25,8 @@
 //! - [`twopc`]: two-phase locking and two-phase commit (its entry in the registry): shards,
 //!   coordinating clients, and the strict-serializability check of a live history.
 //! - [`mapreduce`]: the MapReduce runtime: the model's coordinator over TCP, real workers, apps.
+//! - [`gfs`]: GFS (its entry in the registry): the model's master and chunkservers over TCP,
+//!   chunk files with checksums, data ports, the client library and `gfs fsck`.
 
 pub mod chain;
 pub mod client;
@@ -32,6 +34,7 @@ pub mod cluster;
 pub mod config;
 pub mod cops;
 pub mod frame;
+pub mod gfs;
 pub mod jepsen;
 pub mod kv;
 pub mod mapreduce;

@@ -36,6 +36,8 @@ pub struct Tuning {
     pub heartbeat: Duration,
     /// Snapshot after this many applied entries; 0 never (Raft §7).
     pub snapshot_every: u64,
+    /// GFS's chunk size in bytes (§2.5: 64 MB).
+    pub chunk_bytes: u64,
 }
 
 impl Default for Tuning {
@@ -44,6 +46,7 @@ impl Default for Tuning {
             timeout: Duration::from_millis(300)..Duration::from_millis(600),
             heartbeat: Duration::from_millis(50),
             snapshot_every: 1000,
+            chunk_bytes: 64 << 20,
         }
     }
 }
@@ -113,6 +116,10 @@ pub trait Service: 'static {
     /// Whether a server accepts connections from ids not in the cluster file (a MapReduce
     /// coordinator hears from workers it has never heard of).
     const ACCEPT_UNKNOWN: bool = false;
+
+    /// Whether each server also has a data port (the cluster file's `[data]` table): GFS's
+    /// chunkservers take pushed data and serve reads there (§3.2).
+    const DATA_PORTS: bool = false;
 
     /// The actor of node `id` of `cluster`, with `bug` (one of [`Service::bugs`]) seeded;
     /// `data_dir` is its data directory (where a service may keep its job description).
@@ -239,6 +246,8 @@ pub trait Protocol: Sync {
     fn tuning(&self) -> Tuning;
     fn jepsen_tuning(&self) -> Tuning;
     fn tuning_help(&self) -> &'static str;
+    /// Whether its servers have data ports ([`Service::DATA_PORTS`]).
+    fn data_ports(&self) -> bool;
     /// The operations `client` takes; `None` for a protocol without clients.
     fn ops_help(&self) -> Option<&'static str>;
     /// Runs node `args.id` until it is killed (`node NAME`).
@@ -289,6 +298,9 @@ macro_rules! service_basics {
         }
         fn tuning_help(&self) -> &'static str {
             S::TUNING_HELP
+        }
+        fn data_ports(&self) -> bool {
+            S::DATA_PORTS
         }
         fn run_node(&self, args: &NodeArgs) -> anyhow::Result<()> {
             serve::<S>(args)
@@ -364,6 +376,45 @@ where
     }
 }
 
+/// The [`Protocol`] of a service with clients but no Jepsen test (GFS: its histories are
+/// checked by reading the file back, `gfs fsck` and the append test).
+pub struct WithClients<S>(std::marker::PhantomData<fn() -> S>);
+
+impl<S> WithClients<S> {
+    pub const NEW: Self = WithClients(std::marker::PhantomData);
+}
+
+impl<S> Protocol for WithClients<S>
+where
+    S: Client,
+    <S::Actor as Actor>::Timer: Hash + Eq,
+{
+    service_basics!();
+
+    fn ops_help(&self) -> Option<&'static str> {
+        Some(S::OPS_HELP)
+    }
+
+    fn call(
+        &self,
+        cluster: &ClusterConfig,
+        words: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<Result<String, crate::client::Indefinite>> {
+        let op = S::parse_op(words).map_err(anyhow::Error::msg)?;
+        let mut client = crate::client::Driven::<S>::start(cluster, &S::tuning(), None)?;
+        Ok(client.call(op, timeout).map(|ret| S::show(&ret)))
+    }
+
+    fn jepsen(&self, _: &JepsenOpts) -> anyhow::Result<JepsenReport> {
+        anyhow::bail!("{} has no Jepsen test", S::NAME)
+    }
+
+    fn nemeses(&self) -> &'static [Nemesis] {
+        &[]
+    }
+}
+
 /// The registered protocols, in the order `--help` lists them.
 pub static SERVICES: &[&dyn Protocol] = &[
     &Full::<crate::raft::RaftService>::NEW,
@@ -372,6 +423,7 @@ pub static SERVICES: &[&dyn Protocol] = &[
     &Full::<crate::chain::CraqService>::NEW,
     &Full::<crate::cops::CopsService>::NEW,
     &ServerOnly::<crate::mapreduce::CoordinatorService>::NEW,
+    &WithClients::<crate::gfs::GfsService>::NEW,
 ];
 
 /// How `node NAME` runs a server.

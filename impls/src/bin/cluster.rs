@@ -90,6 +90,9 @@ struct RunOpts {
     /// Snapshot after this many applied entries (Raft).
     #[arg(long)]
     snapshot_every: Option<u64>,
+    /// GFS's chunk size in bytes (§2.5; 64 MB by default).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(4096..=(1 << 32)))]
+    chunk_bytes: Option<u64>,
     /// Run every node with one of the model's seeded bugs.
     #[arg(long)]
     bug: Option<String>,
@@ -137,6 +140,9 @@ fn launch(args: RunArgs) -> Result<()> {
     }
     if let Some(n) = o.snapshot_every {
         tuning.snapshot_every = n;
+    }
+    if let Some(n) = o.chunk_bytes {
+        tuning.chunk_bytes = n;
     }
     let bug = service::parse_bug_flag(p, o.bug.as_deref())?;
     let (tx, rx) = mpsc::channel();

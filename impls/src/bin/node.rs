@@ -44,6 +44,9 @@ struct Cli {
     /// Snapshot after this many applied entries; 0 never (Raft §7).
     #[arg(long)]
     snapshot_every: Option<u64>,
+    /// GFS's chunk size in bytes (§2.5; 64 MB by default).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(4096..=(1 << 32)))]
+    chunk_bytes: Option<u64>,
     /// Run with one of the model's seeded bugs (for tests that must catch it).
     #[arg(long)]
     bug: Option<String>,
@@ -85,6 +88,9 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(n) = cli.snapshot_every {
         tuning.snapshot_every = n;
+    }
+    if let Some(n) = cli.chunk_bytes {
+        tuning.chunk_bytes = n;
     }
     let bug = service::parse_bug_flag(p, cli.bug.as_deref())?;
     p.run_node(&NodeArgs {

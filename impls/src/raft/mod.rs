@@ -76,6 +76,7 @@ impl Service for RaftService {
             timeout: Duration::from_millis(150)..Duration::from_millis(300),
             heartbeat: Duration::from_millis(30),
             snapshot_every: 200,
+            ..Tuning::default()
         }
     }
 

@@ -81,11 +81,7 @@ pub mod model;
 #[cfg(test)]
 mod tests;
 
-pub use actor::{
-    apply, place, ChunkMeta, ChunkserverCfg, ChunkserverState, ClientCfg, ClientState, GfsActor,
-    GfsBug, GfsMsg, GfsState, GfsTimer, Handle, MasterCfg, MasterState, Offset, Phase, Placement,
-    Replica, Slot, Version, Write,
-};
+pub use actor::*;
 pub use model::{GfsCfg, GfsModel};
 
 use crate::catalog::{Bug, Param, Params, Spec};
