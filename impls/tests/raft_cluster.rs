@@ -37,6 +37,7 @@ fn tuning(snapshot_every: u64) -> Tuning {
         timeout: Duration::from_millis(150)..Duration::from_millis(300),
         heartbeat: Duration::from_millis(30),
         snapshot_every,
+        ..Tuning::default()
     }
 }
 

@@ -235,6 +235,8 @@ impl ChunkDir {
     /// Records chunk `h`'s version (§4.5), durably.
     pub fn set_version(&self, h: Handle, v: Version) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
+        // A chunk with a version and no data yet is an empty chunk, and reads as one.
+        self.crcs.lock().expect("crc lock").entry(h).or_default();
         crate::storage::write_atomic(&self.version_path(h), v.to_string().as_bytes())
     }
 
@@ -455,15 +457,16 @@ impl DataClient {
         &mut self,
         addr: SocketAddr,
     ) -> io::Result<&mut (BufReader<TcpStream>, BufWriter<TcpStream>)> {
-        if !self.conns.contains_key(&addr) {
-            let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-            s.set_nodelay(true)?;
-            s.set_read_timeout(Some(Duration::from_secs(10)))?;
-            s.set_write_timeout(Some(Duration::from_secs(10)))?;
-            self.conns
-                .insert(addr, (BufReader::new(s.try_clone()?), BufWriter::new(s)));
+        match self.conns.entry(addr) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+                s.set_nodelay(true)?;
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                s.set_write_timeout(Some(Duration::from_secs(10)))?;
+                Ok(e.insert((BufReader::new(s.try_clone()?), BufWriter::new(s))))
+            }
         }
-        Ok(self.conns.get_mut(&addr).expect("just inserted"))
     }
 
     fn attempt<T>(
