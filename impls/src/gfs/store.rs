@@ -148,8 +148,9 @@ impl MasterLog {
         Self::log_path(dir).exists() || Self::checkpoint_path(dir).exists()
     }
 
-    /// The metadata in `dir`: the checkpoint, then the log replayed on it.
-    pub fn load(dir: &Path) -> io::Result<(MasterDisk, usize)> {
+    /// The metadata in `dir`: the checkpoint, then the log replayed on it; and the log's
+    /// records and length up to its last whole record.
+    pub fn load(dir: &Path) -> io::Result<(MasterDisk, usize, u64)> {
         let bad = |p: &Path, m: String| {
             io::Error::new(io::ErrorKind::InvalidData, format!("{}: {m}", p.display()))
         };
@@ -167,26 +168,38 @@ impl MasterLog {
         };
         let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
         let mut records = 0;
+        let mut valid = 0u64;
         for (i, line) in lines.iter().enumerate() {
+            let last = i + 1 == lines.len();
             if line.is_empty() {
                 continue;
             }
             match serde_json::from_slice::<Op>(line) {
-                Ok(op) => {
+                Ok(op) if !last => {
                     apply(&mut d, op);
                     records += 1;
+                    valid += line.len() as u64 + 1;
                 }
                 // The last line, not ended: a save a crash cut short, never acknowledged.
-                Err(_) if i + 1 == lines.len() => {}
+                _ if last => {}
                 Err(e) => return Err(bad(&lp, format!("record {}: {e}", i + 1))),
+                Ok(_) => unreachable!("handled above"),
             }
         }
-        Ok((d, records))
+        Ok((d, records, valid))
     }
 
     fn open(dir: &Path) -> io::Result<MasterLog> {
         let (last, records) = if Self::exists(dir) {
-            Self::load(dir)?
+            let (d, records, valid) = Self::load(dir)?;
+            // Drop a torn last record, so that the next one starts on a line of its own.
+            if let Ok(log) = OpenOptions::new().write(true).open(Self::log_path(dir)) {
+                if log.metadata()?.len() > valid {
+                    log.set_len(valid)?;
+                    log.sync_all()?;
+                }
+            }
+            (d, records)
         } else {
             (MasterDisk::default(), 0)
         };
@@ -223,13 +236,6 @@ impl MasterLog {
                 .create(true)
                 .append(true)
                 .open(Self::log_path(&self.dir))?;
-            // A torn line left by a crash: start the next record on a line of its own.
-            if log.metadata()?.len() > 0 {
-                let text = fs::read(Self::log_path(&self.dir))?;
-                if text.last() != Some(&b'\n') {
-                    (&log).write_all(b"\n")?;
-                }
-            }
             self.log = Some(log);
         }
         let mut bytes = Vec::new();
