@@ -89,6 +89,18 @@ enum Command {
         #[arg(default_value = "")]
         prefix: String,
     },
+    /// Record-append throughput: CLIENTS clients append RECORD_BYTES records to PATH for
+    /// SECONDS (`bench/gfs.sh` runs it).
+    Bench {
+        #[arg(long, default_value = "/bench")]
+        path: String,
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+        clients: u16,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u64).range(1..=(16 << 20)))]
+        record_bytes: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -128,6 +140,44 @@ fn serve(s: Serve, id: usize) -> Result<ExitCode> {
         capacity: None,
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `clients` appenders for `seconds`: the appends acknowledged and failed, and the time.
+fn bench(cli: &Cli, path: &str, clients: u16, seconds: f64, bytes: u64) -> Result<(u64, u64, f64)> {
+    let cluster = ClusterConfig::load(cli.cluster.as_ref().expect("checked"))?;
+    let payload: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+    let start = std::time::Instant::now();
+    let until = start + Duration::from_secs_f64(seconds);
+    let results: Vec<Result<(u64, u64)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let (cluster, payload) = (&cluster, &payload);
+                scope.spawn(move || -> Result<(u64, u64)> {
+                    let mut c = GfsClient::connect(cluster)?;
+                    let (mut done, mut failed) = (0, 0);
+                    while std::time::Instant::now() < until {
+                        match c.append(path, payload) {
+                            Ok(_) => done += 1,
+                            Err(_) => failed += 1,
+                        }
+                    }
+                    Ok((done, failed))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a bench client panicked"))
+            .collect()
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let (mut done, mut failed) = (0, 0);
+    for r in results {
+        let (d, f) = r?;
+        done += d;
+        failed += f;
+    }
+    Ok((done, failed, secs))
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -192,6 +242,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rm { ref path } => {
             client(&cli)?.remove(path)?;
             writeln!(out, "removed {path}")?;
+        }
+        Command::Bench {
+            ref path,
+            clients,
+            seconds,
+            record_bytes,
+        } => {
+            if !(seconds > 0.0 && seconds.is_finite()) {
+                bail!("--seconds must be a positive number");
+            }
+            let mut c = client(&cli)?;
+            match c.create(path) {
+                Ok(_) => {}
+                Err(impls::gfs::client::GfsError::Failed(why)) if why.ends_with("exists") => {}
+                Err(e) => return Err(e.into()),
+            }
+            let (done, failed, secs) = bench(&cli, path, clients, seconds, record_bytes)?;
+            writeln!(
+                out,
+                "clients {clients} record_bytes {record_bytes} appended {done} failed {failed} seconds {secs:.2} MB/s {:.1}",
+                (done * record_bytes) as f64 / secs / 1e6
+            )?;
         }
         Command::Fsck { ref prefix } => {
             let files = fsck(&mut client(&cli)?, prefix)?;

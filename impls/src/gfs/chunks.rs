@@ -151,6 +151,14 @@ impl ChunkDir {
         (bytes.len() as u64 >= len).then(|| bytes.clone())
     }
 
+    /// Drops pushed record `rec`: written (a retry pushes it again).
+    pub fn forget(&self, rec: RecId) {
+        let mut buf = self.pushed.lock().expect("push lock");
+        if let Some((b, _)) = buf.data.remove(&rec) {
+            buf.bytes -= b.len();
+        }
+    }
+
     /// Writes `bytes` at `offset` of chunk `h` (into the page cache; [`ChunkDir::sync`] makes
     /// it durable) and updates the checksums of the blocks it touches.
     pub fn write(&self, h: Handle, offset: Offset, bytes: &[u8]) -> io::Result<()> {

@@ -214,7 +214,10 @@ impl GfsNode {
         }
         let written = match write {
             Write::Record { rec, len } => match dir.pushed(rec, len) {
-                Some(bytes) => dir.write(handle, offset, &bytes[..len as usize]),
+                Some(bytes) => {
+                    dir.forget(rec);
+                    dir.write(handle, offset, &bytes[..len as usize])
+                }
                 None => Err(std::io::Error::other(format!("record {rec} is not here"))),
             },
             Write::Pad { len } => dir.write(handle, offset, &vec![0u8; len as usize]),

@@ -1593,6 +1593,18 @@ pub struct ClientState {
     pub appended: Option<(u32, Offset)>,
     /// A driven client's operation.
     pub request: Option<Request>,
+    /// A driven client's cache (§2.4: "The client caches this information"): the file it
+    /// last appended to, its last chunk, and that chunk's primary while it holds.
+    pub cache: Option<Cached>,
+}
+
+/// What a driven client caches of a file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cached {
+    pub path: String,
+    pub file: FileId,
+    pub chunk: u32,
+    pub lease: Option<(Handle, Id)>,
 }
 
 impl ClientCfg {
@@ -1604,6 +1616,7 @@ impl ClientCfg {
             failures: 0,
             appended: None,
             request: None,
+            cache: None,
         };
         if self.append.is_some() {
             self.lookup(&mut s, None, o);
@@ -1694,9 +1707,32 @@ impl ClientCfg {
             driver,
             append,
         });
+        if let (NsOp::Open(path), Some((rec, len)), Some(c)) = (&ns, append, &s.cache) {
+            if c.path == *path {
+                // A cached file: straight to its last chunk, and to its primary if known.
+                s.file = c.file;
+                s.chunk = c.chunk;
+                match c.lease {
+                    Some((handle, primary)) => {
+                        s.phase = Phase::Appending { handle, primary };
+                        o.send(primary, GfsMsg::RecordAppend { handle, rec, len });
+                        o.set_timer(GfsTimer::NoAnswer, self.timeout..self.timeout);
+                    }
+                    None => self.lookup(s, None, o),
+                }
+                return;
+            }
+        }
         s.phase = Phase::Asking(ns.clone());
         o.send(self.master, GfsMsg::Namespace { seq, op: ns });
         o.set_timer(GfsTimer::NoAnswer, self.timeout..self.timeout);
+    }
+
+    /// Forgets the cached primary (it failed, or the lease is gone).
+    fn forget_lease(s: &mut ClientState) {
+        if let Some(c) = &mut s.cache {
+            c.lease = None;
+        }
     }
 
     fn on_msg<D: ChunkData>(
@@ -1724,6 +1760,14 @@ impl ClientCfg {
                         o.cancel_timer(GfsTimer::NoAnswer);
                         s.file = file;
                         s.chunk = chunks.len().saturating_sub(1) as u32;
+                        if let Phase::Asking(NsOp::Open(path)) = &s.phase {
+                            s.cache = Some(Cached {
+                                path: path.clone(),
+                                file,
+                                chunk: s.chunk,
+                                lease: None,
+                            });
+                        }
                         self.lookup(s, None, o);
                     }
                     (ret, _) => self.finish(s, ret, o),
@@ -1740,6 +1784,13 @@ impl ClientCfg {
                     return;
                 };
                 s.phase = Phase::Appending { handle, primary };
+                if let Some(c) = s
+                    .cache
+                    .as_mut()
+                    .filter(|c| (c.file, c.chunk) == (file, chunk))
+                {
+                    c.lease = Some((handle, primary));
+                }
                 o.send(primary, GfsMsg::RecordAppend { handle, rec, len });
                 o.set_timer(GfsTimer::NoAnswer, self.timeout..self.timeout);
             }
@@ -1761,6 +1812,20 @@ impl ClientCfg {
                         Phase::Lookup | Phase::Appending { .. } | Phase::Backoff { .. }
                     ) =>
             {
+                if let (Some(c), Some(r)) = (s.cache.take(), &s.request) {
+                    // The cached file was removed: the path may name a new one.
+                    let op = NsOp::Open(c.path);
+                    o.send(
+                        self.master,
+                        GfsMsg::Namespace {
+                            seq: r.seq,
+                            op: op.clone(),
+                        },
+                    );
+                    s.phase = Phase::Asking(op);
+                    o.set_timer(GfsTimer::NoAnswer, self.timeout..self.timeout);
+                    return;
+                }
                 self.finish(
                     s,
                     GfsRet::Failed {
@@ -1781,15 +1846,21 @@ impl ClientCfg {
             GfsMsg::RetryNextChunk { handle, rec } if from_primary(handle, rec) => {
                 o.cancel_timer(GfsTimer::NoAnswer);
                 s.chunk += 1;
+                if let Some(c) = s.cache.as_mut().filter(|c| c.file == s.file) {
+                    c.chunk = c.chunk.max(s.chunk);
+                    c.lease = None;
+                }
                 self.lookup(s, None, o);
             }
             GfsMsg::AppendFailed { handle, rec } if from_primary(handle, rec) => {
+                Self::forget_lease(s);
                 self.failed(s, None, o)
             }
             // A lease the client was told of has gone: not a failed append (nothing was
             // written), so ask again, telling the master whose lease it found gone.
             GfsMsg::NotPrimary { handle, rec } if from_primary(handle, rec) => {
                 o.cancel_timer(GfsTimer::NoAnswer);
+                Self::forget_lease(s);
                 self.lookup(s, Some(src), o);
             }
             _ => {}
@@ -1805,6 +1876,7 @@ impl ClientCfg {
         match (timer, &s.phase) {
             (GfsTimer::NoAnswer, Phase::Appending { primary, .. }) => {
                 let primary = *primary;
+                Self::forget_lease(s);
                 self.failed(s, Some(primary), o);
             }
             // Over TCP: the master did not answer; ask again.
