@@ -222,3 +222,64 @@ fn a_lost_chunkserver_is_re_replicated_and_a_removed_file_collected() {
     }
     cluster.stop();
 }
+
+#[test]
+fn mapreduce_on_gfs_equals_the_sequential_run() {
+    let cluster = start("mr", 5);
+    let mut c = connect(&cluster);
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gutenberg");
+    let inputs = [
+        data.join("pg-frankenstein.txt"),
+        data.join("pg-being_ernest.txt"),
+    ];
+    let mut gfs_inputs = Vec::new();
+    for input in &inputs {
+        let name = format!("/in/{}", input.file_name().unwrap().to_string_lossy());
+        eventually(|| c.create(&name));
+        c.put_text(&name, &std::fs::read(input).unwrap()).unwrap();
+        gfs_inputs.push(name);
+    }
+    let chunks: usize = gfs_inputs.iter().map(|p| c.open(p).unwrap().len()).sum();
+    assert!(chunks >= 8, "several splits: {chunks}");
+    let work = scratch("mr-work");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_mr"))
+        .args([
+            "run",
+            "--app",
+            "wc",
+            "--reduces",
+            "3",
+            "--workers",
+            "3",
+            "--gfs",
+        ])
+        .arg(&cluster.config_path)
+        .args(["--gfs-out", "/wc", "--out"])
+        .arg(&work)
+        .arg("--inputs")
+        .args(&gfs_inputs)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut got: Vec<String> = Vec::new();
+    for r in 0..3 {
+        let text = c.read_text(&format!("/wc/mr-out-{r}")).unwrap();
+        got.extend(String::from_utf8(text).unwrap().lines().map(str::to_string));
+    }
+    got.sort();
+    let seq = work.join("sequential");
+    impls::mapreduce::sequential(&impls::mapreduce::apps::WordCount, &inputs, &seq).unwrap();
+    let mut want: Vec<String> = std::fs::read_to_string(&seq)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    want.sort();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "mr run --gfs differs from mr sequential");
+    // Four chunkservers, three replicas a chunk: a worker finds its chunk at home often,
+    // not always.
+    let log = std::fs::read_to_string(work.join("mr-locality")).unwrap();
+    assert_eq!(log.lines().count(), chunks);
+    assert!(log.lines().any(|l| l == "local"), "{log}");
+}

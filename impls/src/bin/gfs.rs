@@ -4,7 +4,7 @@
 //!   run node 0 (the master) or chunkserver N of the cluster file (as `node gfs` does);
 //!   `cluster gfs --nodes 4` runs a master and three chunkservers locally.
 //! - `gfs --cluster C create PATH | append PATH [TEXT...] | read PATH | ls [PREFIX] | rm PATH |
-//!   fsck [PREFIX]`: the client. `append` without TEXT appends each line of stdin as a record;
+//!   mv FROM TO | put LOCAL PATH | get PATH | fsck [PREFIX] | bench`: the client. `append` without TEXT appends each line of stdin as a record;
 //!   `read` prints each record once (`--all`: duplicates too, with where they are); `fsck`
 //!   prints each chunk's replicas and its regions as Table 1 names them.
 
@@ -84,6 +84,12 @@ enum Command {
     },
     /// Remove a file (its chunks are collected lazily, §4.4).
     Rm { path: String },
+    /// Rename a file, replacing any file of the new name.
+    Mv { from: String, to: String },
+    /// Create PATH and append the local file LOCAL to it as records of whole lines.
+    Put { local: PathBuf, path: String },
+    /// Print the file's contents: each record once, in order.
+    Get { path: String },
     /// Read every replica of every chunk and classify its regions (Table 1).
     Fsck {
         #[arg(default_value = "")]
@@ -242,6 +248,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rm { ref path } => {
             client(&cli)?.remove(path)?;
             writeln!(out, "removed {path}")?;
+        }
+        Command::Mv { ref from, ref to } => {
+            client(&cli)?.rename(from, to)?;
+            writeln!(out, "renamed {from} to {to}")?;
+        }
+        Command::Put {
+            ref local,
+            ref path,
+        } => {
+            let text =
+                std::fs::read(local).with_context(|| format!("reading {}", local.display()))?;
+            let mut c = client(&cli)?;
+            c.create(path)?;
+            let n = c.put_text(path, &text)?;
+            writeln!(out, "{path}: {} bytes in {n} records", text.len())?;
+        }
+        Command::Get { ref path } => {
+            let text = client(&cli)?.read_text(path)?;
+            out.write_all(&text)?;
         }
         Command::Bench {
             ref path,

@@ -5,6 +5,9 @@
 //! - `mr run --app APP --inputs FILES... --reduces R --workers W --out DIR`: the coordinator and W
 //!   worker processes; exits 0 when the job is done and every worker has exited.
 //! - `mr sequential --app APP --inputs FILES... --out FILE`: the single-process reference.
+//! - `--gfs CLUSTER` (of `run` and `worker`): the inputs are GFS files (`gfs put`), one map
+//!   task per chunk, read from the worker's own chunkserver when it holds a replica; the
+//!   outputs are committed to GFS as `GFS_OUT/mr-out-R` (`gfs get` reads them).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +43,18 @@ struct AppArgs {
     /// The pattern of grep.
     #[arg(long)]
     pattern: Option<String>,
+}
+
+/// GFS as the job's file system.
+#[derive(Args, Clone)]
+struct GfsArgs {
+    /// Read the inputs from GFS and write the outputs there: the GFS cluster file. The inputs
+    /// are then GFS paths, split one map task per chunk.
+    #[arg(long)]
+    gfs: Option<PathBuf>,
+    /// Where the outputs go in GFS: GFS_OUT/mr-out-R.
+    #[arg(long, default_value = "/mr")]
+    gfs_out: String,
 }
 
 /// Options of the workers, for `worker` and for the workers `run` starts.
@@ -84,6 +99,11 @@ enum Cmd {
         app: AppArgs,
         #[command(flatten)]
         worker: WorkerArgs,
+        #[command(flatten)]
+        gfs: GfsArgs,
+        /// The GFS chunkserver on this worker's machine (its id in the cluster file).
+        #[arg(long)]
+        near: Option<usize>,
     },
     /// Run a whole job: the coordinator and the workers as processes.
     Run {
@@ -95,6 +115,8 @@ enum Cmd {
         reduces: u64,
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
         workers: u64,
+        #[command(flatten)]
+        gfs: GfsArgs,
         #[arg(long)]
         out: PathBuf,
         /// Inputs larger than this many MiB are split at line ends into several map tasks.
@@ -156,7 +178,22 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             coordinator,
             app,
             worker: w,
+            gfs,
+            near,
         } => {
+            let gfs = match &gfs.gfs {
+                Some(path) => {
+                    let cluster = ClusterConfig::load(path)?;
+                    let client = impls::gfs::client::GfsClient::connect(&cluster)
+                        .context("connecting to GFS")?;
+                    Some(impls::mapreduce::GfsIo {
+                        client: std::sync::Mutex::new(client),
+                        near: near.map(Id::from),
+                        out_prefix: gfs.gfs_out.clone(),
+                    })
+                }
+                None => None,
+            };
             let worker = Worker {
                 coordinator: Id::from(0),
                 app: app_of(&app)?,
@@ -166,6 +203,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 }),
                 slow: Duration::from_millis(w.slow_ms),
                 log: w.log,
+                gfs,
             };
             // A worker id nobody else has: the coordinator answers it on its own connection.
             let id = 1 + (std::process::id() as usize) * 1024 + (now_nanos() % 1024) as usize;
@@ -179,6 +217,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             inputs,
             reduces,
             workers,
+            gfs,
             out,
             split_mb,
             task_timeout,
@@ -187,6 +226,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             app_of(&app)?;
             launch(Launch {
                 app,
+                gfs,
                 inputs,
                 reduces: reduces as usize,
                 workers: workers as usize,
@@ -219,6 +259,9 @@ fn coordinator(
     let inputs: Vec<String> = inputs
         .iter()
         .map(|i| {
+            if i.starts_with("gfs:") {
+                return Ok(i.clone());
+            }
             let (path, range) = match i.rsplit_once('@') {
                 Some((p, r)) if r.contains('+') => (p, Some(r)),
                 _ => (i.as_str(), None),
@@ -270,6 +313,7 @@ fn coordinator(
 
 struct Launch {
     app: AppArgs,
+    gfs: GfsArgs,
     inputs: Vec<PathBuf>,
     reduces: usize,
     workers: usize,
@@ -323,7 +367,11 @@ fn split_inputs(inputs: &[PathBuf], limit: u64) -> Result<Vec<String>> {
 fn launch(l: Launch) -> Result<()> {
     std::fs::create_dir_all(&l.out).with_context(|| format!("creating {}", l.out.display()))?;
     let out = std::fs::canonicalize(&l.out)?;
-    let inputs = split_inputs(&l.inputs, l.split_bytes)?;
+    let (inputs, chunkservers) = match &l.gfs.gfs {
+        Some(cluster) => gfs_splits(cluster, &l.inputs)?,
+        None => (split_inputs(&l.inputs, l.split_bytes)?, 0),
+    };
+    let _ = std::fs::remove_file(out.join("mr-locality"));
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -366,12 +414,13 @@ fn launch(l: Launch) -> Result<()> {
     }
     let workers: Vec<usize> = (0..l.workers)
         .map(|i| {
-            let (exe, addr, out, app, worker) = (
+            let (exe, addr, out, app, worker, gfs) = (
                 exe.clone(),
                 addr.clone(),
                 out.clone(),
                 l.app.clone(),
                 l.worker.clone(),
+                l.gfs.clone(),
             );
             procs.add(
                 format!("worker {i}"),
@@ -390,6 +439,13 @@ fn launch(l: Launch) -> Result<()> {
                     }
                     if worker.crash {
                         c.arg("--crash");
+                    }
+                    if let Some(cluster) = &gfs.gfs {
+                        // Worker i shares a machine with chunkserver 1 + i mod their number.
+                        c.arg("--gfs")
+                            .arg(std::path::absolute(cluster)?)
+                            .args(["--gfs-out", &gfs.gfs_out])
+                            .args(["--near", &(1 + i % chunkservers.max(1)).to_string()]);
                     }
                     if let Some(log) = &worker.log {
                         c.arg("--log").arg(std::path::absolute(log)?);
@@ -436,5 +492,63 @@ fn launch(l: Launch) -> Result<()> {
     if stuck > 0 {
         bail!("{stuck} workers did not exit after the job was done");
     }
+    if l.gfs.gfs.is_some() {
+        let log = std::fs::read_to_string(out.join("mr-locality")).unwrap_or_default();
+        let local = log.lines().filter(|l| *l == "local").count();
+        eprintln!(
+            "{} map splits from GFS: {local} read from the worker's own chunkserver, {} from another",
+            inputs.len(),
+            log.lines().count() - local
+        );
+    }
     Ok(())
+}
+
+/// The map splits of GFS files: one per chunk (§3.4 of MapReduce: "GFS divides each file into
+/// 64 MB blocks"), each without the records whose last copy is in a later chunk (so that a
+/// record duplicated by a retried append is counted once; every replica of a chunk is read,
+/// since an earlier, failed copy may be on some replicas only); and the number of
+/// chunkservers.
+fn gfs_splits(cluster: &Path, inputs: &[PathBuf]) -> Result<(Vec<String>, usize)> {
+    let config = ClusterConfig::load(cluster)?;
+    let mut c = impls::gfs::client::GfsClient::connect(&config).context("connecting to GFS")?;
+    let mut splits = Vec::new();
+    for input in inputs {
+        let path = input.to_string_lossy();
+        let chunks = c
+            .open(&path)
+            .with_context(|| format!("opening {path} in GFS"))?;
+        // Per chunk, the ids on any of its replicas; per id, the last chunk it is in.
+        let mut ids: Vec<std::collections::BTreeSet<u64>> = Vec::new();
+        let mut last: std::collections::HashMap<u64, usize> = Default::default();
+        for (i, info) in chunks.iter().enumerate() {
+            let mut here = std::collections::BTreeSet::new();
+            let mut read = false;
+            for loc in &info.locations {
+                if let Ok(bytes) = c.read_replica(info.handle, *loc) {
+                    read = true;
+                    here.extend(
+                        impls::gfs::client::scan(i as u32, &bytes)
+                            .iter()
+                            .map(|r| r.id),
+                    );
+                }
+            }
+            if !read {
+                bail!("{path}: no replica of chunk {i} could be read");
+            }
+            for id in &here {
+                last.insert(*id, i);
+            }
+            ids.push(here);
+        }
+        for (i, here) in ids.iter().enumerate() {
+            let skip: Vec<u64> = here.iter().copied().filter(|id| last[id] > i).collect();
+            splits.push(impls::mapreduce::gfs_split_name(&path, i, &skip));
+        }
+    }
+    if splits.is_empty() {
+        bail!("the GFS inputs have no chunks");
+    }
+    Ok((splits, config.nodes.len().saturating_sub(1)))
 }

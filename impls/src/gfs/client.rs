@@ -151,6 +151,32 @@ impl GfsClient {
         self.ns(NsOp::Remove(path.into())).map(|_| ())
     }
 
+    /// Renames `from` to `to`, atomically replacing a file named `to`.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), GfsError> {
+        self.ns(NsOp::Rename(from.into(), to.into())).map(|_| ())
+    }
+
+    /// Appends `text` as records of at most [`TEXT_RECORD`] bytes cut after line ends (a
+    /// longer line is a record of its own), so that a record never splits a line.
+    pub fn put_text(&mut self, path: &str, text: &[u8]) -> Result<usize, GfsError> {
+        let mut n = 0;
+        for record in text_records(text) {
+            self.append(path, record)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The file's contents: the payloads of its records, each record once (its last copy:
+    /// the attempt that was acknowledged, §3.3), in file order.
+    pub fn read_text(&mut self, path: &str) -> Result<Vec<u8>, GfsError> {
+        let records = self.read_records(path)?;
+        Ok(last_copies(&records)
+            .into_iter()
+            .flat_map(|r| r.payload.iter().copied())
+            .collect())
+    }
+
     /// The files under `prefix` and their chunk counts.
     pub fn list(&mut self, prefix: &str) -> Result<Vec<(String, u32)>, GfsError> {
         match self.ns(NsOp::List(prefix.into()))? {
@@ -212,6 +238,50 @@ impl GfsClient {
         }
         Ok(out)
     }
+}
+
+/// The largest record payload [`GfsClient::put_text`] makes: with its header, 8 KB, so that
+/// it fits chunks of 32 KB and more (a record is at most a quarter of a chunk, §3.3).
+pub const TEXT_RECORD: usize = (8 << 10) - HEADER - 8;
+
+/// `text` cut into records of at most [`TEXT_RECORD`] bytes after line ends.
+pub fn text_records(text: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let limit = (start + TEXT_RECORD).min(text.len());
+        let end = if limit == text.len() {
+            limit
+        } else {
+            match text[start..limit].iter().rposition(|b| *b == b'\n') {
+                Some(i) => start + i + 1,
+                // One long line: to its end.
+                None => text[limit..]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(text.len(), |i| limit + i + 1),
+            }
+        };
+        out.push(&text[start..end]);
+        start = end;
+    }
+    out
+}
+
+/// Each record once: its last copy in file order. A retried append's earlier copies may be
+/// on some replicas and not others; its last, acknowledged copy is on all of them (§3.3), so
+/// this choice does not depend on which replica was read.
+pub fn last_copies(records: &[Record]) -> Vec<&Record> {
+    let mut last: std::collections::HashMap<RecId, usize> = Default::default();
+    for (i, r) in records.iter().enumerate() {
+        last.insert(r.id, i);
+    }
+    records
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last[&r.id] == *i)
+        .map(|(_, r)| r)
+        .collect()
 }
 
 /// The kinds of region of Table 1, as `fsck` finds them across a chunk's replicas.

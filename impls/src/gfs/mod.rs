@@ -477,7 +477,7 @@ impl Client for GfsService {
     type Op = GfsOp;
     type Ret = GfsRet;
     const OPS_HELP: &'static str =
-        "create PATH | append PATH TEXT | open PATH | rm PATH | ls [PREFIX]";
+        "create PATH | append PATH TEXT | open PATH | rm PATH | mv FROM TO | ls [PREFIX]";
 
     fn client(cluster: &ClusterConfig, driver: Id, _tuning: &Tuning) -> GfsNode {
         let _ = driver;
@@ -510,6 +510,7 @@ impl Client for GfsService {
             ["create", path] => GfsOp::Master(NsOp::Create(path.to_string())),
             ["open", path] => GfsOp::Master(NsOp::Open(path.to_string())),
             ["rm", path] => GfsOp::Master(NsOp::Remove(path.to_string())),
+            ["mv", from, to] => GfsOp::Master(NsOp::Rename(from.to_string(), to.to_string())),
             ["ls"] => GfsOp::Master(NsOp::List(String::new())),
             ["ls", prefix] => GfsOp::Master(NsOp::List(prefix.to_string())),
             ["append", path, text @ ..] if !text.is_empty() => {
@@ -540,6 +541,7 @@ impl Client for GfsService {
             GfsOp::Master(NsOp::Open(p)) => format!("open {p}"),
             GfsOp::Master(NsOp::Remove(p)) => format!("rm {p}"),
             GfsOp::Master(NsOp::List(p)) => format!("ls {p}"),
+            GfsOp::Master(NsOp::Rename(a, b)) => format!("mv {a} {b}"),
         }
     }
 
@@ -567,7 +569,7 @@ impl Client for GfsService {
                 })
                 .collect::<Vec<_>>()
                 .join("\n"),
-            GfsRet::Removed => "removed".into(),
+            GfsRet::Removed => "done".into(),
             GfsRet::Listing { files } => files
                 .iter()
                 .map(|(p, n)| format!("{p}\t{n} chunks"))

@@ -175,7 +175,18 @@ pub fn run_map(
     dir: &Path,
 ) -> std::io::Result<()> {
     let (name, contents) = read_split(input)?;
-    let name = name.as_str();
+    map_text(app, m, &name, contents, reduces, dir)
+}
+
+/// Map task `m` on `contents`, the text of input `name`.
+pub fn map_text(
+    app: &dyn App,
+    m: usize,
+    name: &str,
+    contents: String,
+    reduces: usize,
+    dir: &Path,
+) -> std::io::Result<()> {
     let mut parts: Vec<Partition> = (0..reduces)
         .map(|_| Partition::new(app.combiner()))
         .collect();
@@ -416,6 +427,96 @@ const SILENCE_LIMIT: u32 = 120;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AskAgain;
 
+/// A worker's GFS (`mr run --gfs`): map inputs are chunks of GFS files, read from the
+/// worker's own chunkserver when it holds a replica (§3.4 of MapReduce: "we conserve network
+/// bandwidth by taking advantage of the fact that the input data ... is stored on the local
+/// disks"), and reduce outputs are committed to GFS by an atomic rename.
+pub struct GfsIo {
+    pub client: std::sync::Mutex<crate::gfs::client::GfsClient>,
+    /// The chunkserver on this worker's "machine".
+    pub near: Option<Id>,
+    /// Where outputs go: `PREFIX/mr-out-R`.
+    pub out_prefix: String,
+}
+
+/// A map split of a GFS file: chunk `chunk` of `path`, without the records whose last copy
+/// is in a later chunk (`skip`, see [`crate::gfs::client::last_copies`]).
+pub fn gfs_split_name(path: &str, chunk: usize, skip: &[u64]) -> String {
+    let skip: Vec<String> = skip.iter().map(|id| format!("{id:x}")).collect();
+    format!("gfs:{path}#{chunk}!{}", skip.join(","))
+}
+
+/// Parses [`gfs_split_name`].
+pub fn parse_gfs_split(split: &str) -> Option<(&str, usize, Vec<u64>)> {
+    let rest = split.strip_prefix("gfs:")?;
+    let (path, rest) = rest.rsplit_once('#')?;
+    let (chunk, skip) = rest.split_once('!')?;
+    let skip = skip
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| u64::from_str_radix(s, 16).ok())
+        .collect::<Option<Vec<u64>>>()?;
+    Some((path, chunk.parse().ok()?, skip))
+}
+
+impl GfsIo {
+    /// The text of a map split: the chunk's records, each once, from the nearest replica.
+    fn read_split(&self, split: &str, dir: &Path) -> std::io::Result<(String, String)> {
+        let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+        let (path, chunk, skip) =
+            parse_gfs_split(split).ok_or_else(|| bad(format!("not a GFS split: {split}")))?;
+        let mut c = self.client.lock().expect("gfs client lock");
+        let chunks = c.open(path).map_err(|e| bad(e.to_string()))?;
+        let info = chunks
+            .get(chunk)
+            .ok_or_else(|| bad(format!("{path} has no chunk {chunk}")))?;
+        let mut order = info.locations.clone();
+        order.sort_by_key(|l| Some(*l) != self.near);
+        let mut bytes = None;
+        for loc in &order {
+            if let Ok(b) = c.read_replica(info.handle, *loc) {
+                let local = Some(*loc) == self.near;
+                let _ = fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("mr-locality"))
+                    .and_then(|mut f| writeln!(f, "{}", if local { "local" } else { "remote" }));
+                bytes = Some(b);
+                break;
+            }
+        }
+        let bytes =
+            bytes.ok_or_else(|| bad(format!("{path} chunk {chunk}: no replica could be read")))?;
+        let records = crate::gfs::client::scan(chunk as u32, &bytes);
+        let mut text = Vec::new();
+        for r in crate::gfs::client::last_copies(&records) {
+            if !skip.contains(&r.id) {
+                text.extend_from_slice(&r.payload);
+            }
+        }
+        let name = path.rsplit('/').next().unwrap_or(path).to_string();
+        let text = String::from_utf8(text).map_err(|e| bad(e.to_string()))?;
+        Ok((name, text))
+    }
+
+    /// Commits reduce output `r` (written locally in `dir`) to GFS: a file of its own, renamed
+    /// into place, so that a re-executed task's output replaces, never doubles, the first.
+    fn commit_output(&self, r: usize, dir: &Path) -> std::io::Result<()> {
+        let text = fs::read(dir.join(output_name(r)))?;
+        let fail = |e: crate::gfs::client::GfsError| std::io::Error::other(e.to_string());
+        let final_path = format!("{}/{}", self.out_prefix, output_name(r));
+        let tmp = format!(
+            "{final_path}.tmp-{}-{}",
+            std::process::id(),
+            random_below(u64::MAX)
+        );
+        let mut c = self.client.lock().expect("gfs client lock");
+        c.create(&tmp).map_err(fail)?;
+        c.put_text(&tmp, &text).map_err(fail)?;
+        c.rename(&tmp, &final_path).map_err(fail)
+    }
+}
+
 /// A worker that runs tasks on real files in `dir`.
 pub struct Worker {
     pub coordinator: Id,
@@ -426,6 +527,8 @@ pub struct Worker {
     pub slow: Duration,
     /// Where to log task start and end times (one `start|end task pid millis` line each).
     pub log: Option<PathBuf>,
+    /// Inputs from and outputs to GFS (`mr run --gfs`).
+    pub gfs: Option<GfsIo>,
 }
 
 const ASK_AGAIN: std::ops::Range<Duration> = Duration::from_millis(200)..Duration::from_millis(300);
@@ -446,11 +549,19 @@ impl Worker {
     }
 
     fn run(&self, task: Task, inputs: &[String], reduces: usize) -> std::io::Result<()> {
-        match task {
-            Task::Map(m) => run_map(&*self.app, m, &inputs[0], reduces, &self.dir),
-            Task::Reduce(r) => {
+        match (task, &self.gfs) {
+            (Task::Map(m), Some(gfs)) if inputs[0].starts_with("gfs:") => {
+                let (name, text) = gfs.read_split(&inputs[0], &self.dir)?;
+                map_text(&*self.app, m, &name, text, reduces, &self.dir)
+            }
+            (Task::Map(m), _) => run_map(&*self.app, m, &inputs[0], reduces, &self.dir),
+            (Task::Reduce(r), gfs) => {
                 let inputs: Vec<PathBuf> = inputs.iter().map(|i| self.dir.join(i)).collect();
-                run_reduce(&*self.app, r, &inputs, &self.dir)
+                run_reduce(&*self.app, r, &inputs, &self.dir)?;
+                match gfs {
+                    Some(gfs) => gfs.commit_output(r, &self.dir),
+                    None => Ok(()),
+                }
             }
         }
     }

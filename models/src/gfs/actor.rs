@@ -182,6 +182,9 @@ pub enum NsOp {
     Remove(String),
     /// The files whose path starts with the prefix, and their chunk counts.
     List(String),
+    /// Renames a file, atomically replacing any file of the new name (MapReduce commits its
+    /// outputs so, §3.3 of that paper).
+    Rename(String, String),
 }
 
 /// A chunk of a file: its handle, version and up-to-date replicas (§2.6.2).
@@ -1021,6 +1024,19 @@ impl MasterCfg {
         }
     }
 
+    /// Forgets a removed file. Its chunks are collected lazily (§4.4): the chunkservers that
+    /// report them are told to delete them.
+    fn drop_file<D: ChunkData>(s: &mut MasterState, file: FileId, o: &mut Out<GfsActor<D>>) {
+        for h in s.files.remove(&file).unwrap_or_default() {
+            s.chunks.remove(&h);
+        }
+        let (gone, kept): (Vec<_>, Vec<_>) = s.parked.drain(..).partition(|(_, f, _)| *f == file);
+        s.parked = kept;
+        for (client, _, _) in gone {
+            o.send(client, GfsMsg::NoSuchFile { file });
+        }
+    }
+
     /// A namespace operation (§4.1).
     fn namespace<D: ChunkData>(
         &self,
@@ -1062,16 +1078,16 @@ impl MasterCfg {
                 let Some(file) = s.names.remove(&path) else {
                     return failed(format!("no such file: {path}"));
                 };
-                // Its chunks are collected lazily (§4.4): the chunkservers that report them
-                // are told to delete them.
-                for h in s.files.remove(&file).unwrap_or_default() {
-                    s.chunks.remove(&h);
-                }
-                let (gone, kept): (Vec<_>, Vec<_>) =
-                    s.parked.drain(..).partition(|(_, f, _)| *f == file);
-                s.parked = kept;
-                for (client, _, _) in gone {
-                    o.send(client, GfsMsg::NoSuchFile { file });
+                Self::drop_file(s, file, o);
+                self.persist(s, o);
+                GfsRet::Removed
+            }
+            NsOp::Rename(from, to) => {
+                let Some(file) = s.names.remove(&from) else {
+                    return failed(format!("no such file: {from}"));
+                };
+                if let Some(old) = s.names.insert(to, file) {
+                    Self::drop_file(s, old, o);
                 }
                 self.persist(s, o);
                 GfsRet::Removed
