@@ -354,9 +354,7 @@ where
         words: &[String],
         timeout: Duration,
     ) -> anyhow::Result<Result<String, crate::client::Indefinite>> {
-        let op = S::parse_op(words).map_err(anyhow::Error::msg)?;
-        let mut client = crate::client::Driven::<S>::start(cluster, &S::tuning(), None)?;
-        Ok(client.call(op, timeout).map(|ret| S::show(&ret)))
+        call_once::<S>(cluster, words, timeout)
     }
 
     fn jepsen(&self, opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
@@ -374,6 +372,20 @@ where
     fn nemeses(&self) -> &'static [Nemesis] {
         S::nemeses()
     }
+}
+
+/// Runs one operation, from the command line's words, by a fresh client of protocol `S`.
+fn call_once<S: Client>(
+    cluster: &ClusterConfig,
+    words: &[String],
+    timeout: Duration,
+) -> anyhow::Result<Result<String, crate::client::Indefinite>>
+where
+    <S::Actor as Actor>::Timer: Hash + Eq,
+{
+    let op = S::parse_op(words).map_err(anyhow::Error::msg)?;
+    let mut client = crate::client::Driven::<S>::start(cluster, &S::tuning(), None)?;
+    Ok(client.call(op, timeout).map(|ret| S::show(&ret)))
 }
 
 /// The [`Protocol`] of a service with clients but no Jepsen test (GFS: its histories are
@@ -401,9 +413,7 @@ where
         words: &[String],
         timeout: Duration,
     ) -> anyhow::Result<Result<String, crate::client::Indefinite>> {
-        let op = S::parse_op(words).map_err(anyhow::Error::msg)?;
-        let mut client = crate::client::Driven::<S>::start(cluster, &S::tuning(), None)?;
-        Ok(client.call(op, timeout).map(|ret| S::show(&ret)))
+        call_once::<S>(cluster, words, timeout)
     }
 
     fn jepsen(&self, _: &JepsenOpts) -> anyhow::Result<JepsenReport> {
