@@ -24,6 +24,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::chain::CraqSpec>::NEW,
     &Registered::<models::cops::CopsSpec>::NEW,
     &Registered::<models::gfs::GfsSpec>::NEW,
+    &Registered::<models::spark::SparkSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

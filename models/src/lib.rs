@@ -30,6 +30,8 @@
 //!   Lamport versions, nearest dependencies, `dep_check` and COPS-GT's `get_trans`.
 //! - [`gfs`]: GFS (Ghemawat, Gobioff & Leung, SOSP 2003, §§3.1, 3.3, 4.5): record append by a
 //!   leased primary, padding and retries, and stale replicas found by chunk version numbers.
+//! - [`spark`]: Spark (Zaharia et al., NSDI 2012, §§2.1, 4, 5.1): stages cut at wide
+//!   dependencies, lost partitions recomputed from lineage, lost shuffle outputs resubmitted.
 
 pub mod catalog;
 pub mod chain;
@@ -42,6 +44,7 @@ pub mod harness;
 pub mod mapreduce;
 pub mod raft;
 pub mod spanner;
+pub mod spark;
 pub mod tcommit;
 pub mod twopc;
 pub mod twophase;
