@@ -25,6 +25,7 @@
 //! - [`twopc`]: two-phase locking and two-phase commit (its entry in the registry): shards,
 //!   coordinating clients, and the strict-serializability check of a live history.
 //! - [`mapreduce`]: the MapReduce runtime: the model's coordinator over TCP, real workers, apps.
+//! - [`spark`]: Spark's RDDs, in one process for now, and PageRank on them.
 //! - [`gfs`]: GFS (its entry in the registry): the model's master and chunkservers over TCP,
 //!   chunk files with checksums, data ports, the client library and `gfs fsck`.
 
@@ -42,6 +43,7 @@ pub mod node;
 pub mod raft;
 pub mod rng;
 pub mod service;
+pub mod spark;
 pub mod storage;
 pub mod supervisor;
 pub mod twopc;
