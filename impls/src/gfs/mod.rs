@@ -198,18 +198,19 @@ impl GfsNode {
 
     /// A chunkserver's runtime after its actor's step on a replica: the write it made, on the
     /// chunk's file.
-    fn after_chunkserver(&self, before: &GfsNodeState, after: &GfsNodeState, handle: Handle) {
+    fn after_chunkserver(
+        &self,
+        before: Option<(Offset, Write)>,
+        after: &GfsNodeState,
+        handle: Handle,
+    ) {
         let GfsNode::Chunkserver { dir, .. } = self else {
             return;
         };
-        let last = |s: &GfsNodeState| match &s.inner {
-            GfsState::Chunkserver(c) => c.replicas.get(&handle).and_then(|r| r.data.last),
-            _ => None,
-        };
-        let Some((offset, write)) = last(after) else {
+        let Some((offset, write)) = last_write(after, handle) else {
             return;
         };
-        if last(before) == Some((offset, write)) {
+        if before == Some((offset, write)) {
             return;
         }
         let written = match write {
@@ -325,10 +326,10 @@ impl Actor for GfsNode {
             GfsMsg::RecordAppend { handle, .. } | GfsMsg::Mutate { handle, .. } => Some(*handle),
             _ => None,
         };
-        let before = written.map(|_| (**state).clone());
+        let before = written.and_then(|h| last_write(state, h));
         self.step(id, state, o, |a, s, out| a.on_msg(id, s, src, msg, out));
-        if let (Some(h), Some(before)) = (written, before) {
-            self.after_chunkserver(&before, state, h);
+        if let Some(h) = written {
+            self.after_chunkserver(before, state, h);
         }
     }
 
@@ -340,6 +341,14 @@ impl Actor for GfsNode {
         o: &mut Out<Self>,
     ) {
         self.step(id, state, o, |a, s, out| a.on_timeout(id, s, timer, out));
+    }
+}
+
+/// A chunkserver's last write to chunk `handle`, as its actor recorded it.
+fn last_write(s: &GfsNodeState, handle: Handle) -> Option<(Offset, Write)> {
+    match &s.inner {
+        GfsState::Chunkserver(c) => c.replicas.get(&handle).and_then(|r| r.data.last),
+        _ => None,
     }
 }
 
