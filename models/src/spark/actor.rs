@@ -14,9 +14,9 @@ use stateright::actor::{Actor, Id, Out};
 /// A record: a key and a value.
 pub type Rec = (u8, i64);
 /// A stage's number.
-pub type StageId = u8;
+pub type StageId = u16;
 /// A partition's number.
-pub type Part = u8;
+pub type Part = u16;
 
 /// Ranks are fixed-point numbers with this scale (integer arithmetic keeps every
 /// recomputation bit-for-bit equal).
@@ -49,41 +49,35 @@ impl Job {
 
     /// The stages: each reads stable storage or the shuffle output of the stage before it,
     /// and ends in a shuffle or in the result.
-    pub fn stages(self) -> Vec<StageDef> {
-        use StageInput::*;
-        use StageOutput::*;
-        match self {
+    pub fn plan(self) -> Plan {
+        let stage = |inputs: Vec<StageId>, output| StageDef {
+            inputs,
+            output,
+            partitions: PARTITIONS as Part,
+            // A round-robin repartition of input whose order is not fixed (SPARK-23207).
+            indeterminate: self == Job::Repartition && output == StageOutput::Shuffle,
+        };
+        let stages = match self {
             Job::WordCount | Job::Repartition => vec![
-                StageDef {
-                    input: Stable,
-                    output: Shuffle,
-                },
-                StageDef {
-                    input: ShuffleOf(0),
-                    output: Result,
-                },
+                stage(vec![], StageOutput::Shuffle),
+                stage(vec![0], StageOutput::Result),
             ],
             Job::PageRank => vec![
-                StageDef {
-                    input: Stable,
-                    output: Shuffle,
-                },
-                StageDef {
-                    input: ShuffleOf(0),
-                    output: Shuffle,
-                },
-                StageDef {
-                    input: ShuffleOf(1),
-                    output: Result,
-                },
+                stage(vec![], StageOutput::Shuffle),
+                stage(vec![0], StageOutput::Shuffle),
+                stage(vec![1], StageOutput::Result),
             ],
-        }
+        };
+        Plan { stages }
     }
 
-    /// Whether a stage's output depends on the attempt (§ SPARK-23207: round-robin
-    /// repartitioning of input whose order is not fixed).
-    pub fn indeterminate(self, stage: StageId) -> bool {
-        self == Job::Repartition && stage == 0
+    /// The stage whose shuffle output `stage` reads, if any (each of the model's stages reads
+    /// one at most).
+    pub fn input_of(self, stage: StageId) -> Option<StageId> {
+        self.plan().stages[usize::from(stage)]
+            .inputs
+            .first()
+            .copied()
     }
 
     /// Whether a stage reads the persisted links RDD (PageRank's join).
@@ -177,21 +171,21 @@ impl Job {
 
     /// The result without failures: every stage run once, in order.
     pub fn expected(self) -> Vec<Rec> {
-        let stages = self.stages();
+        let plan = self.plan();
         let mut outputs: Vec<Vec<Vec<Vec<Rec>>>> = Vec::new();
         let mut result = Vec::new();
-        for (s, def) in stages.iter().enumerate() {
+        for (s, def) in plan.stages.iter().enumerate() {
             let mut stage_out = Vec::new();
-            for p in 0..PARTITIONS as u8 {
-                let input = match def.input {
-                    StageInput::Stable => self.input(p),
-                    StageInput::ShuffleOf(parent) => outputs[usize::from(parent)]
+            for p in 0..PARTITIONS as Part {
+                let input = match def.inputs.first() {
+                    None => self.input(p),
+                    Some(parent) => outputs[usize::from(*parent)]
                         .iter()
                         .flat_map(|b: &Vec<Vec<Rec>>| b[usize::from(p)].clone())
                         .collect(),
                 };
                 let links = self.links(p);
-                match self.compute(s as u8, p, 0, input, Some(&links)) {
+                match self.compute(s as StageId, p, 0, input, Some(&links)) {
                     Output::Buckets(b) => stage_out.push(b),
                     Output::Result(r) => result.extend(r),
                 }
@@ -220,16 +214,8 @@ pub type Links = BTreeMap<u8, Vec<u8>>;
 /// Partitions of every RDD in the model.
 pub const PARTITIONS: usize = 2;
 
-/// Where a stage's input comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StageInput {
-    Stable,
-    /// The shuffle output of this earlier stage (a wide dependency, §4).
-    ShuffleOf(StageId),
-}
-
 /// What a stage produces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StageOutput {
     /// Map output for the next stage's shuffle, kept by the worker.
     Shuffle,
@@ -237,11 +223,27 @@ pub enum StageOutput {
     Result,
 }
 
-/// A stage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A stage (§4): its tasks pipeline narrow transformations, from stable storage or from the
+/// shuffle outputs of the stages it reads, to a shuffle output or the job's result.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StageDef {
-    pub input: StageInput,
+    /// The earlier stages whose shuffle outputs its tasks fetch (wide dependencies); none for
+    /// a stage that reads stable storage.
+    pub inputs: Vec<StageId>,
     pub output: StageOutput,
+    /// Its tasks: one a partition.
+    pub partitions: Part,
+    /// Whether its output depends on the attempt (a round-robin repartition of input whose
+    /// order is not fixed, SPARK-23207): a lost output then invalidates every result read
+    /// from the old one.
+    pub indeterminate: bool,
+}
+
+/// A job's stages, each after the stages it reads: what the DAG scheduler runs. The model
+/// builds one from its [`Job`]; the runtime cuts one from an RDD's lineage.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Plan {
+    pub stages: Vec<StageDef>,
 }
 
 /// What a task produced.
@@ -252,17 +254,17 @@ pub enum Output {
     Result(Vec<Rec>),
 }
 
-/// The messages.
+/// The messages. `R` is a result partition: the model's records, or the runtime's bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum SparkMsg {
-    /// Driver to worker: run `stage`'s task for `partition`. `parents`: for a stage that reads
-    /// a shuffle, where each map output of the parent stage is and which attempt wrote it
-    /// (`None`: not registered).
+pub enum SparkMsg<R = Vec<Rec>> {
+    /// Driver to worker: run `stage`'s task for `partition`. `parents`: for each stage it reads
+    /// (in the order of [`StageDef::inputs`]), where each map output is and which attempt
+    /// wrote it (`None`: not registered).
     LaunchTask {
         stage: StageId,
         partition: Part,
         attempt: u8,
-        parents: Vec<Option<(Id, u8)>>,
+        parents: Vec<Vec<Option<(Id, u8)>>>,
     },
     /// Worker to worker, for task `task` (stage, partition, attempt): block `bucket` of map
     /// output `map` of shuffle `shuffle`, as attempt `map_attempt` wrote it.
@@ -286,7 +288,7 @@ pub enum SparkMsg {
         stage: StageId,
         partition: Part,
         attempt: u8,
-        result: Option<Vec<Rec>>,
+        result: Option<R>,
     },
     /// Worker to driver: the task could not fetch map output `map` of shuffle `shuffle`
     /// from `from` (§5.1 of the paper; Spark's `FetchFailed`).
@@ -307,6 +309,10 @@ pub enum SparkMsg {
     },
     /// A restarted worker to the driver: everything it held is gone.
     Reregister,
+    /// A worker to the driver, every little while: it is alive. The model leaves heartbeats
+    /// out (its driver's `WorkerLost` timer may fire at any time, which covers both a crash
+    /// and a false suspicion); real workers send them.
+    Heartbeat,
 }
 
 /// The timers.
@@ -356,13 +362,13 @@ pub enum TaskState {
 /// The driver's state: the DAG scheduler's view of each stage's tasks (and so of the map
 /// output registry), the results, the workers it knows to be lost.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct DriverState {
+pub struct DriverState<R = Vec<Rec>> {
     pub tasks: Vec<Vec<TaskState>>,
     /// Launches of each task so far (the next attempt's number).
     pub attempts: Vec<Vec<u8>>,
     /// Failures of each task so far.
     pub failures: Vec<Vec<u8>>,
-    pub results: Vec<Option<Vec<Rec>>>,
+    pub results: Vec<Option<R>>,
     pub lost: Vec<Id>,
     /// A ghost for a property: a stage whose output was lost was resubmitted (§5.1).
     pub resubmitted: bool,
@@ -370,12 +376,14 @@ pub struct DriverState {
     pub aborted: bool,
 }
 
-impl DriverState {
+impl<R> DriverState<R> {
     /// Every result partition is in.
     pub fn done(&self) -> bool {
         !self.results.is_empty() && self.results.iter().all(Option::is_some)
     }
+}
 
+impl DriverState {
     /// The collected result, sorted.
     pub fn collected(&self) -> Vec<Rec> {
         let mut all: Vec<Rec> = self.results.iter().flatten().flatten().copied().collect();
@@ -387,57 +395,97 @@ impl DriverState {
 /// The driver's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DriverCfg {
-    pub job: Job,
+    pub plan: Plan,
     pub workers: Vec<Id>,
     /// A task's failures that abort the job.
     pub max_failures: u8,
     pub bug: Option<SparkBug>,
+    /// How long a worker may stay silent before it is declared lost.
+    pub lost_after: Duration,
+}
+
+/// What the driver's steps need of the actor they run in: the model's [`SparkActor`], or the
+/// runtime's driver node (whose results are bytes).
+pub trait DriverOut<R> {
+    fn send(&mut self, to: Id, msg: SparkMsg<R>);
+    fn set_timer(&mut self, timer: SparkTimer, after: Duration);
+}
+
+impl DriverOut<Vec<Rec>> for Out<SparkActor> {
+    fn send(&mut self, to: Id, msg: SparkMsg) {
+        Out::send(self, to, msg);
+    }
+    fn set_timer(&mut self, timer: SparkTimer, after: Duration) {
+        Out::set_timer(self, timer, after..after);
+    }
 }
 
 impl DriverCfg {
-    fn start(&self, o: &mut Out<SparkActor>) -> DriverState {
-        let stages = self.job.stages();
-        let mut s = DriverState {
-            tasks: vec![vec![TaskState::Pending; PARTITIONS]; stages.len()],
-            attempts: vec![vec![0; PARTITIONS]; stages.len()],
-            failures: vec![vec![0; PARTITIONS]; stages.len()],
-            results: vec![None; PARTITIONS],
+    /// The state before any task is launched.
+    pub fn initial<R>(&self) -> DriverState<R> {
+        let stages = &self.plan.stages;
+        let per_stage = |x| {
+            stages
+                .iter()
+                .map(|st| vec![x; usize::from(st.partitions)])
+                .collect::<Vec<_>>()
+        };
+        let results = stages
+            .iter()
+            .rev()
+            .find(|st| st.output == StageOutput::Result)
+            .map_or(0, |st| usize::from(st.partitions));
+        DriverState {
+            tasks: stages
+                .iter()
+                .map(|st| vec![TaskState::Pending; usize::from(st.partitions)])
+                .collect(),
+            attempts: per_stage(0),
+            failures: per_stage(0),
+            results: (0..results).map(|_| None).collect(),
             lost: Vec::new(),
             resubmitted: false,
             aborted: false,
-        };
+        }
+    }
+
+    fn start(&self, o: &mut impl DriverOut<Vec<Rec>>) -> DriverState {
+        let mut s = self.initial();
         for w in &self.workers {
-            o.set_timer(SparkTimer::WorkerLost(*w), HEARTBEAT..HEARTBEAT);
+            o.set_timer(SparkTimer::WorkerLost(*w), self.lost_after);
         }
         self.schedule(&mut s, o);
         s
     }
 
     /// Where map output `map` of stage `stage` is registered, and its attempt.
-    fn location(s: &DriverState, stage: StageId, map: Part) -> Option<(Id, u8)> {
+    pub fn location<R>(s: &DriverState<R>, stage: StageId, map: Part) -> Option<(Id, u8)> {
         match s.tasks[usize::from(stage)][usize::from(map)] {
             TaskState::Done { worker, attempt } => Some((worker, attempt)),
             _ => None,
         }
     }
 
+    /// Whether every map output of stage `stage` is registered.
+    fn available<R>(&self, s: &DriverState<R>, stage: StageId) -> bool {
+        (0..self.plan.stages[usize::from(stage)].partitions)
+            .all(|m| Self::location(s, stage, m).is_some())
+    }
+
     /// Launches the pending tasks of every stage whose parents are available (§4: "the
     /// scheduler ... launches tasks to compute missing partitions from each stage until it has
     /// computed the target RDD").
-    fn schedule(&self, s: &mut DriverState, o: &mut Out<SparkActor>) {
+    pub fn schedule<R>(&self, s: &mut DriverState<R>, o: &mut impl DriverOut<R>) {
         if s.aborted || s.done() {
             return;
         }
-        for (stage, def) in self.job.stages().iter().enumerate() {
-            if let StageInput::ShuffleOf(parent) = def.input {
-                let ready = (0..PARTITIONS as u8).all(|m| Self::location(s, parent, m).is_some());
-                if !ready {
-                    continue;
-                }
+        for (stage, def) in self.plan.stages.iter().enumerate() {
+            if !def.inputs.iter().all(|i| self.available(s, *i)) {
+                continue;
             }
-            for p in 0..PARTITIONS as u8 {
+            for p in 0..def.partitions {
                 if s.tasks[stage][usize::from(p)] == TaskState::Pending {
-                    self.launch(s, stage as u8, p, o);
+                    self.launch(s, stage as StageId, p, o);
                 }
             }
         }
@@ -445,7 +493,13 @@ impl DriverCfg {
 
     /// Launches `stage`'s task for partition `p` on a live worker (the partition's own, if it
     /// is alive: where a persisted partition was cached, §4's preferred locations).
-    fn launch(&self, s: &mut DriverState, stage: StageId, p: Part, o: &mut Out<SparkActor>) {
+    fn launch<R>(
+        &self,
+        s: &mut DriverState<R>,
+        stage: StageId,
+        p: Part,
+        o: &mut impl DriverOut<R>,
+    ) {
         let (si, pi) = (usize::from(stage), usize::from(p));
         if s.aborted {
             return;
@@ -460,18 +514,21 @@ impl DriverCfg {
             .iter()
             .copied()
             .find(|w| *w == self.workers[pi % self.workers.len()])
-            .or_else(|| live.first().copied())
+            .or_else(|| live.get(pi % live.len().max(1)).copied())
         else {
             return;
         };
-        let parents = match self.job.stages()[si].input {
-            StageInput::Stable => Vec::new(),
-            StageInput::ShuffleOf(parent) => (0..PARTITIONS as u8)
-                .map(|m| Self::location(s, parent, m))
-                .collect(),
-        };
+        let parents = self.plan.stages[si]
+            .inputs
+            .iter()
+            .map(|parent| {
+                (0..self.plan.stages[usize::from(*parent)].partitions)
+                    .map(|m| Self::location(s, *parent, m))
+                    .collect()
+            })
+            .collect();
         let attempt = s.attempts[si][pi];
-        s.attempts[si][pi] += 1;
+        s.attempts[si][pi] = attempt.saturating_add(1);
         s.tasks[si][pi] = TaskState::Running { worker, attempt };
         o.send(
             worker,
@@ -487,7 +544,7 @@ impl DriverCfg {
     /// Map outputs were lost (of `stage`, partitions `maps`): they are unregistered, and the
     /// stage is resubmitted for them (§5.1). For an indeterminate stage, every result computed
     /// from its old output is discarded too (Spark's fix for SPARK-23207).
-    fn outputs_lost(&self, s: &mut DriverState, stage: StageId, maps: &[Part]) {
+    fn outputs_lost<R>(&self, s: &mut DriverState<R>, stage: StageId, maps: &[Part]) {
         if maps.is_empty() {
             return;
         }
@@ -495,49 +552,76 @@ impl DriverCfg {
             s.tasks[usize::from(stage)][usize::from(*m)] = TaskState::Pending;
         }
         s.resubmitted = true;
-        if self.job.indeterminate(stage) && self.bug != Some(SparkBug::IndeterminateRetry) {
-            let last = s.tasks.len() - 1;
-            for p in 0..PARTITIONS {
-                s.results[p] = None;
-                s.tasks[last][p] = TaskState::Pending;
+        if self.plan.stages[usize::from(stage)].indeterminate
+            && self.bug != Some(SparkBug::IndeterminateRetry)
+        {
+            for (i, st) in self.plan.stages.iter().enumerate() {
+                if st.output == StageOutput::Result && st.inputs.contains(&stage) {
+                    for p in 0..usize::from(st.partitions) {
+                        s.results[p] = None;
+                        s.tasks[i][p] = TaskState::Pending;
+                    }
+                }
             }
         }
     }
 
     /// A worker is lost (its heartbeats stopped, or it came back empty): its map outputs and
     /// its running tasks are gone.
-    fn worker_lost(&self, s: &mut DriverState, w: Id, o: &mut Out<SparkActor>) {
-        for stage in 0..s.tasks.len() {
-            for p in 0..PARTITIONS {
+    fn worker_lost<R>(&self, s: &mut DriverState<R>, w: Id, o: &mut impl DriverOut<R>) {
+        for (stage, def) in self.plan.stages.iter().enumerate() {
+            for p in 0..usize::from(def.partitions) {
                 if matches!(s.tasks[stage][p], TaskState::Running { worker, .. } if worker == w) {
                     s.tasks[stage][p] = TaskState::Pending;
                 }
             }
-            if self.job.stages()[stage].output == StageOutput::Shuffle {
-                let maps: Vec<Part> = (0..PARTITIONS as u8)
-                    .filter(|m| Self::location(s, stage as u8, *m).is_some_and(|(l, _)| l == w))
+            if def.output == StageOutput::Shuffle {
+                let maps: Vec<Part> = (0..def.partitions)
+                    .filter(|m| {
+                        Self::location(s, stage as StageId, *m).is_some_and(|(l, _)| l == w)
+                    })
                     .collect();
-                self.outputs_lost(s, stage as u8, &maps);
+                self.outputs_lost(s, stage as StageId, &maps);
             }
         }
         self.schedule(s, o);
     }
 
     /// Counts a failure of a task; the job is aborted at `max_failures`.
-    fn failed(&self, s: &mut DriverState, stage: StageId, p: Part) {
+    fn failed<R>(&self, s: &mut DriverState<R>, stage: StageId, p: Part) {
         let f = &mut s.failures[usize::from(stage)][usize::from(p)];
-        *f += 1;
+        *f = f.saturating_add(1);
         if *f >= self.max_failures {
             s.aborted = true;
         }
     }
 
-    fn current(s: &DriverState, stage: StageId, p: Part, attempt: u8) -> bool {
+    fn current<R>(s: &DriverState<R>, stage: StageId, p: Part, attempt: u8) -> bool {
         matches!(s.tasks.get(usize::from(stage)).and_then(|t| t.get(usize::from(p))),
             Some(TaskState::Running { attempt: a, .. }) if *a == attempt)
     }
 
-    fn on_msg(&self, s: &mut DriverState, src: Id, msg: SparkMsg, o: &mut Out<SparkActor>) {
+    /// A worker that is back: what it held is gone, and it may be given tasks again.
+    fn rejoined<R>(&self, s: &mut DriverState<R>, w: Id, o: &mut impl DriverOut<R>) {
+        if !s.lost.contains(&w) {
+            self.worker_lost(s, w, o);
+        }
+        s.lost.retain(|l| *l != w);
+        o.set_timer(SparkTimer::WorkerLost(w), self.lost_after);
+        self.schedule(s, o);
+    }
+
+    /// The driver's step on a message from `src`.
+    pub fn on_msg<R>(
+        &self,
+        s: &mut DriverState<R>,
+        src: Id,
+        msg: SparkMsg<R>,
+        o: &mut impl DriverOut<R>,
+    ) {
+        if !self.workers.contains(&src) {
+            return;
+        }
         match msg {
             SparkMsg::TaskDone {
                 stage,
@@ -545,12 +629,18 @@ impl DriverCfg {
                 attempt,
                 result,
             } if Self::current(s, stage, partition, attempt) => {
+                let is_result = self.plan.stages[usize::from(stage)].output == StageOutput::Result;
+                if is_result && result.is_none() {
+                    return;
+                }
                 s.tasks[usize::from(stage)][usize::from(partition)] = TaskState::Done {
                     worker: src,
                     attempt,
                 };
-                if let Some(r) = result {
-                    s.results[usize::from(partition)] = Some(r);
+                if let Some(r) = result.filter(|_| is_result) {
+                    if let Some(slot) = s.results.get_mut(usize::from(partition)) {
+                        *slot = Some(r);
+                    }
                 }
                 self.schedule(s, o);
             }
@@ -565,7 +655,11 @@ impl DriverCfg {
                 s.tasks[usize::from(stage)][usize::from(partition)] = TaskState::Pending;
                 self.failed(s, stage, partition);
                 // The map output is gone from where it was registered.
-                if Self::location(s, shuffle, map).map(|(l, _)| l) == from {
+                let known = s
+                    .tasks
+                    .get(usize::from(shuffle))
+                    .is_some_and(|t| usize::from(map) < t.len());
+                if known && Self::location(s, shuffle, map).map(|(l, _)| l) == from {
                     self.outputs_lost(s, shuffle, &[map]);
                 }
                 if self.bug == Some(SparkBug::NarrowRecoveryForWide) {
@@ -583,19 +677,22 @@ impl DriverCfg {
                 self.failed(s, stage, partition);
                 self.schedule(s, o);
             }
-            SparkMsg::Reregister => {
-                if !s.lost.contains(&src) {
-                    self.worker_lost(s, src, o);
-                }
-                s.lost.retain(|w| *w != src);
-                o.set_timer(SparkTimer::WorkerLost(src), HEARTBEAT..HEARTBEAT);
-                self.schedule(s, o);
-            }
+            SparkMsg::Reregister => self.rejoined(s, src, o),
+            // A heartbeat puts off the worker's loss; one from a worker already declared lost
+            // (it was paused, or cut off) brings it back as a new worker.
+            SparkMsg::Heartbeat if s.lost.contains(&src) => self.rejoined(s, src, o),
+            SparkMsg::Heartbeat => o.set_timer(SparkTimer::WorkerLost(src), self.lost_after),
             _ => {}
         }
     }
 
-    fn on_timeout(&self, s: &mut DriverState, timer: &SparkTimer, o: &mut Out<SparkActor>) {
+    /// The driver's step on a timer.
+    pub fn on_timeout<R>(
+        &self,
+        s: &mut DriverState<R>,
+        timer: &SparkTimer,
+        o: &mut impl DriverOut<R>,
+    ) {
         if let SparkTimer::WorkerLost(w) = timer {
             if !s.lost.contains(w) {
                 s.lost.push(*w);
@@ -710,15 +807,15 @@ impl WorkerCfg {
         s: &mut WorkerState,
         me: Id,
         (stage, p, attempt): (StageId, Part, u8),
-        parents: Vec<Option<(Id, u8)>>,
+        parents: Vec<Vec<Option<(Id, u8)>>>,
         o: &mut Out<SparkActor>,
     ) {
-        let def = self.job.stages()[usize::from(stage)];
-        let StageInput::ShuffleOf(shuffle) = def.input else {
+        let Some(shuffle) = self.job.input_of(stage) else {
             let input = self.job.input(p);
             self.finish(s, (stage, p, attempt), input, o);
             return;
         };
+        let parents = parents.into_iter().next().unwrap_or_default();
         let mut run = Running {
             stage,
             partition: p,
@@ -727,7 +824,7 @@ impl WorkerCfg {
             got: Vec::new(),
         };
         for (m, loc) in parents.iter().enumerate() {
-            let m = m as u8;
+            let m = m as Part;
             let Some(loc) = *loc else {
                 // Nowhere to fetch it from.
                 o.send(
@@ -773,7 +870,7 @@ impl WorkerCfg {
                     SparkMsg::Fetch {
                         task: (stage, p, attempt),
                         shuffle,
-                        map: m as u8,
+                        map: m as Part,
                         map_attempt: *map_attempt,
                     },
                 );
@@ -889,7 +986,7 @@ impl WorkerCfg {
             return;
         };
         let run = s.running.remove(i);
-        let StageInput::ShuffleOf(shuffle) = self.job.stages()[usize::from(run.stage)].input else {
+        let Some(shuffle) = self.job.input_of(run.stage) else {
             return;
         };
         let map = run.got.iter().position(Option::is_none).unwrap_or(0);
@@ -900,7 +997,7 @@ impl WorkerCfg {
                 partition: run.partition,
                 attempt: run.attempt,
                 shuffle,
-                map: map as u8,
+                map: map as Part,
                 from: Some(run.from[map].0),
             },
         );

@@ -11,8 +11,8 @@ use stateright::actor::{ActorModel, ActorModelAction, Id, Network};
 use stateright::Property;
 
 use super::actor::{
-    DriverCfg, DriverState, Job, Rec, SparkActor, SparkBug, SparkMsg, SparkState, SparkTimer,
-    StageOutput, WorkerCfg, WorkerState,
+    DriverCfg, DriverState, Job, Part, Rec, SparkActor, SparkBug, SparkMsg, SparkState, SparkTimer,
+    StageId, StageOutput, WorkerCfg, WorkerState, HEARTBEAT,
 };
 use crate::harness::{CrashKind, HAction, HState, Harness, Harnessed};
 
@@ -45,11 +45,12 @@ impl SparkCfg {
         let driver = Id::from(DRIVER);
         let workers: Vec<Id> = (1..=WORKERS).map(Id::from).collect();
         let mut actors = vec![SparkActor::Driver(DriverCfg {
-            job: self.job,
+            plan: self.job.plan(),
             workers: workers.clone(),
             // One failure a crash can cause, and one more.
             max_failures: self.crashes as u8 + 1,
             bug: self.bug,
+            lost_after: HEARTBEAT,
         })];
         for _ in &workers {
             actors.push(SparkActor::Worker(WorkerCfg {
@@ -172,7 +173,7 @@ pub fn workers(s: &SparkModelState) -> impl Iterator<Item = &WorkerState> {
 
 /// Whether task (stage, partition, attempt) on worker `id` waits for a block that can no
 /// longer come: neither its `Fetch` nor the answer is on its way.
-fn fetch_lost(s: &SparkModelState, id: Id, (stage, p, attempt): (u8, u8, u8)) -> bool {
+fn fetch_lost(s: &SparkModelState, id: Id, (stage, p, attempt): (StageId, Part, u8)) -> bool {
     let Some(w) = worker(s, usize::from(id)) else {
         return false;
     };
@@ -211,7 +212,7 @@ pub fn wrong_result(m: &SparkModel, s: &SparkModelState) -> Option<(Vec<Rec>, Ve
 
 /// A task launched without a registered location for one of its parent map outputs:
 /// (stage, partition, missing map output).
-pub fn orphan_launch(s: &SparkModelState) -> Option<(u8, u8, usize)> {
+pub fn orphan_launch(s: &SparkModelState) -> Option<(StageId, Part, usize)> {
     crate::catalog::in_flight(&s.network).find_map(|(_, _, msg)| match msg {
         SparkMsg::LaunchTask {
             stage,
@@ -220,6 +221,7 @@ pub fn orphan_launch(s: &SparkModelState) -> Option<(u8, u8, usize)> {
             ..
         } => parents
             .iter()
+            .flatten()
             .position(Option::is_none)
             .map(|m| (*stage, *partition, m)),
         _ => None,
@@ -230,7 +232,7 @@ pub fn orphan_launch(s: &SparkModelState) -> Option<(u8, u8, usize)> {
 fn resubmitted(m: &SparkModel, s: &SparkModelState) -> bool {
     let d = driver(s);
     d.resubmitted
-        && m.cfg().job.stages().iter().enumerate().any(|(i, st)| {
+        && m.cfg().job.plan().stages.iter().enumerate().any(|(i, st)| {
             st.output == StageOutput::Shuffle && d.attempts[i].iter().any(|a| *a > 1)
         })
 }

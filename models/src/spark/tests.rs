@@ -56,10 +56,11 @@ fn the_jobs_compute_what_their_programs_say() {
 #[test]
 fn a_failed_fetch_resubmits_the_parent_stage() {
     let cfg = DriverCfg {
-        job: Job::WordCount,
+        plan: Job::WordCount.plan(),
         workers: vec![id(1), id(2)],
         max_failures: 2,
         bug: None,
+        lost_after: HEARTBEAT,
     };
     let d = SparkActor::Driver(cfg);
     let mut o = Out::new();
@@ -160,7 +161,7 @@ fn a_late_fetch_reply_is_not_taken_by_another_attempt() {
         stage: 1,
         partition: 0,
         attempt,
-        parents: vec![Some((id(2), 0)), Some((id(2), 0))],
+        parents: vec![vec![Some((id(2), 0)), Some((id(2), 0))]],
     };
     deliver(&w, &mut s, id(0), launch(0));
     deliver(&w, &mut s, id(0), launch(1));
