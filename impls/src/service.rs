@@ -485,6 +485,7 @@ where
     let hooks = crate::node::Hooks {
         describe: Some(S::describe),
         kind: Some(S::kind),
+        inbox: None,
     };
     crate::node::run_hooked(
         actor,

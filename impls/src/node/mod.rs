@@ -237,6 +237,31 @@ pub struct Hooks<A: Actor> {
     /// The kind of each message the node handles: the node counts them by kind, for an
     /// administrator's `CountQuery` ([`query_counts`]; benchmarks use it).
     pub kind: Option<Kind<A>>,
+    /// Called once the node runs, with an [`Inbox`]: how work the actor handed to threads of
+    /// its own (a Spark worker's tasks) comes back to it as messages.
+    pub inbox: Option<Box<dyn FnOnce(Inbox<A::Msg>)>>,
+}
+
+/// Delivers messages to a running node's actor as if it had sent them to itself.
+pub struct Inbox<M> {
+    me: Id,
+    events: mpsc::Sender<Event<M>>,
+}
+
+impl<M> Clone for Inbox<M> {
+    fn clone(&self) -> Self {
+        Inbox {
+            me: self.me,
+            events: self.events.clone(),
+        }
+    }
+}
+
+impl<M> Inbox<M> {
+    /// Queues `msg` for the actor; false once the node has returned.
+    pub fn deliver(&self, msg: M) -> bool {
+        self.events.send(Event::Msg(self.me, msg)).is_ok()
+    }
 }
 
 impl<A: Actor> Default for Hooks<A> {
@@ -244,6 +269,7 @@ impl<A: Actor> Default for Hooks<A> {
         Hooks {
             describe: None,
             kind: None,
+            inbox: None,
         }
     }
 }
@@ -287,6 +313,12 @@ where
     }
     // The node's threads stop with it, whichever way it returns.
     let _threads = StopThreads(shared.clone());
+    if let Some(give) = hooks.inbox {
+        give(Inbox {
+            me,
+            events: shared.events.clone(),
+        });
+    }
     let wake = shared.events.clone();
     let _wake = shutdown.on_trigger(move || {
         let _ = wake.send(Event::Wake);

@@ -1,30 +1,44 @@
-//! Resilient distributed datasets (Zaharia et al., NSDI 2012), in one process: the API of §2.2
-//! and Table 2, lazy until an action, narrow dependencies pipelined in a task, wide ones cut
-//! into stages at a hash shuffle (§4), and lost partitions rebuilt from lineage (§5.1).
+//! Resilient distributed datasets (Zaharia et al., NSDI 2012): the API of §2.2 and Table 2,
+//! lazy until an action, narrow dependencies pipelined in a task, wide ones cut into stages at
+//! a hash shuffle (§4), and lost partitions rebuilt from lineage (§5.1).
 //!
-//! A [`Context`] has a fixed set of workers, each with its own memory: cached partitions and the
-//! map outputs of shuffles. Tasks of a stage run in parallel, one thread per worker; partition
-//! `p` runs on worker `p mod workers` (a cached partition's worker, §4's preferred locations).
-//! [`Context::kill_worker`] wipes a worker's memory, as a crash of its machine would. The
-//! scheduler then does what `checker spark` checks: a reduce task whose map output is gone
-//! fails its fetch, the map output is unregistered, the parent stage is resubmitted for it, and
-//! the reduce task runs again; a lost cached partition is recomputed from its parents.
+//! A [`Context`] runs its jobs in one of two ways:
+//! - **in this process** ([`Context::new`]): a fixed set of workers, each a thread with its own
+//!   memory (cached partitions and the map outputs of shuffles). Partition `p` runs on worker
+//!   `p mod workers` (a cached partition's worker, §4's preferred locations).
+//!   [`Context::kill_worker`] wipes a worker's memory, as a crash of its machine would. The
+//!   scheduler then does what `checker spark` checks: a reduce task whose map output is gone
+//!   fails its fetch, the map output is unregistered, the parent stage is resubmitted for it,
+//!   and the reduce task runs again; a lost cached partition is recomputed from its parents;
+//! - **on worker processes** ([`Context::remote`]): each action's lineage is cut into a
+//!   [`Plan`] (the stages and the shuffles they read) that the model's driver actor schedules
+//!   over TCP (`spark::cluster`). A worker rebuilds the same lineage by running the same
+//!   program in a [`Context::replay`], which answers the actions before the job it needs with
+//!   the results the driver recorded, and stops at that job: the program is the closure Spark
+//!   would ship.
+//!
+//! A task sees its worker through an [`Executor`]: the cache, its map outputs, and the fetch
+//! of other map outputs.
 
 use rustc_hash::FxHashMap as HashMap;
+use serde::{de::DeserializeOwned, Serialize};
 use std::any::Any;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// What an RDD may hold.
-pub trait Data: Clone + Send + Sync + 'static {}
-impl<T: Clone + Send + Sync + 'static> Data for T {}
+pub use models::spark::{Plan, StageDef, StageOutput};
+
+/// What an RDD may hold: cloned within a worker, encoded between processes.
+pub trait Data: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
+impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Data for T {}
 
 /// A key of a pair RDD.
 pub trait Key: Data + Hash + Eq + Ord {}
 impl<T: Data + Hash + Eq + Ord> Key for T {}
 
-type Shared = Arc<dyn Any + Send + Sync>;
+/// A partition kept in a worker's memory (its type is its RDD's).
+pub type Shared = Arc<dyn Any + Send + Sync>;
 
 /// A task could not fetch map output `map` of shuffle `shuffle` (Spark's `FetchFailed`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,12 +47,75 @@ pub struct FetchFailed {
     pub map: usize,
 }
 
-/// A worker's memory.
+/// Why a task did not finish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskError {
+    Fetch(FetchFailed),
+    /// Anything else: a block that does not decode, a disk that refuses a map output.
+    Failed(String),
+}
+
+impl From<FetchFailed> for TaskError {
+    fn from(f: FetchFailed) -> Self {
+        TaskError::Fetch(f)
+    }
+}
+
+/// Encodes records for a shuffle block, a result or a replayed action.
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    bincode::serialize(v).expect("records encode")
+}
+
+/// Decodes what [`encode`] wrote.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, TaskError> {
+    bincode::deserialize(bytes)
+        .map_err(|e| TaskError::Failed(format!("a block does not decode: {e}")))
+}
+
+/// A map task's output: one bucket for each reduce partition.
+pub trait Buckets: Send + Sync {
+    /// Each bucket, encoded.
+    fn encode(&self) -> Vec<Vec<u8>>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<K: Key, V: Data> Buckets for Vec<Vec<(K, V)>> {
+    fn encode(&self) -> Vec<Vec<u8>> {
+        self.iter().map(encode).collect()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A fetched bucket: shared from this process's memory, or bytes from another worker.
+pub enum Block {
+    Shared(Arc<dyn Buckets>),
+    Bytes(Vec<u8>),
+}
+
+/// The worker a task runs on: its memory, and the shuffle outputs it can fetch.
+pub trait Executor: Sync {
+    /// Partition `p` of persisted RDD `rdd`, if this worker holds it.
+    fn cached(&self, rdd: usize, p: usize) -> Option<Shared>;
+    fn cache(&self, rdd: usize, p: usize, part: Shared);
+    /// Keeps map output `map` of shuffle `shuffle` on this worker.
+    fn put_output(
+        &self,
+        shuffle: usize,
+        map: usize,
+        out: Arc<dyn Buckets>,
+    ) -> Result<(), TaskError>;
+    /// Bucket `bucket` of map output `map` of shuffle `shuffle`, from wherever it is.
+    fn fetch(&self, shuffle: usize, map: usize, bucket: usize) -> Result<Block, FetchFailed>;
+}
+
+/// A worker's memory (in-process workers).
 #[derive(Default)]
 struct Worker {
     cache: HashMap<(usize, usize), Shared>,
     /// Map outputs: (shuffle, map partition) → its buckets.
-    outputs: HashMap<(usize, usize), Shared>,
+    outputs: HashMap<(usize, usize), Arc<dyn Buckets>>,
 }
 
 /// What the scheduler did, for tests and reports.
@@ -52,9 +129,9 @@ pub struct Stats {
     pub fetch_failures: usize,
 }
 
-struct Inner {
+/// In-process workers and their scheduler.
+struct Local {
     workers: Vec<Mutex<Worker>>,
-    next_id: AtomicUsize,
     /// The map output registry: (shuffle, map partition) → worker.
     registry: Mutex<HashMap<(usize, usize), usize>>,
     /// Cached partitions computed once: (rdd, partition), to tell a recomputation.
@@ -64,18 +141,72 @@ struct Inner {
     kill_after: Mutex<Option<(usize, usize)>>,
 }
 
+/// Runs jobs on worker processes: the driver's side of [`Context::remote`].
+pub trait JobRunner: Send + Sync {
+    /// Runs the job of `plan`, whose stage `i` is shuffle `keys[i]`'s map stage (the last:
+    /// the result stage, key `u64::MAX`); each result partition encoded, or why it failed.
+    fn run(&self, plan: Plan, keys: Vec<u64>) -> Result<Vec<Vec<u8>>, String>;
+}
+
+/// The job a replay stopped at: its plan, and how a worker runs each of its tasks.
+pub struct Target {
+    pub plan: Plan,
+    pub keys: Vec<u64>,
+    shuffles: Vec<Arc<dyn ShuffleDep>>,
+    result: Arc<dyn Fn(&dyn Executor, usize) -> Result<Vec<u8>, TaskError> + Send + Sync>,
+}
+
+impl Target {
+    /// Runs task `p` of stage `stage`: a map task keeps its output on `exec`, a result task
+    /// returns its partition encoded.
+    pub fn run(
+        &self,
+        exec: &dyn Executor,
+        stage: usize,
+        p: usize,
+    ) -> Result<Option<Vec<u8>>, TaskError> {
+        match self.shuffles.get(stage) {
+            Some(dep) => dep.run_map(exec, p).map(|()| None),
+            None if stage == self.shuffles.len() => (self.result)(exec, p).map(Some),
+            None => Err(TaskError::Failed(format!("the job has no stage {stage}"))),
+        }
+    }
+}
+
+/// The panic payload that stops a replay at its target job.
+struct ReplayStop;
+
+/// A worker's rerun of the program up to one job.
+struct Replay {
+    /// Each earlier job's result partitions, as the driver recorded them.
+    history: Arc<Vec<Vec<Vec<u8>>>>,
+    next: AtomicUsize,
+    target: Mutex<Option<Target>>,
+}
+
+enum Backend {
+    Local(Local),
+    Remote(Box<dyn JobRunner>),
+    Replay(Replay),
+}
+
+struct Inner {
+    backend: Backend,
+    next_id: AtomicUsize,
+}
+
 /// The driver's handle: creates RDDs and runs jobs.
 #[derive(Clone)]
 pub struct Context(Arc<Inner>);
 
 impl Context {
+    /// A context whose workers are `workers` threads of this process.
     pub fn new(workers: usize) -> Context {
         assert!(workers > 0, "a context needs a worker");
-        Context(Arc::new(Inner {
+        Context::with(Backend::Local(Local {
             workers: (0..workers)
                 .map(|_| Mutex::new(Worker::default()))
                 .collect(),
-            next_id: AtomicUsize::new(0),
             registry: Mutex::new(HashMap::default()),
             computed: Mutex::new(Default::default()),
             stats: Mutex::new(Stats::default()),
@@ -83,8 +214,55 @@ impl Context {
         }))
     }
 
+    /// A context whose jobs `runner` runs on worker processes.
+    pub fn remote(runner: Box<dyn JobRunner>) -> Context {
+        Context::with(Backend::Remote(runner))
+    }
+
+    /// Runs `program` as a worker does to rebuild the lineage of the job after those in
+    /// `history` (whose recorded results the earlier actions return); `None` if the program
+    /// ends before that job.
+    pub fn replay(
+        history: Arc<Vec<Vec<Vec<u8>>>>,
+        program: impl FnOnce(&Context),
+    ) -> Option<Target> {
+        let ctx = Context::with(Backend::Replay(Replay {
+            history,
+            next: AtomicUsize::new(0),
+            target: Mutex::new(None),
+        }));
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program(&ctx)));
+        if let Err(payload) = run {
+            if !payload.is::<ReplayStop>() {
+                std::panic::resume_unwind(payload);
+            }
+        }
+        let Backend::Replay(r) = &ctx.0.backend else {
+            unreachable!("a replay context")
+        };
+        let target = r.target.lock().expect("replay").take();
+        target
+    }
+
+    fn with(backend: Backend) -> Context {
+        Context(Arc::new(Inner {
+            backend,
+            next_id: AtomicUsize::new(0),
+        }))
+    }
+
+    fn local(&self) -> &Local {
+        match &self.0.backend {
+            Backend::Local(l) => l,
+            _ => panic!("only a context of in-process workers has this"),
+        }
+    }
+
     pub fn workers(&self) -> usize {
-        self.0.workers.len()
+        match &self.0.backend {
+            Backend::Local(l) => l.workers.len(),
+            _ => 0,
+        }
     }
 
     fn id(&self) -> usize {
@@ -92,22 +270,26 @@ impl Context {
     }
 
     pub fn stats(&self) -> Stats {
-        self.0.stats.lock().expect("stats").clone()
+        match &self.0.backend {
+            Backend::Local(l) => l.stats.lock().expect("stats").clone(),
+            _ => Stats::default(),
+        }
     }
 
     /// Wipes worker `w`'s memory: its cached partitions and map outputs are gone.
     pub fn kill_worker(&self, w: usize) {
-        *self.0.workers[w].lock().expect("worker") = Worker::default();
+        *self.local().workers[w].lock().expect("worker") = Worker::default();
     }
 
     /// Kills worker `w` once `tasks` more tasks have run (in the middle of a job).
     pub fn kill_after(&self, w: usize, tasks: usize) {
-        *self.0.kill_after.lock().expect("kill") = Some((w, tasks));
+        *self.local().kill_after.lock().expect("kill") = Some((w, tasks));
     }
 
     fn task_ran(&self) {
-        self.0.stats.lock().expect("stats").tasks += 1;
-        let mut k = self.0.kill_after.lock().expect("kill");
+        let l = self.local();
+        l.stats.lock().expect("stats").tasks += 1;
+        let mut k = l.kill_after.lock().expect("kill");
         if let Some((w, n)) = *k {
             if n <= 1 {
                 *k = None;
@@ -119,7 +301,9 @@ impl Context {
         }
     }
 
-    /// An RDD of `data` cut into `parts` partitions (stable storage: never lost).
+    /// An RDD of `data` cut into `parts` partitions (stable storage: never lost). Worker
+    /// processes rebuild `data` by running the program again: give them inputs read lazily
+    /// ([`Context::source`], [`Context::text_file`]) rather than large vectors.
     pub fn parallelize<T: Data>(&self, data: Vec<T>, parts: usize) -> Rdd<T> {
         let parts = parts.max(1);
         let chunk = data.len().div_ceil(parts).max(1);
@@ -144,9 +328,47 @@ impl Context {
             id: self.id(),
             parts,
             partitioned: None,
-            compute: Arc::new(move |_, p, _| Ok(read(p))),
+            compute: Arc::new(move |_, p| Ok(read(p))),
             shuffles: Vec::new(),
         }
+    }
+
+    /// The lines of `paths`, in at least `parts` partitions of about equal bytes, each cut at
+    /// line ends (a partition owns the lines that start in its byte range, as Hadoop's
+    /// `TextInputFormat` does). A file that cannot be read fails the task that reads it.
+    pub fn text_file(
+        &self,
+        paths: &[std::path::PathBuf],
+        parts: usize,
+    ) -> std::io::Result<Rdd<String>> {
+        let mut splits: Vec<(std::path::PathBuf, u64, u64)> = Vec::new();
+        let sizes: Vec<u64> = paths
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()))
+            .collect::<std::io::Result<_>>()?;
+        let total: u64 = sizes.iter().sum();
+        let per = total.div_ceil(parts.max(1) as u64).max(1);
+        for (path, size) in paths.iter().zip(sizes) {
+            let mut start = 0;
+            while start < size || (size == 0 && start == 0) {
+                let len = per.min(size - start);
+                splits.push((path.clone(), start, len));
+                start += len.max(1);
+            }
+        }
+        let splits = Arc::new(splits);
+        Ok(Rdd {
+            ctx: self.clone(),
+            id: self.id(),
+            parts: splits.len(),
+            partitioned: None,
+            compute: Arc::new(move |_, p| {
+                let (path, start, len) = &splits[p];
+                read_lines(path, *start, *len)
+                    .map_err(|e| TaskError::Failed(format!("{}: {e}", path.display())))
+            }),
+            shuffles: Vec::new(),
+        })
     }
 
     /// Runs the map stages `shuffles` need (parents first), each for its missing outputs;
@@ -155,13 +377,14 @@ impl Context {
         &self,
         shuffles: &[Arc<dyn ShuffleDep>],
         seen: &mut std::collections::HashSet<usize>,
-    ) -> Result<(), FetchFailed> {
+    ) -> Result<(), TaskError> {
+        let l = self.local();
         for s in shuffles {
             if seen.contains(&s.id()) {
                 continue;
             }
             let missing: Vec<usize> = {
-                let reg = self.0.registry.lock().expect("registry");
+                let reg = l.registry.lock().expect("registry");
                 (0..s.maps())
                     .filter(|m| !reg.contains_key(&(s.id(), *m)))
                     .collect()
@@ -172,11 +395,10 @@ impl Context {
                 continue;
             }
             self.run_shuffles(&s.parents(), seen)?;
-            let results = self.run_tasks(&missing, |m, w| s.run_map(self, m, w));
+            let results = self.run_tasks(&missing, |m, w| s.run_map(&self.on(w), m));
             for (m, r) in missing.iter().zip(results) {
                 r?;
-                self.0
-                    .registry
+                l.registry
                     .lock()
                     .expect("registry")
                     .insert((s.id(), *m), self.worker_of(*m));
@@ -188,6 +410,11 @@ impl Context {
 
     fn worker_of(&self, p: usize) -> usize {
         p % self.workers()
+    }
+
+    /// In-process worker `w` as a task's executor.
+    fn on(&self, w: usize) -> LocalExec<'_> {
+        LocalExec { ctx: self, w }
     }
 
     /// Runs `task(p, worker)` for each partition, the tasks of each worker in a thread of its
@@ -230,10 +457,47 @@ impl Context {
             .collect()
     }
 
-    /// Runs a job: every partition of `rdd` (§4: the scheduler runs the missing map stages,
-    /// then the result tasks; a failed fetch unregisters the map output and resubmits its
-    /// stage).
+    /// Runs a job: every partition of `rdd`.
     fn run_job<T: Data>(&self, rdd: &Rdd<T>) -> Vec<Vec<T>> {
+        match &self.0.backend {
+            Backend::Local(_) => self.run_local(rdd),
+            Backend::Remote(runner) => {
+                let (plan, keys, _) = plan_of(rdd);
+                let parts = runner
+                    .run(plan, keys)
+                    .unwrap_or_else(|e| panic!("job aborted: {e}"));
+                parts
+                    .iter()
+                    .map(|b| decode(b).unwrap_or_else(|e| panic!("a result partition: {e:?}")))
+                    .collect()
+            }
+            Backend::Replay(r) => {
+                let job = r.next.fetch_add(1, Ordering::Relaxed);
+                match r.history.get(job) {
+                    Some(parts) => parts
+                        .iter()
+                        .map(|b| decode(b).unwrap_or_else(|e| panic!("a recorded result: {e:?}")))
+                        .collect(),
+                    None => {
+                        let (plan, keys, shuffles) = plan_of(rdd);
+                        let compute = rdd.compute.clone();
+                        *r.target.lock().expect("replay") = Some(Target {
+                            plan,
+                            keys,
+                            shuffles,
+                            result: Arc::new(move |exec, p| Ok(encode(&compute(exec, p)?))),
+                        });
+                        std::panic::resume_unwind(Box::new(ReplayStop))
+                    }
+                }
+            }
+        }
+    }
+
+    /// A job on in-process workers (§4: the scheduler runs the missing map stages, then the
+    /// result tasks; a failed fetch unregisters the map output and resubmits its stage).
+    fn run_local<T: Data>(&self, rdd: &Rdd<T>) -> Vec<Vec<T>> {
+        let l = self.local();
         let parts: Vec<usize> = (0..rdd.parts).collect();
         let mut results: Vec<Option<Vec<T>>> = vec![None; rdd.parts];
         loop {
@@ -245,7 +509,7 @@ impl Context {
                         .copied()
                         .filter(|p| results[*p].is_none())
                         .collect();
-                    let done = self.run_tasks(&todo, |p, w| (rdd.compute)(self, p, w));
+                    let done = self.run_tasks(&todo, |p, w| (rdd.compute)(&self.on(w), p));
                     let mut failed = None;
                     for (p, r) in todo.into_iter().zip(done) {
                         match r {
@@ -256,47 +520,193 @@ impl Context {
                     failed
                 }
             };
-            match failed {
+            let f = match failed {
                 None => return results.into_iter().map(|r| r.expect("computed")).collect(),
-                Some(f) => {
-                    // §5.1: the map output is gone; its stage is resubmitted for it. The
-                    // worker that held it lost its other outputs too: they are unregistered
-                    // with it (Spark removes a lost executor's outputs at once).
-                    let mut reg = self.0.registry.lock().expect("registry");
-                    let at = reg.get(&(f.shuffle, f.map)).copied();
-                    let lost: Vec<(usize, usize)> = match at {
-                        Some(w) => {
-                            let store = self.0.workers[w].lock().expect("worker");
-                            reg.iter()
-                                .filter(|(k, v)| **v == w && !store.outputs.contains_key(k))
-                                .map(|(k, _)| *k)
-                                .collect()
-                        }
-                        None => vec![(f.shuffle, f.map)],
-                    };
-                    for k in &lost {
-                        reg.remove(k);
-                    }
-                    drop(reg);
-                    let mut stats = self.0.stats.lock().expect("stats");
-                    stats.fetch_failures += 1;
-                    stats.resubmitted += lost.len();
+                Some(TaskError::Fetch(f)) => f,
+                Some(TaskError::Failed(e)) => panic!("a task failed: {e}"),
+            };
+            // §5.1: the map output is gone; its stage is resubmitted for it. The worker that
+            // held it lost its other outputs too: they are unregistered with it (Spark removes
+            // a lost executor's outputs at once).
+            let mut reg = l.registry.lock().expect("registry");
+            let at = reg.get(&(f.shuffle, f.map)).copied();
+            let lost: Vec<(usize, usize)> = match at {
+                Some(w) => {
+                    let store = l.workers[w].lock().expect("worker");
+                    reg.iter()
+                        .filter(|(k, v)| **v == w && !store.outputs.contains_key(k))
+                        .map(|(k, _)| *k)
+                        .collect()
                 }
+                None => vec![(f.shuffle, f.map)],
+            };
+            for k in &lost {
+                reg.remove(k);
             }
+            drop(reg);
+            let mut stats = l.stats.lock().expect("stats");
+            stats.fetch_failures += 1;
+            stats.resubmitted += lost.len();
         }
     }
 }
 
-/// A partition's computation: from the context, the partition and the worker it runs on.
-type Compute<T> = Arc<dyn Fn(&Context, usize, usize) -> Result<Vec<T>, FetchFailed> + Send + Sync>;
+/// The lines that start in bytes `start..start + len` of `path` (the first line only if
+/// `start` is 0 or follows a line end), through the end of the last such line.
+fn read_lines(path: &std::path::Path, start: u64, len: u64) -> std::io::Result<Vec<String>> {
+    use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+    let mut f = BufReader::new(std::fs::File::open(path)?);
+    let mut pos = start;
+    let mut line = Vec::new();
+    if start > 0 {
+        // The line that began before `start` belongs to the split before.
+        f.seek(SeekFrom::Start(start - 1))?;
+        let mut prev = [0u8; 1];
+        f.read_exact(&mut prev)?;
+        if prev[0] != b'\n' {
+            pos += f.read_until(b'\n', &mut line)? as u64;
+        }
+    }
+    let mut out = Vec::new();
+    while pos < start + len {
+        line.clear();
+        let n = f.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        pos += n as u64;
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        out.push(String::from_utf8_lossy(&line).into_owned());
+    }
+    Ok(out)
+}
+
+/// A job's plan: the shuffles `rdd` depends on, parents first, each a map stage, then the
+/// result stage; the key of each stage (its shuffle's id; `u64::MAX` for the result).
+fn plan_of<T>(rdd: &Rdd<T>) -> (Plan, Vec<u64>, Vec<Arc<dyn ShuffleDep>>) {
+    fn visit(
+        deps: &[Arc<dyn ShuffleDep>],
+        order: &mut Vec<Arc<dyn ShuffleDep>>,
+        seen: &mut std::collections::HashSet<usize>,
+    ) {
+        for d in deps {
+            if seen.insert(d.id()) {
+                visit(&d.parents(), order, seen);
+                order.push(d.clone());
+            }
+        }
+    }
+    let mut order = Vec::new();
+    visit(&rdd.shuffles, &mut order, &mut Default::default());
+    let index: HashMap<usize, u16> = order
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id(), u16::try_from(i).expect("at most 65535 stages")))
+        .collect();
+    let inputs = |deps: &[Arc<dyn ShuffleDep>]| -> Vec<u16> {
+        let mut v: Vec<u16> = deps.iter().map(|d| index[&d.id()]).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let parts = |n: usize| u16::try_from(n).expect("at most 65535 partitions");
+    let mut stages: Vec<StageDef> = order
+        .iter()
+        .map(|d| StageDef {
+            inputs: inputs(&d.parents()),
+            output: StageOutput::Shuffle,
+            partitions: parts(d.maps()),
+            indeterminate: false,
+        })
+        .collect();
+    stages.push(StageDef {
+        inputs: inputs(&rdd.shuffles),
+        output: StageOutput::Result,
+        partitions: parts(rdd.parts),
+        indeterminate: false,
+    });
+    let mut keys: Vec<u64> = order.iter().map(|d| d.id() as u64).collect();
+    keys.push(u64::MAX);
+    (Plan { stages }, keys, order)
+}
+
+/// An in-process worker as a task's executor.
+struct LocalExec<'a> {
+    ctx: &'a Context,
+    w: usize,
+}
+
+impl Executor for LocalExec<'_> {
+    fn cached(&self, rdd: usize, p: usize) -> Option<Shared> {
+        let l = self.ctx.local();
+        l.workers[self.w]
+            .lock()
+            .expect("worker")
+            .cache
+            .get(&(rdd, p))
+            .cloned()
+    }
+
+    fn cache(&self, rdd: usize, p: usize, part: Shared) {
+        let l = self.ctx.local();
+        if !l.computed.lock().expect("computed").insert((rdd, p)) {
+            l.stats.lock().expect("stats").recomputed += 1;
+        }
+        l.workers[self.w]
+            .lock()
+            .expect("worker")
+            .cache
+            .insert((rdd, p), part);
+    }
+
+    fn put_output(
+        &self,
+        shuffle: usize,
+        map: usize,
+        out: Arc<dyn Buckets>,
+    ) -> Result<(), TaskError> {
+        let l = self.ctx.local();
+        l.workers[self.w]
+            .lock()
+            .expect("worker")
+            .outputs
+            .insert((shuffle, map), out);
+        Ok(())
+    }
+
+    fn fetch(&self, shuffle: usize, map: usize, _bucket: usize) -> Result<Block, FetchFailed> {
+        let l = self.ctx.local();
+        let at = l
+            .registry
+            .lock()
+            .expect("registry")
+            .get(&(shuffle, map))
+            .copied();
+        at.and_then(|w| {
+            l.workers[w]
+                .lock()
+                .expect("worker")
+                .outputs
+                .get(&(shuffle, map))
+                .cloned()
+        })
+        .map(Block::Shared)
+        .ok_or(FetchFailed { shuffle, map })
+    }
+}
+
+/// A partition's computation, on the executor of the task that needs it.
+type Compute<T> = Arc<dyn Fn(&dyn Executor, usize) -> Result<Vec<T>, TaskError> + Send + Sync>;
 
 /// A shuffle dependency (§4: a wide dependency): its map side.
 trait ShuffleDep: Send + Sync {
     fn id(&self) -> usize;
     fn maps(&self) -> usize;
     fn parents(&self) -> Vec<Arc<dyn ShuffleDep>>;
-    /// Computes map partition `m` on worker `w` and keeps its buckets there.
-    fn run_map(&self, ctx: &Context, m: usize, w: usize) -> Result<(), FetchFailed>;
+    /// Computes map partition `m` and keeps its buckets on the executor.
+    fn run_map(&self, exec: &dyn Executor, m: usize) -> Result<(), TaskError>;
 }
 
 struct Shuffle<K, V> {
@@ -338,8 +748,8 @@ impl<K: Key, V: Data> ShuffleDep for Shuffle<K, V> {
     fn parents(&self) -> Vec<Arc<dyn ShuffleDep>> {
         self.parent.shuffles.clone()
     }
-    fn run_map(&self, ctx: &Context, m: usize, w: usize) -> Result<(), FetchFailed> {
-        let records = (self.parent.compute)(ctx, m, w)?;
+    fn run_map(&self, exec: &dyn Executor, m: usize) -> Result<(), TaskError> {
+        let records = (self.parent.compute)(exec, m)?;
         let mut buckets: Vec<Vec<(K, V)>> = vec![Vec::new(); self.buckets];
         match &self.combine {
             Some(f) => {
@@ -358,46 +768,30 @@ impl<K: Key, V: Data> ShuffleDep for Shuffle<K, V> {
                 }
             }
         }
-        let shared: Shared = Arc::new(buckets);
-        ctx.0.workers[w]
-            .lock()
-            .expect("worker")
-            .outputs
-            .insert((self.id, m), shared);
-        Ok(())
+        exec.put_output(self.id, m, Arc::new(buckets))
     }
 }
 
 impl<K: Key, V: Data> Shuffle<K, V> {
     /// Bucket `p` of every map output, fetched from the workers that hold them.
-    fn fetch(ctx: &Context, id: usize, maps: usize, p: usize) -> Result<Vec<(K, V)>, FetchFailed> {
+    fn fetch(
+        exec: &dyn Executor,
+        id: usize,
+        maps: usize,
+        p: usize,
+    ) -> Result<Vec<(K, V)>, TaskError> {
         let mut out = Vec::new();
         for m in 0..maps {
-            let at = ctx
-                .0
-                .registry
-                .lock()
-                .expect("registry")
-                .get(&(id, m))
-                .copied();
-            let block = at.and_then(|w| {
-                ctx.0.workers[w]
-                    .lock()
-                    .expect("worker")
-                    .outputs
-                    .get(&(id, m))
-                    .cloned()
-            });
-            let Some(block) = block else {
-                return Err(FetchFailed {
-                    shuffle: id,
-                    map: m,
-                });
-            };
-            let buckets = block
-                .downcast_ref::<Vec<Vec<(K, V)>>>()
-                .expect("a shuffle's blocks have its type");
-            out.extend(buckets[p].iter().cloned());
+            match exec.fetch(id, m, p)? {
+                Block::Shared(b) => {
+                    let buckets = b
+                        .as_any()
+                        .downcast_ref::<Vec<Vec<(K, V)>>>()
+                        .expect("a shuffle's blocks have its type");
+                    out.extend(buckets[p].iter().cloned());
+                }
+                Block::Bytes(bytes) => out.extend(decode::<Vec<(K, V)>>(&bytes)?),
+            }
         }
         Ok(out)
     }
@@ -449,7 +843,7 @@ impl<T: Data> Rdd<T> {
             } else {
                 None
             },
-            compute: Arc::new(move |ctx, p, w| Ok(f(parent(ctx, p, w)?))),
+            compute: Arc::new(move |exec, p| Ok(f(parent(exec, p)?))),
             shuffles: self.shuffles.clone(),
         }
     }
@@ -486,11 +880,11 @@ impl<T: Data> Rdd<T> {
             id: self.ctx.id(),
             parts: self.parts + other.parts,
             partitioned: None,
-            compute: Arc::new(move |ctx, p, w| {
+            compute: Arc::new(move |exec, p| {
                 if p < split {
-                    a(ctx, p, w)
+                    a(exec, p)
                 } else {
-                    b(ctx, p - split, w)
+                    b(exec, p - split)
                 }
             }),
             shuffles,
@@ -507,29 +901,15 @@ impl<T: Data> Rdd<T> {
             id,
             parts: self.parts,
             partitioned: self.partitioned,
-            compute: Arc::new(move |ctx, p, w| {
-                let hit = ctx.0.workers[w]
-                    .lock()
-                    .expect("worker")
-                    .cache
-                    .get(&(id, p))
-                    .cloned();
-                if let Some(hit) = hit {
+            compute: Arc::new(move |exec, p| {
+                if let Some(hit) = exec.cached(id, p) {
                     return Ok(hit
                         .downcast_ref::<Vec<T>>()
                         .expect("a cached partition has its RDD's type")
                         .clone());
                 }
-                let v = parent(ctx, p, w)?;
-                if !ctx.0.computed.lock().expect("computed").insert((id, p)) {
-                    ctx.0.stats.lock().expect("stats").recomputed += 1;
-                }
-                let shared: Shared = Arc::new(v.clone());
-                ctx.0.workers[w]
-                    .lock()
-                    .expect("worker")
-                    .cache
-                    .insert((id, p), shared);
+                let v = parent(exec, p)?;
+                exec.cache(id, p, Arc::new(v.clone()));
                 Ok(v)
             }),
             shuffles: self.shuffles.clone(),
@@ -601,7 +981,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             id: self.ctx.id(),
             parts,
             partitioned: Some(parts),
-            compute: Arc::new(move |ctx, p, _| Shuffle::<K, V>::fetch(ctx, id, maps, p)),
+            compute: Arc::new(move |exec, p| Shuffle::<K, V>::fetch(exec, id, maps, p)),
             shuffles: vec![dep],
         }
     }
@@ -660,9 +1040,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             id: self.ctx.id(),
             parts,
             partitioned: Some(parts),
-            compute: Arc::new(move |ctx, p, w| {
-                let left = ca(ctx, p, w)?;
-                let right = cb(ctx, p, w)?;
+            compute: Arc::new(move |exec, p| {
+                let left = ca(exec, p)?;
+                let right = cb(exec, p)?;
                 let mut by_key: HashMap<K, Vec<W>> = HashMap::default();
                 for (k, x) in right {
                     by_key.entry(k).or_default().push(x);
