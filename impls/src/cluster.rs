@@ -238,7 +238,7 @@ impl Drop for Cluster {
 }
 
 /// `n` ports that were free a moment ago.
-fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<_>>()?;

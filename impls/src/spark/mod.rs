@@ -5,6 +5,8 @@
 //! Running the driver and workers as processes, with the model's driver actor as the
 //! scheduler, is the next step (issue 20).
 
+pub mod apps;
+pub mod cluster;
 pub mod pagerank;
 pub mod rdd;
 
