@@ -319,8 +319,31 @@ fn run_local(
     let result = drive(&cfg, app, d);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = watcher.join();
-    sup.lock().expect("supervisor").stop();
+    let mut sup = sup.lock().expect("supervisor");
+    if result.is_ok() {
+        let workers: Vec<String> = (0..sup.len())
+            .map(|i| {
+                sup.pid(i)
+                    .and_then(|pid| peak_mb(&format!("/proc/{pid}/status")))
+                    .map_or("?".into(), |m| format!("{m:.0}"))
+            })
+            .collect();
+        let me = peak_mb("/proc/self/status").map_or("?".into(), |m| format!("{m:.0}"));
+        eprintln!(
+            "peak memory: driver {me} MB, workers {} MB",
+            workers.join(" + ")
+        );
+    }
+    sup.stop();
     result
+}
+
+/// A process's peak resident memory in MB (`VmHWM` of its /proc status file).
+fn peak_mb(status: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(status).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// A temporary directory, removed when dropped.

@@ -239,8 +239,11 @@ pub struct Hooks<A: Actor> {
     pub kind: Option<Kind<A>>,
     /// Called once the node runs, with an [`Inbox`]: how work the actor handed to threads of
     /// its own (a Spark worker's tasks) comes back to it as messages.
-    pub inbox: Option<Box<dyn FnOnce(Inbox<A::Msg>)>>,
+    pub inbox: Option<GiveInbox<A::Msg>>,
 }
+
+/// Takes a node's [`Inbox`] once the node runs.
+pub type GiveInbox<M> = Box<dyn FnOnce(Inbox<M>)>;
 
 /// Delivers messages to a running node's actor as if it had sent them to itself.
 pub struct Inbox<M> {

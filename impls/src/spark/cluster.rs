@@ -647,6 +647,11 @@ pub fn run_driver<T>(
     Ok((out, stats))
 }
 
+/// Cached partitions: (rdd, partition) → the partition.
+type Cache = HashMap<(usize, usize), Shared>;
+/// A job of a run: (run, job).
+type JobKey = (u64, usize);
+
 /// A worker's memory and files, shared by its node and its task threads.
 pub struct WorkerShared {
     me: Id,
@@ -655,9 +660,9 @@ pub struct WorkerShared {
     /// The other workers' data ports.
     data: BTreeMap<Id, SocketAddr>,
     /// The run the cache belongs to, and its cached partitions.
-    cache: Mutex<(u64, HashMap<(usize, usize), Shared>)>,
+    cache: Mutex<(u64, Cache)>,
     /// The last lineage rebuilt: (run, job) → its plan and tasks.
-    replay: Mutex<Option<((u64, usize), Arc<super::rdd::Target>)>>,
+    replay: Mutex<Option<(JobKey, Arc<super::rdd::Target>)>>,
     programs: fn(&[String]) -> Result<Program, String>,
     inbox: OnceLock<Inbox<Wire>>,
     /// Tasks received and not yet reported.
@@ -761,7 +766,7 @@ impl WorkerNode {
     }
 
     /// Hands the node's inbox to the task threads (give this to [`crate::node::Hooks`]).
-    pub fn inbox_hook(&self) -> Box<dyn FnOnce(Inbox<Wire>)> {
+    pub fn inbox_hook(&self) -> crate::node::GiveInbox<Wire> {
         let shared = self.shared.clone();
         Box::new(move |inbox| {
             let _ = shared.inbox.set(inbox);
@@ -1230,4 +1235,59 @@ pub fn run_worker(
         hooks,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_travel_as_hex_and_bad_hex_is_refused() {
+        let b = Blob(vec![0u8, 1, 0xab, 0xff].into());
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(json, "\"0001abff\"");
+        assert_eq!(serde_json::from_str::<Blob>(&json).unwrap(), b);
+        for bad in ["\"0g\"", "\"abc\"", "\"AB\"", "12"] {
+            assert!(serde_json::from_str::<Blob>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn map_outputs_are_served_by_bucket_and_a_bad_request_gets_nothing() {
+        let dir = std::env::temp_dir().join(format!("spark-blocks-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let buckets = vec![b"first".to_vec(), Vec::new(), b"third bucket".to_vec()];
+        write_blocks(&block_path(&dir, 7, 3, 1, 2), &buckets).unwrap();
+        for (b, want) in buckets.iter().enumerate() {
+            let got = read_block(&dir, [7, 3, 1, 2, b as u64]).unwrap();
+            assert_eq!(got.as_ref(), Some(want));
+        }
+        // Another attempt, another run, a bucket beyond the last: not here.
+        for req in [
+            [7, 3, 1, 1, 0],
+            [8, 3, 1, 2, 0],
+            [7, 3, 1, 2, 3],
+            [7, 3, 1, 300, 0],
+        ] {
+            assert_eq!(read_block(&dir, req).unwrap(), None, "{req:?}");
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        serve_blocks(listener, dir.clone()).unwrap();
+        assert_eq!(
+            fetch_block(addr, [7, 3, 1, 2, 2]).unwrap().unwrap(),
+            b"third bucket"
+        );
+        assert_eq!(fetch_block(addr, [9, 9, 9, 9, 9]).unwrap(), None);
+        // A peer that sends half a request and hangs up does not stop the port.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&[1, 2, 3]).unwrap();
+        drop(s);
+        assert_eq!(
+            fetch_block(addr, [7, 3, 1, 2, 0]).unwrap().unwrap(),
+            b"first"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

@@ -153,8 +153,11 @@ pub struct Target {
     pub plan: Plan,
     pub keys: Vec<u64>,
     shuffles: Vec<Arc<dyn ShuffleDep>>,
-    result: Arc<dyn Fn(&dyn Executor, usize) -> Result<Vec<u8>, TaskError> + Send + Sync>,
+    result: ResultTask,
 }
+
+/// A result task: its partition, encoded.
+type ResultTask = Arc<dyn Fn(&dyn Executor, usize) -> Result<Vec<u8>, TaskError> + Send + Sync>;
 
 impl Target {
     /// Runs task `p` of stage `stage`: a map task keeps its output on `exec`, a result task
