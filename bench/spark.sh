@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # PageRank (networkx's definition: alpha 0.85, dangling mass spread uniformly) on a seeded
-# random directed graph, side by side: our RDD runtime (`spark pagerank`, 2 workers), networkx,
-# and PySpark DataFrames (local[2]), in one run. Checks that the ranks agree.
+# random directed graph, side by side: our RDD runtime (`spark run`: the driver and 2 worker
+# processes on this machine), networkx, and PySpark DataFrames (local[2]), in one run. Checks
+# that the ranks agree.
 #
 #   bash bench/spark.sh [VERTICES] [EDGES] [ITERATIONS]     (defaults: 100000 1000000 20)
 #
@@ -10,7 +11,9 @@
 # - ours, converged: until the L1 change is below N * 1e-12, as networkx's
 #   `pagerank(G, alpha=0.85, tol=1e-12)`, whose ranks must equal ours within 1e-9 per vertex.
 # Times are wall seconds of the whole run, loading the graph included; networkx's load
-# (building the DiGraph) is shown apart. Peak resident memory is from /usr/bin/time.
+# (building the DiGraph) is shown apart. Peak resident memory: ours is the sum of the driver's
+# and the workers' peaks (`spark run` reports them); the peers' is from /usr/bin/time (the
+# largest process of the run).
 # Installs networkx, numpy, scipy and pyspark from PyPI if they are missing (PySpark needs a JVM).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,10 +40,10 @@ timed() {
   }
 }
 
-timed ours-fixed "$BIN" pagerank --edges "$WORK/graph.txt" --workers 2 --partitions 4 \
-  --iterations "$ITER" --tol 1e-300 --out "$WORK/ours-fixed.txt"
-timed ours-conv "$BIN" pagerank --edges "$WORK/graph.txt" --workers 2 --partitions 4 \
-  --tol 1e-12 --out "$WORK/ours-conv.txt"
+timed ours-fixed "$BIN" run --workers 2 --out "$WORK/ours-fixed.txt" -- \
+  pagerank --edges "$WORK/graph.txt" --partitions 4 --iterations "$ITER" --tol 1e-300
+timed ours-conv "$BIN" run --workers 2 --out "$WORK/ours-conv.txt" -- \
+  pagerank --edges "$WORK/graph.txt" --partitions 4 --tol 1e-12
 
 cat >"$WORK/nx.py" <<'PY'
 import sys, time
@@ -103,10 +106,16 @@ def diff(a, b):
 def t(name):
     secs, kb = open(f"{w}/{name}.time").read().split()
     return float(secs), int(kb) / 1024
+def ours(name):
+    # "peak memory: driver D MB, workers A + B MB"
+    secs = t(name)[0]
+    line = [l for l in open(f"{w}/{name}.err") if l.startswith("peak memory")][0]
+    nums = [float(x) for x in line.replace(",", " ").split() if x.replace(".", "").isdigit()]
+    return secs, sum(nums)
 d_nx = diff(ranks("ours-conv"), ranks("nx"))
 d_df = diff(ranks("ours-fixed"), ranks("df"))
-ours_f, ours_c, nx_, df = t("ours-fixed"), t("ours-conv"), t("networkx"), t("pyspark")
-conv = open(f"{w}/ours-conv.err").read().split(",")[2].strip()
+ours_f, ours_c, nx_, df = ours("ours-fixed"), ours("ours-conv"), t("networkx"), t("pyspark")
+conv = open(f"{w}/ours-conv.err").read().split(",")[1].strip()
 print(f"{v} vertices, {e} edges; networkx: {open(w + '/networkx.err').read().strip()}; ours converged in {conv}")
 print(f"| run | ours | peer | peer / ours | max rank difference |")
 print(f"|---|---|---|---|---|")

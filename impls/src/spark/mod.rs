@@ -1,9 +1,9 @@
-//! Spark's runtime (Zaharia et al., NSDI 2012): resilient distributed datasets ([`rdd`]),
-//! PageRank on them ([`pagerank`]) and MapReduce's apps on them ([`run_app`]). The scheduler follows the rules `checker spark` checks
-//! (stages cut at shuffles, lost map outputs resubmitted, lost cached partitions recomputed
-//! from lineage); its workers are threads of one process with memories of their own.
-//! Running the driver and workers as processes, with the model's driver actor as the
-//! scheduler, is the next step (issue 20).
+//! Spark's runtime (Zaharia et al., NSDI 2012): resilient distributed datasets ([`rdd`]), run
+//! in one process or on worker processes whose scheduler is the model's driver actor
+//! ([`cluster`]); the programs `spark run` runs ([`apps`]): PageRank ([`pagerank`]) and
+//! MapReduce's apps on RDDs ([`run_app`]). The scheduler follows the rules `checker spark`
+//! checks: stages cut at shuffles, lost map outputs resubmitted, lost cached partitions
+//! recomputed from lineage.
 
 pub mod apps;
 pub mod cluster;
