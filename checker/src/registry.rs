@@ -25,6 +25,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::cops::CopsSpec>::NEW,
     &Registered::<models::gfs::GfsSpec>::NEW,
     &Registered::<models::spark::SparkSpec>::NEW,
+    &Registered::<models::zab::ZabSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

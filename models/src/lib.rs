@@ -48,3 +48,4 @@ pub mod spark;
 pub mod tcommit;
 pub mod twopc;
 pub mod twophase;
+pub mod zab;
