@@ -32,6 +32,8 @@
 //!   leased primary, padding and retries, and stale replicas found by chunk version numbers.
 //! - [`spark`]: Spark (Zaharia et al., NSDI 2012, §§2.1, 4, 5.1): stages cut at wide
 //!   dependencies, lost partitions recomputed from lineage, lost shuffle outputs resubmitted.
+//! - [`zab`]: Zab (Junqueira, Reed & Serafini, DSN 2011, §4): discovery, synchronisation and
+//!   broadcast; committed transactions delivered in one order and never lost across epochs.
 
 pub mod catalog;
 pub mod chain;
