@@ -75,7 +75,7 @@ fn the_new_leader_takes_the_highest_history_of_its_quorum() {
             acks: BTreeMap::new(),
         })),
     };
-    let mut step = |s: &mut ZabState, src: usize, msg: ZabMsg| {
+    let step = |s: &mut ZabState, src: usize, msg: ZabMsg| {
         let mut o = Out::new();
         let mut c = Cow::Borrowed(&*s);
         a.on_msg(id(0), &mut c, id(src), msg, &mut o);
