@@ -70,3 +70,25 @@ pub fn parse_args<T: clap::Parser>() -> Result<T, std::process::ExitCode> {
         std::process::ExitCode::from(if e.use_stderr() { 2 } else { 0 })
     })
 }
+
+/// Serves each connection `listener` accepts in a thread of its own, with `serve`, for as long
+/// as the process runs: the data ports of GFS's chunkservers and Spark's workers. A connection
+/// that ends in an error is logged (at debug: a peer that hangs up is not news) and closed.
+pub fn serve_connections(
+    listener: std::net::TcpListener,
+    what: &'static str,
+    serve: impl Fn(std::net::TcpStream) -> std::io::Result<()> + Send + Sync + 'static,
+) {
+    let serve = std::sync::Arc::new(serve);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let serve = serve.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = serve(conn) {
+                    tracing::debug!(error = %e, "{what} connection closed");
+                }
+            });
+        }
+    });
+}

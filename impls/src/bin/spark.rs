@@ -27,7 +27,7 @@ use clap::{Parser, Subcommand};
 use impls::config::ClusterConfig;
 use impls::spark::apps::{self, Output, APPS_HELP};
 use impls::spark::cluster::{self, DriverOptions, DriverStats, WorkerOptions};
-use impls::spark::pagerank::{pagerank, parse_edges, Options, Variant};
+use impls::spark::pagerank::{pagerank, parse_edges, Options};
 use impls::spark::rdd::Context;
 use impls::supervisor::Supervisor;
 use stateright::actor::Id;
@@ -445,9 +445,8 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 _ => bail!("give --edges FILE or --random V,E,SEED"),
             };
-            if !(tol > 0.0 && tol.is_finite()) {
-                bail!("--tol must be a positive number");
-            }
+            let o = Options::parse(&variant, tol, iterations as usize, partitions as usize)
+                .map_err(|e| anyhow::anyhow!(e))?;
             let loaded = start.elapsed();
             let ctx = Context::new(workers as usize);
             if let Some(n) = kill_worker_after {
@@ -456,17 +455,6 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 ctx.kill_after(1, n);
             }
-            let o = Options {
-                variant: if variant == "spark" {
-                    Variant::Spark
-                } else {
-                    Variant::Networkx
-                },
-                tol,
-                iterations: iterations as usize,
-                partitions: partitions as usize,
-                ..Options::default()
-            };
             let n_edges = edges.len();
             let parts = partitions as usize;
             let r = pagerank(&ctx, ctx.parallelize(edges, parts), o);

@@ -371,17 +371,7 @@ impl ChunkDir {
 /// Serves the data port at `addr` in background threads, for as long as the process runs.
 pub fn serve(addr: SocketAddr, dir: Arc<ChunkDir>) -> io::Result<()> {
     let listener = TcpListener::bind(addr)?;
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let dir = dir.clone();
-            std::thread::spawn(move || {
-                if let Err(e) = serve_conn(conn, &dir) {
-                    tracing::debug!(error = %e, "data connection closed");
-                }
-            });
-        }
-    });
+    crate::serve_connections(listener, "data", move |conn| serve_conn(conn, &dir));
     Ok(())
 }
 

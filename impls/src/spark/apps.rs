@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use super::pagerank::{pagerank, Options, Ranks, Variant};
+use super::pagerank::{pagerank, Options, Ranks};
 use super::rdd::Context;
 use crate::mapreduce::apps;
 
@@ -81,20 +81,7 @@ pub fn program(args: &[String]) -> Result<Program, String> {
             variant,
             tol,
         } => {
-            if !(tol > 0.0 && tol.is_finite()) {
-                return Err("--tol must be a positive number".into());
-            }
-            let o = Options {
-                variant: if variant == "spark" {
-                    Variant::Spark
-                } else {
-                    Variant::Networkx
-                },
-                tol,
-                iterations: iterations as usize,
-                partitions: partitions as usize,
-                ..Options::default()
-            };
+            let o = Options::parse(&variant, tol, iterations as usize, partitions as usize)?;
             Ok(Arc::new(move |ctx: &Context| {
                 let lines = ctx
                     .text_file(std::slice::from_ref(&edges), o.partitions)

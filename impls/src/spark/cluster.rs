@@ -1129,17 +1129,7 @@ const BLOCK_MISSING: u8 = 1;
 
 /// Serves map output blocks from `dir` on `listener`, in background threads.
 fn serve_blocks(listener: TcpListener, dir: PathBuf) -> io::Result<()> {
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let dir = dir.clone();
-            std::thread::spawn(move || {
-                if let Err(e) = serve_conn(conn, &dir) {
-                    tracing::debug!(error = %e, "block connection closed");
-                }
-            });
-        }
-    });
+    crate::serve_connections(listener, "block", move |conn| serve_conn(conn, &dir));
     Ok(())
 }
 

@@ -32,6 +32,32 @@ pub struct Options {
     pub partitions: usize,
 }
 
+impl Options {
+    /// The options a command line names: `variant` is `networkx` or `spark`, `tol` positive.
+    pub fn parse(
+        variant: &str,
+        tol: f64,
+        iterations: usize,
+        partitions: usize,
+    ) -> Result<Options, String> {
+        let variant = match variant {
+            "networkx" => Variant::Networkx,
+            "spark" => Variant::Spark,
+            other => return Err(format!("'{other}': the variants are networkx and spark")),
+        };
+        if !(tol > 0.0 && tol.is_finite()) {
+            return Err("--tol must be a positive number".into());
+        }
+        Ok(Options {
+            variant,
+            tol,
+            iterations,
+            partitions,
+            ..Options::default()
+        })
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
