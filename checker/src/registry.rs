@@ -26,6 +26,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::gfs::GfsSpec>::NEW,
     &Registered::<models::spark::SparkSpec>::NEW,
     &Registered::<models::zab::ZabSpec>::NEW,
+    &Registered::<models::zookeeper::ZkSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.
