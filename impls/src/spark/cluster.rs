@@ -334,15 +334,7 @@ impl DriverNode {
                     partition = task.1,
                     "task missing from its worker: sent again"
                 );
-                let parents = st.cfg.plan.stages[si]
-                    .inputs
-                    .iter()
-                    .map(|parent| {
-                        (0..st.cfg.plan.stages[usize::from(*parent)].partitions)
-                            .map(|m| DriverCfg::location(&st.sched, *parent, m))
-                            .collect()
-                    })
-                    .collect();
+                let parents = st.cfg.parents(&st.sched, task.0);
                 o.send(
                     w,
                     Wire::Task {

@@ -466,6 +466,19 @@ impl DriverCfg {
         }
     }
 
+    /// Where the map outputs of each stage `stage` reads are: a `LaunchTask`'s `parents`.
+    pub fn parents<R>(&self, s: &DriverState<R>, stage: StageId) -> Vec<Vec<Option<(Id, u8)>>> {
+        self.plan.stages[usize::from(stage)]
+            .inputs
+            .iter()
+            .map(|parent| {
+                (0..self.plan.stages[usize::from(*parent)].partitions)
+                    .map(|m| Self::location(s, *parent, m))
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Whether every map output of stage `stage` is registered.
     fn available<R>(&self, s: &DriverState<R>, stage: StageId) -> bool {
         (0..self.plan.stages[usize::from(stage)].partitions)
@@ -518,15 +531,7 @@ impl DriverCfg {
         else {
             return;
         };
-        let parents = self.plan.stages[si]
-            .inputs
-            .iter()
-            .map(|parent| {
-                (0..self.plan.stages[usize::from(*parent)].partitions)
-                    .map(|m| Self::location(s, *parent, m))
-                    .collect()
-            })
-            .collect();
+        let parents = self.parents(s, stage);
         let attempt = s.attempts[si][pi];
         s.attempts[si][pi] = attempt.saturating_add(1);
         s.tasks[si][pi] = TaskState::Running { worker, attempt };

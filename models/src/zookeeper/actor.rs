@@ -181,8 +181,7 @@ pub enum ZkState {
 const TICK: Duration = Duration::from_millis(100);
 
 impl Replica {
-    /// Applies the next transaction; the watches it fires, and whether it closed `client`'s
-    /// session.
+    /// Applies the next transaction; the watches it fires: (client, node).
     fn apply(&mut self, txn: &Txn) -> Vec<(Client, Seq)> {
         self.applied += 1;
         let gone: Vec<Seq> = match txn {
@@ -490,17 +489,13 @@ impl Actor for ZkActor {
     fn on_start(&self, _id: Id, _storage: &Option<()>, o: &mut Out<Self>) -> ZkState {
         match self {
             ZkActor::Server {
-                leader,
-                first_client,
-                clients,
-                ..
+                leader, clients, ..
             } => {
                 if _id == *leader {
                     for c in 0..*clients {
                         o.set_timer(ZkTimer::Expire(c), TICK..TICK);
                     }
                 }
-                let _ = first_client;
                 ZkState::Server(ServerState {
                     replica: Replica::default(),
                     log: Vec::new(),
