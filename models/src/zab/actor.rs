@@ -5,22 +5,47 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::marker::PhantomData;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
 
 /// An epoch (a leader's term).
-pub type Epoch = u8;
-/// A transaction's id: (epoch, counter), ordered lexicographically (ZooKeeper's zxid).
-pub type Zxid = (Epoch, u8);
+pub type Epoch = u32;
+/// A transaction's id: (epoch, counter), ordered lexicographically (ZooKeeper's zxid: the
+/// epoch in the high 32 bits, the counter in the low 32).
+pub type Zxid = (Epoch, u32);
+
+/// What a server's log holds: the model's logs hold bare zxids; a running server's hold each
+/// zxid with its transaction. Two entries with one zxid are one transaction (Zab §3: a zxid
+/// names one proposal).
+pub trait Entry:
+    Clone + Debug + PartialEq + Eq + Hash + PartialOrd + Ord + Serialize + DeserializeOwned
+{
+    fn zxid(&self) -> Zxid;
+    /// The entry a `Propose` timer proposes (the model's client write).
+    fn noop(zxid: Zxid) -> Self;
+}
+
+impl Entry for Zxid {
+    fn zxid(&self) -> Zxid {
+        *self
+    }
+    fn noop(zxid: Zxid) -> Self {
+        zxid
+    }
+}
 
 /// The highest epoch a leader may propose (a bound of the model).
 pub const MAX_EPOCH: Epoch = 2;
 
 /// The messages, named as in ZooKeeper's `Leader`/`Learner` (Zab 1.0).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum ZabMsg {
+#[serde(bound = "E: Entry")]
+pub enum ZabMsg<E = Zxid> {
     /// Follower to prospective leader: the epoch it last accepted (CEPOCH in the paper).
     FollowerInfo {
         accepted_epoch: Epoch,
@@ -33,13 +58,13 @@ pub enum ZabMsg {
     AckEpoch {
         epoch: Epoch,
         current_epoch: Epoch,
-        history: Vec<Zxid>,
+        history: Vec<E>,
     },
     /// Leader to follower: the new epoch's initial history; the follower's log becomes it
     /// (a DIFF, TRUNC or SNAP in ZooKeeper, as the logs differ).
     NewLeader {
         epoch: Epoch,
-        history: Vec<Zxid>,
+        history: Vec<E>,
     },
     /// Follower to leader: it has logged the initial history (ACK of NEWLEADER).
     AckNewLeader {
@@ -49,11 +74,11 @@ pub enum ZabMsg {
     /// transactions of the log.
     UpToDate {
         epoch: Epoch,
-        committed: u8,
+        committed: u32,
     },
     Proposal {
         epoch: Epoch,
-        zxid: Zxid,
+        proposal: E,
     },
     Ack {
         epoch: Epoch,
@@ -96,16 +121,27 @@ crate::seeded_bugs! {
 
 /// What a server keeps on disk: the epochs and its log (Zab §4: acceptedEpoch,
 /// currentEpoch, history).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ZabDisk {
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(bound = "E: Entry")]
+pub struct ZabDisk<E = Zxid> {
     pub accepted_epoch: Epoch,
     pub current_epoch: Epoch,
-    pub history: Vec<Zxid>,
+    pub history: Vec<E>,
 }
 
-impl ZabDisk {
+impl<E> Default for ZabDisk<E> {
+    fn default() -> Self {
+        ZabDisk {
+            accepted_epoch: 0,
+            current_epoch: 0,
+            history: Vec::new(),
+        }
+    }
+}
+
+impl<E: Entry> ZabDisk<E> {
     pub fn last_zxid(&self) -> Zxid {
-        self.history.last().copied().unwrap_or((0, 0))
+        self.history.last().map_or((0, 0), Entry::zxid)
     }
 
     /// The vote a server casts for itself: (currentEpoch, lastZxid, id).
@@ -124,14 +160,15 @@ pub enum Phase {
 
 /// A leader's state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Leader {
+#[serde(bound = "E: Entry")]
+pub struct Leader<E = Zxid> {
     pub phase: Phase,
     /// The new epoch, once a quorum's FOLLOWERINFO fixed it (0 until then).
     pub epoch: Epoch,
     /// FOLLOWERINFO so far: each server's accepted epoch (itself included).
     pub infos: BTreeMap<Id, Epoch>,
     /// ACKEPOCH so far: each server's current epoch and log.
-    pub ackepochs: BTreeMap<Id, (Epoch, Vec<Zxid>)>,
+    pub ackepochs: BTreeMap<Id, (Epoch, Vec<E>)>,
     /// Servers that acknowledged NEWLEADER (itself included).
     pub synced: BTreeSet<Id>,
     /// Followers sent NEWLEADER: they get the proposals from then on.
@@ -142,29 +179,31 @@ pub struct Leader {
 
 /// A server's role.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Role {
+#[serde(bound = "E: Entry")]
+pub enum Role<E = Zxid> {
     Looking,
     Following { leader: Id, phase: Phase },
-    Leading(Box<Leader>),
+    Leading(Box<Leader<E>>),
 }
 
 /// A server's state: what it keeps on disk, how much of its log it has delivered (volatile:
 /// a restarted server delivers again once it is synchronised), and its role.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ZabState {
-    pub disk: ZabDisk,
+#[serde(bound = "E: Entry")]
+pub struct ZabState<E = Zxid> {
+    pub disk: ZabDisk<E>,
     /// The first `delivered` transactions of the log are delivered.
-    pub delivered: u8,
-    pub role: Role,
+    pub delivered: u32,
+    pub role: Role<E>,
 }
 
-impl ZabState {
+impl<E> ZabState<E> {
     /// The transactions this server has delivered, in order.
-    pub fn delivered(&self) -> &[Zxid] {
-        &self.disk.history[..usize::from(self.delivered)]
+    pub fn delivered(&self) -> &[E] {
+        &self.disk.history[..self.delivered as usize]
     }
 
-    pub fn leader(&self) -> Option<&Leader> {
+    pub fn leader(&self) -> Option<&Leader<E>> {
         match &self.role {
             Role::Leading(l) => Some(l),
             _ => None,
@@ -174,21 +213,30 @@ impl ZabState {
 
 /// A server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ZabActor {
+pub struct ZabActor<E = Zxid> {
     /// Every server of the ensemble, this one included.
     pub servers: Vec<Id>,
     pub bug: Option<ZabBug>,
+    entry: PhantomData<fn() -> E>,
 }
 
 /// How long a timer waits (only the runtime uses it; the model fires timers when allowed).
 pub const TICK: Duration = Duration::from_millis(100);
 
-impl ZabActor {
+impl<E: Entry> ZabActor<E> {
+    pub fn new(servers: Vec<Id>, bug: Option<ZabBug>) -> Self {
+        ZabActor {
+            servers,
+            bug,
+            entry: PhantomData,
+        }
+    }
+
     pub fn quorum(&self) -> usize {
         self.servers.len() / 2 + 1
     }
 
-    fn look(&self, me: Id, o: &mut Out<Self>) -> Role {
+    fn look(&self, me: Id, o: &mut Out<Self>) -> Role<E> {
         o.cancel_timer(ZabTimer::LeaderLost);
         o.cancel_timer(ZabTimer::QuorumLost);
         o.cancel_timer(ZabTimer::Propose);
@@ -218,7 +266,14 @@ impl ZabActor {
         set.into_iter().copied().filter(move |s| *s != me)
     }
 
-    fn on_leader_msg(&self, me: Id, s: &mut ZabState, src: Id, msg: ZabMsg, o: &mut Out<Self>) {
+    fn on_leader_msg(
+        &self,
+        me: Id,
+        s: &mut ZabState<E>,
+        src: Id,
+        msg: ZabMsg<E>,
+        o: &mut Out<Self>,
+    ) {
         let Role::Leading(l) = &mut s.role else {
             return;
         };
@@ -270,7 +325,7 @@ impl ZabActor {
                 }
                 // Zab §4, step l.1.2: the initial history is the log of the quorum member
                 // with the highest (currentEpoch, lastZxid).
-                let key = |(e, h): &(Epoch, Vec<Zxid>)| (*e, h.last().copied().unwrap_or((0, 0)));
+                let key = |(e, h): &(Epoch, Vec<E>)| (*e, h.last().map_or((0, 0), Entry::zxid));
                 let chosen = if self.bug == Some(ZabBug::SyncFromAny) {
                     l.ackepochs.values().min_by_key(|v| key(v))
                 } else {
@@ -279,7 +334,7 @@ impl ZabActor {
                 .map(|(_, h)| h.clone())
                 .unwrap_or_default();
                 s.delivered =
-                    common_prefix(&s.disk.history[..usize::from(s.delivered)], &chosen) as u8;
+                    common_prefix(&s.disk.history[..s.delivered as usize], &chosen) as u32;
                 s.disk.history = chosen;
                 s.disk.current_epoch = epoch;
                 o.save(s.disk.clone());
@@ -303,7 +358,7 @@ impl ZabActor {
                     Phase::Sync if l.synced.len() >= self.quorum() => {
                         // A quorum has the initial history: it is committed.
                         l.phase = Phase::Broadcast;
-                        s.delivered = s.disk.history.len() as u8;
+                        s.delivered = s.disk.history.len() as u32;
                         let committed = s.delivered;
                         let to: Vec<Id> = self.others(me, l.synced.iter()).collect();
                         for f in to {
@@ -326,7 +381,7 @@ impl ZabActor {
                     acks.insert(src);
                 }
                 // Commit in order, each once a quorum has logged it.
-                while let Some(next) = s.disk.history.get(usize::from(s.delivered)).copied() {
+                while let Some(next) = s.disk.history.get(s.delivered as usize).map(Entry::zxid) {
                     let quorum = l.acks.get(&next).is_some_and(|a| a.len() >= self.quorum());
                     if !quorum {
                         break;
@@ -343,7 +398,14 @@ impl ZabActor {
         }
     }
 
-    fn on_follower_msg(&self, me: Id, s: &mut ZabState, src: Id, msg: ZabMsg, o: &mut Out<Self>) {
+    fn on_follower_msg(
+        &self,
+        me: Id,
+        s: &mut ZabState<E>,
+        src: Id,
+        msg: ZabMsg<E>,
+        o: &mut Out<Self>,
+    ) {
         let Role::Following { leader, phase } = &mut s.role else {
             return;
         };
@@ -377,9 +439,9 @@ impl ZabActor {
                 s.disk.history = history;
                 s.disk.current_epoch = epoch;
                 s.delivered = if self.bug == Some(ZabBug::DiffUncommitted) {
-                    s.disk.history.len() as u8
+                    s.disk.history.len() as u32
                 } else {
-                    keep as u8
+                    keep as u32
                 };
                 o.save(s.disk.clone());
                 o.send(src, ZabMsg::AckNewLeader { epoch });
@@ -388,60 +450,62 @@ impl ZabActor {
                 if epoch == s.disk.current_epoch =>
             {
                 *phase = Phase::Broadcast;
-                let c = committed.min(s.disk.history.len() as u8);
+                let c = committed.min(s.disk.history.len() as u32);
                 s.delivered = s.delivered.max(c);
             }
-            (ZabMsg::Proposal { epoch, zxid }, Phase::Sync | Phase::Broadcast)
+            (ZabMsg::Proposal { epoch, proposal }, Phase::Sync | Phase::Broadcast)
                 if epoch == s.disk.current_epoch =>
             {
-                s.disk.history.push(zxid);
+                let zxid = proposal.zxid();
+                s.disk.history.push(proposal);
                 o.save(s.disk.clone());
                 o.send(src, ZabMsg::Ack { epoch, zxid });
             }
             (ZabMsg::Commit { epoch, zxid }, Phase::Broadcast) if epoch == s.disk.current_epoch => {
-                if let Some(i) = s.disk.history.iter().position(|z| *z == zxid) {
-                    s.delivered = s.delivered.max(i as u8 + 1);
+                if let Some(i) = s.disk.history.iter().position(|z| z.zxid() == zxid) {
+                    s.delivered = s.delivered.max(i as u32 + 1);
                 }
             }
             _ => {}
         }
     }
-}
 
-/// The length of the longest common prefix.
-pub fn common_prefix(a: &[Zxid], b: &[Zxid]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
-impl Actor for ZabActor {
-    type Msg = ZabMsg;
-    type State = ZabState;
-    type Timer = ZabTimer;
-    type Storage = ZabDisk;
-    type Random = ();
-
-    fn on_start(&self, id: Id, storage: &Option<ZabDisk>, o: &mut Out<Self>) -> ZabState {
-        ZabState {
-            disk: storage.clone().unwrap_or_default(),
-            delivered: 0,
-            role: self.look(id, o),
+    /// A leader in broadcast proposes the entry `make` builds with the next zxid of its epoch
+    /// (Zab §4, phase 3): it logs it, counts its own acknowledgement and sends PROPOSAL to
+    /// its followers. `None` unless this server leads an established epoch.
+    pub fn propose(
+        &self,
+        me: Id,
+        s: &mut ZabState<E>,
+        make: impl FnOnce(Zxid) -> E,
+        o: &mut Out<Self>,
+    ) -> Option<Zxid> {
+        let Role::Leading(l) = &mut s.role else {
+            return None;
+        };
+        if l.phase != Phase::Broadcast {
+            return None;
         }
+        let epoch = l.epoch;
+        let last = s.disk.last_zxid();
+        let zxid = (epoch, if last.0 == epoch { last.1 + 1 } else { 1 });
+        let proposal = make(zxid);
+        s.disk.history.push(proposal.clone());
+        o.save(s.disk.clone());
+        l.acks.insert(zxid, BTreeSet::from([me]));
+        for f in l.forward.iter().copied() {
+            o.send(
+                f,
+                ZabMsg::Proposal {
+                    epoch,
+                    proposal: proposal.clone(),
+                },
+            );
+        }
+        Some(zxid)
     }
 
-    fn on_msg(&self, id: Id, state: &mut Cow<ZabState>, src: Id, msg: ZabMsg, o: &mut Out<Self>) {
-        let mut s = (**state).clone();
-        match s.role {
-            Role::Leading(_) => self.on_leader_msg(id, &mut s, src, msg, o),
-            Role::Following { .. } => self.on_follower_msg(id, &mut s, src, msg, o),
-            Role::Looking => {}
-        }
-        if s != **state {
-            *state.to_mut() = s;
-        }
-    }
-
-    fn on_timeout(&self, id: Id, state: &mut Cow<ZabState>, timer: &ZabTimer, o: &mut Out<Self>) {
-        let mut s = (**state).clone();
+    fn on_timer(&self, id: Id, s: &mut ZabState<E>, timer: &ZabTimer, o: &mut Out<Self>) {
         match (timer, &mut s.role) {
             (ZabTimer::Lead, Role::Looking) => {
                 self.stop_looking(id, o);
@@ -472,17 +536,10 @@ impl Actor for ZabActor {
                 );
                 o.set_timer(ZabTimer::LeaderLost, TICK..TICK);
             }
-            (ZabTimer::Propose, Role::Leading(l)) if l.phase == Phase::Broadcast => {
-                let epoch = l.epoch;
-                let n = s.disk.history.iter().filter(|z| z.0 == epoch).count() as u8;
-                let zxid = (epoch, n + 1);
-                s.disk.history.push(zxid);
-                o.save(s.disk.clone());
-                l.acks.insert(zxid, BTreeSet::from([id]));
-                for f in l.forward.iter().copied() {
-                    o.send(f, ZabMsg::Proposal { epoch, zxid });
+            (ZabTimer::Propose, Role::Leading(_)) => {
+                if self.propose(id, s, E::noop, o).is_some() {
+                    o.set_timer(ZabTimer::Propose, TICK..TICK);
                 }
-                o.set_timer(ZabTimer::Propose, TICK..TICK);
             }
             (ZabTimer::LeaderLost, Role::Following { .. })
             | (ZabTimer::QuorumLost, Role::Leading(_)) => {
@@ -490,8 +547,67 @@ impl Actor for ZabActor {
             }
             _ => {}
         }
-        if s != **state {
-            *state.to_mut() = s;
+    }
+}
+
+/// The length of the longest common prefix.
+pub fn common_prefix<E: PartialEq>(a: &[E], b: &[E]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl<E: Entry> Actor for ZabActor<E> {
+    type Msg = ZabMsg<E>;
+    type State = ZabState<E>;
+    type Timer = ZabTimer;
+    type Storage = ZabDisk<E>;
+    type Random = ();
+
+    fn on_start(&self, id: Id, storage: &Option<ZabDisk<E>>, o: &mut Out<Self>) -> ZabState<E> {
+        ZabState {
+            disk: storage.clone().unwrap_or_default(),
+            delivered: 0,
+            role: self.look(id, o),
+        }
+    }
+
+    fn on_msg(
+        &self,
+        id: Id,
+        state: &mut Cow<ZabState<E>>,
+        src: Id,
+        msg: ZabMsg<E>,
+        o: &mut Out<Self>,
+    ) {
+        edit(state, |s| match s.role {
+            Role::Leading(_) => self.on_leader_msg(id, s, src, msg, o),
+            Role::Following { .. } => self.on_follower_msg(id, s, src, msg, o),
+            Role::Looking => {}
+        });
+    }
+
+    fn on_timeout(
+        &self,
+        id: Id,
+        state: &mut Cow<ZabState<E>>,
+        timer: &ZabTimer,
+        o: &mut Out<Self>,
+    ) {
+        edit(state, |s| self.on_timer(id, s, timer, o));
+    }
+}
+
+/// Runs `f` on the state: in place when the caller owns it (a running node), else on a copy
+/// kept only if `f` changed it (the checker lends its states, and an unchanged state must
+/// stay borrowed for the step to count as a no-op).
+fn edit<S: Clone + PartialEq>(state: &mut Cow<S>, f: impl FnOnce(&mut S)) {
+    match state {
+        Cow::Owned(s) => f(s),
+        Cow::Borrowed(b) => {
+            let mut s = (*b).clone();
+            f(&mut s);
+            if s != **b {
+                *state = Cow::Owned(s);
+            }
         }
     }
 }

@@ -13,7 +13,9 @@ use stateright::actor::{ActorModel, ActorModelAction, Id, Network};
 use stateright::Property;
 use std::collections::BTreeSet;
 
-use super::actor::{Phase, Role, ZabActor, ZabBug, ZabMsg, ZabState, ZabTimer, Zxid, MAX_EPOCH};
+use super::actor::{
+    Epoch, Phase, Role, ZabActor, ZabBug, ZabMsg, ZabState, ZabTimer, Zxid, MAX_EPOCH,
+};
 use crate::harness::{CrashKind, HAction, HState, Harness, Harnessed};
 
 /// Servers in the model.
@@ -45,10 +47,7 @@ impl ZabCfg {
         let bug = self.bug;
         let actors: Vec<ZabActor> = servers
             .iter()
-            .map(|_| ZabActor {
-                servers: servers.clone(),
-                bug,
-            })
+            .map(|_| ZabActor::new(servers.clone(), bug))
             .collect();
         let crashes = self.crashes;
         let inner = ActorModel::new(self, ZabHistory::default())
@@ -96,7 +95,7 @@ pub fn servers(s: &ZabModelState) -> impl Iterator<Item = &ZabState> {
     s.actor_states.iter().map(|a| &**a)
 }
 
-fn vote(s: &ZabModelState, i: usize) -> (u8, Zxid, usize) {
+fn vote(s: &ZabModelState, i: usize) -> (Epoch, Zxid, usize) {
     s.actor_states[i].disk.vote(Id::from(i))
 }
 
@@ -256,7 +255,7 @@ pub fn uncommitted_delivery(s: &ZabModelState) -> Option<(usize, Zxid)> {
 
 /// A leader past discovery whose log lacks a transaction committed in an earlier epoch:
 /// (leader, its epoch, zxid).
-pub fn lost_commit(s: &ZabModelState) -> Option<(usize, u8, Zxid)> {
+pub fn lost_commit(s: &ZabModelState) -> Option<(usize, Epoch, Zxid)> {
     servers(s).enumerate().find_map(|(i, x)| {
         let l = x.leader()?;
         if l.phase == Phase::Discovery {

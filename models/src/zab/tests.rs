@@ -54,10 +54,7 @@ fn each_bug_breaks_its_property() {
 /// (currentEpoch, lastZxid), whichever server sent it, and NEWLEADER carries it.
 #[test]
 fn the_new_leader_takes_the_highest_history_of_its_quorum() {
-    let a = ZabActor {
-        servers: vec![id(0), id(1), id(2)],
-        bug: None,
-    };
+    let a: ZabActor = ZabActor::new(vec![id(0), id(1), id(2)], None);
     let mut s = ZabState {
         disk: ZabDisk {
             accepted_epoch: 1,
