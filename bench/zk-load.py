@@ -174,6 +174,8 @@ def async_phase(zk, path, value, seconds, window):
     for _ in range(window):  # drain
         if not slots.acquire(timeout=10):
             die("async: outstanding requests did not finish", 1)
+    if counts["ok"] == 0:
+        die("async: no set succeeded (%d errors)" % counts["err"], 1)
     return counts["ok"], counts["err"], counts["last"] - start
 
 
@@ -315,18 +317,27 @@ def main():
         zk.stop()
         zk.close()
 
-    print("%-22s %-17s %8s %6s %7s %9s %7s %7s"
-          % ("phase", "client server", "ops", "errors", "secs", "ops/s", "p50 ms", "p99 ms"))
+    if rows:
+        print("%-22s %-17s %8s %6s %7s %9s %7s %7s"
+              % ("phase", "client server", "ops", "errors", "secs", "ops/s", "p50 ms", "p99 ms"))
     for name, a, n, err, secs, rate, p50, p99 in rows:
         print("%-22s %-17s %8d %6d %7.2f %9.0f %7s %7s" % (
             name, a, n, err, secs, rate,
             "-" if p50 is None else "%.2f" % p50, "-" if p99 is None else "%.2f" % p99))
 
     if "failover" in phases:
+        # Ask again: leadership may have moved during the load phases.
+        modes = [mode(h, p) for h, p in servers]
+        leaders = [i for i, m in enumerate(modes) if m == "leader"]
+        followers = [i for i, m in enumerate(modes) if m == "follower"]
+        if len(leaders) != 1 or not followers:
+            die("failover: need one leader and a follower, got modes %s" % modes, 1)
+        leader = leaders[0]
         r = failover_phase(servers, leader, followers[0], args.kill_cmd, args.path, value,
                            args.failover_timeout, args.session_timeout)
         fmt = lambda s: "none within %.0f s" % args.failover_timeout if s is None else "%.3f s" % s
-        print()
+        if rows:
+            print()
         print("failover: ran %r on the leader %s" % (r["cmd"], r["killed"]))
         print("  %-34s %s" % ("new leader (srvr on survivors)", fmt(r["leader_secs"])
                               + ("  (%s)" % r["new_leader"] if r["new_leader"] else "")))
