@@ -4,5 +4,8 @@
 //!
 //! - [`jute`]: the wire protocol: frames, jute records, requests and replies, watch
 //!   notifications, op and error codes.
+//! - [`tree`]: ZooKeeper's `DataTree`: znodes, sessions and their ephemeral nodes, one-shot
+//!   watches, and the transactions that change them, with ZooKeeper's stats and error codes.
 
 pub mod jute;
+pub mod tree;
