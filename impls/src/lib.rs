@@ -28,6 +28,7 @@
 //! - [`spark`]: Spark's RDDs, in one process for now, and PageRank on them.
 //! - [`gfs`]: GFS (its entry in the registry): the model's master and chunkservers over TCP,
 //!   chunk files with checksums, data ports, the client library and `gfs fsck`.
+//! - [`zk`]: ZooKeeper's wire protocol and data tree, for a server that stock clients talk to.
 
 pub mod chain;
 pub mod client;
@@ -48,6 +49,7 @@ pub mod storage;
 pub mod supervisor;
 pub mod twopc;
 pub mod viewer;
+pub mod zk;
 
 /// Sets up `tracing` for a binary: to stderr, `RUST_LOG` or else `default`.
 pub fn init_tracing(default: &str) {
