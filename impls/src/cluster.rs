@@ -210,13 +210,17 @@ impl Cluster {
             .collect()
     }
 
-    /// The node that says it leads (its status query answers `leader of term N`), if one does;
+    /// The node that says it leads (its status query answers `leader of term N`, or `leader of
+    /// epoch N` for Zab), if one does;
     /// of several (a cut-off leader has not heard of the new term), the one of the highest term.
     pub fn leader(&self) -> Option<usize> {
         (0..self.len())
             .filter_map(|i| {
                 let s = crate::node::query_status(self.addr(i)).ok().flatten()?;
-                let term: u64 = s.strip_prefix("leader of term ")?.parse().ok()?;
+                let rest = s
+                    .strip_prefix("leader of term ")
+                    .or_else(|| s.strip_prefix("leader of epoch "))?;
+                let term: u64 = rest.parse().ok()?;
                 Some((term, i))
             })
             .max()

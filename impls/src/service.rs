@@ -146,6 +146,12 @@ pub trait Service: 'static {
         None
     }
 
+    /// Takes the node's [`crate::node::Inbox`] once it runs, for a server whose own threads
+    /// hand its actor work (a ZooKeeper server's client port); `None` by default.
+    fn inbox(_actor: &Self::Actor) -> Option<crate::node::GiveInbox<Self::Msg>> {
+        None
+    }
+
     /// Whether a server's work is done, so that its process may exit: `Some(grace)` once it
     /// is, to exit after `grace` more (at once for `Some(ZERO)`); `None` for a server that runs
     /// until it is killed.
@@ -434,6 +440,7 @@ pub static SERVICES: &[&dyn Protocol] = &[
     &Full::<crate::cops::CopsService>::NEW,
     &ServerOnly::<crate::mapreduce::CoordinatorService>::NEW,
     &WithClients::<crate::gfs::GfsService>::NEW,
+    &ServerOnly::<crate::zk::ZkService>::NEW,
 ];
 
 /// How `node NAME` runs a server.
@@ -485,7 +492,7 @@ where
     let hooks = crate::node::Hooks {
         describe: Some(S::describe),
         kind: Some(S::kind),
-        inbox: None,
+        inbox: S::inbox(&actor),
     };
     crate::node::run_hooked(
         actor,

@@ -1,11 +1,103 @@
-//! ZooKeeper, as a library a server is built on: stock clients (kazoo, `zkCli.sh` of ZooKeeper
-//! 3.8) talk to it. No sockets, threads or clocks here: bytes in, bytes out, and a data tree that
-//! every server applies in zxid order.
+//! A ZooKeeper ensemble that stock ZooKeeper clients use: each server runs the model's Zab
+//! actor ([`models::zab`]) over TCP, keeps a transaction log on disk, and speaks ZooKeeper's
+//! client protocol on its data port (`cluster zk`, `node zk`).
 //!
-//! - [`jute`]: the wire protocol: frames, jute records, requests and replies, watch
-//!   notifications, op and error codes.
-//! - [`tree`]: ZooKeeper's `DataTree`: znodes, sessions and their ephemeral nodes, one-shot
-//!   watches, and the transactions that change them, with ZooKeeper's stats and error codes.
+//! - [`jute`]: the wire format of ZooKeeper's clients (the jute records of `zookeeper.jute`).
+//! - [`tree`]: the data tree every server applies the delivered transactions to.
+//! - [`server`]: the server actor: Zab, leader election, pings, sessions.
+//! - [`db`]: the tree as a server holds it, and its client port.
+//! - [`store`]: the epochs and the transaction log on disk.
 
+pub mod db;
 pub mod jute;
+pub mod server;
+pub mod store;
 pub mod tree;
+
+use std::path::Path;
+use std::time::Duration;
+
+use models::zab::ZabBug;
+use stateright::actor::Id;
+
+use crate::config::ClusterConfig;
+use crate::service::{Service, ServiceError, Tuning};
+use server::{ZkMsg, ZkServer, ZkState};
+
+/// The `zk` service: a ZooKeeper ensemble. Its nodes' data ports are ZooKeeper client ports.
+pub struct ZkService;
+
+impl Service for ZkService {
+    type Actor = ZkServer;
+    type Msg = ZkMsg;
+    type State = ZkState;
+    type Store = store::ZkStore;
+
+    const NAME: &'static str = "zk";
+    const SUMMARY: &'static str =
+        "ZooKeeper: Zab between the servers, ZooKeeper's client protocol on each data port";
+    const TUNING_HELP: &'static str = "--heartbeat-ms: the tick (pings, election notifications); \
+         --timeout-ms: how long a silent leader or a lost quorum is borne (syncLimit)";
+    const DATA_PORTS: bool = true;
+
+    fn bugs() -> Vec<&'static str> {
+        ZabBug::ALL.iter().map(|b| b.name()).collect()
+    }
+
+    fn tuning() -> Tuning {
+        Tuning {
+            timeout: Duration::from_millis(400)..Duration::from_millis(400),
+            heartbeat: Duration::from_millis(50),
+            ..Tuning::default()
+        }
+    }
+
+    fn server(
+        cluster: &ClusterConfig,
+        id: Id,
+        tuning: &Tuning,
+        bug: Option<&'static str>,
+        _data_dir: &Path,
+    ) -> Result<ZkServer, ServiceError> {
+        ServiceError::check_member(cluster, id)?;
+        let Some(client_port) = cluster.data.get(&id).copied() else {
+            return Err(ServiceError::Invalid(format!(
+                "node {} has no client port (the cluster file's [data] table)",
+                usize::from(id)
+            )));
+        };
+        let tick = tuning.heartbeat.max(Duration::from_millis(1));
+        let limit = (tuning.timeout.start.as_millis() / tick.as_millis()).max(2) as u32;
+        let servers: Vec<Id> = cluster.nodes.keys().copied().collect();
+        let server = ZkServer::new(id, servers, bug.and_then(ZabBug::from_name), tick, limit);
+        let listener = std::net::TcpListener::bind(client_port)
+            .map_err(|e| ServiceError::Invalid(format!("client port {client_port}: {e}")))?;
+        let db = server.db.clone();
+        crate::serve_connections(listener, "client", move |s| db::serve(db.clone(), s));
+        Ok(server)
+    }
+
+    fn store(dir: &Path) -> store::ZkStore {
+        store::ZkStore::new(dir)
+    }
+
+    fn describe(state: &ZkState) -> Option<String> {
+        Some(server::describe(state))
+    }
+
+    fn inbox(actor: &ZkServer) -> Option<crate::node::GiveInbox<ZkMsg>> {
+        let db = actor.db.clone();
+        Some(Box::new(move |inbox| {
+            db.lock().expect("db lock").set_inbox(inbox)
+        }))
+    }
+
+    fn kind(msg: &ZkMsg) -> Option<&'static str> {
+        Some(match msg {
+            ZkMsg::Zab(models::zab::ZabMsg::Proposal { .. }) => "PROPOSAL",
+            ZkMsg::Zab(models::zab::ZabMsg::Commit { .. }) => "COMMIT",
+            ZkMsg::Request(_) => "REQUEST",
+            _ => return None,
+        })
+    }
+}

@@ -63,7 +63,7 @@ const CONTAINER_OWNER: SessionId = i64::MIN;
 const CONTAINER_FLAGS: i32 = 4;
 
 /// A write, as the leader ordered it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Txn {
     pub session: SessionId,
     /// The leader's clock when it ordered the write: the ctime and mtime it sets.
@@ -72,7 +72,7 @@ pub struct Txn {
 }
 
 /// The op of a [`Txn`]: a client's write, or a session's start or end.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TxnOp {
     CreateSession {
         timeout_ms: i32,
