@@ -326,10 +326,9 @@ pub fn serve(db: Arc<Mutex<Db>>, stream: TcpStream) -> std::io::Result<()> {
     let mut body = vec![0u8; len as usize];
     reader.read_exact(&mut body)?;
     let req = ConnectRequest::decode(&body).map_err(std::io::Error::other)?;
+    // The writer: replies and events in the order they are queued; it ends, closing the
+    // connection, once every sender is gone (a refused connect's answer still goes out).
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    let Some((session, gen)) = db.lock().expect("db lock").connect(&req, &stream, tx)? else {
-        return Ok(());
-    };
     let mut w = stream.try_clone()?;
     std::thread::spawn(move || {
         for bytes in rx {
@@ -339,6 +338,9 @@ pub fn serve(db: Arc<Mutex<Db>>, stream: TcpStream) -> std::io::Result<()> {
         }
         let _ = w.shutdown(Shutdown::Both);
     });
+    let Some((session, gen)) = db.lock().expect("db lock").connect(&req, &stream, tx)? else {
+        return Ok(());
+    };
     let result = (|| loop {
         let Some(body) = jute::read_frame(&mut reader).map_err(std::io::Error::other)? else {
             return Ok(());

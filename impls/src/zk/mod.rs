@@ -8,6 +8,7 @@
 //! - [`db`]: the tree as a server holds it, and its client port.
 //! - [`store`]: the epochs and the transaction log on disk.
 
+pub mod client;
 pub mod db;
 pub mod jute;
 pub mod server;
