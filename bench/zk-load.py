@@ -27,6 +27,7 @@ Exit status: 0 on success, 1 if a phase failed (no leader, no write within --fai
 """
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -266,6 +267,7 @@ def main():
     ap.add_argument("--failover-timeout", type=float, default=30.0)
     ap.add_argument("--session-timeout", type=float, default=10.0, help="seconds")
     ap.add_argument("--path", default="/zk-load")
+    ap.add_argument("--json", help="also write the figures to this file, as JSON")
     args = ap.parse_args()
 
     if not args.hosts:
@@ -300,6 +302,7 @@ def main():
           % (len(servers), servers[leader][0], servers[leader][1], args.value_size), file=sys.stderr)
 
     rows = []
+    figures = {}
     failed = False
     if "sync" in phases or "async" in phases:
         zk = connect(addr, args.session_timeout)
@@ -345,6 +348,19 @@ def main():
                               + "  (via %s, %d attempts)" % (r["via"], r["attempts"])))
         print("  %-34s %s" % ("session kept", "yes" if r["session_kept"] else "no"))
         failed |= r["leader_secs"] is None or r["write_secs"] is None
+        figures["leader_secs"] = r["leader_secs"]
+        figures["write_secs"] = r["write_secs"]
+        figures["session_kept"] = r["session_kept"]
+    if args.json:
+        for name, _, n, err, secs, rate, p50, p99 in rows:
+            key = "sync" if name.startswith("sync") else "async"
+            figures[key + "_ops_per_sec"] = rate
+            figures[key + "_errors"] = err
+            if p50 is not None:
+                figures[key + "_p50_ms"] = p50
+                figures[key + "_p99_ms"] = p99
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=1)
     sys.exit(1 if failed else 0)
 
 
