@@ -28,7 +28,7 @@ bash bench/zk-real.sh python3 bench/zk-load.py --seconds "$SECS" --json "$WORK/r
 echo
 echo "== ours (cluster zk)"
 BASE=${ZK_BENCH_PORT:-25000}
-target/release/cluster zk --dir "$WORK/ours" --base-port "$BASE" >"$WORK/ours.log" 2>&1 &
+target/release/cluster zk --no-restart --dir "$WORK/ours" --base-port "$BASE" >"$WORK/ours.log" 2>&1 &
 OURS_PID=$!
 HOSTS="127.0.0.1:$((BASE + 3)),127.0.0.1:$((BASE + 4)),127.0.0.1:$((BASE + 5))"
 for _ in $(seq 100); do

@@ -117,9 +117,10 @@ pub enum ZkMsg {
         vote: Vote,
         state: PeerState,
     },
-    /// Leader to follower: still here. Follower to leader: still here, and the sessions this
+    /// Leader to follower: still here, leading `epoch` (0 before it has chosen one). Follower
+    /// to leader: still here, following in `epoch` (its acceptedEpoch), and the sessions this
     /// server's clients touched since its last ping.
-    Ping { touched: Vec<i64> },
+    Ping { epoch: Epoch, touched: Vec<i64> },
     /// A client's write, from the server it is connected to, for the leader to propose.
     Request(Write),
     /// A write from this server's own client port (accepted only from itself).
@@ -387,7 +388,8 @@ impl ZkServer {
                     let accepted_epoch = s.zab.disk.accepted_epoch;
                     o.send(leader, ZkMsg::Zab(ZabMsg::FollowerInfo { accepted_epoch }));
                 }
-                o.send(leader, ZkMsg::Ping { touched });
+                let epoch = s.zab.disk.accepted_epoch;
+                o.send(leader, ZkMsg::Ping { epoch, touched });
                 let silent = s.silent.get(&leader).copied().unwrap_or(s.ticks_in_role);
                 if silent > self.limit {
                     self.zab_step(
@@ -400,11 +402,13 @@ impl ZkServer {
             }
             Role::Leading(l) => {
                 let broadcast = l.phase == Phase::Broadcast;
+                let epoch = l.epoch;
                 let followers: Vec<Id> = self.peers(me).collect();
                 for f in &followers {
                     o.send(
                         *f,
                         ZkMsg::Ping {
+                            epoch,
                             touched: Vec::new(),
                         },
                     );
@@ -542,18 +546,44 @@ impl Actor for ZkServer {
 
     fn on_msg(&self, id: Id, state: &mut Cow<ZkState>, src: Id, msg: ZkMsg, o: &mut Out<Self>) {
         let s = state.to_mut();
-        if src != id {
-            s.silent.insert(src, 0);
-        }
         match msg {
-            ZkMsg::Zab(m) => self.zab_step(id, s, |a, st, out| a.on_msg(id, st, src, m, out), o),
+            ZkMsg::Zab(m) => {
+                s.silent.insert(src, 0);
+                self.zab_step(id, s, |a, st, out| a.on_msg(id, st, src, m, out), o)
+            }
             ZkMsg::Notification { round, vote, state } => {
+                if state == PeerState::Looking
+                    && matches!(s.zab.role, Role::Following { leader, .. } if leader == src)
+                {
+                    // The leader is back in the election (it restarted, or gave up): so is
+                    // this follower, without waiting out its silence (ZooKeeper's follower
+                    // sees the leader's socket close).
+                    self.zab_step(
+                        id,
+                        s,
+                        |a, st, out| a.on_timeout(id, st, &ZabTimer::LeaderLost, out),
+                        o,
+                    );
+                }
                 self.on_notification(id, s, src, round, vote, state, o)
             }
-            ZkMsg::Ping { touched } => {
-                if matches!(s.zab.role, Role::Leading(_)) {
-                    for t in touched {
-                        s.idle.insert(t, 0);
+            ZkMsg::Ping { epoch, touched } => {
+                // Only a ping of the same incarnation of the epoch counts: a leader that
+                // restarted and leads again, or a follower that left, is not heard.
+                let live = match &s.zab.role {
+                    Role::Following { leader, phase } => {
+                        *leader == src
+                            && (*phase == Phase::Discovery || epoch == s.zab.disk.accepted_epoch)
+                    }
+                    Role::Leading(l) => l.epoch == 0 || epoch == l.epoch,
+                    Role::Looking => false,
+                };
+                if live {
+                    s.silent.insert(src, 0);
+                    if matches!(s.zab.role, Role::Leading(_)) {
+                        for t in touched {
+                            s.idle.insert(t, 0);
+                        }
                     }
                 }
             }

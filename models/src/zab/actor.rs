@@ -116,6 +116,9 @@ crate::seeded_bugs! {
         /// A follower delivers the history a NEWLEADER brings at once, before the leader has
         /// a quorum for it (cf. ZOOKEEPER-3911).
         DiffUncommitted = "diff-uncommitted",
+        /// The leader commits a proposal as soon as it has logged it, without waiting for a
+        /// quorum of ACKs (ZooKeeper's `Leader.tryToCommit` waits for one).
+        CommitWithoutQuorum = "commit-without-quorum",
     }
 }
 
@@ -501,6 +504,15 @@ impl<E: Entry> ZabActor<E> {
                     proposal: proposal.clone(),
                 },
             );
+        }
+        if self.bug == Some(ZabBug::CommitWithoutQuorum)
+            && s.delivered as usize + 1 == s.disk.history.len()
+        {
+            l.acks.remove(&zxid);
+            s.delivered += 1;
+            for f in l.forward.iter().copied() {
+                o.send(f, ZabMsg::Commit { epoch, zxid });
+            }
         }
         Some(zxid)
     }

@@ -39,6 +39,9 @@
 //!   lowest (currentEpoch, lastZxid): a committed write is lost.
 //! - `diff-uncommitted`: a follower delivers what NEWLEADER brings at once, before a quorum has
 //!   it (cf. ZOOKEEPER-3911): it delivers a proposal that was never committed.
+//! - `commit-without-quorum`: the leader commits a proposal as soon as it has logged it; a new
+//!   epoch's quorum may lack it, and the next epoch's transactions are delivered in its place
+//!   (breaks total order and primary integrity; needs `--txns 2`).
 //!
 //! Not modelled: the election's own messages, snapshots, the client API (`checker zookeeper`).
 
@@ -99,6 +102,16 @@ impl Spec for ZabSpec {
             help: "a follower delivers what NEWLEADER brings before a quorum has it \
                    (cf. ZOOKEEPER-3911)",
             params: &[("txns", "1")],
+        },
+        Bug {
+            name: ZabBug::CommitWithoutQuorum.name(),
+            breaks: &[
+                "committed transactions are delivered in one order by every server (total order, agreement)",
+                "a committed transaction is never lost across epochs (§4: primary integrity)",
+            ],
+            help: "the leader commits a proposal as soon as it has logged it, without a quorum \
+                   of ACKs: the next epoch's quorum may lack it",
+            params: &[("txns", "2")],
         },
     ];
 
