@@ -47,8 +47,8 @@ impl Service for ZkService {
 
     fn tuning() -> Tuning {
         Tuning {
-            timeout: Duration::from_millis(400)..Duration::from_millis(400),
-            heartbeat: Duration::from_millis(50),
+            timeout: Duration::from_millis(200)..Duration::from_millis(200),
+            heartbeat: Duration::from_millis(20),
             ..Tuning::default()
         }
     }

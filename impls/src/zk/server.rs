@@ -235,19 +235,20 @@ impl ZkServer {
     /// looks or synchronises).
     fn deliver(&self, s: &ZkState) {
         let mut db = self.db();
-        let delivered = s.zab.delivered();
-        if db.applied() > delivered.len()
-            || db.last_applied().is_some_and(|z| {
-                delivered
-                    .get(db.applied() - 1)
-                    .is_none_or(|e| zxid64(e.zxid) != z)
-            })
+        let log = &s.zab.disk.history;
+        let delivered = (s.zab.delivered as usize).min(log.len());
+        let applied = db.applied();
+        if applied > delivered
+            || db
+                .last_applied()
+                .is_some_and(|z| log.get(applied - 1).is_none_or(|e| zxid64(e.zxid) != z))
         {
             // A restart or a log that changed under the tree: rebuild it from the log.
             db.reset();
         }
         let from = db.applied();
-        for e in &delivered[from..] {
+        for i in from..delivered {
+            let e = &log[i];
             db.apply(zxid64(e.zxid), &e.txn);
         }
         db.set_role(

@@ -104,7 +104,10 @@ impl ZkStore {
         Ok(out)
     }
 
-    fn rewrite(&mut self, history: &[ZkEntry]) -> std::io::Result<()> {
+    fn rewrite<'a>(
+        &mut self,
+        history: impl IntoIterator<Item = &'a ZkEntry>,
+    ) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for e in history {
             record(e, &mut buf)?;
@@ -133,7 +136,7 @@ impl Store<ZabDisk<ZkEntry>> for ZkStore {
         Ok(Some(ZabDisk {
             accepted_epoch: epochs.accepted_epoch,
             current_epoch: epochs.current_epoch,
-            history,
+            history: history.into_iter().collect(),
         }))
     }
 
@@ -145,7 +148,7 @@ impl Store<ZabDisk<ZkEntry>> for ZkStore {
         if appended {
             if d.history.len() > self.len {
                 let mut buf = Vec::new();
-                for e in &d.history[self.len..] {
+                for e in d.history.skip(self.len).iter() {
                     record(e, &mut buf)?;
                 }
                 let f = self.log.as_mut().expect("checked");

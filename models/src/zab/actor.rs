@@ -126,18 +126,20 @@ crate::seeded_bugs! {
 /// currentEpoch, history).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(bound = "E: Entry")]
-pub struct ZabDisk<E = Zxid> {
+pub struct ZabDisk<E: Clone = Zxid> {
     pub accepted_epoch: Epoch,
     pub current_epoch: Epoch,
-    pub history: Vec<E>,
+    /// A persistent vector: a running server copies its log into each save in O(1), where a
+    /// `Vec` would cost O(log length) per write.
+    pub history: im::Vector<E>,
 }
 
-impl<E> Default for ZabDisk<E> {
+impl<E: Clone> Default for ZabDisk<E> {
     fn default() -> Self {
         ZabDisk {
             accepted_epoch: 0,
             current_epoch: 0,
-            history: Vec::new(),
+            history: im::Vector::new(),
         }
     }
 }
@@ -193,17 +195,17 @@ pub enum Role<E = Zxid> {
 /// a restarted server delivers again once it is synchronised), and its role.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(bound = "E: Entry")]
-pub struct ZabState<E = Zxid> {
+pub struct ZabState<E: Clone = Zxid> {
     pub disk: ZabDisk<E>,
     /// The first `delivered` transactions of the log are delivered.
     pub delivered: u32,
     pub role: Role<E>,
 }
 
-impl<E> ZabState<E> {
+impl<E: Clone> ZabState<E> {
     /// The transactions this server has delivered, in order.
-    pub fn delivered(&self) -> &[E] {
-        &self.disk.history[..self.delivered as usize]
+    pub fn delivered(&self) -> impl Iterator<Item = &E> + '_ {
+        self.disk.history.iter().take(self.delivered as usize)
     }
 
     pub fn leader(&self) -> Option<&Leader<E>> {
@@ -295,8 +297,13 @@ impl<E: Entry> ZabActor<E> {
                     l.epoch = epoch;
                     s.disk.accepted_epoch = epoch;
                     o.save(s.disk.clone());
-                    l.ackepochs
-                        .insert(me, (s.disk.current_epoch, s.disk.history.clone()));
+                    l.ackepochs.insert(
+                        me,
+                        (
+                            s.disk.current_epoch,
+                            s.disk.history.iter().cloned().collect(),
+                        ),
+                    );
                     let to: Vec<Id> = self.others(me, l.infos.keys()).collect();
                     for f in to {
                         o.send(f, ZabMsg::LeaderInfo { epoch });
@@ -317,7 +324,7 @@ impl<E: Entry> ZabActor<E> {
                         src,
                         ZabMsg::NewLeader {
                             epoch,
-                            history: s.disk.history.clone(),
+                            history: s.disk.history.iter().cloned().collect(),
                         },
                     );
                     return;
@@ -337,8 +344,8 @@ impl<E: Entry> ZabActor<E> {
                 .map(|(_, h)| h.clone())
                 .unwrap_or_default();
                 s.delivered =
-                    common_prefix(&s.disk.history[..s.delivered as usize], &chosen) as u32;
-                s.disk.history = chosen;
+                    common_prefix(s.disk.history.iter().take(s.delivered as usize), &chosen) as u32;
+                s.disk.history = chosen.into_iter().collect();
                 s.disk.current_epoch = epoch;
                 o.save(s.disk.clone());
                 l.phase = Phase::Sync;
@@ -350,7 +357,7 @@ impl<E: Entry> ZabActor<E> {
                         f,
                         ZabMsg::NewLeader {
                             epoch,
-                            history: s.disk.history.clone(),
+                            history: s.disk.history.iter().cloned().collect(),
                         },
                     );
                 }
@@ -431,7 +438,7 @@ impl<E: Entry> ZabActor<E> {
                     ZabMsg::AckEpoch {
                         epoch,
                         current_epoch: s.disk.current_epoch,
-                        history: s.disk.history.clone(),
+                        history: s.disk.history.iter().cloned().collect(),
                     },
                 );
             }
@@ -439,7 +446,7 @@ impl<E: Entry> ZabActor<E> {
                 if epoch == s.disk.accepted_epoch =>
             {
                 let keep = common_prefix(s.delivered(), &history);
-                s.disk.history = history;
+                s.disk.history = history.into_iter().collect();
                 s.disk.current_epoch = epoch;
                 s.delivered = if self.bug == Some(ZabBug::DiffUncommitted) {
                     s.disk.history.len() as u32
@@ -460,7 +467,7 @@ impl<E: Entry> ZabActor<E> {
                 if epoch == s.disk.current_epoch =>
             {
                 let zxid = proposal.zxid();
-                s.disk.history.push(proposal);
+                s.disk.history.push_back(proposal);
                 o.save(s.disk.clone());
                 o.send(src, ZabMsg::Ack { epoch, zxid });
             }
@@ -493,7 +500,7 @@ impl<E: Entry> ZabActor<E> {
         let last = s.disk.last_zxid();
         let zxid = (epoch, if last.0 == epoch { last.1 + 1 } else { 1 });
         let proposal = make(zxid);
-        s.disk.history.push(proposal.clone());
+        s.disk.history.push_back(proposal.clone());
         o.save(s.disk.clone());
         l.acks.insert(zxid, BTreeSet::from([me]));
         for f in l.forward.iter().copied() {
@@ -563,8 +570,11 @@ impl<E: Entry> ZabActor<E> {
 }
 
 /// The length of the longest common prefix.
-pub fn common_prefix<E: PartialEq>(a: &[E], b: &[E]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+pub fn common_prefix<'a, E: PartialEq + 'a>(
+    a: impl IntoIterator<Item = &'a E>,
+    b: impl IntoIterator<Item = &'a E>,
+) -> usize {
+    a.into_iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 impl<E: Entry> Actor for ZabActor<E> {

@@ -177,15 +177,16 @@ impl Harnessed for Zab {
         for x in servers(next) {
             if let Some(l) = x.leader() {
                 if l.phase == Phase::Broadcast {
-                    h.committed.extend(x.delivered().iter().copied());
-                    if x.delivered().iter().any(|z| z.0 < l.epoch && z.0 > 0) && l.epoch > 1 {
+                    h.committed.extend(x.delivered().copied());
+                    if x.delivered().any(|z| z.0 < l.epoch && z.0 > 0) && l.epoch > 1 {
                         h.carried = true;
                     }
                 }
             }
         }
         for x in servers(next) {
-            let d = x.delivered();
+            let d: Vec<Zxid> = x.delivered().copied().collect();
+            let d = d.as_slice();
             if d.starts_with(&h.order) {
                 h.order = d.to_vec();
             } else if !h.order.starts_with(d) && h.conflict.is_none() {
@@ -225,7 +226,7 @@ impl Harnessed for Zab {
             ),
             Property::always(
                 "each server's log is in zxid order (primary order)",
-                |_, s: &ZabModelState| servers(s).all(|x| x.disk.history.windows(2).all(|w| w[0] < w[1])),
+                |_, s: &ZabModelState| servers(s).all(|x| x.disk.history.iter().zip(x.disk.history.iter().skip(1)).all(|(a, b)| a < b)),
             ),
             Property::sometimes(
                 "every server delivers a transaction",
@@ -247,7 +248,6 @@ impl Harnessed for Zab {
 pub fn uncommitted_delivery(s: &ZabModelState) -> Option<(usize, Zxid)> {
     servers(s).enumerate().find_map(|(i, x)| {
         x.delivered()
-            .iter()
             .find(|z| !s.history.committed.contains(z))
             .map(|z| (i, *z))
     })

@@ -59,7 +59,7 @@ fn the_new_leader_takes_the_highest_history_of_its_quorum() {
         disk: ZabDisk {
             accepted_epoch: 1,
             current_epoch: 1,
-            history: vec![],
+            history: im::Vector::new(),
         },
         delivered: 0,
         role: Role::Leading(Box::new(Leader {
@@ -105,6 +105,6 @@ fn the_new_leader_takes_the_highest_history_of_its_quorum() {
             }
         )]
     );
-    assert_eq!(s.disk.history, vec![(1, 1)]);
+    assert_eq!(s.disk.history, im::vector![(1, 1)]);
     assert_eq!(s.disk.current_epoch, 2);
 }
