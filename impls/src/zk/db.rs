@@ -453,7 +453,7 @@ impl Db {
 
     /// One request of a connected session; false when the connection should close.
     fn request(&mut self, session: i64, gen: u64, xid: i32, request: Request) -> bool {
-        if !self.conns.get(&session).is_some_and(|c| c.gen == gen) {
+        if self.conns.get(&session).is_none_or(|c| c.gen != gen) {
             return false;
         }
         self.touched.insert(session);

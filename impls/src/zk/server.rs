@@ -284,9 +284,7 @@ impl ZkServer {
         me: Id,
         s: &mut ZkState,
         src: Id,
-        round: u64,
-        vote: Vote,
-        state: PeerState,
+        (round, vote, state): (u64, Vote, PeerState),
         o: &mut Out<Self>,
     ) {
         if !matches!(s.zab.role, Role::Looking) {
@@ -566,7 +564,7 @@ impl Actor for ZkServer {
                         o,
                     );
                 }
-                self.on_notification(id, s, src, round, vote, state, o)
+                self.on_notification(id, s, src, (round, vote, state), o)
             }
             ZkMsg::Ping { epoch, touched } => {
                 // Only a ping of the same incarnation of the epoch counts: a leader that

@@ -556,7 +556,8 @@ impl<E: Entry> ZabActor<E> {
                 o.set_timer(ZabTimer::LeaderLost, TICK..TICK);
             }
             (ZabTimer::Propose, Role::Leading(_)) => {
-                if self.propose(id, s, E::noop, o).is_some() {
+                let proposed = self.propose(id, s, E::noop, o);
+                if proposed.is_some() {
                     o.set_timer(ZabTimer::Propose, TICK..TICK);
                 }
             }
