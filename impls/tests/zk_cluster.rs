@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use impls::cluster::{Cluster, ClusterSpec};
 use impls::service::Tuning;
 use impls::zk::client::{ZkClient, ZkError};
-use impls::zk::jute::{err, event};
+use impls::zk::jute::{err, event, open_acl_unsafe, CreateRequest, Request};
 use stateright::actor::Id;
 
 const OP: Duration = Duration::from_secs(5);
@@ -94,7 +94,7 @@ fn znodes_sessions_and_watches_across_servers() {
     // An ephemeral node of session a, watched by b at another server.
     assert_eq!(a.create("/app/lock", b"a", 1).unwrap(), "/app/lock");
     b.sync("/app").unwrap();
-    assert_eq!(b.get_data("/app/lock", true).unwrap(), b"a");
+    assert_eq!(b.get_data("/app/lock", true).unwrap().unwrap(), b"a");
     let mut children = b.get_children("/app", false).unwrap();
     children.sort();
     assert_eq!(children, ["lock", "n-0000000000", "n-0000000001"]);
@@ -141,6 +141,14 @@ fn a_killed_leader_is_replaced_and_a_restarted_server_catches_up() {
         c.create(&format!("/k/{i}"), format!("{i}").as_bytes(), 0)
             .unwrap();
     }
+    c.call(Request::Create(CreateRequest {
+        path: "/k/null".into(),
+        data: None,
+        acl: open_acl_unsafe(),
+        flags: 0,
+    }))
+    .unwrap();
+    c.create("/k/empty", b"", 0).unwrap();
     cluster.kill(old);
     let t = Instant::now();
     let new = leader(&cluster);
@@ -149,15 +157,18 @@ fn a_killed_leader_is_replaced_and_a_restarted_server_catches_up() {
     assert!(elected < Duration::from_secs(3), "{elected:?}");
     // Every acknowledged write survives, at a survivor.
     let mut c = connect(&cluster, new);
-    assert_eq!(c.get_children("/k", false).unwrap().len(), 20);
+    assert_eq!(c.get_children("/k", false).unwrap().len(), 22);
     c.create("/k/after", b"", 0).unwrap();
 
     // The old leader comes back as a follower and catches up.
     cluster.restart(old).unwrap();
     let mut back = connect(&cluster, old);
     back.sync("/").unwrap();
-    assert_eq!(back.get_children("/k", false).unwrap().len(), 21);
-    assert_eq!(back.get_data("/k/7", false).unwrap(), b"7");
+    assert_eq!(back.get_children("/k", false).unwrap().len(), 23);
+    assert_eq!(back.get_data("/k/7", false).unwrap().unwrap(), b"7");
+    // Null data stays null through the log and a replay: not empty.
+    assert_eq!(back.get_data("/k/null", false).unwrap(), None);
+    assert_eq!(back.get_data("/k/empty", false).unwrap(), Some(vec![]));
 }
 
 #[test]

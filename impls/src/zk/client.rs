@@ -7,8 +7,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use super::jute::{
-    self, err, op, ConnectRequest, ConnectResponse, CreateRequest, Record, Reply, ReplyHeader,
-    Request, WatcherEvent,
+    self, err, op, ConnectRequest, ConnectResponse, CreateRequest, Data, Record, Reply,
+    ReplyHeader, Request, WatcherEvent,
 };
 
 /// An error of a call: the server's code, or the connection's failure.
@@ -119,7 +119,7 @@ impl ZkClient {
     pub fn create(&mut self, path: &str, data: &[u8], flags: i32) -> Result<String, ZkError> {
         match self.call(Request::Create(CreateRequest {
             path: path.into(),
-            data: data.into(),
+            data: Some(data.to_vec()),
             acl: jute::open_acl_unsafe(),
             flags,
         }))? {
@@ -128,7 +128,8 @@ impl ZkClient {
         }
     }
 
-    pub fn get_data(&mut self, path: &str, watch: bool) -> Result<Vec<u8>, ZkError> {
+    /// A node's data: `None` if it is null.
+    pub fn get_data(&mut self, path: &str, watch: bool) -> Result<Data, ZkError> {
         match self.call(Request::GetData {
             path: path.into(),
             watch,

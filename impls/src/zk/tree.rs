@@ -50,7 +50,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::jute::{
-    err, event, open_acl_unsafe, perms, state, Acl, CheckVersionRequest, CreateRequest,
+    err, event, open_acl_unsafe, perms, state, Acl, CheckVersionRequest, CreateRequest, Data,
     DeleteRequest, OpResult, Reply, Request, SetAclRequest, SetDataRequest, Stat, WatcherEvent,
 };
 
@@ -167,7 +167,8 @@ struct StatPersisted {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Node {
-    data: Vec<u8>,
+    /// Null (`None`) when the create or the last setData sent null: kept apart from empty.
+    data: Data,
     acl: Vec<Acl>,
     stat: StatPersisted,
     children: BTreeSet<String>,
@@ -192,7 +193,7 @@ impl Node {
             } else {
                 0
             },
-            data_length: self.data.len() as i32,
+            data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
             num_children,
             pzxid: s.pzxid,
         }
@@ -261,14 +262,16 @@ impl Eq for DataTree {}
 
 impl DataTree {
     /// A new ZooKeeper's tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`
-    /// (readable by anyone, aversion -1), all with stats of zeros (`DataTree()`).
+    /// (readable by anyone, aversion -1), all with empty data and stats of zeros (`DataTree()`).
     pub fn new() -> Self {
         let node = |children: &[&str]| Node {
+            data: Some(Vec::new()),
             acl: open_acl_unsafe(),
             children: children.iter().map(|c| c.to_string()).collect(),
             ..Node::default()
         };
         let config = Node {
+            data: Some(Vec::new()),
             acl: vec![Acl {
                 perms: perms::READ,
                 ..open_acl_unsafe()[0].clone()
@@ -627,7 +630,7 @@ impl DataTree {
         &mut self,
         path: &str,
         watcher: Option<SessionId>,
-    ) -> Result<(Vec<u8>, Stat), i32> {
+    ) -> Result<(Data, Stat), i32> {
         let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
         let found = (node.data.clone(), node.stat());
         if let Some(session) = watcher {
@@ -905,7 +908,7 @@ mod tests {
     fn create(path: &str, flags: i32) -> TxnOp {
         TxnOp::Create(CreateRequest {
             path: path.into(),
-            data: b"x".to_vec(),
+            data: Some(b"x".to_vec()),
             acl: open_acl_unsafe(),
             flags,
         })
@@ -921,7 +924,7 @@ mod tests {
     fn set_data(path: &str, data: &[u8], version: i32) -> TxnOp {
         TxnOp::SetData(SetDataRequest {
             path: path.into(),
-            data: data.to_vec(),
+            data: Some(data.to_vec()),
             version,
         })
     }
@@ -1004,6 +1007,43 @@ mod tests {
         let a = zk.stat("/a");
         assert_eq!((a.cversion, a.pzxid, a.num_children), (2, zk.zxid, 0));
         assert_eq!(a.mzxid, z + 1);
+    }
+
+    /// `DataNode.copyStat`: null data has length 0, and stays null (kazoo's
+    /// `test_create_null_data`, `test_set_null_data`).
+    #[test]
+    fn null_data_is_kept_apart_from_empty() {
+        let mut zk = Zk::new();
+        let null = |path: &str| {
+            TxnOp::Create(CreateRequest {
+                path: path.into(),
+                data: None,
+                acl: open_acl_unsafe(),
+                flags: 0,
+            })
+        };
+        zk.run(ALICE, null("/null")).reply.unwrap();
+        zk.create(ALICE, "/x", 0).unwrap();
+        zk.run(ALICE, set_data("/x", b"", -1)).reply.unwrap();
+        let set_null = TxnOp::SetData(SetDataRequest {
+            path: "/y".into(),
+            data: None,
+            version: -1,
+        });
+        zk.create(ALICE, "/y", 0).unwrap();
+        zk.run(ALICE, set_null).reply.unwrap();
+        let (data, stat) = zk.tree.get_data("/null", None).unwrap();
+        assert_eq!((data, stat.data_length), (None, 0));
+        assert_eq!(zk.tree.get_data("/x", None).unwrap().0, Some(vec![]));
+        assert_eq!(zk.tree.get_data("/y", None).unwrap().0, None);
+        assert_eq!(zk.tree.get_data("/", None).unwrap().0, Some(vec![]));
+        let snapshot: DataTree =
+            bincode::deserialize(&bincode::serialize(&zk.tree).unwrap()).unwrap();
+        assert_eq!(snapshot, zk.tree);
+        assert_ne!(
+            snapshot.nodes["/null"].data, snapshot.nodes["/x"].data,
+            "null and empty survive a snapshot apart"
+        );
     }
 
     #[test]
