@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use impls::cluster::{Cluster, ClusterSpec};
 use impls::service::Tuning;
 use impls::zk::client::{ZkClient, ZkError};
-use impls::zk::jute::{err, event, open_acl_unsafe, CreateRequest, Request};
+use impls::zk::jute::{
+    err, event, open_acl_unsafe, perms, Acl, ClientInfo, CreateRequest, Reply, Request,
+};
 use stateright::actor::Id;
 
 const OP: Duration = Duration::from_secs(5);
@@ -169,6 +171,84 @@ fn a_killed_leader_is_replaced_and_a_restarted_server_catches_up() {
     // Null data stays null through the log and a replay: not empty.
     assert_eq!(back.get_data("/k/null", false).unwrap(), None);
     assert_eq!(back.get_data("/k/empty", false).unwrap(), Some(vec![]));
+}
+
+/// kazoo's `TestAuthentication`: a node only its creator's digest may read, written at one
+/// server and read at another. Writes are checked by every server as it applies them, reads
+/// by the server that answers them.
+#[test]
+fn acls_and_digest_auth_hold_at_every_server() {
+    let cluster = start("acl");
+    let l = leader(&cluster);
+    let (f1, f2) = ((l + 1) % 3, (l + 2) % 3);
+    let mut alice = connect(&cluster, f1);
+    let mut eve = connect(&cluster, f2);
+    alice.add_auth("digest", b"alice:pw").unwrap();
+    // `auth:` stands for the creator's digest (kazoo's CREATOR_ALL_ACL).
+    let creator = vec![Acl {
+        perms: perms::ALL,
+        scheme: "auth".into(),
+        id: String::new(),
+    }];
+    let create = |path: &str, acl: Vec<Acl>| {
+        Request::Create(CreateRequest {
+            path: path.into(),
+            data: Some(b"s".to_vec()),
+            acl,
+            flags: 0,
+        })
+    };
+    alice.call(create("/secret", creator.clone())).unwrap();
+    // Without a digest, `auth:` stands for nothing.
+    assert_eq!(
+        code(eve.call(create("/mine", creator.clone()))),
+        err::INVALID_ACL
+    );
+
+    eve.sync("/").unwrap();
+    assert_eq!(code(eve.get_data("/secret", false)), err::NO_AUTH);
+    assert_eq!(code(eve.get_children("/secret", false)), err::NO_AUTH);
+    assert_eq!(
+        code(eve.call(create("/secret/x", open_acl_unsafe()))),
+        err::NO_AUTH
+    );
+    eve.add_auth("digest", b"alice:wrong").unwrap();
+    assert_eq!(code(eve.get_data("/secret", false)), err::NO_AUTH);
+    eve.add_auth("digest", b"alice:pw").unwrap();
+    assert_eq!(eve.get_data("/secret", false).unwrap().unwrap(), b"s");
+    eve.call(create("/secret/x", open_acl_unsafe())).unwrap();
+    let Reply::WhoAmI(infos) = eve.call(Request::WhoAmI).unwrap() else {
+        panic!("whoAmI")
+    };
+    let users: Vec<(&str, &str)> = infos
+        .iter()
+        .map(|ClientInfo { auth_scheme, user }| (auth_scheme.as_str(), user.as_str()))
+        .collect();
+    assert_eq!(
+        users,
+        [
+            ("ip", "127.0.0.1"),
+            ("digest", "alice"),
+            ("digest", "alice")
+        ]
+    );
+
+    // The super user of kazoo's harness (`super:test`) may do anything.
+    let mut root = connect(&cluster, l);
+    root.add_auth("digest", b"super:test").unwrap();
+    root.sync("/").unwrap();
+    assert_eq!(root.get_data("/secret", false).unwrap().unwrap(), b"s");
+
+    // An unknown scheme: AUTH_FAILED, and the connection closes.
+    let mut mallory = connect(&cluster, f1);
+    assert_eq!(
+        code(mallory.add_auth("unknown-scheme", b"x")),
+        err::AUTH_FAILED
+    );
+    assert!(matches!(
+        mallory.get_data("/", false),
+        Err(ZkError::Io(_) | ZkError::Protocol(_))
+    ));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use super::jute::{
-    self, err, op, ConnectRequest, ConnectResponse, CreateRequest, Data, Record, Reply,
+    self, err, op, AuthPacket, ConnectRequest, ConnectResponse, CreateRequest, Data, Record, Reply,
     ReplyHeader, Request, WatcherEvent,
 };
 
@@ -78,6 +78,7 @@ impl ZkClient {
     pub fn call(&mut self, req: Request) -> Result<Reply, ZkError> {
         let xid = match req {
             Request::Ping => jute::PING_XID,
+            Request::Auth(_) => jute::AUTH_XID,
             _ => {
                 self.next_xid += 1;
                 self.next_xid
@@ -147,6 +148,18 @@ impl ZkClient {
             Reply::GetChildren { children } => Ok(children),
             other => Err(unexpected(op::GET_CHILDREN, other)),
         }
+    }
+
+    /// `addauth`: the connection authenticates as `auth` in `scheme` (`digest`:
+    /// `user:password`). An unknown scheme is `AUTH_FAILED`, and the server closes the
+    /// connection.
+    pub fn add_auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ZkError> {
+        self.call(Request::Auth(AuthPacket {
+            type_: 0,
+            scheme: scheme.into(),
+            auth: auth.into(),
+        }))
+        .map(|_| ())
     }
 
     /// `sync`: later reads see every write committed before it.

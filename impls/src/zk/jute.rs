@@ -468,6 +468,13 @@ records! {
         pzxid: i64,
     }
 
+    /// Who a connection is (ZooKeeper's `Id`): a scheme and an id in it, such as
+    /// `ip:127.0.0.1` or `digest:user:hash` (see [`super::auth`]).
+    Id {
+        scheme: String,
+        id: String,
+    }
+
     /// Who a connection is, in a `whoAmI` reply.
     ClientInfo {
         auth_scheme: String,
