@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use impls::cluster::{Cluster, ClusterSpec};
 use impls::service::Tuning;
 use impls::zk::client::{ZkClient, ZkError};
-use impls::zk::jute::{err, event};
+use impls::zk::jute::{
+    err, event, open_acl_unsafe, perms, Acl, ClientInfo, CreateRequest, Reply, Request,
+};
 use stateright::actor::Id;
 
 const OP: Duration = Duration::from_secs(5);
@@ -94,7 +96,7 @@ fn znodes_sessions_and_watches_across_servers() {
     // An ephemeral node of session a, watched by b at another server.
     assert_eq!(a.create("/app/lock", b"a", 1).unwrap(), "/app/lock");
     b.sync("/app").unwrap();
-    assert_eq!(b.get_data("/app/lock", true).unwrap(), b"a");
+    assert_eq!(b.get_data("/app/lock", true).unwrap().unwrap(), b"a");
     let mut children = b.get_children("/app", false).unwrap();
     children.sort();
     assert_eq!(children, ["lock", "n-0000000000", "n-0000000001"]);
@@ -141,6 +143,14 @@ fn a_killed_leader_is_replaced_and_a_restarted_server_catches_up() {
         c.create(&format!("/k/{i}"), format!("{i}").as_bytes(), 0)
             .unwrap();
     }
+    c.call(Request::Create(CreateRequest {
+        path: "/k/null".into(),
+        data: None,
+        acl: open_acl_unsafe(),
+        flags: 0,
+    }))
+    .unwrap();
+    c.create("/k/empty", b"", 0).unwrap();
     cluster.kill(old);
     let t = Instant::now();
     let new = leader(&cluster);
@@ -149,15 +159,96 @@ fn a_killed_leader_is_replaced_and_a_restarted_server_catches_up() {
     assert!(elected < Duration::from_secs(3), "{elected:?}");
     // Every acknowledged write survives, at a survivor.
     let mut c = connect(&cluster, new);
-    assert_eq!(c.get_children("/k", false).unwrap().len(), 20);
+    assert_eq!(c.get_children("/k", false).unwrap().len(), 22);
     c.create("/k/after", b"", 0).unwrap();
 
     // The old leader comes back as a follower and catches up.
     cluster.restart(old).unwrap();
     let mut back = connect(&cluster, old);
     back.sync("/").unwrap();
-    assert_eq!(back.get_children("/k", false).unwrap().len(), 21);
-    assert_eq!(back.get_data("/k/7", false).unwrap(), b"7");
+    assert_eq!(back.get_children("/k", false).unwrap().len(), 23);
+    assert_eq!(back.get_data("/k/7", false).unwrap().unwrap(), b"7");
+    // Null data stays null through the log and a replay: not empty.
+    assert_eq!(back.get_data("/k/null", false).unwrap(), None);
+    assert_eq!(back.get_data("/k/empty", false).unwrap(), Some(vec![]));
+}
+
+/// kazoo's `TestAuthentication`: a node only its creator's digest may read, written at one
+/// server and read at another. Writes are checked by every server as it applies them, reads
+/// by the server that answers them.
+#[test]
+fn acls_and_digest_auth_hold_at_every_server() {
+    let cluster = start("acl");
+    let l = leader(&cluster);
+    let (f1, f2) = ((l + 1) % 3, (l + 2) % 3);
+    let mut alice = connect(&cluster, f1);
+    let mut eve = connect(&cluster, f2);
+    alice.add_auth("digest", b"alice:pw").unwrap();
+    // `auth:` stands for the creator's digest (kazoo's CREATOR_ALL_ACL).
+    let creator = vec![Acl {
+        perms: perms::ALL,
+        scheme: "auth".into(),
+        id: String::new(),
+    }];
+    let create = |path: &str, acl: Vec<Acl>| {
+        Request::Create(CreateRequest {
+            path: path.into(),
+            data: Some(b"s".to_vec()),
+            acl,
+            flags: 0,
+        })
+    };
+    alice.call(create("/secret", creator.clone())).unwrap();
+    // Without a digest, `auth:` stands for nothing.
+    assert_eq!(
+        code(eve.call(create("/mine", creator.clone()))),
+        err::INVALID_ACL
+    );
+
+    eve.sync("/").unwrap();
+    assert_eq!(code(eve.get_data("/secret", false)), err::NO_AUTH);
+    assert_eq!(code(eve.get_children("/secret", false)), err::NO_AUTH);
+    assert_eq!(
+        code(eve.call(create("/secret/x", open_acl_unsafe()))),
+        err::NO_AUTH
+    );
+    eve.add_auth("digest", b"alice:wrong").unwrap();
+    assert_eq!(code(eve.get_data("/secret", false)), err::NO_AUTH);
+    eve.add_auth("digest", b"alice:pw").unwrap();
+    assert_eq!(eve.get_data("/secret", false).unwrap().unwrap(), b"s");
+    eve.call(create("/secret/x", open_acl_unsafe())).unwrap();
+    let Reply::WhoAmI(infos) = eve.call(Request::WhoAmI).unwrap() else {
+        panic!("whoAmI")
+    };
+    let users: Vec<(&str, &str)> = infos
+        .iter()
+        .map(|ClientInfo { auth_scheme, user }| (auth_scheme.as_str(), user.as_str()))
+        .collect();
+    assert_eq!(
+        users,
+        [
+            ("ip", "127.0.0.1"),
+            ("digest", "alice"),
+            ("digest", "alice")
+        ]
+    );
+
+    // The super user of kazoo's harness (`super:test`) may do anything.
+    let mut root = connect(&cluster, l);
+    root.add_auth("digest", b"super:test").unwrap();
+    root.sync("/").unwrap();
+    assert_eq!(root.get_data("/secret", false).unwrap().unwrap(), b"s");
+
+    // An unknown scheme: AUTH_FAILED, and the connection closes.
+    let mut mallory = connect(&cluster, f1);
+    assert_eq!(
+        code(mallory.add_auth("unknown-scheme", b"x")),
+        err::AUTH_FAILED
+    );
+    assert!(matches!(
+        mallory.get_data("/", false),
+        Err(ZkError::Io(_) | ZkError::Protocol(_))
+    ));
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use super::jute::{
-    self, err, op, ConnectRequest, ConnectResponse, CreateRequest, Record, Reply, ReplyHeader,
-    Request, WatcherEvent,
+    self, err, op, AuthPacket, ConnectRequest, ConnectResponse, CreateRequest, Data, Record, Reply,
+    ReplyHeader, Request, WatcherEvent,
 };
 
 /// An error of a call: the server's code, or the connection's failure.
@@ -78,6 +78,7 @@ impl ZkClient {
     pub fn call(&mut self, req: Request) -> Result<Reply, ZkError> {
         let xid = match req {
             Request::Ping => jute::PING_XID,
+            Request::Auth(_) => jute::AUTH_XID,
             _ => {
                 self.next_xid += 1;
                 self.next_xid
@@ -119,7 +120,7 @@ impl ZkClient {
     pub fn create(&mut self, path: &str, data: &[u8], flags: i32) -> Result<String, ZkError> {
         match self.call(Request::Create(CreateRequest {
             path: path.into(),
-            data: data.into(),
+            data: Some(data.to_vec()),
             acl: jute::open_acl_unsafe(),
             flags,
         }))? {
@@ -128,7 +129,8 @@ impl ZkClient {
         }
     }
 
-    pub fn get_data(&mut self, path: &str, watch: bool) -> Result<Vec<u8>, ZkError> {
+    /// A node's data: `None` if it is null.
+    pub fn get_data(&mut self, path: &str, watch: bool) -> Result<Data, ZkError> {
         match self.call(Request::GetData {
             path: path.into(),
             watch,
@@ -146,6 +148,18 @@ impl ZkClient {
             Reply::GetChildren { children } => Ok(children),
             other => Err(unexpected(op::GET_CHILDREN, other)),
         }
+    }
+
+    /// `addauth`: the connection authenticates as `auth` in `scheme` (`digest`:
+    /// `user:password`). An unknown scheme is `AUTH_FAILED`, and the server closes the
+    /// connection.
+    pub fn add_auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ZkError> {
+        self.call(Request::Auth(AuthPacket {
+            type_: 0,
+            scheme: scheme.into(),
+            auth: auth.into(),
+        }))
+        .map(|_| ())
     }
 
     /// `sync`: later reads see every write committed before it.

@@ -10,15 +10,26 @@
 //! delivered transaction is applied here, in zxid order, and answers the connection waiting
 //! for it. Watch events are queued when the transaction that fires them is applied, before any
 //! later reply: a client sees the event before it can read the new data (§2.3).
+//!
+//! Each connection has its auth ids ([`super::auth`]; ZooKeeper's `ServerCnxn.authInfo`):
+//! `ip:<address>`, then what its auth packets add. A write carries the ids its connection had
+//! when it sent it, in its txn, and every server checks the write's ACLs against them where it
+//! applies it; a read is checked here, against the ids its connection had when it sent it. An
+//! auth packet takes effect at once, for the requests after it, as in ZooKeeper; its reply keeps
+//! its place in the session's order (ZooKeeper sends it at once, ahead of replies still due, but
+//! kazoo takes an auth reply to answer its oldest pending request). One with a scheme that has
+//! no provider is answered `AUTH_FAILED` at once, and the connection closes, as in ZooKeeper.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Write as _};
-use std::net::{Shutdown, TcpStream};
+use std::net::{IpAddr, Shutdown, TcpStream};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
+use super::auth;
 use super::jute::{
-    self, err, ConnectRequest, ConnectResponse, Record, Reply, ReplyHeader, Request,
+    self, err, perms, AuthPacket, ConnectRequest, ConnectResponse, Id, Record, Reply, ReplyHeader,
+    Request,
 };
 use super::server::{now_ms, ZkMsg};
 use super::tree::{DataTree, Txn, TxnOp};
@@ -47,8 +58,12 @@ enum Waiting {
     Connect(ConnectResponse),
     /// A write: answered when it is applied.
     Write(i32),
-    /// A read behind a write.
-    Read(i32, Request),
+    /// A read behind a write, and the ids its connection had when it came.
+    Read {
+        xid: i32,
+        request: Request,
+        auth: Vec<Id>,
+    },
 }
 
 struct Conn {
@@ -56,6 +71,10 @@ struct Conn {
     gen: u64,
     out: mpsc::Sender<Vec<u8>>,
     stream: TcpStream,
+    /// The client's address: what `addauth ip` adds.
+    peer: IpAddr,
+    /// The ids the connection has authenticated as (`ServerCnxn.authInfo`).
+    auth: Vec<Id>,
     waiting: VecDeque<Waiting>,
 }
 
@@ -73,6 +92,8 @@ pub struct Db {
     touched: HashSet<i64>,
     next_gen: u64,
     next_session: i64,
+    /// `digest:` ids equal to this one are the super user's too ([`auth::authenticate`]).
+    super_digest: Option<String>,
 }
 
 impl Db {
@@ -85,6 +106,11 @@ impl Db {
             next_session: ((t << 24) as u64 >> 8) as i64 | ((me as i64) << 56),
             ..Db::default()
         }
+    }
+
+    /// The super user's digest (`user:base64(sha1)`), or none.
+    pub fn set_super_digest(&mut self, digest: Option<String>) {
+        self.super_digest = digest;
     }
 
     pub fn set_inbox(&mut self, inbox: Inbox<ZkMsg>) {
@@ -194,21 +220,22 @@ impl Db {
             let Some(c) = self.conns.get_mut(&session) else {
                 return;
             };
-            if !matches!(c.waiting.front(), Some(Waiting::Read(..))) {
+            if !matches!(c.waiting.front(), Some(Waiting::Read { .. })) {
                 return;
             }
-            let Some(Waiting::Read(xid, req)) = c.waiting.pop_front() else {
+            let Some(Waiting::Read { xid, request, auth }) = c.waiting.pop_front() else {
                 unreachable!("matched")
             };
-            let bytes = self.read(session, xid, &req);
+            let bytes = self.read(session, xid, &request, &auth);
             if let Some(c) = self.conns.get(&session) {
                 let _ = c.out.send(bytes);
             }
         }
     }
 
-    /// A read's reply, from the local tree (watches registered for the session).
-    fn read(&mut self, session: i64, xid: i32, req: &Request) -> Vec<u8> {
+    /// A read's reply, from the local tree (watches registered for the session), for a
+    /// connection with the ids `auth`.
+    fn read(&mut self, session: i64, xid: i32, req: &Request, auth: &[Id]) -> Vec<u8> {
         let zxid = self.last.unwrap_or(0);
         let w = |watch: bool| watch.then_some(session);
         let result: Result<Reply, i32> = match req {
@@ -217,25 +244,30 @@ impl Db {
                 .tree
                 .exists(path, w(*watch))
                 .map(|stat| Reply::Stat { stat }),
+            // The ACL first: a read refused sets no watch.
             Request::GetData { path, watch } => self
                 .tree
-                .get_data(path, w(*watch))
+                .permits(path, perms::READ, auth)
+                .and_then(|()| self.tree.get_data(path, w(*watch)))
                 .map(|(data, stat)| Reply::GetData { data, stat }),
             Request::GetChildren { path, watch } => self
                 .tree
-                .get_children(path, w(*watch))
+                .permits(path, perms::READ, auth)
+                .and_then(|()| self.tree.get_children(path, w(*watch)))
                 .map(|(children, _)| Reply::GetChildren { children }),
             Request::GetChildren2 { path, watch } => self
                 .tree
-                .get_children(path, w(*watch))
+                .permits(path, perms::READ, auth)
+                .and_then(|()| self.tree.get_children(path, w(*watch)))
                 .map(|(children, stat)| Reply::GetChildren2 { children, stat }),
             Request::GetAcl { path } => self
                 .tree
-                .get_acl(path)
+                .get_acl(path, auth)
                 .map(|(acl, stat)| Reply::GetAcl { acl, stat }),
             Request::GetAllChildrenNumber { path } => self
                 .tree
-                .all_children_number(path)
+                .permits(path, perms::READ, auth)
+                .and_then(|()| self.tree.all_children_number(path))
                 .map(|n| Reply::GetAllChildrenNumber { n }),
             Request::GetEphemerals { prefix_path } => Ok(Reply::GetEphemerals {
                 paths: self
@@ -265,8 +297,10 @@ impl Db {
                     &sw.child_watches,
                 )
             }
-            Request::WhoAmI => Ok(Reply::WhoAmI(Vec::new())),
-            Request::Auth(_) => Ok(Reply::Empty),
+            Request::WhoAmI => Ok(Reply::WhoAmI(auth::client_infos(auth))),
+            // Its ids were added when it came ([`Db::authenticate`]); ZooKeeper's reply has
+            // zxid 0.
+            Request::Auth(_) => return encode(xid, 0, Ok(Reply::Empty)),
             _ => Err(err::UNIMPLEMENTED),
         };
         encode(xid, zxid, result)
@@ -387,10 +421,13 @@ impl Db {
         let timeout = req.time_out.clamp(MIN_SESSION_MS, MAX_SESSION_MS);
         self.next_gen += 1;
         let gen = self.next_gen;
+        let peer = stream.peer_addr()?.ip();
         let mut conn = Conn {
             gen,
             out,
             stream: stream.try_clone()?,
+            peer,
+            auth: auth::connection_ids(peer),
             waiting: VecDeque::new(),
         };
         let session = if req.session_id == 0 {
@@ -410,6 +447,7 @@ impl Db {
                 txn: Txn {
                     session,
                     time_ms: now_ms(),
+                    auth: Vec::new(),
                     op: TxnOp::CreateSession {
                         timeout_ms: timeout,
                         passwd,
@@ -458,31 +496,63 @@ impl Db {
         }
         self.touched.insert(session);
         let now = now_ms();
+        if let Request::Auth(packet) = &request {
+            if !self.authenticate(session, xid, packet) {
+                return false;
+            }
+        }
         let Some(op) = TxnOp::from_request(&request) else {
             let c = self.conns.get_mut(&session).expect("checked");
+            let auth = c.auth.clone();
             if c.waiting.is_empty() {
-                let bytes = self.read(session, xid, &request);
+                let bytes = self.read(session, xid, &request, &auth);
                 let _ = self.conns[&session].out.send(bytes);
             } else {
-                c.waiting.push_back(Waiting::Read(xid, request));
+                c.waiting.push_back(Waiting::Read { xid, request, auth });
             }
             return true;
         };
-        self.conns
-            .get_mut(&session)
-            .expect("checked")
-            .waiting
-            .push_back(Waiting::Write(xid));
+        let c = self.conns.get_mut(&session).expect("checked");
+        c.waiting.push_back(Waiting::Write(xid));
+        let auth = c.auth.clone();
         self.submit(Write {
             origin: self.me,
             xid,
             txn: Txn {
                 session,
                 time_ms: now,
+                auth,
                 op,
             },
         });
         true
+    }
+
+    /// An auth packet: its ids join the connection's at once (its reply waits its turn, as a
+    /// read). False, with `AUTH_FAILED` sent, when the scheme has no provider: the connection
+    /// closes (`ZooKeeperServer.processPacket`).
+    fn authenticate(&mut self, session: i64, xid: i32, packet: &AuthPacket) -> bool {
+        let c = self.conns.get_mut(&session).expect("checked by the caller");
+        match auth::authenticate(
+            &packet.scheme,
+            &packet.auth,
+            c.peer,
+            self.super_digest.as_deref(),
+        ) {
+            Ok(ids) => {
+                auth::add_ids(&mut c.auth, ids);
+                true
+            }
+            Err(code) => {
+                tracing::info!(
+                    session = format!("{session:#x}"),
+                    scheme = packet.scheme,
+                    "auth failed: no provider for the scheme; closing the connection"
+                );
+                let _ = c.out.send(encode(xid, 0, Err(code)));
+                false
+            }
+        }
     }
 
     fn submit(&self, w: Write) {

@@ -22,9 +22,11 @@
 //! # Here, and not here
 //! - Decoding never panics. A truncated or malformed body is a [`JuteError`], and no claimed
 //!   length makes the reader allocate more than the bytes it has left.
-//! - Null and empty are one value here: a null `ustring`, `buffer` or `vector` decodes as empty,
-//!   and nothing is encoded as null. (`zkCli.sh`'s `create /a` sends null data, which ZooKeeper
-//!   would give back as null.) Trailing bytes after a request are ignored, as ZooKeeper does.
+//! - A znode's data is nullable ([`Data`]): `create` and `setData` may send a null buffer
+//!   (kazoo's `create(path, None)`, `zkCli.sh`'s `create /a`), which ZooKeeper keeps and gives
+//!   back in `getData`'s reply as null, apart from empty. Elsewhere null and empty are one
+//!   value: a null `ustring`, `buffer` or `vector` decodes as empty, and is never encoded.
+//!   Trailing bytes after a request are ignored, as ZooKeeper does.
 //! - An op that [`decode_request`] does not know is [`Request::Unknown`], which a server answers
 //!   with `UNIMPLEMENTED`: reconfig, SASL, `multiRead`, TTL creates, `addWatch` (persistent
 //!   watches), `checkWatches` and `removeWatches`.
@@ -164,6 +166,10 @@ pub enum JuteError {
     Frame(#[from] FrameError),
 }
 
+/// A znode's data: `None` is a null buffer (length -1), which ZooKeeper stores and returns as
+/// null, apart from `Some(vec![])`.
+pub type Data = Option<Vec<u8>>;
+
 /// Reads one frame: `Ok(None)` at a clean end of stream (between frames), an error for a length
 /// below 0 or above [`MAX_BUFFER`] (read as a `u32`, a negative length is above it).
 pub fn read_frame(r: &mut impl Read) -> Result<Option<Vec<u8>>, JuteError> {
@@ -220,17 +226,30 @@ impl<'a> Reader<'a> {
     /// A length or a count: -1 (null) is 0. It is at most the bytes left, since every item of a
     /// vector takes a byte at least: a claimed length never allocates more than the frame holds.
     fn len(&mut self) -> Result<usize, JuteError> {
+        Ok(self.nullable_len()?.unwrap_or(0))
+    }
+
+    /// A length, `None` for -1 (null).
+    fn nullable_len(&mut self) -> Result<Option<usize>, JuteError> {
         match self.int()? {
-            -1 => Ok(0),
+            -1 => Ok(None),
             n if n < -1 => Err(JuteError::BadLength(n)),
             n if n as usize > self.remaining() => Err(JuteError::Truncated),
-            n => Ok(n as usize),
+            n => Ok(Some(n as usize)),
         }
     }
 
     pub fn buffer(&mut self) -> Result<Vec<u8>, JuteError> {
         let n = self.len()?;
         Ok(self.take(n)?.to_vec())
+    }
+
+    /// A buffer that may be null (`BinaryInputArchive.readBuffer`).
+    pub fn nullable_buffer(&mut self) -> Result<Data, JuteError> {
+        match self.nullable_len()? {
+            None => Ok(None),
+            Some(n) => Ok(Some(self.take(n)?.to_vec())),
+        }
     }
 
     /// Bytes that are not UTF-8 are replaced, as Java's `new String(b, UTF_8)` does.
@@ -283,6 +302,14 @@ impl Writer {
     pub fn buffer(&mut self, v: &[u8]) {
         self.len(v.len());
         self.buf.extend_from_slice(v);
+    }
+
+    /// A null buffer is the length -1 alone.
+    pub fn nullable_buffer(&mut self, v: Option<&[u8]>) {
+        match v {
+            Some(v) => self.buffer(v),
+            None => self.int(-1),
+        }
     }
 
     pub fn ustring(&mut self, v: &str) {
@@ -369,6 +396,16 @@ impl Record for Vec<u8> {
     }
 }
 
+/// A nullable `buffer`: znode data ([`Data`]).
+impl Record for Option<Vec<u8>> {
+    fn read(r: &mut Reader) -> Result<Self, JuteError> {
+        r.nullable_buffer()
+    }
+    fn write(&self, w: &mut Writer) {
+        w.nullable_buffer(self.as_deref())
+    }
+}
+
 impl<T: Record> Record for Vec<T> {
     fn read(r: &mut Reader) -> Result<Self, JuteError> {
         r.vector(T::read)
@@ -424,10 +461,18 @@ records! {
         aversion: i32,
         /// The owning session of an ephemeral node, or 0.
         ephemeral_owner: i64,
+        /// 0 for null data.
         data_length: i32,
         num_children: i32,
         /// The zxid of the last change to the children.
         pzxid: i64,
+    }
+
+    /// Who a connection is (ZooKeeper's `Id`): a scheme and an id in it, such as
+    /// `ip:127.0.0.1` or `digest:user:hash` (see [`super::auth`]).
+    Id {
+        scheme: String,
+        id: String,
     }
 
     /// Who a connection is, in a `whoAmI` reply.
@@ -465,7 +510,7 @@ records! {
     /// sequential, 3 ephemeral sequential, 4 container, 5 and 6 persistent (sequential) with TTL.
     CreateRequest {
         path: String,
-        data: Vec<u8>,
+        data: Data,
         acl: Vec<Acl>,
         flags: i32,
     }
@@ -478,7 +523,7 @@ records! {
 
     SetDataRequest {
         path: String,
-        data: Vec<u8>,
+        data: Data,
         version: i32,
     }
 
@@ -898,7 +943,7 @@ pub enum Reply {
         stat: Stat,
     },
     GetData {
-        data: Vec<u8>,
+        data: Data,
         stat: Stat,
     },
     GetChildren {
@@ -1057,10 +1102,10 @@ mod tests {
         body
     }
 
-    fn create(path: &str, data: &[u8], flags: i32) -> CreateRequest {
+    fn create(path: &str, data: Option<&[u8]>, flags: i32) -> CreateRequest {
         CreateRequest {
             path: path.into(),
-            data: data.into(),
+            data: data.map(<[u8]>::to_vec),
             acl: open_acl_unsafe(),
             flags,
         }
@@ -1074,13 +1119,13 @@ mod tests {
                 "000000390000000100000001000000082f6c6f636b2f6e2d000000026869000000010000001f\
                  00000005776f726c6400000006616e796f6e6500000003",
                 1,
-                Request::Create(create("/lock/n-", b"hi", 3)),
+                Request::Create(create("/lock/n-", Some(b"hi"), 3)),
             ),
             (
                 "00000031000000020000000f000000022f6100000000000000010000001f00000005776f726c\
                  6400000006616e796f6e6500000000",
                 2,
-                Request::Create2(create("/a", b"", 0)),
+                Request::Create2(create("/a", Some(b""), 0)),
             ),
             (
                 "000000120000000300000002000000022f61ffffffff",
@@ -1111,7 +1156,7 @@ mod tests {
                 6,
                 Request::SetData(SetDataRequest {
                     path: "/a".into(),
-                    data: b"xyz".to_vec(),
+                    data: Some(b"xyz".to_vec()),
                     version: 7,
                 }),
             ),
@@ -1162,14 +1207,14 @@ mod tests {
                  ff000000022f74ffffffffffffffff01ffffffff",
                 12,
                 Request::Multi(vec![
-                    Request::Create(create("/t", b"v", 0)),
+                    Request::Create(create("/t", Some(b"v"), 0)),
                     Request::Check(CheckVersionRequest {
                         path: "/t".into(),
                         version: 0,
                     }),
                     Request::SetData(SetDataRequest {
                         path: "/t".into(),
-                        data: b"w".to_vec(),
+                        data: Some(b"w".to_vec()),
                         version: -1,
                     }),
                     Request::Delete(DeleteRequest {
@@ -1189,7 +1234,46 @@ mod tests {
             ),
             ("00000008fffffffe0000000b", PING_XID, Request::Ping),
             ("000000080000000dfffffff5", 13, Request::CloseSession),
+            // `create("/n", None)` and `set("/n", None)`: null data, length -1.
+            (
+                "000000310000000e00000001000000022f6effffffff000000010000001f00000005776f726c\
+                 6400000006616e796f6e6500000000",
+                14,
+                Request::Create(create("/n", None, 0)),
+            ),
+            (
+                "000000160000000f00000005000000022f6effffffffffffffff",
+                15,
+                Request::SetData(SetDataRequest {
+                    path: "/n".into(),
+                    data: None,
+                    version: -1,
+                }),
+            ),
         ]
+    }
+
+    /// `getData`'s reply keeps null and empty apart, as kazoo's `read_buffer` reads them.
+    #[test]
+    fn null_data_is_not_empty_data() {
+        let header = ReplyHeader {
+            xid: 1,
+            zxid: 2,
+            err: err::OK,
+        };
+        let null = Reply::GetData {
+            data: None,
+            stat: Stat::default(),
+        };
+        let empty = Reply::GetData {
+            data: Some(vec![]),
+            stat: Stat::default(),
+        };
+        let (null_bytes, empty_bytes) = (body(&null.encode(&header)), body(&empty.encode(&header)));
+        assert_eq!(null_bytes[16..20], [0xff; 4]);
+        assert_eq!(empty_bytes[16..20], [0; 4]);
+        assert_eq!(decode_reply(&null_bytes, op::GET_DATA).unwrap().1, null);
+        assert_eq!(decode_reply(&empty_bytes, op::GET_DATA).unwrap().1, empty);
     }
 
     #[test]
@@ -1368,6 +1452,11 @@ mod tests {
         vec(any::<u8>(), 0..6)
     }
 
+    /// Null, empty or not.
+    fn data() -> impl Strategy<Value = Data> {
+        proptest::option::of(bytes())
+    }
+
     fn paths() -> impl Strategy<Value = Vec<String>> {
         vec(path(), 0..3)
     }
@@ -1411,7 +1500,7 @@ mod tests {
     }
 
     fn create_request() -> impl Strategy<Value = CreateRequest> {
-        (path(), bytes(), acl(), any::<i32>()).prop_map(|(path, data, acl, flags)| CreateRequest {
+        (path(), data(), acl(), any::<i32>()).prop_map(|(path, data, acl, flags)| CreateRequest {
             path,
             data,
             acl,
@@ -1427,7 +1516,7 @@ mod tests {
             create_request().prop_map(Request::CreateContainer),
             (path(), any::<i32>())
                 .prop_map(|(path, version)| Request::Delete(DeleteRequest { path, version })),
-            (path(), bytes(), any::<i32>()).prop_map(|(path, data, version)| {
+            (path(), data(), any::<i32>()).prop_map(|(path, data, version)| {
                 Request::SetData(SetDataRequest {
                     path,
                     data,
@@ -1522,8 +1611,7 @@ mod tests {
                 ]
             )
                 .prop_map(|(stat, op)| (Reply::Stat { stat }, op)),
-            (bytes(), stat())
-                .prop_map(|(data, stat)| (Reply::GetData { data, stat }, op::GET_DATA)),
+            (data(), stat()).prop_map(|(data, stat)| (Reply::GetData { data, stat }, op::GET_DATA)),
             paths().prop_map(|children| (Reply::GetChildren { children }, op::GET_CHILDREN)),
             (paths(), stat()).prop_map(|(children, stat)| (
                 Reply::GetChildren2 { children, stat },

@@ -4,10 +4,13 @@
 //!
 //! - [`jute`]: the wire format of ZooKeeper's clients (the jute records of `zookeeper.jute`).
 //! - [`tree`]: the data tree every server applies the delivered transactions to.
+//! - [`auth`]: who a client connection is, and what ACLs let it do; the super user
+//!   ([`auth::SUPER_DIGEST_VAR`]).
 //! - [`server`]: the server actor: Zab, leader election, pings, sessions.
 //! - [`db`]: the tree as a server holds it, and its client port.
 //! - [`store`]: the epochs and the transaction log on disk.
 
+pub mod auth;
 pub mod client;
 pub mod db;
 pub mod jute;
@@ -71,6 +74,11 @@ impl Service for ZkService {
         let limit = (tuning.timeout.start.as_millis() / tick.as_millis()).max(2) as u32;
         let servers: Vec<Id> = cluster.nodes.keys().copied().collect();
         let server = ZkServer::new(id, servers, bug.and_then(ZabBug::from_name), tick, limit);
+        server
+            .db
+            .lock()
+            .expect("db lock")
+            .set_super_digest(auth::super_digest_from_env());
         let listener = std::net::TcpListener::bind(client_port)
             .map_err(|e| ServiceError::Invalid(format!("client port {client_port}: {e}")))?;
         let db = server.db.clone();

@@ -80,6 +80,7 @@ impl Entry for ZkEntry {
                 txn: Txn {
                     session: 0,
                     time_ms: 0,
+                    auth: Vec::new(),
                     op: TxnOp::Sync { path: "/".into() },
                 },
             }),
@@ -461,6 +462,7 @@ impl ZkServer {
                 txn: Txn {
                     session,
                     time_ms: now_ms(),
+                    auth: Vec::new(),
                     op: TxnOp::CloseSession,
                 },
             };

@@ -9,14 +9,17 @@
 //! then applies; `apply` does both, with the checks in ZooKeeper's order, so a write fails with
 //! the code ZooKeeper gives it:
 //! - create: flags (`BAD_ARGUMENTS`; TTL `UNIMPLEMENTED`), session (`SESSION_EXPIRED`), a '/' and
-//!   no NUL (`BAD_ARGUMENTS`), the ACL (`INVALID_ACL`), the parent (`NO_NODE`), then the
-//!   sequential suffix, the whole path (`BAD_ARGUMENTS`), `NODE_EXISTS`, an ephemeral parent
-//!   (`NO_CHILDREN_FOR_EPHEMERALS`). So `/a/` is refused unless sequential: then it names `/a`'s
-//!   child `0000000003`. And creating `/` is `NODE_EXISTS`.
+//!   no NUL (`BAD_ARGUMENTS`), the ACL (`INVALID_ACL`), the parent (`NO_NODE`), CREATE on the
+//!   parent (`NO_AUTH`), then the sequential suffix, the whole path (`BAD_ARGUMENTS`),
+//!   `NODE_EXISTS`, an ephemeral parent (`NO_CHILDREN_FOR_EPHEMERALS`). So `/a/` is refused
+//!   unless sequential: then it names `/a`'s child `0000000003`. And creating `/` is
+//!   `NODE_EXISTS`.
 //! - delete: session, a '/', no NUL and not one of ZooKeeper's own nodes (`/`, `/zookeeper`,
-//!   `/zookeeper/quota`, `/zookeeper/config`: `BAD_ARGUMENTS`), the parent and the node
-//!   (`NO_NODE`), the version (`BAD_VERSION`), children (`NOT_EMPTY`).
-//! - setData, check, setACL: session, path, (setACL: the ACL), node, version.
+//!   `/zookeeper/quota`, `/zookeeper/config`: `BAD_ARGUMENTS`), the parent (`NO_NODE`), DELETE
+//!   on the parent (`NO_AUTH`), the node (`NO_NODE`), the version (`BAD_VERSION`), children
+//!   (`NOT_EMPTY`).
+//! - setData, check, setACL: session, path, (setACL: the ACL), node, the permission (WRITE,
+//!   READ, ADMIN: `NO_AUTH`), version.
 //! - A multi is all or nothing: its ops apply in turn, each to the tree the ones before it left,
 //!   and the first that fails undoes them all. Its reply is then an error result for every op,
 //!   `OK` before the failed one, the failure's code for it, `RUNTIME_INCONSISTENCY` after.
@@ -37,9 +40,14 @@
 //! `NodeDataChanged` and `NodeDeleted`; child watches (`getChildren`) hear
 //! `NodeChildrenChanged` and `NodeDeleted`. A session hears a deletion once.
 //!
+//! # ACLs
+//! A txn carries the ids of the connection that sent it ([`Txn::auth`]), and the checks above
+//! are made against them where the txn is applied: every server decides alike, as ZooKeeper's
+//! leader alone does in `PrepRequestProcessor`. Reads are checked by the server that answers
+//! them ([`DataTree::permits`], [`DataTree::get_acl`]). What each op asks for, and how ids and
+//! ACLs match, is in [`super::auth`].
+//!
 //! # Here, and not here
-//! - ACLs are checked for form (`PrepRequestProcessor.fixupACL`) and kept, never enforced. A txn
-//!   carries no authenticated ids, so the `auth` scheme is `INVALID_ACL`.
 //! - Containers (flag 4) are made, owned by `i64::MIN` as ZooKeeper stores them (clients see 0),
 //!   but never reaped: there is no `ContainerManager`. TTL nodes are `UNIMPLEMENTED`, as in a
 //!   ZooKeeper without `zookeeper.extendedTypesEnabled`.
@@ -49,9 +57,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::auth;
 use super::jute::{
-    err, event, open_acl_unsafe, perms, state, Acl, CheckVersionRequest, CreateRequest,
-    DeleteRequest, OpResult, Reply, Request, SetAclRequest, SetDataRequest, Stat, WatcherEvent,
+    err, event, open_acl_unsafe, perms, state, Acl, CheckVersionRequest, CreateRequest, Data,
+    DeleteRequest, Id, OpResult, Reply, Request, SetAclRequest, SetDataRequest, Stat, WatcherEvent,
 };
 
 pub type SessionId = i64;
@@ -68,6 +77,9 @@ pub struct Txn {
     pub session: SessionId,
     /// The leader's clock when it ordered the write: the ctime and mtime it sets.
     pub time_ms: i64,
+    /// The ids of the connection that sent it, when it sent it (ZooKeeper's
+    /// `Request.authInfo`): its ACL checks are made against these.
+    pub auth: Vec<Id>,
     pub op: TxnOp,
 }
 
@@ -167,7 +179,8 @@ struct StatPersisted {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Node {
-    data: Vec<u8>,
+    /// Null (`None`) when the create or the last setData sent null: kept apart from empty.
+    data: Data,
     acl: Vec<Acl>,
     stat: StatPersisted,
     children: BTreeSet<String>,
@@ -192,7 +205,7 @@ impl Node {
             } else {
                 0
             },
-            data_length: self.data.len() as i32,
+            data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
             num_children,
             pzxid: s.pzxid,
         }
@@ -221,10 +234,11 @@ fn watch(table: &mut WatchTable, path: &str, session: SessionId) {
 
 /// The parts of a txn every op needs.
 #[derive(Clone, Copy)]
-struct At {
+struct At<'a> {
     zxid: Zxid,
     session: SessionId,
     time_ms: i64,
+    auth: &'a [Id],
 }
 
 /// A change that fires watches: an [`event`] type and its path.
@@ -261,14 +275,16 @@ impl Eq for DataTree {}
 
 impl DataTree {
     /// A new ZooKeeper's tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`
-    /// (readable by anyone, aversion -1), all with stats of zeros (`DataTree()`).
+    /// (readable by anyone, aversion -1), all with empty data and stats of zeros (`DataTree()`).
     pub fn new() -> Self {
         let node = |children: &[&str]| Node {
+            data: Some(Vec::new()),
             acl: open_acl_unsafe(),
             children: children.iter().map(|c| c.to_string()).collect(),
             ..Node::default()
         };
         let config = Node {
+            data: Some(Vec::new()),
             acl: vec![Acl {
                 perms: perms::READ,
                 ..open_acl_unsafe()[0].clone()
@@ -298,6 +314,7 @@ impl DataTree {
             zxid,
             session: txn.session,
             time_ms: txn.time_ms,
+            auth: &txn.auth,
         };
         let mut changes = Vec::new();
         let reply = self.apply_op(at, &txn.op, &mut changes);
@@ -355,8 +372,10 @@ impl DataTree {
         };
         self.check_session(at.session)?;
         let (parent, _) = split(&req.path).ok_or(err::BAD_ARGUMENTS)?;
-        let acl = fixup_acl(&req.acl)?;
-        let parent_stat = self.nodes.get(parent).ok_or(err::NO_NODE)?.stat;
+        let acl = auth::fixup(&req.acl, at.auth)?;
+        let parent_node = self.nodes.get(parent).ok_or(err::NO_NODE)?;
+        auth::check(&parent_node.acl, perms::CREATE, at.auth)?;
+        let parent_stat = parent_node.stat;
         let path = match sequential {
             true => format!("{}{:010}", req.path, parent_stat.cversion),
             false => req.path.clone(),
@@ -406,9 +425,8 @@ impl DataTree {
         let (parent, _) = split(&req.path)
             .filter(|_| !is_special(&req.path))
             .ok_or(err::BAD_ARGUMENTS)?;
-        if !self.nodes.contains_key(parent) {
-            return Err(err::NO_NODE);
-        }
+        let parent = self.nodes.get(parent).ok_or(err::NO_NODE)?;
+        auth::check(&parent.acl, perms::DELETE, at.auth)?;
         let node = self.nodes.get(&req.path).ok_or(err::NO_NODE)?;
         next_version(node.stat.version, req.version)?;
         if !node.children.is_empty() {
@@ -438,6 +456,7 @@ impl DataTree {
         self.check_session(at.session)?;
         validate_path(&req.path)?;
         let node = self.nodes.get(&req.path).ok_or(err::NO_NODE)?;
+        auth::check(&node.acl, perms::WRITE, at.auth)?;
         let version = next_version(node.stat.version, req.version)?;
         let node = self.node_mut(&req.path);
         node.data = req.data.clone();
@@ -453,6 +472,7 @@ impl DataTree {
         self.check_session(at.session)?;
         validate_path(&req.path)?;
         let node = self.nodes.get(&req.path).ok_or(err::NO_NODE)?;
+        auth::check(&node.acl, perms::READ, at.auth)?;
         next_version(node.stat.version, req.version)?;
         Ok(node.stat())
     }
@@ -461,8 +481,9 @@ impl DataTree {
     fn set_acl(&mut self, at: At, req: &SetAclRequest) -> Result<Stat, i32> {
         self.check_session(at.session)?;
         validate_path(&req.path)?;
-        let acl = fixup_acl(&req.acl)?;
+        let acl = auth::fixup(&req.acl, at.auth)?;
         let node = self.nodes.get(&req.path).ok_or(err::NO_NODE)?;
+        auth::check(&node.acl, perms::ADMIN, at.auth)?;
         let aversion = next_version(node.stat.aversion, req.version)?;
         let node = self.node_mut(&req.path);
         node.acl = acl;
@@ -627,7 +648,7 @@ impl DataTree {
         &mut self,
         path: &str,
         watcher: Option<SessionId>,
-    ) -> Result<(Vec<u8>, Stat), i32> {
+    ) -> Result<(Data, Stat), i32> {
         let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
         let found = (node.data.clone(), node.stat());
         if let Some(session) = watcher {
@@ -662,9 +683,23 @@ impl DataTree {
         Ok(found)
     }
 
-    pub fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat), i32> {
+    /// `NO_NODE`, or `NO_AUTH` unless `ids` may do one of `perm`'s bits on the node: the check
+    /// before a read (`FinalRequestProcessor`).
+    pub fn permits(&self, path: &str, perm: i32, ids: &[Id]) -> Result<(), i32> {
         let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
-        Ok((node.acl.clone(), node.stat()))
+        auth::check(&node.acl, perm, ids)
+    }
+
+    /// A node's ACL and stat, for `ids` with READ or ADMIN; without ADMIN the digests' hashes
+    /// are hidden (`FinalRequestProcessor`'s getACL).
+    pub fn get_acl(&self, path: &str, ids: &[Id]) -> Result<(Vec<Acl>, Stat), i32> {
+        self.permits(path, perms::READ | perms::ADMIN, ids)?;
+        let node = &self.nodes[path];
+        let acl = match auth::check(&node.acl, perms::ADMIN, ids) {
+            Ok(()) => node.acl.clone(),
+            Err(_) => auth::redact(node.acl.clone()),
+        };
+        Ok((acl, node.stat()))
     }
 
     /// The number of a node's descendants (`DataTree.getAllChildrenNumber`).
@@ -809,42 +844,6 @@ fn next_version(current: i32, expected: i32) -> Result<i32, i32> {
     }
 }
 
-/// `PrepRequestProcessor.fixupACL` with no authenticated ids: duplicates dropped; then it must
-/// not be empty, and each entry must be `world:anyone`, `digest:user:hash` or `ip:addr[/bits]`
-/// (the providers a server has by default).
-fn fixup_acl(acl: &[Acl]) -> Result<Vec<Acl>, i32> {
-    let mut fixed: Vec<Acl> = Vec::new();
-    for a in acl {
-        if !fixed.contains(a) {
-            fixed.push(a.clone());
-        }
-    }
-    let valid = |a: &Acl| match a.scheme.as_str() {
-        "world" => a.id == "anyone",
-        // `id.split(":").length == 2`: Java's split drops trailing empty strings.
-        "digest" => a.id.trim_end_matches(':').split(':').count() == 2,
-        "ip" => valid_ip(&a.id),
-        _ => false,
-    };
-    match !fixed.is_empty() && fixed.iter().all(valid) {
-        true => Ok(fixed),
-        false => Err(err::INVALID_ACL),
-    }
-}
-
-/// `IPAuthenticationProvider.isValid`: IPv4 only, with an optional prefix length.
-fn valid_ip(id: &str) -> bool {
-    let (addr, bits) = match id.split_once('/') {
-        Some((addr, bits)) => (addr, Some(bits)),
-        None => (id, None),
-    };
-    let in_range = |s: &str, max: i32| s.parse::<i32>().is_ok_and(|v| (0..=max).contains(&v));
-    let parts: Vec<&str> = addr.split('.').collect();
-    parts.len() == 4
-        && parts.iter().all(|p| in_range(p, 255))
-        && bits.is_none_or(|b| in_range(b, 32))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -876,10 +875,16 @@ mod tests {
         }
 
         fn run(&mut self, session: SessionId, op: TxnOp) -> Applied {
+            self.run_as(session, &[], op)
+        }
+
+        /// `op` from a connection with the ids `auth`.
+        fn run_as(&mut self, session: SessionId, auth: &[Id], op: TxnOp) -> Applied {
             self.zxid += 1;
             let txn = Txn {
                 session,
                 time_ms: 1000 * self.zxid,
+                auth: auth.to_vec(),
                 op,
             };
             self.tree.apply(self.zxid, &txn)
@@ -905,7 +910,7 @@ mod tests {
     fn create(path: &str, flags: i32) -> TxnOp {
         TxnOp::Create(CreateRequest {
             path: path.into(),
-            data: b"x".to_vec(),
+            data: Some(b"x".to_vec()),
             acl: open_acl_unsafe(),
             flags,
         })
@@ -921,7 +926,7 @@ mod tests {
     fn set_data(path: &str, data: &[u8], version: i32) -> TxnOp {
         TxnOp::SetData(SetDataRequest {
             path: path.into(),
-            data: data.to_vec(),
+            data: Some(data.to_vec()),
             version,
         })
     }
@@ -968,7 +973,7 @@ mod tests {
         assert_eq!(zk.children("/zookeeper"), ["config", "quota"]);
         assert_eq!(zk.stat("/").cversion, -1);
         assert_eq!(zk.stat("/zookeeper").cversion, -2);
-        let (acl, stat) = zk.tree.get_acl("/zookeeper/config").unwrap();
+        let (acl, stat) = zk.tree.get_acl("/zookeeper/config", &[]).unwrap();
         assert_eq!((acl[0].perms, stat.aversion), (perms::READ, -1));
         assert_eq!(zk.tree.all_children_number("/").unwrap(), 3);
         assert_eq!(zk.tree.node_count(), 4);
@@ -1004,6 +1009,43 @@ mod tests {
         let a = zk.stat("/a");
         assert_eq!((a.cversion, a.pzxid, a.num_children), (2, zk.zxid, 0));
         assert_eq!(a.mzxid, z + 1);
+    }
+
+    /// `DataNode.copyStat`: null data has length 0, and stays null (kazoo's
+    /// `test_create_null_data`, `test_set_null_data`).
+    #[test]
+    fn null_data_is_kept_apart_from_empty() {
+        let mut zk = Zk::new();
+        let null = |path: &str| {
+            TxnOp::Create(CreateRequest {
+                path: path.into(),
+                data: None,
+                acl: open_acl_unsafe(),
+                flags: 0,
+            })
+        };
+        zk.run(ALICE, null("/null")).reply.unwrap();
+        zk.create(ALICE, "/x", 0).unwrap();
+        zk.run(ALICE, set_data("/x", b"", -1)).reply.unwrap();
+        let set_null = TxnOp::SetData(SetDataRequest {
+            path: "/y".into(),
+            data: None,
+            version: -1,
+        });
+        zk.create(ALICE, "/y", 0).unwrap();
+        zk.run(ALICE, set_null).reply.unwrap();
+        let (data, stat) = zk.tree.get_data("/null", None).unwrap();
+        assert_eq!((data, stat.data_length), (None, 0));
+        assert_eq!(zk.tree.get_data("/x", None).unwrap().0, Some(vec![]));
+        assert_eq!(zk.tree.get_data("/y", None).unwrap().0, None);
+        assert_eq!(zk.tree.get_data("/", None).unwrap().0, Some(vec![]));
+        let snapshot: DataTree =
+            bincode::deserialize(&bincode::serialize(&zk.tree).unwrap()).unwrap();
+        assert_eq!(snapshot, zk.tree);
+        assert_ne!(
+            snapshot.nodes["/null"].data, snapshot.nodes["/x"].data,
+            "null and empty survive a snapshot apart"
+        );
     }
 
     #[test]
@@ -1100,7 +1142,136 @@ mod tests {
             acl("world", "anyone"),
         ];
         assert!(zk.run(ALICE, bad_acl(good.to_vec())).reply.is_ok());
-        assert_eq!(zk.tree.get_acl("/acl").unwrap().0, good[..3]);
+        assert_eq!(zk.tree.get_acl("/acl", &[]).unwrap().0, good[..3]);
+    }
+
+    fn id(scheme: &str, id: &str) -> Id {
+        Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        }
+    }
+
+    fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
+        Acl {
+            perms,
+            scheme: scheme.into(),
+            id: id.into(),
+        }
+    }
+
+    fn create_with(path: &str, acl: Vec<Acl>) -> TxnOp {
+        TxnOp::Create(CreateRequest {
+            path: path.into(),
+            data: None,
+            acl,
+            flags: 0,
+        })
+    }
+
+    fn set_acl(path: &str, acl: Vec<Acl>, version: i32) -> TxnOp {
+        TxnOp::SetAcl(SetAclRequest {
+            path: path.into(),
+            acl,
+            version,
+        })
+    }
+
+    /// kazoo's `TestAuthentication` and `test_create_makepath_incompatible_acls`: nodes that
+    /// only their creator's digest may use. Each write is refused in ZooKeeper's order of checks,
+    /// and changes nothing.
+    #[test]
+    fn acls_guard_writes_in_zookeepers_order() {
+        let mut zk = Zk::new();
+        let alice = [id("ip", "127.0.0.1"), id("digest", "alice:h=")];
+        let eve = [id("ip", "127.0.0.1"), id("digest", "eve:e=")];
+        let root = [id("super", ""), id("digest", "super:s=")];
+        let creator = || vec![acl(perms::ALL, "auth", "")];
+        let alices = acl(perms::ALL, "digest", "alice:h=");
+        zk.run_as(ALICE, &alice, create_with("/a", creator()))
+            .reply
+            .unwrap();
+        zk.run_as(ALICE, &alice, create_with("/a/b", creator()))
+            .reply
+            .unwrap();
+        assert_eq!(
+            zk.tree.get_acl("/a", &alice).unwrap().0,
+            vec![alices.clone()]
+        );
+
+        let check = |path: &str| {
+            TxnOp::Check(CheckVersionRequest {
+                path: path.into(),
+                version: 7,
+            })
+        };
+        let cases = [
+            (&eve[..], create("/a/c", 0), err::NO_AUTH),
+            // CREATE on the parent comes before NODE_EXISTS, the parent itself before it.
+            (&eve, create("/a/b", 0), err::NO_AUTH),
+            (&eve, create("/a/x/y", 0), err::NO_NODE),
+            // An `auth:` entry with no digest to stand for, before the parent is looked at.
+            (&eve[..1], create_with("/a/c", creator()), err::INVALID_ACL),
+            // DELETE on the parent comes before the node is looked up.
+            (&eve, delete("/a/b", -1), err::NO_AUTH),
+            (&eve, delete("/a/nope", -1), err::NO_AUTH),
+            // `/` lets anyone delete `/a`, but it has a child.
+            (&eve, delete("/a", -1), err::NOT_EMPTY),
+            // WRITE, READ and ADMIN come before the version.
+            (&eve, set_data("/a", b"", 5), err::NO_AUTH),
+            (&eve, check("/a"), err::NO_AUTH),
+            (&eve, set_acl("/a", open_acl_unsafe(), 5), err::NO_AUTH),
+        ];
+        for (ids, op, code) in cases {
+            let before = zk.tree.clone();
+            assert_eq!(zk.run_as(BOB, ids, op.clone()).reply, Err(code), "{op:?}");
+            assert_eq!(zk.tree, before);
+        }
+        // A multi fails at its first op eve may not do.
+        let multi = TxnOp::Multi(vec![create("/m", 0), set_data("/a/b", b"", -1)]);
+        let errors = [err::OK, err::NO_AUTH].map(|err| OpResult::Error { err });
+        assert_eq!(
+            zk.run_as(BOB, &eve, multi).reply,
+            Ok(Reply::Multi(errors.to_vec()))
+        );
+
+        // Reads, at the server the client is connected to.
+        assert_eq!(
+            zk.tree.permits("/a/b", perms::READ, &eve),
+            Err(err::NO_AUTH)
+        );
+        assert_eq!(
+            zk.tree.permits("/a/nope", perms::READ, &eve),
+            Err(err::NO_NODE)
+        );
+        assert_eq!(zk.tree.permits("/a/b", perms::READ, &alice), Ok(()));
+        assert_eq!(zk.tree.permits("/a/b", perms::READ, &root), Ok(()));
+        assert_eq!(zk.tree.get_acl("/a", &eve), Err(err::NO_AUTH));
+
+        // alice, and the super user, may do it all; getACL hides the hash from readers
+        // without ADMIN.
+        let readable = vec![acl(perms::READ, "world", "anyone"), alices.clone()];
+        zk.run_as(ALICE, &alice, set_acl("/a/b", readable.clone(), 0))
+            .reply
+            .unwrap();
+        let (shown, stat) = zk.tree.get_acl("/a/b", &eve).unwrap();
+        assert_eq!(stat.aversion, 1);
+        assert_eq!(shown[1], acl(perms::ALL, "digest", "alice:x"));
+        assert_eq!(zk.tree.get_acl("/a/b", &alice).unwrap().0, readable);
+        assert_eq!(zk.tree.get_acl("/a/b", &root).unwrap().0, readable);
+        zk.run_as(BOB, &root, set_data("/a/b", b"su", -1))
+            .reply
+            .unwrap();
+        zk.run_as(BOB, &alice, create("/a/c", 0)).reply.unwrap();
+        zk.run_as(BOB, &root, delete("/a/c", -1)).reply.unwrap();
+        zk.run_as(ALICE, &alice, delete("/a/b", -1)).reply.unwrap();
+        zk.run_as(ALICE, &eve, delete("/a", -1)).reply.unwrap();
+        // ZooKeeper's own config node is read-only.
+        assert_eq!(
+            zk.run(ALICE, create("/zookeeper/config/x", 0)).reply,
+            Err(err::NO_AUTH)
+        );
+        check_invariants(&zk.tree);
     }
 
     #[test]
@@ -1369,14 +1540,14 @@ mod tests {
             let mut zxid = 0;
             for session in [ALICE, BOB] {
                 zxid += 1;
-                let txn = Txn { session, time_ms: 0, op: TxnOp::CreateSession { timeout_ms: 10_000, passwd: vec![1; 16] } };
+                let txn = Txn { session, time_ms: 0, auth: vec![], op: TxnOp::CreateSession { timeout_ms: 10_000, passwd: vec![1; 16] } };
                 replica.apply(zxid, &txn);
             }
             prop_assert_eq!(&replica, &zk.tree);
             for (i, (session, op)) in txns.into_iter().enumerate() {
                 let before = zk.tree.clone();
                 let applied = zk.run(session, op.clone());
-                let txn = Txn { session, time_ms: 1000 * zk.zxid, op };
+                let txn = Txn { session, time_ms: 1000 * zk.zxid, auth: vec![], op };
                 prop_assert_eq!(&replica.apply(zk.zxid, &txn).reply, &applied.reply);
                 let failed = applied.reply.is_err()
                     || matches!(&applied.reply, Ok(Reply::Multi(r)) if r.iter().any(|r| matches!(r, OpResult::Error { .. })));
