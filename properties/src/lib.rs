@@ -7,7 +7,7 @@
 //!   specifications (`twophase`, `tcommit`) and by the transactional models that run 2PC.
 //! - [`linearizability`]: a Wing & Gong / Lowe linearizability checker with memoisation and
 //!   P-compositionality, for histories of thousands of operations, with the sequential specifications
-//!   of a register, a compare-and-set register and a get/put/append key-value store, and readers for
+//!   of a register, a compare-and-set register, a get/put/append key-value store and ZooKeeper's versioned znodes, and readers for
 //!   Jepsen logs, Porcupine's KV logs and the workbench's own `jsonl` histories.
 
 pub mod causal;

@@ -25,5 +25,7 @@ pub mod spec;
 mod wgl;
 
 pub use history::{Completion, History, HistoryBuilder, Operation};
-pub use spec::{CasRegister, KvStore, Register, SequentialSpec};
+pub use spec::{
+    CasRegister, KvStore, Register, SequentialSpec, Znode, ZnodeInput, ZnodeOp, ZnodeOutput,
+};
 pub use wgl::{check, check_brute_force, Failure, Verdict};

@@ -165,6 +165,95 @@ impl SequentialSpec for KvStore {
     }
 }
 
+/// An operation on one of ZooKeeper's znodes (Hunt et al., §2.2): `setData` with an expected
+/// version (`-1`: any) and `getData`. Znodes are numbered by whoever builds the history; each
+/// starts with no data at version 0, as a znode created empty does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ZnodeInput {
+    pub znode: u64,
+    pub op: ZnodeOp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ZnodeOp {
+    /// `setData(path, data, version)`: write `data` if the znode's version is `version`, or
+    /// whatever it is for `-1`.
+    SetData { data: i64, version: i32 },
+    /// `getData(path)`.
+    GetData,
+}
+
+/// A znode's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ZnodeOutput {
+    /// The new version (`Stat.version`) after a `setData`, or `None` for `BadVersion` (-103).
+    SetData(Option<i32>),
+    /// The data (`None`: none written yet) and its version.
+    GetData { data: Option<i64>, version: i32 },
+}
+
+/// ZooKeeper's znodes under `setData` and `getData`, partitioned by znode: its state is one
+/// znode's data and version. ZooKeeper promises linearizable writes (§2.3), so a history of
+/// `setData`s must pass; `getData` is served from the local replica and is linearizable only
+/// for a history whose reads followed a `sync` and no leader changed (§2.3's caveat).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Znode;
+
+impl SequentialSpec for Znode {
+    type State = (Option<i64>, i32);
+    type Input = ZnodeInput;
+    type Output = ZnodeOutput;
+
+    fn init(&self) -> (Option<i64>, i32) {
+        (None, 0)
+    }
+
+    fn step(
+        &self,
+        &(data, version): &(Option<i64>, i32),
+        input: &ZnodeInput,
+        output: Option<&ZnodeOutput>,
+    ) -> Option<(Option<i64>, i32)> {
+        match (&input.op, output) {
+            (
+                ZnodeOp::SetData {
+                    data: new,
+                    version: expected,
+                },
+                output,
+            ) => {
+                let matches = *expected == -1 || *expected == version;
+                let next = if matches {
+                    (Some(*new), version + 1)
+                } else {
+                    (data, version)
+                };
+                match output {
+                    None => Some(next),
+                    Some(ZnodeOutput::SetData(Some(v))) => {
+                        (matches && *v == version + 1).then_some(next)
+                    }
+                    Some(ZnodeOutput::SetData(None)) => (!matches).then_some(next),
+                    Some(ZnodeOutput::GetData { .. }) => None,
+                }
+            }
+            (ZnodeOp::GetData, None) => Some((data, version)),
+            (
+                ZnodeOp::GetData,
+                Some(ZnodeOutput::GetData {
+                    data: d,
+                    version: v,
+                }),
+            ) => (*d == data && *v == version).then_some((data, version)),
+            (ZnodeOp::GetData, Some(ZnodeOutput::SetData(_))) => None,
+        }
+    }
+
+    fn partition(&self, input: &ZnodeInput) -> u64 {
+        input.znode
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,5 +314,62 @@ mod tests {
             .step(&"abx".into(), &get, Some(&KvOutput::Get("ab".into())))
             .is_none());
         assert!(s.step(&"abx".into(), &get, Some(&KvOutput::Put)).is_none());
+    }
+
+    #[test]
+    fn znode_versions_as_zookeeper_counts_them() {
+        let s = Znode;
+        let set = |data, version| ZnodeInput {
+            znode: 3,
+            op: ZnodeOp::SetData { data, version },
+        };
+        assert_eq!(s.partition(&set(1, -1)), 3);
+        // An unconditional write bumps the version; a conditional one only at its version.
+        assert_eq!(
+            s.step(
+                &(None, 0),
+                &set(5, -1),
+                Some(&ZnodeOutput::SetData(Some(1)))
+            ),
+            Some((Some(5), 1))
+        );
+        assert_eq!(
+            s.step(
+                &(Some(5), 1),
+                &set(6, 1),
+                Some(&ZnodeOutput::SetData(Some(2)))
+            ),
+            Some((Some(6), 2))
+        );
+        assert_eq!(
+            s.step(
+                &(Some(5), 1),
+                &set(6, 0),
+                Some(&ZnodeOutput::SetData(Some(1)))
+            ),
+            None
+        );
+        assert_eq!(
+            s.step(&(Some(5), 1), &set(6, 0), Some(&ZnodeOutput::SetData(None))),
+            Some((Some(5), 1))
+        );
+        // Two writes with one expected version cannot both succeed.
+        let after = s
+            .step(&(None, 0), &set(1, 0), Some(&ZnodeOutput::SetData(Some(1))))
+            .unwrap();
+        assert_eq!(
+            s.step(&after, &set(2, 0), Some(&ZnodeOutput::SetData(Some(1)))),
+            None
+        );
+        let get = ZnodeInput {
+            znode: 3,
+            op: ZnodeOp::GetData,
+        };
+        let read = |data, version| ZnodeOutput::GetData { data, version };
+        assert_eq!(
+            s.step(&(Some(6), 2), &get, Some(&read(Some(6), 2))),
+            Some((Some(6), 2))
+        );
+        assert_eq!(s.step(&(Some(6), 2), &get, Some(&read(Some(5), 1))), None);
     }
 }
