@@ -127,6 +127,22 @@ impl Db {
         self.last
     }
 
+    /// A snapshot of the tree as the applied txns left it.
+    pub fn snapshot(&self) -> super::tree::Snapshot {
+        self.tree.snapshot()
+    }
+
+    /// The number of nodes in the tree.
+    pub fn node_count(&self) -> usize {
+        self.tree.node_count()
+    }
+
+    /// The log was compacted: the txns applied so far are now its first `entries` entries
+    /// (one snapshot).
+    pub fn compacted(&mut self, entries: usize) {
+        self.applied = entries;
+    }
+
     /// Starts over with an empty tree (the server's log changed under it).
     pub fn reset(&mut self) {
         self.tree = DataTree::default();

@@ -41,7 +41,8 @@ impl Service for ZkService {
     const SUMMARY: &'static str =
         "ZooKeeper: Zab between the servers, ZooKeeper's client protocol on each data port";
     const TUNING_HELP: &'static str = "--heartbeat-ms: the tick (pings, election notifications); \
-         --timeout-ms: how long a silent leader or a lost quorum is borne (syncLimit)";
+         --timeout-ms: how long a silent leader or a lost quorum is borne (syncLimit); \
+         --snapshot-every: delivered txns between snapshots of the tree (snapCount; 0: never)";
     const DATA_PORTS: bool = true;
 
     fn bugs() -> Vec<&'static str> {
@@ -52,6 +53,9 @@ impl Service for ZkService {
         Tuning {
             timeout: Duration::from_millis(200)..Duration::from_millis(200),
             heartbeat: Duration::from_millis(20),
+            // ZooKeeper's snapCount is 100,000; its snapshots are taken by another thread,
+            // ours between two steps.
+            snapshot_every: 10_000,
             ..Tuning::default()
         }
     }
@@ -73,7 +77,8 @@ impl Service for ZkService {
         let tick = tuning.heartbeat.max(Duration::from_millis(1));
         let limit = (tuning.timeout.start.as_millis() / tick.as_millis()).max(2) as u32;
         let servers: Vec<Id> = cluster.nodes.keys().copied().collect();
-        let server = ZkServer::new(id, servers, bug.and_then(ZabBug::from_name), tick, limit);
+        let server = ZkServer::new(id, servers, bug.and_then(ZabBug::from_name), tick, limit)
+            .with_snap_count(tuning.snapshot_every);
         server
             .db
             .lock()

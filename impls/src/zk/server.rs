@@ -169,6 +169,9 @@ pub struct ZkServer {
     /// Ticks of silence after which a peer is lost (`syncLimit`).
     pub limit: u32,
     pub db: Arc<Mutex<Db>>,
+    /// Delivered txns after which the log is compacted into a snapshot (ZooKeeper's
+    /// `snapCount`); 0: never.
+    pub snap_count: u64,
 }
 
 impl ZkServer {
@@ -178,7 +181,14 @@ impl ZkServer {
             tick,
             limit,
             db: Arc::new(Mutex::new(Db::new(usize::from(me)))),
+            snap_count: 0,
         }
+    }
+
+    /// Compacts the log every `snap_count` delivered txns (0: never).
+    pub fn with_snap_count(mut self, snap_count: u64) -> Self {
+        self.snap_count = snap_count;
+        self
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Db> {
@@ -214,6 +224,50 @@ impl ZkServer {
             self.entered(me, s, o);
         }
         self.deliver(s);
+        self.compact(s, o);
+    }
+
+    /// Once more than `snap_count` delivered entries are in the log, replaces them with one
+    /// snapshot entry (ZooKeeper's `SyncRequestProcessor` rolls its log and takes a snapshot
+    /// every `snapCount` txns): the log on disk, a restart's replay and what a NEWLEADER
+    /// carries are then bounded by the tree's size and `snap_count`, not by every txn ever
+    /// made. Only in broadcast: a server synchronising takes its leader's log as it comes.
+    /// The delivered prefix is committed, so every server that has those txns has that tree.
+    fn compact(&self, s: &mut ZkState, o: &mut Out<Self>) {
+        let delivered = s.zab.delivered as usize;
+        if self.snap_count == 0
+            || (delivered as u64) <= self.snap_count
+            || phase(&s.zab.role) != Some(Phase::Broadcast)
+        {
+            return;
+        }
+        let mut db = self.db();
+        let Some(last) = s.zab.disk.history.get(delivered - 1).map(Entry::zxid) else {
+            return;
+        };
+        if db.applied() != delivered || db.last_applied() != Some(zxid64(last)) {
+            return;
+        }
+        let snapshot = ZkEntry {
+            zxid: last,
+            txn: Arc::new(Write {
+                origin: NOBODY,
+                xid: 0,
+                txn: Txn {
+                    session: 0,
+                    time_ms: now_ms(),
+                    auth: Vec::new(),
+                    op: TxnOp::Snapshot(db.snapshot()),
+                },
+            }),
+        };
+        let mut log = im::Vector::unit(snapshot);
+        log.append(s.zab.disk.history.skip(delivered));
+        s.zab.disk.history = log;
+        s.zab.delivered = 1;
+        db.compacted(1);
+        tracing::info!(zxid = ?last, nodes = db.node_count(), "snapshot");
+        o.save(s.zab.disk.clone());
     }
 
     /// A new role: reset the failure detector; a looking server starts a round.

@@ -1,12 +1,20 @@
 //! A ZooKeeper server's disk: its epochs (`acceptedEpoch`, `currentEpoch`, as ZooKeeper's
-//! files of those names) and its transaction log.
+//! files of those names), its latest snapshot and its transaction log.
 //!
 //! - `epochs.json`: the two epochs, replaced atomically ([`write_atomic`]).
-//! - `log`: one record per transaction, `[length u32][FNV-1a 64][bincode entry]`, appended and
-//!   fsynced before the save returns (ZooKeeper's `FileTxnLog`: a follower ACKs only what is on
-//!   disk). Replay stops at the first short record or bad checksum: a record torn by a crash was
-//!   never acknowledged. A log that changes other than at its end (a TRUNC or a new history
-//!   from NEWLEADER) is rewritten whole, atomically.
+//! - `snapshot.<zxid in hex>`: when the log in memory starts with a snapshot entry (the server
+//!   compacted it, or a leader sent one), that entry, as one record, written atomically
+//!   before the log that follows it; older snapshots are removed after.
+//! - `log`: one record per transaction after the snapshot, `[length u32][FNV-1a 64][bincode
+//!   entry]`, appended and fsynced before the save returns (ZooKeeper's `FileTxnLog`: a
+//!   follower ACKs only what is on disk). Replay stops at the first short record or bad
+//!   checksum: a record torn by a crash was never acknowledged. A log that changes other than
+//!   at its end (a TRUNC, a new history from NEWLEADER, a compaction) is rewritten whole,
+//!   atomically.
+//!
+//! Loading takes the snapshot with the highest zxid and the log's transactions after it, so a
+//! crash between writing a snapshot and rewriting the log loses nothing: the old log's
+//! transactions up to the snapshot are the ones it holds.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -16,6 +24,7 @@ use models::zab::{Entry, ZabDisk, Zxid};
 use serde::{Deserialize, Serialize};
 
 use super::server::ZkEntry;
+use super::tree::TxnOp;
 use crate::storage::{write_atomic, Store};
 
 #[derive(Serialize, Deserialize, PartialEq, Clone, Copy)]
@@ -32,6 +41,8 @@ pub struct ZkStore {
     len: usize,
     last: Option<Zxid>,
     log: Option<File>,
+    /// The zxid of the snapshot on disk, if any.
+    snapshot: Option<Zxid>,
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -66,6 +77,7 @@ impl ZkStore {
             len: 0,
             last: None,
             log: None,
+            snapshot: None,
         }
     }
 
@@ -73,7 +85,7 @@ impl ZkStore {
         self.dir.join("log")
     }
 
-    /// The log's entries, up to the first torn record.
+    /// The entries of a file of records, up to the first torn record.
     fn replay(path: &Path) -> std::io::Result<Vec<ZkEntry>> {
         let mut data = Vec::new();
         match File::open(path) {
@@ -104,6 +116,66 @@ impl ZkStore {
         Ok(out)
     }
 
+    /// The snapshot files in the directory, by zxid.
+    fn snapshots(&self) -> std::io::Result<Vec<(i64, PathBuf)>> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(hex) = name.to_str().and_then(|n| n.strip_prefix("snapshot.")) else {
+                continue;
+            };
+            if let Ok(z) = i64::from_str_radix(hex, 16) {
+                out.push((z, entry.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The latest whole snapshot on disk.
+    fn load_snapshot(&self) -> std::io::Result<Option<ZkEntry>> {
+        for (_, path) in self.snapshots()?.into_iter().rev() {
+            let mut entries = Self::replay(&path)?;
+            if entries.len() == 1 && is_snapshot(&entries[0]) {
+                return Ok(entries.pop());
+            }
+            // A snapshot that is not whole was never the one a log followed.
+            tracing::warn!(path = %path.display(), "a torn snapshot is ignored");
+        }
+        Ok(None)
+    }
+
+    /// Writes the snapshot `e` (unless it is the one on disk) before the log that follows it.
+    fn write_snapshot(&mut self, e: &ZkEntry) -> std::io::Result<()> {
+        if self.snapshot == Some(e.zxid) {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        record(e, &mut buf)?;
+        let name = format!("snapshot.{:x}", super::server::zxid64(e.zxid));
+        write_atomic(&self.dir.join(name), &buf)?;
+        self.snapshot = Some(e.zxid);
+        Ok(())
+    }
+
+    /// Removes the snapshots other than the current one (once the log that follows it is on
+    /// disk).
+    fn purge_snapshots(&self) -> std::io::Result<()> {
+        let keep = self.snapshot.map(super::server::zxid64);
+        for (z, path) in self.snapshots()? {
+            if Some(z) != keep {
+                fs::remove_file(path)?;
+            }
+        }
+        Ok(())
+    }
+
     fn rewrite<'a>(
         &mut self,
         history: impl IntoIterator<Item = &'a ZkEntry>,
@@ -118,6 +190,11 @@ impl ZkStore {
     }
 }
 
+/// Whether a log entry is a snapshot (only ever the first).
+fn is_snapshot(e: &ZkEntry) -> bool {
+    matches!(e.txn.txn.op, TxnOp::Snapshot(_))
+}
+
 impl Store<ZabDisk<ZkEntry>> for ZkStore {
     fn load(&mut self) -> std::io::Result<Option<ZabDisk<ZkEntry>>> {
         let path = self.dir.join("epochs.json");
@@ -127,28 +204,38 @@ impl Store<ZabDisk<ZkEntry>> for ZkStore {
             Err(e) => return Err(e),
         };
         let epochs: Epochs = serde_json::from_slice(&bytes).map_err(|e| corrupt(&path, e))?;
-        let history = Self::replay(&self.log_path())?;
-        // Drop a torn tail for good, so that appends follow the last whole record.
-        self.rewrite(&history)?;
+        let snapshot = self.load_snapshot()?;
+        let mut log = Self::replay(&self.log_path())?;
+        if let Some(s) = &snapshot {
+            log.retain(|e| e.zxid > s.zxid);
+        }
+        // Drop a torn tail (and what the snapshot covers) for good, so that appends follow
+        // the last whole record.
+        self.rewrite(&log)?;
+        self.snapshot = snapshot.as_ref().map(|s| s.zxid);
+        self.purge_snapshots()?;
         self.epochs = Some(epochs);
-        self.len = history.len();
-        self.last = history.last().map(Entry::zxid);
+        self.len = log.len();
+        self.last = log.last().map(Entry::zxid);
         Ok(Some(ZabDisk {
             accepted_epoch: epochs.accepted_epoch,
             current_epoch: epochs.current_epoch,
-            history: history.into_iter().collect(),
+            history: snapshot.into_iter().chain(log).collect(),
         }))
     }
 
     fn save(&mut self, d: &ZabDisk<ZkEntry>) -> std::io::Result<()> {
         fs::create_dir_all(&self.dir)?;
+        let snapshot = d.history.front().filter(|e| is_snapshot(e));
+        let log = d.history.skip(usize::from(snapshot.is_some()));
         let appended = self.log.is_some()
-            && d.history.len() >= self.len
-            && (self.len == 0 || d.history.get(self.len - 1).map(Entry::zxid) == self.last);
+            && snapshot.map(|s| s.zxid) == self.snapshot
+            && log.len() >= self.len
+            && (self.len == 0 || log.get(self.len - 1).map(Entry::zxid) == self.last);
         if appended {
-            if d.history.len() > self.len {
+            if log.len() > self.len {
                 let mut buf = Vec::new();
-                for e in d.history.skip(self.len).iter() {
+                for e in log.skip(self.len).iter() {
                     record(e, &mut buf)?;
                 }
                 let f = self.log.as_mut().expect("checked");
@@ -156,10 +243,15 @@ impl Store<ZabDisk<ZkEntry>> for ZkStore {
                 f.sync_data()?;
             }
         } else {
-            self.rewrite(&d.history)?;
+            match snapshot {
+                Some(s) => self.write_snapshot(s)?,
+                None => self.snapshot = None,
+            }
+            self.rewrite(&log)?;
+            self.purge_snapshots()?;
         }
-        self.len = d.history.len();
-        self.last = d.history.last().map(Entry::zxid);
+        self.len = log.len();
+        self.last = log.last().map(Entry::zxid);
         let epochs = Epochs {
             accepted_epoch: d.accepted_epoch,
             current_epoch: d.current_epoch,
@@ -170,5 +262,94 @@ impl Store<ZabDisk<ZkEntry>> for ZkStore {
             self.epochs = Some(epochs);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::zk::db::Write;
+    use crate::zk::tree::{DataTree, Txn};
+
+    fn txn(counter: u32) -> ZkEntry {
+        ZkEntry::noop((1, counter))
+    }
+
+    fn snapshot(counter: u32) -> ZkEntry {
+        ZkEntry {
+            zxid: (1, counter),
+            txn: Arc::new(Write {
+                origin: 0,
+                xid: 0,
+                txn: Txn {
+                    session: 0,
+                    time_ms: 0,
+                    auth: Vec::new(),
+                    op: TxnOp::Snapshot(DataTree::new().snapshot()),
+                },
+            }),
+        }
+    }
+
+    fn disk(history: Vec<ZkEntry>) -> ZabDisk<ZkEntry> {
+        ZabDisk {
+            accepted_epoch: 1,
+            current_epoch: 1,
+            history: history.into_iter().collect(),
+        }
+    }
+
+    fn zxids(d: &ZabDisk<ZkEntry>) -> Vec<(u32, bool)> {
+        d.history
+            .iter()
+            .map(|e| (e.zxid.1, is_snapshot(e)))
+            .collect()
+    }
+
+    #[test]
+    fn a_compacted_log_is_a_snapshot_file_and_the_txns_after_it() {
+        let dir = std::env::temp_dir().join(format!("zk-store-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut store = ZkStore::new(&dir);
+        store.save(&disk((1..=5).map(txn).collect())).unwrap();
+        // Compacted at 3: a snapshot file, and a log of 4 and 5.
+        let compacted = disk(vec![snapshot(3), txn(4), txn(5)]);
+        store.save(&compacted).unwrap();
+        store
+            .save(&disk(vec![snapshot(3), txn(4), txn(5), txn(6)]))
+            .unwrap();
+        let loaded = ZkStore::new(&dir).load().unwrap().unwrap();
+        assert_eq!(
+            zxids(&loaded),
+            [(3, true), (4, false), (5, false), (6, false)]
+        );
+        assert!(dir.join("snapshot.100000003").exists());
+
+        // A crash after a newer snapshot was written but before the log was rewritten: the
+        // log's txns up to the snapshot are dropped on load, the later ones kept.
+        let mut buf = Vec::new();
+        record(&snapshot(5), &mut buf).unwrap();
+        write_atomic(&dir.join("snapshot.100000005"), &buf).unwrap();
+        let mut store = ZkStore::new(&dir);
+        let loaded = store.load().unwrap().unwrap();
+        assert_eq!(zxids(&loaded), [(5, true), (6, false)]);
+        assert!(!dir.join("snapshot.100000003").exists());
+
+        // A torn snapshot is passed over for the one before it.
+        write_atomic(&dir.join("snapshot.100000006"), &buf[..buf.len() - 1]).unwrap();
+        let loaded = ZkStore::new(&dir).load().unwrap().unwrap();
+        assert_eq!(zxids(&loaded), [(5, true), (6, false)]);
+
+        // A history without a snapshot (a leader that never compacted sent its whole log)
+        // replaces the snapshot.
+        let mut store = ZkStore::new(&dir);
+        store.load().unwrap();
+        store.save(&disk((1..=7).map(txn).collect())).unwrap();
+        assert!(store.snapshots().unwrap().is_empty());
+        let loaded = ZkStore::new(&dir).load().unwrap().unwrap();
+        assert_eq!(zxids(&loaded).len(), 7);
+        let _ = fs::remove_dir_all(&dir);
     }
 }

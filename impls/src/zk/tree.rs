@@ -107,6 +107,41 @@ pub enum TxnOp {
     Sync {
         path: String,
     },
+    /// The nodes and sessions as they were after every txn up to this entry's zxid: the first
+    /// entry of a compacted log (ZooKeeper's `snapshot.<zxid>` file; a follower too far behind
+    /// gets it in a SNAP). Never sent by a client.
+    Snapshot(Snapshot),
+}
+
+/// A snapshot of the nodes and sessions. ZooKeeper's is fuzzy (taken while txns apply, then
+/// made good by replaying the log from where it began); this one is taken between two txns.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Snapshot(pub std::sync::Arc<DataTree>);
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Snapshot {}
+
+/// Cheap and consistent with equality: equal trees have as many nodes.
+impl std::hash::Hash for Snapshot {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.node_count().hash(h)
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Snapshot({} nodes, {} sessions)",
+            self.0.node_count(),
+            self.0.sessions.len()
+        )
+    }
 }
 
 impl TxnOp {
@@ -350,6 +385,11 @@ impl DataTree {
             TxnOp::SetAcl(s) => self.set_acl(at, s).map(|stat| Reply::Stat { stat }),
             TxnOp::Multi(ops) => self.multi(at, ops, changes),
             TxnOp::Sync { path } => Ok(Reply::Sync { path: path.clone() }),
+            TxnOp::Snapshot(snap) => {
+                self.nodes = snap.0.nodes.clone();
+                self.sessions = snap.0.sessions.clone();
+                Ok(Reply::Empty)
+            }
         }
     }
 
@@ -783,6 +823,16 @@ impl DataTree {
             .get(&session)
             .map(|s| s.ephemerals.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// A snapshot of the nodes and sessions (not this server's watches).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot(std::sync::Arc::new(DataTree {
+            nodes: self.nodes.clone(),
+            sessions: self.sessions.clone(),
+            watches: Watches::default(),
+            journal: None,
+        }))
     }
 
     /// The number of nodes, `/` and ZooKeeper's own included.

@@ -70,11 +70,13 @@ pub enum ZabMsg<E = Zxid> {
     AckNewLeader {
         epoch: Epoch,
     },
-    /// Leader to follower: a quorum has the initial history; deliver the first `committed`
-    /// transactions of the log.
+    /// Leader to follower: a quorum has the initial history; deliver the log up to the
+    /// transaction `committed` (the leader's last delivered; `(0, 0)`: none). A zxid, not a
+    /// count, so that a leader that compacts its log (a running server's snapshot) still
+    /// names the same transaction.
     UpToDate {
         epoch: Epoch,
-        committed: u32,
+        committed: Zxid,
     },
     Proposal {
         epoch: Epoch,
@@ -369,7 +371,7 @@ impl<E: Entry> ZabActor<E> {
                         // A quorum has the initial history: it is committed.
                         l.phase = Phase::Broadcast;
                         s.delivered = s.disk.history.len() as u32;
-                        let committed = s.delivered;
+                        let committed = s.disk.last_zxid();
                         let to: Vec<Id> = self.others(me, l.synced.iter()).collect();
                         for f in to {
                             o.send(f, ZabMsg::UpToDate { epoch, committed });
@@ -380,7 +382,7 @@ impl<E: Entry> ZabActor<E> {
                         src,
                         ZabMsg::UpToDate {
                             epoch,
-                            committed: s.delivered,
+                            committed: s.delivered().last().map_or((0, 0), Entry::zxid),
                         },
                     ),
                     _ => {}
@@ -460,8 +462,9 @@ impl<E: Entry> ZabActor<E> {
                 if epoch == s.disk.current_epoch =>
             {
                 *phase = Phase::Broadcast;
-                let c = committed.min(s.disk.history.len() as u32);
-                s.delivered = s.delivered.max(c);
+                if let Some(i) = position(&s.disk.history, committed) {
+                    s.delivered = s.delivered.max(i as u32 + 1);
+                }
             }
             (ZabMsg::Proposal { epoch, proposal }, Phase::Sync | Phase::Broadcast)
                 if epoch == s.disk.current_epoch =>
@@ -472,7 +475,7 @@ impl<E: Entry> ZabActor<E> {
                 o.send(src, ZabMsg::Ack { epoch, zxid });
             }
             (ZabMsg::Commit { epoch, zxid }, Phase::Broadcast) if epoch == s.disk.current_epoch => {
-                if let Some(i) = s.disk.history.iter().position(|z| z.zxid() == zxid) {
+                if let Some(i) = position(&s.disk.history, zxid) {
                     s.delivered = s.delivered.max(i as u32 + 1);
                 }
             }
@@ -568,6 +571,14 @@ impl<E: Entry> ZabActor<E> {
             _ => {}
         }
     }
+}
+
+/// Where the transaction `zxid` is in a log: by binary search, as a log is in zxid order
+/// (primary order), and by a scan should a seeded bug have broken that order.
+fn position<E: Entry>(log: &im::Vector<E>, zxid: Zxid) -> Option<usize> {
+    log.binary_search_by(|e| e.zxid().cmp(&zxid))
+        .ok()
+        .or_else(|| log.iter().position(|e| e.zxid() == zxid))
 }
 
 /// The length of the longest common prefix.
