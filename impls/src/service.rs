@@ -146,6 +146,12 @@ pub trait Service: 'static {
         None
     }
 
+    /// The message a server gives itself when a connection with peer `peer` ends (a process
+    /// that died closes its connections at once); `None` by default: timeouts decide.
+    fn peer_closed(_peer: Id) -> Option<Self::Msg> {
+        None
+    }
+
     /// Takes the node's [`crate::node::Inbox`] once it runs, for a server whose own threads
     /// hand its actor work (a ZooKeeper server's client port); `None` by default.
     fn inbox(_actor: &Self::Actor) -> Option<crate::node::GiveInbox<Self::Msg>> {
@@ -493,6 +499,7 @@ where
         describe: Some(S::describe),
         kind: Some(S::kind),
         inbox: S::inbox(&actor),
+        peer_closed: Some(S::peer_closed),
     };
     crate::node::run_hooked(
         actor,

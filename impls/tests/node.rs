@@ -1,6 +1,6 @@
 //! The runtime on loopback: two actors exchange messages over TCP, a node survives malformed and
 //! unknown peers, a restarted node starts from its saved storage, a node closes connections
-//! beyond its cap and keeps serving, and a shutdown stops an idle node at once.
+//! beyond its cap and keeps serving, a shutdown stops an idle node at once, and a peer whose connection ends is reported to the actor.
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
@@ -277,4 +277,68 @@ fn a_node_with_a_capacity_handles_no_more_messages_a_second() {
     assert!(slow >= Duration::from_millis(380), "{slow:?}");
     let fast = time_pings(None);
     assert!(fast < Duration::from_millis(300), "{fast:?}");
+}
+
+/// Remembers the last `Ping` it sent itself.
+struct Watch;
+
+impl Actor for Watch {
+    type Msg = Msg;
+    type State = u32;
+    type Timer = Retry;
+    type Random = ();
+    type Storage = u32;
+
+    fn on_start(&self, _id: Id, _storage: &Option<u32>, _o: &mut Out<Self>) -> u32 {
+        0
+    }
+
+    fn on_msg(&self, id: Id, state: &mut Cow<u32>, src: Id, msg: Msg, _o: &mut Out<Self>) {
+        if let Msg::Ping(n) = msg {
+            if src == id {
+                *state.to_mut() = n;
+            }
+        }
+    }
+}
+
+/// A peer whose connection ends (a killed process) is reported to the actor through the
+/// `peer_closed` hook at once; a client's connection is not.
+#[test]
+fn a_peer_whose_connection_ends_is_reported_to_the_actor() {
+    let l = listener();
+    let addr = l.local_addr().unwrap();
+    let mut opts = NodeOptions::new(Id::from(0));
+    opts.listen = Some(l);
+    opts.peers
+        .insert(Id::from(1), listener().local_addr().unwrap());
+    opts.accept_clients = true;
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let hooks = impls::node::Hooks {
+            peer_closed: Some(|peer: Id| Some(Msg::Ping(100 + usize::from(peer) as u32))),
+            ..impls::node::Hooks::default()
+        };
+        let end = impls::node::run_hooked(
+            Watch,
+            opts,
+            None::<impls::storage::JsonFile>,
+            Shutdown::new(),
+            |n| *n != 0,
+            hooks,
+        );
+        let _ = done.send(end.unwrap());
+    });
+    // A client comes and goes: nothing to report.
+    let mut client = TcpStream::connect(addr).unwrap();
+    write_frame(&mut client, br#"{"Hello":{"id":7,"role":"Client"}}"#).unwrap();
+    write_frame(&mut client, br#"{"Msg":{"Ping":5}}"#).unwrap();
+    drop(client);
+    std::thread::sleep(Duration::from_millis(100));
+    // Peer 1 says hello, then its process dies.
+    let mut s = TcpStream::connect(addr).unwrap();
+    write_frame(&mut s, br#"{"Hello":{"id":1}}"#).unwrap();
+    drop(s);
+    let last = result.recv_timeout(Duration::from_secs(10));
+    assert_eq!(last, Ok(101), "the actor was not told");
 }

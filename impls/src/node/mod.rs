@@ -144,6 +144,9 @@ enum Event<M> {
     Msg(Id, M),
     /// From the node's [`Shutdown`]: wakes the loop, which then sees it triggered.
     Wake,
+    /// A connection with this peer ended (it closed, reset or sent garbage): what a ZooKeeper
+    /// follower hears when its leader's process dies, long before a timeout would tell it.
+    PeerClosed(Id),
 }
 
 /// What the node's threads share.
@@ -229,6 +232,9 @@ pub type Describe<A> = fn(&<A as Actor>::State) -> Option<String>;
 /// The kind of a message, for counting (`None`: not counted).
 pub type Kind<A> = fn(&<A as Actor>::Msg) -> Option<&'static str>;
 
+/// The message, if any, a node gives its own actor when a connection with a peer ends.
+pub type PeerClosed<A> = fn(Id) -> Option<<A as Actor>::Msg>;
+
 /// What a caller may add to a node beyond its actor.
 pub struct Hooks<A: Actor> {
     /// The node's role in words (`leader of term 3`), logged at info when it changes
@@ -240,6 +246,9 @@ pub struct Hooks<A: Actor> {
     /// Called once the node runs, with an [`Inbox`]: how work the actor handed to threads of
     /// its own (a Spark worker's tasks) comes back to it as messages.
     pub inbox: Option<GiveInbox<A::Msg>>,
+    /// Called when a connection with a peer ends; the message it makes is delivered to the
+    /// actor as if the node had sent it to itself (a failure detector faster than timeouts).
+    pub peer_closed: Option<PeerClosed<A>>,
 }
 
 /// Takes a node's [`Inbox`] once the node runs.
@@ -273,6 +282,7 @@ impl<A: Actor> Default for Hooks<A> {
             describe: None,
             kind: None,
             inbox: None,
+            peer_closed: None,
         }
     }
 }
@@ -347,6 +357,7 @@ where
         next_slot: Instant::now(),
         released: HashMap::new(),
         kind: hooks.kind,
+        peer_closed: hooks.peer_closed,
     };
     let mut out = Out::new();
     // `Some` but for the moment a step has it (see [`step`]).
@@ -497,6 +508,7 @@ struct Node<'a, A: Actor, S> {
     released: HashMap<Id, Instant>,
     /// What [`Hooks::kind`] says a message is, for the counts.
     kind: Option<Kind<A>>,
+    peer_closed: Option<PeerClosed<A>>,
 }
 
 impl<A, S> Node<'_, A, S>
@@ -508,8 +520,15 @@ where
 {
     /// A message from a reader thread: dropped, delayed or delivered as the faults say.
     fn event(&mut self, state: &mut Option<A::State>, event: Event<A::Msg>) {
-        let Event::Msg(src, msg) = event else {
-            return;
+        let (src, msg) = match event {
+            Event::Msg(src, msg) => (src, msg),
+            Event::PeerClosed(peer) => {
+                if let Some(msg) = self.peer_closed.and_then(|f| f(peer)) {
+                    self.deliver(state, self.me, msg);
+                }
+                return;
+            }
+            Event::Wake => return,
         };
         if self.shared.is_peer(src) {
             // Read under the lock, without copying the blocked list (this is every message).

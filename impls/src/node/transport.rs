@@ -253,6 +253,8 @@ where
         tracing::warn!(%from, peer = usize::from(peer), ?role, "refused");
         return;
     }
+    // However the connection ends from here on, a peer's end is reported.
+    let _gone = (role == Role::Peer && shared.is_peer(peer)).then(|| PeerGone(&shared, peer));
     let mut conn = None;
     if expected.is_none() {
         // An incoming connection: answer clients (and peers we have no address for) on it, and
@@ -320,6 +322,17 @@ where
         }
     }
     forget_route(&shared, peer, conn);
+}
+
+/// Tells the node, when dropped, that a connection with a peer has ended.
+struct PeerGone<'a, M>(&'a Shared<M>, Id);
+
+impl<M> Drop for PeerGone<'_, M> {
+    fn drop(&mut self) {
+        if !self.0.stopped() {
+            let _ = self.0.events.send(Event::PeerClosed(self.1));
+        }
+    }
 }
 
 /// Removes the route to `peer` through connection `conn`, if it is still that one.

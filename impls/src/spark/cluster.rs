@@ -594,6 +594,7 @@ pub fn run_driver<T>(
                 inbox: Some(Box::new(move |inbox| {
                     let _ = give.send(inbox);
                 })),
+                peer_closed: None,
             };
             let end = crate::node::run_hooked(
                 node,
@@ -1207,6 +1208,7 @@ pub fn run_worker(
         describe: None,
         kind: None,
         inbox: Some(node.inbox_hook()),
+        peer_closed: None,
     };
     crate::node::run_hooked(
         node,

@@ -106,6 +106,10 @@ impl Service for ZkService {
         }))
     }
 
+    fn peer_closed(peer: Id) -> Option<ZkMsg> {
+        Some(ZkMsg::PeerClosed(usize::from(peer)))
+    }
+
     fn kind(msg: &ZkMsg) -> Option<&'static str> {
         Some(match msg {
             ZkMsg::Zab(models::zab::ZabMsg::Proposal { .. }) => "PROPOSAL",

@@ -126,6 +126,11 @@ pub enum ZkMsg {
     Request(Write),
     /// A write from this server's own client port (accepted only from itself).
     Local(Write),
+    /// From the node to itself: the connection with this peer ended (accepted only from
+    /// itself). A follower whose leader's connection closes goes back to the election at once,
+    /// as ZooKeeper's does when its socket to the leader breaks; a leader counts the follower
+    /// as silent.
+    PeerClosed(usize),
 }
 
 /// The one timer: everything runs on ticks.
@@ -652,7 +657,25 @@ impl Actor for ZkServer {
                 Role::Following { leader, .. } => o.send(*leader, ZkMsg::Request(txn)),
                 Role::Looking => {}
             },
-            ZkMsg::Local(_) => {
+            ZkMsg::PeerClosed(peer) if src == id => {
+                let peer = Id::from(peer);
+                match &s.zab.role {
+                    Role::Following { leader, .. } if *leader == peer => {
+                        tracing::info!(leader = peer.to_string(), "connection to the leader lost");
+                        self.zab_step(
+                            id,
+                            s,
+                            |a, st, out| a.on_timeout(id, st, &ZabTimer::LeaderLost, out),
+                            o,
+                        );
+                    }
+                    Role::Leading(_) => {
+                        s.silent.insert(peer, self.limit + 1);
+                    }
+                    _ => {}
+                }
+            }
+            ZkMsg::Local(_) | ZkMsg::PeerClosed(_) => {
                 tracing::warn!(from = usize::from(src), "a peer sent a local request")
             }
         }
