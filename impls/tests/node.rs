@@ -1,6 +1,7 @@
 //! The runtime on loopback: two actors exchange messages over TCP, a node survives malformed and
 //! unknown peers, a restarted node starts from its saved storage, a node closes connections
-//! beyond its cap and keeps serving, a shutdown stops an idle node at once, and a peer whose connection ends is reported to the actor.
+//! beyond its cap and keeps serving, a shutdown stops an idle node at once, and a peer whose
+//! connection ends is reported to the actor.
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
