@@ -225,7 +225,10 @@ impl Store<ZabDisk<ZkEntry>> for ZkStore {
     }
 
     fn save(&mut self, d: &ZabDisk<ZkEntry>) -> std::io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
+        if self.log.is_none() {
+            // Once: a save that appends runs for every batch of proposals.
+            fs::create_dir_all(&self.dir)?;
+        }
         let snapshot = d.history.front().filter(|e| is_snapshot(e));
         let log = d.history.skip(usize::from(snapshot.is_some()));
         let appended = self.log.is_some()
