@@ -241,11 +241,38 @@ impl Drop for Cluster {
     }
 }
 
-/// `n` ports that were free a moment ago.
+/// `n` ports that were free a moment ago, below the kernel's ephemeral range: a port from that
+/// range, once its node is killed, may be taken by any outgoing connection on the machine, and
+/// the node could not listen on it again when it restarts.
 pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<_>>()?;
+    const LOW: u16 = 20_000;
+    let high = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768)
+        .max(LOW + 1_000);
+    // Not the replay seed: two clusters started at once must not draw the same ports.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut rng =
+        crate::rng::Rng::new(nanos ^ (u64::from(std::process::id()) << 40) ^ (call << 20));
+    let mut listeners: Vec<TcpListener> = Vec::with_capacity(n);
+    for _ in 0..20 * n + 100 {
+        if listeners.len() == n {
+            break;
+        }
+        let port = LOW + rng.below(u64::from(high - LOW)) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            listeners.push(l);
+        }
+    }
+    // A machine without free ports below the range: any free port will do.
+    while listeners.len() < n {
+        listeners.push(TcpListener::bind("127.0.0.1:0")?);
+    }
     listeners
         .iter()
         .map(|l| l.local_addr().map(|a| a.port()))

@@ -115,6 +115,8 @@ impl Service for ZkService {
             ZkMsg::Zab(models::zab::ZabMsg::Proposal { .. }) => "PROPOSAL",
             ZkMsg::Zab(models::zab::ZabMsg::Commit { .. }) => "COMMIT",
             ZkMsg::Request(_) => "REQUEST",
+            ZkMsg::NewLeaderDiff { keep: 0, .. } => "SNAP",
+            ZkMsg::NewLeaderDiff { .. } => "DIFF",
             _ => return None,
         })
     }

@@ -126,6 +126,16 @@ pub enum ZkMsg {
     Request(Write),
     /// A write from this server's own client port (accepted only from itself).
     Local(Write),
+    /// Zab's NEWLEADER as it travels (ZooKeeper's DIFF, TRUNC and SNAP): the follower keeps
+    /// the first `keep` entries of its log, the last of which is `base`, and appends `tail`;
+    /// the leader knows the follower's log from its ACKEPOCH. `keep` is 0 when they share
+    /// nothing (the leader's log starts with a snapshot the follower lacks: a SNAP).
+    NewLeaderDiff {
+        epoch: Epoch,
+        keep: u32,
+        base: Zxid,
+        tail: Vec<ZkEntry>,
+    },
     /// From the node to itself: the connection with this peer ended (accepted only from
     /// itself). A follower whose leader's connection closes goes back to the election at once,
     /// as ZooKeeper's does when its socket to the leader breaks; a leader counts the follower
@@ -164,6 +174,9 @@ pub struct ZkState {
     pub ticks_in_role: u32,
     /// A leader's sessions: ticks since each was touched.
     pub idle: BTreeMap<i64, u32>,
+    /// A leader's record of each learner's log (its zxids), from its ACKEPOCH: what a
+    /// NEWLEADER to it need not carry.
+    pub learners: BTreeMap<Id, Vec<Zxid>>,
 }
 
 /// A ZooKeeper server.
@@ -220,6 +233,9 @@ impl ZkServer {
         s.zab = cow.into_owned();
         for c in inner {
             match c {
+                Command::Send(dst, ZabMsg::NewLeader { epoch, history }) => {
+                    o.send(dst, diff(s.learners.get(&dst), epoch, history))
+                }
                 Command::Send(dst, m) => o.send(dst, ZkMsg::Zab(m)),
                 Command::Save(d) => o.save(d),
                 Command::SetTimer(..) | Command::CancelTimer(_) | Command::ChooseRandom(..) => {}
@@ -280,6 +296,7 @@ impl ZkServer {
         s.ticks_in_role = 0;
         s.silent.clear();
         s.idle.clear();
+        s.learners.clear();
         if matches!(s.zab.role, Role::Looking) {
             s.election.round += 1;
             s.election.vote = Some(s.zab.disk.vote(me));
@@ -542,6 +559,27 @@ impl ZkServer {
     }
 }
 
+/// A NEWLEADER's history for a follower whose log's zxids are `learner` (from its ACKEPOCH):
+/// what they share stays out of the message. Entries with one zxid are one transaction (Zab
+/// §3), and a snapshot at a zxid is the tree after the transactions up to it.
+fn diff(learner: Option<&Vec<Zxid>>, epoch: Epoch, mut history: Vec<ZkEntry>) -> ZkMsg {
+    let Some(learner) = learner else {
+        return ZkMsg::Zab(ZabMsg::NewLeader { epoch, history });
+    };
+    let keep = learner
+        .iter()
+        .zip(&history)
+        .take_while(|(z, e)| **z == e.zxid)
+        .count();
+    let base = if keep == 0 { (0, 0) } else { learner[keep - 1] };
+    ZkMsg::NewLeaderDiff {
+        epoch,
+        keep: keep as u32,
+        base,
+        tail: history.split_off(keep),
+    }
+}
+
 /// The wall clock in milliseconds (a transaction's `time_ms`: znodes' ctime and mtime).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -598,6 +636,7 @@ impl Actor for ZkServer {
             silent: BTreeMap::new(),
             ticks_in_role: 0,
             idle: BTreeMap::new(),
+            learners: BTreeMap::new(),
         };
         self.entered(id, &mut s, o);
         o.set_timer(Tick, self.tick..self.tick);
@@ -609,6 +648,47 @@ impl Actor for ZkServer {
         match msg {
             ZkMsg::Zab(m) => {
                 s.silent.insert(src, 0);
+                if let (ZabMsg::AckEpoch { history, .. }, Role::Leading(_)) = (&m, &s.zab.role) {
+                    s.learners
+                        .insert(src, history.iter().map(Entry::zxid).collect());
+                }
+                self.zab_step(id, s, |a, st, out| a.on_msg(id, st, src, m, out), o)
+            }
+            ZkMsg::NewLeaderDiff {
+                epoch,
+                keep,
+                base,
+                tail,
+            } => {
+                s.silent.insert(src, 0);
+                let syncing = matches!(
+                    s.zab.role,
+                    Role::Following { leader, phase: Phase::Sync } if leader == src
+                );
+                if !syncing {
+                    return;
+                }
+                let log = &s.zab.disk.history;
+                let keep = keep as usize;
+                let fits = keep <= log.len()
+                    && (keep == 0 || log.get(keep - 1).map(Entry::zxid) == Some(base));
+                if !fits {
+                    // Not the log this server sent in its ACKEPOCH: start over.
+                    tracing::warn!(
+                        keep,
+                        ?base,
+                        "a DIFF that does not fit the log: back to the election"
+                    );
+                    self.zab_step(
+                        id,
+                        s,
+                        |a, st, out| a.on_timeout(id, st, &ZabTimer::LeaderLost, out),
+                        o,
+                    );
+                    return;
+                }
+                let history: Vec<ZkEntry> = log.iter().take(keep).cloned().chain(tail).collect();
+                let m = ZabMsg::NewLeader { epoch, history };
                 self.zab_step(id, s, |a, st, out| a.on_msg(id, st, src, m, out), o)
             }
             ZkMsg::Notification { round, vote, state } => {
