@@ -115,7 +115,9 @@ impl Service for ZkService {
             ZkMsg::Zab(models::zab::ZabMsg::Proposal { .. }) => "PROPOSAL",
             ZkMsg::Zab(models::zab::ZabMsg::Commit { .. }) => "COMMIT",
             ZkMsg::Request(_) => "REQUEST",
-            ZkMsg::NewLeaderDiff { keep: 0, .. } => "SNAP",
+            ZkMsg::NewLeaderDiff { tail, .. } if tail.first().is_some_and(|e| e.is_snapshot()) => {
+                "SNAP"
+            }
             ZkMsg::NewLeaderDiff { .. } => "DIFF",
             _ => return None,
         })

@@ -67,6 +67,13 @@ impl std::hash::Hash for ZkEntry {
     }
 }
 
+impl ZkEntry {
+    /// Whether this entry is a snapshot (only ever the first of a log).
+    pub fn is_snapshot(&self) -> bool {
+        matches!(self.txn.txn.op, TxnOp::Snapshot(_))
+    }
+}
+
 impl Entry for ZkEntry {
     fn zxid(&self) -> Zxid {
         self.zxid

@@ -142,7 +142,7 @@ impl ZkStore {
     fn load_snapshot(&self) -> std::io::Result<Option<ZkEntry>> {
         for (_, path) in self.snapshots()?.into_iter().rev() {
             let mut entries = Self::replay(&path)?;
-            if entries.len() == 1 && is_snapshot(&entries[0]) {
+            if entries.len() == 1 && entries[0].is_snapshot() {
                 return Ok(entries.pop());
             }
             // A snapshot that is not whole was never the one a log followed.
@@ -190,11 +190,6 @@ impl ZkStore {
     }
 }
 
-/// Whether a log entry is a snapshot (only ever the first).
-fn is_snapshot(e: &ZkEntry) -> bool {
-    matches!(e.txn.txn.op, TxnOp::Snapshot(_))
-}
-
 impl Store<ZabDisk<ZkEntry>> for ZkStore {
     fn load(&mut self) -> std::io::Result<Option<ZabDisk<ZkEntry>>> {
         let path = self.dir.join("epochs.json");
@@ -229,7 +224,7 @@ impl Store<ZabDisk<ZkEntry>> for ZkStore {
             // Once: a save that appends runs for every batch of proposals.
             fs::create_dir_all(&self.dir)?;
         }
-        let snapshot = d.history.front().filter(|e| is_snapshot(e));
+        let snapshot = d.history.front().filter(|e| e.is_snapshot());
         let log = d.history.skip(usize::from(snapshot.is_some()));
         let appended = self.log.is_some()
             && snapshot.map(|s| s.zxid) == self.snapshot
@@ -307,7 +302,7 @@ mod tests {
     fn zxids(d: &ZabDisk<ZkEntry>) -> Vec<(u32, bool)> {
         d.history
             .iter()
-            .map(|e| (e.zxid.1, is_snapshot(e)))
+            .map(|e| (e.zxid.1, e.is_snapshot()))
             .collect()
     }
 
