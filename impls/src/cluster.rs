@@ -302,6 +302,8 @@ fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand
             .arg(t.snapshot_every.to_string())
             .arg("--chunk-bytes")
             .arg(t.chunk_bytes.to_string())
+            .arg("--session-min-ms")
+            .arg(t.session_min.as_millis().to_string())
             .arg("--admin")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

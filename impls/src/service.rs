@@ -38,6 +38,9 @@ pub struct Tuning {
     pub snapshot_every: u64,
     /// GFS's chunk size in bytes (§2.5: 64 MB).
     pub chunk_bytes: u64,
+    /// The shortest session timeout a ZooKeeper server grants (`minSessionTimeout`; 4 s, two of
+    /// ZooKeeper's default 2-second ticks).
+    pub session_min: Duration,
 }
 
 impl Default for Tuning {
@@ -47,6 +50,7 @@ impl Default for Tuning {
             heartbeat: Duration::from_millis(50),
             snapshot_every: 1000,
             chunk_bytes: 64 << 20,
+            session_min: Duration::from_millis(4_000),
         }
     }
 }

@@ -73,6 +73,12 @@ impl ZkStore {
         self.dir.join("log")
     }
 
+    /// The transaction log in the data directory `dir`, as a restart would replay it (`jepsen
+    /// zk` reads a server's log after the run). It may end with proposals never committed.
+    pub fn read_log(dir: &Path) -> std::io::Result<Vec<ZkEntry>> {
+        Self::replay(&dir.join("log"))
+    }
+
     /// The log's entries, up to the first torn record.
     fn replay(path: &Path) -> std::io::Result<Vec<ZkEntry>> {
         let mut data = Vec::new();
