@@ -66,11 +66,11 @@ pub const LOCK_SESSION: Duration = Duration::from_millis(800);
 
 /// How a lock client's "GC pause" goes: the chance that it pauses when it starts to wait, or
 /// while it holds, and for how long (past [`LOCK_SESSION`], so that its session expires).
-const WAITER_PAUSE_CHANCE: f64 = 0.3;
+const WAITER_PAUSE_CHANCE: f64 = 0.4;
 const HOLDER_PAUSE_CHANCE: f64 = 0.1;
 const PAUSE: std::ops::Range<Duration> = Duration::from_millis(1_400)..Duration::from_millis(2_000);
 /// How long a holder holds the lock, writing every [`WRITE_EVERY`].
-const HOLD: std::ops::Range<Duration> = Duration::from_millis(300)..Duration::from_millis(1_500);
+const HOLD: std::ops::Range<Duration> = Duration::from_millis(200)..Duration::from_millis(1_000);
 const WRITE_EVERY: Duration = Duration::from_millis(60);
 
 /// The most requests a register client has outstanding in its session.
@@ -249,8 +249,9 @@ impl ZkWorkload {
         opts.clients
     }
 
+    /// Enough for a queue behind the holder in which a paused waiter has nodes on both sides.
     fn lock_clients(opts: &JepsenOpts) -> usize {
-        opts.clients.max(3)
+        opts.clients.max(5)
     }
 
     fn bugged(opts: &JepsenOpts) -> bool {
