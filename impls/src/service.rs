@@ -556,7 +556,7 @@ pub fn parse_bug(p: &dyn Protocol, name: &str) -> Result<&'static str, String> {
             format!("{} has no seeded bugs that run on nodes", p.name())
         } else {
             format!(
-                "unknown bug '{name}' for {} (those that run on nodes: {})",
+                "unknown bug '{name}' for {} (its bugs: {})",
                 p.name(),
                 p.bugs().join(", ")
             )

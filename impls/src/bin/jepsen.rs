@@ -64,7 +64,8 @@ struct Cli {
     #[arg(long)]
     json: bool,
     /// Run the nodes with one of the model's seeded bugs: the test should then find the history
-    /// does not check.
+    /// does not check. zk's `lock-no-recheck` is a bug of its lock clients (the nodes run
+    /// without it).
     #[arg(long)]
     bug: Option<String>,
 }

@@ -386,10 +386,19 @@ impl Workload for ZkWorkload {
         write_history(history, &file)?;
         let final_zxid = *self.final_zxid.lock().expect("lock");
         let dirs: Vec<std::path::PathBuf> = (0..cluster.len()).map(|i| cluster.data_dir(i)).collect();
+        let timed = |f: &dyn Fn() -> Part| {
+            let t = Instant::now();
+            let mut part = f();
+            if part.ok == Some(true) && part.verdict.ends_with(')') {
+                part.verdict.pop();
+                part.verdict += &format!("; checked in {:.2} s)", t.elapsed().as_secs_f64());
+            }
+            part
+        };
         let parts = [
-            check_writes(history),
-            check_order(history),
-            check_mutex(history, &dirs, final_zxid),
+            timed(&|| check_writes(history)),
+            timed(&|| check_order(history)),
+            timed(&|| check_mutex(history, &dirs, final_zxid)),
         ];
         Ok(combine(&parts, file))
     }

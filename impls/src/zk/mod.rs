@@ -9,6 +9,9 @@
 //! - [`server`]: the server actor: Zab, leader election, pings, sessions.
 //! - [`db`]: the tree as a server holds it, and its client port.
 //! - [`store`]: the epochs and the transaction log on disk.
+//! - [`client`]: a small client over jute, with pipelined requests.
+//! - [`jepsen`]: `jepsen zk`: register and lock clients under faults, checked for linearizable
+//!   writes, FIFO client order and the lock recipe's single holder.
 
 pub mod auth;
 pub mod client;
