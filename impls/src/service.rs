@@ -386,11 +386,7 @@ pub fn accepts_nemesis(defaults: &[Nemesis], n: Nemesis) -> bool {
 }
 
 /// An error naming the first of `asked` that protocol `name` does not take.
-pub fn check_nemeses(
-    name: &str,
-    defaults: &[Nemesis],
-    asked: &[Nemesis],
-) -> anyhow::Result<()> {
+pub fn check_nemeses(name: &str, defaults: &[Nemesis], asked: &[Nemesis]) -> anyhow::Result<()> {
     if let Some(n) = asked.iter().find(|n| !accepts_nemesis(defaults, **n)) {
         let mut names: Vec<String> = defaults.iter().map(|n| n.to_string()).collect();
         if !defaults.contains(&Nemesis::Pause) {

@@ -46,7 +46,11 @@ fn kills_partitions_and_pauses_keep_all_three_guarantees() {
         report.check.failure
     );
     let v = &report.check.verdict;
-    for property in ["writes linearizable", "FIFO client order", "one lock holder"] {
+    for property in [
+        "writes linearizable",
+        "FIFO client order",
+        "one lock holder",
+    ] {
         assert!(v.contains(property), "{v}");
     }
     assert!(!report.faults.is_empty());

@@ -418,7 +418,10 @@ mod tests {
         assert_eq!(v.session, 12);
         assert_eq!(v.own.as_deref(), Some("lock-0000000002"));
         assert_eq!(v.lowest, Some(("lock-0000000000".into(), 10)));
-        assert!(v.to_string().contains("lock-0000000000 of session 0xa"), "{v}");
+        assert!(
+            v.to_string().contains("lock-0000000000 of session 0xa"),
+            "{v}"
+        );
     }
 
     #[test]

@@ -132,8 +132,8 @@ impl ZkClient {
                 self.events.push(ev);
                 continue;
             }
-            let (header, reply) = jute::decode_reply(&body, sent.op)
-                .map_err(|e| ZkError::Protocol(e.to_string()))?;
+            let (header, reply) =
+                jute::decode_reply(&body, sent.op).map_err(|e| ZkError::Protocol(e.to_string()))?;
             if header.xid != sent.xid {
                 return Err(ZkError::Protocol(format!(
                     "a reply to xid {} where {} was expected",
@@ -166,11 +166,7 @@ impl ZkClient {
         let peeked = self.reader.fill_buf().map(|b| b.is_empty());
         self.stream.set_read_timeout(normal)?;
         match peeked {
-            Ok(true) => {
-                return Err(ZkError::Protocol(
-                    "the server closed the connection".into(),
-                ))
-            }
+            Ok(true) => return Err(ZkError::Protocol("the server closed the connection".into())),
             Ok(false) => {}
             Err(e)
                 if matches!(
@@ -193,8 +189,7 @@ impl ZkClient {
                 head.xid
             )));
         }
-        let ev =
-            jute::decode_notification(&body).map_err(|e| ZkError::Protocol(e.to_string()))?;
+        let ev = jute::decode_notification(&body).map_err(|e| ZkError::Protocol(e.to_string()))?;
         Ok(Some(ev))
     }
 

@@ -89,7 +89,11 @@ fn register(k: usize) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ZkOp {
     /// `setData(/jepsen/rK, data, version)`.
-    SetData { znode: usize, data: i64, version: i32 },
+    SetData {
+        znode: usize,
+        data: i64,
+        version: i32,
+    },
     /// `getData(/jepsen/rK)`.
     GetData { znode: usize },
     /// The lock recipe, from the create to holding the lock.
@@ -108,7 +112,10 @@ pub enum ZkResult {
     /// `setData` was refused with `BadVersion`.
     BadVersion,
     /// `getData` read this value (`None`: never written) at this version.
-    Read { data: Option<i64>, version: i32 },
+    Read {
+        data: Option<i64>,
+        version: i32,
+    },
     /// The lock is held, with this node.
     Held(String),
     Done,
@@ -172,7 +179,12 @@ enum Lost {
 }
 
 impl Session {
-    fn new(servers: Vec<SocketAddr>, first: usize, timeout: Duration, op_timeout: Duration) -> Self {
+    fn new(
+        servers: Vec<SocketAddr>,
+        first: usize,
+        timeout: Duration,
+        op_timeout: Duration,
+    ) -> Self {
         Session {
             next: first % servers.len().max(1),
             servers,
@@ -187,9 +199,14 @@ impl Session {
     /// A connection, made (to the next server, round robin) if there is none; gives up after
     /// one round of the servers.
     fn connect(&mut self) -> Result<&mut ZkClient, Lost> {
-        if self.conn.is_some() {
-            return Ok(self.conn.as_mut().expect("checked"));
+        if self.conn.is_none() {
+            let c = self.reconnect()?;
+            self.conn = Some(c);
         }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    fn reconnect(&mut self) -> Result<ZkClient, Lost> {
         for _ in 0..self.servers.len() {
             let addr = self.servers[self.next];
             self.next = (self.next + 1) % self.servers.len();
@@ -202,8 +219,7 @@ impl Session {
             ) {
                 Ok(c) => {
                     self.id = Some((c.session_id, c.passwd.clone()));
-                    self.conn = Some(c);
-                    return Ok(self.conn.as_mut().expect("just set"));
+                    return Ok(c);
                 }
                 Err(ZkError::Code(err::SESSION_EXPIRED)) => {
                     self.id = None;
@@ -309,7 +325,12 @@ impl Workload for ZkWorkload {
             // The znodes the clients use, made once the ensemble serves.
             let deadline = Instant::now() + Duration::from_secs(15);
             let mut s = any_session(&servers, deadline)?;
-            let mut paths = vec![ROOT.to_string(), LOCK.into(), LOCK_DATA.into(), FINAL.into()];
+            let mut paths = vec![
+                ROOT.to_string(),
+                LOCK.into(),
+                LOCK_DATA.into(),
+                FINAL.into(),
+            ];
             paths.extend((0..opts.keys).map(register));
             for p in paths {
                 loop {
@@ -358,7 +379,9 @@ impl Workload for ZkWorkload {
                     }))
                     .map_err(anyhow::Error::from)?;
                 let answer = s.receive(sent)?;
-                answer.result.map_err(|code| anyhow::anyhow!("error {code}"))?;
+                answer
+                    .result
+                    .map_err(|code| anyhow::anyhow!("error {code}"))?;
                 let _ = s.close();
                 Ok(answer.zxid)
             });
@@ -385,7 +408,8 @@ impl Workload for ZkWorkload {
         let file = opts.dir.join("history.jsonl");
         write_history(history, &file)?;
         let final_zxid = *self.final_zxid.lock().expect("lock");
-        let dirs: Vec<std::path::PathBuf> = (0..cluster.len()).map(|i| cluster.data_dir(i)).collect();
+        let dirs: Vec<std::path::PathBuf> =
+            (0..cluster.len()).map(|i| cluster.data_dir(i)).collect();
         let timed = |f: &dyn Fn() -> Part| {
             let t = Instant::now();
             let mut part = f();
@@ -514,7 +538,11 @@ fn check_writes(history: &History<ZkOp, ZkRet>) -> Part {
         .map(|(x, _)| x)
         .unzip();
     let n = ops.len();
-    let verdict = check(&Znode, &LinHistory::new(ops), Some(Duration::from_secs(120)));
+    let verdict = check(
+        &Znode,
+        &LinHistory::new(ops),
+        Some(Duration::from_secs(120)),
+    );
     let show = |i: &usize| {
         index
             .get(*i)
@@ -616,7 +644,9 @@ fn check_mutex(
         failure: Some(format!("the lock recipe (§2.4): {why}")),
     };
     let Some(final_zxid) = final_zxid else {
-        return unknown("no final write committed after the run, so no log is known committed".into());
+        return unknown(
+            "no final write committed after the run, so no log is known committed".into(),
+        );
     };
     let log = dirs.iter().find_map(|d| {
         let log = ZkStore::read_log(d).ok()?;
@@ -745,13 +775,7 @@ fn write_history(history: &History<ZkOp, ZkRet>, file: &Path) -> anyhow::Result<
 
 /// A register client: batches of up to [`PIPELINE`] `setData`s and `getData`s, pipelined in
 /// its session.
-fn register_client(
-    w: ZkWorker,
-    c: usize,
-    opts: &JepsenOpts,
-    mut rng: Rng,
-    ctx: &Ctx<ZkOp, ZkRet>,
-) {
+fn register_client(w: ZkWorker, c: usize, opts: &JepsenOpts, mut rng: Rng, ctx: &Ctx<ZkOp, ZkRet>) {
     // The session outlives a request that waits out a fault.
     let timeout = (opts.op_timeout * 3).max(Duration::from_secs(4));
     let mut session = Session::new(w.servers, c, timeout, opts.op_timeout);
@@ -775,7 +799,7 @@ fn register_client(
         let batch = 1 + rng.below(PIPELINE as u64) as usize;
         let mut sent = Vec::with_capacity(batch);
         let mut broken = false;
-        for j in 0..batch {
+        for (j, slot) in slots.iter_mut().enumerate().take(batch) {
             n += 1;
             let id = ((c as u64) << 32) | n;
             let znode = rng.below(opts.keys as u64) as usize;
@@ -809,15 +833,20 @@ fn register_client(
                 }),
                 _ => unreachable!("a register client's ops"),
             };
-            let process = slots[j];
+            let process = *slot;
             let name = show_op(&op);
-            let i = ctx.invoke(process, id, op.clone(), format!("process {process}: {name}"));
+            let i = ctx.invoke(
+                process,
+                id,
+                op.clone(),
+                format!("process {process}: {name}"),
+            );
             match conn.send(&request) {
                 Ok(s) => sent.push((j, i, op, name, s)),
                 Err(_) => {
                     end_unknown(ctx, i, &op, process, &name);
                     if !matches!(op, ZkOp::GetData { .. }) {
-                        slots[j] = c as u64 + PROCESS_STRIDE * next_gen;
+                        *slot = c as u64 + PROCESS_STRIDE * next_gen;
                         next_gen += 1;
                     }
                     broken = true;
@@ -827,11 +856,7 @@ fn register_client(
         }
         for (j, i, op, name, s) in sent {
             let process = slots[j];
-            let answer = if broken {
-                None
-            } else {
-                conn.receive(s).ok()
-            };
+            let answer = if broken { None } else { conn.receive(s).ok() };
             let Some(answer) = answer else {
                 broken = true;
                 end_unknown(ctx, i, &op, process, &name);
@@ -1019,7 +1044,11 @@ fn lock_once(
             }
         };
         if !woke {
-            return lost(ctx, process, "the session or its connection was lost while waiting");
+            return lost(
+                ctx,
+                process,
+                "the session or its connection was lost while waiting",
+            );
         }
         if bugged {
             // lock-no-recheck: the predecessor is gone, so the lock must be ours.
@@ -1045,7 +1074,12 @@ fn lock_once(
             std::thread::sleep(rng.within(&PAUSE));
         }
         let p = *process;
-        let i = ctx.invoke(p, next_id(), ZkOp::Write, format!("process {p}: write lock-data"));
+        let i = ctx.invoke(
+            p,
+            next_id(),
+            ZkOp::Write,
+            format!("process {p}: write lock-data"),
+        );
         let sent = conn.send(&Request::SetData(SetDataRequest {
             path: LOCK_DATA.into(),
             data: Some(name.as_bytes().to_vec()),
