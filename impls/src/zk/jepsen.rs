@@ -495,6 +495,11 @@ fn check_writes(history: &History<ZkOp, ZkRet>) -> Part {
         else {
             continue;
         };
+        if matches!(op.outcome, Outcome::Fail) {
+            // A write that surely did not take effect takes no part (none do: a write whose
+            // reply never came is indefinite).
+            continue;
+        }
         if !e.completes {
             open.insert(e.op, ops.len());
             index.push(e.op);
@@ -519,24 +524,10 @@ fn check_writes(history: &History<ZkOp, ZkRet>) -> Part {
                     _ => None,
                 }));
             }
-            // A write that failed for sure (never, but for completeness) is dropped by giving
-            // it no effect: it is not in the history at all.
-            Outcome::Fail => ops[i].ret = t as u64,
-            Outcome::Info | Outcome::Open => {}
+            // Open to the end of the history, its result unknown.
+            Outcome::Fail | Outcome::Info | Outcome::Open => {}
         }
     }
-    // Writes that failed for sure take no part.
-    let keep: Vec<bool> = index
-        .iter()
-        .map(|&i| !matches!(history.ops[i].outcome, Outcome::Fail))
-        .collect();
-    let (ops, index): (Vec<_>, Vec<_>) = ops
-        .into_iter()
-        .zip(index)
-        .zip(keep)
-        .filter(|(_, k)| *k)
-        .map(|(x, _)| x)
-        .unzip();
     let n = ops.len();
     let verdict = check(
         &Znode,
@@ -1186,14 +1177,135 @@ impl Protocol for ZkProtocol {
         ZK_NEMESES
     }
     fn jepsen(&self, opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
-        let all = [
-            Nemesis::Kill,
-            Nemesis::Partition,
-            Nemesis::Pause,
-            Nemesis::Loss,
-            Nemesis::Delay,
-        ];
-        crate::service::check_nemeses("zk", &all, &opts.nemesis)?;
+        // Every fault: the servers' links are TCP between processes like any protocol's.
+        crate::service::check_nemeses("zk", Nemesis::ALL, &opts.nemesis)?;
         run(opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::zk::db::Write;
+    use crate::zk::jute::{open_acl_unsafe, CreateRequest};
+    use crate::zk::server::ZkEntry;
+    use crate::zk::tree::Txn;
+
+    /// A log as a server keeps it: one entry per transaction, zxids (1, 1), (1, 2), ...
+    fn log(txns: Vec<(i64, TxnOp)>) -> Vec<ZkEntry> {
+        txns.into_iter()
+            .enumerate()
+            .map(|(i, (session, op))| ZkEntry {
+                zxid: (1, i as u32 + 1),
+                txn: Arc::new(Write {
+                    origin: 0,
+                    xid: 0,
+                    txn: Txn {
+                        session,
+                        time_ms: 0,
+                        auth: Vec::new(),
+                        op,
+                    },
+                }),
+            })
+            .collect()
+    }
+
+    fn create(path: &str, flags: i32) -> TxnOp {
+        TxnOp::Create(CreateRequest {
+            path: path.into(),
+            data: Some(Vec::new()),
+            acl: open_acl_unsafe(),
+            flags,
+        })
+    }
+
+    fn session() -> TxnOp {
+        TxnOp::CreateSession {
+            timeout_ms: 800,
+            passwd: vec![0; 16],
+        }
+    }
+
+    fn write(client: &str) -> TxnOp {
+        TxnOp::SetData(SetDataRequest {
+            path: LOCK_DATA.into(),
+            data: Some(client.as_bytes().to_vec()),
+            version: -1,
+        })
+    }
+
+    /// The replay keeps what committed and succeeded: a `setData` refused by the tree (its
+    /// session already closed) is no critical-section write.
+    #[test]
+    fn the_log_replay_finds_two_holders_and_skips_failed_writes() {
+        let mut txns = vec![
+            (1, session()),
+            (1, create(ROOT, 0)),
+            (1, create(LOCK, 0)),
+            (1, create(LOCK_DATA, 0)),
+            (2, session()),
+            (3, session()),
+            (4, session()),
+            (2, create(&format!("{LOCK}/lock-"), 3)),
+            (3, create(&format!("{LOCK}/lock-"), 3)),
+            (4, create(&format!("{LOCK}/lock-"), 3)),
+            (2, write("lock client 2")),
+            (3, TxnOp::CloseSession),
+            // A write of the expired session: refused (SESSION_EXPIRED), not counted.
+            (3, write("lock client 3")),
+        ];
+        let events = lock_events(&log(txns.clone()));
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, LockEvent::Write { .. }))
+                .count(),
+            1
+        );
+        let s = check_lock(&events).unwrap();
+        assert_eq!((s.writes, s.holds, s.expired_nodes), (1, 1, 1));
+        // lock-no-recheck: 4 wakes when 3's node goes, and writes while 2 still holds.
+        txns.push((4, write("lock client 4")));
+        let two = check_lock(&lock_events(&log(txns))).unwrap_err();
+        assert_eq!(two.client, "lock client 4");
+        assert_eq!(two.own.as_deref(), Some("lock-0000000002"));
+        assert_eq!(two.lowest, Some(("lock-0000000000".into(), 2)));
+        assert_eq!(two.zxid, zxid64((1, 14)));
+    }
+
+    #[test]
+    fn a_failed_property_is_named_before_an_unknown_one() {
+        let part = |verdict: &str, ok, failure: Option<&str>| Part {
+            verdict: verdict.into(),
+            ok,
+            failure: failure.map(str::to_string),
+        };
+        let file = std::path::PathBuf::from("h");
+        let c = combine(
+            &[
+                part("writes linearizable (3 setData)", Some(true), None),
+                part("lock: unknown", None, Some("no final write")),
+                part(
+                    "two lock holders",
+                    Some(false),
+                    Some("the lock recipe (§2.4) ..."),
+                ),
+            ],
+            file.clone(),
+        );
+        assert!(!c.ok);
+        assert_eq!(c.verdict, "two lock holders");
+        assert_eq!(c.failure.as_deref(), Some("the lock recipe (§2.4) ..."));
+        let c = combine(
+            &[
+                part("writes linearizable (3 setData)", Some(true), None),
+                part("lock: unknown", None, Some("no final write")),
+            ],
+            file,
+        );
+        assert_eq!((c.ok, c.verdict.as_str()), (false, "unknown"));
     }
 }
