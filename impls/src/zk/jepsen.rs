@@ -1179,6 +1179,12 @@ impl Protocol for ZkProtocol {
     fn jepsen(&self, opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
         // Every fault: the servers' links are TCP between processes like any protocol's.
         crate::service::check_nemeses("zk", Nemesis::ALL, &opts.nemesis)?;
+        // A leader leaves discovery when a follower's FOLLOWERINFO makes a quorum: alone, it
+        // never hears one (`cluster zk --nodes 1` does not serve either).
+        anyhow::ensure!(
+            opts.nodes >= 2,
+            "jepsen zk needs at least 2 nodes (a one-server ensemble never leaves discovery)"
+        );
         run(opts)
     }
 }
