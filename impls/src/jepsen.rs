@@ -11,10 +11,10 @@
 //! ZooKeeper's own protocol instead ([`crate::zk::jepsen`]).
 //!
 //! In an [`ActorWorkload`], each client is one session: the model's client actor (one client
-//! id, increasing request ids), driven by [`Driven`]. An operation that gets no answer before its deadline is indefinite
-//! (`info`) if it may write, and failed if it only reads (a read has no effect, Jepsen's
-//! convention); after an indefinite operation the client carries on as a new process of the
-//! history, since its old operation stays open to the end.
+//! id, increasing request ids), driven by [`Driven`]. An operation that gets no answer before
+//! its deadline is indefinite (`info`) if it may write, and failed if it only reads (a read has
+//! no effect, Jepsen's convention); after an indefinite operation the client carries on as a new
+//! process of the history, since its old operation stays open to the end.
 //!
 //! The seed (`--seed`) fixes the workload and the fault schedule; it is printed at the start and
 //! in the report, so a run can be repeated (the cluster's own timing still varies).
