@@ -1056,10 +1056,11 @@ fn lock_once(
 
     // The critical section: write our name until the hold is over.
     let hold_until = Instant::now() + rng.within(&HOLD);
-    let pause_at = (rng.unit() < HOLDER_PAUSE_CHANCE)
+    let mut pause_at = (rng.unit() < HOLDER_PAUSE_CHANCE)
         .then(|| Instant::now() + rng.within(&(Duration::ZERO..HOLD.start)));
     while Instant::now() < hold_until && !ctx.stopped() {
         if pause_at.is_some_and(|t| Instant::now() >= t) {
+            pause_at = None;
             // A GC pause while holding: the session expires, the node goes, and the next
             // write cannot commit.
             std::thread::sleep(rng.within(&PAUSE));
