@@ -179,6 +179,42 @@ impl Cluster {
         let _ = fs::remove_file(self.pid_path(i));
     }
 
+    /// `SIGSTOP` node `i`: it stops where it is, its sockets open, until [`Cluster::resume`].
+    pub fn pause(&mut self, i: usize) -> std::io::Result<()> {
+        self.signal(i, "-STOP")
+    }
+
+    /// `SIGCONT` node `i` (a node that is not paused, or not running, is left alone).
+    pub fn resume(&mut self, i: usize) -> std::io::Result<()> {
+        match self.signal(i, "-CONT") {
+            Err(e) if !self.is_running(i) => {
+                tracing::debug!(node = i, %e, "not resumed: not running");
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    fn signal(&mut self, i: usize, signal: &str) -> std::io::Result<()> {
+        let pid = self
+            .pid(i)
+            .ok_or_else(|| std::io::Error::other(format!("node {i} is not running")))?;
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "kill {signal} {pid} (node {i}) failed: {status}"
+            )))
+        }
+    }
+
     /// Sets node `i`'s faults.
     pub fn set_faults(&self, i: usize, faults: &Faults) -> std::io::Result<()> {
         set_faults(self.addr(i), faults)
@@ -329,6 +365,8 @@ fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand
             .arg(t.snapshot_every.to_string())
             .arg("--chunk-bytes")
             .arg(t.chunk_bytes.to_string())
+            .arg("--session-min-ms")
+            .arg(t.session_min.as_millis().to_string())
             .arg("--admin")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

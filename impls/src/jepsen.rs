@@ -1,14 +1,20 @@
 //! A Jepsen-style test of any registered protocol with clients: concurrent clients run the
-//! protocol's workload while a nemesis kills and restarts nodes, partitions the network and makes
-//! it lossy and slow; the history is recorded and checked by the same `properties` code the
-//! protocol's model uses (linearizability for Raft's KV store, serializability for two-phase
-//! commit's transactions).
+//! protocol's workload while a nemesis kills and restarts nodes, partitions the network, makes
+//! it lossy and slow, and pauses processes; the history is recorded and checked by the same
+//! `properties` code the protocol's model uses (linearizability for Raft's KV store,
+//! serializability for two-phase commit's transactions).
 //!
-//! Each client is one session: the model's client actor (one client id, increasing request ids),
-//! driven by [`Driven`]. An operation that gets no answer before its deadline is indefinite
-//! (`info`) if it may write, and failed if it only reads (a read has no effect, Jepsen's
-//! convention); after an indefinite operation the client carries on as a new process of the
-//! history, since its old operation stays open to the end.
+//! [`run_workload`] is the part every protocol shares: the cluster, the nemesis's schedule, the
+//! recorded history and the report. A [`Workload`] is the part that differs: what the clients do
+//! and how the history is checked. [`ActorWorkload`] is the workload of every protocol whose
+//! clients are its model's client actors ([`Jepsen`], [`run`]); ZooKeeper's clients speak
+//! ZooKeeper's own protocol instead ([`crate::zk::jepsen`]).
+//!
+//! In an [`ActorWorkload`], each client is one session: the model's client actor (one client
+//! id, increasing request ids), driven by [`Driven`]. An operation that gets no answer before
+//! its deadline is indefinite (`info`) if it may write, and failed if it only reads (a read has
+//! no effect, Jepsen's convention); after an indefinite operation the client carries on as a new
+//! process of the history, since its old operation stays open to the end.
 //!
 //! The seed (`--seed`) fixes the workload and the fault schedule; it is printed at the start and
 //! in the report, so a run can be repeated (the cluster's own timing still varies).
@@ -16,10 +22,11 @@
 use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use stateright::actor::Id;
 
 use crate::client::{Driven, CLIENT_IDS};
 use crate::cluster::{Cluster, ClusterSpec};
@@ -40,6 +47,21 @@ pub enum Nemesis {
     Loss,
     /// Delay every message between nodes by up to 27 ms, in order (a slow network).
     Delay,
+    /// `SIGSTOP` one node's process (half the time the leader's), `SIGCONT` when the fault
+    /// heals: a long garbage-collection pause, or a VM that was descheduled. The node's peers
+    /// and clients see it vanish, and it wakes up believing what it believed before.
+    Pause,
+}
+
+impl Nemesis {
+    /// Every fault, in the order `--help` lists them.
+    pub const ALL: &'static [Nemesis] = &[
+        Nemesis::Kill,
+        Nemesis::Partition,
+        Nemesis::Loss,
+        Nemesis::Delay,
+        Nemesis::Pause,
+    ];
 }
 
 impl std::fmt::Display for Nemesis {
@@ -49,6 +71,7 @@ impl std::fmt::Display for Nemesis {
             Nemesis::Partition => "partition",
             Nemesis::Loss => "loss",
             Nemesis::Delay => "delay",
+            Nemesis::Pause => "pause",
         })
     }
 }
@@ -61,8 +84,9 @@ impl std::str::FromStr for Nemesis {
             "partition" => Ok(Nemesis::Partition),
             "loss" => Ok(Nemesis::Loss),
             "delay" => Ok(Nemesis::Delay),
+            "pause" => Ok(Nemesis::Pause),
             _ => Err(format!(
-                "unknown nemesis '{s}' (expected kill, partition, loss or delay)"
+                "unknown nemesis '{s}' (expected kill, partition, loss, delay or pause)"
             )),
         }
     }
@@ -245,254 +269,316 @@ pub(crate) const PROCESS_STRIDE: u64 = 1 << 20;
 /// Set in the ids of the final operations ([`Jepsen::final_ops`]).
 pub const FINAL_OPS: u64 = 1 << 63;
 
-/// Runs the test of protocol `S`.
+/// The per-protocol half of a test: what its clients do, and the check of what they recorded.
+/// The other half, the same for every protocol, is [`run_workload`]: the cluster, the nemesis's
+/// schedule, the history's recording and the report.
+pub trait Workload: Sync {
+    type Op: Clone + Send + 'static;
+    type Ret: Clone + Send + 'static;
+    /// One client's connection to the cluster, made before the faults begin.
+    type Client: Send;
+
+    /// The registry name of the protocol the nodes run.
+    fn protocol(&self) -> &'static str;
+    /// The seeded bug the nodes run with: by default the run's.
+    fn node_bug(&self, opts: &JepsenOpts) -> Option<&'static str> {
+        opts.bug
+    }
+    /// How many client threads run.
+    fn clients(&self, opts: &JepsenOpts) -> usize {
+        opts.clients
+    }
+    /// Client `c`'s connection.
+    fn connect(
+        &self,
+        cluster: &Cluster,
+        opts: &JepsenOpts,
+        c: usize,
+    ) -> anyhow::Result<Self::Client>;
+    /// Client `c`'s loop, in a thread of its own: operations recorded through `ctx` until
+    /// [`Ctx::stopped`]. Process numbers of client `c` are `c` plus multiples of
+    /// [`PROCESS_STRIDE`].
+    fn run_client(
+        &self,
+        client: Self::Client,
+        c: usize,
+        opts: &JepsenOpts,
+        ctx: &Ctx<Self::Op, Self::Ret>,
+    );
+    /// Runs once the clients have stopped and the last fault has healed, before the nodes
+    /// stop (`jepsen zk`'s final write); nothing by default.
+    fn finish(&self, cluster: &mut Cluster, opts: &JepsenOpts) -> anyhow::Result<()> {
+        let _ = (cluster, opts);
+        Ok(())
+    }
+    /// Writes the history into `opts.dir` and checks it (the nodes have stopped; their data
+    /// directories are still there).
+    fn check(
+        &self,
+        history: &History<Self::Op, Self::Ret>,
+        cluster: &Cluster,
+        opts: &JepsenOpts,
+    ) -> anyhow::Result<Checked>;
+    /// See [`Jepsen::one_at_a_time`].
+    fn one_at_a_time(&self) -> Option<Id> {
+        None
+    }
+}
+
+/// What a client thread records through: the history, the counts, and whether to stop.
+pub struct Ctx<O, R> {
+    recorder: Recorder<O, R>,
+    counts: Mutex<Counts>,
+    stop: AtomicBool,
+    all_stopped: std::sync::Barrier,
+}
+
+impl<O, R> Ctx<O, R> {
+    /// Whether the workload is over.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Seconds since the start.
+    pub fn now(&self) -> f64 {
+        self.recorder.start.elapsed().as_secs_f64()
+    }
+
+    /// Records an invocation by `process`; the index names it when it completes.
+    pub fn invoke(&self, process: u64, id: u64, op: O, shown: String) -> usize {
+        self.recorder.invoke(process, id, op, shown)
+    }
+
+    /// Operation `i` returned `ret`.
+    pub fn ok(&self, i: usize, ret: R, shown: String) {
+        let at = self.recorder.complete(i, Outcome::Ok(ret), shown);
+        let mut counts = self.counts.lock().expect("counts lock");
+        counts.ok += 1;
+        counts.ok_times.push(at);
+    }
+
+    /// Operation `i` did not take effect.
+    pub fn fail(&self, i: usize, shown: String) {
+        self.recorder.complete(i, Outcome::Fail, shown);
+        self.counts.lock().expect("counts lock").failed += 1;
+    }
+
+    /// Operation `i`'s outcome is unknown.
+    pub fn info(&self, i: usize, shown: String) {
+        self.recorder.complete(i, Outcome::Info, shown);
+        self.counts.lock().expect("counts lock").indefinite += 1;
+    }
+
+    /// Completes operation `i` without counting it (the final operations).
+    pub fn complete_uncounted(&self, i: usize, outcome: Outcome<R>, shown: String) {
+        self.recorder.complete(i, outcome, shown);
+    }
+
+    /// Waits until every client thread has called this (each must, or none).
+    pub fn wait_all_stopped(&self) {
+        self.all_stopped.wait();
+    }
+}
+
+/// The workload of a protocol whose clients are the model's client actors ([`Jepsen`]).
+pub struct ActorWorkload<S>(std::marker::PhantomData<fn() -> S>);
+
+impl<S> ActorWorkload<S> {
+    pub const NEW: Self = ActorWorkload(std::marker::PhantomData);
+}
+
+impl<S: Jepsen> Workload for ActorWorkload<S>
+where
+    <S::Actor as stateright::actor::Actor>::Timer: std::hash::Hash + Eq,
+{
+    type Op = S::Op;
+    type Ret = S::Ret;
+    type Client = Driven<S>;
+
+    fn protocol(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn connect(&self, cluster: &Cluster, opts: &JepsenOpts, c: usize) -> anyhow::Result<Driven<S>> {
+        Ok(Driven::<S>::start(
+            &cluster.config,
+            &opts.tuning,
+            Some(CLIENT_IDS + c),
+        )?)
+    }
+
+    fn run_client(
+        &self,
+        mut client: Driven<S>,
+        c: usize,
+        opts: &JepsenOpts,
+        ctx: &Ctx<S::Op, S::Ret>,
+    ) {
+        let (keys, op_timeout) = (opts.keys, opts.op_timeout);
+        let mut rng = Rng::new(opts.seed).fork(c as u64);
+        let mut process = c as u64;
+        let mut n: u64 = 0;
+        while !ctx.stopped() {
+            n += 1;
+            let id = ((c as u64) << 32) | n;
+            let op = S::workload(&mut rng, keys, id);
+            let read_only = S::read_only(&op);
+            let name = S::show_op(&op);
+            let i = ctx.invoke(
+                process,
+                id,
+                op.clone(),
+                format!("process {process}: {name}"),
+            );
+            match client.call(op, op_timeout) {
+                Ok(ret) => {
+                    let shown = format!("process {process}: {name} => {:?}", S::show(&ret));
+                    ctx.ok(i, ret, shown);
+                }
+                Err(_) if read_only => {
+                    ctx.fail(i, format!("process {process}: {name} => failed"));
+                }
+                Err(_) => {
+                    ctx.info(i, format!("process {process}: {name} => indefinite"));
+                    // The open operation keeps this process busy: carry on as another.
+                    process += PROCESS_STRIDE;
+                }
+            }
+        }
+        let finals = S::final_ops(keys);
+        if finals.is_empty() {
+            return;
+        }
+        // Final operations, once every client has stopped and the nodes have settled.
+        ctx.wait_all_stopped();
+        std::thread::sleep(crate::service::FINAL_SETTLE);
+        for (k, op) in finals.into_iter().enumerate() {
+            let id = FINAL_OPS | ((c as u64) << 32) | k as u64;
+            let name = S::show_op(&op);
+            let i = ctx.invoke(
+                process,
+                id,
+                op.clone(),
+                format!("process {process}: {name}"),
+            );
+            let (outcome, shown) = match client.call(op, op_timeout) {
+                Ok(ret) => {
+                    let shown = format!("process {process}: {name} => {:?}", S::show(&ret));
+                    (Outcome::Ok(ret), shown)
+                }
+                Err(_) => (
+                    Outcome::Info,
+                    format!("process {process}: {name} => indefinite"),
+                ),
+            };
+            ctx.complete_uncounted(i, outcome, shown);
+        }
+    }
+
+    fn check(
+        &self,
+        history: &History<S::Op, S::Ret>,
+        _: &Cluster,
+        opts: &JepsenOpts,
+    ) -> anyhow::Result<Checked> {
+        S::check(history, &opts.dir)
+    }
+
+    fn one_at_a_time(&self) -> Option<Id> {
+        S::one_at_a_time()
+    }
+}
+
+/// Runs the test of protocol `S`, whose clients are its model's client actors.
 pub fn run<S: Jepsen>(opts: &JepsenOpts) -> anyhow::Result<JepsenReport>
 where
     <S::Actor as stateright::actor::Actor>::Timer: std::hash::Hash + Eq,
 {
+    run_workload(opts, &ActorWorkload::<S>::NEW)
+}
+
+/// Runs a test: starts the cluster, runs `workload`'s clients while the nemesis injects faults,
+/// then checks the history with the workload's check and writes the run's page.
+pub fn run_workload<W: Workload>(opts: &JepsenOpts, workload: &W) -> anyhow::Result<JepsenReport> {
     anyhow::ensure!(opts.nodes >= 1, "--nodes must be at least 1");
     anyhow::ensure!(opts.clients >= 1, "--clients must be at least 1");
     anyhow::ensure!(opts.keys >= 1, "--keys must be at least 1");
     let _ = fs::remove_dir_all(&opts.dir);
+    let protocol = workload.protocol();
     tracing::info!(
-        protocol = S::NAME,
+        protocol,
         seed = opts.seed,
         nemesis = ?opts.nemesis,
         bug = ?opts.bug,
         "jepsen starts"
     );
     let mut cluster = Cluster::start(ClusterSpec {
-        protocol: S::NAME.to_string(),
+        protocol: protocol.to_string(),
         node_bin: opts.node_bin.clone(),
         dir: opts.dir.clone(),
         nodes: opts.nodes,
         base_port: None,
         tuning: opts.tuning.clone(),
-        bug: opts.bug,
+        bug: workload.node_bug(opts),
         seed: Some(opts.seed),
         capacity: None,
     })?;
-    let recorder = Arc::new(Recorder::<S::Op, S::Ret> {
-        start: Instant::now(),
-        history: Mutex::new(History::default()),
-    });
-    let counts = Arc::new(Mutex::new(Counts::default()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let end = recorder.start + opts.duration;
-
-    let mut workers = Vec::new();
-    let finals = S::final_ops(opts.keys);
-    let all_stopped = Arc::new(std::sync::Barrier::new(opts.clients));
-    for c in 0..opts.clients {
-        let (recorder, counts, stop) = (recorder.clone(), counts.clone(), stop.clone());
-        let (finals, all_stopped) = (finals.clone(), all_stopped.clone());
-        let (keys, op_timeout, seed) = (opts.keys, opts.op_timeout, opts.seed);
-        let mut client = Driven::<S>::start(&cluster.config, &opts.tuning, Some(CLIENT_IDS + c))?;
-        workers.push(std::thread::spawn(move || {
-            let mut rng = Rng::new(seed).fork(c as u64);
-            let mut process = c as u64;
-            let mut n: u64 = 0;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let id = ((c as u64) << 32) | n;
-                let op = S::workload(&mut rng, keys, id);
-                let read_only = S::read_only(&op);
-                let name = S::show_op(&op);
-                let i = recorder.invoke(
-                    process,
-                    id,
-                    op.clone(),
-                    format!("process {process}: {name}"),
-                );
-                match client.call(op, op_timeout) {
-                    Ok(ret) => {
-                        let shown = format!("process {process}: {name} => {:?}", S::show(&ret));
-                        let at = recorder.complete(i, Outcome::Ok(ret), shown);
-                        let mut counts = counts.lock().expect("counts lock");
-                        counts.ok += 1;
-                        counts.ok_times.push(at);
-                    }
-                    Err(_) if read_only => {
-                        let shown = format!("process {process}: {name} => failed");
-                        recorder.complete(i, Outcome::Fail, shown);
-                        counts.lock().expect("counts lock").failed += 1;
-                    }
-                    Err(_) => {
-                        let shown = format!("process {process}: {name} => indefinite");
-                        recorder.complete(i, Outcome::Info, shown);
-                        counts.lock().expect("counts lock").indefinite += 1;
-                        // The open operation keeps this process busy: carry on as another.
-                        process += PROCESS_STRIDE;
-                    }
-                }
-            }
-            if finals.is_empty() {
-                return;
-            }
-            // Final operations, once every client has stopped and the nodes have settled.
-            all_stopped.wait();
-            std::thread::sleep(crate::service::FINAL_SETTLE);
-            for (k, op) in finals.into_iter().enumerate() {
-                let id = FINAL_OPS | ((c as u64) << 32) | k as u64;
-                let name = S::show_op(&op);
-                let i = recorder.invoke(
-                    process,
-                    id,
-                    op.clone(),
-                    format!("process {process}: {name}"),
-                );
-                let (outcome, shown) = match client.call(op, op_timeout) {
-                    Ok(ret) => {
-                        let shown = format!("process {process}: {name} => {:?}", S::show(&ret));
-                        (Outcome::Ok(ret), shown)
-                    }
-                    Err(_) => (
-                        Outcome::Info,
-                        format!("process {process}: {name} => indefinite"),
-                    ),
-                };
-                recorder.complete(i, outcome, shown);
-            }
-        }));
+    let clients = workload.clients(opts);
+    let mut connections = Vec::with_capacity(clients);
+    for c in 0..clients {
+        connections.push(workload.connect(&cluster, opts, c)?);
     }
+    let ctx = Ctx::<W::Op, W::Ret> {
+        recorder: Recorder {
+            start: Instant::now(),
+            history: Mutex::new(History::default()),
+        },
+        counts: Mutex::new(Counts::default()),
+        stop: AtomicBool::new(false),
+        all_stopped: std::sync::Barrier::new(clients),
+    };
+    let start = ctx.recorder.start;
+    let end = start + opts.duration;
 
-    // The nemesis: quiet, fault, heal, over and over, leaving the last stretch quiet.
     let mut faults = Vec::new();
-    let mut rng = Rng::new(opts.seed);
-    let quiet_end = opts.duration.saturating_sub(Duration::from_secs(3));
-    let since = |t: Instant| t.duration_since(recorder.start).as_secs_f64();
-    if !opts.nemesis.is_empty() {
-        loop {
-            let pause = Duration::from_millis(500 + rng.below(1000));
-            let length = Duration::from_millis(1000 + rng.below(2000));
-            if recorder.start.elapsed() + pause + length > quiet_end {
-                break;
-            }
-            std::thread::sleep(pause);
-            let kind = opts.nemesis[rng.below(opts.nemesis.len() as u64) as usize];
-            let start = Instant::now();
-            let detail = match kind {
-                Nemesis::Kill if S::one_at_a_time().is_some() => {
-                    // One node, never the spared one, never the last one serving; it comes
-                    // back empty (chain replication: it joins again at the tail).
-                    let alive = serving_nodes(&mut cluster, S::one_at_a_time());
-                    if alive.len() <= 1 {
-                        std::thread::sleep(length);
-                        "no kill: one node serving".to_string()
-                    } else {
-                        let victim = alive[rng.below(alive.len() as u64) as usize];
-                        cluster.kill(victim);
-                        std::thread::sleep(length);
-                        cluster.restart(victim)?;
-                        format!("kill -9 node {victim}, restarted (it joins again, empty)")
-                    }
-                }
-                Nemesis::Kill => {
-                    // Any number of nodes, up to all of them: a minority, a majority (the
-                    // cluster stops until they return) or a full-cluster crash.
-                    let count = 1 + rng.below(opts.nodes as u64) as usize;
-                    let mut victims: Vec<usize> = Vec::new();
-                    while victims.len() < count {
-                        let i = rng.below(opts.nodes as u64) as usize;
-                        if !victims.contains(&i) {
-                            victims.push(i);
-                        }
-                    }
-                    victims.sort_unstable();
-                    for &i in &victims {
-                        cluster.kill(i);
-                    }
-                    std::thread::sleep(length);
-                    for &i in &victims {
-                        cluster.restart(i)?;
-                    }
-                    format!("kill -9 nodes {victims:?}, restarted")
-                }
-                Nemesis::Partition if S::one_at_a_time().is_some() => {
-                    // Cut one node off (never the spared master, never the last one serving):
-                    // its lease runs out and it stops serving, the master removes it, and it
-                    // joins again once the partition heals.
-                    let alive = serving_nodes(&mut cluster, S::one_at_a_time());
-                    if alive.len() <= 1 {
-                        std::thread::sleep(length);
-                        "no partition: one node serving".to_string()
-                    } else {
-                        let side = [alive[rng.below(alive.len() as u64) as usize]];
-                        cluster.partition(&side);
-                        std::thread::sleep(length);
-                        cluster.set_all(&Faults::default());
-                        format!(
-                            "node {} cut off from the rest (it stops serving, then joins again)",
-                            side[0]
-                        )
-                    }
-                }
-                Nemesis::Partition => {
-                    let minority = opts.nodes.saturating_sub(1) / 2;
-                    let mut side: Vec<usize> = Vec::new();
-                    // Half the time, cut off the leader (as a probe read finds it): the case
-                    // where a stale leader may still answer.
-                    if minority > 0 && rng.below(2) == 0 {
-                        side.extend(cluster.leader());
-                    }
-                    while side.len() < minority.max(1).min(opts.nodes) {
-                        let i = rng.below(opts.nodes as u64) as usize;
-                        if !side.contains(&i) {
-                            side.push(i);
-                        }
-                    }
-                    side.sort_unstable();
-                    cluster.partition(&side);
-                    std::thread::sleep(length);
-                    cluster.set_all(&Faults::default());
-                    format!("nodes {side:?} cut off from the rest")
-                }
-                Nemesis::Loss => {
-                    cluster.set_all(&Faults {
-                        blocked: Vec::new(),
-                        loss: 0.1,
-                        max_delay_ms: 27,
-                    });
-                    std::thread::sleep(length);
-                    cluster.set_all(&Faults::default());
-                    "10% of messages between nodes lost, the rest delayed 0-27 ms".to_string()
-                }
-                Nemesis::Delay => {
-                    cluster.set_all(&Faults {
-                        blocked: Vec::new(),
-                        loss: 0.0,
-                        max_delay_ms: 27,
-                    });
-                    std::thread::sleep(length);
-                    cluster.set_all(&Faults::default());
-                    "messages between nodes delayed 0-27 ms, in order".to_string()
-                }
-            };
-            tracing::info!(?kind, %detail, "fault healed");
-            faults.push(FaultRecord {
-                kind,
-                detail,
-                start: since(start),
-                healed: since(Instant::now()),
-            });
+    let nemesis = std::thread::scope(|scope| {
+        let workers: Vec<_> = connections
+            .into_iter()
+            .enumerate()
+            .map(|(c, client)| {
+                let ctx = &ctx;
+                scope.spawn(move || workload.run_client(client, c, opts, ctx))
+            })
+            .collect();
+        let result = nemesis(
+            &mut cluster,
+            opts,
+            workload.one_at_a_time(),
+            start,
+            &mut faults,
+        );
+        if result.is_ok() {
+            std::thread::sleep(end.saturating_duration_since(Instant::now()));
         }
-    }
-    let last_heal = faults.last().map_or(0.0, |f| f.healed);
-    std::thread::sleep(end.saturating_duration_since(Instant::now()));
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join()
-            .map_err(|_| anyhow::anyhow!("a client thread panicked"))?;
-    }
+        ctx.stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a client thread panicked"))?;
+        }
+        result
+    });
+    nemesis?;
+    let last_heal = faults.last().map_or(0.0, |f: &FaultRecord| f.healed);
+    workload.finish(&mut cluster, opts)?;
     cluster.stop();
-    let seconds = recorder.start.elapsed().as_secs_f64();
+    let seconds = start.elapsed().as_secs_f64();
 
-    let history = std::mem::take(&mut *recorder.history.lock().expect("history lock"));
+    let history = std::mem::take(&mut *ctx.recorder.history.lock().expect("history lock"));
     let checked = Instant::now();
-    let check = S::check(&history, &opts.dir)?;
-    let counts = counts.lock().expect("counts lock");
+    let check = workload.check(&history, &cluster, opts)?;
+    let counts = ctx.counts.lock().expect("counts lock");
     let report = JepsenReport {
-        protocol: S::NAME,
+        protocol,
         seed: opts.seed,
         nemesis: opts.nemesis.clone(),
         bug: opts.bug,
@@ -508,6 +594,171 @@ where
     };
     fs::write(&report.page, crate::viewer::page(&report, &history))?;
     Ok(report)
+}
+
+/// The nemesis: quiet, fault, heal, over and over, leaving the last 3 s quiet. Each fault is
+/// healed before the next; a fault that cannot be healed (a node that does not restart) ends
+/// the run with an error.
+fn nemesis(
+    cluster: &mut Cluster,
+    opts: &JepsenOpts,
+    one_at_a_time: Option<Id>,
+    t0: Instant,
+    faults: &mut Vec<FaultRecord>,
+) -> anyhow::Result<()> {
+    let mut rng = Rng::new(opts.seed);
+    let quiet_end = opts.duration.saturating_sub(Duration::from_secs(3));
+    let since = |t: Instant| t.duration_since(t0).as_secs_f64();
+    if opts.nemesis.is_empty() {
+        return Ok(());
+    }
+    loop {
+        let pause = Duration::from_millis(500 + rng.below(1000));
+        let length = Duration::from_millis(1000 + rng.below(2000));
+        if t0.elapsed() + pause + length > quiet_end {
+            return Ok(());
+        }
+        std::thread::sleep(pause);
+        let kind = opts.nemesis[rng.below(opts.nemesis.len() as u64) as usize];
+        let start = Instant::now();
+        let detail = match kind {
+            Nemesis::Kill if one_at_a_time.is_some() => {
+                // One node, never the spared one, never the last one serving; it comes
+                // back empty (chain replication: it joins again at the tail).
+                let alive = serving_nodes(cluster, one_at_a_time);
+                if alive.len() <= 1 {
+                    std::thread::sleep(length);
+                    "no kill: one node serving".to_string()
+                } else {
+                    let victim = alive[rng.below(alive.len() as u64) as usize];
+                    cluster.kill(victim);
+                    std::thread::sleep(length);
+                    cluster.restart(victim)?;
+                    format!("kill -9 node {victim}, restarted (it joins again, empty)")
+                }
+            }
+            Nemesis::Kill => {
+                // Any number of nodes, up to all of them: a minority, a majority (the
+                // cluster stops until they return) or a full-cluster crash.
+                let count = 1 + rng.below(opts.nodes as u64) as usize;
+                let mut victims: Vec<usize> = Vec::new();
+                while victims.len() < count {
+                    let i = rng.below(opts.nodes as u64) as usize;
+                    if !victims.contains(&i) {
+                        victims.push(i);
+                    }
+                }
+                victims.sort_unstable();
+                for &i in &victims {
+                    cluster.kill(i);
+                }
+                std::thread::sleep(length);
+                for &i in &victims {
+                    cluster.restart(i)?;
+                }
+                format!("kill -9 nodes {victims:?}, restarted")
+            }
+            Nemesis::Partition if one_at_a_time.is_some() => {
+                // Cut one node off (never the spared master, never the last one serving):
+                // its lease runs out and it stops serving, the master removes it, and it
+                // joins again once the partition heals.
+                let alive = serving_nodes(cluster, one_at_a_time);
+                if alive.len() <= 1 {
+                    std::thread::sleep(length);
+                    "no partition: one node serving".to_string()
+                } else {
+                    let side = [alive[rng.below(alive.len() as u64) as usize]];
+                    cluster.partition(&side);
+                    std::thread::sleep(length);
+                    cluster.set_all(&Faults::default());
+                    format!(
+                        "node {} cut off from the rest (it stops serving, then joins again)",
+                        side[0]
+                    )
+                }
+            }
+            Nemesis::Partition => {
+                let minority = opts.nodes.saturating_sub(1) / 2;
+                let mut side: Vec<usize> = Vec::new();
+                // Half the time, cut off the leader (as a probe read finds it): the case
+                // where a stale leader may still answer.
+                if minority > 0 && rng.below(2) == 0 {
+                    side.extend(cluster.leader());
+                }
+                while side.len() < minority.max(1).min(opts.nodes) {
+                    let i = rng.below(opts.nodes as u64) as usize;
+                    if !side.contains(&i) {
+                        side.push(i);
+                    }
+                }
+                side.sort_unstable();
+                cluster.partition(&side);
+                std::thread::sleep(length);
+                cluster.set_all(&Faults::default());
+                format!("nodes {side:?} cut off from the rest")
+            }
+            Nemesis::Loss => {
+                cluster.set_all(&Faults {
+                    blocked: Vec::new(),
+                    loss: 0.1,
+                    max_delay_ms: 27,
+                });
+                std::thread::sleep(length);
+                cluster.set_all(&Faults::default());
+                "10% of messages between nodes lost, the rest delayed 0-27 ms".to_string()
+            }
+            Nemesis::Delay => {
+                cluster.set_all(&Faults {
+                    blocked: Vec::new(),
+                    loss: 0.0,
+                    max_delay_ms: 27,
+                });
+                std::thread::sleep(length);
+                cluster.set_all(&Faults::default());
+                "messages between nodes delayed 0-27 ms, in order".to_string()
+            }
+            Nemesis::Pause => {
+                // One node: for a fail-stop protocol a serving one, never the spared one;
+                // otherwise half the time the leader (a paused leader that wakes up still
+                // thinks it leads), else any.
+                let victim = if one_at_a_time.is_some() {
+                    let alive = serving_nodes(cluster, one_at_a_time);
+                    (alive.len() > 1).then(|| alive[rng.below(alive.len() as u64) as usize])
+                } else {
+                    let leader = if rng.below(2) == 0 {
+                        cluster.leader()
+                    } else {
+                        None
+                    };
+                    Some(leader.unwrap_or_else(|| rng.below(opts.nodes as u64) as usize))
+                };
+                match victim {
+                    None => {
+                        std::thread::sleep(length);
+                        "no pause: one node serving".to_string()
+                    }
+                    Some(victim) => {
+                        let paused = cluster.pause(victim);
+                        std::thread::sleep(length);
+                        // Resume it whatever happened: a node left stopped would stall the
+                        // rest of the run.
+                        cluster.resume(victim)?;
+                        match paused {
+                            Ok(()) => format!("node {victim} paused (SIGSTOP), then resumed"),
+                            Err(e) => format!("node {victim} not paused: {e}"),
+                        }
+                    }
+                }
+            }
+        };
+        tracing::info!(?kind, %detail, "fault healed");
+        faults.push(FaultRecord {
+            kind,
+            detail,
+            start: since(start),
+            healed: since(Instant::now()),
+        });
+    }
 }
 
 /// The nodes a fail-stop nemesis may take: those serving, but the spared one.

@@ -38,6 +38,9 @@ pub struct Tuning {
     pub snapshot_every: u64,
     /// GFS's chunk size in bytes (§2.5: 64 MB).
     pub chunk_bytes: u64,
+    /// The shortest session timeout a ZooKeeper server grants (`minSessionTimeout`; 4 s, two of
+    /// ZooKeeper's default 2-second ticks).
+    pub session_min: Duration,
 }
 
 impl Default for Tuning {
@@ -47,6 +50,7 @@ impl Default for Tuning {
             heartbeat: Duration::from_millis(50),
             snapshot_every: 1000,
             chunk_bytes: 64 << 20,
+            session_min: Duration::from_millis(4_000),
         }
     }
 }
@@ -223,7 +227,8 @@ pub trait Jepsen: Client {
         None
     }
 
-    /// The faults `jepsen` injects unless told otherwise; it refuses others.
+    /// The faults `jepsen` injects unless told otherwise; it refuses others but `pause`, which
+    /// every protocol takes ([`accepts_nemesis`]).
     fn nemeses() -> &'static [Nemesis] {
         &[
             Nemesis::Kill,
@@ -370,20 +375,35 @@ where
     }
 
     fn jepsen(&self, opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
-        if let Some(n) = opts.nemesis.iter().find(|n| !S::nemeses().contains(n)) {
-            let names: Vec<String> = S::nemeses().iter().map(|n| n.to_string()).collect();
-            anyhow::bail!(
-                "{} does not take the nemesis '{n}' (it takes {})",
-                S::NAME,
-                names.join(", ")
-            );
-        }
+        check_nemeses(S::NAME, S::nemeses(), &opts.nemesis)?;
         crate::jepsen::run::<S>(opts)
     }
 
     fn nemeses(&self) -> &'static [Nemesis] {
         S::nemeses()
     }
+}
+
+/// Whether a protocol whose default faults are `defaults` takes `n`: its defaults, and `pause`,
+/// which every protocol takes (a paused node is one that is slow to answer, which any protocol
+/// must bear).
+pub fn accepts_nemesis(defaults: &[Nemesis], n: Nemesis) -> bool {
+    defaults.contains(&n) || n == Nemesis::Pause
+}
+
+/// An error naming the first of `asked` that protocol `name` does not take.
+pub fn check_nemeses(name: &str, defaults: &[Nemesis], asked: &[Nemesis]) -> anyhow::Result<()> {
+    if let Some(n) = asked.iter().find(|n| !accepts_nemesis(defaults, **n)) {
+        let mut names: Vec<String> = defaults.iter().map(|n| n.to_string()).collect();
+        if !defaults.contains(&Nemesis::Pause) {
+            names.push(Nemesis::Pause.to_string());
+        }
+        anyhow::bail!(
+            "{name} does not take the nemesis '{n}' (it takes {})",
+            names.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Runs one operation, from the command line's words, by a fresh client of protocol `S`.
@@ -446,7 +466,7 @@ pub static SERVICES: &[&dyn Protocol] = &[
     &Full::<crate::cops::CopsService>::NEW,
     &ServerOnly::<crate::mapreduce::CoordinatorService>::NEW,
     &WithClients::<crate::gfs::GfsService>::NEW,
-    &ServerOnly::<crate::zk::ZkService>::NEW,
+    &crate::zk::jepsen::ZkProtocol,
 ];
 
 /// How `node NAME` runs a server.
@@ -539,7 +559,7 @@ pub fn parse_bug(p: &dyn Protocol, name: &str) -> Result<&'static str, String> {
             format!("{} has no seeded bugs that run on nodes", p.name())
         } else {
             format!(
-                "unknown bug '{name}' for {} (those that run on nodes: {})",
+                "unknown bug '{name}' for {} (its bugs: {})",
                 p.name(),
                 p.bugs().join(", ")
             )
@@ -568,9 +588,9 @@ pub fn protocols_help(listing: Listing) -> String {
     for p in SERVICES {
         let text = match (listing, p.ops_help()) {
             (Listing::All, _) => p.summary(),
-            (Listing::Tested, Some(_)) => p.summary(),
+            (Listing::Tested, _) if !p.nemeses().is_empty() => p.summary(),
             (Listing::Operations, Some(ops)) => ops,
-            (_, None) => continue,
+            _ => continue,
         };
         s.push_str(&format!("  {:<10} {text}\n", p.name()));
     }

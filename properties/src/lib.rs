@@ -9,8 +9,11 @@
 //!   P-compositionality, for histories of thousands of operations, with the sequential specifications
 //!   of a register, a compare-and-set register, a get/put/append key-value store and ZooKeeper's versioned znodes, and readers for
 //!   Jepsen logs, Porcupine's KV logs and the workbench's own `jsonl` histories.
+//! - [`zookeeper`]: ZooKeeper's FIFO client order (§2.3) on a session's replies, and mutual
+//!   exclusion of the lock recipe (§2.4) on the committed transaction log.
 
 pub mod causal;
 pub mod commitment;
 pub mod linearizability;
 pub mod serializability;
+pub mod zookeeper;

@@ -39,9 +39,10 @@ struct Cli {
     /// Seconds of workload; faults stop 3 s before the end.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
-    /// Faults to inject, comma-separated: kill, partition, loss, delay; `none` for none. By
-    /// default every one the protocol takes (chain replication's nodes are fail-stop on reliable
-    /// links: kill, partition, delay).
+    /// Faults to inject, comma-separated: kill (kill -9, then a restart from disk), partition,
+    /// loss, delay, pause (SIGSTOP one node, SIGCONT at heal); `none` for none. By default the
+    /// protocol's own set (chain replication's nodes are fail-stop on reliable links: kill,
+    /// partition, delay; zk: kill, partition, pause); every protocol also takes pause.
     #[arg(long)]
     nemesis: Option<String>,
     /// Fixes the workload and the fault schedule.
@@ -63,7 +64,8 @@ struct Cli {
     #[arg(long)]
     json: bool,
     /// Run the nodes with one of the model's seeded bugs: the test should then find the history
-    /// does not check.
+    /// does not check. zk's `lock-no-recheck` is a bug of its lock clients (the nodes run
+    /// without it).
     #[arg(long)]
     bug: Option<String>,
 }

@@ -47,6 +47,9 @@ struct Cli {
     /// GFS's chunk size in bytes (§2.5; 64 MB by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(4096..=(1 << 32)))]
     chunk_bytes: Option<u64>,
+    /// The shortest session timeout a ZooKeeper server grants, milliseconds (4000 by default).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    session_min_ms: Option<u64>,
     /// Run with one of the model's seeded bugs (for tests that must catch it).
     #[arg(long)]
     bug: Option<String>,
@@ -91,6 +94,9 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(n) = cli.chunk_bytes {
         tuning.chunk_bytes = n;
+    }
+    if let Some(ms) = cli.session_min_ms {
+        tuning.session_min = std::time::Duration::from_millis(ms);
     }
     let bug = service::parse_bug_flag(p, cli.bug.as_deref())?;
     p.run_node(&NodeArgs {

@@ -38,7 +38,8 @@ use crate::node::Inbox;
 /// What `srvr` and `envi` report as the version (clients parse its first three numbers).
 pub const VERSION: &str = "3.8.0-workbench";
 
-/// ZooKeeper's session timeout bounds: 2 and 20 ticks of its 2-second `tickTime`.
+/// ZooKeeper's default session timeout bounds: 2 and 20 ticks of its 2-second `tickTime`
+/// (`node zk --session-min-ms` lowers the first, as ZooKeeper's `minSessionTimeout` does).
 pub const MIN_SESSION_MS: i32 = 4_000;
 pub const MAX_SESSION_MS: i32 = 40_000;
 
@@ -94,6 +95,8 @@ pub struct Db {
     next_session: i64,
     /// `digest:` ids equal to this one are the super user's too ([`auth::authenticate`]).
     super_digest: Option<String>,
+    /// The session timeouts granted: a client's request is clamped into this range.
+    session_ms: (i32, i32),
 }
 
 impl Db {
@@ -104,6 +107,7 @@ impl Db {
             // ZooKeeper's `SessionTrackerImpl.initializeNextSessionId`: the server id in the
             // top byte, the clock below it.
             next_session: ((t << 24) as u64 >> 8) as i64 | ((me as i64) << 56),
+            session_ms: (MIN_SESSION_MS, MAX_SESSION_MS),
             ..Db::default()
         }
     }
@@ -111,6 +115,13 @@ impl Db {
     /// The super user's digest (`user:base64(sha1)`), or none.
     pub fn set_super_digest(&mut self, digest: Option<String>) {
         self.super_digest = digest;
+    }
+
+    /// The shortest session timeout granted (ZooKeeper's `minSessionTimeout`), in milliseconds;
+    /// the longest stays [`MAX_SESSION_MS`] (or this, if longer).
+    pub fn set_min_session_ms(&mut self, ms: i32) {
+        let ms = ms.max(1);
+        self.session_ms = (ms, MAX_SESSION_MS.max(ms));
     }
 
     pub fn set_inbox(&mut self, inbox: Inbox<ZkMsg>) {
@@ -434,7 +445,7 @@ impl Db {
             );
             return Ok(None);
         }
-        let timeout = req.time_out.clamp(MIN_SESSION_MS, MAX_SESSION_MS);
+        let timeout = req.time_out.clamp(self.session_ms.0, self.session_ms.1);
         self.next_gen += 1;
         let gen = self.next_gen;
         let peer = stream.peer_addr()?.ip();

@@ -9,10 +9,14 @@
 //! - [`server`]: the server actor: Zab, leader election, pings, sessions.
 //! - [`db`]: the tree as a server holds it, and its client port.
 //! - [`store`]: the epochs and the transaction log on disk.
+//! - [`client`]: a small client over jute, with pipelined requests.
+//! - [`jepsen`]: `jepsen zk`: register and lock clients under faults, checked for linearizable
+//!   writes, FIFO client order and the lock recipe's single holder.
 
 pub mod auth;
 pub mod client;
 pub mod db;
+pub mod jepsen;
 pub mod jute;
 pub mod server;
 pub mod store;
@@ -42,7 +46,8 @@ impl Service for ZkService {
         "ZooKeeper: Zab between the servers, ZooKeeper's client protocol on each data port";
     const TUNING_HELP: &'static str = "--heartbeat-ms: the tick (pings, election notifications); \
          --timeout-ms: how long a silent leader or a lost quorum is borne (syncLimit); \
-         --snapshot-every: delivered txns between snapshots of the tree (snapCount; 0: never)";
+         --snapshot-every: delivered txns between snapshots of the tree (snapCount; 0: never); \
+         --session-min-ms: the shortest session timeout granted (minSessionTimeout)";
     const DATA_PORTS: bool = true;
 
     fn bugs() -> Vec<&'static str> {
@@ -57,6 +62,17 @@ impl Service for ZkService {
             // ours between two steps.
             snapshot_every: 10_000,
             ..Tuning::default()
+        }
+    }
+
+    /// Sessions as short as [`jepsen::LOCK_SESSION`]'s, so that a paused lock client's session
+    /// expires within a short run.
+    fn jepsen_tuning() -> Tuning {
+        Tuning {
+            session_min: Duration::from_millis(200),
+            // The lock check replays a server's whole log, which a snapshot would cut short.
+            snapshot_every: 0,
+            ..Self::tuning()
         }
     }
 
@@ -77,13 +93,21 @@ impl Service for ZkService {
         let tick = tuning.heartbeat.max(Duration::from_millis(1));
         let limit = (tuning.timeout.start.as_millis() / tick.as_millis()).max(2) as u32;
         let servers: Vec<Id> = cluster.nodes.keys().copied().collect();
-        let server = ZkServer::new(id, servers, bug.and_then(ZabBug::from_name), tick, limit)
-            .with_snap_count(tuning.snapshot_every);
-        server
-            .db
-            .lock()
-            .expect("db lock")
-            .set_super_digest(auth::super_digest_from_env());
+        let bug = match bug {
+            None => None,
+            Some(name) => Some(ZabBug::from_name(name).ok_or_else(|| {
+                ServiceError::Invalid(format!(
+                    "'{name}' is not a bug of the servers (it is one of `jepsen zk`'s lock clients)"
+                ))
+            })?),
+        };
+        let server =
+            ZkServer::new(id, servers, bug, tick, limit).with_snap_count(tuning.snapshot_every);
+        {
+            let mut db = server.db.lock().expect("db lock");
+            db.set_super_digest(auth::super_digest_from_env());
+            db.set_min_session_ms(tuning.session_min.as_millis().min(i32::MAX as u128) as i32);
+        }
         let listener = std::net::TcpListener::bind(client_port)
             .map_err(|e| ServiceError::Invalid(format!("client port {client_port}: {e}")))?;
         let db = server.db.clone();

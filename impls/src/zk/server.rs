@@ -202,7 +202,9 @@ pub struct ZkServer {
 impl ZkServer {
     pub fn new(me: Id, servers: Vec<Id>, bug: Option<ZabBug>, tick: Duration, limit: u32) -> Self {
         ZkServer {
-            zab: ZabActor::new(servers, bug),
+            // The model bounds epochs to keep its state space small; an ensemble runs for
+            // as many elections as it needs (an epoch is ZooKeeper's 32 high bits of a zxid).
+            zab: ZabActor::new(servers, bug).with_max_epoch(Epoch::MAX - 1),
             tick,
             limit,
             db: Arc::new(Mutex::new(Db::new(usize::from(me)))),

@@ -24,7 +24,6 @@ use models::zab::{Entry, ZabDisk, Zxid};
 use serde::{Deserialize, Serialize};
 
 use super::server::ZkEntry;
-use super::tree::TxnOp;
 use crate::storage::{write_atomic, Store};
 
 #[derive(Serialize, Deserialize, PartialEq, Clone, Copy)]
@@ -83,6 +82,14 @@ impl ZkStore {
 
     fn log_path(&self) -> PathBuf {
         self.dir.join("log")
+    }
+
+    /// The transaction log in the data directory `dir`, as a restart would replay it (`jepsen
+    /// zk` reads a server's log after the run). It may end with proposals never committed, and
+    /// it holds only the transactions after the latest snapshot: `jepsen zk` runs its servers
+    /// without snapshots so that the log is the whole history.
+    pub fn read_log(dir: &Path) -> std::io::Result<Vec<ZkEntry>> {
+        Self::replay(&dir.join("log"))
     }
 
     /// The entries of a file of records, up to the first torn record.
@@ -269,7 +276,7 @@ mod tests {
 
     use super::*;
     use crate::zk::db::Write;
-    use crate::zk::tree::{DataTree, Txn};
+    use crate::zk::tree::{DataTree, Txn, TxnOp};
 
     fn txn(counter: u32) -> ZkEntry {
         ZkEntry::noop((1, counter))

@@ -224,6 +224,9 @@ pub struct ZabActor<E = Zxid> {
     /// Every server of the ensemble, this one included.
     pub servers: Vec<Id>,
     pub bug: Option<ZabBug>,
+    /// The highest epoch a leader may propose: [`MAX_EPOCH`] in the model, whose state space
+    /// it bounds; a real ensemble lifts it ([`ZabActor::with_max_epoch`]).
+    pub max_epoch: Epoch,
     entry: PhantomData<fn() -> E>,
 }
 
@@ -235,8 +238,14 @@ impl<E: Entry> ZabActor<E> {
         ZabActor {
             servers,
             bug,
+            max_epoch: MAX_EPOCH,
             entry: PhantomData,
         }
+    }
+
+    /// The actor with leaders allowed to propose epochs up to `max_epoch`.
+    pub fn with_max_epoch(self, max_epoch: Epoch) -> Self {
+        ZabActor { max_epoch, ..self }
     }
 
     pub fn quorum(&self) -> usize {
@@ -292,7 +301,7 @@ impl<E: Entry> ZabActor<E> {
                         return;
                     }
                     let epoch = l.infos.values().copied().max().unwrap_or(0) + 1;
-                    if epoch > MAX_EPOCH {
+                    if epoch > self.max_epoch {
                         s.role = self.look(me, o);
                         return;
                     }
