@@ -49,9 +49,24 @@ pub use model::{ZkCfg, ZkModel};
 use crate::catalog::{Bug, Param, Params, Spec};
 
 const PARAMS: &[Param] = &[
-    Param::int("clients", "clients running the lock recipe", 3, 1, 3),
-    Param::int("expiries", "sessions the leader may expire", 1, 0, 2),
+    Param::int("clients", "clients running the lock recipe", 3, 0, 3),
+    Param::int("expiries", "lock clients' sessions the leader may expire", 1, 0, 2),
+    Param::int(
+        "registers",
+        "register clients pipelining setData, getData and sync on one znode",
+        2,
+        0,
+        2,
+    ),
+    Param::int("moves", "register sessions moved to another server, in all", 1, 0, 2),
+    Param::int("leader-changes", "times the leader may be deposed", 1, 0, 1),
 ];
+
+/// The lock recipe's properties and the register clients', named once for the bug table.
+const ONE_HOLDER: &str = "the lock recipe has at most one holder (§2.4)";
+const LINEARIZABLE: &str = "writes are linearizable (§2.3)";
+const FIFO: &str = "each client's operations take effect in its FIFO order (§2.3)";
+const WATCH: &str = "a watch event reaches a client before it can read the new data (§2.3)";
 
 /// The `zookeeper` entry of the checker's registry.
 pub struct ZkSpec;
@@ -71,26 +86,56 @@ impl Spec for ZkSpec {
         Bug {
             name: ZkBug::LockNoRecheck.name(),
             breaks: &[
-                "the lock recipe has at most one holder (§2.4)",
+                ONE_HOLDER,
                 "a waiter whose predecessor's session expired waits again on the node below (§2.4)",
             ],
             help: "the recipe takes the lock when its predecessor vanishes, without listing again",
-            params: &[],
+            params: &[("registers", "0")],
         },
         Bug {
             name: ZkBug::CreateAfterClose.name(),
             breaks: &["ephemerals die with their session (§2.1)"],
             help: "the leader orders a create from a session it already closed",
-            params: &[],
+            params: &[("registers", "0")],
         },
         Bug {
             name: ZkBug::LocalSequence.name(),
             breaks: &[
                 "sequential suffixes are unique and increasing (§2.1)",
-                "the lock recipe has at most one holder (§2.4)",
+                ONE_HOLDER,
             ],
             help: "the follower numbers sequential nodes from its own, lagging replica",
-            params: &[],
+            params: &[("registers", "0")],
+        },
+        Bug {
+            name: ZkBug::HerdEffect.name(),
+            breaks: &["a waiter is woken only by its predecessor (§2.4: no herd effect)"],
+            help: "the recipe watches the lock's children: every change wakes every waiter",
+            params: &[("registers", "0")],
+        },
+        Bug {
+            name: ZkBug::VersionCheckAtFollower.name(),
+            breaks: &[LINEARIZABLE],
+            help: "a follower checks setData's version on its lagging replica, then forwards it unconditionally",
+            params: &[("clients", "0"), ("leader-changes", "0"), ("moves", "0")],
+        },
+        Bug {
+            name: ZkBug::ReadAheadOfWrite.name(),
+            breaks: &[FIFO],
+            help: "a server answers a session's read while the session's earlier write is in flight",
+            params: &[("clients", "0"), ("leader-changes", "0"), ("moves", "0")],
+        },
+        Bug {
+            name: ZkBug::ReconnectAhead.name(),
+            breaks: &[FIFO],
+            help: "a server accepts a session whose last seen zxid is ahead of its own",
+            params: &[("clients", "0"), ("leader-changes", "0")],
+        },
+        Bug {
+            name: ZkBug::WatchAfterReply.name(),
+            breaks: &[WATCH],
+            help: "a server sends a write's reply before the watch events it fires",
+            params: &[("clients", "0"), ("leader-changes", "0"), ("moves", "0")],
         },
     ];
 
@@ -117,6 +162,9 @@ impl Spec for ZkSpec {
         ZkCfg {
             clients: params.int("clients") as u8,
             expiries: params.int("expiries") as u8,
+            registers: params.int("registers") as u8,
+            moves: params.int("moves") as u8,
+            leader_changes: params.int("leader-changes") as u8,
             bug,
         }
         .into_model()
