@@ -375,7 +375,7 @@ pub enum ZkActor {
     },
     Register {
         server: Id,
-        /// Every server, for moves.
+        /// The servers it may move to (none: it stays).
         servers: Vec<Id>,
         script: Vec<Op>,
     },
@@ -568,13 +568,17 @@ impl ZkActor {
                 xid,
                 op,
                 seq,
-            } if s.leads() && !s.deposed => {
+            } if s.leads() => {
                 if op == Op::Sync {
-                    // Behind every commit already sent to this follower (FIFO links).
+                    // Behind every commit already sent to this follower (FIFO links). A deposed
+                    // leader answers from its frozen log: it does not know (§2.3's caveat).
                     o.send(src, ZkMsg::Sync { client, xid });
                     return;
                 }
-                self.order(me, s, client, (src, client, xid), op, seq, o);
+                // A deposed leader's proposals never reach a quorum: the write hangs.
+                if !s.deposed {
+                    self.order(me, s, client, (src, client, xid), op, seq, o);
+                }
             }
             ZkMsg::Commit { zxid, txn, origin }
                 if s.role == Role::Following && zxid == s.replica.applied + 1 =>

@@ -114,7 +114,9 @@ impl ZkCfg {
             let (server, script) = register_script(r);
             actors.push(ZkActor::Register {
                 server: servers[server],
-                servers: servers.clone(),
+                // Only `r1` moves: to the follower (whose replica may lag what it saw at the
+                // leader) or to the next epoch's leader.
+                servers: if r == 1 { servers.clone() } else { Vec::new() },
                 script,
             });
         }
