@@ -111,7 +111,7 @@ impl Spec for ZkSpec {
             name: ZkBug::HerdEffect.name(),
             breaks: &["a waiter is woken only by its predecessor (§2.4: no herd effect)"],
             help: "the recipe watches the lock's children: every change wakes every waiter",
-            params: &[("registers", "0")],
+            params: &[("registers", "0"), ("expiries", "0")],
         },
         Bug {
             name: ZkBug::VersionCheckAtFollower.name(),
@@ -127,7 +127,10 @@ impl Spec for ZkSpec {
         },
         Bug {
             name: ZkBug::ReconnectAhead.name(),
-            breaks: &[FIFO],
+            breaks: &[
+                FIFO,
+                "a server refuses a client that has seen a later zxid (§2.3)",
+            ],
             help: "a server accepts a session whose last seen zxid is ahead of its own",
             params: &[("clients", "0"), ("leader-changes", "0")],
         },
