@@ -589,7 +589,13 @@ impl ZkActor {
                 let head = s.queue.get(&client).and_then(|q| q.first()).cloned();
                 if head == Some((xid, Op::Sync)) {
                     s.queue.get_mut(&client).expect("head exists").remove(0);
-                    self.reply(s, Self::client_id(*first_client, client), xid, Ret::Synced, o);
+                    self.reply(
+                        s,
+                        Self::client_id(*first_client, client),
+                        xid,
+                        Ret::Synced,
+                        o,
+                    );
                     self.drain(s, client, o);
                 }
             }
@@ -1139,12 +1145,7 @@ impl Actor for ZkActor {
                 // The other servers elect the standby, which syncs the committed log (Zab §4);
                 // this leader has lost its quorum and has not noticed.
                 s.deposed = true;
-                o.send(
-                    *standby,
-                    ZkMsg::NewLeader {
-                        log: s.log.clone(),
-                    },
-                );
+                o.send(*standby, ZkMsg::NewLeader { log: s.log.clone() });
             }
             (ZkState::Client(c), ZkTimer::Release, ZkActor::Client { server, .. })
                 if c.recipe == Recipe::Holding =>

@@ -99,7 +99,13 @@ use crate::catalog::{Bug, Param, Params, Spec};
 
 const PARAMS: &[Param] = &[
     Param::int("clients", "clients running the lock recipe", 3, 0, 3),
-    Param::int("expiries", "lock clients' sessions the leader may expire", 1, 0, 2),
+    Param::int(
+        "expiries",
+        "lock clients' sessions the leader may expire",
+        1,
+        0,
+        2,
+    ),
     Param::int(
         "registers",
         "register clients pipelining setData, getData and sync on one znode",
@@ -107,7 +113,13 @@ const PARAMS: &[Param] = &[
         0,
         2,
     ),
-    Param::int("moves", "register sessions moved to another server, in all", 1, 0, 2),
+    Param::int(
+        "moves",
+        "register sessions moved to another server, in all",
+        1,
+        0,
+        2,
+    ),
     Param::int("leader-changes", "times the leader may be deposed", 1, 0, 1),
 ];
 
@@ -127,9 +139,9 @@ impl Spec for ZkSpec {
 
     const NAME: &'static str = "zookeeper";
     const PAPER: &'static str =
-        "Hunt, Konar, Junqueira & Reed, ZooKeeper (USENIX ATC 2010) §§2.1-2.4";
+        "Hunt, Konar, Junqueira & Reed, ZooKeeper (USENIX ATC 2010) §§2.1-2.4, 4.4";
     const SUMMARY: &'static str =
-        "ZooKeeper: sessions, ephemeral sequential nodes, watches and the lock recipe over one log";
+        "ZooKeeper over one log: sessions, the lock recipe, versioned setData, watches, sync across a leader change";
     const PARAMS: &'static [Param] = PARAMS;
     const BUGS: &'static [Bug] = &[
         Bug {

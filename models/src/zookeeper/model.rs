@@ -19,8 +19,8 @@ use stateright::actor::{ActorModel, ActorModelAction, Envelope, Id, Network};
 use stateright::Property;
 
 use super::actor::{
-    Client, ClientState, Connection, Data, Op, Recipe, RegisterState, Ret, Role, ServerState,
-    Txn, Version, Xid, ZkActor, ZkBug, ZkMsg, ZkState, ZkTimer,
+    Client, ClientState, Connection, Data, Op, Recipe, RegisterState, Ret, Role, ServerState, Txn,
+    Version, Xid, ZkActor, ZkBug, ZkMsg, ZkState, ZkTimer,
 };
 use crate::harness::{HAction, HState, Harness, Harnessed};
 
@@ -67,14 +67,20 @@ pub fn register_script(r: u8) -> (usize, Vec<Op>) {
             vec![
                 Op::Sync,
                 Op::GetData { watch: true },
-                Op::SetData { data: 1, version: 0 },
+                Op::SetData {
+                    data: 1,
+                    version: 0,
+                },
                 Op::GetData { watch: false },
             ],
         ),
         _ => (
             LEADER,
             vec![
-                Op::SetData { data: 2, version: 0 },
+                Op::SetData {
+                    data: 2,
+                    version: 0,
+                },
                 Op::GetData { watch: false },
             ],
         ),
@@ -712,7 +718,9 @@ pub fn explain(m: &ZkModel, s: &ZkModelState, property: &str) -> Option<String> 
         ));
     }
     if property.starts_with("a watch event reaches a client") {
-        let (i, _) = registers(s).enumerate().find(|(_, r)| r.data_before_event)?;
+        let (i, _) = registers(s)
+            .enumerate()
+            .find(|(_, r)| r.data_before_event)?;
         return Some(format!(
             "{} read /reg's new version before its watch event arrived",
             names[first + i]

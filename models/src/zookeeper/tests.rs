@@ -131,10 +131,7 @@ fn the_lock_bugs_break_their_property() {
             "sequential suffixes are unique and increasing (§2.1)",
         ),
     ] {
-        let c = lock(clients, 1, Some(bug))
-            .checker()
-            .spawn_dfs()
-            .join();
+        let c = lock(clients, 1, Some(bug)).checker().spawn_dfs().join();
         assert!(c.discovery(property).is_some(), "{bug:?}: {property}");
     }
 }
