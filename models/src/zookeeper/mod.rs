@@ -41,6 +41,9 @@
 //! - always *the lock recipe has at most one holder (§2.4)* (holders whose session is alive);
 //! - always *sequential suffixes are unique and increasing (§2.1)*;
 //! - always *ephemerals die with their session (§2.1)*;
+//! - always *a change to the lock's children wakes at most one waiter (§2.4)*: "the removal
+//!   of a znode only causes one client to wake up, since each znode is watched by exactly one
+//!   other client" (no server fires two waiters' watches for one transaction);
 //! - always *writes are linearizable (§2.3)*: the history of `setData` calls (expected
 //!   version) and returns (new version, or `BadVersion`), each call its own process, checked
 //!   against [`properties::linearizability::Znode`];
@@ -72,7 +75,7 @@
 //! - `local-sequence`: the follower numbers a sequential node from its own replica, which may
 //!   lag: two nodes get one number, and both their clients see themselves lowest.
 //! - `herd-effect`: the recipe watches the lock's children (`getChildren(l, true)`) instead of
-//!   its predecessor: every change wakes every waiter, and no waiter is woken alone.
+//!   its predecessor: one release wakes two waiters, and no waiter is ever woken alone.
 //! - `version-check-at-follower`: the follower checks `setData`'s expected version against its
 //!   lagging replica and forwards the write unconditionally: `r0`'s and `r1`'s writes, both at
 //!   version 0, both succeed. Writes are not linearizable.
@@ -170,7 +173,10 @@ impl Spec for ZkSpec {
         },
         Bug {
             name: ZkBug::HerdEffect.name(),
-            breaks: &["a waiter is woken only by its predecessor (§2.4: no herd effect)"],
+            breaks: &[
+                "a change to the lock's children wakes at most one waiter (§2.4)",
+                "a waiter is woken only by its predecessor (§2.4: no herd effect)",
+            ],
             help: "the recipe watches the lock's children: every change wakes every waiter",
             params: &[("registers", "0"), ("expiries", "0")],
         },

@@ -179,6 +179,8 @@ pub struct ZkHistory {
     pub stale_read: bool,
     /// A lock node's deletion fired exactly one watch while another waiter's stayed (§2.4).
     pub lone_wake: bool,
+    /// One change to the lock's children fired the watches of two waiters at one server.
+    pub herd: bool,
 }
 
 /// The register client that `id` is, as its session number, if it is one.
@@ -445,15 +447,15 @@ pub struct Step {
     workload: Option<Workload>,
 }
 
-/// The lock watches at a server of clients whose session is open: (client, node), the child
-/// watches as node `u8::MAX`.
-fn lock_watches(s: &ServerState) -> Vec<(Client, u8)> {
+/// The lock watches at a server of clients whose session `now` has not closed: (client,
+/// node), the child watches as node `u8::MAX`.
+fn lock_watches(s: &ServerState, now: &ServerState) -> Vec<(Client, u8)> {
     let r = &s.replica;
     r.watches
         .iter()
         .copied()
         .chain(r.child_watches.iter().map(|c| (*c, u8::MAX)))
-        .filter(|(c, _)| !r.closed.contains(c))
+        .filter(|(c, _)| !now.replica.closed.contains(c))
         .collect()
 }
 
@@ -514,19 +516,23 @@ impl Harnessed for Zk {
             next.history.workload = step.workload;
         }
         // §2.4 without herd effect: a deletion wakes the one waiter watching the node.
-        if !next.history.lone_wake && step.workload == Some(Workload::Lock) {
+        if step.workload == Some(Workload::Lock) {
             for i in 0..SERVERS {
                 let (a, b) = (server(prev, i), server(next, i));
                 if b.replica.applied == a.replica.applied {
                     continue;
                 }
-                let after = lock_watches(b);
-                let fired = lock_watches(a)
+                // (A closed session's watches go without firing.)
+                let after = lock_watches(b, b);
+                let fired = lock_watches(a, b)
                     .iter()
                     .filter(|w| !after.contains(w))
                     .count();
                 if fired == 1 && !after.is_empty() {
                     next.history.lone_wake = true;
+                }
+                if fired > 1 {
+                    next.history.herd = true;
                 }
             }
         }
@@ -547,6 +553,10 @@ impl Harnessed for Zk {
                 Property::always(
                     "ephemerals die with their session (§2.1)",
                     |_, s: &ZkModelState| orphan(s).is_none(),
+                ),
+                Property::always(
+                    "a change to the lock's children wakes at most one waiter (§2.4)",
+                    |_, s: &ZkModelState| !s.history.herd,
                 ),
                 Property::sometimes(
                     "every client takes the lock in turn",
