@@ -63,9 +63,9 @@
 //!   documented behaviour, expected to be found. §4.4: a follower's `sync` is ordered by its
 //!   leader, which does not make sure it still leads (no null transaction: "timeouts are set
 //!   such that leaders realize they are not leaders before followers abandon them");
-//!   ZOOKEEPER-1675 ("Make sync a quorum operation") is still open. Here `r1` writes at the
-//!   new leader and is answered; then `r0` syncs through the deposed one and reads the old
-//!   version.
+//!   ZOOKEEPER-1675 ("Make sync a quorum operation") proposes the fix, opt-in. Here `r1`
+//!   writes at the new leader and is answered; then `r0` syncs through the deposed one and
+//!   reads the old version.
 //!
 //! # Seeded bugs
 //! - `lock-no-recheck`: the recipe takes the lock as soon as its predecessor vanishes, without
