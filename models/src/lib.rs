@@ -34,8 +34,9 @@
 //!   dependencies, lost partitions recomputed from lineage, lost shuffle outputs resubmitted.
 //! - [`zab`]: Zab (Junqueira, Reed & Serafini, DSN 2011, §4): discovery, synchronisation and
 //!   broadcast; committed transactions delivered in one order and never lost across epochs.
-//! - [`zookeeper`]: ZooKeeper's API over one log (Hunt et al., ATC 2010, §§2.1-2.4): sessions,
-//!   ephemeral sequential nodes, `exists` watches, and the lock recipe without herd effect.
+//! - [`zookeeper`]: ZooKeeper's API over one log (Hunt et al., ATC 2010, §§2.1-2.4, 4.4):
+//!   sessions, ephemeral sequential nodes, watches, the lock recipe without herd effect, and
+//!   pipelined `setData`/`getData`/`sync` with versions, moves and a leader change.
 
 pub mod catalog;
 pub mod chain;
