@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use properties::causal;
 use properties::causal::formats::parse_jsonl_sessions;
 use properties::linearizability::formats::{
-    parse_jepsen, parse_jsonl_kv, parse_jsonl_register, parse_porcupine_kv,
+    parse_jepsen, parse_jsonl_kv, parse_jsonl_register, parse_knossos_edn, parse_porcupine_kv,
 };
 use properties::linearizability::spec::{KvInput, KvOp, KvOutput, RegisterInput, RegisterOutput};
 use properties::linearizability::{check, CasRegister, History, KvStore, Register, Verdict};
@@ -98,6 +98,8 @@ pub enum HistoryFormat {
     Jepsen,
     PorcupineKv,
     Jsonl,
+    /// Knossos's EDN: op maps in a vector, or one a line.
+    Edn,
 }
 
 /// Why a history could not be checked (exit 2).
@@ -294,17 +296,20 @@ fn format_name(f: HistoryFormat) -> &'static str {
         HistoryFormat::Jepsen => "jepsen",
         HistoryFormat::PorcupineKv => "porcupine-kv",
         HistoryFormat::Jsonl => "jsonl",
+        HistoryFormat::Edn => "edn",
     }
 }
 
 /// Reads `path` in `format` (for transaction and causal histories, `jsonl` when `None`) and
-/// checks it against `model` within `budget`, at `level` (`--level`, see [`Level::parse`]).
+/// checks it against `model` within `budget`, at `level` (`--level`, see [`Level::parse`]). A
+/// register read in EDN starts with `initial` (`--initial`) rather than `nil`.
 pub fn check_file(
     model: HistoryModel,
     format: Option<HistoryFormat>,
     path: &Path,
     budget: Option<Duration>,
     level: Option<&str>,
+    initial: Option<i64>,
 ) -> Result<HistoryReport, HistoryError> {
     use HistoryFormat as F;
     use HistoryModel as M;
@@ -319,7 +324,7 @@ pub fn check_file(
                 if model == M::Kv {
                     "porcupine-kv or jsonl"
                 } else {
-                    "jepsen or jsonl"
+                    "jepsen, edn or jsonl"
                 }
             )))
         }
@@ -333,19 +338,24 @@ pub fn check_file(
                 format_name(format)
             )))
         }
-        (M::Kv, F::Jepsen) | (M::Register | M::CasRegister, F::PorcupineKv) => {
+        (M::Kv, F::Jepsen | F::Edn) | (M::Register | M::CasRegister, F::PorcupineKv) => {
             return Err(HistoryError::Usage(format!(
                 "format {} holds {} histories, not {}",
                 format_name(format),
-                if format == F::Jepsen {
-                    "register or cas-register"
-                } else {
+                if format == F::PorcupineKv {
                     "kv"
+                } else {
+                    "register or cas-register"
                 },
                 model_name(model)
             )))
         }
         _ => {}
+    }
+    if initial.is_some() && format != F::Edn {
+        return Err(HistoryError::Usage(
+            "--initial applies to --format edn (Knossos's registers)".into(),
+        ));
     }
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Read {
@@ -378,10 +388,10 @@ pub fn check_file(
             (h.len(), verdict, failure)
         }
         _ => {
-            let h = if format == F::Jsonl {
-                parse_jsonl_register(&text, cas)
-            } else {
-                parse_jepsen(&text, cas)
+            let h = match format {
+                F::Jsonl => parse_jsonl_register(&text, cas),
+                F::Edn => parse_knossos_edn(&text, cas, initial),
+                _ => parse_jepsen(&text, cas),
             }
             .map_err(malformed)?;
             let verdict = if cas {

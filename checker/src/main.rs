@@ -108,6 +108,9 @@ struct HistoryArgs {
     /// For `--model causal`: cc, cm, ccv (the default; COPS's causal+) or tcc (transactional).
     #[arg(long, value_name = "LEVEL")]
     level: Option<String>,
+    /// For `--format edn` registers: the value the register starts with [default: nil].
+    #[arg(long, value_name = "V", allow_negative_numbers = true)]
+    initial: Option<i64>,
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
@@ -598,6 +601,7 @@ fn history(args: HistoryArgs) -> Result<ExitCode> {
         &args.file,
         budget,
         args.level.as_deref(),
+        args.initial,
     ) {
         Ok(report) => {
             if args.json {

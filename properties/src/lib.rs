@@ -5,6 +5,7 @@
 //!   patterns of Bouajjani et al. (POPL 2017), and a reader for its `jsonl` histories.
 //! - [`commitment`]: the agreement property of atomic commitment, shared by the two-phase commit
 //!   specifications (`twophase`, `tcommit`) and by the transactional models that run 2PC.
+//! - [`edn`]: a reader for EDN, the notation Jepsen, Knossos and Elle write histories in.
 //! - [`linearizability`]: a Wing & Gong / Lowe linearizability checker with memoisation and
 //!   P-compositionality, for histories of thousands of operations, with the sequential specifications
 //!   of a register, a compare-and-set register, a get/put/append key-value store and ZooKeeper's versioned znodes, and readers for
@@ -14,6 +15,7 @@
 
 pub mod causal;
 pub mod commitment;
+pub mod edn;
 pub mod linearizability;
 pub mod serializability;
 pub mod zookeeper;

@@ -5,6 +5,9 @@
 //!   `:ok` closes it with its result, `:fail :cas` is a compare-and-set that did not match (it returned
 //!   false), `:fail :read` is a read whose result is unknown, `:fail` of a write did not happen, and
 //!   `:info` leaves the operation open to the end of the history (it may or may not take effect).
+//! - **Knossos EDN histories** ([`parse_knossos_edn`]): op maps `{:process P, :type :invoke,
+//!   :f :cas, :value [1 2]}` in one vector (or one a line), as Knossos and Jepsen write them, with
+//!   the same meanings as Jepsen's logs; the register starts as `nil` unless told otherwise.
 //! - **Porcupine KV logs** ([`parse_porcupine_kv`]): EDN maps
 //!   `{:process P, :type :invoke, :f :append, :key "K", :value "V"}` with `:get`, `:put` and `:append`
 //!   on string keys whose values start as `""`.
@@ -212,6 +215,73 @@ pub fn parse_jepsen(
             }
         } else {
             RegValue::Other
+        };
+        register_event(&mut b, line, process, ty, f, value, cas_allowed)?;
+    }
+    Ok(b.finish())
+}
+
+/// The process that writes a Knossos history's `--initial` value before anything else.
+pub const INITIAL_PROCESS: u64 = u64::MAX;
+
+/// Reads a Knossos register history in EDN (see the module documentation): op maps with
+/// `:process`, `:type`, `:f` and `:value`, in a vector or one a line. Ops of processes that are
+/// not integers (Jepsen's `:nemesis`) are left out. With `initial`, the register starts with
+/// that value rather than `nil`: a write of it by [`INITIAL_PROCESS`] completes before the
+/// first op.
+pub fn parse_knossos_edn(
+    text: &str,
+    cas_allowed: bool,
+    initial: Option<i64>,
+) -> Result<History<RegisterInput, RegisterOutput>, ParseError> {
+    use crate::edn::{read_ops, Edn};
+    let ops = read_ops(text).map_err(|e| err(e.line, e.reason))?;
+    let mut b = HistoryBuilder::new();
+    if let Some(v) = initial {
+        b.invoke(INITIAL_PROCESS, RegisterInput::Write(v))
+            .and_then(|()| b.complete(INITIAL_PROCESS, Completion::Ok(RegisterOutput::Write)))
+            .map_err(|e| err(0, e.to_string()))?;
+    }
+    for (line, op) in ops {
+        if !matches!(op, Edn::Map(_) | Edn::Tagged(..)) {
+            return Err(err(line, format!("an op must be a map, not {op}")));
+        }
+        let field = |name: &str| {
+            op.get(name)
+                .ok_or_else(|| err(line, format!("missing :{name}")))
+        };
+        let process = match field("process")? {
+            Edn::Int(p) if *p >= 0 => *p as u64,
+            Edn::Keyword(_) => continue,
+            other => {
+                return Err(err(
+                    line,
+                    format!(":process {other} is not a process number"),
+                ))
+            }
+        };
+        let ty = match field("type")? {
+            Edn::Keyword(t) => EventType::parse(t),
+            _ => None,
+        }
+        .ok_or_else(|| err(line, ":type must be :invoke, :ok, :fail or :info"))?;
+        let f = match field("f")? {
+            Edn::Keyword(f) if ["read", "write", "cas"].contains(&f.as_str()) => f.as_str(),
+            other => {
+                return Err(err(
+                    line,
+                    format!("unknown :f {other} (expected :read, :write or :cas)"),
+                ))
+            }
+        };
+        let value = match op.get("value").unwrap_or(&Edn::Nil) {
+            Edn::Nil => RegValue::Nil,
+            Edn::Int(v) => RegValue::Int(*v),
+            Edn::Vector(pair) | Edn::List(pair) => match pair[..] {
+                [Edn::Int(a), Edn::Int(b)] => RegValue::Pair(a, b),
+                _ => RegValue::Other,
+            },
+            _ => RegValue::Other,
         };
         register_event(&mut b, line, process, ty, f, value, cas_allowed)?;
     }
