@@ -76,6 +76,10 @@ pub struct Discovery<S, A> {
     /// For an `eventually` counterexample that loops: the index of the path's state at which the
     /// cycle starts (the path's last state equals it, and the steps from there repeat forever).
     pub cycle_start: Option<usize>,
+    /// For a loop: the fairness classes enabled in all its states that it takes, and those it
+    /// never takes (see [`crate::liveness`]), each named by one of its actions.
+    pub kept_enabled: Vec<A>,
+    pub unfair_to: Vec<A>,
 }
 
 /// The result of a search.
@@ -89,6 +93,8 @@ pub struct Report<S, A> {
     pub discoveries: HashMap<&'static str, Discovery<S, A>>,
     /// Bytes held by the visited set and the trace data (parents, action indices).
     pub table_bytes: usize,
+    /// What deciding the liveness properties cost, when the model has any.
+    pub liveness: Option<crate::liveness::LivenessStats>,
 }
 
 /// The visited set: open addressing over fingerprints, linear probing, compare-and-swap inserts.
@@ -305,6 +311,22 @@ where
     M::State: Clone + Hash + PartialEq + Send + Sync,
     M::Action: Clone + PartialEq,
 {
+    search_live(model, opts, stats, &crate::liveness::Liveness::default())
+}
+
+/// [`search`], with the liveness properties decided as `live` says: its fairness and its
+/// leads-to properties besides the model's `eventually` ones.
+pub fn search_live<M>(
+    model: &M,
+    opts: &Options<M::State>,
+    stats: &Stats,
+    live: &crate::liveness::Liveness<M>,
+) -> Report<M::State, M::Action>
+where
+    M: Model + Sync,
+    M::State: Clone + Hash + PartialEq + Send + Sync,
+    M::Action: Clone + PartialEq,
+{
     let properties = model.properties();
     let fp = |s: &M::State| match opts.symmetry {
         Some(rep) => fingerprint(&rep(s)),
@@ -338,9 +360,10 @@ where
     }
 
     // `eventually` properties are decided after the search, so with any of them it runs to the end.
-    let has_eventually = properties
-        .iter()
-        .any(|p| p.expectation == Expectation::Eventually);
+    let has_eventually = !live.leads_to.is_empty()
+        || properties
+            .iter()
+            .any(|p| p.expectation == Expectation::Eventually);
     let decided = |found: &Found| {
         let all = !has_eventually && found.ids.iter().all(Option::is_some);
         let failed = opts.first_failure
@@ -366,7 +389,7 @@ where
         decided: &decided,
         cut: &cut,
     };
-    let exhausted = if opts.dfs {
+    let mut exhausted = if opts.dfs {
         dfs(&ctx, &mut parents, &mut found, frontier)
     } else {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -385,21 +408,32 @@ where
                 Discovery {
                     path,
                     cycle_start: None,
+                    kept_enabled: Vec::new(),
+                    unfair_to: Vec::new(),
                 },
             );
         }
     }
-    if exhausted {
-        for p in properties
-            .iter()
-            .filter(|p| p.expectation == Expectation::Eventually)
-        {
-            if opts.first_failure && has_failure(&properties, &discoveries) {
-                break;
-            }
-            if let Some(d) = eventually_counterexample(model, p.condition, opts) {
-                discoveries.insert(p.name, d);
-            }
+    let mut liveness = None;
+    if exhausted
+        && has_eventually
+        && !(opts.first_failure && has_failure(&properties, &discoveries))
+    {
+        let live = crate::liveness::check(model, opts, live);
+        for (name, d) in live.discoveries {
+            discoveries.insert(
+                name,
+                Discovery {
+                    path: d.path,
+                    cycle_start: d.cycle_start,
+                    kept_enabled: d.kept_enabled,
+                    unfair_to: d.unfair_to,
+                },
+            );
+        }
+        liveness = Some(live.stats);
+        if !live.complete {
+            exhausted = false;
         }
     }
     Report {
@@ -409,6 +443,7 @@ where
         max_depth: stats.max_depth.load(Ordering::Relaxed),
         exhausted,
         discoveries,
+        liveness,
     }
 }
 
@@ -641,118 +676,6 @@ where
     }
     visited.settle(pending_inserts);
     true
-}
-
-/// A path on which `condition` never holds and which ends in a state without successors or loops
-/// forever; `None` if there is none (within the depth limit).
-fn eventually_counterexample<M>(
-    model: &M,
-    condition: fn(&M, &M::State) -> bool,
-    opts: &Options<M::State>,
-) -> Option<Discovery<M::State, M::Action>>
-where
-    M: Model,
-    M::State: Clone + Hash + PartialEq,
-    M::Action: Clone + PartialEq,
-{
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        OnPath,
-        Done,
-    }
-    // The depth-first path: each state with its fingerprint, its actions (listed once), the next
-    // one to try, whether any action had a successor, and the action index that led to it.
-    // Successors are made one at a time, so the path holds one state per step.
-    struct Frame<S, A> {
-        state: S,
-        fp: Fingerprint,
-        actions: Vec<A>,
-        next: usize,
-        moved: bool,
-        via: usize,
-    }
-    let frame = |state: M::State, fp: Fingerprint, via: usize| {
-        let mut actions = Vec::new();
-        model.actions(&state, &mut actions);
-        Frame {
-            state,
-            fp,
-            actions,
-            next: 0,
-            moved: false,
-            via,
-        }
-    };
-    let indices = |path: &[Frame<M::State, M::Action>]| -> Vec<usize> {
-        path.iter().map(|f| f.via).collect()
-    };
-    let beyond = |depth: usize| opts.target_depth.is_some_and(|t| depth >= t);
-    let mut marks: HashMap<Fingerprint, Mark> = HashMap::new();
-    for (i, init) in model.init_states().into_iter().enumerate() {
-        if !model.within_boundary(&init) || condition(model, &init) || beyond(1) {
-            continue;
-        }
-        let f = fingerprint(&init);
-        if marks.contains_key(&f) {
-            continue;
-        }
-        marks.insert(f, Mark::OnPath);
-        let mut path = vec![frame(init, f, i)];
-        while let Some(top) = path.last_mut() {
-            if top.next == top.actions.len() {
-                if !top.moved {
-                    // No successor at all: the path ends here without the condition.
-                    return Some(Discovery {
-                        path: replay(model, &indices(&path)),
-                        cycle_start: None,
-                    });
-                }
-                let done = path.pop().expect("non-empty");
-                marks.insert(done.fp, Mark::Done);
-                continue;
-            }
-            let a = top.next;
-            top.next += 1;
-            let Some(next) = model
-                .next_state(&top.state, top.actions[a].clone())
-                .filter(|n| model.within_boundary(n))
-            else {
-                continue;
-            };
-            top.moved = true;
-            if condition(model, &next) {
-                continue;
-            }
-            let nf = fingerprint(&next);
-            match marks.get(&nf) {
-                Some(Mark::Done) => continue,
-                Some(Mark::OnPath) => {
-                    let start = path
-                        .iter()
-                        .position(|f| f.fp == nf)
-                        .expect("a state on the path");
-                    let mut idx = indices(&path);
-                    idx.push(a);
-                    return Some(Discovery {
-                        path: replay(model, &idx),
-                        cycle_start: Some(start),
-                    });
-                }
-                None => {}
-            }
-            if beyond(path.len() + 1) {
-                // Not expanded: neither a dead end nor a cycle can be told there.
-                marks.insert(nf, Mark::Done);
-                continue;
-            }
-            marks.insert(nf, Mark::OnPath);
-            path.push(frame(next, nf, a));
-            if opts.stop.load(Ordering::Relaxed) {
-                return None;
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 pub mod engine;
 pub mod explorer;
 pub mod history;
+pub mod liveness;
 pub mod merkle_vectors;
 pub mod minimise;
 pub mod outcome;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use checker::history::{check_file, HistoryError, HistoryFormat, HistoryModel};
 use checker::outcome::{expectation_name, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE};
-use checker::run::Engine;
+use checker::run::{Engine, Fairness};
 use checker::{reports, Protocol, RunOptions, Strategy, MODELS};
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 use models::catalog::{ParamKind, Params, Value};
@@ -20,6 +20,13 @@ use models::catalog::{ParamKind, Params, Value};
 enum EngineArg {
     Ours,
     Stateright,
+}
+
+/// `--fairness`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FairnessArg {
+    Weak,
+    None,
 }
 
 /// Options shared by every model subcommand.
@@ -64,6 +71,11 @@ struct CheckArgs {
     /// properties are then undecided). Handy with --bug.
     #[arg(long)]
     first_failure: bool,
+    /// The fairness liveness (eventually, leads-to) is decided under: weak (a loop that keeps a
+    /// message deliverable or a timer armed without ever taking it is no counterexample) or none
+    /// [default: weak where the model declares fairness classes, else none].
+    #[arg(long, value_enum)]
+    fairness: Option<FairnessArg>,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -98,6 +110,11 @@ struct HistoryArgs {
     format: Option<HistoryFormat>,
     /// The history file.
     file: std::path::PathBuf,
+    /// The fairness liveness (eventually, leads-to) is decided under: weak (a loop that keeps a
+    /// message deliverable or a timer armed without ever taking it is no counterexample) or none
+    /// [default: weak where the model declares fairness classes, else none].
+    #[arg(long, value_enum)]
+    fairness: Option<FairnessArg>,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -339,6 +356,17 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
         EngineArg::Ours => Engine::Ours,
         EngineArg::Stateright => Engine::Stateright,
     };
+    if args.fairness == Some(FairnessArg::Weak) && !protocol.has_fairness() {
+        return Ok(usage_error(format!(
+            "model '{}' declares no fairness classes; --fairness weak needs them",
+            protocol.name()
+        )));
+    }
+    if args.fairness.is_some() && engine == Engine::Stateright {
+        return Ok(usage_error(
+            "--fairness needs our engine: stateright's checks eventually on acyclic paths only",
+        ));
+    }
     if args.symmetry && args.bfs && engine == Engine::Stateright {
         return Ok(usage_error(
             "--symmetry with --engine stateright needs --dfs or --sim: stateright's BFS ignores symmetry",
@@ -401,6 +429,10 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
         progress: !args.quiet,
         first_failure: args.first_failure,
         minimise: args.minimise,
+        fairness: args.fairness.map(|f| match f {
+            FairnessArg::Weak => Fairness::Weak,
+            FairnessArg::None => Fairness::None,
+        }),
     };
     let outcome = protocol.check(&params, bug, &opts);
 

@@ -74,6 +74,14 @@ pub struct PropertyOutcome {
     /// For each step, the lines of that view it changed (TLC's error trace shows the state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Vec<Vec<String>>>,
+    /// A lasso's fairness classes that are enabled in every state of its loop and taken in it,
+    /// each named by one of its actions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_enabled: Vec<String>,
+    /// Those enabled in every state of the loop that it never takes: the loop is unfair to them
+    /// (reported only with `--fairness none`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unfair_to: Vec<String>,
 }
 
 /// The result of one run; serialised as the `--json` object.
@@ -112,6 +120,21 @@ pub struct Outcome {
     /// checked, so an undecided `always` has no violation up to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depth_limit: Option<usize>,
+    /// The fairness the liveness properties were decided under: `weak` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<String>,
+    /// What deciding the liveness properties cost (our engine, when the model has any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<LivenessFigures>,
+}
+
+/// The liveness search's graph and cost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LivenessFigures {
+    pub states: usize,
+    pub edges: usize,
+    pub bytes: usize,
+    pub elapsed_s: f64,
 }
 
 /// Exit code: every property came out as expected.
@@ -219,6 +242,17 @@ impl Outcome {
                 bytes as f64 / (1 << 20) as f64
             );
         }
+        if let Some(l) = &self.liveness {
+            let _ = writeln!(
+                out,
+                "liveness ({} fairness): graph of {} states and {} edges, {:.1} MB, {:.2} s",
+                self.fairness.as_deref().unwrap_or("no"),
+                l.states,
+                l.edges,
+                l.bytes as f64 / (1 << 20) as f64,
+                l.elapsed_s
+            );
+        }
         // Under --bug the properties it names come first.
         let mut listed: Vec<&PropertyOutcome> = self.properties.iter().collect();
         listed.sort_by_key(|p| !self.targeted(p));
@@ -245,9 +279,10 @@ impl Outcome {
                 ("eventually", Status::Holds) if self.engine == "stateright" => {
                     "  (no counterexample on acyclic paths)".to_string()
                 }
-                ("eventually", Status::Holds) => {
-                    "  (no dead end or cycle avoids it; no fairness)".to_string()
-                }
+                ("eventually" | "leads-to", Status::Holds) => match self.fairness.as_deref() {
+                    Some("weak") => "  (no dead end or weakly fair cycle avoids it)".to_string(),
+                    _ => "  (no dead end or cycle avoids it; no fairness)".to_string(),
+                },
                 (_, s) if s.as_expected() => String::new(),
                 (_, Status::Unknown) => depth.unwrap_or_else(|| "  (undecided)".to_string()),
                 _ => "  <- unexpected".to_string(),
@@ -287,12 +322,31 @@ impl Outcome {
                 let _ = writeln!(out, "  why: {why}");
             }
             if let Some(k) = p.cycle_start {
+                let fairness = match self.fairness.as_deref() {
+                    Some("weak") => "a weakly fair loop",
+                    _ => "no fairness assumed",
+                };
                 let _ = writeln!(
                     out,
-                    "  ... and forever: steps {}..{} repeat (the last state is the state after step {k}; no fairness assumed)",
+                    "  ... and forever: steps {}..{} repeat (the last state is the state after step {k}; {fairness})",
                     k + 1,
                     trace.len()
                 );
+                if !p.kept_enabled.is_empty() {
+                    let _ = writeln!(out, "  the loop keeps enabled, and takes:");
+                    for c in &p.kept_enabled {
+                        let _ = writeln!(out, "    {c}");
+                    }
+                }
+                if !p.unfair_to.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "  the loop keeps enabled and never takes (unfair: --fairness weak would not report it):"
+                    );
+                    for c in &p.unfair_to {
+                        let _ = writeln!(out, "    {c}");
+                    }
+                }
             }
             if let Some(view) = p.view.as_ref().filter(|_| !full_state) {
                 let _ = writeln!(out, "  last state (--full-state for every field):");
@@ -426,6 +480,8 @@ mod tests {
             minimised_from: None,
             view: None,
             changes: None,
+            kept_enabled: Vec::new(),
+            unfair_to: Vec::new(),
         }
     }
 
@@ -446,6 +502,8 @@ mod tests {
             table_bytes: None,
             bug_breaks: Vec::new(),
             depth_limit: None,
+            fairness: None,
+            liveness: None,
             complete,
             properties,
         }

@@ -43,6 +43,8 @@ pub trait Protocol: Sync {
     fn bugs(&self) -> &'static [Bug];
     /// Whether `--symmetry` is available.
     fn has_symmetry(&self) -> bool;
+    /// Whether the model declares fairness classes (`--fairness weak` is available).
+    fn has_fairness(&self) -> bool;
     /// The depth the baseline in reports/ explores to; `None`: to the end.
     fn baseline_depth(&self) -> Option<usize>;
     /// The properties of the default configuration, in the model's order.
@@ -92,6 +94,10 @@ impl<S: Spec> Protocol for Registered<S> {
 
     fn has_symmetry(&self) -> bool {
         S::representative().is_some()
+    }
+
+    fn has_fairness(&self) -> bool {
+        S::fairness().is_some()
     }
 
     fn baseline_depth(&self) -> Option<usize> {

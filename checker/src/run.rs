@@ -10,6 +10,8 @@ use models::catalog::{Params, Spec};
 use stateright::{Checker, Expectation, Model, Path, Property, UniformChooser};
 
 use crate::engine;
+pub use crate::liveness::Fairness;
+use crate::liveness::Liveness;
 use crate::outcome::{Outcome, PropertyOutcome, Status};
 
 /// The search strategy.
@@ -72,6 +74,9 @@ pub struct RunOptions {
     /// Shorten counterexamples to `always` properties by removing steps ([`crate::minimise`]).
     /// Always done for simulations and DFS, whose paths are not shortest.
     pub minimise: bool,
+    /// The fairness liveness properties are decided under; `None`: weak where the model declares
+    /// fairness classes ([`Spec::fairness`]), else none.
+    pub fairness: Option<Fairness>,
 }
 
 impl RunOptions {
@@ -94,6 +99,7 @@ impl Default for RunOptions {
             progress: false,
             first_failure: false,
             minimise: false,
+            fairness: None,
         }
     }
 }
@@ -185,10 +191,16 @@ fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpt
         },
         stop: Arc::clone(&stop),
     };
+    let fairness = fairness_of::<S>(opts);
+    let live = Liveness {
+        fairness,
+        classes: S::fairness(),
+        leads_to: S::leads_to(&model),
+    };
     let stats = engine::Stats::default();
     let start = Instant::now();
     let (report, stopped) = std::thread::scope(|scope| {
-        let search = scope.spawn(|| engine::search(&model, &eopts, &stats));
+        let search = scope.spawn(|| engine::search_live(&model, &eopts, &stats, &live));
         let stopped = watch(
             || search.is_finished(),
             || {
@@ -213,17 +225,49 @@ fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpt
         || opts.max_states.is_some_and(|n| report.generated >= n)
         || opts.depth.is_some_and(|d| report.max_depth > d);
     let complete = !cut_short;
-    let properties = properties
+    let names = S::actor_names(&model).unwrap_or_default();
+    let describe_classes = |actions: Vec<S::Action>| -> Vec<String> {
+        actions
+            .iter()
+            .map(|a| name_actors(&model.format_action(a), &names))
+            .collect()
+    };
+    let mut properties: Vec<PropertyOutcome> = properties
         .iter()
         .map(|p| {
             let found = discoveries.remove(p.name);
-            let cycle_start = found.as_ref().and_then(|d| d.cycle_start);
+            let (cycle_start, kept, unfair) = match &found {
+                Some(d) => (d.cycle_start, d.kept_enabled.clone(), d.unfair_to.clone()),
+                None => (None, Vec::new(), Vec::new()),
+            };
             let mut outcome =
                 property_outcome(&model, p, found.map(|d| d.path), complete, opts.minimises());
             outcome.cycle_start = cycle_start;
+            outcome.kept_enabled = describe_classes(kept);
+            outcome.unfair_to = describe_classes(unfair);
             outcome
         })
         .collect();
+    // The leads-to properties, decided like `eventually`.
+    for l in &live.leads_to {
+        let found = discoveries.remove(l.name);
+        let shape = Property::<S::Model>::eventually(l.name, l.to);
+        let (cycle_start, kept, unfair) = match &found {
+            Some(d) => (d.cycle_start, d.kept_enabled.clone(), d.unfair_to.clone()),
+            None => (None, Vec::new(), Vec::new()),
+        };
+        let mut outcome = property_outcome(&model, &shape, found.map(|d| d.path), complete, false);
+        outcome.expectation = "leads-to".to_string();
+        outcome.cycle_start = cycle_start;
+        outcome.kept_enabled = describe_classes(kept);
+        outcome.unfair_to = describe_classes(unfair);
+        properties.push(outcome);
+    }
+    let has_liveness = !live.leads_to.is_empty()
+        || model
+            .properties()
+            .iter()
+            .any(|p| p.expectation == Expectation::Eventually);
     Outcome {
         model: String::new(),
         strategy: opts.strategy.name().to_string(),
@@ -242,6 +286,22 @@ fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpt
         table_bytes: Some(report.table_bytes),
         bug_breaks: Vec::new(),
         depth_limit: None,
+        fairness: has_liveness.then(|| fairness.name().to_string()),
+        liveness: report.liveness.map(|l| crate::outcome::LivenessFigures {
+            states: l.states,
+            edges: l.edges,
+            bytes: l.bytes,
+            elapsed_s: l.seconds,
+        }),
+    }
+}
+
+/// The fairness `opts` asks for, or the model's default: weak where it declares classes.
+pub fn fairness_of<S: Spec>(opts: &RunOptions) -> Fairness {
+    match opts.fairness {
+        Some(f) => f,
+        None if S::fairness().is_some() => Fairness::Weak,
+        None => Fairness::None,
     }
 }
 
@@ -335,6 +395,8 @@ where
         minimised_from,
         view: None,
         changes: None,
+        kept_enabled: Vec::new(),
+        unfair_to: Vec::new(),
     }
 }
 
@@ -573,6 +635,8 @@ where
         table_bytes: None,
         bug_breaks: Vec::new(),
         depth_limit: None,
+        fairness: None,
+        liveness: None,
     }
 }
 

@@ -314,9 +314,13 @@ fn the_cli_prints_a_lasso() {
             minimised_from: None,
             view: None,
             changes: None,
+            kept_enabled: Vec::new(),
+            unfair_to: Vec::new(),
         }],
         bug_breaks: Vec::new(),
         depth_limit: None,
+        fairness: None,
+        liveness: None,
     };
     let text = o.summary("checker m");
     assert!(text.contains("steps 1..3 repeat"), "{text}");

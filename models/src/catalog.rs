@@ -213,6 +213,39 @@ macro_rules! seeded_bugs {
 /// A function from a state to the representative of its symmetry class.
 pub type Representative<S> = fn(&S) -> S;
 
+/// The weak-fairness class of an action: actions of one class are "the same step" for
+/// fairness, and a run that keeps some class enabled without ever taking it is unfair and is
+/// not a counterexample to a liveness property. `None`: the action is the environment's choice
+/// (a crash, a lost message) and no run owes it to anyone.
+pub type FairClassOf<M> = fn(&M, &<M as Model>::Action) -> Option<u64>;
+
+/// A leads-to property `from ~> to` (Lamport, "The Temporal Logic of Actions", 1994): every state
+/// where `from` holds is followed, then or later, by one where `to` holds.
+pub struct LeadsTo<M: Model> {
+    pub name: &'static str,
+    pub from: fn(&M, &M::State) -> bool,
+    pub to: fn(&M, &M::State) -> bool,
+}
+
+/// The fairness classes of an actor model's actions: delivering one message (sender, receiver
+/// and message) is one class, firing one timer of one actor another; losing a message, crashing
+/// and recovering are the environment's choices and owe nothing.
+pub fn actor_fair_class<Msg: Hash, Timer: Hash, Random>(
+    action: &stateright::actor::ActorModelAction<Msg, Timer, Random>,
+) -> Option<u64> {
+    use stateright::actor::ActorModelAction as A;
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match action {
+        A::Deliver { src, dst, msg } => (0u8, src, dst, msg).hash(&mut h),
+        A::Timeout(id, timer) => (1u8, id, timer).hash(&mut h),
+        // One class per random choice, whichever value it takes.
+        A::SelectRandom { actor, key, .. } => (2u8, actor, key).hash(&mut h),
+        A::Drop(_) | A::Crash(_) | A::Recover(_) => return None,
+    }
+    Some(h.finish())
+}
+
 /// What the `checker` CLI needs to know about a model.
 pub trait Spec: 'static {
     /// The stateright model this spec builds.
@@ -261,6 +294,17 @@ pub trait Spec: 'static {
     /// them for `Id(n)` in the steps it prints. `None`: ids stay as they are.
     fn actor_names(_model: &Self::Model) -> Option<Vec<String>> {
         None
+    }
+
+    /// The weak-fairness classes of the model's actions ([`actor_fair_class`] for an actor
+    /// model); `None`: the model declares none, and its liveness is checked without fairness.
+    fn fairness() -> Option<FairClassOf<Self::Model>> {
+        None
+    }
+
+    /// The model's leads-to properties, checked like its `eventually` ones.
+    fn leads_to(_model: &Self::Model) -> Vec<LeadsTo<Self::Model>> {
+        Vec::new()
     }
 
     /// Why `property` fails at `state`, in the paper's terms (the two leaders of one term, the
