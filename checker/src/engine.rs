@@ -253,6 +253,13 @@ impl Parents {
         out
     }
 
+    /// Each state's parent (`u32::MAX` for a root) and action index, by id; the liveness graph
+    /// holds no more than 32-bit ids.
+    fn into_narrow(self) -> (Vec<u32>, Vec<u16>) {
+        assert!(self.wide.is_none(), "the liveness graph holds at most 2^32 states");
+        (self.narrow, self.action)
+    }
+
     /// Bytes in use (a vector's unused capacity is never touched, so it is not resident).
     fn bytes(&self) -> usize {
         self.narrow.len() * 4
@@ -304,6 +311,57 @@ impl Found {
     }
 }
 
+/// What the breadth-first search records for [`crate::liveness`] when the model has liveness
+/// properties, so that their graph costs no second exploration: every unique state's
+/// fingerprint (in id order) and, per expanded state (in id order), its condition bits and its
+/// edges.
+#[derive(Default)]
+pub(crate) struct Recording {
+    pub fps: Vec<Fingerprint>,
+    pub bits: Vec<u64>,
+    /// Each expanded state's number of edges.
+    pub rows: Vec<u32>,
+    /// Each edge's target, or 0 for a successor outside the boundary.
+    pub targets: Vec<Fingerprint>,
+    /// Each edge's fairness class key, or 0 for an action that owes nothing.
+    pub classes: Vec<u64>,
+    pub actions: Vec<u16>,
+}
+
+impl Recording {
+    fn append(&mut self, mut other: Recording) {
+        self.fps.append(&mut other.fps);
+        self.bits.append(&mut other.bits);
+        self.rows.append(&mut other.rows);
+        self.targets.append(&mut other.targets);
+        self.classes.append(&mut other.classes);
+        self.actions.append(&mut other.actions);
+    }
+}
+
+/// What the search evaluates on each state for [`Recording`].
+pub(crate) struct Recorder<'a, M: Model> {
+    pub conditions: &'a [fn(&M, &M::State) -> bool],
+    pub classes: Option<models::catalog::FairClassOf<M>>,
+}
+
+impl<M: Model> Recorder<'_, M> {
+    /// The condition bits of `state`.
+    pub fn bits(&self, model: &M, state: &M::State) -> u64 {
+        self.conditions
+            .iter()
+            .enumerate()
+            .fold(0u64, |b, (i, c)| b | (u64::from(c(model, state)) << i))
+    }
+
+    /// The class key of `action`: 0 for none.
+    pub fn class(&self, model: &M, action: &M::Action) -> u64 {
+        self.classes
+            .and_then(|f| f(model, action))
+            .map_or(0, |k| k.max(1))
+    }
+}
+
 /// Searches `model` and decides its properties.
 pub fn search<M>(model: &M, opts: &Options<M::State>, stats: &Stats) -> Report<M::State, M::Action>
 where
@@ -338,6 +396,15 @@ where
         ids: vec![None; properties.len()],
     };
 
+    // With liveness properties, breadth-first search over concrete states records the graph
+    // they are decided on (DFS and symmetry leave it to a second exploration).
+    let plan = crate::liveness::Plan::new(model, live);
+    let recorder = (!plan.is_empty() && !opts.dfs && opts.symmetry.is_none()).then(|| Recorder {
+        conditions: &plan.conditions,
+        classes: live.classes,
+    });
+    let mut recording = Recording::default();
+
     // Depth 1: the initial states within the boundary.
     let mut frontier: Vec<M::State> = Vec::new();
     {
@@ -351,6 +418,7 @@ where
             if table.insert(fp(&s)) {
                 inserted += 1;
                 parents.push(ROOT, i);
+                recording.fps.push(fp(&s));
                 frontier.push(s);
             }
         }
@@ -396,7 +464,15 @@ where
             .num_threads(opts.threads.max(1))
             .build()
             .expect("a thread pool");
-        pool.install(|| bfs(&ctx, &mut parents, &mut found, frontier))
+        pool.install(|| {
+            bfs(
+                &ctx,
+                &mut parents,
+                &mut found,
+                frontier,
+                recorder.as_ref().map(|r| (r, &mut recording)),
+            )
+        })
     };
 
     let mut discoveries = HashMap::new();
@@ -414,12 +490,18 @@ where
             );
         }
     }
+    let table_bytes = visited.bytes() + parents.bytes();
+    drop(visited);
     let mut liveness = None;
-    if exhausted
-        && has_eventually
-        && !(opts.first_failure && has_failure(&properties, &discoveries))
+    if exhausted && has_eventually && !(opts.first_failure && has_failure(&properties, &discoveries))
     {
-        let live = crate::liveness::check(model, opts, live);
+        let live = match recorder {
+            Some(_) => {
+                let (parent, via) = parents.into_narrow();
+                crate::liveness::check_recorded(model, opts, live, &plan, recording, parent, via)
+            }
+            None => crate::liveness::check(model, opts, live, &plan),
+        };
         for (name, d) in live.discoveries {
             discoveries.insert(
                 name,
@@ -437,7 +519,7 @@ where
         }
     }
     Report {
-        table_bytes: visited.bytes() + parents.bytes(),
+        table_bytes,
         generated: stats.generated.load(Ordering::Relaxed),
         unique: stats.unique.load(Ordering::Relaxed),
         max_depth: stats.max_depth.load(Ordering::Relaxed),
@@ -503,6 +585,7 @@ fn bfs<M, F>(
     parents: &mut Parents,
     found: &mut Found,
     roots: Vec<M::State>,
+    mut record: Option<(&Recorder<'_, M>, &mut Recording)>,
 ) -> bool
 where
     M: Model + Sync,
@@ -533,7 +616,8 @@ where
             bases.push(base);
             base += chunk.len() as u64;
         }
-        type Out<S> = (Vec<S>, Vec<(u64, usize)>, Found);
+        type Out<S> = (Vec<S>, Vec<(u64, usize)>, Found, Recording);
+        let recorder = record.as_ref().map(|(r, _)| *r);
         let outputs: Vec<Out<M::State>> = frontier
             .into_par_iter()
             .zip(bases)
@@ -543,8 +627,9 @@ where
                 let mut local = Found {
                     ids: vec![None; properties.len()],
                 };
+                let mut rec = Recording::default();
                 if cut(stats) {
-                    return (states, links, local);
+                    return (states, links, local, rec);
                 }
                 let table = visited.table.read().expect("visited set lock");
                 let mut actions = Vec::new();
@@ -553,29 +638,60 @@ where
                     let id = chunk_base + k as u64;
                     check_state(model, &properties, &state, id, &mut local);
                     model.actions(&state, &mut actions);
+                    let Some(r) = recorder else {
+                        for (a, action) in actions.drain(..).enumerate() {
+                            let Some(next) = model.next_state(&state, action) else {
+                                continue;
+                            };
+                            if !model.within_boundary(&next) {
+                                continue;
+                            }
+                            generated += 1;
+                            if table.insert(fp(&next)) {
+                                states.push(next);
+                                links.push((id, a));
+                            }
+                        }
+                        continue;
+                    };
+                    // The same, recording the state's bits and edges for the liveness search.
+                    rec.bits.push(r.bits(model, &state));
+                    let before = rec.targets.len();
                     for (a, action) in actions.drain(..).enumerate() {
+                        let class = r.class(model, &action);
                         let Some(next) = model.next_state(&state, action) else {
                             continue;
                         };
-                        if !model.within_boundary(&next) {
-                            continue;
-                        }
-                        generated += 1;
-                        if table.insert(fp(&next)) {
-                            states.push(next);
-                            links.push((id, a));
-                        }
+                        let target = if model.within_boundary(&next) {
+                            generated += 1;
+                            let f = fp(&next);
+                            if table.insert(f) {
+                                rec.fps.push(f);
+                                states.push(next);
+                                links.push((id, a));
+                            }
+                            f
+                        } else {
+                            0
+                        };
+                        rec.targets.push(target);
+                        rec.classes.push(class);
+                        rec.actions.push(a as u16);
                     }
+                    rec.rows.push((rec.targets.len() - before) as u32);
                 }
                 drop(table);
                 stats.generated.fetch_add(generated, Ordering::Relaxed);
                 stats.unique.fetch_add(states.len(), Ordering::Relaxed);
                 visited.settle(states.len());
-                (states, links, local)
+                (states, links, local, rec)
             })
             .collect();
         let mut next = Vec::with_capacity(outputs.len());
-        for (states, links, local) in outputs {
+        for (states, links, local, rec) in outputs {
+            if let Some((_, recording)) = record.as_mut() {
+                recording.append(rec);
+            }
             found.merge(&local);
             for (parent, action) in links {
                 parents.push(parent, action);

@@ -39,7 +39,7 @@ use std::time::Instant;
 use models::catalog::{FairClassOf, LeadsTo};
 use stateright::{Model, Path};
 
-use crate::engine::{fingerprint, replay, Options};
+use crate::engine::{fingerprint, replay, Options, Recording};
 
 /// Which runs count as counterexamples to a liveness property.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub struct LivenessReport<S, A> {
 const NONE: u32 = u32::MAX;
 
 /// The reachable graph.
-struct Graph<A> {
+struct Graph {
     /// `edges[offsets[n]..offsets[n + 1]]` are state `n`'s.
     offsets: Vec<usize>,
     /// The target state, or [`NONE`] for a successor outside the boundary.
@@ -127,14 +127,14 @@ struct Graph<A> {
     /// The state's parent and the action index that led to it; for an initial state, [`NONE`]
     /// and its index among the initial states.
     parent: Vec<u32>,
-    via: Vec<u32>,
+    via: Vec<u16>,
     /// States at the depth limit, not expanded.
     cut: Vec<bool>,
-    /// One action of each class, to name it.
-    examples: Vec<A>,
+    /// Each class's key ([`FairClassOf`]'s value).
+    keys: Vec<u64>,
 }
 
-impl<A> Graph<A> {
+impl Graph {
     fn len(&self) -> usize {
         self.parent.len()
     }
@@ -151,8 +151,10 @@ impl<A> Graph<A> {
         self.offsets.capacity() * 8
             + (self.targets.capacity() + self.classes.capacity() + self.actions.capacity()) * 4
             + self.holds.capacity() * 8
-            + (self.parent.capacity() + self.via.capacity()) * 4
+            + self.parent.capacity() * 4
+            + self.via.capacity() * 2
             + self.cut.capacity()
+            + self.keys.capacity() * 8
     }
 
     /// The action indices from an initial state to `n`.
@@ -180,13 +182,58 @@ impl<A> Graph<A> {
 }
 
 /// A condition on states.
-type Condition<M> = fn(&M, &<M as Model>::State) -> bool;
+pub(crate) type Condition<M> = fn(&M, &<M as Model>::State) -> bool;
 
-/// Decides the model's `eventually` properties and `live`'s leads-to properties.
-pub fn check<M>(
+/// The liveness properties to decide and the conditions they read, each once.
+pub(crate) struct Plan<M: Model> {
+    pub conditions: Vec<Condition<M>>,
+    /// (name, the bit of the condition that seeds it or `None` for the initial states, the bit
+    /// of its goal)
+    props: Vec<(&'static str, Option<usize>, usize)>,
+}
+
+impl<M: Model> Plan<M> {
+    pub fn new(model: &M, live: &Liveness<M>) -> Self {
+        let mut plan = Plan {
+            conditions: Vec::new(),
+            props: Vec::new(),
+        };
+        for p in model.properties() {
+            if p.expectation == stateright::Expectation::Eventually {
+                let goal = plan.bit(p.condition);
+                plan.props.push((p.name, None, goal));
+            }
+        }
+        for l in &live.leads_to {
+            let (from, to) = (plan.bit(l.from), plan.bit(l.to));
+            plan.props.push((l.name, Some(from), to));
+        }
+        assert!(plan.conditions.len() <= 64, "at most 64 liveness conditions");
+        plan
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.props.is_empty()
+    }
+
+    fn bit(&mut self, c: Condition<M>) -> usize {
+        match self.conditions.iter().position(|&d| d as usize == c as usize) {
+            Some(i) => i,
+            None => {
+                self.conditions.push(c);
+                self.conditions.len() - 1
+            }
+        }
+    }
+}
+
+/// Decides the model's `eventually` properties and `live`'s leads-to properties on a graph of
+/// its own (for DFS and symmetry runs, whose search records none).
+pub(crate) fn check<M>(
     model: &M,
     opts: &Options<M::State>,
     live: &Liveness<M>,
+    plan: &Plan<M>,
 ) -> LivenessReport<M::State, M::Action>
 where
     M: Model,
@@ -194,41 +241,119 @@ where
     M::Action: Clone + PartialEq,
 {
     let start = Instant::now();
-    // The conditions, each once: the `eventually` goals, then each leads-to's `from` and `to`.
-    let mut conditions: Vec<Condition<M>> = Vec::new();
-    let mut bit = |c: Condition<M>| match conditions.iter().position(|&d| d as usize == c as usize)
-    {
-        Some(i) => i,
-        None => {
-            conditions.push(c);
-            conditions.len() - 1
-        }
+    match build(model, opts, live.classes, &plan.conditions) {
+        Some(graph) => decide(model, live, plan, &graph, start),
+        None => LivenessReport {
+            discoveries: HashMap::new(),
+            stats: LivenessStats::default(),
+            complete: false,
+        },
+    }
+}
+
+/// The same on the graph the breadth-first search recorded; `parent` and `via` are its trace
+/// data (a root's parent is [`NONE`]).
+pub(crate) fn check_recorded<M>(
+    model: &M,
+    opts: &Options<M::State>,
+    live: &Liveness<M>,
+    plan: &Plan<M>,
+    rec: Recording,
+    parent: Vec<u32>,
+    via: Vec<u16>,
+) -> LivenessReport<M::State, M::Action>
+where
+    M: Model,
+    M::State: Clone + PartialEq,
+    M::Action: Clone + PartialEq,
+{
+    let start = Instant::now();
+    let n = rec.fps.len();
+    assert!(n < NONE as usize, "the liveness graph holds fewer than 2^32 states");
+    let mut ids: HashMap<u64, u32, foldhash::fast::FixedState> = HashMap::default();
+    ids.reserve(n);
+    for (i, &f) in rec.fps.iter().enumerate() {
+        ids.insert(f, i as u32);
+    }
+    drop(rec.fps);
+    let targets: Vec<u32> = rec
+        .targets
+        .iter()
+        .map(|&t| if t == 0 { NONE } else { ids[&t] })
+        .collect();
+    drop(rec.targets);
+    drop(ids);
+    let mut class_ids: HashMap<u64, u32, foldhash::fast::FixedState> = HashMap::default();
+    let mut keys = Vec::new();
+    let classes = rec
+        .classes
+        .iter()
+        .map(|&k| match k {
+            0 => NONE,
+            k => *class_ids.entry(k).or_insert_with(|| {
+                keys.push(k);
+                keys.len() as u32 - 1
+            }),
+        })
+        .collect();
+    drop(rec.classes);
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0);
+    for &r in &rec.rows {
+        offsets.push(offsets.last().copied().unwrap_or(0) + r as usize);
+    }
+    let expanded = rec.rows.len();
+    let mut holds = rec.bits;
+    holds.resize(n, 0);
+    // States left unexpanded at the depth limit: no edges, and cut off.
+    while offsets.len() < n + 1 {
+        offsets.push(targets.len());
+    }
+    let mut cut = vec![false; n];
+    for c in &mut cut[expanded..] {
+        *c = true;
+    }
+    if opts.stop.load(Ordering::Relaxed) {
+        return LivenessReport {
+            discoveries: HashMap::new(),
+            stats: LivenessStats::default(),
+            complete: false,
+        };
+    }
+    let graph = Graph {
+        offsets,
+        targets,
+        classes,
+        actions: rec.actions.into_iter().map(u32::from).collect(),
+        holds,
+        parent,
+        via,
+        cut,
+        keys,
     };
-    // (name, seed bit or None for the initial states, goal bit)
-    let mut props: Vec<(&'static str, Option<usize>, usize)> = Vec::new();
-    for p in model.properties() {
-        if p.expectation == stateright::Expectation::Eventually {
-            props.push((p.name, None, bit(p.condition)));
-        }
-    }
-    for l in &live.leads_to {
-        props.push((l.name, Some(bit(l.from)), bit(l.to)));
-    }
-    assert!(conditions.len() <= 64, "at most 64 liveness conditions");
+    decide(model, live, plan, &graph, start)
+}
+
+/// Decides each property of `plan` on `graph`.
+fn decide<M>(
+    model: &M,
+    live: &Liveness<M>,
+    plan: &Plan<M>,
+    graph: &Graph,
+    start: Instant,
+) -> LivenessReport<M::State, M::Action>
+where
+    M: Model,
+    M::State: Clone + PartialEq,
+    M::Action: Clone + PartialEq,
+{
     let mut report = LivenessReport {
         discoveries: HashMap::new(),
         stats: LivenessStats::default(),
         complete: true,
     };
-    if props.is_empty() {
-        return report;
-    }
-    let Some(graph) = build(model, opts, live.classes, &conditions) else {
-        report.complete = false;
-        return report;
-    };
     let mut search_bytes = 0;
-    for (name, seed, goal) in props {
+    for &(name, seed, goal) in &plan.props {
         let seeds: Vec<u32> = (0..graph.len() as u32)
             .filter(|&n| match seed {
                 None => graph.parent[n as usize] == NONE,
@@ -236,13 +361,27 @@ where
             })
             .filter(|&n| !graph.holds(n, goal))
             .collect();
-        let (found, bytes) = counterexample(&graph, &seeds, goal, live.fairness);
+        let (found, bytes) = counterexample(graph, &seeds, goal, live.fairness);
         search_bytes = search_bytes.max(bytes);
         if let Some(lasso) = found {
             let path = replay(model, &lasso.indices);
+            // Name each class by one of its actions in the loop's states.
+            let mut examples: HashMap<u64, M::Action> = HashMap::new();
+            if let (Some(f), Some(k)) = (live.classes, lasso.cycle_start) {
+                let states: Vec<M::State> = path.clone().into_states();
+                let mut actions = Vec::new();
+                for s in &states[k..] {
+                    model.actions(s, &mut actions);
+                    for a in actions.drain(..) {
+                        if let Some(key) = f(model, &a) {
+                            examples.entry(key.max(1)).or_insert(a);
+                        }
+                    }
+                }
+            }
             let name_of = |cs: &[u32]| -> Vec<M::Action> {
                 cs.iter()
-                    .map(|&c| graph.examples[c as usize].clone())
+                    .filter_map(|&c| examples.get(&graph.keys[c as usize]).cloned())
                     .collect()
             };
             report.discoveries.insert(
@@ -271,11 +410,10 @@ fn build<M>(
     opts: &Options<M::State>,
     classes: Option<FairClassOf<M>>,
     conditions: &[Condition<M>],
-) -> Option<Graph<M::Action>>
+) -> Option<Graph>
 where
     M: Model,
     M::State: Clone + std::hash::Hash,
-    M::Action: Clone,
 {
     let mut g = Graph {
         offsets: vec![0],
@@ -286,7 +424,7 @@ where
         parent: Vec::new(),
         via: Vec::new(),
         cut: Vec::new(),
-        examples: Vec::new(),
+        keys: Vec::new(),
     };
     let mut ids: HashMap<u64, u32, foldhash::fast::FixedState> = HashMap::default();
     let mut class_ids: HashMap<u64, u32, foldhash::fast::FixedState> = HashMap::default();
@@ -304,7 +442,7 @@ where
         if let std::collections::hash_map::Entry::Vacant(v) = ids.entry(fingerprint(&s)) {
             v.insert(g.parent.len() as u32);
             g.parent.push(NONE);
-            g.via.push(i as u32);
+            g.via.push(i as u16);
             g.holds.push(bits(&s));
             queue.push_back((s, 1));
         }
@@ -325,10 +463,10 @@ where
                 let class = match classes.and_then(|f| f(model, &action)) {
                     None => NONE,
                     Some(key) => {
-                        let next = class_ids.len() as u32;
+                        let key = key.max(1);
                         *class_ids.entry(key).or_insert_with(|| {
-                            g.examples.push(action.clone());
-                            next
+                            g.keys.push(key);
+                            g.keys.len() as u32 - 1
                         })
                     }
                 };
@@ -341,12 +479,9 @@ where
                     let fresh = g.parent.len() as u32;
                     let t = *ids.entry(fingerprint(&next)).or_insert(fresh);
                     if t == fresh {
-                        assert!(
-                            fresh < NONE - 1,
-                            "more states than the liveness graph holds"
-                        );
+                        assert!(fresh < NONE - 1, "more states than the liveness graph holds");
                         g.parent.push(id);
-                        g.via.push(a as u32);
+                        g.via.push(a as u16);
                         g.holds.push(bits(&next));
                         queue.push_back((next, depth + 1));
                     }
@@ -372,8 +507,8 @@ struct Lasso {
 
 /// A counterexample to "from every seed, a state where bit `goal` holds follows", and the bytes
 /// the search held.
-fn counterexample<A>(
-    g: &Graph<A>,
+fn counterexample(
+    g: &Graph,
     seeds: &[u32],
     goal: usize,
     fairness: Fairness,
@@ -474,15 +609,15 @@ fn counterexample<A>(
 }
 
 /// The state whose edge `e` is (a binary search over the rows).
-fn source_of<A>(g: &Graph<A>, e: usize) -> u32 {
+fn source_of(g: &Graph, e: usize) -> u32 {
     (g.offsets.partition_point(|&o| o <= e) - 1) as u32
 }
 
 /// Tarjan's strongly connected components of the states in `order` and their edges among states
 /// where `bad` holds; each state's component (or [`NONE`]) and the component to report with its
 /// entry: a non-trivial one that is fair (or any, without fairness) whose entry ranks first.
-fn components<A>(
-    g: &Graph<A>,
+fn components(
+    g: &Graph,
     order: &[u32],
     bad: &dyn Fn(u32) -> bool,
     rank: &[u32],
@@ -573,7 +708,7 @@ fn components<A>(
 
 /// Whether the loop through all of `members` and their internal edges is weakly fair: every
 /// class enabled in all of them labels an internal edge.
-fn fair<A>(g: &Graph<A>, members: &[u32], internal: &dyn Fn(usize) -> bool) -> bool {
+fn fair(g: &Graph, members: &[u32], internal: &dyn Fn(usize) -> bool) -> bool {
     let mut count: HashMap<u32, usize> = HashMap::new();
     let mut taken: HashSet<u32> = HashSet::new();
     for &m in members {
@@ -594,8 +729,8 @@ fn fair<A>(g: &Graph<A>, members: &[u32], internal: &dyn Fn(usize) -> bool) -> b
 /// A loop from `entry` back to it inside the component: without fairness a shortest one; under
 /// weak fairness one that, for each class enabled at `entry`, passes a state where the class is
 /// disabled or takes an edge of it (the component is fair, so one of the two exists). Edge ids.
-fn cycle<A>(
-    g: &Graph<A>,
+fn cycle(
+    g: &Graph,
     entry: u32,
     in_comp: &dyn Fn(u32) -> bool,
     fairness: Fairness,
@@ -651,8 +786,8 @@ fn cycle<A>(
 
 /// A shortest path inside the component from `start` to a state where `goal` says `Some`:
 /// its edges, and the state with what `goal` said.
-fn bfs<A>(
-    g: &Graph<A>,
+fn bfs(
+    g: &Graph,
     start: u32,
     in_comp: &dyn Fn(u32) -> bool,
     goal: &dyn Fn(u32) -> Option<Option<usize>>,

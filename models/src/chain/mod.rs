@@ -223,6 +223,10 @@ impl Spec for ChainSpec {
         NO_HANDOVER,
     ];
 
+    fn fairness() -> Option<crate::catalog::FairClassOf<Self::Model>> {
+        Some(|_, a| crate::catalog::actor_fair_class(a))
+    }
+
     fn actors(s: &model::ChainModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }
@@ -269,6 +273,10 @@ impl Spec for CraqSpec {
         SERVE_BEFORE_HANDOVER,
         NO_HANDOVER,
     ];
+
+    fn fairness() -> Option<crate::catalog::FairClassOf<Self::Model>> {
+        Some(|_, a| crate::catalog::actor_fair_class(a))
+    }
 
     fn actors(s: &model::ChainModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))

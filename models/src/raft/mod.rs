@@ -335,6 +335,10 @@ impl Spec for RaftSpec {
         },
     ];
 
+    fn fairness() -> Option<crate::catalog::FairClassOf<Self::Model>> {
+        Some(|_, a| crate::catalog::actor_fair_class(a))
+    }
+
     fn actors(s: &model::RaftModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }
@@ -385,6 +389,10 @@ impl Spec for RaftTcpSpec {
     });
     const BUGS: &'static [Bug] = &[];
     const BASELINE_DEPTH: Option<usize> = Some(6);
+
+    fn fairness() -> Option<crate::catalog::FairClassOf<Self::Model>> {
+        Some(|_, a| crate::catalog::actor_fair_class(a))
+    }
 
     fn actors(s: &model::RaftModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))

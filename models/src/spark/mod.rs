@@ -130,6 +130,10 @@ impl Spec for SparkSpec {
         },
     ];
 
+    fn fairness() -> Option<crate::catalog::FairClassOf<Self::Model>> {
+        Some(|_, a| crate::catalog::actor_fair_class(a))
+    }
+
     fn actors(s: &model::SparkModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }

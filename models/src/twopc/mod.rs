@@ -225,6 +225,10 @@ impl Spec for TwoPcSpec {
         Some(model::actor_names(m))
     }
 
+    fn fairness() -> Option<crate::catalog::FairClassOf<Self::Model>> {
+        Some(|_, a| crate::catalog::actor_fair_class(a))
+    }
+
     fn actors(s: &model::TwoPcModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }

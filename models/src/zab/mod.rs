@@ -115,6 +115,10 @@ impl Spec for ZabSpec {
         },
     ];
 
+    fn fairness() -> Option<crate::catalog::FairClassOf<Self::Model>> {
+        Some(|_, a| crate::catalog::actor_fair_class(a))
+    }
+
     fn actors(s: &model::ZabModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }

@@ -209,6 +209,10 @@ impl Spec for ZkSpec {
         },
     ];
 
+    fn fairness() -> Option<crate::catalog::FairClassOf<Self::Model>> {
+        Some(|_, a| crate::catalog::actor_fair_class(a))
+    }
+
     fn actors(s: &model::ZkModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }
