@@ -38,6 +38,33 @@ struct Why<'a> {
 /// Every anomaly of `history`, strongest class first; a cycle class once (a shortest cycle),
 /// other classes once per case.
 pub fn anomalies(history: &History) -> Vec<Finding> {
+    let (mut found, edges) = infer(history);
+    found.extend(cycles(history, &edges));
+    found.sort_by_key(|f| f.anomaly);
+    for f in &mut found {
+        f.ops = f
+            .txns
+            .iter()
+            .map(|id| history.txns[*id as usize - 1].to_string())
+            .collect();
+    }
+    found
+}
+
+/// The ww, wr and rw dependencies Elle infers from `history` (one per ordered pair of
+/// transactions: the strongest), each with the elements that justify it; real time is left out.
+pub fn dependencies(history: &History) -> Vec<Edge> {
+    infer(history)
+        .1
+        .iter()
+        .map(|(&(a, b), (kind, why))| edge(history.txns[a].id, history.txns[b].id, *kind, why))
+        .collect()
+}
+
+/// The findings that are not cycles, and the dependencies by pair of transaction positions.
+type Edges<'a> = BTreeMap<(usize, usize), (DepKind, Why<'a>)>;
+
+fn infer(history: &History) -> (Vec<Finding>, Edges<'_>) {
     let txns = &history.txns;
     let mut found: Vec<Finding> = Vec::new();
     let ok = |t: &&Txn| t.status == Status::Ok;
@@ -202,7 +229,7 @@ pub fn anomalies(history: &History) -> Vec<Finding> {
 
     // Dependencies, one per ordered pair of transactions: the strongest kind (ww, wr, rw).
     let in_graph = |i: usize| txns[i].status != Status::Fail;
-    let mut edges: BTreeMap<(usize, usize), (DepKind, Why)> = BTreeMap::new();
+    let mut edges: Edges = BTreeMap::new();
     let mut link = |from: usize, to: usize, kind: DepKind, why| {
         if from == to {
             return;
@@ -258,9 +285,7 @@ pub fn anomalies(history: &History) -> Vec<Finding> {
         }
     }
 
-    found.extend(cycles(history, &edges));
-    found.sort_by_key(|f| f.anomaly);
-    found
+    (found, edges)
 }
 
 fn single(anomaly: Anomaly, txns: Vec<u64>, explanation: String) -> Finding {
@@ -269,6 +294,7 @@ fn single(anomaly: Anomaly, txns: Vec<u64>, explanation: String) -> Finding {
         txns,
         cycle: Vec::new(),
         explanation,
+        ops: Vec::new(),
     }
 }
 
@@ -432,6 +458,26 @@ fn cycles(history: &History, edges: &BTreeMap<(usize, usize), (DepKind, Why<'_>)
     found
 }
 
+/// The dependency `a -kind-> b`, with the sentence Elle would write for it.
+fn edge(a: u64, b: u64, kind: DepKind, why: &Why<'_>) -> Edge {
+    let (k, e) = (why.key, why.element);
+    let text = match (kind, why.before) {
+        (DepKind::Wr, _) => format!("T{b} observed T{a}'s append of {e} to key {k}"),
+        (DepKind::Ww, Some(p)) => format!("T{b} appended {e} after T{a} appended {p} to {k}"),
+        (DepKind::Rw, None) => format!(
+            "T{a} observed the initial (nil) state of {k}, which T{b} created by appending {e}"
+        ),
+        _ => format!("T{a} did not observe T{b}'s append of {e} to {k}"),
+    };
+    Edge {
+        from: a,
+        to: b,
+        kind,
+        key: Some(k.clone()),
+        why: text,
+    }
+}
+
 fn finding(
     history: &History,
     anomaly: Anomaly,
@@ -451,27 +497,7 @@ fn finding(
             match d.key {
                 Some(n) => {
                     let (_, (kind, why)) = keyed[n];
-                    let (k, e) = (why.key, why.element);
-                    let text = match (kind, why.before) {
-                        (DepKind::Wr, _) => {
-                            format!("T{b} observed T{a}'s append of {e} to key {k}")
-                        }
-                        (DepKind::Ww, Some(p)) => {
-                            format!("T{b} appended {e} after T{a} appended {p} to {k}")
-                        }
-                        (DepKind::Rw, None) => format!(
-                            "T{a} observed the initial (nil) state of {k}, which T{b} created by \
-                             appending {e}"
-                        ),
-                        _ => format!("T{a} did not observe T{b}'s append of {e} to {k}"),
-                    };
-                    Edge {
-                        from: a,
-                        to: b,
-                        kind: *kind,
-                        key: Some(k.clone()),
-                        why: text,
-                    }
+                    edge(a, b, *kind, why)
                 }
                 None => Edge {
                     from: a,
@@ -488,11 +514,20 @@ fn finding(
         })
         .collect();
     let ids: Vec<u64> = edges.iter().map(|e| e.from).collect();
-    let lets: Vec<String> = ids.iter().map(|id| txn(*id).to_string()).collect();
+    let path: Vec<String> = ids
+        .iter()
+        .chain(ids.first())
+        .map(|id| format!("T{id}"))
+        .collect();
     Finding {
         anomaly,
+        explanation: format!(
+            "a cycle of {} transactions: {}",
+            ids.len(),
+            path.join(" -> ")
+        ),
         txns: ids,
-        explanation: format!("let {}", lets.join("; ")),
         cycle: edges,
+        ops: Vec::new(),
     }
 }

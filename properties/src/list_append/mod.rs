@@ -49,8 +49,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use check::{anomalies, check};
-pub use parse::{parse, parse_edn, parse_json, Format};
+pub use check::{anomalies, check, dependencies};
+pub use parse::{detect, parse, parse_edn, parse_json, Format};
 
 use crate::serializability::DepKind;
 
@@ -319,6 +319,8 @@ pub struct Finding {
     pub cycle: Vec<Edge>,
     /// What happened, for people.
     pub explanation: String,
+    /// Each transaction of `txns`, as an op map: `T2 = {:index 2, :type :ok, :value [...]}`.
+    pub ops: Vec<String>,
 }
 
 impl fmt::Display for Finding {
@@ -333,6 +335,9 @@ impl fmt::Display for Finding {
         write!(f, "T{}", self.cycle[0].from)?;
         for e in &self.cycle {
             write!(f, "\n    {e}: {}", e.why)?;
+        }
+        for t in &self.ops {
+            write!(f, "\n    {t}")?;
         }
         Ok(())
     }

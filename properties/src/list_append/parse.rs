@@ -27,13 +27,21 @@ fn err(line: usize, reason: impl Into<String>) -> ParseError {
 /// Reads `text` in `format`, or in the format it looks like when `None`: JSON when its first op
 /// opens with `{"`, EDN otherwise.
 pub fn parse(text: &str, format: Option<Format>) -> Result<History, ParseError> {
-    match format.unwrap_or_else(|| detect(text)) {
+    match format.unwrap_or_else(|| guess(text)) {
         Format::Edn => parse_edn(text),
         Format::Json => parse_json(text),
     }
 }
 
-fn detect(text: &str) -> Format {
+/// The format `text` looks like: `"json"` when its first op opens with `{"`, `"edn"` otherwise.
+pub fn detect(text: &str) -> &'static str {
+    match guess(text) {
+        Format::Edn => "edn",
+        Format::Json => "json",
+    }
+}
+
+fn guess(text: &str) -> Format {
     let mut rest = text.trim_start();
     if let Some(r) = rest.strip_prefix('[') {
         rest = r.trim_start();
