@@ -148,7 +148,7 @@ fn cli() -> Command {
                 )
                 .long_about(
                     "Check a recorded history for linearizability, a transaction history \
-                     (--model txn) for strict serializability, or a history of sessions \
+                     (--model txn) for strict serializability, a history of sessions \
                      (--model causal) for causal consistency, or an Elle list-append history \
                      (--model list-append) for the anomalies its --level forbids: exit 0 it \
                      holds, 1 it does not, \

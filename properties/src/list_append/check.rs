@@ -423,8 +423,8 @@ fn cycles(history: &History, edges: &BTreeMap<(usize, usize), (DepKind, Why<'_>)
         .collect();
     let refs: Vec<&ser::Txn<usize>> = nodes.iter().collect();
     // The key of a dependency is the pair's position in `edges`, to find its justification.
-    let keyed: Vec<(&(usize, usize), &(DepKind, Why<'_>))> = edges.iter().collect();
-    let deps: Vec<Dep<usize>> = keyed
+    let keyed: Vec<&(DepKind, Why<'_>)> = edges.values().collect();
+    let deps: Vec<Dep<usize>> = edges
         .iter()
         .enumerate()
         .map(|(n, ((from, to), (kind, _)))| Dep {
@@ -482,7 +482,7 @@ fn finding(
     history: &History,
     anomaly: Anomaly,
     cycle: &[Dep<usize>],
-    keyed: &[(&(usize, usize), &(DepKind, Why<'_>))],
+    keyed: &[&(DepKind, Why<'_>)],
 ) -> Finding {
     let txn = |id: u64| &history.txns[id as usize - 1];
     let clock = if history.times_are_indices {
@@ -496,7 +496,7 @@ fn finding(
             let (a, b) = (d.from, d.to);
             match d.key {
                 Some(n) => {
-                    let (_, (kind, why)) = keyed[n];
+                    let (kind, why) = keyed[n];
                     edge(a, b, *kind, why)
                 }
                 None => Edge {
