@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::Value as Json;
 
 use super::{Atom, History, Mop, Status, Txn};
-use crate::edn::{read_ops, Edn};
+use crate::edn::{for_each_op, Edn, EdnError};
 use crate::linearizability::formats::ParseError;
 
 /// How a list-append history is written.
@@ -54,8 +54,17 @@ fn guess(text: &str) -> Format {
 
 /// Reads an EDN list-append history.
 pub fn parse_edn(text: &str) -> Result<History, ParseError> {
-    let ops = read_ops(text).map_err(|e| err(e.line, e.reason))?;
-    build(ops)
+    // One op map at a time: a history's EDN tree is many times the size of its transactions.
+    let mut raw = Vec::new();
+    let mut operations = 0;
+    for_each_op(text, |line, op| {
+        operations += 1;
+        if let Some(r) = raw_op(line, &op)? {
+            raw.push(r);
+        }
+        Ok::<(), ParseError>(())
+    })?;
+    build(raw, operations)
 }
 
 /// Reads Elle's JSON form: one object a line, or an array of objects, with the fields of the EDN
@@ -81,7 +90,19 @@ pub fn parse_json(text: &str) -> Result<History, ParseError> {
             offset = stream.byte_offset();
         }
     }
-    build(ops)
+    let mut raw = Vec::with_capacity(ops.len());
+    for (line, op) in &ops {
+        if let Some(r) = raw_op(*line, op)? {
+            raw.push(r);
+        }
+    }
+    build(raw, ops.len())
+}
+
+impl From<EdnError> for ParseError {
+    fn from(e: EdnError) -> Self {
+        err(e.line, e.reason)
+    }
 }
 
 /// Where each element of the top-level JSON array `text` starts (for line numbers).
@@ -266,15 +287,9 @@ fn same_shape(invoked: &[Mop], done: &[Mop]) -> bool {
         })
 }
 
-fn build(ops: Vec<(usize, Edn)>) -> Result<History, ParseError> {
-    let operations = ops.len();
-    let mut raw = Vec::with_capacity(ops.len());
-    for (line, op) in &ops {
-        if let Some(r) = raw_op(*line, op)? {
-            raw.push(r);
-        }
-    }
-    drop(ops);
+/// Pairs invocations and completions into transactions; `operations` is how many op maps the
+/// file held.
+fn build(raw: Vec<RawOp>, operations: usize) -> Result<History, ParseError> {
     let by_index = !raw.is_empty() && raw.iter().all(|r| r.index.is_some());
     let mut txns: Vec<Txn> = Vec::new();
     let mut open: HashMap<i64, usize> = HashMap::new();
