@@ -10,6 +10,7 @@
 //! `cas-failure.edn` go through the compare-and-set register checker, when the shared data is
 //! there. Each line gives the best of 3 runs and the process's peak resident memory so far
 //! (`VmHWM` in `/proc/self/status`; the Knossos samples run first, so that theirs is their own).
+//! `-- --write-edn DIR` writes the history to `DIR/list-append-100000.edn` instead.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -185,6 +186,16 @@ fn peak_memory() -> Option<String> {
 }
 
 fn main() {
+    // `-- --write-edn DIR`: write the generated history (`DIR/list-append-100000.edn`) and stop,
+    // to time `checker history --model list-append` on it.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--write-edn") {
+        let dir = Path::new(args.get(at + 1).expect("--write-edn DIR"));
+        let path = dir.join(format!("list-append-{OPERATIONS}.edn"));
+        std::fs::write(&path, history(OPERATIONS, false)).expect("write the history");
+        println!("wrote {}", path.display());
+        return;
+    }
     println!("| history | operations | parse | check | peak memory |");
     println!("|---|---|---|---|---|");
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/jepsen");
@@ -204,10 +215,10 @@ fn main() {
             "{file}"
         );
         println!(
-            "| {file} (cas-register) | {} | {:.3} s | {:.3} s | {} |",
+            "| {file} (cas-register) | {} | {:.2} ms | {:.2} ms | {} |",
             h.len(),
-            parse.as_secs_f64(),
-            checking.as_secs_f64(),
+            parse.as_secs_f64() * 1e3,
+            checking.as_secs_f64() * 1e3,
             peak_memory().unwrap_or_else(|| "?".into())
         );
     }
