@@ -64,17 +64,31 @@ fn mops(planned: &[Planned], state: Option<&HashMap<u64, Vec<u64>>>) -> String {
     out
 }
 
-/// The history's EDN text: `ops` op maps, one a line. With `skew`, two more transactions in the
-/// middle: one appends to two fresh keys, the other, concurrent with it, reads one before and
-/// one after the append (read skew, a G-single).
-fn history(ops: usize, skew: bool) -> String {
+/// How the generated history departs from a strictly serializable execution.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// Not at all.
+    Serial,
+    /// Two more transactions in the middle: one appends to two fresh keys, the other, concurrent
+    /// with it, reads one before and one after the append (read skew, one G-single).
+    Skew,
+    /// One transaction in 10 reads a snapshot taken when it was invoked (and its own appends), as
+    /// snapshot isolation without its write-conflict check: anomalies everywhere.
+    Snapshot,
+}
+
+/// The history's EDN text: `ops` op maps, one a line.
+fn history(ops: usize, variant: Variant) -> String {
+    let skew = variant == Variant::Skew;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut text = String::with_capacity(ops * 60);
     let mut state: HashMap<u64, Vec<u64>> = HashMap::new();
     let mut active: Vec<u64> = (0..ACTIVE_KEYS as u64).collect();
     let mut next_key = ACTIVE_KEYS as u64;
     let mut appends: HashMap<u64, u64> = HashMap::new();
-    let mut open: Vec<Option<Vec<Planned>>> = (0..PROCESSES).map(|_| None).collect();
+    type Snapshot = HashMap<u64, Vec<u64>>;
+    let mut open: Vec<Option<(Vec<Planned>, Option<Snapshot>)>> =
+        (0..PROCESSES).map(|_| None).collect();
     let mut index = 0usize;
     let mut planted = !skew;
     while index < ops {
@@ -119,9 +133,18 @@ fn history(ops: usize, skew: bool) -> String {
                     mops(&planned, None)
                 )
                 .unwrap();
-                open[p as usize] = Some(planned);
+                let snapshot = (variant == Variant::Snapshot && rng.below(10) == 0).then(|| {
+                    planned
+                        .iter()
+                        .map(|m| match m {
+                            Planned::Append(k, _) | Planned::Read(k) => *k,
+                        })
+                        .map(|k| (k, state.get(&k).cloned().unwrap_or_default()))
+                        .collect()
+                });
+                open[p as usize] = Some((planned, snapshot));
             }
-            Some(planned) => {
+            Some((planned, mut snapshot)) => {
                 let roll = rng.below(100);
                 let ty = match roll {
                     0..=1 => "fail",
@@ -141,11 +164,14 @@ fn history(ops: usize, skew: bool) -> String {
                         match m {
                             Planned::Append(k, v) => {
                                 state.entry(*k).or_default().push(*v);
+                                if let Some(own) = snapshot.as_mut() {
+                                    own.entry(*k).or_default().push(*v);
+                                }
                                 write!(shown, "[:append {k} {v}]").unwrap();
                             }
                             Planned::Read(k) if ty == "ok" => {
                                 let one = [Planned::Read(*k)];
-                                let r = mops(&one, Some(&state));
+                                let r = mops(&one, Some(snapshot.as_ref().unwrap_or(&state)));
                                 shown.push_str(&r[1..r.len() - 1]);
                             }
                             Planned::Read(k) => write!(shown, "[:r {k} nil]").unwrap(),
@@ -192,7 +218,7 @@ fn main() {
     if let Some(at) = args.iter().position(|a| a == "--write-edn") {
         let dir = Path::new(args.get(at + 1).expect("--write-edn DIR"));
         let path = dir.join(format!("list-append-{OPERATIONS}.edn"));
-        std::fs::write(&path, history(OPERATIONS, false)).expect("write the history");
+        std::fs::write(&path, history(OPERATIONS, Variant::Serial)).expect("write the history");
         println!("wrote {}", path.display());
         return;
     }
@@ -222,8 +248,8 @@ fn main() {
             peak_memory().unwrap_or_else(|| "?".into())
         );
     }
-    for skew in [false, true] {
-        let text = history(OPERATIONS, skew);
+    for variant in [Variant::Serial, Variant::Skew, Variant::Snapshot] {
+        let text = history(OPERATIONS, variant);
         let mut h = None;
         let parse = best_of_3(|| {
             drop(h.take()); // one history at a time, for the peak memory
@@ -235,10 +261,20 @@ fn main() {
             let r = check(&h, Level::StrictSerializable);
             found = r.anomalies.iter().map(|f| f.anomaly).collect();
         });
-        assert_eq!(found, if skew { vec![Anomaly::GSingle] } else { vec![] });
+        let mut classes: Vec<&str> = found.iter().map(|a| a.name()).collect();
+        classes.dedup();
+        match variant {
+            Variant::Serial => assert!(found.is_empty(), "{classes:?}"),
+            Variant::Skew => assert_eq!(found, [Anomaly::GSingle]),
+            Variant::Snapshot => assert!(found.contains(&Anomaly::GSingle), "{classes:?}"),
+        }
         println!(
             "| list-append{} ({:.1} MB of EDN, {} transactions) | {} | {:.3} s | {:.3} s | {} |",
-            if skew { ", read skew planted" } else { "" },
+            match variant {
+                Variant::Serial => String::new(),
+                Variant::Skew => ", read skew planted".to_string(),
+                Variant::Snapshot => format!(", 1 in 10 reads a snapshot: {}", classes.join(", ")),
+            },
             text.len() as f64 / 1e6,
             h.txns.len(),
             h.operations,

@@ -394,8 +394,10 @@ impl<'a, K: Clone + Debug> Dsg<'a, K> {
                 .filter(|n| matches!(g[**n], Node::Txn(_)) && marked(**n))
                 .take(CYCLE_SEARCH_STARTS);
             for &start in starts {
-                if let Some(c) = shortest_cycle(&g, self.deps, &member, start, rule) {
-                    if best.as_ref().is_none_or(|b| hops(&c) < hops(b)) {
+                // Only a cycle shorter than the best so far is of use: the search stops there.
+                let bound = best.as_ref().map_or(usize::MAX, |b| hops(b));
+                if let Some(c) = shortest_cycle(&g, self.deps, &member, start, rule, bound) {
+                    if hops(&c) < bound {
                         best = Some(c);
                     }
                 }
@@ -585,13 +587,14 @@ fn hops(cycle: &[(NodeIndex, Edge)]) -> usize {
 
 /// A shortest cycle through `start` inside the component `member` that `rule` accepts, as (node,
 /// edge leaving it) pairs beginning at `start`: a 0-1 breadth-first search (time-chain steps cost
-/// nothing) over (node, what the path has seen).
+/// nothing) over (node, what the path has seen), given up at paths of `bound` hops.
 fn shortest_cycle<K>(
     g: &DiGraph<Node, Edge>,
     deps: &[Dep<K>],
     member: &[bool],
     start: NodeIndex,
     rule: Rule,
+    bound: usize,
 ) -> Option<Vec<(NodeIndex, Edge)>> {
     let origin = State {
         node: start,
@@ -611,7 +614,7 @@ fn shortest_cycle<K>(
         if dist.get(&u).is_some_and(|d| *d < du) {
             continue; // a stale entry: reached more cheaply since
         }
-        if back.as_ref().is_some_and(|(len, _, _)| du >= *len) {
+        if du >= bound || back.as_ref().is_some_and(|(len, _, _)| du >= *len) {
             break;
         }
         for e in g.edges(u.node) {
