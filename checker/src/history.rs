@@ -226,7 +226,8 @@ pub struct HistoryReport {
     /// `linearizable`, `not_linearizable` or `unknown`; for transactions `serializable`,
     /// `strict_serializable`, `not_serializable` or `not_strict_serializable`; for causal
     /// histories the level or `not_` and the level: `cc`, `not_cc`, `cm`, `not_cm`, `ccv`,
-    /// `not_ccv`, `tcc`, `not_tcc`.
+    /// `not_ccv`, `tcc`, `not_tcc`; for list-append histories likewise: `strict_serializable`,
+    /// `serializable`, `snapshot_isolation`, `repeatable_read`, `read_committed`.
     pub verdict: &'static str,
     pub elapsed_s: f64,
     pub failure: Option<FailureView>,
@@ -385,9 +386,10 @@ fn format_name(f: HistoryFormat) -> &'static str {
     }
 }
 
-/// Reads `path` in `format` (for transaction and causal histories, `jsonl` when `None`) and
-/// checks it against `model` within `budget`, at `level` (`--level`, see [`Level::parse`]). A
-/// register read in EDN starts with `initial` (`--initial`) rather than `nil`.
+/// Reads `path` in `format` (for transaction and causal histories, `jsonl` when `None`; for
+/// list-append histories, EDN or JSON as the file looks) and checks it against `model` within
+/// `budget`, at `level` (`--level`, see [`Level::parse`]). A register read in EDN starts with
+/// `initial` (`--initial`) rather than `nil`.
 pub fn check_file(
     model: HistoryModel,
     format: Option<HistoryFormat>,
