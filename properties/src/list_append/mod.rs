@@ -118,7 +118,8 @@ pub enum Status {
 /// One transaction: an invocation and its completion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Txn {
-    /// `T1`, `T2`, ... in the order of invocation.
+    /// `T1`, `T2`, ... in the order of invocation: its position in [`History::txns`] plus one
+    /// (the checker relies on it).
     pub id: u64,
     /// The `:index` of its invocation (or of its completion when it has no invocation).
     pub index: Option<i64>,
