@@ -180,6 +180,15 @@ fn realtime_variants_need_a_real_time_edge() {
     ]));
     assert_eq!(names(&found), ["G1c-realtime"]);
     assert_eq!(cycle(&found[0]), ["T1 -rt-> T2", "T2 -wr(:x)-> T1"]);
+
+    // T2, invoked after T1 completed, appended to x before T1 did.
+    let found = run(&sequential(&[
+        ("ok", "[[:append :x 1]]"),
+        ("ok", "[[:append :x 2]]"),
+        ("ok", "[[:r :x [2 1]]]"),
+    ]));
+    assert_eq!(names(&found), ["G0-realtime"]);
+    assert_eq!(cycle(&found[0]), ["T1 -rt-> T2", "T2 -ww(:x)-> T1"]);
 }
 
 #[test]
