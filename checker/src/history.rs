@@ -1,6 +1,6 @@
 //! `checker history`: checks a recorded history for linearizability (register, compare-and-set
-//! register, key-value store), a transaction history for (strict) serializability, or a history
-//! of sessions for causal consistency.
+//! register, key-value store), a transaction history for (strict) serializability, a history of
+//! sessions for causal consistency, or an Elle list-append history for isolation anomalies.
 
 use std::fmt::Debug;
 use std::path::Path;
@@ -13,6 +13,7 @@ use properties::linearizability::formats::{
 };
 use properties::linearizability::spec::{KvInput, KvOp, KvOutput, RegisterInput, RegisterOutput};
 use properties::linearizability::{check, CasRegister, History, KvStore, Register, Verdict};
+use properties::list_append;
 use properties::serializability::formats::parse_jsonl_txns;
 use properties::serializability::{check_serializable, check_strict_serializable, Violation};
 use serde::Serialize;
@@ -27,6 +28,8 @@ pub enum HistoryModel {
     Txn,
     /// Sessions of transactions (`jsonl` with `"session"`), checked for causal consistency.
     Causal,
+    /// Elle's list-append transactions (`edn` or `json`), checked for the anomalies of --level.
+    ListAppend,
 }
 
 /// What a transaction history is checked for.
@@ -43,6 +46,7 @@ pub enum TxnLevel {
 pub enum Level {
     Txn(TxnLevel),
     Causal(causal::Level),
+    ListAppend(list_append::Level),
 }
 
 impl Level {
@@ -66,11 +70,36 @@ impl Level {
                 ],
                 "ccv",
             ),
+            HistoryModel::ListAppend => (
+                &[
+                    (
+                        "strict",
+                        Level::ListAppend(list_append::Level::StrictSerializable),
+                    ),
+                    (
+                        "serializable",
+                        Level::ListAppend(list_append::Level::Serializable),
+                    ),
+                    (
+                        "snapshot-isolation",
+                        Level::ListAppend(list_append::Level::SnapshotIsolation),
+                    ),
+                    (
+                        "repeatable-read",
+                        Level::ListAppend(list_append::Level::RepeatableRead),
+                    ),
+                    (
+                        "read-committed",
+                        Level::ListAppend(list_append::Level::ReadCommitted),
+                    ),
+                ],
+                "strict",
+            ),
             _ => {
                 return match name {
                     None => Ok(None),
                     Some(_) => Err(HistoryError::Usage(format!(
-                        "--level applies to --model txn and causal, not {}",
+                        "--level applies to --model txn, causal and list-append, not {}",
                         model_name(model)
                     ))),
                 }
@@ -98,8 +127,10 @@ pub enum HistoryFormat {
     Jepsen,
     PorcupineKv,
     Jsonl,
-    /// Knossos's EDN: op maps in a vector, or one a line.
+    /// Knossos's EDN: op maps in a vector, or one a line (also Elle's list-append histories).
     Edn,
+    /// Elle's JSON list-append histories: objects in an array, or one a line.
+    Json,
 }
 
 /// Why a history could not be checked (exit 2).
@@ -195,7 +226,8 @@ pub struct HistoryReport {
     /// `linearizable`, `not_linearizable` or `unknown`; for transactions `serializable`,
     /// `strict_serializable`, `not_serializable` or `not_strict_serializable`; for causal
     /// histories the level or `not_` and the level: `cc`, `not_cc`, `cm`, `not_cm`, `ccv`,
-    /// `not_ccv`, `tcc`, `not_tcc`.
+    /// `not_ccv`, `tcc`, `not_tcc`; for list-append histories likewise: `strict_serializable`,
+    /// `serializable`, `snapshot_isolation`, `repeatable_read`, `read_committed`.
     pub verdict: &'static str,
     pub elapsed_s: f64,
     pub failure: Option<FailureView>,
@@ -210,6 +242,10 @@ pub struct HistoryReport {
     /// pattern found, with its operations.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub violation: Option<ViolationView>,
+    /// List-append histories: `level`, `valid`, every anomaly found (`anomalies`, each with its
+    /// cycle edge by edge) and the names of those the level forbids (`forbidden`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub elle: Option<list_append::Report>,
 }
 
 impl HistoryReport {
@@ -236,6 +272,9 @@ impl HistoryReport {
             );
             if let Some(v) = &self.violation {
                 out.push_str(&format!("  {v}\n"));
+            }
+            if let Some(r) = &self.elle {
+                out.push_str(&elle_summary(r));
             }
             return out;
         }
@@ -271,6 +310,51 @@ impl HistoryReport {
     }
 }
 
+/// How many findings of one class the human summary shows.
+const SHOWN_PER_CLASS: usize = 3;
+
+fn elle_summary(r: &list_append::Report) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < r.anomalies.len() {
+        let class = r.anomalies[i].anomaly;
+        let n = r.anomalies[i..]
+            .iter()
+            .take_while(|f| f.anomaly == class)
+            .count();
+        let verdict = if r.forbidden.contains(&class) {
+            "forbidden by"
+        } else {
+            "allowed by"
+        };
+        for f in &r.anomalies[i..i + n.min(SHOWN_PER_CLASS)] {
+            out.push_str(&format!("  {class} ({verdict} {}): ", r.level));
+            if f.cycle.is_empty() {
+                out.push_str(&format!("{}\n", f.explanation));
+                for t in &f.ops {
+                    out.push_str(&format!("    {t}\n"));
+                }
+                continue;
+            }
+            for e in &f.cycle {
+                out.push_str(&format!("T{} -{}-> ", e.from, e.kind));
+            }
+            out.push_str(&format!("T{}\n", f.cycle[0].from));
+            for e in &f.cycle {
+                out.push_str(&format!("    {e}: {}\n", e.why));
+            }
+            for t in &f.ops {
+                out.push_str(&format!("    {t}\n"));
+            }
+        }
+        if n > SHOWN_PER_CLASS {
+            out.push_str(&format!("  ... and {} more {class}\n", n - SHOWN_PER_CLASS));
+        }
+        i += n;
+    }
+    out
+}
+
 fn op_line(op: &OpView) -> String {
     format!(
         "process {}: {}  [call {}, return {}]",
@@ -288,6 +372,7 @@ fn model_name(m: HistoryModel) -> &'static str {
         HistoryModel::Kv => "kv",
         HistoryModel::Txn => "txn",
         HistoryModel::Causal => "causal",
+        HistoryModel::ListAppend => "list-append",
     }
 }
 
@@ -297,12 +382,14 @@ fn format_name(f: HistoryFormat) -> &'static str {
         HistoryFormat::PorcupineKv => "porcupine-kv",
         HistoryFormat::Jsonl => "jsonl",
         HistoryFormat::Edn => "edn",
+        HistoryFormat::Json => "json",
     }
 }
 
-/// Reads `path` in `format` (for transaction and causal histories, `jsonl` when `None`) and
-/// checks it against `model` within `budget`, at `level` (`--level`, see [`Level::parse`]). A
-/// register read in EDN starts with `initial` (`--initial`) rather than `nil`.
+/// Reads `path` in `format` (for transaction and causal histories, `jsonl` when `None`; for
+/// list-append histories, EDN or JSON as the file looks) and checks it against `model` within
+/// `budget`, at `level` (`--level`, see [`Level::parse`]). A register read in EDN starts with
+/// `initial` (`--initial`) rather than `nil`.
 pub fn check_file(
     model: HistoryModel,
     format: Option<HistoryFormat>,
@@ -314,6 +401,20 @@ pub fn check_file(
     use HistoryFormat as F;
     use HistoryModel as M;
     let level = Level::parse(model, level)?;
+    if model == M::ListAppend {
+        if initial.is_some() {
+            return Err(HistoryError::Usage(
+                "--initial applies to --format edn registers, not list-append".into(),
+            ));
+        }
+        return match format {
+            None | Some(F::Edn | F::Json) => check_list_append(path, format, level),
+            Some(other) => Err(HistoryError::Usage(format!(
+                "list-append histories are read in the edn or json format, not {}",
+                format_name(other)
+            ))),
+        };
+    }
     let format = match (model, format) {
         (M::Txn | M::Causal, None) => F::Jsonl,
         (_, Some(format)) => format,
@@ -337,6 +438,11 @@ pub fn check_file(
                 model_name(model),
                 format_name(format)
             )))
+        }
+        (_, F::Json) => {
+            return Err(HistoryError::Usage(
+                "format json holds list-append histories (Elle's JSON)".into(),
+            ))
         }
         (M::Kv, F::Jepsen | F::Edn) | (M::Register | M::CasRegister, F::PorcupineKv) => {
             return Err(HistoryError::Usage(format!(
@@ -370,7 +476,7 @@ pub fn check_file(
     match level {
         Some(Level::Txn(level)) => return check_txns(file, &text, level, start),
         Some(Level::Causal(level)) => return check_causal(file, &text, level, start),
-        None => {}
+        Some(Level::ListAppend(_)) | None => {}
     }
     let cas = model == M::CasRegister;
     let (operations, verdict, failure) = match (model, format) {
@@ -418,6 +524,59 @@ pub fn check_file(
         transactions: None,
         sessions: None,
         violation: None,
+        elle: None,
+    })
+}
+
+fn check_list_append(
+    path: &Path,
+    format: Option<HistoryFormat>,
+    level: Option<Level>,
+) -> Result<HistoryReport, HistoryError> {
+    let Some(Level::ListAppend(level)) = level else {
+        unreachable!("Level::parse gives list-append a level")
+    };
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| HistoryError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let start = Instant::now();
+    let format = format.map(|f| match f {
+        HistoryFormat::Json => list_append::Format::Json,
+        _ => list_append::Format::Edn,
+    });
+    let h = list_append::parse(&text, format).map_err(|source| HistoryError::Malformed {
+        path: file.clone(),
+        source,
+    })?;
+    let detected = match format {
+        Some(list_append::Format::Json) => "json",
+        Some(list_append::Format::Edn) => "edn",
+        None => list_append::detect(&text),
+    };
+    let report = list_append::check(&h, level);
+    let (ok, not) = match level {
+        list_append::Level::StrictSerializable => {
+            ("strict_serializable", "not_strict_serializable")
+        }
+        list_append::Level::Serializable => ("serializable", "not_serializable"),
+        list_append::Level::SnapshotIsolation => ("snapshot_isolation", "not_snapshot_isolation"),
+        list_append::Level::RepeatableRead => ("repeatable_read", "not_repeatable_read"),
+        list_append::Level::ReadCommitted => ("read_committed", "not_read_committed"),
+    };
+    Ok(HistoryReport {
+        file,
+        model: "list-append".to_string(),
+        format: detected.to_string(),
+        operations: h.operations,
+        verdict: if report.valid { ok } else { not },
+        elapsed_s: start.elapsed().as_secs_f64(),
+        failure: None,
+        transactions: Some(h.txns.len()),
+        sessions: None,
+        violation: None,
+        elle: Some(report),
     })
 }
 
@@ -454,6 +613,7 @@ fn check_txns(
         transactions: Some(txns.len()),
         sessions: None,
         violation: result.err().map(ViolationView::Txn),
+        elle: None,
     })
 }
 
@@ -511,6 +671,7 @@ fn check_causal(
         transactions: Some(h.len()),
         sessions: Some(sessions.len()),
         violation,
+        elle: None,
     })
 }
 

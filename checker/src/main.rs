@@ -102,10 +102,11 @@ struct CheckArgs {
 #[derive(Args, Debug)]
 struct HistoryArgs {
     /// What the history is checked against: a sequential object (linearizability), or
-    /// transactions (txn) or sessions (causal) at --level.
+    /// transactions (txn), sessions (causal) or Elle's list-append transactions at --level.
     #[arg(long, value_enum)]
     model: HistoryModel,
-    /// How the file is written [default for txn and causal: jsonl].
+    /// How the file is written [default for txn and causal: jsonl; for list-append: edn or
+    /// json, as the file looks].
     #[arg(long, value_enum)]
     format: Option<HistoryFormat>,
     /// The history file.
@@ -123,6 +124,8 @@ struct HistoryArgs {
     timeout: Option<f64>,
     /// For `--model txn`: strict (the default; real time from `start`/`end`) or serializable.
     /// For `--model causal`: cc, cm, ccv (the default; COPS's causal+) or tcc (transactional).
+    /// For `--model list-append`: strict (the default), serializable, snapshot-isolation,
+    /// repeatable-read or read-committed.
     #[arg(long, value_name = "LEVEL")]
     level: Option<String>,
     /// For `--format edn` registers: the value the register starts with [default: nil].
@@ -158,12 +161,14 @@ fn cli() -> Command {
             HistoryArgs::augment_args(Command::new("history"))
                 .about(
                     "Check a recorded history: linearizability, serializability of transactions, \
-                     or causal consistency",
+                     causal consistency, or Elle's list-append isolation anomalies",
                 )
                 .long_about(
                     "Check a recorded history for linearizability, a transaction history \
-                     (--model txn) for strict serializability, or a history of sessions \
-                     (--model causal) for causal consistency: exit 0 it holds, 1 it does not, \
+                     (--model txn) for strict serializability, a history of sessions \
+                     (--model causal) for causal consistency, or an Elle list-append history \
+                     (--model list-append) for the anomalies its --level forbids: exit 0 it \
+                     holds, 1 it does not, \
                      3 unknown within --timeout, 2 unreadable or malformed",
                 ),
         )

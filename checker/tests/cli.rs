@@ -1230,3 +1230,84 @@ fn history_checks_knossos_edn_files() {
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("--initial applies to --format edn"));
 }
+
+/// Elle's list-append histories: the paper's example is G-single (not strict serializable, nor
+/// anything down to read committed), si-without-g-single is G2-item (snapshot isolated, not
+/// repeatable read); Elle's JSON form reads the same; bad input exits 2 with one line.
+#[test]
+fn history_checks_elle_list_append_files() {
+    let run = |file: &str, extra: &[&str]| {
+        let path = jepsen_edn(file);
+        let mut args = vec!["history", "--model", "list-append", "--format", "edn"];
+        args.extend_from_slice(extra);
+        args.push(&path);
+        checker(&args)
+    };
+    let out = run("paper-example.edn", &[]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("not strict serializable (4 transactions, 8 operations"));
+    assert!(
+        text.contains("G-single (forbidden by strict-serializable): T2 -wr-> T3 -ww-> T4 -rw-> T2"),
+        "{text}"
+    );
+    assert!(text.contains("T4 -rw(255)-> T2: T4 did not observe T2's append of 8 to 255"));
+    let out = run("paper-example.edn", &["--level", "read-committed"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+
+    for (level, exit) in [
+        ("strict", 1),
+        ("serializable", 1),
+        ("snapshot-isolation", 0),
+        ("repeatable-read", 1),
+        ("read-committed", 0),
+    ] {
+        let out = run("si-without-g-single.edn", &["--level", level]);
+        assert_eq!(code(&out), exit, "{level}: {}", stdout(&out));
+        assert!(stdout(&out).contains("G2-item ("), "{}", stdout(&out));
+    }
+    let out = run(
+        "si-without-g-single.edn",
+        &["--level", "repeatable-read", "--json"],
+    );
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["verdict"], "not_repeatable_read");
+    assert_eq!(v["forbidden"], serde_json::json!(["G2-item"]));
+    assert_eq!(v["anomalies"][0]["anomaly"], "G2-item");
+    assert_eq!(v["anomalies"][0]["cycle"][0]["kind"], "rw");
+
+    let json = TempFile::new(
+        "append.json",
+        r#"[{"index": 0, "type": "invoke", "process": 0, "value": [["append", 1, 1], ["r", 2, null]]},
+ {"index": 1, "type": "invoke", "process": 1, "value": [["append", 2, 1], ["r", 1, null]]},
+ {"index": 2, "type": "ok", "process": 0, "value": [["append", 1, 1], ["r", 2, null]]},
+ {"index": 3, "type": "ok", "process": 1, "value": [["append", 2, 1], ["r", 1, null]]}]
+"#,
+    );
+    for format in [&["--format", "json"][..], &[]] {
+        let mut args = vec!["history", "--model", "list-append"];
+        args.extend_from_slice(format);
+        args.extend(["--level", "serializable", json.path()]);
+        let out = checker(&args);
+        assert_eq!(code(&out), 1, "{}", stderr(&out));
+        assert!(stdout(&out).contains("G2-item (forbidden by serializable): T1 -rw-> T2 -rw-> T1"));
+    }
+
+    let out = run("cas-failure.edn", &[]);
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    assert!(err.contains("line 1: unknown :f :read"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let broken = TempFile::new("broken.edn", "{:type :ok, :value [[:append 1 2]\n");
+    let out = checker(&["history", "--model", "list-append", broken.path()]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out).trim_end().lines().count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    let out = run("paper-example.edn", &["--level", "snapshot"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("snapshot-isolation, repeatable-read, read-committed"));
+}

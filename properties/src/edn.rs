@@ -335,17 +335,43 @@ pub fn read_all(text: &str) -> Result<Vec<(usize, Edn)>, EdnError> {
 /// The operations of a history, with the line each starts on: the elements of a single
 /// top-level vector or list (Knossos), or the top-level elements themselves (one map a line).
 pub fn read_ops(text: &str) -> Result<Vec<(usize, Edn)>, EdnError> {
+    let mut out = Vec::new();
+    for_each_op(text, |line, v| {
+        out.push((line, v));
+        Ok::<(), EdnError>(())
+    })?;
+    Ok(out)
+}
+
+/// [`read_ops`] one operation at a time, without holding them all: `f` gets each operation and
+/// the line it starts on, and its first error stops the reading.
+pub fn for_each_op<E: From<EdnError>>(
+    text: &str,
+    mut f: impl FnMut(usize, Edn) -> Result<(), E>,
+) -> Result<(), E> {
     let mut r = Reader::new(text);
     let open = match r.skip() {
-        Some('[') => ']',
-        Some('(') => ')',
-        _ => return read_all(text),
+        Some('[') => Some(']'),
+        Some('(') => Some(')'),
+        _ => None,
+    };
+    let Some(open) = open else {
+        while r.skip().is_some() {
+            let line = r.line;
+            if let Some(v) = r.element()? {
+                f(line, v)?;
+            }
+        }
+        return Ok(());
     };
     r.next();
-    let mut out = Vec::new();
     loop {
         match r.skip() {
-            None => return Err(r.error(format!("unclosed history: '{open}' expected"))),
+            None => {
+                return Err(r
+                    .error(format!("unclosed history: '{open}' expected"))
+                    .into())
+            }
             Some(c) if c == open => {
                 r.next();
                 break;
@@ -353,15 +379,15 @@ pub fn read_ops(text: &str) -> Result<Vec<(usize, Edn)>, EdnError> {
             Some(_) => {
                 let line = r.line;
                 if let Some(v) = r.element()? {
-                    out.push((line, v));
+                    f(line, v)?;
                 }
             }
         }
     }
     if r.skip().is_some() {
-        return Err(r.error("more after the history's closing bracket"));
+        return Err(r.error("more after the history's closing bracket").into());
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

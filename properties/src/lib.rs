@@ -6,6 +6,9 @@
 //! - [`commitment`]: the agreement property of atomic commitment, shared by the two-phase commit
 //!   specifications (`twophase`, `tcommit`) and by the transactional models that run 2PC.
 //! - [`edn`]: a reader for EDN, the notation Jepsen, Knossos and Elle write histories in.
+//! - [`list_append`]: Elle's list-append checker (Kingsbury & Alvaro, VLDB 2020): version orders
+//!   inferred from reads of lists, Adya's anomalies (G0 to G2-item, with real-time variants) and
+//!   the consistency models they rule out, for Jepsen's EDN and Elle's JSON histories.
 //! - [`linearizability`]: a Wing & Gong / Lowe linearizability checker with memoisation and
 //!   P-compositionality, for histories of thousands of operations, with the sequential specifications
 //!   of a register, a compare-and-set register, a get/put/append key-value store and ZooKeeper's versioned znodes, and readers for
@@ -17,5 +20,6 @@ pub mod causal;
 pub mod commitment;
 pub mod edn;
 pub mod linearizability;
+pub mod list_append;
 pub mod serializability;
 pub mod zookeeper;

@@ -268,7 +268,9 @@ enum Edge {
     },
 }
 
-struct Dsg<'a, K> {
+/// The serialization graph of a history, searched for cycles: the DSG's dependencies plus, when
+/// asked for, real time as a chain of time points. Also used by [`crate::list_append`].
+pub(crate) struct Dsg<'a, K> {
     txns: &'a [&'a Txn<K>],
     deps: &'a [Dep<K>],
     index: HashMap<TxnId, usize>,
@@ -279,7 +281,9 @@ struct Dsg<'a, K> {
 }
 
 impl<'a, K: Clone + Debug> Dsg<'a, K> {
-    fn new(txns: &'a [&'a Txn<K>], deps: &'a [Dep<K>], real_time: bool) -> Self {
+    /// The graph of `deps` between the transactions `txns` (their ids must be distinct), with the
+    /// real-time order from their `start`/`end` when `real_time`.
+    pub(crate) fn new(txns: &'a [&'a Txn<K>], deps: &'a [Dep<K>], real_time: bool) -> Self {
         let index: HashMap<TxnId, usize> =
             txns.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
         assert_eq!(
@@ -344,7 +348,7 @@ impl<'a, K: Clone + Debug> Dsg<'a, K> {
     }
 
     /// Whether the dependencies of `kinds` form a cycle.
-    fn has_cycle(&self, kinds: &[DepKind]) -> bool {
+    pub(crate) fn has_cycle(&self, kinds: &[DepKind]) -> bool {
         tarjan_scc(&self.graph(kinds))
             .iter()
             .any(|scc| scc.len() > 1)
@@ -352,6 +356,16 @@ impl<'a, K: Clone + Debug> Dsg<'a, K> {
 
     /// A shortest cycle using only dependencies of `kinds` (real time if `Rt` is among them).
     fn cycle(&self, anomaly: Anomaly, kinds: &[DepKind]) -> Option<Violation<K>> {
+        let deps = self.shortest_cycle(kinds, Rule::ANY)?;
+        Some(violation(anomaly, deps))
+    }
+
+    /// A shortest cycle using only dependencies of `kinds` (real time if `Rt` is among them) that
+    /// also satisfies `rule`, as its edges (a run through the time chain is one rt edge), starting
+    /// at the smallest transaction id. Searched from at most [`CYCLE_SEARCH_STARTS`] transactions
+    /// of each strongly connected component: those an edge the rule asks for leaves (rw) or
+    /// enters (rt), so that every cycle of the class passes through one of them.
+    pub(crate) fn shortest_cycle(&self, kinds: &[DepKind], rule: Rule) -> Option<Vec<Dep<K>>> {
         let g = self.graph(kinds);
         let mut best: Option<Vec<(NodeIndex, Edge)>> = None;
         for scc in tarjan_scc(&g) {
@@ -362,28 +376,39 @@ impl<'a, K: Clone + Debug> Dsg<'a, K> {
             for n in &scc {
                 member[n.index()] = true;
             }
+            let marked = |n: NodeIndex| -> bool {
+                if rule.rw != RwRule::Any && rule.rw != RwRule::None {
+                    g.edges(n).any(|e| {
+                        member[e.target().index()]
+                            && matches!(*e.weight(), Edge::Dep(d) if self.deps[d].kind == DepKind::Rw)
+                    })
+                } else if rule.need.contains(&DepKind::Rt) {
+                    g.edges_directed(n, petgraph::Direction::Incoming)
+                        .any(|e| matches!(*e.weight(), Edge::Time { hop: true }))
+                } else {
+                    true
+                }
+            };
             let starts = scc
                 .iter()
-                .filter(|n| matches!(g[**n], Node::Txn(_)))
+                .filter(|n| matches!(g[**n], Node::Txn(_)) && marked(**n))
                 .take(CYCLE_SEARCH_STARTS);
             for &start in starts {
-                if let Some(c) = shortest_cycle(&g, &member, start) {
-                    if best.as_ref().is_none_or(|b| hops(&c) < hops(b)) {
+                // Only a cycle shorter than the best so far is of use: the search stops there.
+                let bound = best.as_ref().map_or(usize::MAX, |b| hops(b));
+                if let Some(c) = shortest_cycle(&g, self.deps, &member, start, rule, bound) {
+                    if hops(&c) < bound {
                         best = Some(c);
                     }
                 }
             }
         }
-        best.map(|c| self.violation(anomaly, &g, &c))
+        best.map(|c| self.cycle_deps(&g, &c))
     }
 
-    /// The cycle as dependencies, each run through the time chain folded into one rt edge.
-    fn violation(
-        &self,
-        anomaly: Anomaly,
-        g: &DiGraph<Node, Edge>,
-        cycle: &[(NodeIndex, Edge)],
-    ) -> Violation<K> {
+    /// The cycle as dependencies, each run through the time chain folded into one rt edge,
+    /// starting at the smallest transaction id.
+    fn cycle_deps(&self, g: &DiGraph<Node, Edge>, cycle: &[(NodeIndex, Edge)]) -> Vec<Dep<K>> {
         let txn_id = |n: NodeIndex| match g[n] {
             Node::Txn(i) => self.txns[i].id,
             Node::Time => unreachable!("a hop out of the time chain ends at a transaction"),
@@ -415,22 +440,136 @@ impl<'a, K: Clone + Debug> Dsg<'a, K> {
         // Start at the smallest transaction id, so that a cycle is always written the same way.
         let first = (0..deps.len()).min_by_key(|&k| deps[k].from).unwrap_or(0);
         deps.rotate_left(first);
-        let txns: Vec<TxnId> = deps.iter().map(|d| d.from).collect();
-        let explanation = format!(
-            "a cycle of {} transactions: {}",
-            txns.len(),
-            txns.iter()
-                .chain(txns.first())
-                .map(|t| format!("T{t}"))
-                .collect::<Vec<_>>()
-                .join(" -> ")
-        );
-        Violation {
-            anomaly,
-            cycle: deps,
-            txns,
-            explanation,
+        deps
+    }
+}
+
+/// The violation of class `anomaly` that the cycle `deps` shows.
+fn violation<K>(anomaly: Anomaly, deps: Vec<Dep<K>>) -> Violation<K> {
+    let txns: Vec<TxnId> = deps.iter().map(|d| d.from).collect();
+    let explanation = format!(
+        "a cycle of {} transactions: {}",
+        txns.len(),
+        txns.iter()
+            .chain(txns.first())
+            .map(|t| format!("T{t}"))
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    );
+    Violation {
+        anomaly,
+        cycle: deps,
+        txns,
+        explanation,
+    }
+}
+
+/// How many rw edges a cycle has, and how they sit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RwRule {
+    /// Any number.
+    Any,
+    /// None.
+    None,
+    /// Exactly one (Adya's G-single).
+    One,
+    /// Two or more, no two of them adjacent, the last and the first counting as adjacent (Elle's
+    /// G-nonadjacent).
+    Nonadjacent,
+    /// Two or more, at least two of them adjacent.
+    Adjacent,
+}
+
+/// What a cycle must contain besides using only the allowed kinds of edges.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rule {
+    /// Kinds of which the cycle has at least one edge (`Rt`: at least one real-time hop).
+    pub(crate) need: &'static [DepKind],
+    pub(crate) rw: RwRule,
+}
+
+impl Rule {
+    /// Any cycle.
+    pub(crate) const ANY: Rule = Rule {
+        need: &[],
+        rw: RwRule::Any,
+    };
+}
+
+/// A search state: the node, plus what the path from the start has seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct State {
+    node: NodeIndex,
+    /// Kinds seen (bit per `DepKind`), only those the rule needs.
+    seen: u8,
+    /// rw edges so far, capped at 2.
+    rw: u8,
+    /// Whether the last edge was rw.
+    last_rw: bool,
+    /// The first edge: unknown yet (0), not rw (1), rw (2).
+    first: u8,
+    /// Whether two rw edges were adjacent.
+    adjacent: bool,
+}
+
+fn bit(kind: DepKind) -> u8 {
+    1 << (kind as u8)
+}
+
+/// The state after `edge` from `s` to `to`, or `None` when the rule forbids the step.
+fn step<K>(deps: &[Dep<K>], rule: Rule, s: State, to: NodeIndex, edge: Edge) -> Option<State> {
+    let kind = match edge {
+        Edge::Dep(d) => Some(deps[d].kind),
+        Edge::Time { hop: true } => Some(DepKind::Rt),
+        Edge::Time { hop: false } => None,
+    };
+    let mut n = State { node: to, ..s };
+    let is_rw = kind == Some(DepKind::Rw);
+    if n.first == 0 {
+        n.first = if is_rw { 2 } else { 1 };
+    }
+    if is_rw {
+        if rule.rw == RwRule::None || (rule.rw == RwRule::One && s.rw >= 1) {
+            return None;
         }
+        if s.last_rw {
+            if rule.rw == RwRule::Nonadjacent {
+                return None;
+            }
+            n.adjacent = true;
+        }
+        n.rw = (s.rw + 1).min(2);
+        n.last_rw = true;
+    } else {
+        n.last_rw = false;
+    }
+    if let Some(k) = kind {
+        if rule.need.contains(&k) {
+            n.seen |= bit(k);
+        }
+    }
+    // Forget what the rule does not look at, so that the search has fewer states.
+    match rule.rw {
+        RwRule::Any | RwRule::None => (n.rw, n.last_rw, n.first, n.adjacent) = (0, false, 0, false),
+        RwRule::One => (n.last_rw, n.first, n.adjacent) = (false, 0, false),
+        RwRule::Nonadjacent | RwRule::Adjacent => {}
+    }
+    Some(n)
+}
+
+/// Whether a path in state `s` back at the start closes a cycle the rule accepts.
+fn accepts(rule: Rule, s: State) -> bool {
+    let need = rule.need.iter().fold(0, |m, k| m | bit(*k));
+    if s.seen & need != need {
+        return false;
+    }
+    let wraps = s.last_rw && s.first == 2;
+    match rule.rw {
+        RwRule::Any => true,
+        RwRule::None => s.rw == 0,
+        RwRule::One => s.rw == 1,
+        RwRule::Nonadjacent => s.rw >= 2 && !wraps,
+        RwRule::Adjacent => s.rw >= 2 && (s.adjacent || wraps),
     }
 }
 
@@ -446,53 +585,69 @@ fn hops(cycle: &[(NodeIndex, Edge)]) -> usize {
     cycle.iter().map(|(_, e)| weight(*e)).sum()
 }
 
-/// A shortest cycle through `start` inside the component `member`, as (node, edge leaving it)
-/// pairs beginning at `start`: a 0-1 breadth-first search (time-chain steps cost nothing).
-fn shortest_cycle(
+/// A shortest cycle through `start` inside the component `member` that `rule` accepts, as (node,
+/// edge leaving it) pairs beginning at `start`: a 0-1 breadth-first search (time-chain steps cost
+/// nothing) over (node, what the path has seen), given up at paths of `bound` hops.
+fn shortest_cycle<K>(
     g: &DiGraph<Node, Edge>,
+    deps: &[Dep<K>],
     member: &[bool],
     start: NodeIndex,
+    rule: Rule,
+    bound: usize,
 ) -> Option<Vec<(NodeIndex, Edge)>> {
-    let n = g.node_count();
-    let mut dist = vec![usize::MAX; n];
-    let mut parent: Vec<Option<(NodeIndex, Edge)>> = vec![None; n];
-    let mut back: Option<(usize, NodeIndex, Edge)> = None;
+    let origin = State {
+        node: start,
+        seen: 0,
+        rw: 0,
+        last_rw: false,
+        first: 0,
+        adjacent: false,
+    };
+    let mut dist: HashMap<State, usize> = HashMap::new();
+    let mut parent: HashMap<State, (State, Edge)> = HashMap::new();
+    let mut back: Option<(usize, State, Edge)> = None;
     let mut queue = VecDeque::new();
-    dist[start.index()] = 0;
-    queue.push_back(start);
-    while let Some(u) = queue.pop_front() {
-        let du = dist[u.index()];
-        if back.as_ref().is_some_and(|(len, _, _)| du >= *len) {
+    dist.insert(origin, 0);
+    queue.push_back((origin, 0));
+    while let Some((u, du)) = queue.pop_front() {
+        if dist.get(&u).is_some_and(|d| *d < du) {
+            continue; // a stale entry: reached more cheaply since
+        }
+        if du >= bound || back.as_ref().is_some_and(|(len, _, _)| du >= *len) {
             break;
         }
-        for e in g.edges(u) {
+        for e in g.edges(u.node) {
             let v = e.target();
             if !member[v.index()] {
                 continue;
             }
+            let Some(next) = step(deps, rule, u, v, *e.weight()) else {
+                continue;
+            };
             let w = weight(*e.weight());
             if v == start {
-                if back.as_ref().is_none_or(|(len, _, _)| du + w < *len) {
+                if accepts(rule, next) && back.as_ref().is_none_or(|(len, _, _)| du + w < *len) {
                     back = Some((du + w, u, *e.weight()));
                 }
                 continue;
             }
-            if du + w < dist[v.index()] {
-                dist[v.index()] = du + w;
-                parent[v.index()] = Some((u, *e.weight()));
+            if dist.get(&next).is_none_or(|d| du + w < *d) {
+                dist.insert(next, du + w);
+                parent.insert(next, (u, *e.weight()));
                 if w == 0 {
-                    queue.push_front(v);
+                    queue.push_front((next, du));
                 } else {
-                    queue.push_back(v);
+                    queue.push_back((next, du + w));
                 }
             }
         }
     }
     let (_, mut u, edge) = back?;
-    let mut path = vec![(u, edge)];
-    while u != start {
-        let (p, e) = parent[u.index()].expect("every reached node has a parent");
-        path.push((p, e));
+    let mut path = vec![(u.node, edge)];
+    while u != origin {
+        let (p, e) = parent[&u];
+        path.push((p.node, e));
         u = p;
     }
     path.reverse();

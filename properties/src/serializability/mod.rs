@@ -39,7 +39,7 @@
 
 mod brute;
 pub mod formats;
-mod graph;
+pub(crate) mod graph;
 
 use std::fmt;
 
