@@ -17,10 +17,10 @@
 //!   1). A successor for which `next_state` returns `None` is not a transition.
 //! - **Symmetry**: with a representative function, the fingerprint is the representative's; the
 //!   state explored (and replayed) is the original.
-//! - **`eventually`** is decided exactly, without fairness: after the search, a depth-first search of
-//!   the states reachable from an initial state through states where the condition does not hold
-//!   looks for one with no successor (a finite counterexample) or for a cycle (a lasso: a prefix,
-//!   then a loop that repeats forever). It runs on concrete states, also under symmetry.
+//! - **Liveness** (`eventually`, leads-to) is decided after the search by [`crate::liveness`],
+//!   under weak fairness or none, on the reachable graph: with liveness properties the BFS records
+//!   each state's condition bits and edges as it expands it ([`Recording`]); DFS and symmetry runs
+//!   leave the graph to a second exploration over concrete states.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -256,7 +256,10 @@ impl Parents {
     /// Each state's parent (`u32::MAX` for a root) and action index, by id; the liveness graph
     /// holds no more than 32-bit ids.
     fn into_narrow(self) -> (Vec<u32>, Vec<u16>) {
-        assert!(self.wide.is_none(), "the liveness graph holds at most 2^32 states");
+        assert!(
+            self.wide.is_none(),
+            "the liveness graph holds at most 2^32 states"
+        );
         (self.narrow, self.action)
     }
 
@@ -428,10 +431,7 @@ where
     }
 
     // `eventually` properties are decided after the search, so with any of them it runs to the end.
-    let has_eventually = !live.leads_to.is_empty()
-        || properties
-            .iter()
-            .any(|p| p.expectation == Expectation::Eventually);
+    let has_eventually = !plan.is_empty();
     let decided = |found: &Found| {
         let all = !has_eventually && found.ids.iter().all(Option::is_some);
         let failed = opts.first_failure
@@ -493,7 +493,9 @@ where
     let table_bytes = visited.bytes() + parents.bytes();
     drop(visited);
     let mut liveness = None;
-    if exhausted && has_eventually && !(opts.first_failure && has_failure(&properties, &discoveries))
+    if exhausted
+        && has_eventually
+        && !(opts.first_failure && has_failure(&properties, &discoveries))
     {
         let live = match recorder {
             Some(_) => {

@@ -65,6 +65,9 @@ pub struct Liveness<M: Model> {
     /// The model's fairness classes; required for [`Fairness::Weak`].
     pub classes: Option<FairClassOf<M>>,
     pub leads_to: Vec<LeadsTo<M>>,
+    /// Whether to decide liveness at all (`--skip-liveness` turns it off: the properties stay
+    /// undecided, and the search records no graph).
+    pub decide: bool,
 }
 
 impl<M: Model> Default for Liveness<M> {
@@ -73,6 +76,7 @@ impl<M: Model> Default for Liveness<M> {
             fairness: Fairness::None,
             classes: None,
             leads_to: Vec::new(),
+            decide: true,
         }
     }
 }
@@ -198,6 +202,9 @@ impl<M: Model> Plan<M> {
             conditions: Vec::new(),
             props: Vec::new(),
         };
+        if !live.decide {
+            return plan;
+        }
         for p in model.properties() {
             if p.expectation == stateright::Expectation::Eventually {
                 let goal = plan.bit(p.condition);
@@ -208,7 +215,10 @@ impl<M: Model> Plan<M> {
             let (from, to) = (plan.bit(l.from), plan.bit(l.to));
             plan.props.push((l.name, Some(from), to));
         }
-        assert!(plan.conditions.len() <= 64, "at most 64 liveness conditions");
+        assert!(
+            plan.conditions.len() <= 64,
+            "at most 64 liveness conditions"
+        );
         plan
     }
 
@@ -217,7 +227,11 @@ impl<M: Model> Plan<M> {
     }
 
     fn bit(&mut self, c: Condition<M>) -> usize {
-        match self.conditions.iter().position(|&d| d as usize == c as usize) {
+        match self
+            .conditions
+            .iter()
+            .position(|&d| d as usize == c as usize)
+        {
             Some(i) => i,
             None => {
                 self.conditions.push(c);
@@ -269,7 +283,10 @@ where
 {
     let start = Instant::now();
     let n = rec.fps.len();
-    assert!(n < NONE as usize, "the liveness graph holds fewer than 2^32 states");
+    assert!(
+        n < NONE as usize,
+        "the liveness graph holds fewer than 2^32 states"
+    );
     let mut ids: HashMap<u64, u32, foldhash::fast::FixedState> = HashMap::default();
     ids.reserve(n);
     for (i, &f) in rec.fps.iter().enumerate() {
@@ -479,7 +496,10 @@ where
                     let fresh = g.parent.len() as u32;
                     let t = *ids.entry(fingerprint(&next)).or_insert(fresh);
                     if t == fresh {
-                        assert!(fresh < NONE - 1, "more states than the liveness graph holds");
+                        assert!(
+                            fresh < NONE - 1,
+                            "more states than the liveness graph holds"
+                        );
                         g.parent.push(id);
                         g.via.push(a as u16);
                         g.holds.push(bits(&next));
@@ -729,12 +749,7 @@ fn fair(g: &Graph, members: &[u32], internal: &dyn Fn(usize) -> bool) -> bool {
 /// A loop from `entry` back to it inside the component: without fairness a shortest one; under
 /// weak fairness one that, for each class enabled at `entry`, passes a state where the class is
 /// disabled or takes an edge of it (the component is fair, so one of the two exists). Edge ids.
-fn cycle(
-    g: &Graph,
-    entry: u32,
-    in_comp: &dyn Fn(u32) -> bool,
-    fairness: Fairness,
-) -> Vec<usize> {
+fn cycle(g: &Graph, entry: u32, in_comp: &dyn Fn(u32) -> bool, fairness: Fairness) -> Vec<usize> {
     let mut steps: Vec<usize> = Vec::new();
     let mut cur = entry;
     if fairness == Fairness::Weak {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use checker::history::{check_file, HistoryError, HistoryFormat, HistoryModel};
-use checker::outcome::{expectation_name, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE};
+use checker::outcome::{EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE};
 use checker::run::{Engine, Fairness};
 use checker::{reports, Protocol, RunOptions, Strategy, MODELS};
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
@@ -76,6 +76,10 @@ struct CheckArgs {
     /// [default: weak where the model declares fairness classes, else none].
     #[arg(long, value_enum)]
     fairness: Option<FairnessArg>,
+    /// Decide only the always and sometimes properties: eventually and leads-to stay undecided,
+    /// and the search records no liveness graph (less memory on a large model).
+    #[arg(long, conflicts_with = "fairness")]
+    skip_liveness: bool,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -94,7 +98,7 @@ struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     html: Option<std::path::PathBuf>,
     /// Record the default configuration's result in reports/<model>.json.
-    #[arg(long, conflicts_with_all = ["explore", "sim", "dfs", "symmetry", "depth", "max_states", "timeout", "bug", "first_failure"])]
+    #[arg(long, conflicts_with_all = ["explore", "sim", "dfs", "symmetry", "depth", "max_states", "timeout", "bug", "first_failure", "skip_liveness", "fairness"])]
     write_report: bool,
 }
 
@@ -116,6 +120,10 @@ struct HistoryArgs {
     /// [default: weak where the model declares fairness classes, else none].
     #[arg(long, value_enum)]
     fairness: Option<FairnessArg>,
+    /// Decide only the always and sometimes properties: eventually and leads-to stay undecided,
+    /// and the search records no liveness graph (less memory on a large model).
+    #[arg(long, conflicts_with = "fairness")]
+    skip_liveness: bool,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -434,6 +442,7 @@ fn check(protocol: &'static dyn Protocol, sub: &ArgMatches) -> Result<ExitCode> 
         progress: !args.quiet,
         first_failure: args.first_failure,
         minimise: args.minimise,
+        skip_liveness: args.skip_liveness,
         fairness: args.fairness.map(|f| match f {
             FairnessArg::Weak => Fairness::Weak,
             FairnessArg::None => Fairness::None,
@@ -564,7 +573,7 @@ fn list(json: bool) {
                     "summary": m.summary(),
                     "params": params,
                     "properties": m.properties().iter().map(|(name, e)| serde_json::json!({
-                        "name": name, "expectation": expectation_name(e),
+                        "name": name, "expectation": e,
                     })).collect::<Vec<_>>(),
                     "bugs": m.bugs().iter().map(|b| serde_json::json!({
                         "name": b.name, "breaks": b.breaks, "help": b.help,
@@ -603,7 +612,7 @@ fn list(json: bool) {
             }
         }
         for (name, e) in m.properties() {
-            println!("  {:<10} {name}", expectation_name(&e));
+            println!("  {e:<10} {name}");
         }
         for b in m.bugs() {
             println!("  --bug {}  {}", b.name, b.help);

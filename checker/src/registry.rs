@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 
 use models::catalog::{Bug, Param, Params, Spec};
-use stateright::{Expectation, Model};
+use stateright::Model;
 
 use crate::outcome::Outcome;
 use crate::run::{self, RunOptions};
@@ -47,8 +47,9 @@ pub trait Protocol: Sync {
     fn has_fairness(&self) -> bool;
     /// The depth the baseline in reports/ explores to; `None`: to the end.
     fn baseline_depth(&self) -> Option<usize>;
-    /// The properties of the default configuration, in the model's order.
-    fn properties(&self) -> Vec<(&'static str, Expectation)>;
+    /// The properties of the default configuration, in the model's order, then its leads-to
+    /// properties: each with its kind (`always`, `sometimes`, `eventually`, `leads-to`).
+    fn properties(&self) -> Vec<(&'static str, &'static str)>;
     /// Checks the model with `params` and the named bug seeded.
     fn check(&self, params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome;
     /// The trace viewer's page ([`crate::trace_html`]) for the path `path` (`0/3/1`).
@@ -104,12 +105,15 @@ impl<S: Spec> Protocol for Registered<S> {
         S::BASELINE_DEPTH
     }
 
-    fn properties(&self) -> Vec<(&'static str, Expectation)> {
-        S::build(&Params::defaults(S::PARAMS), None)
+    fn properties(&self) -> Vec<(&'static str, &'static str)> {
+        let model = S::build(&Params::defaults(S::PARAMS), None);
+        let mut all: Vec<(&'static str, &'static str)> = model
             .properties()
             .into_iter()
-            .map(|p| (p.name, p.expectation))
-            .collect()
+            .map(|p| (p.name, crate::outcome::expectation_name(&p.expectation)))
+            .collect();
+        all.extend(S::leads_to(&model).iter().map(|l| (l.name, "leads-to")));
+        all
     }
 
     fn check(&self, params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome {

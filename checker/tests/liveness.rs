@@ -37,6 +37,7 @@ where
         fairness,
         classes: Some(classes),
         leads_to,
+        decide: true,
     };
     let report = engine::search_live(model, &opts, &Stats::default(), &live);
     assert!(report.exhausted);
@@ -291,4 +292,80 @@ fn a_fair_step_past_the_boundary_cuts_a_path_off_and_an_unfair_one_ends_it() {
     let stop = &unfair.discoveries["reaches 10"];
     assert_eq!(stop.cycle_start, None);
     assert_eq!(stop.path.clone().into_states(), vec![0, 1, 2, 3]);
+}
+
+/// Raft's election property, stated without a bound: with no crash or loss a leader is elected,
+/// under weak fairness, on a configuration small enough for a test; `no-election-retry` (a
+/// candidate that lost arms no new timeout) still breaks it, on a run that stops.
+#[test]
+fn raft_elects_a_leader_under_weak_fairness_and_no_election_retry_breaks_it() {
+    use checker::{RunOptions, Status, Strategy};
+    use models::catalog::Params;
+    const ELECTED: &str = models::raft::model::EVENTUALLY_ELECTED;
+    let raft = checker::find("raft").expect("raft is registered");
+    let mut params = Params::defaults(raft.params());
+    for (k, v) in [("clients", "0"), ("crashes", "0"), ("servers", "3")] {
+        let p = raft.params().iter().find(|p| p.name == k).unwrap();
+        params.set(p.name, p.parse(v).unwrap());
+    }
+    let opts = RunOptions {
+        strategy: Strategy::Bfs,
+        threads: 2,
+        ..RunOptions::default()
+    };
+    let outcome = raft.check(&params, None, &opts);
+    assert_eq!(outcome.fairness.as_deref(), Some("weak"));
+    let elected = outcome
+        .properties
+        .iter()
+        .find(|p| p.name == ELECTED)
+        .unwrap();
+    assert_eq!(elected.status, Status::Holds);
+
+    let outcome = raft.check(&params, Some("no-election-retry"), &opts);
+    let elected = outcome
+        .properties
+        .iter()
+        .find(|p| p.name == ELECTED)
+        .unwrap();
+    assert_eq!(elected.status, Status::Violated);
+    assert_eq!(
+        elected.cycle_start, None,
+        "the run stops: no timer is armed"
+    );
+}
+
+/// twopc's leads-to: a prepared participant learns the decision in the default configuration,
+/// and `commit-to-last-voter` leaves one prepared for ever.
+#[test]
+fn twopc_prepared_participants_learn_the_decision() {
+    use checker::{RunOptions, Status, Strategy};
+    use models::catalog::Params;
+    const LEARNS: &str = models::twopc::model::PREPARED_LEARNS;
+    let twopc = checker::find("twopc").expect("twopc is registered");
+    let opts = RunOptions {
+        strategy: Strategy::Bfs,
+        threads: 2,
+        ..RunOptions::default()
+    };
+    let bug = twopc
+        .bugs()
+        .iter()
+        .find(|b| b.name == "commit-to-last-voter")
+        .unwrap();
+    let params = bug.configure(twopc.params(), &Params::defaults(twopc.params()));
+    let fine = twopc.check(&params, None, &opts);
+    let p = fine.properties.iter().find(|p| p.name == LEARNS).unwrap();
+    assert_eq!(
+        (p.expectation.as_str(), p.status),
+        ("leads-to", Status::Holds)
+    );
+    let broken = twopc.check(&params, Some(bug.name), &opts);
+    let p = broken.properties.iter().find(|p| p.name == LEARNS).unwrap();
+    assert_eq!(p.status, Status::Violated);
+    assert!(
+        p.trace.as_ref().is_some_and(|t| t.len() == 9),
+        "{:?}",
+        p.trace
+    );
 }

@@ -45,8 +45,9 @@
 //!   majority's stable storage (Figure 2).
 //! - sometimes: a leader is elected; an entry is committed; a follower installs a snapshot; a Get
 //!   returns another client's Put; a leader is elected after a crash.
-//! - eventually, with no crash or loss, a leader is elected (unless a bound is reached first):
-//!   decided exactly by the workbench's engine, without fairness.
+//! - eventually, with no crash or loss, a leader is elected: decided by the workbench's engine
+//!   under weak fairness (every message delivered, every armed timer fired, unless disabled); a
+//!   path that reaches the term, log or channel bound is cut off there, not a counterexample.
 //!
 //! # Seeded bugs
 //! Each breaks the properties its `Bug::breaks` names, and only those (checked to the end by the

@@ -149,6 +149,10 @@ crate::seeded_bugs! {
         /// On its timeout a participant aborts its prepared transactions as well as its working
         /// ones: it takes back a yes vote instead of inquiring and waiting.
         AbortAfterVote = "abort-after-vote",
+        /// On the last Prepared vote the coordinator sends Commit only to the participant whose
+        /// vote completed the set: the others stay prepared, waiting for a decision that never
+        /// comes.
+        CommitToLastVoter = "commit-to-last-voter",
     }
 }
 
@@ -739,8 +743,13 @@ impl ClientCfg {
                 prepared.insert(src);
                 let all = self.participants(t, t.ops.len());
                 let partial = self.bug == Some(TwoPcBug::CoordinatorCommitsOnPartialVotes);
-                // Commit only with a yes vote from every participant (§9.6.3).
-                (*prepared == all || partial).then_some((Decision::Commit, all))
+                // Commit only with a yes vote from every participant (§9.6.3), and tell them all.
+                let to = if self.bug == Some(TwoPcBug::CommitToLastVoter) {
+                    BTreeSet::from([src])
+                } else {
+                    all.clone()
+                };
+                (*prepared == all || partial).then_some((Decision::Commit, to))
             }
             (Phase::Preparing { .. }, TwoPcMsg::Aborted { .. }) => {
                 Some((Decision::Abort, self.participants(t, t.ops.len())))

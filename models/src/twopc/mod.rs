@@ -94,6 +94,9 @@
 //!     armed. (Over an unordered network a coordinator's Abort may overtake its own operation,
 //!     which then takes a lock at a shard that no one will tell: the shard's timeout frees it.)
 //!   - lossy without timeouts: no liveness property (the actors would wait forever).
+//! - Leads-to (§9.6.3), under weak fairness: *a prepared participant learns the decision*: from
+//!   every state where a shard is prepared and undecided, a state follows where none is (with
+//!   the same budget escape as above over an unordered or lossy network with timeouts).
 
 //! # Seeded bugs
 //! - `early-unlock`: a shard releases a transaction's locks when it votes Prepared instead of at
@@ -118,6 +121,10 @@
 //!   working ones, instead of inquiring: the Commit that was merely late finds it aborted while
 //!   the other shard commits (*atomicity*, *a prepared participant waits for the decision*).
 //!   §9.6.3: once PREPARED, a participant can neither commit nor abort on its own.
+//! - `commit-to-last-voter`: on the last Prepared the coordinator sends Commit only to the shard
+//!   whose vote completed the set; the other participant stays prepared forever (*a prepared
+//!   participant learns the decision*, *every transaction ends everywhere*). §9.6.3: the
+//!   coordinator sends its decision to every participant.
 
 pub mod actor;
 pub mod model;
@@ -206,6 +213,15 @@ impl Spec for TwoPcSpec {
             params: &[("clients", "2"), ("crashes", "0")],
         },
         Bug {
+            name: TwoPcBug::CommitToLastVoter.name(),
+            breaks: &[
+                "every transaction ends everywhere",
+                model::PREPARED_LEARNS,
+            ],
+            help: "on the last Prepared vote only that voter hears Commit; the others stay prepared",
+            params: &[("clients", "1"), ("crashes", "0")],
+        },
+        Bug {
             name: TwoPcBug::AbortAfterVote.name(),
             breaks: &["atomicity", "a prepared participant waits for the decision"],
             help: "on its timeout a shard aborts its prepared transactions too, instead of inquiring",
@@ -227,6 +243,10 @@ impl Spec for TwoPcSpec {
 
     fn fairness() -> Option<crate::catalog::FairClassOf<Self::Model>> {
         Some(|_, a| crate::catalog::actor_fair_class(a))
+    }
+
+    fn leads_to(m: &TwoPcModel) -> Vec<crate::catalog::LeadsTo<TwoPcModel>> {
+        model::leads_to(m)
     }
 
     fn actors(s: &model::TwoPcModelState) -> Option<crate::catalog::ActorsView> {

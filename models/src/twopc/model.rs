@@ -533,6 +533,50 @@ fn all_ended_or_out_of_timeouts(m: &TwoPcModel, s: &TwoPcModelState) -> bool {
     all_ended(m, s) || usize::from(s.history.timeouts) >= m.cfg().timeouts
 }
 
+/// The leads-to property of two-phase commit (§9.6.3), for the configurations where it holds
+/// without a budget escape: from any state where some participant is prepared and has not
+/// learned the decision, a state follows where no participant is (every prepared participant
+/// learned its decision; a participant cannot leave PREPARED on its own). Decided under weak
+/// fairness: the coordinator that does not crash delivers its decision.
+pub fn leads_to(m: &TwoPcModel) -> Vec<crate::catalog::LeadsTo<TwoPcModel>> {
+    let cfg = m.cfg();
+    let (name, to): (&'static str, fn(&TwoPcModel, &TwoPcModelState) -> bool) =
+        match (cfg.network, cfg.timeouts) {
+            (NetworkKind::Lossy, 0) => return Vec::new(),
+            (NetworkKind::Ordered, _) | (NetworkKind::Unordered, 0) => {
+                (PREPARED_LEARNS, |_, s| !some_prepared_undecided(s))
+            }
+            (NetworkKind::Unordered | NetworkKind::Lossy, _) => (
+                PREPARED_LEARNS_UNLESS,
+                |m: &TwoPcModel, s: &TwoPcModelState| {
+                    !some_prepared_undecided(s)
+                        || usize::from(s.history.timeouts) >= m.cfg().timeouts
+                },
+            ),
+        };
+    vec![crate::catalog::LeadsTo {
+        name,
+        from: |_, s| some_prepared_undecided(s),
+        to,
+    }]
+}
+
+/// The leads-to property's name.
+pub const PREPARED_LEARNS: &str = "a prepared participant learns the decision";
+/// Its name where the timeouts are a budget.
+pub const PREPARED_LEARNS_UNLESS: &str =
+    "a prepared participant learns the decision, unless the timeouts run out";
+
+/// Whether some shard holds a transaction prepared and undecided.
+fn some_prepared_undecided(s: &TwoPcModelState) -> bool {
+    (0..SHARDS).any(|i| {
+        shard(s, i)
+            .txns
+            .values()
+            .any(|p| p.state == RmState::Prepared)
+    })
+}
+
 /// Eventually: every client has decided all its transactions and no shard holds one working or
 /// prepared (strict 2PL with no-wait cannot deadlock; over a network that loses nothing the
 /// decision reaches every prepared participant).

@@ -13,7 +13,7 @@ use super::actor::{
     ClientCfg, ClientState, ShardCfg, ShardState, TwoPcActor, TwoPcBug, TwoPcMsg, TwoPcTimer,
     TxnOp, TxnSpec,
 };
-use super::model::{history, TwoPcCfg};
+use super::model::{history, shard, TwoPcCfg};
 use super::TwoPcSpec;
 use crate::catalog::{Params, Spec};
 use crate::harness::NetworkKind;
@@ -741,6 +741,25 @@ fn abort_after_vote_breaks_atomicity() {
     checker.assert_any_discovery("a prepared participant waits for the decision");
     checker.assert_no_discovery("serializability");
     assert_eq!(checker.unique_state_count(), 110);
+}
+
+#[test]
+fn commit_to_last_voter_leaves_a_participant_prepared() {
+    let checker = check_bug("commit-to-last-voter");
+    let path = checker.assert_any_discovery("every transaction ends everywhere");
+    let last = path.last_state();
+    let prepared = (0..super::model::SHARDS)
+        .filter(|&i| {
+            shard(last, i)
+                .txns
+                .values()
+                .any(|p| p.state == RmState::Prepared)
+        })
+        .count();
+    assert_eq!(prepared, 1, "one participant never hears the Commit");
+    checker.assert_no_discovery("atomicity");
+    checker.assert_no_discovery("a prepared participant waits for the decision");
+    assert_eq!(checker.unique_state_count(), 16);
 }
 
 /// The runtime seeds `early-unlock` on real nodes: it is caught over a lossy network too.
