@@ -471,7 +471,7 @@ where
         if n % 4096 == 0 && opts.stop.load(Ordering::Relaxed) {
             return None;
         }
-        let expand = !opts.target_depth.is_some_and(|t| depth >= t);
+        let expand = opts.target_depth.is_none_or(|t| depth < t);
         g.cut.push(!expand);
         if expand {
             let id = g.cut.len() as u32 - 1;
