@@ -430,7 +430,8 @@ fn check_stateright<S: Spec>(
     opts: &RunOptions,
 ) -> Outcome {
     let stop = Arc::new(AtomicBool::new(false));
-    let model = Stoppable::new(S::build(params, bug), Arc::clone(&stop));
+    let model =
+        Stoppable::new(S::build(params, bug), Arc::clone(&stop)).with_fairness(S::fairness());
     let mut builder = model.checker().threads(opts.threads.max(1));
     if let Some(depth) = opts.depth {
         // stateright checks states whose depth is below the target.
@@ -471,6 +472,8 @@ pub struct Stoppable<M: Model> {
     inner: M,
     properties: Vec<Property<M>>,
     stop: Arc<AtomicBool>,
+    /// The model's fairness classes, if it declares them.
+    classes: Option<models::catalog::FairClassOf<M>>,
 }
 
 /// The most properties a model may have: [`Stoppable`] forwards each through a fn pointer of its
@@ -488,17 +491,43 @@ impl<M: Model> Stoppable<M> {
             inner,
             properties,
             stop,
+            classes: None,
         }
     }
 
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
+
+    /// Declares the model's fairness classes, for [`Stoppable::cut_off`].
+    pub fn with_fairness(mut self, classes: Option<models::catalog::FairClassOf<M>>) -> Self {
+        self.classes = classes;
+        self
+    }
+
+    /// Whether a fair action of `s` leads past the boundary.
+    fn cut_off(&self, s: &M::State) -> bool {
+        let Some(class) = self.classes else {
+            return false;
+        };
+        let mut actions = Vec::new();
+        self.inner.actions(s, &mut actions);
+        actions.into_iter().any(|a| {
+            class(&self.inner, &a).is_some()
+                && self
+                    .inner
+                    .next_state(s, a)
+                    .is_some_and(|n| !self.inner.within_boundary(&n))
+        })
+    }
 }
 
-/// Property `I` of the wrapped model.
+/// Property `I` of the wrapped model. An `eventually` property also counts as satisfied where a
+/// fair action leads past the model's boundary: the path is cut off there, not stuck, as our
+/// engine's liveness search has it ([`crate::liveness`]).
 fn forward<M: Model, const I: usize>(m: &Stoppable<M>, s: &M::State) -> bool {
-    (m.properties[I].condition)(&m.inner, s)
+    let p = &m.properties[I];
+    (p.condition)(&m.inner, s) || (p.expectation == Expectation::Eventually && m.cut_off(s))
 }
 
 macro_rules! forwarders {
