@@ -303,11 +303,14 @@ fn raft_elects_a_leader_under_weak_fairness_and_no_election_retry_breaks_it() {
     use models::catalog::Params;
     const ELECTED: &str = models::raft::model::EVENTUALLY_ELECTED;
     let raft = checker::find("raft").expect("raft is registered");
-    let mut params = Params::defaults(raft.params());
-    for (k, v) in [("clients", "0"), ("crashes", "0"), ("servers", "3")] {
-        let p = raft.params().iter().find(|p| p.name == k).unwrap();
-        params.set(p.name, p.parse(v).unwrap());
-    }
+    // The bug's configuration: three servers, all of which may stand in one term, no clients,
+    // no crashes (44,279 states).
+    let bug = raft
+        .bugs()
+        .iter()
+        .find(|b| b.name == "no-election-retry")
+        .unwrap();
+    let params = bug.configure(raft.params(), &Params::defaults(raft.params()));
     let opts = RunOptions {
         strategy: Strategy::Bfs,
         threads: 2,
@@ -322,7 +325,7 @@ fn raft_elects_a_leader_under_weak_fairness_and_no_election_retry_breaks_it() {
         .unwrap();
     assert_eq!(elected.status, Status::Holds);
 
-    let outcome = raft.check(&params, Some("no-election-retry"), &opts);
+    let outcome = raft.check(&params, Some(bug.name), &opts);
     let elected = outcome
         .properties
         .iter()
