@@ -295,13 +295,23 @@ pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut rng =
         crate::rng::Rng::new(nanos ^ (u64::from(std::process::id()) << 40) ^ (call << 20));
+    // Ports this process handed out before are never handed out again: a cluster's node that is
+    // down (killed, or not yet started) leaves its port free, and another cluster of the same
+    // process (tests run in parallel) must not take it.
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let mut listeners: Vec<TcpListener> = Vec::with_capacity(n);
     for _ in 0..20 * n + 100 {
         if listeners.len() == n {
             break;
         }
         let port = LOW + rng.below(u64::from(high - LOW)) as u16;
+        if handed_out.contains(&port) {
+            continue;
+        }
         if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            handed_out.insert(port);
             listeners.push(l);
         }
     }
