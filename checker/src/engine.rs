@@ -359,9 +359,7 @@ impl<M: Model> Recorder<'_, M> {
 
     /// The class key of `action`: 0 for none.
     pub fn class(&self, model: &M, action: &M::Action) -> u64 {
-        self.classes
-            .and_then(|f| f(model, action))
-            .map_or(0, |k| k.max(1))
+        crate::liveness::class_key(self.classes, model, action)
     }
 }
 

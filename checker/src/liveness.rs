@@ -39,7 +39,7 @@ use std::time::Instant;
 use models::catalog::{FairClassOf, LeadsTo};
 use stateright::{Model, Path};
 
-use crate::engine::{fingerprint, replay, Options, Recording};
+use crate::engine::{fingerprint, replay, Options, Recorder, Recording};
 
 /// Which runs count as counterexamples to a liveness property.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,7 +125,7 @@ struct Graph {
     /// The fairness class, or [`NONE`] for an action that owes nothing.
     classes: Vec<u32>,
     /// The action's index in `Model::actions`.
-    actions: Vec<u32>,
+    actions: Vec<u16>,
     /// Condition bits per state.
     holds: Vec<u64>,
     /// The state's parent and the action index that led to it; for an initial state, [`NONE`]
@@ -153,7 +153,8 @@ impl Graph {
 
     fn bytes(&self) -> usize {
         self.offsets.capacity() * 8
-            + (self.targets.capacity() + self.classes.capacity() + self.actions.capacity()) * 4
+            + (self.targets.capacity() + self.classes.capacity()) * 4
+            + self.actions.capacity() * 2
             + self.holds.capacity() * 8
             + self.parent.capacity() * 4
             + self.via.capacity() * 2
@@ -182,6 +183,37 @@ impl Graph {
         c.sort_unstable();
         c.dedup();
         c
+    }
+}
+
+/// The class key of `action` ([`FairClassOf`]), never 0; 0 for an action that owes nothing.
+pub(crate) fn class_key<M: Model>(
+    classes: Option<FairClassOf<M>>,
+    model: &M,
+    action: &M::Action,
+) -> u64 {
+    classes
+        .and_then(|f| f(model, action))
+        .map_or(0, |k| k.max(1))
+}
+
+/// Class keys interned as dense ids, in the order met; key 0 (no class) is [`NONE`].
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<u64, u32, foldhash::fast::FixedState>,
+    keys: Vec<u64>,
+}
+
+impl Interner {
+    fn id(&mut self, key: u64) -> u32 {
+        if key == 0 {
+            return NONE;
+        }
+        let keys = &mut self.keys;
+        *self.ids.entry(key).or_insert_with(|| {
+            keys.push(key);
+            keys.len() as u32 - 1
+        })
     }
 }
 
@@ -255,7 +287,11 @@ where
     M::Action: Clone + PartialEq,
 {
     let start = Instant::now();
-    match build(model, opts, live.classes, &plan.conditions) {
+    let recorder = Recorder {
+        conditions: &plan.conditions,
+        classes: live.classes,
+    };
+    match build(model, opts, &recorder) {
         Some(graph) => decide(model, live, plan, &graph, start),
         None => LivenessReport {
             discoveries: HashMap::new(),
@@ -300,19 +336,8 @@ where
         .collect();
     drop(rec.targets);
     drop(ids);
-    let mut class_ids: HashMap<u64, u32, foldhash::fast::FixedState> = HashMap::default();
-    let mut keys = Vec::new();
-    let classes = rec
-        .classes
-        .iter()
-        .map(|&k| match k {
-            0 => NONE,
-            k => *class_ids.entry(k).or_insert_with(|| {
-                keys.push(k);
-                keys.len() as u32 - 1
-            }),
-        })
-        .collect();
+    let mut interner = Interner::default();
+    let classes = rec.classes.iter().map(|&k| interner.id(k)).collect();
     drop(rec.classes);
     let mut offsets = Vec::with_capacity(n + 1);
     offsets.push(0);
@@ -341,12 +366,12 @@ where
         offsets,
         targets,
         classes,
-        actions: rec.actions.into_iter().map(u32::from).collect(),
+        actions: rec.actions,
         holds,
         parent,
         via,
         cut,
-        keys,
+        keys: interner.keys,
     };
     decide(model, live, plan, &graph, start)
 }
@@ -384,14 +409,15 @@ where
             let path = replay(model, &lasso.indices);
             // Name each class by one of its actions in the loop's states.
             let mut examples: HashMap<u64, M::Action> = HashMap::new();
-            if let (Some(f), Some(k)) = (live.classes, lasso.cycle_start) {
+            if let Some(k) = lasso.cycle_start {
                 let states: Vec<M::State> = path.clone().into_states();
                 let mut actions = Vec::new();
                 for s in &states[k..] {
                     model.actions(s, &mut actions);
                     for a in actions.drain(..) {
-                        if let Some(key) = f(model, &a) {
-                            examples.entry(key.max(1)).or_insert(a);
+                        let key = class_key(live.classes, model, &a);
+                        if key != 0 {
+                            examples.entry(key).or_insert(a);
                         }
                     }
                 }
@@ -422,12 +448,7 @@ where
 }
 
 /// The reachable graph, or `None` if the search was stopped from outside.
-fn build<M>(
-    model: &M,
-    opts: &Options<M::State>,
-    classes: Option<FairClassOf<M>>,
-    conditions: &[Condition<M>],
-) -> Option<Graph>
+fn build<M>(model: &M, opts: &Options<M::State>, r: &Recorder<'_, M>) -> Option<Graph>
 where
     M: Model,
     M::State: Clone + std::hash::Hash,
@@ -444,14 +465,9 @@ where
         keys: Vec::new(),
     };
     let mut ids: HashMap<u64, u32, foldhash::fast::FixedState> = HashMap::default();
-    let mut class_ids: HashMap<u64, u32, foldhash::fast::FixedState> = HashMap::default();
+    let mut interner = Interner::default();
     let mut queue: VecDeque<(M::State, usize)> = VecDeque::new();
-    let bits = |s: &M::State| {
-        conditions
-            .iter()
-            .enumerate()
-            .fold(0u64, |b, (i, c)| b | (u64::from(c(model, s)) << i))
-    };
+    let bits = |s: &M::State| r.bits(model, s);
     for (i, s) in model.init_states().into_iter().enumerate() {
         if !model.within_boundary(&s) {
             continue;
@@ -477,16 +493,7 @@ where
             let id = g.cut.len() as u32 - 1;
             model.actions(&state, &mut actions);
             for (a, action) in actions.drain(..).enumerate() {
-                let class = match classes.and_then(|f| f(model, &action)) {
-                    None => NONE,
-                    Some(key) => {
-                        let key = key.max(1);
-                        *class_ids.entry(key).or_insert_with(|| {
-                            g.keys.push(key);
-                            g.keys.len() as u32 - 1
-                        })
-                    }
-                };
+                let class = interner.id(r.class(model, &action));
                 let Some(next) = model.next_state(&state, action) else {
                     continue;
                 };
@@ -509,11 +516,12 @@ where
                 };
                 g.targets.push(target);
                 g.classes.push(class);
-                g.actions.push(a as u32);
+                g.actions.push(a as u16);
             }
         }
         g.offsets.push(g.targets.len());
     }
+    g.keys = interner.keys;
     Some(g)
 }
 
