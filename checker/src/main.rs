@@ -115,15 +115,6 @@ struct HistoryArgs {
     format: Option<HistoryFormat>,
     /// The history file.
     file: std::path::PathBuf,
-    /// The fairness liveness (eventually, leads-to) is decided under: weak (a loop that keeps a
-    /// message deliverable or a timer armed without ever taking it is no counterexample) or none
-    /// [default: weak where the model declares fairness classes, else none].
-    #[arg(long, value_enum)]
-    fairness: Option<FairnessArg>,
-    /// Decide only the always and sometimes properties: eventually and leads-to stay undecided,
-    /// and the search records no liveness graph (less memory on a large model).
-    #[arg(long, conflicts_with = "fairness")]
-    skip_liveness: bool,
     /// Print exactly one JSON object on stdout.
     #[arg(long)]
     json: bool,
