@@ -32,12 +32,16 @@
 //!   leased primary, padding and retries, and stale replicas found by chunk version numbers.
 //! - [`spark`]: Spark (Zaharia et al., NSDI 2012, §§2.1, 4, 5.1): stages cut at wide
 //!   dependencies, lost partitions recomputed from lineage, lost shuffle outputs resubmitted.
+//! - [`aurora`]: Amazon Aurora's quorum redo log (Verbitski et al., SIGMOD 2017, §§2.1, 4.1-4.3):
+//!   six segments in three zones, 4/6 write and 3/6 read quorums, VCL and VDL, holes filled by
+//!   gossip, and recovery at a new epoch that truncates above the VDL.
 //! - [`zab`]: Zab (Junqueira, Reed & Serafini, DSN 2011, §4): discovery, synchronisation and
 //!   broadcast; committed transactions delivered in one order and never lost across epochs.
 //! - [`zookeeper`]: ZooKeeper's API over one log (Hunt et al., ATC 2010, §§2.1-2.4, 4.4):
 //!   sessions, ephemeral sequential nodes, watches, the lock recipe without herd effect, and
 //!   pipelined `setData`/`getData`/`sync` with versions, moves and a leader change.
 
+pub mod aurora;
 pub mod catalog;
 pub mod chain;
 pub mod client;
