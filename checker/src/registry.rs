@@ -27,6 +27,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::spark::SparkSpec>::NEW,
     &Registered::<models::zab::ZabSpec>::NEW,
     &Registered::<models::zookeeper::ZkSpec>::NEW,
+    &Registered::<models::vmft::VmftSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.
