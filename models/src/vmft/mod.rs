@@ -24,7 +24,8 @@
 //!   acknowledged the log entry of the operation that produced it. The primary keeps executing
 //!   meanwhile; only the output waits. The backup that takes over cannot know whether the
 //!   primary sent its last outputs, so it sends them again: a copy is identical, and TCP drops
-//!   it (§2.2: outputs may be duplicated, never inconsistent).
+//!   it (§2.2: FT does not promise an output exactly once across a failover, only outputs
+//!   consistent with one execution).
 //! - **Detecting and responding to failure** (§2.3). Each VM watches for heartbeats and logging
 //!   traffic from the other; a timeout ([`VmftTimer::PeerTimeout`], non-deterministic) makes it
 //!   suspect its peer. To go live a VM executes an atomic test-and-set on the shared storage
@@ -73,7 +74,9 @@
 //!   primary has executed input 1 and answered it; the backup never got the entry, takes over
 //!   the client and answers input 2 from an execution without input 1 (*Output Requirement*).
 //! - `go-live-before-drain`: the backup goes live without replaying the entries it has
-//!   received and acknowledged; the primary may already have sent their outputs.
+//!   received and acknowledged (*the backup replays its whole log*). The primary may already
+//!   have sent their outputs, and the new primary's next output then assumes an execution
+//!   without them (*Output Requirement*).
 //! - `no-reissue-output`: the backup goes live without sending the outputs of the inputs it
 //!   replayed. When the primary crashed after the backup acknowledged an input but before it
 //!   sent the output, the client's copy of the input is a duplicate to the new primary, and the

@@ -337,3 +337,26 @@ fn split_brain_without_the_test_and_set() {
         ],
     );
 }
+
+/// Reference: §2.2, the reason for the Output Rule. With one input the shortest counterexample
+/// is the paper's: the primary answers input 1 and crashes before the backup has its entry; the
+/// new primary takes an interrupt first, executes the client's copy of input 1, and answers it
+/// differently.
+#[test]
+fn output_before_ack_gives_one_input_two_outputs() {
+    let checker = VmftCfg {
+        bug: Some(VmftBug::OutputBeforeAck),
+        ..cfg(Fault::Crash, 1, 1)
+    }
+    .into_model()
+    .checker()
+    .spawn_bfs()
+    .join();
+    let path = checker
+        .discovery(model::OUTPUT_REQUIREMENT)
+        .expect("a counterexample");
+    let last = path.last_state();
+    // 0 * 3 + 2 from the primary; (0 + 1) * 3 + 2 from the new primary.
+    assert_eq!(last.history.received, BTreeSet::from([(1, 2), (1, 5)]));
+    assert_eq!(model::vm(last, BACKUP).role, Role::Live);
+}
