@@ -28,6 +28,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::zab::ZabSpec>::NEW,
     &Registered::<models::zookeeper::ZkSpec>::NEW,
     &Registered::<models::aurora::AuroraSpec>::NEW,
+    &Registered::<models::vmft::VmftSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

@@ -40,6 +40,9 @@
 //! - [`zookeeper`]: ZooKeeper's API over one log (Hunt et al., ATC 2010, §§2.1-2.4, 4.4):
 //!   sessions, ephemeral sequential nodes, watches, the lock recipe without herd effect, and
 //!   pipelined `setData`/`getData`/`sync` with versions, moves and a leader change.
+//! - [`vmft`]: VMware FT (Scales, Nelson & Venkitachalam, 2010, §§2.1-2.3): a primary and a
+//!   backup VM kept in step by deterministic replay over a logging channel, the Output Rule, and
+//!   failover through an atomic test-and-set on shared storage.
 
 pub mod aurora;
 pub mod catalog;
@@ -57,5 +60,6 @@ pub mod spark;
 pub mod tcommit;
 pub mod twopc;
 pub mod twophase;
+pub mod vmft;
 pub mod zab;
 pub mod zookeeper;
