@@ -124,7 +124,7 @@ pub trait Harnessed: Sized + Send + Sync + 'static {
     /// against other steps, could matter: an acknowledgement of a write to one of six
     /// replicas, say. That cuts the interleavings of a request's replies from `3^n` to `2^n`.
     /// A reply to an actor that is down is dropped.
-    fn immediate(_msg: &<Self::Actor as Actor>::Msg) -> bool {
+    fn immediate(_m: &Harness<Self>, _msg: &<Self::Actor as Actor>::Msg) -> bool {
         false
     }
 }
@@ -188,7 +188,7 @@ impl<H: Harnessed> Harness<H> {
             let Some(env) = state
                 .network
                 .iter_deliverable()
-                .find(|e| H::immediate(e.msg))
+                .find(|e| H::immediate(self, e.msg))
                 .map(|e| e.to_cloned_msg())
             else {
                 return state;

@@ -61,6 +61,9 @@ pub enum AuroraMsg {
     Fenced { epoch: Epoch },
     /// A segment with a hole asks its peers for the records above its SCL (§3.3: gossip).
     GossipReq { scl: Lsn },
+    /// A segment that comes back asks the writers for the records of theirs above its SCL
+    /// that it has not acknowledged.
+    CatchUp { scl: Lsn },
     /// A peer's answer: the records it has above that SCL, and the truncation it knows.
     GossipRecords {
         records: Vec<Record>,
@@ -188,8 +191,9 @@ pub enum WriterStart {
 pub struct SegmentCfg {
     /// The peers it asks to fill a hole (§3.3: gossip): segments in the other zones.
     pub peers: Vec<Id>,
-    /// The writers, which it asks for what it missed when it comes back (the writer resends
-    /// the records of its epoch that the segment has not acknowledged).
+    /// The writers. A segment that comes back asks them for what it missed (the writer
+    /// resends the records of its epoch that the segment has not acknowledged); over TCP
+    /// there is one, which keeps its id across restarts.
     pub writers: Vec<Id>,
     /// When it becomes unavailable (model checking), or `None`.
     pub fail_after: Option<Range<Duration>>,
@@ -265,6 +269,8 @@ pub struct SegmentState {
     pub epoch: Epoch,
     /// The newest truncation it knows.
     pub truncation: Option<Truncation>,
+    /// The writer of the newest epoch it knows, which it asks for what it missed.
+    pub writer: Id,
     /// Its redo records, by LSN.
     pub records: BTreeMap<Lsn, Record>,
 }
@@ -564,7 +570,7 @@ impl WriterCfg {
             }
             // A segment that came back asks the writer too: it resends what that segment has
             // not acknowledged above its SCL (the writer has every record of its epoch).
-            AuroraMsg::GossipReq { scl } if s.phase == Phase::Active => {
+            AuroraMsg::CatchUp { scl } if s.phase == Phase::Active => {
                 let records: Vec<Record> = s
                     .log
                     .iter()
@@ -605,6 +611,7 @@ impl SegmentCfg {
             up: true,
             epoch: 0,
             truncation: None,
+            writer: self.writers.first().copied().unwrap_or(Id::from(0)),
             records: BTreeMap::new(),
         }
     }
@@ -625,12 +632,14 @@ impl SegmentCfg {
     }
 
     /// A record it cannot follow back to its SCL opens a hole: it asks its peers for what lies
-    /// above its SCL (§3.3 step 4: gossip with peers to fill in gaps).
+    /// above its SCL (§3.3 step 4: gossip with peers to fill in gaps), and the writer it knows
+    /// (whose records a peer may not have yet).
     fn gossip_if_new_hole(&self, s: &SegmentState, before: bool, o: &mut Out<AuroraActor>) {
         if s.has_hole() && !before && !self.is(AuroraBug::NoGossip) {
             for p in &self.peers {
                 o.send(*p, AuroraMsg::GossipReq { scl: s.scl() });
             }
+            o.send(s.writer, AuroraMsg::CatchUp { scl: s.scl() });
         }
     }
 
@@ -654,6 +663,9 @@ impl SegmentCfg {
                 }
                 if let Some(t) = truncation {
                     s.truncate(t);
+                }
+                if record.epoch >= s.epoch {
+                    s.writer = src;
                 }
                 s.epoch = s.epoch.max(record.epoch);
                 let (lsn, epoch) = (record.lsn, record.epoch);
@@ -700,6 +712,9 @@ impl SegmentCfg {
                 self.gossip_if_new_hole(&s, hole, o);
             }
             AuroraMsg::Recover { epoch } => {
+                if epoch >= s.epoch {
+                    s.writer = src;
+                }
                 s.epoch = s.epoch.max(epoch);
                 o.send(
                     src,
@@ -737,8 +752,8 @@ impl SegmentCfg {
                 s.up = true;
                 // Back: ask the writers for what it missed.
                 if !self.is(AuroraBug::NoGossip) {
-                    for p in &self.writers {
-                        o.send(*p, AuroraMsg::GossipReq { scl: s.scl() });
+                    for w in &self.writers {
+                        o.send(*w, AuroraMsg::CatchUp { scl: s.scl() });
                     }
                 }
             }

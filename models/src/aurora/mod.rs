@@ -117,6 +117,13 @@ const PARAMS: &[Param] = &[
         1,
     ),
     Param::int("read-back", "each writer reads its commit back at its read point (0 or 1)", 1, 0, 1),
+    Param::int(
+        "delayed-catch-up",
+        "a segment's request to the writer for what it missed travels instead of being answered at once (0 or 1)",
+        0,
+        0,
+        1,
+    ),
 ];
 
 /// The `aurora` entry of the checker's registry.
@@ -141,33 +148,34 @@ impl Spec for AuroraSpec {
                 "no acknowledged commit is above the VDL a later recovery computes (§4.3)",
             ],
             help: "writes need 3 of 6 segments: a recovery's read quorum misses the commit",
-            params: &[("failures", "none"), ("records", "1"), ("read-back", "0")],
+            params: &[("records", "1"), ("read-back", "0")],
         },
         Bug {
             name: AuroraBug::AckAboveHole.name(),
             breaks: &["no acknowledged commit is above the VDL a later recovery computes (§4.3)"],
             help: "a commit is acknowledged while a record below it is not at a write quorum",
-            params: &[("lal", "2"), ("read-back", "0")],
+            params: &[("lal", "2"), ("read-back", "0"), ("delayed-catch-up", "1")],
         },
         Bug {
             name: AuroraBug::NoEpochFence.name(),
             breaks: &[
                 "after recovery no record of an older epoch remains above the truncation point (§4.3)",
+                "no acknowledged commit is above the VDL a later recovery computes (§4.3)",
             ],
             help: "segments take the old writer's records after a recovery",
-            params: &[("failures", "none"), ("read-back", "0")],
+            params: &[("failures", "none"), ("read-back", "0"), ("zombie", "1")],
         },
         Bug {
             name: AuroraBug::NoLal.name(),
             breaks: &["no LSN is allocated above VDL + LAL (§4.2.1)"],
             help: "the writer allocates LSNs past VDL + LAL",
-            params: &[("failures", "none"), ("takeover", "0"), ("read-back", "0")],
+            params: &[("takeover", "0"), ("read-back", "0")],
         },
         Bug {
             name: AuroraBug::ReadAnySegment.name(),
             breaks: &["a read at the read point sees the last change at or below it (§4.2.3)"],
             help: "a read goes to any segment, not one whose SCL reaches the read point",
-            params: &[("failures", "zone"), ("takeover", "0"), ("records", "2")],
+            params: &[("takeover", "0"), ("delayed-catch-up", "1")],
         },
         Bug {
             name: AuroraBug::NoGossip.name(),
@@ -176,7 +184,7 @@ impl Spec for AuroraSpec {
                 "gossip fills a segment's hole (§4.2.1)",
             ],
             help: "segments never ask for the records they missed",
-            params: &[("failures", "zone+1"), ("takeover", "0"), ("read-back", "0")],
+            params: &[("takeover", "0"), ("read-back", "0")],
         },
     ];
 
@@ -213,6 +221,7 @@ impl Spec for AuroraSpec {
             takeover: params.int("takeover") == 1,
             zombie: params.int("zombie") == 1,
             read_back: params.int("read-back") == 1,
+            delayed_catch_up: params.int("delayed-catch-up") == 1,
             bug,
         }
         .into_model()

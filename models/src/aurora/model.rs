@@ -64,6 +64,9 @@ pub struct AuroraCfg {
     pub zombie: bool,
     /// Whether each writer reads its commit back at the read point.
     pub read_back: bool,
+    /// Whether a segment's request to the writer for what it missed travels (or is answered
+    /// in the step that sends it).
+    pub delayed_catch_up: bool,
     pub bug: Option<AuroraBug>,
 }
 
@@ -78,6 +81,7 @@ impl Default for AuroraCfg {
             takeover: true,
             zombie: false,
             read_back: true,
+            delayed_catch_up: false,
             bug: None,
         }
     }
@@ -108,10 +112,11 @@ impl AuroraCfg {
         }
     }
 
-    /// Writer `w`'s changes: `x = a1, a2, ...` for the first, `b1, ...` for the standby.
+    /// Writer `w`'s changes: `x = a1, a2, ...` for the first, `x = b1` for the standby (its
+    /// commit after the recovery).
     fn changes(&self, w: usize) -> Vec<(String, String)> {
-        let tag = if w == WRITER { 'a' } else { 'b' };
-        (1..=self.records)
+        let (tag, n) = if w == WRITER { ('a', self.records) } else { ('b', 1) };
+        (1..=n)
             .map(|i| (KEY.to_string(), format!("{tag}{i}")))
             .collect()
     }
@@ -121,7 +126,6 @@ impl AuroraCfg {
             self.quorums.vw = 3;
         }
         let segments = self.segment_ids();
-        let writers = vec![Id::from(WRITER), Id::from(STANDBY)];
         let writer = |w: usize, start: WriterStart| {
             AuroraActor::Writer(WriterCfg {
                 me: Id::from(w),
@@ -151,7 +155,7 @@ impl AuroraCfg {
                 .collect();
             actors.push(AuroraActor::Segment(SegmentCfg {
                 peers,
-                writers: writers.clone(),
+                writers: vec![Id::from(WRITER), Id::from(STANDBY)],
                 fail_after: failing.contains(&i).then(model_timeout),
                 bug: self.bug,
             }));
@@ -235,13 +239,19 @@ impl Harnessed for Aurora {
         false
     }
 
-    /// Every message but `Recover` is delivered in the step that sends it: a broadcast
-    /// reaches every available segment at once, and a reply its sender at once (the model's
-    /// one reduction: which segments a record misses comes from which are unavailable, not
-    /// from delays; a segment that is down loses what reaches it). A recovery's requests are
-    /// delivered one by one, so that any read quorum may answer first.
-    fn immediate(msg: &AuroraMsg) -> bool {
-        !matches!(msg, AuroraMsg::Recover { .. })
+    /// Writes and replies are delivered in the step that sends them: a broadcast reaches every
+    /// available segment at once, and a reply its sender at once (the model's one reduction:
+    /// which segments a record misses comes from which are unavailable, not from delays; a
+    /// segment that is down loses what reaches it). Requests that start something are delivered
+    /// one by one: a recovery's (any read quorum may answer first) and a segment's request to
+    /// the writer for what it missed, with `delayed_catch_up` (so that a writer may acknowledge
+    /// above a hole, fail or read before it comes; it multiplies the states by more than three).
+    fn immediate(m: &AuroraModel, msg: &AuroraMsg) -> bool {
+        match msg {
+            AuroraMsg::Recover { .. } => false,
+            AuroraMsg::CatchUp { .. } => !m.cfg().delayed_catch_up,
+            _ => true,
+        }
     }
 
     /// The standby takes over once the writer has failed (the failure detector is right),
@@ -428,7 +438,7 @@ pub fn last_lsn(w: &WriterState) -> Lsn {
 fn waits_at_lal(m: &AuroraModel, s: &AuroraModelState) -> bool {
     writers(s).any(|w| {
         w.phase == super::actor::Phase::Active
-            && w.next_change < m.cfg().records
+            && w.next_change < w.arrived
             && last_lsn(w) + 1 > w.vdl + m.cfg().lal
     })
 }
@@ -453,12 +463,12 @@ fn reads_see_their_point(_: &AuroraModel, s: &AuroraModelState) -> bool {
 
 /// The writer of the newest epoch that is writing: every segment is up and has no hole, and
 /// that writer has allocated all its changes, with its VCL at the last of them.
-fn all_durable(m: &AuroraModel, s: &AuroraModelState) -> bool {
+fn all_durable(_: &AuroraModel, s: &AuroraModelState) -> bool {
     let current = writers(s)
         .filter(|w| w.phase == super::actor::Phase::Active)
         .max_by_key(|w| w.epoch);
     segments(s).all(|seg| seg.up && !seg.has_hole())
-        && current.is_some_and(|w| w.next_change == m.cfg().records && w.vcl == last_lsn(w))
+        && current.is_some_and(|w| w.next_change == w.arrived && w.vcl == last_lsn(w) && w.committed.is_some())
 }
 
 /// The actors' names: the writers `W0` and `W1`, the segments by zone: `A2`, `A3`, `B4`, ...
