@@ -115,9 +115,6 @@ crate::seeded_bugs! {
     pub enum AuroraBug {
         /// Quorums of 3 of 6 for writes (as for reads): a read quorum can miss a write.
         WriteQuorum3 = "write-quorum-3",
-        /// The writer acknowledges a commit once its own record is at a write quorum, though a
-        /// record below it is not (a hole below the commit).
-        AckAboveHole = "ack-above-hole",
         /// Segments take records of any epoch: the old writer's writes land after a recovery.
         NoEpochFence = "no-epoch-fence",
         /// The writer allocates LSNs without the LSN Allocation Limit.
@@ -452,13 +449,8 @@ impl WriterCfg {
             .unwrap_or(s.base)
             .max(s.vdl);
         if s.committed.is_none() && s.next_change == self.changes.len() {
-            if let Some((commit, acks)) = s.log.last() {
-                let durable = if self.is(AuroraBug::AckAboveHole) {
-                    acks.len() >= vw
-                } else {
-                    s.vdl >= commit.lsn
-                };
-                if durable {
+            if let Some((commit, _)) = s.log.last() {
+                if s.vdl >= commit.lsn {
                     s.committed = Some(commit.lsn);
                 }
             }
@@ -682,7 +674,8 @@ impl SegmentCfg {
                 );
             }
             AuroraMsg::GossipReq { scl } => {
-                let records: Vec<Record> = s.records.range(scl + 1..).map(|(_, r)| r.clone()).collect();
+                let records: Vec<Record> =
+                    s.records.range(scl + 1..).map(|(_, r)| r.clone()).collect();
                 if !records.is_empty() {
                     o.send(
                         src,
