@@ -92,7 +92,7 @@ pub mod model;
 
 pub use actor::{
     ClientCfg, ClientState, DiskState, Event, InputSeq, LogSeq, Role, Value, VmCfg, VmState,
-    VmftActor, VmftBug, VmftMsg, VmftState, VmftTimer,
+    VmTiming, VmftActor, VmftBug, VmftMsg, VmftState, VmftTimer,
 };
 pub use model::{Fault, VmftCfg, VmftModel};
 
