@@ -109,7 +109,7 @@ impl World {
         vmft::output_requirement(self.received(), &xs, budget)
     }
 
-    fn from_node(&self, node: usize) -> usize {
+    fn answered_by(&self, node: usize) -> usize {
         self.received()
             .iter()
             .filter(|(_, _, from)| usize::from(*from) == node)
@@ -142,7 +142,7 @@ fn the_primary_answers_a_stream_of_inputs_held_until_the_backup_has_them() {
     world.inputs(100);
     world.output_requirement().unwrap();
     assert_eq!(world.received().len(), 300);
-    assert_eq!(world.from_node(0), 300, "only the primary answers");
+    assert_eq!(world.answered_by(0), 300, "only the primary answers");
     assert_eq!(status(&cluster, 0), "primary");
     assert_eq!(status(&cluster, 1), "backup");
     assert_eq!(status(&cluster, 2), "test-and-set: clear");
@@ -168,7 +168,7 @@ fn kill_9_of_the_primary_fails_over_to_the_backup_with_consistent_outputs() {
     cluster.kill(0);
     world.inputs(100);
     world.output_requirement().unwrap();
-    assert!(world.from_node(1) > 0, "the new primary answers");
+    assert!(world.answered_by(1) > 0, "the new primary answers");
     assert_eq!(status(&cluster, 1), "live");
     assert_eq!(status(&cluster, 2), "test-and-set: set by 1");
 }
@@ -191,7 +191,7 @@ fn a_paused_primary_that_wakes_after_the_failover_halts() {
     assert_eq!(status(&cluster, 1), "live");
     assert_eq!(status(&cluster, 2), "test-and-set: set by 1");
     world.output_requirement().unwrap();
-    assert!(world.from_node(1) > 0, "the new primary answers");
+    assert!(world.answered_by(1) > 0, "the new primary answers");
 }
 
 /// The same pause under `go-live-without-test-and-set`: the woken primary goes live too (split
@@ -217,7 +217,7 @@ fn go_live_without_test_and_set_gives_two_live_vms_and_the_outputs_show_it() {
 
 /// `bench/vmft.sh`: inputs a second, one at a time with their outputs, through the replicated
 /// machine (primary and backup, the Output Rule) and the same machine alone, in alternating
-/// rounds. `VMFT_BENCH_INPUTS` per round (default 3000), `VMFT_BENCH_ROUNDS` (default 3).
+/// rounds. `VMFT_BENCH_INPUTS` per round (default 20000), `VMFT_BENCH_ROUNDS` (default 5).
 #[test]
 #[ignore = "a benchmark: bench/vmft.sh"]
 fn bench_replicated_against_unreplicated() {
@@ -227,7 +227,7 @@ fn bench_replicated_against_unreplicated() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(d)
     };
-    let (inputs, rounds) = (env("VMFT_BENCH_INPUTS", 3000), env("VMFT_BENCH_ROUNDS", 3));
+    let (inputs, rounds) = (env("VMFT_BENCH_INPUTS", 20000), env("VMFT_BENCH_ROUNDS", 5));
     let replicated = start("bench-ft", 3, None);
     let alone = start("bench-alone", 1, None);
     let tuning: Tuning = VmftService::tuning();
