@@ -485,6 +485,11 @@ impl VmCfg {
                 s.acked = seq as usize;
                 self.heard_from_peer(o);
             }
+            // Over TCP, any traffic on the channel shows the peer alive: an entry past a gap
+            // (the primary sends the missing ones again), an acknowledgement already had.
+            VmftMsg::Log { .. } if self.timing.is_some() && s.role == Role::Backup => {
+                self.heard_from_peer(o);
+            }
             VmftMsg::LogAck { .. } if self.timing.is_some() && s.role == Role::Primary => {
                 self.heard_from_peer(o);
             }
