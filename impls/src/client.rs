@@ -120,6 +120,11 @@ where
         usize::from(self.id)
     }
 
+    /// The client actor's state (what it has recorded, for a test's check).
+    pub fn state(&self) -> &S::State {
+        self.state.as_ref().expect("the client holds its state")
+    }
+
     /// Runs `op`: the client actor sends it, follows redirects and retries, until it returns or
     /// `timeout` has passed.
     pub fn call(&mut self, op: S::Op, timeout: Duration) -> Result<S::Ret, Indefinite> {

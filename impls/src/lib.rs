@@ -28,6 +28,9 @@
 //! - [`spark`]: Spark's RDDs, in one process for now, and PageRank on them.
 //! - [`gfs`]: GFS (its entry in the registry): the model's master and chunkservers over TCP,
 //!   chunk files with checksums, data ports, the client library and `gfs fsck`.
+//! - [`vmft`]: VMware FT (its entry in the registry): the model's primary and backup VMs and
+//!   test-and-set server over TCP, real heartbeats, and the Output Requirement's check of the
+//!   outputs a client received.
 //! - [`zk`]: ZooKeeper's wire protocol and data tree, for a server that stock clients talk to.
 
 pub mod chain;
@@ -49,6 +52,7 @@ pub mod storage;
 pub mod supervisor;
 pub mod twopc;
 pub mod viewer;
+pub mod vmft;
 pub mod zk;
 
 /// Sets up `tracing` for a binary: to stderr, `RUST_LOG` or else `default`.

@@ -187,6 +187,11 @@ pub trait Client: Service {
         let _ = me;
         Self::client(cluster, driver, tuning)
     }
+    /// The id a one-off client (`client NAME`) takes: by default a fresh random one; a
+    /// protocol whose servers answer one well-known client names it (VM-FT's external world).
+    fn client_id() -> Option<usize> {
+        None
+    }
     /// The driver's message that invokes `op` as the driver's request `seq`, and the request id
     /// the result will carry (`seq`, or an id the operation names itself, such as a transaction
     /// id unique across clients).
@@ -416,7 +421,7 @@ where
     <S::Actor as Actor>::Timer: Hash + Eq,
 {
     let op = S::parse_op(words).map_err(anyhow::Error::msg)?;
-    let mut client = crate::client::Driven::<S>::start(cluster, &S::tuning(), None)?;
+    let mut client = crate::client::Driven::<S>::start(cluster, &S::tuning(), S::client_id())?;
     Ok(client.call(op, timeout).map(|ret| S::show(&ret)))
 }
 
@@ -466,6 +471,7 @@ pub static SERVICES: &[&dyn Protocol] = &[
     &Full::<crate::cops::CopsService>::NEW,
     &ServerOnly::<crate::mapreduce::CoordinatorService>::NEW,
     &WithClients::<crate::gfs::GfsService>::NEW,
+    &WithClients::<crate::vmft::VmftService>::NEW,
     &crate::zk::jepsen::ZkProtocol,
 ];
 

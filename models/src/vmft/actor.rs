@@ -2,6 +2,8 @@
 //! its peers from its configuration, never from indices.
 
 use std::borrow::Cow;
+use std::ops::Range;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use stateright::actor::{model_timeout, Actor, Id, Out};
@@ -57,6 +59,11 @@ pub enum VmftMsg {
     /// The new primary to the client: it has gone live (§2.3: it advertises the primary's MAC
     /// address, so packets now reach it). The client sends its unanswered input again.
     GoneLive,
+    /// Over TCP only: a driver to the client actor (the client envelope's `Invoke`): send input
+    /// `seq` carrying `x`.
+    Invoke { seq: InputSeq, x: Value },
+    /// Over TCP only: the client actor to its driver: input `seq`'s output is `value`.
+    Return { seq: InputSeq, value: Value },
 }
 
 /// Timers.
@@ -71,6 +78,11 @@ pub enum VmftTimer {
     PeerTimeout,
     /// Model checking only: the logging channel between the VMs is cut at this VM's end.
     Partition,
+    /// Over TCP only: something unanswered for a while is sent again. At the client: the input
+    /// with no output yet (to the next VM). At the primary: the log entries the backup has not
+    /// acknowledged, when no acknowledgement came since the last tick (a connection that was
+    /// not up yet, or a full send queue, drops messages; the model's channel loses none).
+    Retry,
 }
 
 crate::seeded_bugs! {
@@ -120,7 +132,36 @@ pub struct VmCfg {
     /// Model checking only: the logging channel may be cut at this VM (its `Partition` timer).
     pub partition: bool,
     pub bug: Option<VmftBug>,
+    /// Real durations, over TCP; `None` in the model (`model_timeout()`, and the harness lets
+    /// the peer timeout fire only after a fault). With them the peer timeout is a real failure
+    /// detector: it is set again on every message of the logging channel from the peer (log
+    /// entries at the backup, acknowledgements at the primary), which the regular timer
+    /// interrupts keep flowing (§2.3), so it fires only when the peer falls silent.
+    pub timing: Option<VmTiming>,
+    /// Over TCP only, for comparison: the VM runs alone from the start, live, with no backup
+    /// and no logging (the unreplicated machine).
+    pub alone: bool,
 }
+
+/// A VM's real durations over TCP.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VmTiming {
+    /// Between two timer interrupts of the executing VM: their log entries are the logging
+    /// channel's regular traffic (§2.3).
+    pub interrupt: Range<Duration>,
+    /// Between two replays of the backup: it lags behind the primary by up to this much.
+    pub replay: Range<Duration>,
+    /// How long a VM hears nothing on the logging channel before it suspects its peer. The
+    /// first wait, from the start, is `STARTUP_GRACE` times longer: the other VM may not be
+    /// up yet.
+    pub peer_timeout: Range<Duration>,
+    /// How often the primary checks that its entries are being acknowledged, and sends the
+    /// unacknowledged ones again if not.
+    pub resend: Range<Duration>,
+}
+
+/// Over TCP, how many peer timeouts a VM waits for its peer at the start.
+pub const STARTUP_GRACE: u32 = 5;
 
 /// A VM's state: the hypervisor's (role, log) and the deterministic machine's (`acc`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -147,6 +188,8 @@ pub struct VmState {
     /// Model checking only: the logging channel is cut at this VM; it sends nothing to its peer
     /// and ignores what comes from it.
     pub cut: bool,
+    /// Over TCP only, at the primary: `acked` at the last `Retry` tick.
+    pub acked_at_tick: usize,
 }
 
 /// The shared disk's test-and-set (§2.3).
@@ -163,6 +206,12 @@ pub struct ClientCfg {
     pub primary: Id,
     /// The values of its inputs, sent one after another (input `k` is `inputs[k - 1]`).
     pub inputs: Vec<Value>,
+    /// Over TCP: the driver that hands it inputs ([`VmftMsg::Invoke`]) and hears their outputs
+    /// ([`VmftMsg::Return`]); `None` in the model, where it sends `inputs`.
+    pub driver: Option<Id>,
+    /// Over TCP: the VMs, and how long an input may go unanswered before the client sends it
+    /// to the next of them (a new client does not know which VM went live).
+    pub retry: Option<(Vec<Id>, Range<Duration>)>,
 }
 
 /// A client's state.
@@ -172,8 +221,14 @@ pub struct ClientState {
     pub primary: Id,
     /// The input in flight, from 1; `inputs.len() + 1` when all are answered.
     pub next: InputSeq,
-    /// The first output received for each input: `outputs[k - 1]` answers input `k`.
+    /// The first output received for each input: `outputs[k - 1]` answers input `k`. A
+    /// driven client (over TCP) keeps `received` instead.
     pub outputs: Vec<Value>,
+    /// A driven client: the value of the input in flight, `None` when it has its output.
+    pub pending: Option<Value>,
+    /// A driven client: every output received, copies and late ones included, in order
+    /// (what the model's history variable records), with the VM that sent it.
+    pub received: Vec<(InputSeq, Value, Id)>,
 }
 
 /// A VM, the shared disk, or the client.
@@ -204,6 +259,7 @@ impl VmState {
             outputs: Vec::new(),
             asked: false,
             cut: false,
+            acked_at_tick: 0,
         }
     }
 
@@ -214,10 +270,49 @@ impl VmState {
 }
 
 impl VmCfg {
+    /// A timer's duration: the real one over TCP, `model_timeout()` in the model.
+    fn after(&self, real: fn(&VmTiming) -> &Range<Duration>) -> Range<Duration> {
+        self.timing
+            .as_ref()
+            .map_or_else(model_timeout, |t| real(t).clone())
+    }
+
+    fn interrupt_after(&self) -> Range<Duration> {
+        self.after(|t| &t.interrupt)
+    }
+
+    fn peer_timeout_after(&self) -> Range<Duration> {
+        self.after(|t| &t.peer_timeout)
+    }
+
+    /// Over TCP, logging traffic from the peer: it is alive, so the timeout starts again.
+    fn heard_from_peer(&self, o: &mut Out<VmftActor>) {
+        if self.timing.is_some() {
+            o.set_timer(VmftTimer::PeerTimeout, self.peer_timeout_after());
+        }
+    }
+
     pub fn start(&self, o: &mut Out<VmftActor>) -> VmState {
-        o.set_timer(VmftTimer::PeerTimeout, model_timeout());
+        if self.alone {
+            o.set_timer(VmftTimer::Interrupt, self.interrupt_after());
+            return VmState::new(Role::Live);
+        }
+        match &self.timing {
+            None => o.set_timer(VmftTimer::PeerTimeout, model_timeout()),
+            Some(t) => {
+                let grace =
+                    t.peer_timeout.start * STARTUP_GRACE..t.peer_timeout.end * STARTUP_GRACE;
+                o.set_timer(VmftTimer::PeerTimeout, grace);
+                if self.primary {
+                    o.set_timer(VmftTimer::Retry, t.resend.clone());
+                } else {
+                    // The backup replays on a period of its own (see `VmftTimer::Replay`).
+                    o.set_timer(VmftTimer::Replay, t.replay.clone());
+                }
+            }
+        }
         if self.primary {
-            o.set_timer(VmftTimer::Interrupt, model_timeout());
+            o.set_timer(VmftTimer::Interrupt, self.interrupt_after());
             if self.partition {
                 o.set_timer(VmftTimer::Partition, model_timeout());
             }
@@ -283,10 +378,15 @@ impl VmCfg {
         if self.bug == Some(VmftBug::OutputBeforeAck) {
             return; // already sent
         }
-        for (entry, seq, value) in &s.outputs {
-            if *entry as usize > s.acked && *entry as usize <= upto {
-                self.output(*seq, *value, o);
+        // `outputs` is in entry order: skip those already released without scanning them.
+        let from = s
+            .outputs
+            .partition_point(|(entry, _, _)| *entry as usize <= s.acked);
+        for (entry, seq, value) in &s.outputs[from..] {
+            if *entry as usize > upto {
+                break;
             }
+            self.output(*seq, *value, o);
         }
     }
 
@@ -295,10 +395,15 @@ impl VmCfg {
         s.asked = false;
         match s.role {
             // The primary leaves logging mode: with no backup, nothing to wait for.
+            // Over TCP it also advertises its address: the external world may have moved to
+            // the other VM (the model's client never has when this VM wins the test-and-set).
             Role::Primary => {
                 self.release(s, s.log.len(), o);
                 s.acked = s.log.len();
                 s.role = Role::Live;
+                if self.timing.is_some() {
+                    o.send(self.client, VmftMsg::GoneLive);
+                }
             }
             // The backup first consumes every entry it has received (1), then executes alone
             // (2). It cannot know which outputs the primary sent before it failed, so it sends
@@ -310,7 +415,7 @@ impl VmCfg {
                 }
                 s.role = Role::Live; // (2)
                 o.cancel_timer(VmftTimer::Replay);
-                o.set_timer(VmftTimer::Interrupt, model_timeout());
+                o.set_timer(VmftTimer::Interrupt, self.interrupt_after());
                 if self.bug != Some(VmftBug::NoReissueOutput) {
                     for (_, seq, value) in &s.outputs {
                         self.output(*seq, *value, o); // (3)
@@ -354,11 +459,39 @@ impl VmCfg {
             {
                 s.log.push(event);
                 o.send(src, VmftMsg::LogAck { seq });
-                o.set_timer(VmftTimer::Replay, model_timeout());
+                if self.timing.is_none() {
+                    o.set_timer(VmftTimer::Replay, model_timeout());
+                }
+                self.heard_from_peer(o);
+            }
+            // Over TCP, an entry sent again that the backup already has: it acknowledges what
+            // it has (one sent again after a loss, past what it has, is ignored until the
+            // primary sends the missing ones).
+            VmftMsg::Log { seq, .. }
+                if self.timing.is_some()
+                    && s.role == Role::Backup
+                    && seq as usize <= s.log.len() =>
+            {
+                o.send(
+                    src,
+                    VmftMsg::LogAck {
+                        seq: s.log.len() as LogSeq,
+                    },
+                );
+                self.heard_from_peer(o);
             }
             VmftMsg::LogAck { seq } if s.role == Role::Primary && seq as usize > s.acked => {
                 self.release(s, seq as usize, o);
                 s.acked = seq as usize;
+                self.heard_from_peer(o);
+            }
+            // Over TCP, any traffic on the channel shows the peer alive: an entry past a gap
+            // (the primary sends the missing ones again), an acknowledgement already had.
+            VmftMsg::Log { .. } if self.timing.is_some() && s.role == Role::Backup => {
+                self.heard_from_peer(o);
+            }
+            VmftMsg::LogAck { .. } if self.timing.is_some() && s.role == Role::Primary => {
+                self.heard_from_peer(o);
             }
             VmftMsg::TestAndSetResult { won } if s.asked && src == self.disk => {
                 if won {
@@ -379,9 +512,14 @@ impl VmCfg {
                 } else {
                     self.execute_live(s, Event::Interrupt, o);
                 }
-                o.set_timer(VmftTimer::Interrupt, model_timeout());
+                o.set_timer(VmftTimer::Interrupt, self.interrupt_after());
             }
-            VmftTimer::Replay if s.role == Role::Backup => self.replay(s),
+            VmftTimer::Replay if s.role == Role::Backup => {
+                self.replay(s);
+                if let Some(t) = &self.timing {
+                    o.set_timer(VmftTimer::Replay, t.replay.clone());
+                }
+            }
             // The peer is silent: ask the shared disk whether this VM may go live (§2.3).
             VmftTimer::PeerTimeout if matches!(s.role, Role::Primary | Role::Backup) => {
                 if self.bug == Some(VmftBug::GoLiveWithoutTestAndSet) {
@@ -389,9 +527,26 @@ impl VmCfg {
                 } else {
                     s.asked = true;
                     o.send(self.disk, VmftMsg::TestAndSet);
+                    // Over TCP, ask again if no answer comes (the disk answers its owner the
+                    // same every time).
+                    if self.timing.is_some() {
+                        o.set_timer(VmftTimer::PeerTimeout, self.peer_timeout_after());
+                    }
                 }
             }
             VmftTimer::Partition => s.cut = true,
+            VmftTimer::Retry if s.role == Role::Primary => {
+                if s.acked < s.log.len() && s.acked == s.acked_at_tick {
+                    for (k, event) in s.log.iter().enumerate().skip(s.acked) {
+                        let seq = k as LogSeq + 1;
+                        self.send_peer(s, VmftMsg::Log { seq, event: *event }, o);
+                    }
+                }
+                s.acked_at_tick = s.acked;
+                if let Some(t) = &self.timing {
+                    o.set_timer(VmftTimer::Retry, t.resend.clone());
+                }
+            }
             _ => {}
         }
     }
@@ -399,8 +554,15 @@ impl VmCfg {
 
 impl ClientCfg {
     fn send(&self, s: &ClientState, o: &mut Out<VmftActor>) {
-        if let Some(x) = self.inputs.get(s.next as usize - 1) {
-            o.send(s.primary, VmftMsg::Input { seq: s.next, x: *x });
+        let x = match self.driver {
+            Some(_) => s.pending,
+            None => self.inputs.get(s.next as usize - 1).copied(),
+        };
+        if let Some(x) = x {
+            o.send(s.primary, VmftMsg::Input { seq: s.next, x });
+            if let Some((_, after)) = &self.retry {
+                o.set_timer(VmftTimer::Retry, after.clone());
+            }
         }
     }
 
@@ -409,12 +571,17 @@ impl ClientCfg {
             primary: self.primary,
             next: 1,
             outputs: Vec::new(),
+            pending: None,
+            received: Vec::new(),
         };
         self.send(&s, o);
         s
     }
 
     pub fn on_msg(&self, s: &mut ClientState, src: Id, msg: VmftMsg, o: &mut Out<VmftActor>) {
+        if let Some(driver) = self.driver {
+            return self.on_driven(driver, s, src, msg, o);
+        }
         match msg {
             // The answer to the input in flight: take it, send the next. A copy of an output
             // already taken is dropped (the model's history keeps every output received).
@@ -429,6 +596,65 @@ impl ClientCfg {
                 self.send(s, o);
             }
             _ => {}
+        }
+    }
+
+    /// Over TCP: the driver hands it one input at a time, and hears its first output. Every
+    /// output that comes is kept in `received`, for the Output Requirement's check.
+    fn on_driven(
+        &self,
+        driver: Id,
+        s: &mut ClientState,
+        src: Id,
+        msg: VmftMsg,
+        o: &mut Out<VmftActor>,
+    ) {
+        match msg {
+            VmftMsg::Invoke { seq, x } if src == driver => {
+                s.next = seq;
+                s.pending = Some(x);
+                self.send(s, o);
+            }
+            VmftMsg::Output { seq, value } => {
+                s.received.push((seq, value, src));
+                if seq == s.next && s.pending.is_some() {
+                    s.pending = None;
+                    o.cancel_timer(VmftTimer::Retry);
+                    o.send(driver, VmftMsg::Return { seq, value });
+                }
+            }
+            VmftMsg::GoneLive => {
+                s.primary = src;
+                self.send(s, o);
+            }
+            _ => {}
+        }
+    }
+
+    /// Over TCP: no output for a while; the input goes to the next VM (one that is not live
+    /// ignores it).
+    pub fn on_timeout(&self, s: &mut ClientState, timer: VmftTimer, o: &mut Out<VmftActor>) {
+        if let (VmftTimer::Retry, Some((vms, _))) = (timer, &self.retry) {
+            if s.pending.is_some() && !vms.is_empty() {
+                let at = vms
+                    .iter()
+                    .position(|v| *v == s.primary)
+                    .map_or(0, |k| k + 1);
+                s.primary = vms[at % vms.len()];
+                self.send(s, o);
+            }
+        }
+    }
+}
+
+impl VmftActor {
+    /// Whether it runs over TCP (real durations, a driver), where steps change the state in
+    /// place.
+    fn in_place(&self) -> bool {
+        match self {
+            VmftActor::Vm(cfg) => cfg.timing.is_some() || cfg.alone,
+            VmftActor::Client(cfg) => cfg.driver.is_some(),
+            VmftActor::Disk => false,
         }
     }
 }
@@ -456,6 +682,16 @@ impl Actor for VmftActor {
         msg: VmftMsg,
         o: &mut Out<Self>,
     ) {
+        // Over TCP a state that grows with the run (the log) is stepped in place, not cloned
+        // and compared as the model does (a no-op step must leave the model's state borrowed).
+        if self.in_place() {
+            match (self, state.to_mut()) {
+                (VmftActor::Vm(cfg), VmftState::Vm(s)) => cfg.on_msg(s, src, msg, o),
+                (VmftActor::Client(cfg), VmftState::Client(s)) => cfg.on_msg(s, src, msg, o),
+                _ => {}
+            }
+            return;
+        }
         let next = match (self, &**state) {
             (VmftActor::Vm(cfg), VmftState::Vm(s)) => {
                 let mut next = s.clone();
@@ -491,12 +727,30 @@ impl Actor for VmftActor {
         timer: &VmftTimer,
         o: &mut Out<Self>,
     ) {
-        if let (VmftActor::Vm(cfg), VmftState::Vm(s)) = (self, &**state) {
-            let mut next = s.clone();
-            cfg.on_timeout(&mut next, *timer, o);
-            if next != *s {
-                *state = Cow::Owned(VmftState::Vm(next));
+        if self.in_place() {
+            match (self, state.to_mut()) {
+                (VmftActor::Vm(cfg), VmftState::Vm(s)) => cfg.on_timeout(s, *timer, o),
+                (VmftActor::Client(cfg), VmftState::Client(s)) => cfg.on_timeout(s, *timer, o),
+                _ => {}
             }
+            return;
+        }
+        match (self, &**state) {
+            (VmftActor::Vm(cfg), VmftState::Vm(s)) => {
+                let mut next = s.clone();
+                cfg.on_timeout(&mut next, *timer, o);
+                if next != *s {
+                    *state = Cow::Owned(VmftState::Vm(next));
+                }
+            }
+            (VmftActor::Client(cfg), VmftState::Client(s)) => {
+                let mut next = s.clone();
+                cfg.on_timeout(&mut next, *timer, o);
+                if next != *s {
+                    *state = Cow::Owned(VmftState::Client(next));
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -82,6 +82,16 @@
 //!   sent the output, the client's copy of the input is a duplicate to the new primary, and the
 //!   output never comes (§2.2: the backup cannot know whether the output was sent).
 //!
+//! # Over TCP
+//! The same actors run as processes (`impls::vmft`). Their configuration switches on what only
+//! a real run needs, all off in the model: real durations ([`VmTiming`]) under which the peer
+//! timeout is set again by every message of the logging channel from the peer (the regular
+//! interrupts' entries and their acknowledgements are the heartbeats, §2.3); the backup's
+//! periodic replay; the primary's resending of unacknowledged entries (a real connection drops
+//! messages while it is not up); a primary that goes live advertising its address; a VM that
+//! runs alone, unreplicated (`alone`); and a client driven one input at a time that keeps every
+//! output, for [`model::one_execution`], the Output Requirement's check that the model uses.
+//!
 //! Not modelled: the backup's failure (the primary would go live alone: the cut covers it, when
 //! the primary wins the test-and-set), starting a new backup after a failover (§2.3), the
 //! logging channel's flow control and the backup's lag bound (§3.3), disk IO and its races
@@ -92,7 +102,7 @@ pub mod model;
 
 pub use actor::{
     ClientCfg, ClientState, DiskState, Event, InputSeq, LogSeq, Role, Value, VmCfg, VmState,
-    VmftActor, VmftBug, VmftMsg, VmftState, VmftTimer,
+    VmTiming, VmftActor, VmftBug, VmftMsg, VmftState, VmftTimer,
 };
 pub use model::{Fault, VmftCfg, VmftModel};
 

@@ -23,6 +23,8 @@ fn vm_cfg(primary: bool, bug: Option<VmftBug>) -> VmCfg {
         primary,
         partition: false,
         bug,
+        timing: None,
+        alone: false,
     }
 }
 
@@ -232,6 +234,44 @@ fn outputs_must_come_from_one_execution() {
     assert!(!one_execution(&got(&[(1, 2), (2, 3)]), &xs, 1));
     // Two different outputs for one input.
     assert!(!one_execution(&got(&[(1, 2), (1, 5)]), &xs, 1));
+}
+
+/// The same check on a long recorded run (the TCP tests' case): the interrupts between two
+/// outputs are read off the outputs, so a budget of millions costs nothing, and a gap between
+/// outputs is searched.
+#[test]
+fn one_execution_is_linear_on_a_long_run_with_a_large_budget() {
+    let xs: Vec<u64> = (1..=1000).map(|k| k * 7).collect();
+    let (mut acc, mut outs) = (0u64, BTreeSet::new());
+    for (k, x) in xs.iter().enumerate() {
+        for _ in 0..k % 4 {
+            acc = Event::Interrupt.apply(acc);
+        }
+        acc = Event::Input { seq: 0, x: *x }.apply(acc);
+        outs.insert((k as u64 + 1, acc));
+        assert_eq!(
+            model::before_input(acc, *x),
+            acc.wrapping_sub(*x).wrapping_mul(0xAAAA_AAAA_AAAA_AAAB)
+        );
+    }
+    let used: usize = (0..1000).map(|k| k % 4).sum();
+    assert!(one_execution(&outs, &xs, used));
+    assert!(one_execution(&outs, &xs, 1 << 40));
+    assert!(!one_execution(&outs, &xs, used - 1));
+    // Input 500 answered by a machine that missed input 499.
+    let mut wrong = outs.clone();
+    let (_, v499) = *wrong.iter().find(|(s, _)| *s == 499).unwrap();
+    let (_, v500) = *wrong.iter().find(|(s, _)| *s == 500).unwrap();
+    wrong.remove(&(500, v500));
+    wrong.insert((
+        500,
+        Event::Input { seq: 0, x: xs[499] }.apply(model::before_input(v499, xs[498])),
+    ));
+    assert!(!one_execution(&wrong, &xs, 1 << 20));
+    // With outputs missing (gaps), the interrupts before the unanswered inputs are searched.
+    let sparse: BTreeSet<_> = outs.iter().filter(|(s, _)| s % 3 == 0).copied().collect();
+    assert!(one_execution(&sparse, &xs, used));
+    assert!(!one_execution(&sparse, &xs, 0));
 }
 
 /// Runs stateright's BFS on `cfg` to the end: the unique and generated state counts, and the
