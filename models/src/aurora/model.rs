@@ -299,14 +299,13 @@ impl Harnessed for Aurora {
                         }
                     }
                 }
-                (AuroraState::Segment(a), AuroraState::Segment(b)) => {
-                    // A record of an older epoch gone (a newer one may have taken its LSN).
+                // A record of an older epoch gone (a newer one may have taken its LSN).
+                (AuroraState::Segment(a), AuroraState::Segment(b))
                     if a.records
                         .values()
-                        .any(|r| b.records.get(&r.lsn).is_none_or(|now| now.epoch > r.epoch))
-                    {
-                        next.history.truncated = true;
-                    }
+                        .any(|r| b.records.get(&r.lsn).is_none_or(|now| now.epoch > r.epoch)) =>
+                {
+                    next.history.truncated = true;
                 }
                 _ => {}
             }
