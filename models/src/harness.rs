@@ -223,6 +223,23 @@ impl<H: Harnessed> Model for Harness<H> {
 
     fn actions(&self, state: &Self::State, actions: &mut Vec<Self::Action>) {
         self.inner.actions(state, actions);
+        // stateright lists an actor's timers in its hash set's order, which differs from one
+        // copy of a state to another; paths are action indices, so the order must not.
+        let timers = actions
+            .iter()
+            .position(|a| matches!(a, ActorModelAction::Timeout(..)));
+        if let Some(first) = timers {
+            let end = actions[first..]
+                .iter()
+                .position(|a| !matches!(a, ActorModelAction::Timeout(..)))
+                .map_or(actions.len(), |n| first + n);
+            actions[first..end].sort_by(|a, b| match (a, b) {
+                (ActorModelAction::Timeout(i, t), ActorModelAction::Timeout(j, u)) => {
+                    (i, t).cmp(&(j, u))
+                }
+                _ => std::cmp::Ordering::Equal,
+            });
+        }
         actions.retain(|a| H::allow(self, state, a));
         if H::crashes(&state.history) < self.max_crashes {
             actions.extend(
