@@ -27,7 +27,6 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::spark::SparkSpec>::NEW,
     &Registered::<models::zab::ZabSpec>::NEW,
     &Registered::<models::zookeeper::ZkSpec>::NEW,
-    &Registered::<models::aurora::AuroraSpec>::NEW,
     &Registered::<models::vmft::VmftSpec>::NEW,
 ];
 

@@ -142,7 +142,7 @@ fn every_seeded_bug_is_caught_with_a_counterexample() {
                     .strip_prefix("#/steps/")
                     .expect("an explorer fragment");
                 assert!(steps.split('/').all(|i| i.parse::<usize>().is_ok()));
-                // (A property violated in an initial state, as aurora's quorum sizes are, has
+                // (A property violated in an initial state, such as a wrong quorum size, has
                 // no steps: the path is the initial state's index alone.)
                 assert_eq!(steps.split('/').count(), trace.len() + 1);
             }
