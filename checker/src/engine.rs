@@ -23,7 +23,7 @@
 //!   leave the graph to a second exploration over concrete states.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -33,10 +33,25 @@ use stateright::{Expectation, Model, Path};
 /// A state's fingerprint; never 0, which marks an empty slot.
 pub type Fingerprint = u64;
 
-/// The fingerprint of `value`: foldhash with a fixed seed, through the value's `Hash`.
-pub fn fingerprint<T: Hash + ?Sized>(value: &T) -> Fingerprint {
+/// The hasher fingerprints are taken with: foldhash with a fixed seed.
+pub fn hasher() -> foldhash::fast::FoldHasher {
     const SEED: u64 = 0x5747_0b5e_c4e4_1a5d;
-    match foldhash::fast::FixedState::with_seed(SEED).hash_one(value) {
+    foldhash::fast::FixedState::with_seed(SEED).build_hasher()
+}
+
+/// The fingerprint of `value` through its `Hash`.
+pub fn fingerprint<T: Hash + ?Sized>(value: &T) -> Fingerprint {
+    fingerprint_by(value, |v, h| v.hash(h))
+}
+
+/// The fingerprint of `value` as `feed` writes it to the [`hasher`].
+pub fn fingerprint_by<T: ?Sized>(
+    value: &T,
+    feed: impl FnOnce(&T, &mut foldhash::fast::FoldHasher),
+) -> Fingerprint {
+    let mut h = hasher();
+    feed(value, &mut h);
+    match h.finish() {
         0 => 1,
         h => h,
     }
@@ -57,6 +72,9 @@ pub struct Options<S> {
     pub first_failure: bool,
     /// Explore one state per symmetry class.
     pub symmetry: Option<fn(&S) -> S>,
+    /// A state's fingerprint: [`fingerprint`] unless the state's `Hash` can feed two distinct
+    /// states to a hasher as the same bytes (stateright's actor states do).
+    pub fingerprint: fn(&S) -> Fingerprint,
     /// Set from outside to stop the search (a timeout).
     pub stop: Arc<AtomicBool>,
 }
@@ -388,8 +406,8 @@ where
 {
     let properties = model.properties();
     let fp = |s: &M::State| match opts.symmetry {
-        Some(rep) => fingerprint(&rep(s)),
-        None => fingerprint(s),
+        Some(rep) => (opts.fingerprint)(&rep(s)),
+        None => (opts.fingerprint)(s),
     };
     let visited = Visited::new();
     let mut parents = Parents::new();

@@ -39,7 +39,7 @@ use std::time::Instant;
 use models::catalog::{FairClassOf, LeadsTo};
 use stateright::{Model, Path};
 
-use crate::engine::{fingerprint, replay, Options, Recorder, Recording};
+use crate::engine::{replay, Options, Recorder, Recording};
 
 /// Which runs count as counterexamples to a liveness property.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -472,7 +472,7 @@ where
         if !model.within_boundary(&s) {
             continue;
         }
-        if let std::collections::hash_map::Entry::Vacant(v) = ids.entry(fingerprint(&s)) {
+        if let std::collections::hash_map::Entry::Vacant(v) = ids.entry((opts.fingerprint)(&s)) {
             v.insert(g.parent.len() as u32);
             g.parent.push(NONE);
             g.via.push(i as u16);
@@ -501,7 +501,7 @@ where
                     NONE
                 } else {
                     let fresh = g.parent.len() as u32;
-                    let t = *ids.entry(fingerprint(&next)).or_insert(fresh);
+                    let t = *ids.entry((opts.fingerprint)(&next)).or_insert(fresh);
                     if t == fresh {
                         assert!(
                             fresh < NONE - 1,

@@ -27,6 +27,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::spark::SparkSpec>::NEW,
     &Registered::<models::zab::ZabSpec>::NEW,
     &Registered::<models::zookeeper::ZkSpec>::NEW,
+    &Registered::<models::aurora::AuroraSpec>::NEW,
     &Registered::<models::vmft::VmftSpec>::NEW,
 ];
 
@@ -53,6 +54,9 @@ pub trait Protocol: Sync {
     fn properties(&self) -> Vec<(&'static str, &'static str)>;
     /// Checks the model with `params` and the named bug seeded.
     fn check(&self, params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome;
+    /// The unique states a breadth-first search up to `depth` (as `--depth`) counts when it
+    /// tells states apart by equality, not fingerprints: slow, for tests of the fingerprints.
+    fn count_exactly(&self, params: &Params, depth: usize) -> usize;
     /// The trace viewer's page ([`crate::trace_html`]) for the path `path` (`0/3/1`).
     fn trace_html(
         &self,
@@ -119,6 +123,10 @@ impl<S: Spec> Protocol for Registered<S> {
 
     fn check(&self, params: &Params, bug: Option<&'static str>, opts: &RunOptions) -> Outcome {
         run::check::<S>(params, bug, opts)
+    }
+
+    fn count_exactly(&self, params: &Params, depth: usize) -> usize {
+        models::catalog::count_exactly(&S::build(params, None), Some(depth))
     }
 
     fn trace_html(

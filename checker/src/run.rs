@@ -192,6 +192,7 @@ fn check_ours<S: Spec>(params: &Params, bug: Option<&'static str>, opts: &RunOpt
         } else {
             None
         },
+        fingerprint: |s| engine::fingerprint_by(s, S::hash_state),
         stop: Arc::clone(&stop),
     };
     let fairness = fairness_of::<S>(opts);

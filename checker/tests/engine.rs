@@ -25,9 +25,10 @@ fn opts(engine: Engine, strategy: Strategy, threads: usize) -> RunOptions {
 /// stateright run takes over a minute, is compared through its baseline in reports/, which
 /// stateright's BFS wrote (the reports test).
 /// Models compared with stateright's checker up to a depth only: complete, they take minutes
-/// (gfs: 1,517,685 states to depth 73, about 90 s with stateright on 2 cores); the reports test
+/// (gfs: 1,517,685 states to depth 73, about 90 s with stateright on 2 cores; aurora: 291,607
+/// states, 15 s in a release build); the reports test
 /// still checks their full counts against the baselines.
-const COMPARE_DEPTH: &[(&str, usize)] = &[("gfs", 25)];
+const COMPARE_DEPTH: &[(&str, usize)] = &[("gfs", 25), ("aurora", 12)];
 
 #[test]
 fn every_model_has_stateright_counts_and_verdicts() {
@@ -57,13 +58,17 @@ fn every_model_has_stateright_counts_and_verdicts() {
                 ..opts(Engine::Stateright, Strategy::Bfs, 1)
             },
         );
-        assert_eq!(ours.unique_states, theirs.unique_states, "{}", m.name());
-        assert_eq!(
-            ours.generated_states,
-            theirs.generated_states,
-            "{}",
-            m.name()
-        );
+        if STATERIGHT_MERGES.contains(&m.name()) {
+            assert!(ours.unique_states > theirs.unique_states, "{}", m.name());
+        } else {
+            assert_eq!(ours.unique_states, theirs.unique_states, "{}", m.name());
+            assert_eq!(
+                ours.generated_states,
+                theirs.generated_states,
+                "{}",
+                m.name()
+            );
+        }
         assert_eq!(ours.max_depth, theirs.max_depth, "{}", m.name());
         assert_eq!(ours.complete, theirs.complete, "{}", m.name());
         assert!(ours.complete || depth.is_some(), "{}", m.name());
@@ -87,11 +92,57 @@ fn every_model_has_stateright_counts_and_verdicts() {
 /// Models left out of the comparisons with stateright: raft (its own test, the largest).
 const UNCOMPARED: &[&str] = &["raft"];
 
-/// Every seeded bug of every model but raft: the same verdicts as stateright, with a counterexample
-/// no longer than stateright's.
+/// Models whose states stateright's checkers merge: two states whose timers differ only in which
+/// of two neighbouring actors holds one hash alike through stateright's `Hash` (see
+/// `models::catalog::hash_actor_state`), and stateright keeps fingerprints only. Aurora's
+/// segments of a zone: one failed and back while the other is still to fail, and the other way
+/// round. Our engine fingerprints them apart and counts what full equality counts (below).
+const STATERIGHT_MERGES: &[&str] = &["aurora"];
+
+/// Every model, breadth first to depth 7: our unique count is the count of a search that tells
+/// states apart by equality, with every thread count; stateright's too except where it merges
+/// distinct states.
+#[test]
+fn fingerprints_tell_apart_what_equality_tells_apart() {
+    const DEPTH: usize = 7;
+    for m in MODELS.iter() {
+        let params = Params::defaults(m.params());
+        let exact = m.count_exactly(&params, DEPTH);
+        for threads in [1, 2] {
+            let ours = m.check(
+                &params,
+                None,
+                &RunOptions {
+                    depth: Some(DEPTH),
+                    ..opts(Engine::Ours, Strategy::Bfs, threads)
+                },
+            );
+            assert_eq!(ours.unique_states, exact, "{} with {threads}", m.name());
+        }
+        let theirs = m.check(
+            &params,
+            None,
+            &RunOptions {
+                depth: Some(DEPTH),
+                ..opts(Engine::Stateright, Strategy::Bfs, 1)
+            },
+        );
+        if STATERIGHT_MERGES.contains(&m.name()) {
+            assert!(theirs.unique_states < exact, "{}", m.name());
+        } else {
+            assert_eq!(theirs.unique_states, exact, "{}", m.name());
+        }
+    }
+}
+
+/// Every seeded bug of every model but raft and those whose states stateright merges: the same
+/// verdicts as stateright, with a counterexample no longer than stateright's.
 #[test]
 fn every_seeded_bug_is_caught_as_stateright_catches_it() {
-    for m in MODELS.iter().filter(|m| !UNCOMPARED.contains(&m.name())) {
+    for m in MODELS
+        .iter()
+        .filter(|m| !UNCOMPARED.contains(&m.name()) && !STATERIGHT_MERGES.contains(&m.name()))
+    {
         for bug in m.bugs() {
             let params = bug.configure(m.params(), &Params::defaults(m.params()));
             let ours = m.check(
@@ -222,6 +273,7 @@ where
         max_states: None,
         first_failure: false,
         symmetry: None,
+        fingerprint: engine::fingerprint::<M::State>,
         stop: Arc::new(AtomicBool::new(false)),
     };
     engine::search(model, &opts, &Stats::default())

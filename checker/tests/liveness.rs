@@ -31,6 +31,7 @@ where
         max_states: None,
         first_failure: false,
         symmetry: None,
+        fingerprint: engine::fingerprint::<M::State>,
         stop: Arc::new(AtomicBool::new(false)),
     };
     let live = Liveness {

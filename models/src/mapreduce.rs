@@ -821,6 +821,10 @@ impl Spec for MapReduceSpec {
         Some(|_, a| crate::catalog::actor_fair_class(a))
     }
 
+    fn hash_state<H: std::hash::Hasher>(s: &MrModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
+    }
+
     fn actors(s: &MrModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }

@@ -203,6 +203,10 @@ impl Spec for AuroraSpec {
         Some(model::fair_class)
     }
 
+    fn hash_state<H: std::hash::Hasher>(s: &model::AuroraModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
+    }
+
     fn actors(s: &model::AuroraModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }

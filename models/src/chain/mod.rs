@@ -227,6 +227,10 @@ impl Spec for ChainSpec {
         Some(|_, a| crate::catalog::actor_fair_class(a))
     }
 
+    fn hash_state<H: std::hash::Hasher>(s: &model::ChainModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
+    }
+
     fn actors(s: &model::ChainModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }
@@ -276,6 +280,10 @@ impl Spec for CraqSpec {
 
     fn fairness() -> Option<crate::catalog::FairClassOf<Self::Model>> {
         Some(|_, a| crate::catalog::actor_fair_class(a))
+    }
+
+    fn hash_state<H: std::hash::Hasher>(s: &model::ChainModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
     }
 
     fn actors(s: &model::ChainModelState) -> Option<crate::catalog::ActorsView> {

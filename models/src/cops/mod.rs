@@ -163,6 +163,10 @@ impl Spec for CopsSpec {
         Some(|_, a| crate::catalog::actor_fair_class(a))
     }
 
+    fn hash_state<H: std::hash::Hasher>(s: &model::CopsModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
+    }
+
     fn actors(s: &model::CopsModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }

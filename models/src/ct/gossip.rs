@@ -783,6 +783,10 @@ impl Spec for CtSpec {
         },
     ];
 
+    fn hash_state<H: std::hash::Hasher>(s: &CtModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
+    }
+
     fn actors(s: &CtModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }

@@ -340,6 +340,10 @@ impl Spec for RaftSpec {
         Some(|_, a| crate::catalog::actor_fair_class(a))
     }
 
+    fn hash_state<H: std::hash::Hasher>(s: &model::RaftModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
+    }
+
     fn actors(s: &model::RaftModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }
@@ -393,6 +397,10 @@ impl Spec for RaftTcpSpec {
 
     fn fairness() -> Option<crate::catalog::FairClassOf<Self::Model>> {
         Some(|_, a| crate::catalog::actor_fair_class(a))
+    }
+
+    fn hash_state<H: std::hash::Hasher>(s: &model::RaftModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
     }
 
     fn actors(s: &model::RaftModelState) -> Option<crate::catalog::ActorsView> {

@@ -249,6 +249,10 @@ impl Spec for TwoPcSpec {
         model::leads_to(m)
     }
 
+    fn hash_state<H: std::hash::Hasher>(s: &model::TwoPcModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
+    }
+
     fn actors(s: &model::TwoPcModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }

@@ -204,6 +204,10 @@ impl Spec for VmftSpec {
         })
     }
 
+    fn hash_state<H: std::hash::Hasher>(s: &model::VmftModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
+    }
+
     fn actors(s: &model::VmftModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }

@@ -119,6 +119,10 @@ impl Spec for ZabSpec {
         Some(|_, a| crate::catalog::actor_fair_class(a))
     }
 
+    fn hash_state<H: std::hash::Hasher>(s: &model::ZabModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
+    }
+
     fn actors(s: &model::ZabModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }

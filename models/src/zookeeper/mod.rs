@@ -213,6 +213,10 @@ impl Spec for ZkSpec {
         Some(|_, a| crate::catalog::actor_fair_class(a))
     }
 
+    fn hash_state<H: std::hash::Hasher>(s: &model::ZkModelState, hasher: &mut H) {
+        crate::catalog::hash_actor_state(s, hasher)
+    }
+
     fn actors(s: &model::ZkModelState) -> Option<crate::catalog::ActorsView> {
         Some(crate::catalog::actors_view(s))
     }
