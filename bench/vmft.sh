@@ -20,5 +20,4 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/.."
-cargo test --release -q -p impls --test vmft_cluster -- --ignored \
-    bench_replicated_against_unreplicated --nocapture --test-threads 1
+cargo bench -q -p impls --bench vmft

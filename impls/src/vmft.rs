@@ -279,3 +279,83 @@ pub fn output_requirement(
     }
     Err("no one execution gives every output".into())
 }
+
+/// Input `k` carries `7 k + 1`: the inputs the tests and the benchmark send.
+pub fn x_of(seq: InputSeq) -> Value {
+    7 * seq + 1
+}
+
+/// The external world of the tests and the benchmark: sends inputs `1, 2, ...` (carrying
+/// [`x_of`]) one after another, each when the last one's output came, and keeps every output
+/// it receives.
+pub struct World {
+    client: crate::client::Driven<VmftService>,
+    next: InputSeq,
+    started: std::time::Instant,
+}
+
+impl World {
+    /// The external world of the cluster described by `cluster`.
+    pub fn new(cluster: &ClusterConfig) -> std::io::Result<World> {
+        let client = crate::client::Driven::<VmftService>::start(
+            cluster,
+            &VmftService::tuning(),
+            Some(EXTERNAL_WORLD),
+        )?;
+        Ok(World {
+            client,
+            next: 1,
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// Sends the next input and waits up to `timeout` for its output.
+    pub fn input(&mut self, timeout: Duration) -> anyhow::Result<Value> {
+        let seq = self.next;
+        let out = self
+            .client
+            .call(Input { seq, x: x_of(seq) }, timeout)
+            .map_err(|e| anyhow::anyhow!("input {seq}: {e}"))?;
+        self.next += 1;
+        Ok(out)
+    }
+
+    /// Sends `n` inputs, one after another.
+    pub fn inputs(&mut self, n: usize) -> anyhow::Result<()> {
+        for _ in 0..n {
+            self.input(Duration::from_secs(5))?;
+        }
+        Ok(())
+    }
+
+    /// Sends inputs for `d`.
+    pub fn inputs_for(&mut self, d: Duration) -> anyhow::Result<()> {
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until {
+            self.input(Duration::from_secs(5))?;
+        }
+        Ok(())
+    }
+
+    /// Every output received: (input, output, the VM that sent it).
+    pub fn received(&self) -> &[(InputSeq, Value, Id)] {
+        received(self.client.state())
+    }
+
+    /// The Output Requirement on everything received, with as many interrupts as the VMs can
+    /// have taken since the start (one every heartbeat, at most).
+    pub fn output_requirement(&self) -> Result<(), String> {
+        let period = VmftService::tuning().heartbeat.as_millis().max(1) as usize;
+        let budget = 2 * (self.started.elapsed().as_millis() as usize / period) + 10;
+        let xs: Vec<Value> = (1..self.next + 1).map(x_of).collect();
+        output_requirement(self.received(), &xs, budget)
+    }
+
+    /// How many outputs node `node` sent.
+    pub fn answered_by(&self, node: usize) -> usize {
+        self.received()
+            .iter()
+            .filter(|(_, _, from)| usize::from(*from) == node)
+            .count()
+    }
+}
