@@ -54,6 +54,7 @@ pub mod farm;
 pub mod gfs;
 pub mod harness;
 pub mod mapreduce;
+pub mod memcache;
 pub mod raft;
 pub mod spanner;
 pub mod spark;

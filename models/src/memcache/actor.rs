@@ -1,0 +1,463 @@
+//! The web servers, memcache, the gutter, the database and mcsqueal as stateright actors. Each
+//! takes its peers from its configuration, never from indices.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use stateright::actor::{model_timeout, Actor, Id, Out};
+
+/// The database's version of the key: 0 at the start, one more for each committed write. A
+/// cached item is identified by the version it was read at (its value is that write's).
+pub type Version = u8;
+
+/// A lease token (§3.2.1): a 64-bit number in memcached, a counter here.
+pub type Token = u8;
+
+crate::seeded_bugs! {
+    /// The seeded bugs: each puts back a pitfall the paper's design avoids.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum MemcacheBug {
+        /// Memcache without leases: a miss carries no token and every set is stored (§3.2.1's
+        /// stale sets and thundering herds).
+        NoLeases = "no-leases",
+        /// A web server that wrote the database sets its new value in memcache instead of
+        /// deleting the key (§2: deletes are idempotent, updates are not).
+        UpdateNotDelete = "update-not-delete",
+        /// Gutter entries live as long as memcache's: nothing ever removes a stale one (§3.3:
+        /// gutter entries expire quickly, which is what spares the gutter invalidations).
+        GutterLongTtl = "gutter-long-ttl",
+        /// Memcache hands a lease token to every miss, not once per key: a thundering herd of
+        /// web servers reads the database at once (§3.2.1).
+        LeasePerMiss = "lease-per-miss",
+    }
+}
+
+/// What a web server does, one operation after another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// Read the key, look-aside: memcache first, the database on a miss (Figure 1, left).
+    Read,
+    /// Write the key: the database first, then delete the key from memcache (Figure 1, right).
+    Write,
+}
+
+/// Where a web server's get went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Pool {
+    Memcache,
+    /// The gutter pool, used while a memcache server does not answer (§3.3).
+    Gutter,
+}
+
+/// A cached value: the database's value at `version`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Item {
+    pub version: Version,
+}
+
+/// `v1`: the value of the database's first write.
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}", self.version)
+    }
+}
+
+/// The messages of look-aside caching with leases, on one key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum McMsg {
+    /// A web server to memcache or the gutter: get the key.
+    Get,
+    /// The cache has the key.
+    Hit {
+        item: Item,
+    },
+    /// The cache has not the key. Memcache gives the web server a lease token (§3.2.1), which
+    /// entitles it to set the key; the gutter gives none.
+    Miss {
+        token: Option<Token>,
+    },
+    /// Memcache has not the key and has given its lease to another web server recently: wait a
+    /// little and get again (§3.2.1, hot spots); by then the lease holder has usually set it.
+    Wait,
+    /// No answer from memcache: the server is down (the client's timeout, §3.3). The web server
+    /// goes to the gutter pool.
+    Failed,
+    /// A web server to memcache (with its lease token) or to the gutter (without): set the key
+    /// to what it read from the database.
+    Set {
+        item: Item,
+        token: Option<Token>,
+    },
+    /// An invalidation (§2, §4.1): from the web server that wrote, and from mcsqueal. `version`
+    /// is the write's, for the properties only: a real delete names the key and nothing more.
+    Delete {
+        version: Version,
+    },
+    /// `update-not-delete`: the web server that wrote sets its new value, unconditionally.
+    Update {
+        item: Item,
+    },
+    /// A web server to the database: read the key.
+    Read,
+    ReadReply {
+        item: Item,
+    },
+    /// A web server to the database: write the key (the database numbers the write).
+    Write,
+    WriteOk {
+        version: Version,
+    },
+    /// The database's commit log, which mcsqueal tails (§4.1, Figure 6).
+    Commit {
+        version: Version,
+    },
+}
+
+/// The model-only timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum McTimer {
+    /// Memcache's server fails (once): it stops answering and loses what it cached.
+    Fail,
+    /// It comes back, empty (a cold cache).
+    Restart,
+    /// A gutter entry's short TTL runs out (§3.3): the gutter's clock ticks past it.
+    Expire,
+}
+
+/// A web server: its operations, and where the caches and the database are.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WebCfg {
+    pub ops: Vec<Op>,
+    pub memcache: Id,
+    pub gutter: Id,
+    pub db: Id,
+    pub bug: Option<MemcacheBug>,
+}
+
+/// What a web server is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Phase {
+    /// Waiting for `pool`'s answer to a get.
+    Getting { pool: Pool },
+    /// Reading the database after a miss in `pool`, to set the key there with `token`.
+    Filling { pool: Pool, token: Option<Token> },
+    /// Waiting for the database to commit its write.
+    Writing,
+    /// Every operation done.
+    Done,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WebState {
+    /// The operation under way (or the number of operations, when done).
+    pub op: usize,
+    pub phase: Phase,
+    /// What each finished read returned, in order.
+    pub reads: Vec<Version>,
+}
+
+impl WebCfg {
+    /// Starts operation `op` (or finishes).
+    fn begin(&self, op: usize, reads: Vec<Version>, o: &mut Out<MemcacheActor>) -> WebState {
+        let phase = match self.ops.get(op) {
+            None => Phase::Done,
+            Some(Op::Read) => {
+                o.send(self.memcache, McMsg::Get);
+                Phase::Getting {
+                    pool: Pool::Memcache,
+                }
+            }
+            Some(Op::Write) => {
+                o.send(self.db, McMsg::Write);
+                Phase::Writing
+            }
+        };
+        WebState { op, phase, reads }
+    }
+
+    fn pool(&self, pool: Pool) -> Id {
+        match pool {
+            Pool::Memcache => self.memcache,
+            Pool::Gutter => self.gutter,
+        }
+    }
+
+    fn on_msg(&self, s: &WebState, msg: McMsg, o: &mut Out<MemcacheActor>) -> Option<WebState> {
+        let done = |s: &WebState, read: Option<Version>, o: &mut Out<MemcacheActor>| {
+            let mut reads = s.reads.clone();
+            reads.extend(read);
+            self.begin(s.op + 1, reads, o)
+        };
+        match (s.phase, msg) {
+            (Phase::Getting { .. }, McMsg::Hit { item }) => Some(done(s, Some(item.version), o)),
+            (Phase::Getting { pool }, McMsg::Miss { token }) => {
+                o.send(self.db, McMsg::Read);
+                Some(WebState {
+                    phase: Phase::Filling { pool, token },
+                    ..s.clone()
+                })
+            }
+            // Hot key: get again (after a short wait, which only reorders steps here).
+            (Phase::Getting { pool }, McMsg::Wait) => {
+                o.send(self.pool(pool), McMsg::Get);
+                Some(s.clone())
+            }
+            (
+                Phase::Getting {
+                    pool: Pool::Memcache,
+                },
+                McMsg::Failed,
+            ) => {
+                o.send(self.gutter, McMsg::Get);
+                Some(WebState {
+                    phase: Phase::Getting { pool: Pool::Gutter },
+                    ..s.clone()
+                })
+            }
+            // Look-aside: the web server fills the cache with what it read (Figure 1).
+            (Phase::Filling { pool, token }, McMsg::ReadReply { item }) => {
+                o.send(self.pool(pool), McMsg::Set { item, token });
+                Some(done(s, Some(item.version), o))
+            }
+            // §2: update the database, then delete the key from the cache.
+            (Phase::Writing, McMsg::WriteOk { version }) => {
+                let msg = if self.bug == Some(MemcacheBug::UpdateNotDelete) {
+                    McMsg::Update {
+                        item: Item { version },
+                    }
+                } else {
+                    McMsg::Delete { version }
+                };
+                o.send(self.memcache, msg);
+                Some(done(s, None, o))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The memcache server that holds the key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MemcacheCfg {
+    /// Whether it fails (once) and comes back.
+    pub fails: bool,
+    pub bug: Option<MemcacheBug>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MemcacheState {
+    pub up: bool,
+    pub item: Option<Item>,
+    /// The outstanding lease tokens for the key: at most one (§3.2.1), unless `lease-per-miss`.
+    pub leases: Vec<Token>,
+    /// Tokens issued so far: a new one is never an old one, across a restart too.
+    pub issued: Token,
+    /// For the properties: the newest write whose delete it has processed.
+    pub invalidated: Version,
+    /// For the properties: it refused a set whose lease a delete had invalidated.
+    pub refused: bool,
+}
+
+impl MemcacheCfg {
+    /// Memcache's answer to `msg` from `src`, and its next state if it changes.
+    pub fn on_msg(
+        &self,
+        s: &MemcacheState,
+        src: Id,
+        msg: McMsg,
+        o: &mut Out<MemcacheActor>,
+    ) -> Option<MemcacheState> {
+        if !s.up {
+            // A down server answers nothing: the web server's timeout is `Failed`.
+            if msg == McMsg::Get {
+                o.send(src, McMsg::Failed);
+            }
+            return None;
+        }
+        let no_leases = self.bug == Some(MemcacheBug::NoLeases);
+        let mut next = s.clone();
+        match msg {
+            McMsg::Get => match s.item {
+                Some(item) => o.send(src, McMsg::Hit { item }),
+                None if no_leases => o.send(src, McMsg::Miss { token: None }),
+                // §3.2.1: one token per key at a time; the others wait.
+                None if !s.leases.is_empty() && self.bug != Some(MemcacheBug::LeasePerMiss) => {
+                    o.send(src, McMsg::Wait)
+                }
+                None => {
+                    next.issued += 1;
+                    next.leases.push(next.issued);
+                    o.send(
+                        src,
+                        McMsg::Miss {
+                            token: Some(next.issued),
+                        },
+                    );
+                }
+            },
+            // §3.2.1: a set is stored only with a token still valid; a delete invalidates it.
+            McMsg::Set { item, token } => {
+                if no_leases || token.is_some_and(|t| s.leases.contains(&t)) {
+                    next.item = Some(item);
+                    next.leases.clear();
+                } else {
+                    next.refused = true;
+                }
+            }
+            McMsg::Delete { version } => {
+                next.item = None;
+                next.leases.clear();
+                next.invalidated = next.invalidated.max(version);
+            }
+            McMsg::Update { item } => next.item = Some(item),
+            _ => return None,
+        }
+        (next != *s).then_some(next)
+    }
+}
+
+/// The gutter server (§3.3): a small pool that takes over the gets of a failed memcache server,
+/// without leases, and whose entries expire quickly instead of being invalidated.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GutterState {
+    /// The key's entry, and whether its short TTL is still to run out (`false` only with
+    /// `gutter-long-ttl`: an entry that outlives the run).
+    pub item: Option<(Item, bool)>,
+}
+
+/// A stateright actor of the model.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MemcacheActor {
+    Web(WebCfg),
+    Memcache(MemcacheCfg),
+    Gutter {
+        bug: Option<MemcacheBug>,
+    },
+    /// The database: the authoritative value and its version; it tells mcsqueal each commit.
+    Database {
+        mcsqueal: Id,
+    },
+    /// The invalidation daemon on the database (§4.1): each commit's delete to memcache.
+    Mcsqueal {
+        memcache: Id,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum McState {
+    Web(WebState),
+    Memcache(MemcacheState),
+    Gutter(GutterState),
+    Database { version: Version },
+    Mcsqueal,
+}
+
+impl Actor for MemcacheActor {
+    type Msg = McMsg;
+    type Timer = McTimer;
+    type State = McState;
+    type Storage = ();
+    type Random = ();
+
+    fn on_start(&self, _id: Id, _storage: &Option<()>, o: &mut Out<Self>) -> McState {
+        match self {
+            MemcacheActor::Web(cfg) => McState::Web(cfg.begin(0, Vec::new(), o)),
+            MemcacheActor::Memcache(cfg) => {
+                if cfg.fails {
+                    o.set_timer(McTimer::Fail, model_timeout());
+                }
+                McState::Memcache(MemcacheState {
+                    up: true,
+                    item: None,
+                    leases: Vec::new(),
+                    issued: 0,
+                    invalidated: 0,
+                    refused: false,
+                })
+            }
+            MemcacheActor::Gutter { .. } => McState::Gutter(GutterState { item: None }),
+            MemcacheActor::Database { .. } => McState::Database { version: 0 },
+            MemcacheActor::Mcsqueal { .. } => McState::Mcsqueal,
+        }
+    }
+
+    fn on_msg(&self, _id: Id, state: &mut Cow<McState>, src: Id, msg: McMsg, o: &mut Out<Self>) {
+        let next = match (self, &**state) {
+            (MemcacheActor::Web(cfg), McState::Web(s)) => cfg.on_msg(s, msg, o).map(McState::Web),
+            (MemcacheActor::Memcache(cfg), McState::Memcache(s)) => {
+                cfg.on_msg(s, src, msg, o).map(McState::Memcache)
+            }
+            (MemcacheActor::Gutter { bug }, McState::Gutter(s)) => match msg {
+                McMsg::Get => {
+                    o.send(
+                        src,
+                        match s.item {
+                            Some((item, _)) => McMsg::Hit { item },
+                            None => McMsg::Miss { token: None },
+                        },
+                    );
+                    None
+                }
+                McMsg::Set { item, .. } => {
+                    let expires = *bug != Some(MemcacheBug::GutterLongTtl);
+                    if expires {
+                        o.set_timer(McTimer::Expire, model_timeout());
+                    }
+                    Some(McState::Gutter(GutterState {
+                        item: Some((item, expires)),
+                    }))
+                }
+                _ => None,
+            },
+            (MemcacheActor::Database { mcsqueal }, McState::Database { version }) => match msg {
+                McMsg::Read => {
+                    o.send(
+                        src,
+                        McMsg::ReadReply {
+                            item: Item { version: *version },
+                        },
+                    );
+                    None
+                }
+                McMsg::Write => {
+                    let version = version + 1;
+                    o.send(src, McMsg::WriteOk { version });
+                    o.send(*mcsqueal, McMsg::Commit { version });
+                    Some(McState::Database { version })
+                }
+                _ => None,
+            },
+            (MemcacheActor::Mcsqueal { memcache }, McState::Mcsqueal) => {
+                if let McMsg::Commit { version } = msg {
+                    o.send(*memcache, McMsg::Delete { version });
+                }
+                None
+            }
+            _ => None,
+        };
+        if let Some(next) = next {
+            *state = Cow::Owned(next);
+        }
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<McState>, timer: &McTimer, o: &mut Out<Self>) {
+        let next = match (&**state, timer) {
+            (McState::Memcache(s), McTimer::Fail) if s.up => {
+                o.set_timer(McTimer::Restart, model_timeout());
+                McState::Memcache(MemcacheState {
+                    up: false,
+                    item: None,
+                    leases: Vec::new(),
+                    ..s.clone()
+                })
+            }
+            (McState::Memcache(s), McTimer::Restart) if !s.up => McState::Memcache(MemcacheState {
+                up: true,
+                ..s.clone()
+            }),
+            (McState::Gutter(_), McTimer::Expire) => McState::Gutter(GutterState { item: None }),
+            _ => return,
+        };
+        *state = Cow::Owned(next);
+    }
+}
