@@ -58,6 +58,10 @@ pub trait Protocol: Sync {
     /// The unique states a breadth-first search up to `depth` (as `--depth`) counts when it
     /// tells states apart by equality, not fingerprints: slow, for tests of the fingerprints.
     fn count_exactly(&self, params: &Params, depth: usize) -> usize;
+    /// For an actor model, whether its fingerprints come from its own `hash_state` (which
+    /// writes each actor's timer count) rather than stateright's ambiguous `Hash`: its initial
+    /// state's two fingerprints differ. `None` for a model that is not an actor model.
+    fn fingerprints_actor_states(&self) -> Option<bool>;
     /// The trace viewer's page ([`crate::trace_html`]) for the path `path` (`0/3/1`).
     fn trace_html(
         &self,
@@ -128,6 +132,16 @@ impl<S: Spec> Protocol for Registered<S> {
 
     fn count_exactly(&self, params: &Params, depth: usize) -> usize {
         models::catalog::count_exactly(&S::build(params, None), Some(depth))
+    }
+
+    fn fingerprints_actor_states(&self) -> Option<bool> {
+        let model = S::build(&Params::defaults(S::PARAMS), None);
+        let init = model.init_states().into_iter().next()?;
+        S::actors(&init)?;
+        Some(
+            crate::engine::fingerprint(&init)
+                != crate::engine::fingerprint_by(&init, S::hash_state),
+        )
     }
 
     fn trace_html(

@@ -99,6 +99,20 @@ const UNCOMPARED: &[&str] = &["raft"];
 /// round. Our engine fingerprints them apart and counts what full equality counts (below).
 const STATERIGHT_MERGES: &[&str] = &["aurora"];
 
+/// Every actor model fingerprints its states through `hash_state`, not stateright's `Hash`.
+#[test]
+fn every_actor_model_fingerprints_each_actors_timers() {
+    let actor_models: Vec<&str> = MODELS
+        .iter()
+        .filter(|m| m.fingerprints_actor_states().is_some())
+        .map(|m| m.name())
+        .collect();
+    assert!(actor_models.contains(&"aurora") && actor_models.contains(&"raft"));
+    for m in MODELS.iter() {
+        assert_ne!(m.fingerprints_actor_states(), Some(false), "{}", m.name());
+    }
+}
+
 /// Every model, breadth first to depth 7: our unique count is the count of a search that tells
 /// states apart by equality, with every thread count; stateright's too except where it merges
 /// distinct states.
