@@ -30,6 +30,7 @@ fn segment(records: &[Record]) -> SegmentState {
         truncation: None,
         writer: Id::from(0),
         records: records.iter().map(|r| (r.lsn, r.clone())).collect(),
+        page: None,
     }
 }
 
