@@ -37,6 +37,11 @@ pub struct Record {
     /// The page change it redoes: a key of the writer's table and its new value.
     pub key: String,
     pub value: String,
+    /// Over TCP, the client request it carries out (its client and request id), so that a
+    /// recovered writer knows which requests its log already holds and runs a client's retry
+    /// at most once; `None` in the model.
+    #[serde(default)]
+    pub client: Option<(Id, RequestId)>,
 }
 
 /// A truncation range (§4.3): the recovery of epoch `epoch` truncated every record of an older
@@ -242,6 +247,9 @@ pub struct Serving {
     /// The mirrored baseline's table (its page), and the values committed so far (its reads).
     pub table: BTreeMap<String, String>,
     pub committed_table: BTreeMap<String, String>,
+    /// Each client's last put with a record, and its LSN: a retry of it is not run again
+    /// (a session table, rebuilt from the log by recovery).
+    pub sessions: BTreeMap<Id, (RequestId, Lsn)>,
 }
 
 /// How a writer starts.
@@ -277,10 +285,12 @@ pub struct SegmentCfg {
 pub enum AuroraActor {
     Writer(WriterCfg),
     Segment(SegmentCfg),
-    /// Over TCP only: a client that sends its driver's `Put`s and `Get`s to the writer.
+    /// Over TCP only: a client that sends its driver's `Put`s and `Get`s to the writer, and
+    /// sends an unanswered one again (same request id) every `retry`.
     Client {
         writer: Id,
         driver: Id,
+        retry: Duration,
     },
 }
 
@@ -410,8 +420,8 @@ impl SegmentState {
 pub enum AuroraState {
     Writer(WriterState),
     Segment(SegmentState),
-    /// A client over TCP keeps nothing.
-    Client,
+    /// A client over TCP: its request waiting for an answer.
+    Client(Option<(RequestId, KvOp)>),
 }
 
 impl WriterCfg {
@@ -502,6 +512,7 @@ impl WriterCfg {
                 cpl: (i + 1) % self.mtr == 0 || i + 1 == self.changes.len(),
                 key,
                 value,
+                client: None,
             };
             for seg in &self.segments {
                 o.send(
@@ -583,6 +594,7 @@ impl WriterCfg {
         s: &mut WriterState,
         key: String,
         value: String,
+        client: Option<(Id, RequestId)>,
         o: &mut Out<AuroraActor>,
     ) -> Lsn {
         let lsn = s.base + s.log.len() as Lsn + 1;
@@ -597,7 +609,11 @@ impl WriterCfg {
             cpl: true,
             key,
             value,
+            client,
         };
+        if let Some((c, seq)) = client {
+            s.serving.sessions.insert(c, (seq, lsn));
+        }
         self.ship(s, &record, None, o);
         s.log.push((record, Vec::new()));
         lsn
@@ -611,7 +627,7 @@ impl WriterCfg {
                 return;
             }
             let (client, seq, key, value) = s.serving.queued.remove(0);
-            let lsn = self.new_record(s, key, value, o);
+            let lsn = self.new_record(s, key, value, Some((client, seq)), o);
             s.serving.pending.insert(lsn, (client, seq));
         }
     }
@@ -835,7 +851,7 @@ impl WriterCfg {
                 if answers.len() < self.quorums.vr {
                     return Some(s);
                 }
-                let (vdl, _) = Self::recovered(answers);
+                let (vdl, chain) = Self::recovered(answers);
                 let truncation = Truncation {
                     epoch: s.epoch,
                     above: vdl,
@@ -851,7 +867,32 @@ impl WriterCfg {
                     // Over TCP, a first record of the new epoch (an empty change, which no
                     // client's key names) carries the truncation to the segments, and their
                     // acknowledgements tell which of them reads may go to.
-                    self.new_record(&mut s, String::new(), String::new(), o);
+                    for read in &mut s.serving.reads {
+                        read.point = vdl;
+                    }
+                    for r in chain.iter().rev() {
+                        if let Some((c, seq)) = r.client {
+                            s.serving.sessions.entry(c).or_insert((seq, r.lsn));
+                        }
+                    }
+                    // Puts that arrived during the recovery and are in the log already (a
+                    // client's retry) are answered, not run again.
+                    let sessions = s.serving.sessions.clone();
+                    s.serving
+                        .queued
+                        .retain(|(c, seq, _, _)| match sessions.get(c) {
+                            Some((done, _)) if seq <= done => {
+                                if seq == done {
+                                    let ret = KvRet::Ok;
+                                    let reply = ClientMsg::Reply { seq: *seq, ret };
+                                    o.send(*c, AuroraMsg::Client(reply));
+                                }
+                                false
+                            }
+                            _ => true,
+                        });
+                    self.new_record(&mut s, String::new(), String::new(), None, o);
+                    self.allocate_requests(&mut s, o);
                 }
             }
             // A segment that came back asks the writer too: it resends what that segment has
@@ -875,10 +916,24 @@ impl WriterCfg {
                 return None;
             }
             AuroraMsg::Client(ClientMsg::Request { client, seq, op })
-                if self.tcp.is_some() && s.phase == Phase::Active =>
+                if self.tcp.is_some()
+                    && matches!(s.phase, Phase::Active | Phase::Recovering { .. }) =>
             {
                 match op {
                     KvOp::Put(key, value) => {
+                        // A retry: answered if its record is durable, else it waits for it.
+                        if let Some((done, lsn)) = s.serving.sessions.get(&client) {
+                            if seq == *done && *lsn <= s.vdl {
+                                let ret = KvRet::Ok;
+                                o.send(client, AuroraMsg::Client(ClientMsg::Reply { seq, ret }));
+                            }
+                            if seq <= *done {
+                                return None;
+                            }
+                        }
+                        if s.serving.queued.iter().any(|q| (q.0, q.1) == (client, seq)) {
+                            return None;
+                        }
                         s.serving.queued.push((client, seq, key, value));
                         self.allocate_requests(&mut s, o);
                     }
@@ -889,7 +944,16 @@ impl WriterCfg {
                         o.send(client, AuroraMsg::Client(ClientMsg::Reply { seq, ret }));
                         return None;
                     }
+                    KvOp::Get(_)
+                        if s.serving
+                            .reads
+                            .iter()
+                            .any(|r| (r.client, r.seq) == (client, seq)) =>
+                    {
+                        return None;
+                    }
                     KvOp::Get(key) => {
+                        // Recovering: the read point is the VDL the recovery computes.
                         let point = s.vdl;
                         s.serving.reads.push(PendingRead {
                             client,
@@ -1153,7 +1217,7 @@ impl Actor for AuroraActor {
         match self {
             AuroraActor::Writer(cfg) => AuroraState::Writer(cfg.start(storage, o)),
             AuroraActor::Segment(cfg) => AuroraState::Segment(cfg.start(storage, o)),
-            AuroraActor::Client { .. } => AuroraState::Client,
+            AuroraActor::Client { .. } => AuroraState::Client(None),
         }
     }
 
@@ -1182,22 +1246,36 @@ impl Actor for AuroraActor {
                 }
                 next.map(AuroraState::Segment)
             }
-            (AuroraActor::Client { writer, driver }, AuroraState::Client) => {
-                match msg {
-                    AuroraMsg::Client(ClientMsg::Invoke { seq, op }) if src == *driver => {
-                        let client = id;
-                        o.send(
-                            *writer,
-                            AuroraMsg::Client(ClientMsg::Request { client, seq, op }),
-                        );
-                    }
-                    AuroraMsg::Client(ClientMsg::Reply { seq, ret }) => {
-                        o.send(*driver, AuroraMsg::Client(ClientMsg::Return { seq, ret }));
-                    }
-                    _ => {}
+            (
+                AuroraActor::Client {
+                    writer,
+                    driver,
+                    retry,
+                },
+                AuroraState::Client(waiting),
+            ) => match msg {
+                AuroraMsg::Client(ClientMsg::Invoke { seq, op }) if src == *driver => {
+                    let client = id;
+                    o.send(
+                        *writer,
+                        AuroraMsg::Client(ClientMsg::Request {
+                            client,
+                            seq,
+                            op: op.clone(),
+                        }),
+                    );
+                    o.set_timer(AuroraTimer::Resend, *retry..*retry);
+                    Some(AuroraState::Client(Some((seq, op))))
                 }
-                None
-            }
+                AuroraMsg::Client(ClientMsg::Reply { seq, ret })
+                    if waiting.as_ref().is_some_and(|(w, _)| *w == seq) =>
+                {
+                    o.send(*driver, AuroraMsg::Client(ClientMsg::Return { seq, ret }));
+                    o.cancel_timer(AuroraTimer::Resend);
+                    Some(AuroraState::Client(None))
+                }
+                _ => None,
+            },
             _ => None,
         };
         if let Some(next) = next {
@@ -1207,7 +1285,7 @@ impl Actor for AuroraActor {
 
     fn on_timeout(
         &self,
-        _id: Id,
+        id: Id,
         state: &mut Cow<AuroraState>,
         timer: &AuroraTimer,
         o: &mut Out<Self>,
@@ -1230,6 +1308,20 @@ impl Actor for AuroraActor {
                 }
                 cfg.allocate(&mut s, o);
                 Some(AuroraState::Writer(s))
+            }
+            (
+                AuroraActor::Client { writer, retry, .. },
+                AuroraState::Client(Some((seq, op))),
+                AuroraTimer::Resend,
+            ) => {
+                let request = ClientMsg::Request {
+                    client: id,
+                    seq: *seq,
+                    op: op.clone(),
+                };
+                o.send(*writer, AuroraMsg::Client(request));
+                o.set_timer(AuroraTimer::Resend, *retry..*retry);
+                None
             }
             (AuroraActor::Writer(cfg), AuroraState::Writer(s), AuroraTimer::Resend)
                 if cfg.tcp.is_some() && !matches!(s.phase, Phase::Deposed | Phase::Crashed) =>

@@ -575,11 +575,13 @@ pub fn view(m: &AuroraModel, s: &AuroraModelState) -> String {
                 }
                 line
             }
-            AuroraState::Client => format!("{} client", name(i)),
+            AuroraState::Client(_) => format!("{} client", name(i)),
         });
     }
     lines.push(crate::catalog::in_flight_line(s, &names, |m| {
-        m.replace("Record { ", "{ ").replace("\"", "")
+        m.replace("Record { ", "{ ")
+            .replace(", client: None", "")
+            .replace("\"", "")
     }));
     lines.join("\n")
 }

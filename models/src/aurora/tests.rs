@@ -20,6 +20,7 @@ fn record(lsn: u64, epoch: u64, cpl: bool) -> Record {
         cpl,
         key: "x".into(),
         value: format!("v{lsn}e{epoch}"),
+        client: None,
     }
 }
 
