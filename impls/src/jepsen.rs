@@ -679,7 +679,8 @@ pub fn run_workload<W: Workload>(opts: &JepsenOpts, workload: &W) -> anyhow::Res
 }
 
 /// A protocol's kill plan instead of the random nemesis: after a quiet second, each step in
-/// turn for an equal share of the run (1 to 2 s; the last 3 s stay quiet), then every node runs
+/// turn for an equal share of the run (1 to 2 s; the last 3 s stay quiet) but at least two
+/// operation timeouts and a second (the run takes longer if need be), then every node runs
 /// again. Each step is one fault record (kind `kill`), ending when the next starts.
 fn run_plan(
     cluster: &mut Cluster,
@@ -690,7 +691,11 @@ fn run_plan(
 ) -> anyhow::Result<()> {
     let since = |t: Instant| t.duration_since(t0).as_secs_f64();
     let room = opts.duration.saturating_sub(Duration::from_secs(4));
-    let hold = (room / plan.len() as u32).clamp(Duration::from_secs(1), Duration::from_secs(2));
+    // Long enough for each client to see an operation time out and invoke another within the
+    // step (a write that cannot be acknowledged holds its client for the operation timeout).
+    let hold = (room / plan.len() as u32)
+        .clamp(Duration::from_secs(1), Duration::from_secs(2))
+        .max(opts.op_timeout * 2 + Duration::from_secs(1));
     std::thread::sleep(Duration::from_secs(1));
     let mut down: Vec<usize> = Vec::new();
     for (i, step) in plan.iter().enumerate() {
