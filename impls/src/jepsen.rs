@@ -92,6 +92,56 @@ impl std::str::FromStr for Nemesis {
     }
 }
 
+/// What a step of a kill plan ([`PlanStep`]) expects of the operations invoked during it
+/// (from [`PLAN_GRACE`] after it starts) and completed before it ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    /// At least one write is acknowledged.
+    WritesAcknowledged,
+    /// No write is acknowledged.
+    NoWritesAcknowledged,
+    /// At least one read is answered.
+    ReadsAnswered,
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Expect::WritesAcknowledged => "writes acknowledged",
+            Expect::NoWritesAcknowledged => "no write acknowledged",
+            Expect::ReadsAnswered => "reads answered",
+        })
+    }
+}
+
+/// One step of a protocol's kill plan ([`Jepsen::kill_plan`]): the nodes down during it (a node
+/// down in the step before and not in this one is restarted from its data directory when the
+/// step starts), and what the step expects of the clients' operations.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanStep {
+    pub down: &'static [usize],
+    /// The step in words: `a zone down`.
+    pub what: &'static str,
+    pub expect: &'static [Expect],
+}
+
+/// How long after a plan step starts operations count for its expectations: acknowledgements
+/// already on their way land, and a restarted node comes up.
+pub const PLAN_GRACE: f64 = 0.5;
+
+/// Whether a plan step's expectation held.
+#[derive(Clone, Debug, Serialize)]
+pub struct Expectation {
+    /// The step's index in the plan, and what it was.
+    pub step: usize,
+    pub what: String,
+    pub expect: Expect,
+    pub held: bool,
+    /// The operations that count: `3 writes acknowledged`.
+    pub detail: String,
+}
+
 /// How to run the test.
 #[derive(Clone, Debug)]
 pub struct JepsenOpts {
@@ -138,17 +188,21 @@ pub struct JepsenReport {
     pub check_seconds: f64,
     /// The page of the run (`DIR/history.html`, see [`crate::viewer`]).
     pub page: PathBuf,
+    /// The kill plan's expectations ([`Jepsen::kill_plan`]), if the protocol has one.
+    pub expectations: Vec<Expectation>,
 }
 
 impl JepsenReport {
     /// The test passes: the history checks, and the cluster served after the last fault.
     pub fn passed(&self) -> bool {
-        self.check.ok && self.ok_after_heal > 0
+        self.check.ok && self.ok_after_heal > 0 && self.expectations.iter().all(|e| e.held)
     }
 
-    /// The history was checked and failed (a verdict, not an unknown).
+    /// The history was checked and failed (a verdict, not an unknown), or a kill plan's
+    /// expectation did not hold.
     pub fn refuted(&self) -> bool {
-        !self.check.ok && self.check.verdict != "unknown"
+        (!self.check.ok && self.check.verdict != "unknown")
+            || self.expectations.iter().any(|e| !e.held)
     }
 }
 
@@ -323,6 +377,15 @@ pub trait Workload: Sync {
     fn one_at_a_time(&self) -> Option<Id> {
         None
     }
+    /// See [`Jepsen::kill_plan`].
+    fn kill_plan(&self) -> &'static [PlanStep] {
+        &[]
+    }
+    /// Whether `op` only reads (for a kill plan's expectations).
+    fn read_only(&self, op: &Self::Op) -> bool {
+        let _ = op;
+        false
+    }
 }
 
 /// What a client thread records through: the history, the counts, and whether to stop.
@@ -487,6 +550,14 @@ where
     fn one_at_a_time(&self) -> Option<Id> {
         S::one_at_a_time()
     }
+
+    fn kill_plan(&self) -> &'static [PlanStep] {
+        S::kill_plan()
+    }
+
+    fn read_only(&self, op: &S::Op) -> bool {
+        S::read_only(op)
+    }
 }
 
 /// Runs the test of protocol `S`, whose clients are its model's client actors.
@@ -550,13 +621,18 @@ pub fn run_workload<W: Workload>(opts: &JepsenOpts, workload: &W) -> anyhow::Res
                 scope.spawn(move || workload.run_client(client, c, opts, ctx))
             })
             .collect();
-        let result = nemesis(
-            &mut cluster,
-            opts,
-            workload.one_at_a_time(),
-            start,
-            &mut faults,
-        );
+        let plan = workload.kill_plan();
+        let result = if !plan.is_empty() && opts.nemesis.contains(&Nemesis::Kill) {
+            run_plan(&mut cluster, opts, plan, start, &mut faults)
+        } else {
+            nemesis(
+                &mut cluster,
+                opts,
+                workload.one_at_a_time(),
+                start,
+                &mut faults,
+            )
+        };
         if result.is_ok() {
             std::thread::sleep(end.saturating_duration_since(Instant::now()));
         }
@@ -577,6 +653,11 @@ pub fn run_workload<W: Workload>(opts: &JepsenOpts, workload: &W) -> anyhow::Res
     let checked = Instant::now();
     let check = workload.check(&history, &cluster, opts)?;
     let counts = ctx.counts.lock().expect("counts lock");
+    let expectations = if opts.nemesis.contains(&Nemesis::Kill) {
+        plan_expectations(workload, &history, &faults)
+    } else {
+        Vec::new()
+    };
     let report = JepsenReport {
         protocol,
         seed: opts.seed,
@@ -591,9 +672,107 @@ pub fn run_workload<W: Workload>(opts: &JepsenOpts, workload: &W) -> anyhow::Res
         seconds,
         check_seconds: checked.elapsed().as_secs_f64(),
         page: opts.dir.join(crate::viewer::PAGE_FILE),
+        expectations,
     };
     fs::write(&report.page, crate::viewer::page(&report, &history))?;
     Ok(report)
+}
+
+/// A protocol's kill plan instead of the random nemesis: after a quiet second, each step in
+/// turn for an equal share of the run (1 to 2 s; the last 3 s stay quiet) but at least two
+/// operation timeouts and a second (the run takes longer if need be), then every node runs
+/// again. Each step is one fault record (kind `kill`), ending when the next starts.
+fn run_plan(
+    cluster: &mut Cluster,
+    opts: &JepsenOpts,
+    plan: &[PlanStep],
+    t0: Instant,
+    faults: &mut Vec<FaultRecord>,
+) -> anyhow::Result<()> {
+    let since = |t: Instant| t.duration_since(t0).as_secs_f64();
+    let room = opts.duration.saturating_sub(Duration::from_secs(4));
+    // Long enough for each client to see an operation time out and invoke another within the
+    // step (a write that cannot be acknowledged holds its client for the operation timeout).
+    let hold = (room / plan.len() as u32)
+        .clamp(Duration::from_secs(1), Duration::from_secs(2))
+        .max(opts.op_timeout * 2 + Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(1));
+    let mut down: Vec<usize> = Vec::new();
+    for (i, step) in plan.iter().enumerate() {
+        anyhow::ensure!(
+            step.down.iter().all(|n| *n < cluster.len()),
+            "kill plan step {i} names a node the cluster does not have"
+        );
+        let start = Instant::now();
+        for &n in step.down.iter().filter(|n| !down.contains(n)) {
+            cluster.kill(n);
+        }
+        for &n in down.iter().filter(|n| !step.down.contains(n)) {
+            cluster.restart(n)?;
+        }
+        down = step.down.to_vec();
+        std::thread::sleep(hold);
+        let detail = format!("{}: nodes {:?} down", step.what, step.down);
+        tracing::info!(%detail, "plan step over");
+        faults.push(FaultRecord {
+            kind: Nemesis::Kill,
+            detail,
+            start: since(start),
+            healed: since(Instant::now()),
+        });
+    }
+    for &n in &down {
+        cluster.restart(n)?;
+    }
+    if let Some(last) = faults.last_mut() {
+        last.healed = since(Instant::now());
+    }
+    Ok(())
+}
+
+/// Whether each step of the workload's kill plan got what it expects: the operations invoked
+/// from [`PLAN_GRACE`] after the step started and completed before it ended.
+fn plan_expectations<W: Workload>(
+    workload: &W,
+    history: &History<W::Op, W::Ret>,
+    faults: &[FaultRecord],
+) -> Vec<Expectation> {
+    let plan = workload.kill_plan();
+    let mut out = Vec::new();
+    for (i, (step, fault)) in plan.iter().zip(faults).enumerate() {
+        let during = |o: &&OpRecord<W::Op, W::Ret>| {
+            o.invoked >= fault.start + PLAN_GRACE
+                && o.completed.is_some_and(|c| c <= fault.healed)
+                && matches!(o.outcome, Outcome::Ok(_))
+        };
+        let writes = history
+            .ops
+            .iter()
+            .filter(during)
+            .filter(|o| !workload.read_only(&o.op))
+            .count();
+        let reads = history
+            .ops
+            .iter()
+            .filter(during)
+            .filter(|o| workload.read_only(&o.op))
+            .count();
+        for &expect in step.expect {
+            let held = match expect {
+                Expect::WritesAcknowledged => writes > 0,
+                Expect::NoWritesAcknowledged => writes == 0,
+                Expect::ReadsAnswered => reads > 0,
+            };
+            out.push(Expectation {
+                step: i,
+                what: step.what.to_string(),
+                expect,
+                held,
+                detail: format!("{writes} writes acknowledged, {reads} reads answered"),
+            });
+        }
+    }
+    out
 }
 
 /// The nemesis: quiet, fault, heal, over and over, leaving the last 3 s quiet. Each fault is

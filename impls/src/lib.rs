@@ -31,8 +31,12 @@
 //! - [`vmft`]: VMware FT (its entry in the registry): the model's primary and backup VMs and
 //!   test-and-set server over TCP, real heartbeats, and the Output Requirement's check of the
 //!   outputs a client received.
+//! - [`aurora`]: Amazon Aurora (its entry in the registry, and the mirrored baseline's): the
+//!   model's writer and six storage segments over TCP, clients' puts committed at the VDL, reads
+//!   at one segment, recovery at a new epoch, and a fixed kill plan for `jepsen aurora`.
 //! - [`zk`]: ZooKeeper's wire protocol and data tree, for a server that stock clients talk to.
 
+pub mod aurora;
 pub mod chain;
 pub mod client;
 pub mod cluster;

@@ -21,7 +21,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use stateright::actor::{Actor, Id};
 
 use crate::config::ClusterConfig;
-use crate::jepsen::{History, JepsenOpts, JepsenReport, Nemesis};
+use crate::jepsen::{History, JepsenOpts, JepsenReport, Nemesis, PlanStep};
 use crate::rng::Rng;
 use crate::storage::Store;
 
@@ -232,6 +232,19 @@ pub trait Jepsen: Client {
         None
     }
 
+    /// A fixed schedule of kills that replaces the random `kill` nemesis, each step with what
+    /// it expects of the operations during it (Aurora: a zone down and writes go on; a zone and
+    /// one more down and writes stop while reads go on); none by default.
+    fn kill_plan() -> &'static [PlanStep] {
+        &[]
+    }
+
+    /// The number of nodes the protocol always runs on (Aurora: a writer and six segments),
+    /// which `jepsen` uses whatever `--nodes` says; `None` by default.
+    fn nodes() -> Option<usize> {
+        None
+    }
+
     /// The faults `jepsen` injects unless told otherwise; it refuses others but `pause`, which
     /// every protocol takes ([`accepts_nemesis`]).
     fn nemeses() -> &'static [Nemesis] {
@@ -381,7 +394,13 @@ where
 
     fn jepsen(&self, opts: &JepsenOpts) -> anyhow::Result<JepsenReport> {
         check_nemeses(S::NAME, S::nemeses(), &opts.nemesis)?;
-        crate::jepsen::run::<S>(opts)
+        match S::nodes() {
+            Some(nodes) if nodes != opts.nodes => crate::jepsen::run::<S>(&JepsenOpts {
+                nodes,
+                ..opts.clone()
+            }),
+            _ => crate::jepsen::run::<S>(opts),
+        }
     }
 
     fn nemeses(&self) -> &'static [Nemesis] {
@@ -472,6 +491,8 @@ pub static SERVICES: &[&dyn Protocol] = &[
     &ServerOnly::<crate::mapreduce::CoordinatorService>::NEW,
     &WithClients::<crate::gfs::GfsService>::NEW,
     &WithClients::<crate::vmft::VmftService>::NEW,
+    &Full::<crate::aurora::AuroraService>::NEW,
+    &WithClients::<crate::aurora::MirroredService>::NEW,
     &crate::zk::jepsen::ZkProtocol,
 ];
 

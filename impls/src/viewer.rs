@@ -802,6 +802,7 @@ mod tests {
             seconds,
             check_seconds: 0.01,
             page: PathBuf::from("/tmp/run/history.html"),
+            expectations: Vec::new(),
         }
     }
 

@@ -158,6 +158,16 @@ fn test(cli: Cli) -> Result<ExitCode> {
                 f.start, f.healed, f.kind, f.detail
             );
         }
+        for e in &report.expectations {
+            println!(
+                "  step {} ({}): {} {} ({})",
+                e.step,
+                e.what,
+                e.expect,
+                if e.held { "held" } else { "DID NOT HOLD" },
+                e.detail
+            );
+        }
         println!(
             "history: {} ({:.1} s run, checked in {:.2} s)",
             report.check.file.display(),

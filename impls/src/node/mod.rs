@@ -44,6 +44,7 @@ mod transport;
 
 pub use faults::{query_counts, query_status, set_faults, Faults};
 pub use shutdown::Shutdown;
+pub use transport::BYTES_TO_PEERS;
 pub use transport::{Role, Wire};
 
 use std::borrow::Cow;

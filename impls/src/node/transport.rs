@@ -60,6 +60,9 @@ pub(super) struct Route {
     conn: Option<u64>,
 }
 
+/// The count ([`super::query_counts`]) of bytes a node has queued for its peers.
+pub const BYTES_TO_PEERS: &str = "bytes sent to peers";
+
 pub(super) fn encode<M: Serialize>(wire: &Wire<M>) -> Vec<u8> {
     serde_json::to_vec(wire).expect("messages serialise")
 }
@@ -88,7 +91,18 @@ where
             e.insert(Route { tx, conn: None })
         }
     };
+    let framed = bytes.len() as u64 + 4;
     match route.tx.try_send(bytes) {
+        Ok(()) if shared.is_peer(dst) => {
+            // Counted at the sender, frame header included (benchmarks compare protocols'
+            // bytes on the wire between nodes).
+            *shared
+                .counts
+                .lock()
+                .expect("counts lock")
+                .entry(BYTES_TO_PEERS)
+                .or_default() += framed;
+        }
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
             tracing::debug!(to = usize::from(dst), "send queue full: message dropped");

@@ -9,6 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{model_timeout, Actor, Id, Out};
 
+use crate::client::{ClientMsg, RequestId};
+use crate::raft::kv::{KvOp, KvRet};
+
 /// A log sequence number (§4.1): the writer numbers its redo records from 1, one protection
 /// group here, so a record's back link is the LSN before it.
 pub type Lsn = u64;
@@ -34,6 +37,11 @@ pub struct Record {
     /// The page change it redoes: a key of the writer's table and its new value.
     pub key: String,
     pub value: String,
+    /// Over TCP, the client request it carries out (its client and request id), so that a
+    /// recovered writer knows which requests its log already holds and runs a client's retry
+    /// at most once; `None` in the model.
+    #[serde(default)]
+    pub client: Option<(Id, RequestId)>,
 }
 
 /// A truncation range (§4.3): the recovery of epoch `epoch` truncated every record of an older
@@ -89,6 +97,17 @@ pub enum AuroraMsg {
         point: Lsn,
         value: Option<String>,
     },
+    /// Over TCP only: a client's `Put` or `Get` at the writer, and its answer (the client
+    /// envelope, `models::client`). The model's changes come from the writer's configuration.
+    Client(ClientMsg<KvOp, KvRet>),
+    /// Over TCP only, the mirrored baseline of Figure 2 ([`Shipping::Pages`]): the writer's
+    /// whole page after change `lsn`, to every replica, which stores it and acknowledges with
+    /// an `Ack`.
+    Page {
+        lsn: Lsn,
+        epoch: Epoch,
+        page: String,
+    },
 }
 
 /// Timers.
@@ -107,6 +126,12 @@ pub enum AuroraTimer {
     Crash,
     /// The writer's next change arrives (model checking; over TCP a client's request).
     Change,
+    /// Over TCP only: the writer sends again what is not yet acknowledged (a connection that
+    /// is not up yet, or a node that was down, loses messages; the model's links lose none
+    /// but a failed segment's) and retries its recovery's requests.
+    Resend,
+    /// Over TCP only: a segment with a hole asks its peers and the writer again (§3.3 step 4).
+    Gossip,
 }
 
 crate::seeded_bugs! {
@@ -170,6 +195,61 @@ pub struct WriterCfg {
     /// When it fails (model checking), or `None`.
     pub crash_after: Option<Range<Duration>>,
     pub bug: Option<AuroraBug>,
+    /// Over TCP: clients' requests and real timers; `None` in the model, where none of it is
+    /// reachable.
+    pub tcp: Option<WriterTcp>,
+}
+
+/// The most records a writer sends again at each [`AuroraTimer::Resend`].
+const RESEND_AT_MOST: usize = 512;
+
+/// What a writer does over TCP only.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WriterTcp {
+    /// How often it sends again what is not acknowledged ([`AuroraTimer::Resend`]).
+    pub resend: Duration,
+    /// What crosses the network for each change.
+    pub shipping: Shipping,
+}
+
+/// What the writer sends its replicas for each change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shipping {
+    /// Aurora (§3.2): one redo record, to the six segments; committed at a write quorum.
+    Log,
+    /// The mirrored baseline of Figure 2: the whole page of `page_bytes` bytes (the writer's
+    /// table, padded), to every replica; committed when every replica has it.
+    Pages { page_bytes: usize },
+}
+
+/// A client's `Get` waiting at the writer (§4.2.3): its read point, and the segment asked.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PendingRead {
+    pub client: Id,
+    pub seq: RequestId,
+    pub key: String,
+    pub point: Lsn,
+    /// The segment it went to, once one whose SCL reaches the read point is known.
+    pub at: Option<Id>,
+    /// How many times it was sent before.
+    pub tries: usize,
+}
+
+/// A writer's clients over TCP (always empty in the model).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Serving {
+    /// Puts with a record, by LSN: answered once the VDL reaches it (§4.2.2).
+    pub pending: BTreeMap<Lsn, (Id, RequestId)>,
+    /// Puts waiting for an LSN under the LSN Allocation Limit (§4.2.1).
+    pub queued: Vec<(Id, RequestId, String, String)>,
+    /// Gets waiting for their segment's answer.
+    pub reads: Vec<PendingRead>,
+    /// The mirrored baseline's table (its page), and the values committed so far (its reads).
+    pub table: BTreeMap<String, String>,
+    pub committed_table: BTreeMap<String, String>,
+    /// Each client's last put with a record, and its LSN: a retry of it is not run again
+    /// (a session table, rebuilt from the log by recovery).
+    pub sessions: BTreeMap<Id, (RequestId, Lsn)>,
 }
 
 /// How a writer starts.
@@ -195,6 +275,9 @@ pub struct SegmentCfg {
     /// When it becomes unavailable (model checking), or `None`.
     pub fail_after: Option<Range<Duration>>,
     pub bug: Option<AuroraBug>,
+    /// Over TCP: keep the records on disk (so a restarted segment comes back with its log),
+    /// and ask again for what it misses every this often; `None` in the model.
+    pub tcp: Option<Duration>,
 }
 
 /// The actors.
@@ -202,6 +285,13 @@ pub struct SegmentCfg {
 pub enum AuroraActor {
     Writer(WriterCfg),
     Segment(SegmentCfg),
+    /// Over TCP only: a client that sends its driver's `Put`s and `Get`s to the writer, and
+    /// sends an unanswered one again (same request id) every `retry`.
+    Client {
+        writer: Id,
+        driver: Id,
+        retry: Duration,
+    },
 }
 
 /// What a writer is doing.
@@ -248,12 +338,15 @@ pub struct WriterState {
     pub read: Option<(Id, Lsn, Option<Option<String>>)>,
     /// The VDL its recovery computed, if it recovered.
     pub recovered_vdl: Option<Lsn>,
+    /// Its clients (over TCP only).
+    pub serving: Box<Serving>,
 }
 
-/// What a writer keeps on disk over TCP: its epoch (the model's writers keep nothing).
+/// What a node keeps on disk: a writer its epoch, a segment (over TCP only) its state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct AuroraStorage {
-    pub epoch: Epoch,
+pub enum AuroraStorage {
+    Writer { epoch: Epoch },
+    Segment(SegmentState),
 }
 
 /// A storage node's state.
@@ -270,6 +363,8 @@ pub struct SegmentState {
     pub writer: Id,
     /// Its redo records, by LSN.
     pub records: BTreeMap<Lsn, Record>,
+    /// The mirrored baseline's copy of the page, and the change it is as of (over TCP only).
+    pub page: Option<(Lsn, String)>,
 }
 
 impl SegmentState {
@@ -325,6 +420,8 @@ impl SegmentState {
 pub enum AuroraState {
     Writer(WriterState),
     Segment(SegmentState),
+    /// A client over TCP: its request waiting for an answer.
+    Client(Option<(RequestId, KvOp)>),
 }
 
 impl WriterCfg {
@@ -347,10 +444,17 @@ impl WriterCfg {
             scl: BTreeMap::new(),
             read: None,
             recovered_vdl: None,
+            serving: Box::default(),
         };
+        if let Some(tcp) = &self.tcp {
+            o.set_timer(AuroraTimer::Resend, tcp.resend..tcp.resend);
+        }
         match (self.start, storage) {
             (WriterStart::Recover, stored) => {
-                let epoch = stored.as_ref().map_or(0, |st| st.epoch) + 1;
+                let epoch = match stored {
+                    Some(AuroraStorage::Writer { epoch }) => *epoch,
+                    _ => 0,
+                } + 1;
                 self.recover(&mut s, epoch, o);
             }
             (WriterStart::Standby { epoch }, _) => {
@@ -361,7 +465,7 @@ impl WriterCfg {
                 }
             }
             (WriterStart::Fresh, _) => {
-                o.save(AuroraStorage { epoch: 1 });
+                o.save(AuroraStorage::Writer { epoch: 1 });
                 if let Some(after) = &self.crash_after {
                     o.set_timer(AuroraTimer::Crash, after.clone());
                 }
@@ -377,7 +481,7 @@ impl WriterCfg {
         s.phase = Phase::Recovering {
             answers: BTreeMap::new(),
         };
-        o.save(AuroraStorage { epoch });
+        o.save(AuroraStorage::Writer { epoch });
         for seg in &self.segments {
             o.send(*seg, AuroraMsg::Recover { epoch });
         }
@@ -408,6 +512,7 @@ impl WriterCfg {
                 cpl: (i + 1) % self.mtr == 0 || i + 1 == self.changes.len(),
                 key,
                 value,
+                client: None,
             };
             for seg in &self.segments {
                 o.send(
@@ -423,31 +528,227 @@ impl WriterCfg {
         }
     }
 
-    /// The write quorum.
+    /// The write quorum; the mirrored baseline waits for every replica.
     fn vw(&self) -> usize {
-        self.quorums.vw
+        match self.pages() {
+            Some(_) => self.segments.len(),
+            None => self.quorums.vw,
+        }
+    }
+
+    /// The page size when it ships whole pages (the mirrored baseline over TCP).
+    fn pages(&self) -> Option<usize> {
+        match &self.tcp {
+            Some(WriterTcp {
+                shipping: Shipping::Pages { page_bytes },
+                ..
+            }) => Some(*page_bytes),
+            _ => None,
+        }
+    }
+
+    /// Sends `record` to `to` (every segment if `None`): the redo record, or in the mirrored
+    /// baseline the whole page as it is now.
+    fn ship(&self, s: &WriterState, record: &Record, to: Option<Id>, o: &mut Out<AuroraActor>) {
+        let dsts = to.map_or_else(|| self.segments.clone(), |d| vec![d]);
+        match self.pages() {
+            None => {
+                for d in dsts {
+                    o.send(
+                        d,
+                        AuroraMsg::Write {
+                            record: record.clone(),
+                            truncation: s.truncation,
+                        },
+                    );
+                }
+            }
+            Some(page_bytes) => {
+                let mut page: String = s
+                    .serving
+                    .table
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}\n"))
+                    .collect();
+                if page.len() < page_bytes {
+                    page.push_str(&" ".repeat(page_bytes - page.len()));
+                }
+                for d in dsts {
+                    o.send(
+                        d,
+                        AuroraMsg::Page {
+                            lsn: record.lsn,
+                            epoch: s.epoch,
+                            page: page.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Over TCP: a record of its own for the change `key = value`, shipped; its LSN. Each is
+    /// a mini-transaction of its own (a CPL).
+    fn new_record(
+        &self,
+        s: &mut WriterState,
+        key: String,
+        value: String,
+        client: Option<(Id, RequestId)>,
+        o: &mut Out<AuroraActor>,
+    ) -> Lsn {
+        let lsn = s.base + s.log.len() as Lsn + 1;
+        if self.pages().is_some() {
+            s.serving.table.insert(key.clone(), value.clone());
+        }
+        let record = Record {
+            lsn,
+            prev: lsn - 1,
+            epoch: s.epoch,
+            writer: self.me,
+            cpl: true,
+            key,
+            value,
+            client,
+        };
+        if let Some((c, seq)) = client {
+            s.serving.sessions.insert(c, (seq, lsn));
+        }
+        self.ship(s, &record, None, o);
+        s.log.push((record, Vec::new()));
+        lsn
+    }
+
+    /// Over TCP: records for the queued puts while the LSN Allocation Limit allows (§4.2.1).
+    fn allocate_requests(&self, s: &mut WriterState, o: &mut Out<AuroraActor>) {
+        while s.phase == Phase::Active && !s.serving.queued.is_empty() {
+            let lsn = s.base + s.log.len() as Lsn + 1;
+            if lsn > s.vdl + self.lal && !self.is(AuroraBug::NoLal) {
+                return;
+            }
+            let (client, seq, key, value) = s.serving.queued.remove(0);
+            let lsn = self.new_record(s, key, value, Some((client, seq)), o);
+            s.serving.pending.insert(lsn, (client, seq));
+        }
+    }
+
+    /// Over TCP: sends each waiting `Get` to a segment whose SCL reaches its read point
+    /// (§4.2.3: one segment, no read quorum), spreading them over the eligible ones.
+    fn dispatch_reads(&self, s: &mut WriterState, o: &mut Out<AuroraActor>) {
+        let n = self.segments.len();
+        for read in s.serving.reads.iter_mut().filter(|r| r.at.is_none()) {
+            let first = read.seq as usize + read.tries;
+            let at = if self.is(AuroraBug::ReadAnySegment) {
+                self.segments.get(first % n).copied()
+            } else {
+                (0..n)
+                    .map(|i| self.segments[(i + first) % n])
+                    .find(|seg| s.scl.get(seg).is_some_and(|scl| *scl >= read.point))
+            };
+            if let Some(at) = at {
+                read.at = Some(at);
+                o.send(
+                    at,
+                    AuroraMsg::Read {
+                        key: read.key.clone(),
+                        point: read.point,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Over TCP: answers the puts the VDL has reached (§4.2.2), sends the waiting reads,
+    /// allocates for the queued puts, and forgets the records every segment has (the
+    /// writer keeps a record until then, to send it again).
+    fn serve_clients(&self, s: &mut WriterState, o: &mut Out<AuroraActor>) {
+        let later = s.serving.pending.split_off(&(s.vdl + 1));
+        let durable = std::mem::replace(&mut s.serving.pending, later);
+        for (lsn, (client, seq)) in durable {
+            if self.pages().is_some() {
+                if let Some((r, _)) = lsn
+                    .checked_sub(s.base + 1)
+                    .and_then(|i| s.log.get(i as usize))
+                {
+                    s.serving
+                        .committed_table
+                        .insert(r.key.clone(), r.value.clone());
+                }
+            }
+            o.send(
+                client,
+                AuroraMsg::Client(ClientMsg::Reply {
+                    seq,
+                    ret: KvRet::Ok,
+                }),
+            );
+        }
+        self.dispatch_reads(s, o);
+        self.allocate_requests(s, o);
+        let everywhere = s
+            .log
+            .iter()
+            .take_while(|(r, acks)| acks.len() == self.segments.len() && r.lsn <= s.vdl)
+            .count();
+        if everywhere > 0 {
+            s.base = s.log[everywhere - 1].0.lsn;
+            s.log.drain(..everywhere);
+        }
+    }
+
+    /// Over TCP, every [`WriterTcp::resend`]: the recovery's requests to the segments that
+    /// have not answered, each record to the segments that have not acknowledged it, and each
+    /// read to another segment.
+    fn resend(&self, s: &mut WriterState, o: &mut Out<AuroraActor>) {
+        let Some(tcp) = &self.tcp else { return };
+        o.set_timer(AuroraTimer::Resend, tcp.resend..tcp.resend);
+        match &s.phase {
+            Phase::Recovering { answers } => {
+                for seg in self
+                    .segments
+                    .iter()
+                    .filter(|seg| !answers.contains_key(seg))
+                {
+                    o.send(*seg, AuroraMsg::Recover { epoch: s.epoch });
+                }
+            }
+            Phase::Active => {
+                for (r, acks) in s.log.iter().take(RESEND_AT_MOST) {
+                    for seg in self.segments.iter().filter(|seg| !acks.contains(seg)) {
+                        self.ship(s, r, Some(*seg), o);
+                    }
+                }
+                for read in s.serving.reads.iter_mut().filter(|r| r.at.is_some()) {
+                    // Unanswered (the segment may be down): the next attempt starts its
+                    // search at the next segment.
+                    read.at = None;
+                    read.tries += 1;
+                }
+                self.dispatch_reads(s, o);
+            }
+            _ => {}
+        }
     }
 
     /// Recomputes VCL and VDL (§4.2.1), acknowledges the commit once VDL reaches it, reads it
     /// back, and allocates what the LAL now allows.
     fn advance(&self, s: &mut WriterState, o: &mut Out<AuroraActor>) {
         let vw = self.vw();
-        let mut vcl = s.base;
-        for (r, acks) in &s.log {
+        // Acknowledgements only add, so the VCL only grows within an epoch: the scan starts
+        // where it is rather than at the first record.
+        let mut vcl = s.vcl.max(s.base);
+        let mut vdl = s.vdl.max(s.base);
+        for (r, acks) in &s.log[(vcl - s.base) as usize..] {
             if acks.len() < vw {
                 break;
             }
             vcl = r.lsn;
+            if r.cpl {
+                vdl = vdl.max(r.lsn);
+            }
         }
         s.vcl = vcl;
-        s.vdl = s
-            .log
-            .iter()
-            .filter(|(r, _)| r.cpl && r.lsn <= vcl)
-            .map(|(r, _)| r.lsn)
-            .max()
-            .unwrap_or(s.base)
-            .max(s.vdl);
+        s.vdl = vdl;
         if s.committed.is_none() && s.next_change == self.changes.len() {
             if let Some((commit, _)) = s.log.last() {
                 if s.vdl >= commit.lsn {
@@ -471,6 +772,9 @@ impl WriterCfg {
                 o.send(at, AuroraMsg::Read { key, point });
                 s.read = Some((at, point, None));
             }
+        }
+        if self.tcp.is_some() {
+            self.serve_clients(s, o);
         }
         self.allocate(s, o);
     }
@@ -547,7 +851,7 @@ impl WriterCfg {
                 if answers.len() < self.quorums.vr {
                     return Some(s);
                 }
-                let (vdl, _) = Self::recovered(answers);
+                let (vdl, chain) = Self::recovered(answers);
                 let truncation = Truncation {
                     epoch: s.epoch,
                     above: vdl,
@@ -559,6 +863,37 @@ impl WriterCfg {
                 s.vcl = vdl;
                 s.vdl = vdl;
                 self.changes_arrive(o);
+                if self.tcp.is_some() {
+                    // Over TCP, a first record of the new epoch (an empty change, which no
+                    // client's key names) carries the truncation to the segments, and their
+                    // acknowledgements tell which of them reads may go to.
+                    for read in &mut s.serving.reads {
+                        read.point = vdl;
+                    }
+                    for r in chain.iter().rev() {
+                        if let Some((c, seq)) = r.client {
+                            s.serving.sessions.entry(c).or_insert((seq, r.lsn));
+                        }
+                    }
+                    // Puts that arrived during the recovery and are in the log already (a
+                    // client's retry) are answered, not run again.
+                    let sessions = s.serving.sessions.clone();
+                    s.serving
+                        .queued
+                        .retain(|(c, seq, _, _)| match sessions.get(c) {
+                            Some((done, _)) if seq <= done => {
+                                if seq == done {
+                                    let ret = KvRet::Ok;
+                                    let reply = ClientMsg::Reply { seq: *seq, ret };
+                                    o.send(*c, AuroraMsg::Client(reply));
+                                }
+                                false
+                            }
+                            _ => true,
+                        });
+                    self.new_record(&mut s, String::new(), String::new(), None, o);
+                    self.allocate_requests(&mut s, o);
+                }
             }
             // A segment that came back asks the writer too: it resends what that segment has
             // not acknowledged above its SCL (the writer has every record of its epoch).
@@ -580,6 +915,77 @@ impl WriterCfg {
                 }
                 return None;
             }
+            AuroraMsg::Client(ClientMsg::Request { client, seq, op })
+                if self.tcp.is_some()
+                    && matches!(s.phase, Phase::Active | Phase::Recovering { .. }) =>
+            {
+                match op {
+                    KvOp::Put(key, value) => {
+                        // A retry: answered if its record is durable, else it waits for it.
+                        if let Some((done, lsn)) = s.serving.sessions.get(&client) {
+                            if seq == *done && *lsn <= s.vdl {
+                                let ret = KvRet::Ok;
+                                o.send(client, AuroraMsg::Client(ClientMsg::Reply { seq, ret }));
+                            }
+                            if seq <= *done {
+                                return None;
+                            }
+                        }
+                        if s.serving.queued.iter().any(|q| (q.0, q.1) == (client, seq)) {
+                            return None;
+                        }
+                        s.serving.queued.push((client, seq, key, value));
+                        self.allocate_requests(&mut s, o);
+                    }
+                    // The mirrored baseline reads its own committed table (its buffer cache).
+                    KvOp::Get(key) if self.pages().is_some() => {
+                        let value = s.serving.committed_table.get(&key).cloned();
+                        let ret = KvRet::Value(value.unwrap_or_default());
+                        o.send(client, AuroraMsg::Client(ClientMsg::Reply { seq, ret }));
+                        return None;
+                    }
+                    KvOp::Get(_)
+                        if s.serving
+                            .reads
+                            .iter()
+                            .any(|r| (r.client, r.seq) == (client, seq)) =>
+                    {
+                        return None;
+                    }
+                    KvOp::Get(key) => {
+                        // Recovering: the read point is the VDL the recovery computes.
+                        let point = s.vdl;
+                        s.serving.reads.push(PendingRead {
+                            client,
+                            seq,
+                            key,
+                            point,
+                            at: None,
+                            tries: 0,
+                        });
+                        self.dispatch_reads(&mut s, o);
+                    }
+                    // Not a change this table takes: no answer.
+                    KvOp::Append(..) => return None,
+                }
+            }
+            AuroraMsg::ReadReply { key, point, value } if self.tcp.is_some() => {
+                let before = s.serving.reads.len();
+                s.serving.reads.retain(|r| {
+                    let answered = r.at == Some(src) && r.key == key && r.point == point;
+                    if answered {
+                        let ret = KvRet::Value(value.clone().unwrap_or_default());
+                        o.send(
+                            r.client,
+                            AuroraMsg::Client(ClientMsg::Reply { seq: r.seq, ret }),
+                        );
+                    }
+                    !answered
+                });
+                if s.serving.reads.len() == before {
+                    return None;
+                }
+            }
             AuroraMsg::ReadReply { point, value, .. } => match &mut s.read {
                 Some((at, p, answer @ None)) if *at == src && *p == point => *answer = Some(value),
                 _ => return None,
@@ -595,9 +1001,21 @@ impl SegmentCfg {
         self.bug == Some(bug)
     }
 
-    fn start(&self, o: &mut Out<AuroraActor>) -> SegmentState {
+    fn start(&self, storage: &Option<AuroraStorage>, o: &mut Out<AuroraActor>) -> SegmentState {
         if let Some(after) = &self.fail_after {
             o.set_timer(AuroraTimer::Fail, after.clone());
+        }
+        if let Some(every) = self.tcp {
+            o.set_timer(AuroraTimer::Gossip, every..every);
+            // Restarted over TCP: back with its log, it asks the writer for what it missed.
+            if let Some(AuroraStorage::Segment(saved)) = storage {
+                let mut s = saved.clone();
+                s.up = true;
+                for w in &self.writers {
+                    o.send(*w, AuroraMsg::CatchUp { scl: s.scl() });
+                }
+                return s;
+            }
         }
         SegmentState {
             up: true,
@@ -605,6 +1023,7 @@ impl SegmentCfg {
             truncation: None,
             writer: self.writers.first().copied().unwrap_or(Id::from(0)),
             records: BTreeMap::new(),
+            page: None,
         }
     }
 
@@ -719,6 +1138,25 @@ impl SegmentCfg {
                 );
             }
             AuroraMsg::Truncate { truncation } => s.truncate(truncation),
+            // The mirrored baseline: the whole page replaces the replica's copy.
+            AuroraMsg::Page { lsn, epoch, page } if self.tcp.is_some() => {
+                if epoch < s.epoch {
+                    o.send(src, AuroraMsg::Fenced { epoch: s.epoch });
+                    return None;
+                }
+                s.epoch = epoch;
+                if s.page.as_ref().is_none_or(|(at, _)| *at < lsn) {
+                    s.page = Some((lsn, page));
+                }
+                o.send(
+                    src,
+                    AuroraMsg::Ack {
+                        lsn,
+                        epoch,
+                        scl: lsn,
+                    },
+                );
+            }
             AuroraMsg::Read { key, point } => {
                 let value = s.read(&key, point);
                 o.send(src, AuroraMsg::ReadReply { key, point, value });
@@ -741,6 +1179,17 @@ impl SegmentCfg {
                 s.up = false;
                 o.set_timer(AuroraTimer::Restart, model_timeout());
             }
+            AuroraTimer::Gossip => {
+                let every = self.tcp?;
+                o.set_timer(AuroraTimer::Gossip, every..every);
+                if s.has_hole() && !self.is(AuroraBug::NoGossip) {
+                    for p in &self.peers {
+                        o.send(*p, AuroraMsg::GossipReq { scl: s.scl() });
+                    }
+                    o.send(s.writer, AuroraMsg::CatchUp { scl: s.scl() });
+                }
+                return None;
+            }
             AuroraTimer::Restart if !s.up => {
                 s.up = true;
                 // Back: ask the writers for what it missed.
@@ -760,20 +1209,21 @@ impl Actor for AuroraActor {
     type Msg = AuroraMsg;
     type Timer = AuroraTimer;
     type State = AuroraState;
-    /// A writer's epoch over TCP; nothing in the model.
+    /// A writer's epoch; over TCP, a segment's log too.
     type Storage = AuroraStorage;
     type Random = ();
 
     fn on_start(&self, _id: Id, storage: &Option<AuroraStorage>, o: &mut Out<Self>) -> AuroraState {
         match self {
             AuroraActor::Writer(cfg) => AuroraState::Writer(cfg.start(storage, o)),
-            AuroraActor::Segment(cfg) => AuroraState::Segment(cfg.start(o)),
+            AuroraActor::Segment(cfg) => AuroraState::Segment(cfg.start(storage, o)),
+            AuroraActor::Client { .. } => AuroraState::Client(None),
         }
     }
 
     fn on_msg(
         &self,
-        _id: Id,
+        id: Id,
         state: &mut Cow<AuroraState>,
         src: Id,
         msg: AuroraMsg,
@@ -786,8 +1236,46 @@ impl Actor for AuroraActor {
                 cfg.on_msg(s, src, msg, o).map(AuroraState::Writer)
             }
             (AuroraActor::Segment(cfg), AuroraState::Segment(s)) => {
-                cfg.on_msg(s, src, msg, o).map(AuroraState::Segment)
+                let next = cfg.on_msg(s, src, msg, o);
+                if let (Some(next), Some(_)) = (&next, cfg.tcp) {
+                    // Over TCP its log is on disk before its acknowledgements leave (the
+                    // runtime saves a step's storage before it sends).
+                    if next != s {
+                        o.save(AuroraStorage::Segment(next.clone()));
+                    }
+                }
+                next.map(AuroraState::Segment)
             }
+            (
+                AuroraActor::Client {
+                    writer,
+                    driver,
+                    retry,
+                },
+                AuroraState::Client(waiting),
+            ) => match msg {
+                AuroraMsg::Client(ClientMsg::Invoke { seq, op }) if src == *driver => {
+                    let client = id;
+                    o.send(
+                        *writer,
+                        AuroraMsg::Client(ClientMsg::Request {
+                            client,
+                            seq,
+                            op: op.clone(),
+                        }),
+                    );
+                    o.set_timer(AuroraTimer::Resend, *retry..*retry);
+                    Some(AuroraState::Client(Some((seq, op))))
+                }
+                AuroraMsg::Client(ClientMsg::Reply { seq, ret })
+                    if waiting.as_ref().is_some_and(|(w, _)| *w == seq) =>
+                {
+                    o.send(*driver, AuroraMsg::Client(ClientMsg::Return { seq, ret }));
+                    o.cancel_timer(AuroraTimer::Resend);
+                    Some(AuroraState::Client(None))
+                }
+                _ => None,
+            },
             _ => None,
         };
         if let Some(next) = next {
@@ -797,7 +1285,7 @@ impl Actor for AuroraActor {
 
     fn on_timeout(
         &self,
-        _id: Id,
+        id: Id,
         state: &mut Cow<AuroraState>,
         timer: &AuroraTimer,
         o: &mut Out<Self>,
@@ -819,6 +1307,27 @@ impl Actor for AuroraActor {
                     o.set_timer(AuroraTimer::Change, model_timeout());
                 }
                 cfg.allocate(&mut s, o);
+                Some(AuroraState::Writer(s))
+            }
+            (
+                AuroraActor::Client { writer, retry, .. },
+                AuroraState::Client(Some((seq, op))),
+                AuroraTimer::Resend,
+            ) => {
+                let request = ClientMsg::Request {
+                    client: id,
+                    seq: *seq,
+                    op: op.clone(),
+                };
+                o.send(*writer, AuroraMsg::Client(request));
+                o.set_timer(AuroraTimer::Resend, *retry..*retry);
+                None
+            }
+            (AuroraActor::Writer(cfg), AuroraState::Writer(s), AuroraTimer::Resend)
+                if cfg.tcp.is_some() && !matches!(s.phase, Phase::Deposed | Phase::Crashed) =>
+            {
+                let mut s = s.clone();
+                cfg.resend(&mut s, o);
                 Some(AuroraState::Writer(s))
             }
             (AuroraActor::Writer(cfg), AuroraState::Writer(s), AuroraTimer::Takeover)

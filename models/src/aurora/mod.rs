@@ -93,7 +93,7 @@ pub mod model;
 
 pub use actor::{
     AuroraActor, AuroraBug, AuroraMsg, AuroraState, AuroraStorage, AuroraTimer, Lsn, Quorums,
-    Record, SegmentCfg, SegmentState, WriterCfg, WriterStart, WriterState,
+    Record, SegmentCfg, SegmentState, Shipping, WriterCfg, WriterStart, WriterState, WriterTcp,
 };
 pub use model::{AuroraCfg, AuroraModel, Failures};
 

@@ -143,6 +143,7 @@ impl AuroraCfg {
                 takeover_after: (w == STANDBY && self.takeover).then(model_timeout),
                 crash_after: (w == WRITER && self.takeover).then(model_timeout),
                 bug: self.bug,
+                tcp: None,
             })
         };
         let mut actors = vec![
@@ -162,6 +163,7 @@ impl AuroraCfg {
                 writers: vec![Id::from(WRITER), Id::from(STANDBY)],
                 fail_after: failing.contains(&i).then(model_timeout),
                 bug: self.bug,
+                tcp: None,
             }));
         }
         let inner = ActorModel::new(self, AuroraHistory::default())
@@ -573,10 +575,13 @@ pub fn view(m: &AuroraModel, s: &AuroraModelState) -> String {
                 }
                 line
             }
+            AuroraState::Client(_) => format!("{} client", name(i)),
         });
     }
     lines.push(crate::catalog::in_flight_line(s, &names, |m| {
-        m.replace("Record { ", "{ ").replace("\"", "")
+        m.replace("Record { ", "{ ")
+            .replace(", client: None", "")
+            .replace("\"", "")
     }));
     lines.join("\n")
 }

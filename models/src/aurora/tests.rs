@@ -20,6 +20,7 @@ fn record(lsn: u64, epoch: u64, cpl: bool) -> Record {
         cpl,
         key: "x".into(),
         value: format!("v{lsn}e{epoch}"),
+        client: None,
     }
 }
 
@@ -30,6 +31,7 @@ fn segment(records: &[Record]) -> SegmentState {
         truncation: None,
         writer: Id::from(0),
         records: records.iter().map(|r| (r.lsn, r.clone())).collect(),
+        page: None,
     }
 }
 
