@@ -29,6 +29,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::zookeeper::ZkSpec>::NEW,
     &Registered::<models::aurora::AuroraSpec>::NEW,
     &Registered::<models::vmft::VmftSpec>::NEW,
+    &Registered::<models::frangipani::FrangipaniSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.
