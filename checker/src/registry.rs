@@ -30,6 +30,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::aurora::AuroraSpec>::NEW,
     &Registered::<models::vmft::VmftSpec>::NEW,
     &Registered::<models::memcache::MemcacheSpec>::NEW,
+    &Registered::<models::frangipani::FrangipaniSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

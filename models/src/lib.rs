@@ -43,6 +43,9 @@
 //! - [`vmft`]: VMware FT (Scales, Nelson & Venkitachalam, 2010, §§2.1-2.3): a primary and a
 //!   backup VM kept in step by deterministic replay over a logging channel, the Output Rule, and
 //!   failover through an atomic test-and-set on shared storage.
+//! - [`frangipani`]: Frangipani (Thekkath, Mann & Lee, SOSP 1997, §§4-6): read/write locks with
+//!   revoke and release, caches flushed before a lock is given up, write-ahead logs in Petal
+//!   replayed by version number, and leases with a margin against zombie writes.
 
 pub mod aurora;
 pub mod catalog;
@@ -51,6 +54,7 @@ pub mod client;
 pub mod cops;
 pub mod ct;
 pub mod farm;
+pub mod frangipani;
 pub mod gfs;
 pub mod harness;
 pub mod mapreduce;
