@@ -130,6 +130,8 @@ pub struct DriverNode {
     pub max_failures: u8,
     pub app: Arc<AppRun>,
     outcomes: Mutex<mpsc::Sender<Outcome>>,
+    /// Set once every worker of the cluster file has registered.
+    all_registered: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
 
 /// What the driver has done, for its report.
@@ -217,6 +219,7 @@ impl DriverNode {
             max_failures,
             app: Arc::new(app),
             outcomes: Mutex::new(tx),
+            all_registered: Arc::default(),
         };
         (node, rx)
     }
@@ -354,6 +357,17 @@ impl DriverNode {
         st.missing = still;
     }
 
+    fn note_registered(&self, st: &DriverNodeState) {
+        if st.sched.lost.is_empty() {
+            let (done, cv) = &*self.all_registered;
+            let mut done = done.lock().expect("registered");
+            if !*done {
+                *done = true;
+                cv.notify_all();
+            }
+        }
+    }
+
     /// Worker `w` is lost or back empty: what it held is gone from every job's registry.
     fn forget(st: &mut DriverNodeState, w: Id) {
         for locs in st.registry.values_mut() {
@@ -478,6 +492,7 @@ impl Actor for DriverNode {
                     tracing::info!(worker = usize::from(src), "worker registered");
                 }
                 self.step(st, o, |cfg, s, a| cfg.on_msg(s, src, m, a));
+                self.note_registered(st);
             }
             Wire::Beat { holding } if self.workers.contains(&src) => {
                 let st = state.to_mut();
@@ -488,6 +503,7 @@ impl Actor for DriverNode {
                     cfg.on_msg(s, src, SparkMsg::Heartbeat, a)
                 });
                 self.resend_missing(st, src, &holding, o);
+                self.note_registered(st);
             }
             _ => {}
         }
@@ -577,6 +593,7 @@ pub fn run_driver<T>(
     if node.workers.is_empty() {
         anyhow::bail!("the cluster file has no workers (nodes 1, 2, ...)");
     }
+    let all_registered = node.all_registered.clone();
     let mut nopts = crate::node::NodeOptions::new(me);
     nopts.listen = Some(Arc::new(listener));
     nopts.peers = cluster.nodes.clone();
@@ -613,6 +630,16 @@ pub fn run_driver<T>(
     let inbox = take
         .recv()
         .map_err(|_| anyhow::anyhow!("the driver node did not start"))?;
+    // Like Spark's `spark.scheduler.maxRegisteredResourcesWaitingTime`: the first job waits
+    // for every worker to register, at most `lost_after`, so a slow-starting worker still
+    // gets its share of the partitions (and of the cached ones after them).
+    {
+        let (done, cv) = &*all_registered;
+        let done = done.lock().expect("registered");
+        let _ = cv
+            .wait_timeout_while(done, opts.lost_after, |d| !*d)
+            .expect("registered");
+    }
     let ctx = Context::remote(Box::new(Remote {
         inbox,
         outcomes: Mutex::new(outcomes),
