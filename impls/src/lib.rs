@@ -25,6 +25,9 @@
 //! - [`twopc`]: two-phase locking and two-phase commit (its entry in the registry): shards,
 //!   coordinating clients, and the strict-serializability check of a live history.
 //! - [`mapreduce`]: the MapReduce runtime: the model's coordinator over TCP, real workers, apps.
+//! - [`memcache`]: Memcache at Facebook (its entry in the registry): the model's web servers,
+//!   database and mcsqueal, with two real memcached (memcache, with its meta-protocol leases,
+//!   and the gutter) behind cache nodes; a history check of freshness.
 //! - [`spark`]: Spark's RDDs, in one process for now, and PageRank on them.
 //! - [`gfs`]: GFS (its entry in the registry): the model's master and chunkservers over TCP,
 //!   chunk files with checksums, data ports, the client library and `gfs fsck`.
@@ -47,6 +50,7 @@ pub mod gfs;
 pub mod jepsen;
 pub mod kv;
 pub mod mapreduce;
+pub mod memcache;
 pub mod node;
 pub mod raft;
 pub mod rng;

@@ -296,6 +296,11 @@ pub trait Protocol: Sync {
     ) -> anyhow::Result<Result<String, crate::client::Indefinite>>;
     /// The faults `jepsen` injects by default and accepts (none for a protocol without clients).
     fn nemeses(&self) -> &'static [Nemesis];
+    /// The number of nodes the protocol always runs on ([`Jepsen::nodes`]): `cluster` and
+    /// `jepsen` start that many unless told otherwise; `None` for any number.
+    fn nodes(&self) -> Option<usize> {
+        None
+    }
     /// Runs a Jepsen-style test (`jepsen NAME`).
     fn jepsen(&self, opts: &JepsenOpts) -> anyhow::Result<JepsenReport>;
 }
@@ -406,6 +411,10 @@ where
     fn nemeses(&self) -> &'static [Nemesis] {
         S::nemeses()
     }
+
+    fn nodes(&self) -> Option<usize> {
+        S::nodes()
+    }
 }
 
 /// Whether a protocol whose default faults are `defaults` takes `n`: its defaults, and `pause`,
@@ -493,6 +502,7 @@ pub static SERVICES: &[&dyn Protocol] = &[
     &WithClients::<crate::vmft::VmftService>::NEW,
     &Full::<crate::aurora::AuroraService>::NEW,
     &WithClients::<crate::aurora::MirroredService>::NEW,
+    &Full::<crate::memcache::MemcacheService>::NEW,
     &crate::zk::jepsen::ZkProtocol,
 ];
 

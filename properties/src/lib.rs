@@ -6,6 +6,8 @@
 //! - [`commitment`]: the agreement property of atomic commitment, shared by the two-phase commit
 //!   specifications (`twophase`, `tcommit`) and by the transactional models that run 2PC.
 //! - [`edn`]: a reader for EDN, the notation Jepsen, Knossos and Elle write histories in.
+//! - [`freshness`]: a look-aside cache's freshness (Memcache at Facebook): no read older than a
+//!   write whose delete was done before it began, but a gutter read within its TTL.
 //! - [`list_append`]: Elle's list-append checker (Kingsbury & Alvaro, VLDB 2020): version orders
 //!   inferred from reads of lists, Adya's anomalies (G0 to G2-item, with real-time variants) and
 //!   the consistency models they rule out, for Jepsen's EDN and Elle's JSON histories.
@@ -19,6 +21,7 @@
 pub mod causal;
 pub mod commitment;
 pub mod edn;
+pub mod freshness;
 pub mod linearizability;
 pub mod list_append;
 pub mod serializability;

@@ -72,8 +72,10 @@ struct RunArgs {
 
 #[derive(Args)]
 struct RunOpts {
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
-    nodes: u16,
+    /// How many nodes: by default 3, or the number the protocol always runs on (aurora 7,
+    /// memcache 4).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    nodes: Option<u16>,
     /// Where the cluster file, data and logs go; by default PROTOCOL-cluster.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -150,15 +152,16 @@ fn launch(args: RunArgs) -> Result<()> {
         let _ = tx.send(());
     })
     .context("installing the Ctrl-C handler")?;
+    let nodes = o.nodes.map_or(p.nodes().unwrap_or(3), usize::from);
     // Markers of an earlier run do not keep nodes down.
-    for i in 0..usize::from(o.nodes) {
+    for i in 0..nodes {
         let _ = std::fs::remove_file(down_path(&dir, i));
     }
     let mut cluster = Cluster::start(ClusterSpec {
         protocol: p.name().to_string(),
         node_bin: sibling_binary("node"),
         dir: dir.clone(),
-        nodes: o.nodes.into(),
+        nodes,
         base_port: o.base_port,
         tuning,
         bug,

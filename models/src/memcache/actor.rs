@@ -2,16 +2,20 @@
 //! takes its peers from its configuration, never from indices.
 
 use std::borrow::Cow;
+use std::ops::Range;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use stateright::actor::{model_timeout, Actor, Id, Out};
 
+use crate::client::{ClientMsg, RequestId};
+
 /// The database's version of the key: 0 at the start, one more for each committed write. A
 /// cached item is identified by the version it was read at (its value is that write's).
-pub type Version = u8;
+pub type Version = u64;
 
-/// A lease token (§3.2.1): a 64-bit number in memcached, a counter here.
-pub type Token = u8;
+/// A lease token (§3.2.1): a 64-bit number in memcached (its CAS value), a counter here.
+pub type Token = u64;
 
 crate::seeded_bugs! {
     /// The seeded bugs: each puts back a pitfall the paper's design avoids.
@@ -29,11 +33,16 @@ crate::seeded_bugs! {
         /// Memcache hands a lease token to every miss, not once per key: a thundering herd of
         /// web servers reads the database at once (§3.2.1).
         LeasePerMiss = "lease-per-miss",
+        /// A delete invalidates the lease's token but memcache still counts the lease as
+        /// outstanding: the holder's set is refused, and every later get is told to wait for a
+        /// set that never comes (memcached releases a lease when its item is deleted or its
+        /// lease time runs out, §3.2.1's 10 seconds).
+        DeleteKeepsLease = "delete-keeps-lease",
     }
 }
 
 /// What a web server does, one operation after another.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Op {
     /// Read the key, look-aside: memcache first, the database on a miss (Figure 1, left).
     Read,
@@ -97,6 +106,12 @@ pub enum McMsg {
     Update {
         item: Item,
     },
+    /// Over TCP only: the cache has processed a `Delete` (a web server's write returns once
+    /// its invalidation is done, so that a history can tell a stale read).
+    Deleted,
+    /// Over TCP only: the client envelope between a web server and whoever drives it (the
+    /// model's web servers take their operations from their configuration).
+    Client(ClientMsg<Op, McRet>),
     /// A web server to the database: read the key.
     Read,
     ReadReply {
@@ -113,7 +128,21 @@ pub enum McMsg {
     },
 }
 
-/// The model-only timers.
+/// What a web server's operation returned, over TCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum McRet {
+    /// A read's version, where it was served from, and whether it was a hit there (otherwise
+    /// the database's, read after a miss in `pool`).
+    Read {
+        version: Version,
+        pool: Pool,
+        hit: bool,
+    },
+    /// A write's version, once the database committed it and the web server's delete was done.
+    Wrote { version: Version },
+}
+
+/// The timers: the model's faults, and over TCP a web server's pauses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum McTimer {
     /// Memcache's server fails (once): it stops answering and loses what it cached.
@@ -122,6 +151,26 @@ pub enum McTimer {
     Restart,
     /// A gutter entry's short TTL runs out (§3.3): the gutter's clock ticks past it.
     Expire,
+    /// Over TCP: a web server told to wait gets again.
+    Retry,
+    /// Over TCP: a web server that read the database sets the cache (the time it takes to get
+    /// there: the window in which a write's delete may overtake its set).
+    Fill,
+    /// Over TCP: memcache has not answered a get in time (its server is down, the client's
+    /// timeout of §3.3): the web server goes to the gutter.
+    Failover,
+}
+
+/// A web server over TCP: who drives it, and its real pauses.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WebTcp {
+    pub driver: Id,
+    /// How long a web server told to wait waits before it gets again.
+    pub retry: Range<Duration>,
+    /// How long after the database's reply its set leaves.
+    pub fill: Range<Duration>,
+    /// How long it waits for memcache's answer to a get before it goes to the gutter.
+    pub failover: Duration,
 }
 
 /// A web server: its operations, and where the caches and the database are.
@@ -132,6 +181,8 @@ pub struct WebCfg {
     pub gutter: Id,
     pub db: Id,
     pub bug: Option<MemcacheBug>,
+    /// Over TCP: its driver and pauses; `None` in the model.
+    pub tcp: Option<WebTcp>,
 }
 
 /// What a web server is doing.
@@ -145,6 +196,14 @@ pub enum Phase {
     Writing,
     /// Every operation done.
     Done,
+    /// Over TCP: read `item` from the database after a miss in `pool`, the set is to leave.
+    Setting {
+        pool: Pool,
+        token: Option<Token>,
+        item: Item,
+    },
+    /// Over TCP: the write of `version` committed, its delete not yet done.
+    Deleting { version: Version },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -154,6 +213,8 @@ pub struct WebState {
     pub phase: Phase,
     /// What each finished read returned, in order.
     pub reads: Vec<Version>,
+    /// Over TCP: the driver's request under way (0 in the model).
+    pub seq: RequestId,
 }
 
 impl WebCfg {
@@ -161,18 +222,61 @@ impl WebCfg {
     fn begin(&self, op: usize, reads: Vec<Version>, o: &mut Out<MemcacheActor>) -> WebState {
         let phase = match self.ops.get(op) {
             None => Phase::Done,
-            Some(Op::Read) => {
-                o.send(self.memcache, McMsg::Get);
+            Some(op) => self.start(*op, o),
+        };
+        WebState {
+            op,
+            phase,
+            reads,
+            seq: 0,
+        }
+    }
+
+    /// Sends `op`'s first request.
+    fn start(&self, op: Op, o: &mut Out<MemcacheActor>) -> Phase {
+        match op {
+            Op::Read => {
+                self.get(Pool::Memcache, o);
                 Phase::Getting {
                     pool: Pool::Memcache,
                 }
             }
-            Some(Op::Write) => {
+            Op::Write => {
                 o.send(self.db, McMsg::Write);
                 Phase::Writing
             }
-        };
-        WebState { op, phase, reads }
+        }
+    }
+
+    /// The operation under way returned `ret`: over TCP, tell the driver and wait for the next.
+    fn returned(&self, s: &WebState, ret: McRet, o: &mut Out<MemcacheActor>) -> WebState {
+        match &self.tcp {
+            Some(tcp) => {
+                o.send(
+                    tcp.driver,
+                    McMsg::Client(ClientMsg::Return { seq: s.seq, ret }),
+                );
+                WebState {
+                    phase: Phase::Done,
+                    ..s.clone()
+                }
+            }
+            None => {
+                let mut reads = s.reads.clone();
+                if let McRet::Read { version, .. } = ret {
+                    reads.push(version);
+                }
+                self.begin(s.op + 1, reads, o)
+            }
+        }
+    }
+
+    /// Gets the key from `pool`; over TCP, with a timeout on memcache's answer.
+    fn get(&self, pool: Pool, o: &mut Out<MemcacheActor>) {
+        o.send(self.pool(pool), McMsg::Get);
+        if let (Some(tcp), Pool::Memcache) = (&self.tcp, pool) {
+            o.set_timer(McTimer::Failover, tcp.failover..tcp.failover);
+        }
     }
 
     fn pool(&self, pool: Pool) -> Id {
@@ -183,13 +287,39 @@ impl WebCfg {
     }
 
     fn on_msg(&self, s: &WebState, msg: McMsg, o: &mut Out<MemcacheActor>) -> Option<WebState> {
-        let done = |s: &WebState, read: Option<Version>, o: &mut Out<MemcacheActor>| {
-            let mut reads = s.reads.clone();
-            reads.extend(read);
-            self.begin(s.op + 1, reads, o)
-        };
+        let answer = matches!(
+            msg,
+            McMsg::Hit { .. } | McMsg::Miss { .. } | McMsg::Wait | McMsg::Failed
+        );
+        if self.tcp.is_some()
+            && answer
+            && s.phase
+                == (Phase::Getting {
+                    pool: Pool::Memcache,
+                })
+        {
+            o.cancel_timer(McTimer::Failover);
+        }
         match (s.phase, msg) {
-            (Phase::Getting { .. }, McMsg::Hit { item }) => Some(done(s, Some(item.version), o)),
+            // Over TCP: the driver's next operation (a late answer to an abandoned one finds
+            // the web server in another phase, or is for another request, and is ignored).
+            (_, McMsg::Client(ClientMsg::Invoke { seq, op })) if self.tcp.is_some() => {
+                (seq > s.seq).then(|| WebState {
+                    op: s.op + 1,
+                    phase: self.start(op, o),
+                    reads: Vec::new(),
+                    seq,
+                })
+            }
+            (Phase::Getting { pool }, McMsg::Hit { item }) => Some(self.returned(
+                s,
+                McRet::Read {
+                    version: item.version,
+                    pool,
+                    hit: true,
+                },
+                o,
+            )),
             (Phase::Getting { pool }, McMsg::Miss { token }) => {
                 o.send(self.db, McMsg::Read);
                 Some(WebState {
@@ -199,7 +329,10 @@ impl WebCfg {
             }
             // Hot key: get again (after a short wait, which only reorders steps here).
             (Phase::Getting { pool }, McMsg::Wait) => {
-                o.send(self.pool(pool), McMsg::Get);
+                match &self.tcp {
+                    Some(tcp) => o.set_timer(McTimer::Retry, tcp.retry.clone()),
+                    None => o.send(self.pool(pool), McMsg::Get),
+                }
                 Some(s.clone())
             }
             (
@@ -215,10 +348,24 @@ impl WebCfg {
                 })
             }
             // Look-aside: the web server fills the cache with what it read (Figure 1).
-            (Phase::Filling { pool, token }, McMsg::ReadReply { item }) => {
-                o.send(self.pool(pool), McMsg::Set { item, token });
-                Some(done(s, Some(item.version), o))
-            }
+            (Phase::Filling { pool, token }, McMsg::ReadReply { item }) => match &self.tcp {
+                Some(tcp) => {
+                    o.set_timer(McTimer::Fill, tcp.fill.clone());
+                    Some(WebState {
+                        phase: Phase::Setting { pool, token, item },
+                        ..s.clone()
+                    })
+                }
+                None => {
+                    o.send(self.pool(pool), McMsg::Set { item, token });
+                    let ret = McRet::Read {
+                        version: item.version,
+                        pool,
+                        hit: false,
+                    };
+                    Some(self.returned(s, ret, o))
+                }
+            },
             // §2: update the database, then delete the key from the cache.
             (Phase::Writing, McMsg::WriteOk { version }) => {
                 let msg = if self.bug == Some(MemcacheBug::UpdateNotDelete) {
@@ -229,7 +376,47 @@ impl WebCfg {
                     McMsg::Delete { version }
                 };
                 o.send(self.memcache, msg);
-                Some(done(s, None, o))
+                if self.tcp.is_some() && self.bug != Some(MemcacheBug::UpdateNotDelete) {
+                    return Some(WebState {
+                        phase: Phase::Deleting { version },
+                        ..s.clone()
+                    });
+                }
+                Some(self.returned(s, McRet::Wrote { version }, o))
+            }
+            (Phase::Deleting { version }, McMsg::Deleted) => {
+                Some(self.returned(s, McRet::Wrote { version }, o))
+            }
+            _ => None,
+        }
+    }
+
+    /// Over TCP: a wait is over, or a set is due.
+    fn on_timeout(
+        &self,
+        s: &WebState,
+        timer: McTimer,
+        o: &mut Out<MemcacheActor>,
+    ) -> Option<WebState> {
+        match (s.phase, timer) {
+            (Phase::Getting { pool }, McTimer::Retry) => {
+                self.get(pool, o);
+                None
+            }
+            (
+                Phase::Getting {
+                    pool: Pool::Memcache,
+                },
+                McTimer::Failover,
+            ) => self.on_msg(s, McMsg::Failed, o),
+            (Phase::Setting { pool, token, item }, McTimer::Fill) => {
+                o.send(self.pool(pool), McMsg::Set { item, token });
+                let ret = McRet::Read {
+                    version: item.version,
+                    pool,
+                    hit: false,
+                };
+                Some(self.returned(s, ret, o))
             }
             _ => None,
         }
@@ -306,7 +493,10 @@ impl MemcacheCfg {
             }
             McMsg::Delete { version } => {
                 next.item = None;
-                next.leases.clear();
+                // `delete-keeps-lease`: the holder's token no longer sets (0 is never issued),
+                // but a lease is still out.
+                let keep = self.bug == Some(MemcacheBug::DeleteKeepsLease) && !s.leases.is_empty();
+                next.leases = if keep { vec![0] } else { Vec::new() };
                 next.invalidated = next.invalidated.max(version);
             }
             McMsg::Update { item } => next.item = Some(item),
@@ -441,6 +631,12 @@ impl Actor for MemcacheActor {
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<McState>, timer: &McTimer, o: &mut Out<Self>) {
+        if let (MemcacheActor::Web(cfg), McState::Web(s)) = (self, &**state) {
+            if let Some(next) = cfg.on_timeout(s, *timer, o) {
+                *state = Cow::Owned(McState::Web(next));
+            }
+            return;
+        }
         let next = match (&**state, timer) {
             (McState::Memcache(s), McTimer::Fail) if s.up => {
                 o.set_timer(McTimer::Restart, model_timeout());

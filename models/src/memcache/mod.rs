@@ -63,6 +63,10 @@
 //! - `gutter-long-ttl`: memcache is down; `W0` fills the gutter with `v0`, `W1` writes `v1`,
 //!   and nothing ever removes the gutter's `v0`: a read that fails over is served it forever.
 //! - `lease-per-miss`: two misses get two tokens, and both web servers read the database.
+//! - `delete-keeps-lease`: `W0` misses and holds the lease; `W1`'s write deletes the key, which
+//!   invalidates `W0`'s token (its set is refused) but leaves the lease counted as out: `W1`'s
+//!   read is told to wait, again and again, for a set nobody can make (eventually every web
+//!   server finishes).
 //!
 //! Not modelled: more than one key and memcache server (consistent hashing, §3), lease
 //! expiry (10 s; a web server that dies holding a lease is not modelled), stale values
@@ -73,8 +77,8 @@ pub mod actor;
 pub mod model;
 
 pub use actor::{
-    GutterState, Item, McMsg, McState, McTimer, MemcacheActor, MemcacheBug, MemcacheCfg,
-    MemcacheState, Op, Phase, Pool, Token, Version, WebCfg, WebState,
+    GutterState, Item, McMsg, McRet, McState, McTimer, MemcacheActor, MemcacheBug, MemcacheCfg,
+    MemcacheState, Op, Phase, Pool, Token, Version, WebCfg, WebState, WebTcp,
 };
 pub use model::{MemcacheModel, MemcacheModelCfg};
 
@@ -137,6 +141,13 @@ impl Spec for MemcacheSpec {
             name: MemcacheBug::LeasePerMiss.name(),
             breaks: &[model::ONE_LEASE, model::TOLD_TO_WAIT],
             help: "a lease token for every miss: a thundering herd reads the database",
+            params: &[("failure", "0")],
+        },
+        Bug {
+            name: MemcacheBug::DeleteKeepsLease.name(),
+            breaks: &[model::EVERY_OP_DONE],
+            help:
+                "a delete invalidates the lease's token but not the lease: later gets wait forever",
             params: &[("failure", "0")],
         },
     ];

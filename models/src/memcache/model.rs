@@ -64,6 +64,7 @@ impl MemcacheModelCfg {
                     gutter: Id::from(GUTTER),
                     db: Id::from(DATABASE),
                     bug: self.bug,
+                    tcp: None,
                 })
             })
             .collect();
