@@ -90,6 +90,11 @@ impl Meta {
         })
     }
 
+    /// One command in one write (one segment on the wire).
+    fn send(&mut self, cmd: &[u8]) -> io::Result<()> {
+        self.writer.write_all(cmd)
+    }
+
     fn line(&mut self) -> io::Result<String> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {
@@ -128,7 +133,7 @@ impl Meta {
 
     /// `mg KEY v c N<lease_ttl>`: a hit, a miss with the lease won, or wait (§3.2.1).
     pub fn lease_get(&mut self, key: &str, lease_ttl: u32) -> io::Result<Got> {
-        write!(self.writer, "mg {key} v c N{lease_ttl}\r\n")?;
+        self.send(format!("mg {key} v c N{lease_ttl}\r\n").as_bytes())?;
         let Some((data, flags)) = self.value()? else {
             return Ok(Got::Miss(None));
         };
@@ -149,7 +154,7 @@ impl Meta {
 
     /// `mg KEY v`: plain look-aside, no lease.
     pub fn get(&mut self, key: &str) -> io::Result<Option<Vec<u8>>> {
-        write!(self.writer, "mg {key} v\r\n")?;
+        self.send(format!("mg {key} v\r\n").as_bytes())?;
         Ok(self.value()?.map(|(data, _)| data))
     }
 
@@ -163,9 +168,10 @@ impl Meta {
         ttl: u32,
     ) -> io::Result<bool> {
         let cas = token.map(|t| format!(" C{t}")).unwrap_or_default();
-        write!(self.writer, "ms {key} {} T{ttl}{cas}\r\n", value.len())?;
-        self.writer.write_all(value)?;
-        self.writer.write_all(b"\r\n")?;
+        let mut cmd = format!("ms {key} {} T{ttl}{cas}\r\n", value.len()).into_bytes();
+        cmd.extend_from_slice(value);
+        cmd.extend_from_slice(b"\r\n");
+        self.send(&cmd)?;
         match self.line()?.as_str() {
             "HD" => Ok(true),
             "EX" | "NF" | "NS" => Ok(false),
@@ -177,8 +183,8 @@ impl Meta {
     /// outstanding tokens no longer set) or `md KEY` (a plain delete).
     pub fn delete(&mut self, key: &str, invalidate: Option<u32>) -> io::Result<()> {
         match invalidate {
-            Some(ttl) => write!(self.writer, "md {key} I T{ttl}\r\n")?,
-            None => write!(self.writer, "md {key}\r\n")?,
+            Some(ttl) => self.send(format!("md {key} I T{ttl}\r\n").as_bytes())?,
+            None => self.send(format!("md {key}\r\n").as_bytes())?,
         }
         match self.line()?.as_str() {
             "HD" | "NF" => Ok(()),
