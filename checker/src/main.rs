@@ -106,10 +106,11 @@ struct CheckArgs {
 #[derive(Args, Debug)]
 struct HistoryArgs {
     /// What the history is checked against: a sequential object (linearizability), or
-    /// transactions (txn), sessions (causal) or Elle's list-append transactions at --level.
+    /// transactions (txn), sessions (causal) or Elle's list-append transactions at --level, or
+    /// a look-aside cache's reads and writes for freshness (cache: `jepsen memcache`'s history).
     #[arg(long, value_enum)]
     model: HistoryModel,
-    /// How the file is written [default for txn and causal: jsonl; for list-append: edn or
+    /// How the file is written [default for txn, causal and cache: jsonl; for list-append: edn or
     /// json, as the file looks].
     #[arg(long, value_enum)]
     format: Option<HistoryFormat>,

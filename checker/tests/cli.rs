@@ -800,6 +800,54 @@ fn causal(file: &TempFile, level: &str) -> (i32, String) {
     (code(&out), stdout(&out))
 }
 
+/// A look-aside cache's history (`jepsen memcache`'s format): a read that begins after a write
+/// returned and returns an older version is stale, unless the gutter served it within its ttl.
+#[test]
+fn history_checks_a_cache_history_for_freshness() {
+    let lines = |reads: &[(&str, f64)]| {
+        let mut text = String::from(
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"time\":0.0}\n\
+             {\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1,\"time\":0.1}\n",
+        );
+        for (i, (served, at)) in reads.iter().enumerate() {
+            text.push_str(&format!(
+                "{{\"process\":{p},\"type\":\"invoke\",\"f\":\"read\",\"time\":{at}}}\n\
+                 {{\"process\":{p},\"type\":\"ok\",\"f\":\"read\",\"value\":0,\"served\":\"{served}\",\"ttl\":1.0,\"time\":{at}}}\n",
+                p = i + 1
+            ));
+        }
+        text
+    };
+    let fresh = TempFile::new("cache-fresh.jsonl", &lines(&[("gutter", 0.5)]));
+    let out = checker(&["history", "--model", "cache", fresh.path()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(": fresh (cache, 2 operations"),
+        "{}",
+        stdout(&out)
+    );
+    let stale = TempFile::new(
+        "cache-stale.jsonl",
+        &lines(&[("gutter", 2.0), ("memcache", 0.2)]),
+    );
+    let out = checker(&["history", "--model", "cache", stale.path()]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(": not fresh (cache, 3 operations"), "{text}");
+    assert!(
+        text.contains("2 stale reads; the first: a read served by gutter returned v0 1.900 s after the write of v1"),
+        "{text}"
+    );
+    let bad = TempFile::new(
+        "cache-bad.jsonl",
+        "{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"time\":0}\n",
+    );
+    let out = checker(&["history", "--model", "cache", bad.path()]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("line 1: process 0 completes an operation it did not invoke"));
+}
+
 #[test]
 fn history_checks_a_causal_history_at_every_level() {
     // Session 1 reads x=1 then writes y; session 2 sees y=1, hence x=1, then overwrites x in a

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use impls::client::Driven;
 use impls::cluster::{sibling_binary, Cluster, ClusterSpec};
-use impls::memcache::{start_memcached, Meta, MemcacheService, DATABASE, KEY};
+use impls::memcache::{start_memcached, MemcacheService, Meta, DATABASE, KEY};
 use impls::node::query_counts;
 use impls::service::Service;
 use models::memcache::Op;
@@ -184,7 +184,10 @@ fn gets(addr: SocketAddr, conns: u64, seconds: u64, lease: bool) -> f64 {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("a getter")).sum()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a getter"))
+            .sum()
     });
     total as f64 / seconds as f64
 }
@@ -231,14 +234,20 @@ fn main() {
     let write_ms = env("MEMCACHE_BENCH_WRITE_MS", 10).max(1);
     let conns = env("MEMCACHE_BENCH_CONNS", 4).max(1);
     if !sibling_binary("node").exists() {
-        fail("no node binary beside the benchmark", "cargo bench builds it");
+        fail(
+            "no node binary beside the benchmark",
+            "cargo bench builds it",
+        );
     }
     println!(
         "memcache bench: {rounds} rounds of {seconds} s; herd: {readers} readers, a write every {write_ms} ms; gets: {conns} connections; node binary {}",
         sibling_binary("node").file_name().map(PathBuf::from).unwrap_or_default().display()
     );
     let clusters = [
-        ("leases", start(None).unwrap_or_else(|e| fail("leases cluster", e))),
+        (
+            "leases",
+            start(None).unwrap_or_else(|e| fail("leases cluster", e)),
+        ),
         (
             "no-leases",
             start(Some("no-leases")).unwrap_or_else(|e| fail("no-leases cluster", e)),

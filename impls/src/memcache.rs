@@ -764,7 +764,9 @@ pub fn freshness_ops(history: &History<Op, McRet>) -> Vec<properties::freshness:
         .collect()
 }
 
-fn write_jsonl(history: &History<Op, McRet>, file: &Path) -> io::Result<()> {
+/// Writes `history` in `properties::freshness`'s `jsonl` format (`checker history --model
+/// cache` reads it).
+pub fn write_jsonl(history: &History<Op, McRet>, tuning: &Tuning, file: &Path) -> io::Result<()> {
     let mut out = String::new();
     for e in &history.events {
         let op = &history.ops[e.op];
@@ -781,8 +783,12 @@ fn write_jsonl(history: &History<Op, McRet>, file: &Path) -> io::Result<()> {
                             (Pool::Memcache, true) => "memcache",
                             (Pool::Gutter, true) => "gutter",
                         };
-                        serde_json::json!({"process": op.process, "type": "ok", "f": f,
-                            "value": version, "served": served, "time": time})
+                        let mut line = serde_json::json!({"process": op.process, "type": "ok",
+                            "f": f, "value": version, "served": served, "time": time});
+                        if served == "gutter" {
+                            line["ttl"] = serde_json::json!(gutter_slack(tuning));
+                        }
+                        line
                     }
                     McRet::Wrote { version } => serde_json::json!({"process": op.process,
                         "type": "ok", "f": f, "value": version, "time": time}),
@@ -822,7 +828,7 @@ impl Jepsen for MemcacheService {
     /// began (its delete done), but a gutter read within the gutter's TTL.
     fn check(history: &History<Op, McRet>, dir: &Path) -> anyhow::Result<Checked> {
         let file = dir.join("history.jsonl");
-        write_jsonl(history, &file)?;
+        write_jsonl(history, &MemcacheService::jepsen_tuning(), &file)?;
         let ops = freshness_ops(history);
         let verdict =
             properties::freshness::check(&ops, gutter_slack(&MemcacheService::jepsen_tuning()));

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use impls::jepsen::{JepsenOpts, Nemesis};
-use impls::memcache::{start_memcached, Got, Meta, MemcacheService};
+use impls::memcache::{start_memcached, Got, MemcacheService, Meta};
 use impls::service::{self, Service};
 
 const NEEDS: &str = "needs memcached 1.6 (Debian's memcached): bash .ci/run installs it";
@@ -55,7 +55,10 @@ fn memcached_leases_refuse_a_set_whose_token_a_delete_invalidated() {
     };
     assert_eq!(b.lease_get("k", 10).unwrap(), Got::Wait);
     b.delete("k", Some(10)).unwrap();
-    assert!(!a.set("k", b"0", Some(stale), 0).unwrap(), "a stale set is refused");
+    assert!(
+        !a.set("k", b"0", Some(stale), 0).unwrap(),
+        "a stale set is refused"
+    );
     let Got::Miss(Some(fresh)) = b.lease_get("k", 10).unwrap() else {
         panic!("after the delete a new lease is won")
     };
@@ -96,11 +99,8 @@ fn jepsen(name: &str, nemesis: Vec<Nemesis>, secs: u64, bug: Option<&'static str
     );
     // The checker reads the history back from its file, to the same verdict.
     let text = std::fs::read_to_string(&report.check.file).unwrap();
-    let ops = properties::freshness::parse_jsonl(&text).unwrap();
-    let again = properties::freshness::check(
-        &ops,
-        impls::memcache::gutter_slack(&MemcacheService::jepsen_tuning()),
-    );
+    let parsed = properties::freshness::parse_jsonl(&text).unwrap();
+    let again = properties::freshness::check(&parsed.ops, parsed.gutter_ttl);
     assert_eq!(again.stale.is_empty(), report.check.ok, "{what}");
     assert!(again.reads > 100 && again.writes > 50, "{what}");
     assert!(report.expectations.iter().all(|e| e.held), "{what}");
@@ -160,7 +160,13 @@ fn bad_operations_and_cluster_files_are_one_line_errors() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("memcache takes read or write"), "{err}");
     let node = Command::new(env!("CARGO_BIN_EXE_node"))
-        .args(["memcache", "--config", cluster.to_str().unwrap(), "--id", "2"])
+        .args([
+            "memcache",
+            "--config",
+            cluster.to_str().unwrap(),
+            "--id",
+            "2",
+        ])
         .arg("--data-dir")
         .arg(dir.join("n2"))
         .output()

@@ -17,7 +17,8 @@
 //! One JSON object per line, in the order the events happened, with `time` in seconds:
 //! `{"process": 0, "type": "invoke", "f": "read", "time": 0.10}`, then
 //! `{"process": 0, "type": "ok", "f": "read", "value": 3, "served": "memcache", "time": 0.12}`
-//! (`served`: `memcache`, `gutter` or `database`), and for writes
+//! (`served`: `memcache`, `gutter` or `database`; a gutter read also carries `ttl`, how many
+//! seconds older than a returned write it may be), and for writes
 //! `{"process": 1, "type": "ok", "f": "write", "value": 4, "time": 0.15}`. A completion of
 //! type `fail` or `info` ends an operation without a result.
 
@@ -25,6 +26,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
+
+pub use crate::linearizability::formats::ParseError;
 
 /// Where a read's value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -171,63 +174,94 @@ struct Line {
     value: Option<u64>,
     #[serde(default)]
     served: Option<String>,
+    #[serde(default)]
+    ttl: Option<f64>,
     time: f64,
 }
 
-/// Reads a `jsonl` history (the module's format) into its completed operations.
-pub fn parse_jsonl(text: &str) -> Result<Vec<CacheOp>, String> {
+/// A history read from `jsonl`: its completed operations, and the longest `ttl` its gutter
+/// reads carry (0 without any).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parsed {
+    pub ops: Vec<CacheOp>,
+    pub gutter_ttl: f64,
+}
+
+/// Reads a `jsonl` history (the module's format).
+pub fn parse_jsonl(text: &str) -> Result<Parsed, ParseError> {
+    let err = |line: usize, reason: String| ParseError { line, reason };
     let mut open: BTreeMap<u64, (String, f64)> = BTreeMap::new();
     let mut ops = Vec::new();
+    let mut gutter_ttl: f64 = 0.0;
     for (n, raw) in text.lines().enumerate() {
         let n = n + 1;
         if raw.trim().is_empty() {
             continue;
         }
-        let line: Line = serde_json::from_str(raw).map_err(|e| format!("line {n}: {e}"))?;
+        let line: Line = serde_json::from_str(raw).map_err(|e| err(n, e.to_string()))?;
         if !line.time.is_finite() {
-            return Err(format!("line {n}: time is not a number"));
+            return Err(err(n, "time is not a number".into()));
         }
         if line.f != "read" && line.f != "write" {
-            return Err(format!(
-                "line {n}: f must be read or write, not {:?}",
-                line.f
-            ));
+            return Err(err(n, format!("f must be read or write, not {:?}", line.f)));
         }
         match line.ty.as_str() {
             "invoke" => {
                 if open.insert(line.process, (line.f, line.time)).is_some() {
-                    return Err(format!(
-                        "line {n}: process {} invokes while its last operation is open",
-                        line.process
+                    return Err(err(
+                        n,
+                        format!(
+                            "process {} invokes while its last operation is open",
+                            line.process
+                        ),
                     ));
                 }
             }
             "ok" | "fail" | "info" => {
                 let Some((f, invoked)) = open.remove(&line.process) else {
-                    return Err(format!(
-                        "line {n}: process {} completes an operation it did not invoke",
-                        line.process
+                    return Err(err(
+                        n,
+                        format!(
+                            "process {} completes an operation it did not invoke",
+                            line.process
+                        ),
                     ));
                 };
                 if f != line.f {
-                    return Err(format!("line {n}: completes a {f} as a {}", line.f));
+                    return Err(err(n, format!("completes a {f} as a {}", line.f)));
                 }
                 if line.ty != "ok" {
                     continue;
                 }
                 let version = line
                     .value
-                    .ok_or_else(|| format!("line {n}: an ok {f} needs a value (its version)"))?;
+                    .ok_or_else(|| err(n, format!("an ok {f} needs a value (its version)")))?;
                 let access = if f == "write" {
                     Access::Write { version }
                 } else {
                     let served = match line.served.as_deref() {
                         Some("memcache") => Served::Memcache,
-                        Some("gutter") => Served::Gutter,
+                        Some("gutter") => {
+                            match line.ttl {
+                                Some(t) if t.is_finite() && t >= 0.0 => {
+                                    gutter_ttl = gutter_ttl.max(t)
+                                }
+                                None => {}
+                                Some(_) => {
+                                    return Err(err(n, "ttl must be a number of seconds".into()))
+                                }
+                            }
+                            Served::Gutter
+                        }
                         Some("database") => Served::Database,
-                        other => return Err(format!(
-                            "line {n}: served must be memcache, gutter or database, not {other:?}"
-                        )),
+                        other => {
+                            return Err(err(
+                                n,
+                                format!(
+                                    "served must be memcache, gutter or database, not {other:?}"
+                                ),
+                            ))
+                        }
                     };
                     Access::Read { version, served }
                 };
@@ -239,13 +273,14 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<CacheOp>, String> {
                 });
             }
             other => {
-                return Err(format!(
-                    "line {n}: type must be invoke, ok, fail or info, not {other:?}"
+                return Err(err(
+                    n,
+                    format!("type must be invoke, ok, fail or info, not {other:?}"),
                 ))
             }
         }
     }
-    Ok(ops)
+    Ok(Parsed { ops, gutter_ttl })
 }
 
 #[cfg(test)]
@@ -326,10 +361,12 @@ mod tests {
 {"process":1,"type":"ok","f":"read","value":0,"served":"memcache","time":0.3}
 {"process":1,"type":"invoke","f":"read","time":0.4}
 {"process":1,"type":"ok","f":"read","value":0,"served":"memcache","time":0.5}
+{"process":1,"type":"invoke","f":"read","time":0.6}
+{"process":1,"type":"ok","f":"read","value":0,"served":"gutter","ttl":1.5,"time":0.7}
 "#;
-        let ops = parse_jsonl(text).unwrap();
-        assert_eq!(ops.len(), 3);
-        let v = check(&ops, 0.0);
+        let Parsed { ops, gutter_ttl } = parse_jsonl(text).unwrap();
+        assert_eq!((ops.len(), gutter_ttl), (4, 1.5));
+        let v = check(&ops, gutter_ttl);
         assert_eq!(v.stale.len(), 1);
         assert_eq!(v.stale[0].read, 2);
         for (bad, why) in [
@@ -343,7 +380,7 @@ mod tests {
             ),
             ("{", "line 1"),
         ] {
-            let e = parse_jsonl(bad).unwrap_err();
+            let e = parse_jsonl(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");
         }
     }
