@@ -58,8 +58,14 @@ pub(super) fn admin<M>(
                 }
             }
             Ok(Wire::CountQuery) => {
-                let counts = shared.counts.lock().expect("counts lock");
-                let counts = counts.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+                let mut counts: BTreeMap<String, u64> = {
+                    let counts = shared.counts.lock().expect("counts lock");
+                    counts.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+                };
+                let bytes = shared.bytes_to_peers.load(std::sync::atomic::Ordering::Relaxed);
+                if bytes > 0 {
+                    counts.insert(super::BYTES_TO_PEERS.to_string(), bytes);
+                }
                 if write_frame(&mut &*writer, &encode(&Wire::<M>::Counted(counts))).is_err() {
                     return;
                 }

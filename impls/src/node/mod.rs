@@ -170,6 +170,8 @@ struct Shared<M> {
     status: Mutex<Option<String>>,
     /// The messages handled so far, by [`Hooks::kind`].
     counts: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// [`BYTES_TO_PEERS`], counted on every send without the counts' lock.
+    bytes_to_peers: AtomicU64,
 }
 
 impl<M> Shared<M> {
@@ -309,6 +311,7 @@ where
     let shared = Arc::new(Shared {
         status: Mutex::new(None),
         counts: Mutex::new(Default::default()),
+        bytes_to_peers: AtomicU64::new(0),
         me,
         opts: opts.clone(),
         routes: Mutex::new(HashMap::new()),

@@ -96,12 +96,9 @@ where
         Ok(()) if shared.is_peer(dst) => {
             // Counted at the sender, frame header included (benchmarks compare protocols'
             // bytes on the wire between nodes).
-            *shared
-                .counts
-                .lock()
-                .expect("counts lock")
-                .entry(BYTES_TO_PEERS)
-                .or_default() += framed;
+            shared
+                .bytes_to_peers
+                .fetch_add(framed, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
