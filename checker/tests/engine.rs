@@ -150,7 +150,8 @@ fn fingerprints_tell_apart_what_equality_tells_apart() {
 }
 
 /// Every seeded bug of every model but raft and those whose states stateright merges: the same
-/// verdicts as stateright, with a counterexample no longer than stateright's.
+/// verdicts as stateright (but an `eventually` broken by a lasso, which stateright misses), with
+/// a counterexample no longer than stateright's.
 #[test]
 fn every_seeded_bug_is_caught_as_stateright_catches_it() {
     for m in MODELS
@@ -171,6 +172,12 @@ fn every_seeded_bug_is_caught_as_stateright_catches_it() {
             );
             assert_eq!(ours.unique_states, theirs.unique_states, "{}", bug.name);
             for (a, b) in ours.properties.iter().zip(&theirs.properties) {
+                // stateright's `eventually` sees only paths that end: a lasso (a cycle that
+                // never reaches the condition) is ours alone.
+                let lasso = a.cycle_start.is_some() && b.status == Status::Holds;
+                if a.expectation == "eventually" && a.status == Status::Violated && lasso {
+                    continue;
+                }
                 assert_eq!(a.status, b.status, "{} {}", bug.name, a.name);
                 if a.status == Status::Violated && a.expectation == "always" {
                     assert!(
