@@ -493,6 +493,7 @@ pub static SERVICES: &[&dyn Protocol] = &[
     &WithClients::<crate::vmft::VmftService>::NEW,
     &Full::<crate::aurora::AuroraService>::NEW,
     &WithClients::<crate::aurora::MirroredService>::NEW,
+    &WithClients::<crate::frangipani::FrangipaniService>::NEW,
     &crate::zk::jepsen::ZkProtocol,
 ];
 

@@ -92,6 +92,7 @@
 
 pub mod actor;
 pub mod model;
+pub mod tcp;
 
 pub use actor::{
     Cached, FrangipaniActor, FrangipaniBug, FrangipaniMsg, FrangipaniState, FrangipaniTimer,

@@ -1,0 +1,832 @@
+//! Frangipani as real nodes: the model's file servers, lock server and Petal, run once per file,
+//! with what the model abstracts away made real: named files, operations from clients, lease
+//! renewal on a clock, Petal on disk, and the lock server's detection of an expired lease. The
+//! runtime (`impls/src/frangipani.rs`) runs these actors over TCP; the model never builds them,
+//! so its state space is unchanged.
+//!
+//! - **One model per file.** A file is one block keyed by its name, with one lock (§6). Each
+//!   node keeps, for every file, the model's own state ([`ServerState`], [`LockServerState`],
+//!   [`PetalState`]) and steps it with the model's own code ([`ServerCfg`], [`LockServerCfg`],
+//!   [`PetalCfg`]); their messages travel wrapped in [`NodeMsg::File`] with the file's name.
+//!   Locking, caching, the write-ahead log, the version check of a replay and the lease check
+//!   before a Petal write are the model's, unchanged. A file's log records go to its own log
+//!   region of the server (the model's one-block log, once per file).
+//! - **Operations from clients.** A file server's script is the file's queue of client
+//!   operations: the model runs the first (`proceed`), and when it completes the server answers
+//!   the client and starts the next. A read answers with the cached value; a write is
+//!   acknowledged once Petal says its log record is on disk ([`NodeMsg::Logged`]), the model's
+//!   "a write completes when its record is in Petal" (§4).
+//! - **Leases** (§6). A file server's clerk sends [`NodeMsg::Renew`] every lease tick
+//!   ([`Timing::tick`]); the lock server answers and sets that server's expiry timer to a lease
+//!   and a tick. The server counts its lease down a tick at a time from a tick short of full
+//!   at each answer, so its lease runs out before the lock server's view of it; the margin
+//!   ([`Timing::margin`] ticks, half the lease as in the paper) covers a write's delay in the
+//!   network. With no renewal for a lease, the lock server finds the lease expired and asks the
+//!   other server's recovery demon to replay the failed server's log, file by file (the model's
+//!   `LeaseExpiry`). A server whose lease runs out discards its locks and cache and serves no
+//!   more (the model's cut server at zero); a server refused a renewal does the same.
+//! - **Coming back.** A restarted file server's first renewal says it is fresh. If the lock
+//!   server still counts locks for it (it died and came back within a lease), that renewal is
+//!   its lease's end: recovery starts at once, so its dirty data, lost with its cache, is
+//!   replayed from its log. Once every file of its log is recovered it may join again.
+//! - **Petal** keeps its blocks and logs in the node's durable store: the runtime writes them
+//!   to disk before it sends the step's messages, so a log record is on disk before its
+//!   `Logged` leaves, and a restarted Petal has them all.
+//!
+//! Not here: directories (`ls` lists the files Petal has a block or a log record for), log
+//! trimming, a replicated lock service (the lock server keeps its state in memory), and the
+//! recovery of a log when no other file server is up.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Actor, Command, Id, Out};
+
+use super::actor::{
+    FrangipaniActor, FrangipaniBug, FrangipaniMsg, FrangipaniTimer, LockServerCfg,
+    LockServerState, Op, PetalCfg, PetalState, ServerCfg, ServerState, Ticks, Version,
+};
+use crate::client::{ClientMsg, RequestId};
+
+/// A file's name: its block's key.
+pub type FileName = String;
+
+/// A file's contents.
+pub type Data = String;
+
+/// An operation of the file API.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FileOp {
+    /// Replace the file's contents.
+    Write { name: FileName, data: Data },
+    /// The file's contents (empty for a file never written).
+    Read { name: FileName },
+    /// The files there are.
+    Ls,
+}
+
+/// A client's call: `op` at file server `server` (its index: 0 is `a`, 1 is `b`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileCall {
+    pub server: usize,
+    pub op: FileOp,
+}
+
+/// What a file operation returned.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FileRet {
+    /// The write is in the server's log in Petal (§4): it survives the server.
+    Written,
+    /// The contents read.
+    Data(Data),
+    /// The files, by name.
+    Names(Vec<FileName>),
+    /// Not done, and why (a definite failure: the operation had no effect).
+    Refused(String),
+}
+
+/// The messages between nodes, and with clients.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NodeMsg {
+    /// One file's share of the model's protocol: its lock, its block, its log.
+    File {
+        name: FileName,
+        msg: FrangipaniMsg<Data>,
+    },
+    /// Clerk to lock server: renew this server's lease (§6). `fresh`: the first renewal since
+    /// the server started.
+    Renew { fresh: bool },
+    /// Lock server to clerk: the lease is renewed, or refused (it expired: the server's log is
+    /// recovered by another, and the server must start again).
+    Renewed { ok: bool },
+    /// Petal to a file server: `name`'s log record of `version` is on disk.
+    Logged { name: FileName, version: Version },
+    /// A file server to Petal: the files' names, for `client`'s request `seq`.
+    List { client: Id, seq: RequestId },
+    /// Petal to a file server: the names.
+    Names {
+        client: Id,
+        seq: RequestId,
+        names: Vec<FileName>,
+    },
+    /// The client envelope: a driver's operations, a client's requests, the answers.
+    Client(ClientMsg<FileCall, FileRet>),
+}
+
+/// Timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NodeTimer {
+    /// A file server: one tick of its lease's clock; its clerk renews the lease (§6).
+    LeaseTick,
+    /// A file server's update demon writes dirty data back to Petal (§5).
+    Sync,
+    /// The lock server: this server's lease expired, no renewal for a lease's length (§6).
+    LeaseExpiry(Id),
+}
+
+/// The real durations.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Timing {
+    /// A lease tick: a clerk renews its lease this often.
+    pub tick: Duration,
+    /// A lease's length, in ticks (§6: 30 s).
+    pub lease: Ticks,
+    /// The lease a Petal write needs left, in ticks (§6: 15 s).
+    pub margin: Ticks,
+    /// The update demon's period (§5: 30 s).
+    pub sync: Duration,
+}
+
+/// A node: a file server, the lock server, Petal, or a client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FrangipaniNode {
+    /// A file server: the model's server, its script the running client operation.
+    FileServer { model: ServerCfg<Data>, timing: Timing },
+    /// The lock server: the model's, once per file; `servers` are the file servers.
+    LockServer { model: LockServerCfg, timing: Timing },
+    /// Petal: the model's, once per file.
+    Petal { model: PetalCfg },
+    /// A client of the file servers (by index), driven by `driver`.
+    Client { servers: Vec<Id>, driver: Id },
+}
+
+/// A file at a file server.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FileState {
+    /// The model's server state for this file's block and lock.
+    pub model: ServerState<Data>,
+    /// Client operations on this file, oldest first; the first is the one running.
+    pub pending: VecDeque<(Id, RequestId, Op<Data>)>,
+    /// Writes done in the cache and logged, waiting for Petal's `Logged`: (version, client,
+    /// request).
+    pub unlogged: Vec<(Version, Id, RequestId)>,
+}
+
+/// A file server.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FileServerState {
+    pub files: BTreeMap<FileName, FileState>,
+    /// Lease left, in ticks.
+    pub lease: Ticks,
+    /// The lock server has accepted this server (a first renewal answered).
+    pub joined: bool,
+    /// The lease ran out or was refused: locks and cache are gone, the server serves no more.
+    pub lost: bool,
+    /// Logs this server's recovery demon replayed: records applied, by the log's server.
+    pub replayed: BTreeMap<usize, u32>,
+}
+
+/// The lock server.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LockServiceState {
+    /// The model's lock server state, one per file (one lock each).
+    pub locks: BTreeMap<FileName, LockServerState>,
+    /// By file server: its lease runs (it renewed since it joined).
+    pub renewed: Vec<bool>,
+    /// By file server: its lease expired and its log is not yet all recovered.
+    pub expired: Vec<bool>,
+    /// By file server: the files whose log replay is under way.
+    pub recovering: Vec<BTreeSet<FileName>>,
+    /// Logs recovered so far, by file server.
+    pub recoveries: Vec<u32>,
+}
+
+/// What Petal keeps on disk: each file's block and log regions.
+pub type PetalBlocks = BTreeMap<FileName, PetalState<Data>>;
+
+/// A node's state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NodeState {
+    FileServer(FileServerState),
+    LockServer(LockServiceState),
+    Petal(PetalBlocks),
+    /// The call under way.
+    Client(Option<(RequestId, FileCall)>),
+}
+
+/// Runs a model step on a scratch `Out`, and passes its messages on wrapped with the file's
+/// name; the model's timers are the node's own business (the node has timers of its own).
+fn wrapped(
+    name: &str,
+    o: &mut Out<FrangipaniNode>,
+    step: impl FnOnce(&mut Out<FrangipaniActor<Data>>),
+) {
+    let mut inner = Out::new();
+    step(&mut inner);
+    for c in inner {
+        if let Command::Send(dst, msg) = c {
+            o.send(
+                dst,
+                NodeMsg::File {
+                    name: name.to_string(),
+                    msg,
+                },
+            );
+        }
+    }
+}
+
+fn reply(o: &mut Out<FrangipaniNode>, client: Id, seq: RequestId, ret: FileRet) {
+    o.send(client, NodeMsg::Client(ClientMsg::Reply { seq, ret }));
+}
+
+impl FileState {
+    fn new(lease: Ticks) -> Self {
+        FileState {
+            model: ServerState {
+                lock: None,
+                wanted: None,
+                revoke: None,
+                cache: None,
+                flushing: false,
+                next_op: 0,
+                last_read: None,
+                lease,
+                cut: false,
+            },
+            pending: VecDeque::new(),
+            unlogged: Vec::new(),
+        }
+    }
+}
+
+/// The file server's side of a node.
+struct FileServer<'a> {
+    model: &'a ServerCfg<Data>,
+    timing: &'a Timing,
+}
+
+impl FileServer<'_> {
+    /// The model's configuration for the file: its script is the running operation.
+    fn cfg(&self, f: &FileState) -> ServerCfg<Data> {
+        ServerCfg {
+            script: f.pending.front().map(|(_, _, op)| op.clone()).into_iter().collect(),
+            ..self.model.clone()
+        }
+    }
+
+    /// Steps file `name`'s model with `step`, then answers what completed and starts what
+    /// comes next.
+    fn step(
+        &self,
+        s: &mut FileServerState,
+        name: &str,
+        o: &mut Out<FrangipaniNode>,
+        step: impl FnOnce(&ServerCfg<Data>, &mut ServerState<Data>, &mut Out<FrangipaniActor<Data>>),
+    ) {
+        let lease = if s.lost { 0 } else { s.lease };
+        let f = s
+            .files
+            .entry(name.to_string())
+            .or_insert_with(|| FileState::new(lease));
+        if !s.lost {
+            f.model.lease = lease;
+        }
+        let cfg = self.cfg(f);
+        let mut applied = 0;
+        let mut log = None;
+        let mut inner = Out::new();
+        step(&cfg, &mut f.model, &mut inner);
+        for c in inner {
+            if let Command::Send(dst, msg) = c {
+                if let FrangipaniMsg::Recovered {
+                    log: l, applied: a, ..
+                } = &msg
+                {
+                    log = Some(usize::from(*l));
+                    applied = *a;
+                }
+                o.send(
+                    dst,
+                    NodeMsg::File {
+                        name: name.to_string(),
+                        msg,
+                    },
+                );
+            }
+        }
+        if let Some(l) = log {
+            *s.replayed.entry(l).or_default() += applied;
+        }
+        self.settle(s, name, o);
+    }
+
+    /// Answers the file's operations that completed and runs the next ones.
+    fn settle(&self, s: &mut FileServerState, name: &str, o: &mut Out<FrangipaniNode>) {
+        let Some(f) = s.files.get_mut(name) else {
+            return;
+        };
+        while f.model.next_op > 0 {
+            // The model's script was the one running operation, now done.
+            f.model.next_op = 0;
+            let Some((client, seq, op)) = f.pending.pop_front() else {
+                break;
+            };
+            match op {
+                Op::Read => {
+                    let data = f.model.last_read.clone().unwrap_or_default();
+                    reply(o, client, seq, FileRet::Data(data));
+                }
+                Op::Write(_) => {
+                    let version = f.model.cache.as_ref().map_or(0, |c| c.version);
+                    f.unlogged.push((version, client, seq));
+                }
+            }
+            if s.joined && !s.lost && !f.pending.is_empty() {
+                let cfg = self.cfg(f);
+                wrapped(name, o, |inner| cfg.proceed(&mut f.model, inner));
+            }
+        }
+    }
+
+    /// Runs every file's waiting operations (after joining, or after a lease renewed from
+    /// inside the margin), and lets the update demon write what is dirty.
+    fn resume(&self, s: &mut FileServerState, o: &mut Out<FrangipaniNode>) {
+        let names: Vec<FileName> = s.files.keys().cloned().collect();
+        for name in names {
+            self.step(s, &name, o, |cfg, m, inner| {
+                cfg.proceed(m, inner);
+                cfg.on_timeout(m, FrangipaniTimer::Sync, inner);
+            });
+        }
+    }
+
+    /// §6: the lease is gone: no lock and no cached data may be used; waiting operations fail.
+    fn lose_lease(&self, s: &mut FileServerState, o: &mut Out<FrangipaniNode>) {
+        if s.lost {
+            return;
+        }
+        s.lost = true;
+        s.lease = 0;
+        for f in s.files.values_mut() {
+            // The model's cut server at its lease's last tick: it discards locks and cache.
+            f.model.cut = true;
+            f.model.lease = 1;
+            let cfg = self.cfg(f);
+            cfg.on_timeout(&mut f.model, FrangipaniTimer::LeaseTick, &mut Out::new());
+            for (client, seq, _) in f.pending.drain(..) {
+                reply(o, client, seq, FileRet::Refused(LOST.into()));
+            }
+        }
+    }
+
+    fn on_msg(&self, s: &mut FileServerState, src: Id, msg: NodeMsg, o: &mut Out<FrangipaniNode>) {
+        match msg {
+            NodeMsg::File { name, msg } => {
+                // Only the lock server and Petal speak the protocol to a file server.
+                let peer = src == self.model.lock_server || src == self.model.petal;
+                if peer && !s.lost {
+                    self.step(s, &name, o, |cfg, m, inner| cfg.on_msg(m, src, msg, inner));
+                }
+            }
+            NodeMsg::Renewed { ok } if src == self.model.lock_server => {
+                if !ok {
+                    // Refused: at the start the lock server is still recovering this server's
+                    // log; later, the lease has expired.
+                    if s.joined {
+                        self.lose_lease(s, o);
+                    }
+                    return;
+                }
+                if s.lost {
+                    return;
+                }
+                let was_inside_margin = s.lease <= self.model.margin;
+                s.lease = self.timing.lease.saturating_sub(1);
+                if !s.joined {
+                    s.joined = true;
+                    self.resume(s, o);
+                } else if was_inside_margin {
+                    self.resume(s, o);
+                }
+            }
+            NodeMsg::Logged { name, version } if src == self.model.petal => {
+                if let Some(f) = s.files.get_mut(&name) {
+                    f.unlogged.retain(|(v, client, seq)| {
+                        if *v == version {
+                            reply(o, *client, *seq, FileRet::Written);
+                        }
+                        *v != version
+                    });
+                }
+            }
+            NodeMsg::Names { client, seq, names } if src == self.model.petal => {
+                reply(o, client, seq, FileRet::Names(names));
+            }
+            NodeMsg::Client(ClientMsg::Request { client, seq, op }) => {
+                if s.lost {
+                    return reply(o, client, seq, FileRet::Refused(LOST.into()));
+                }
+                let (name, op) = match op.op {
+                    FileOp::Ls => {
+                        return o.send(self.model.petal, NodeMsg::List { client, seq });
+                    }
+                    FileOp::Read { name } => (name, Op::Read),
+                    FileOp::Write { name, data } => (name, Op::Write(data)),
+                };
+                if name.is_empty() {
+                    return reply(o, client, seq, FileRet::Refused("empty file name".into()));
+                }
+                let lease = s.lease;
+                let f = s
+                    .files
+                    .entry(name.clone())
+                    .or_insert_with(|| FileState::new(lease));
+                f.pending.push_back((client, seq, op));
+                if f.pending.len() == 1 && s.joined {
+                    self.step(s, &name, o, |cfg, m, inner| cfg.proceed(m, inner));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timeout(&self, s: &mut FileServerState, timer: NodeTimer, o: &mut Out<FrangipaniNode>) {
+        match timer {
+            NodeTimer::LeaseTick => {
+                o.set_timer(NodeTimer::LeaseTick, self.timing.tick..self.timing.tick);
+                if s.lost {
+                    return;
+                }
+                o.send(
+                    self.model.lock_server,
+                    NodeMsg::Renew { fresh: !s.joined },
+                );
+                if s.joined {
+                    s.lease = s.lease.saturating_sub(1);
+                    if s.lease == 0 {
+                        self.lose_lease(s, o);
+                    }
+                }
+            }
+            NodeTimer::Sync => {
+                o.set_timer(NodeTimer::Sync, self.timing.sync..self.timing.sync);
+                if s.lost {
+                    return;
+                }
+                let names: Vec<FileName> = s.files.keys().cloned().collect();
+                for name in names {
+                    self.step(s, &name, o, |cfg, m, inner| {
+                        cfg.on_timeout(m, FrangipaniTimer::Sync, inner)
+                    });
+                }
+            }
+            NodeTimer::LeaseExpiry(_) => {}
+        }
+    }
+}
+
+/// Why a file server whose lease is gone refuses an operation.
+pub const LOST: &str = "this file server's lease has expired (§6): its locks and cache are \
+    gone and another server recovers its log; restart it";
+
+/// The lock server's side of a node.
+struct LockService<'a> {
+    model: &'a LockServerCfg,
+    timing: &'a Timing,
+}
+
+impl LockService<'_> {
+    fn index(&self, id: Id) -> Option<usize> {
+        self.model.servers.iter().position(|s| *s == id)
+    }
+
+    /// Whether server `i` holds a lock, or waits for one, on any file.
+    fn holds_any(s: &LockServiceState, i: usize) -> bool {
+        s.locks
+            .values()
+            .any(|l| l.holders[i].is_some() || l.queue.iter().any(|(j, _)| *j == i))
+    }
+
+    /// Steps file `name`'s lock with `step`; notes the recoveries it starts.
+    fn step(
+        &self,
+        s: &mut LockServiceState,
+        name: &str,
+        o: &mut Out<FrangipaniNode>,
+        step: impl FnOnce(&LockServerCfg, &mut LockServerState, &mut Out<FrangipaniActor<Data>>),
+    ) {
+        let n = self.model.servers.len();
+        let expired = s.expired.clone();
+        let l = s
+            .locks
+            .entry(name.to_string())
+            .or_insert_with(|| LockServerState {
+                holders: vec![None; n],
+                queue: Vec::new(),
+                revoked: vec![false; n],
+                expired,
+            });
+        let mut recover = Vec::new();
+        wrapped(name, o, |inner| {
+            step(self.model, l, inner);
+            for c in inner.iter() {
+                if let Command::Send(_, FrangipaniMsg::Recover { log }) = c {
+                    recover.push(*log);
+                }
+            }
+        });
+        for log in recover {
+            if let Some(i) = self.index(log) {
+                s.recovering[i].insert(name.to_string());
+            }
+        }
+    }
+
+    /// §6: server `i`'s lease has expired: each file's lock asks a recovery demon to replay
+    /// the server's log (the model's `LeaseExpiry`).
+    fn expire(&self, s: &mut LockServiceState, i: usize, o: &mut Out<FrangipaniNode>) {
+        if s.expired[i] {
+            return;
+        }
+        s.expired[i] = true;
+        s.renewed[i] = false;
+        let id = self.model.servers[i];
+        o.cancel_timer(NodeTimer::LeaseExpiry(id));
+        let names: Vec<FileName> = s.locks.keys().cloned().collect();
+        for name in names {
+            self.step(s, &name, o, |cfg, l, inner| {
+                cfg.on_timeout(l, FrangipaniTimer::LeaseExpiry(id), inner)
+            });
+        }
+        self.check_recovered(s, i);
+    }
+
+    /// Once every file of server `i`'s log is recovered, the server may join again (a
+    /// restarted server, with a fresh renewal).
+    fn check_recovered(&self, s: &mut LockServiceState, i: usize) {
+        // A file whose lock asked no demon (no other server is up) keeps the log waiting.
+        let unasked = s
+            .locks
+            .iter()
+            .any(|(name, l)| l.holders[i].is_some() && !s.recovering[i].contains(name));
+        if s.expired[i] && s.recovering[i].is_empty() && !unasked {
+            s.expired[i] = false;
+            s.recoveries[i] += 1;
+            for l in s.locks.values_mut() {
+                l.expired[i] = false;
+            }
+        }
+    }
+
+    fn on_msg(
+        &self,
+        s: &mut LockServiceState,
+        src: Id,
+        msg: NodeMsg,
+        o: &mut Out<FrangipaniNode>,
+    ) {
+        match msg {
+            NodeMsg::File { name, msg } => {
+                let done = match &msg {
+                    FrangipaniMsg::Recovered { log, .. } => self.index(*log),
+                    _ => None,
+                };
+                // Only a server whose lease runs may ask for locks (a zombie's requests wait
+                // for nothing).
+                let from_server = self.index(src);
+                if matches!(msg, FrangipaniMsg::Request { .. })
+                    && from_server.is_some_and(|i| !s.renewed[i])
+                {
+                    return;
+                }
+                self.step(s, &name, o, |cfg, l, inner| cfg.on_msg(l, src, msg, inner));
+                if let Some(i) = done {
+                    s.recovering[i].remove(&name);
+                    self.check_recovered(s, i);
+                }
+            }
+            NodeMsg::Renew { fresh } => {
+                let Some(i) = self.index(src) else { return };
+                if fresh && !s.expired[i] && Self::holds_any(s, i) {
+                    // It died and came back within its lease: its cache is gone, its log is
+                    // what is left of its dirty data. Recover it now.
+                    self.expire(s, i, o);
+                }
+                let ok = !s.expired[i] && (fresh || s.renewed[i]);
+                if ok {
+                    s.renewed[i] = true;
+                    let d = self.timing.tick * (u32::from(self.timing.lease) + 1);
+                    o.set_timer(NodeTimer::LeaseExpiry(src), d..d);
+                }
+                o.send(src, NodeMsg::Renewed { ok });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timeout(&self, s: &mut LockServiceState, timer: NodeTimer, o: &mut Out<FrangipaniNode>) {
+        if let NodeTimer::LeaseExpiry(id) = timer {
+            if let Some(i) = self.index(id) {
+                self.expire(s, i, o);
+            }
+        }
+    }
+}
+
+fn petal_on_msg(
+    model: &PetalCfg,
+    s: &mut PetalBlocks,
+    src: Id,
+    msg: NodeMsg,
+    o: &mut Out<FrangipaniNode>,
+) {
+    match msg {
+        NodeMsg::File { name, msg } => {
+            if !model.servers.contains(&src) {
+                return;
+            }
+            let logged = match &msg {
+                FrangipaniMsg::AppendLog { record } => Some(record.version),
+                _ => None,
+            };
+            let changes = matches!(
+                msg,
+                FrangipaniMsg::AppendLog { .. } | FrangipaniMsg::Write { .. }
+            );
+            let block = s.entry(name.clone()).or_insert_with(|| PetalState {
+                version: 0,
+                value: Data::new(),
+                logs: vec![Vec::new(); model.servers.len()],
+            });
+            wrapped(&name, o, |inner| model.on_msg(block, src, msg, inner));
+            if changes {
+                // On disk before any message of this step leaves (the runtime's rule).
+                o.save(s.clone());
+            }
+            if let Some(version) = logged {
+                o.send(src, NodeMsg::Logged { name, version });
+            }
+        }
+        NodeMsg::List { client, seq } => {
+            let names = s
+                .iter()
+                .filter(|(_, b)| b.version > 0 || b.logs.iter().any(|l| !l.is_empty()))
+                .map(|(n, _)| n.clone())
+                .collect();
+            o.send(src, NodeMsg::Names { client, seq, names });
+        }
+        _ => {}
+    }
+}
+
+impl FrangipaniNode {
+    /// The seeded bugs that run on real nodes.
+    pub const BUGS: &'static [FrangipaniBug] = &[
+        FrangipaniBug::ReleaseWithoutFlush,
+        FrangipaniBug::ReplayWithoutVersion,
+        FrangipaniBug::GrantWithoutRevoke,
+    ];
+}
+
+impl Actor for FrangipaniNode {
+    type Msg = NodeMsg;
+    type Timer = NodeTimer;
+    type State = NodeState;
+    type Storage = PetalBlocks;
+    type Random = ();
+
+    fn on_start(&self, _id: Id, storage: &Option<PetalBlocks>, o: &mut Out<Self>) -> NodeState {
+        match self {
+            FrangipaniNode::FileServer { timing, .. } => {
+                o.set_timer(NodeTimer::LeaseTick, Duration::ZERO..Duration::ZERO);
+                o.set_timer(NodeTimer::Sync, timing.sync..timing.sync);
+                NodeState::FileServer(FileServerState {
+                    files: BTreeMap::new(),
+                    lease: 0,
+                    joined: false,
+                    lost: false,
+                    replayed: BTreeMap::new(),
+                })
+            }
+            FrangipaniNode::LockServer { model, .. } => {
+                let n = model.servers.len();
+                NodeState::LockServer(LockServiceState {
+                    locks: BTreeMap::new(),
+                    renewed: vec![false; n],
+                    expired: vec![false; n],
+                    recovering: vec![BTreeSet::new(); n],
+                    recoveries: vec![0; n],
+                })
+            }
+            FrangipaniNode::Petal { .. } => NodeState::Petal(storage.clone().unwrap_or_default()),
+            FrangipaniNode::Client { .. } => NodeState::Client(None),
+        }
+    }
+
+    fn on_msg(
+        &self,
+        id: Id,
+        state: &mut Cow<NodeState>,
+        src: Id,
+        msg: NodeMsg,
+        o: &mut Out<Self>,
+    ) {
+        match (self, state.to_mut()) {
+            (FrangipaniNode::FileServer { model, timing }, NodeState::FileServer(s)) => {
+                FileServer { model, timing }.on_msg(s, src, msg, o)
+            }
+            (FrangipaniNode::LockServer { model, timing }, NodeState::LockServer(s)) => {
+                LockService { model, timing }.on_msg(s, src, msg, o)
+            }
+            (FrangipaniNode::Petal { model }, NodeState::Petal(s)) => {
+                petal_on_msg(model, s, src, msg, o)
+            }
+            (FrangipaniNode::Client { servers, driver }, NodeState::Client(s)) => match msg {
+                NodeMsg::Client(ClientMsg::Invoke { seq, op }) if src == *driver => {
+                    let Some(server) = servers.get(op.server).copied() else {
+                        let why = format!("no file server {} (there are {})", op.server, servers.len());
+                        o.send(
+                            *driver,
+                            NodeMsg::Client(ClientMsg::Return {
+                                seq,
+                                ret: FileRet::Refused(why),
+                            }),
+                        );
+                        return;
+                    };
+                    let request = ClientMsg::Request {
+                        client: id,
+                        seq,
+                        op: op.clone(),
+                    };
+                    o.send(server, NodeMsg::Client(request));
+                    *s = Some((seq, op));
+                }
+                NodeMsg::Client(ClientMsg::Reply { seq, ret })
+                    if s.as_ref().is_some_and(|(w, _)| *w == seq) =>
+                {
+                    o.send(*driver, NodeMsg::Client(ClientMsg::Return { seq, ret }));
+                    *s = None;
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<NodeState>, timer: &NodeTimer, o: &mut Out<Self>) {
+        match (self, state.to_mut()) {
+            (FrangipaniNode::FileServer { model, timing }, NodeState::FileServer(s)) => {
+                FileServer { model, timing }.on_timeout(s, *timer, o)
+            }
+            (FrangipaniNode::LockServer { model, timing }, NodeState::LockServer(s)) => {
+                LockService { model, timing }.on_timeout(s, *timer, o)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A node's role in words, for `cluster status`.
+pub fn describe(state: &NodeState) -> Option<String> {
+    Some(match state {
+        NodeState::FileServer(s) => {
+            let dirty = s
+                .files
+                .values()
+                .filter(|f| f.model.cache.as_ref().is_some_and(|c| c.dirty))
+                .count();
+            let mut line = if s.lost {
+                "file server: lease expired".to_string()
+            } else if !s.joined {
+                "file server: waiting for the lock server".to_string()
+            } else {
+                format!("file server: {} files, {dirty} dirty", s.files.len())
+            };
+            for (log, applied) in &s.replayed {
+                line.push_str(&format!("; replayed node {log}'s log ({applied} records)"));
+            }
+            line
+        }
+        NodeState::LockServer(s) => {
+            let held = s
+                .locks
+                .values()
+                .filter(|l| l.holders.iter().any(|h| h.is_some()))
+                .count();
+            let mut line = format!("lock server: {held} locks held");
+            for (i, n) in s.recoveries.iter().enumerate() {
+                if *n > 0 {
+                    line.push_str(&format!("; recovered node {i}'s log"));
+                }
+            }
+            for (i, e) in s.expired.iter().enumerate() {
+                if *e {
+                    line.push_str(&format!("; recovering node {i}'s log"));
+                }
+            }
+            line
+        }
+        NodeState::Petal(blocks) => {
+            let records: usize = blocks
+                .values()
+                .map(|b| b.logs.iter().map(Vec::len).sum::<usize>())
+                .sum();
+            format!("Petal: {} blocks, {records} log records", blocks.len())
+        }
+        NodeState::Client(_) => return None,
+    })
+}
