@@ -143,6 +143,12 @@ impl Service for FrangipaniService {
         tcp::describe(state)
     }
 
+    /// A file server that loses its connection with Petal (Petal restarted) pings it until it
+    /// answers, then sends again what it still awaits (`tcp.rs`).
+    fn peer_closed(peer: Id) -> Option<NodeMsg> {
+        Some(NodeMsg::PeerClosed { peer })
+    }
+
     fn kind(msg: &NodeMsg) -> Option<&'static str> {
         use models::frangipani::FrangipaniMsg as M;
         match msg {
@@ -166,12 +172,16 @@ impl Client for FrangipaniService {
     type Ret = FileRet;
     const OPS_HELP: &'static str = "write FS NAME DATA | read FS NAME | ls FS (FS: a or b)";
 
-    fn client(cluster: &ClusterConfig, driver: Id, _tuning: &Tuning) -> FrangipaniNode {
+    fn client(cluster: &ClusterConfig, driver: Id, tuning: &Tuning) -> FrangipaniNode {
         let servers = match roles(cluster) {
             Ok((servers, _, _)) => servers,
             Err(_) => Vec::new(),
         };
-        FrangipaniNode::Client { servers, driver }
+        FrangipaniNode::Client {
+            servers,
+            driver,
+            retry: tuning.heartbeat * 5,
+        }
     }
 
     fn invoke(seq: RequestId, op: FileCall) -> (RequestId, NodeMsg) {
@@ -214,9 +224,10 @@ pub fn parse_op(words: &[String]) -> Result<FileCall, String> {
     let usage = || format!("expected: {}", FrangipaniService::OPS_HELP);
     let (verb, rest) = words.split_first().ok_or_else(usage)?;
     let (fs, rest) = rest.split_first().ok_or_else(usage)?;
-    let server = FILE_SERVERS.iter().position(|n| n == fs).ok_or_else(|| {
-        format!("unknown file server '{fs}' (the file servers are a and b)")
-    })?;
+    let server = FILE_SERVERS
+        .iter()
+        .position(|n| n == fs)
+        .ok_or_else(|| format!("unknown file server '{fs}' (the file servers are a and b)"))?;
     let name = |w: &String| {
         if w.is_empty() || w.chars().any(char::is_whitespace) {
             Err(format!("'{w}' is not a file name"))
@@ -295,12 +306,11 @@ mod tests {
                 }
             })
         );
-        assert_eq!(
-            parse_op(&w("read b notes")).map(|c| c.server),
-            Ok(1)
-        );
+        assert_eq!(parse_op(&w("read b notes")).map(|c| c.server), Ok(1));
         assert_eq!(parse_op(&w("ls a")).map(|c| c.op), Ok(FileOp::Ls));
-        assert!(parse_op(&w("read c notes")).unwrap_err().contains("unknown file server"));
+        assert!(parse_op(&w("read c notes"))
+            .unwrap_err()
+            .contains("unknown file server"));
         assert!(parse_op(&w("write a notes")).is_err());
         assert!(parse_op(&w("read a")).is_err());
         assert!(parse_op(&w("delete a notes")).is_err());

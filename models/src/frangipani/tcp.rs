@@ -45,8 +45,8 @@ use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Command, Id, Out};
 
 use super::actor::{
-    FrangipaniActor, FrangipaniBug, FrangipaniMsg, FrangipaniTimer, LockServerCfg,
-    LockServerState, Op, PetalCfg, PetalState, ServerCfg, ServerState, Ticks, Version,
+    FrangipaniActor, FrangipaniBug, FrangipaniMsg, FrangipaniTimer, LockServerCfg, LockServerState,
+    LogRecord, Op, PetalCfg, PetalState, ServerCfg, ServerState, Ticks, Version,
 };
 use crate::client::{ClientMsg, RequestId};
 
@@ -111,6 +111,13 @@ pub enum NodeMsg {
         seq: RequestId,
         names: Vec<FileName>,
     },
+    /// A file server to Petal, until Petal answers (at the start, and after Petal's
+    /// connection closed): a message sent on a connection whose other end died is lost.
+    Ping,
+    /// Petal to a file server: here.
+    Pong,
+    /// The runtime to a node: the connection with `peer` has closed.
+    PeerClosed { peer: Id },
     /// The client envelope: a driver's operations, a client's requests, the answers.
     Client(ClientMsg<FileCall, FileRet>),
 }
@@ -124,6 +131,8 @@ pub enum NodeTimer {
     Sync,
     /// The lock server: this server's lease expired, no renewal for a lease's length (§6).
     LeaseExpiry(Id),
+    /// A client: send the request again.
+    Retry,
 }
 
 /// The real durations.
@@ -143,13 +152,24 @@ pub struct Timing {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum FrangipaniNode {
     /// A file server: the model's server, its script the running client operation.
-    FileServer { model: ServerCfg<Data>, timing: Timing },
+    FileServer {
+        model: ServerCfg<Data>,
+        timing: Timing,
+    },
     /// The lock server: the model's, once per file; `servers` are the file servers.
-    LockServer { model: LockServerCfg, timing: Timing },
+    LockServer {
+        model: LockServerCfg,
+        timing: Timing,
+    },
     /// Petal: the model's, once per file.
     Petal { model: PetalCfg },
-    /// A client of the file servers (by index), driven by `driver`.
-    Client { servers: Vec<Id>, driver: Id },
+    /// A client of the file servers (by index), driven by `driver`; it sends a request
+    /// again every `retry` until it hears back.
+    Client {
+        servers: Vec<Id>,
+        driver: Id,
+        retry: Duration,
+    },
 }
 
 /// A file at a file server.
@@ -159,9 +179,9 @@ pub struct FileState {
     pub model: ServerState<Data>,
     /// Client operations on this file, oldest first; the first is the one running.
     pub pending: VecDeque<(Id, RequestId, Op<Data>)>,
-    /// Writes done in the cache and logged, waiting for Petal's `Logged`: (version, client,
+    /// Writes done in the cache and logged, waiting for Petal's `Logged`: (record, client,
     /// request).
-    pub unlogged: Vec<(Version, Id, RequestId)>,
+    pub unlogged: Vec<(LogRecord<Data>, Id, RequestId)>,
 }
 
 /// A file server.
@@ -176,6 +196,19 @@ pub struct FileServerState {
     pub lost: bool,
     /// Logs this server's recovery demon replayed: records applied, by the log's server.
     pub replayed: BTreeMap<usize, u32>,
+    /// Petal has answered a ping since its connection last closed (it may have restarted).
+    pub petal_up: bool,
+    /// The recovery demon's log reads awaiting Petal's answer: (file, log).
+    pub demon: BTreeSet<(FileName, Id)>,
+    pub sessions: Sessions,
+}
+
+impl FileServerState {
+    /// Whether the server runs operations: the lock server and Petal have answered, and the
+    /// lease has not run out.
+    pub fn ready(&self) -> bool {
+        self.joined && self.petal_up && !self.lost
+    }
 }
 
 /// The lock server.
@@ -228,7 +261,20 @@ fn wrapped(
     }
 }
 
-fn reply(o: &mut Out<FrangipaniNode>, client: Id, seq: RequestId, ret: FileRet) {
+/// Each client's last request at a file server, and its answer once there is one.
+pub type Sessions = BTreeMap<Id, (RequestId, Option<FileRet>)>;
+
+/// Answers `client`'s request `seq`, and keeps the answer for a retry of it.
+fn reply(
+    sessions: &mut Sessions,
+    o: &mut Out<FrangipaniNode>,
+    client: Id,
+    seq: RequestId,
+    ret: FileRet,
+) {
+    if sessions.get(&client).is_none_or(|(last, _)| *last <= seq) {
+        sessions.insert(client, (seq, Some(ret.clone())));
+    }
     o.send(client, NodeMsg::Client(ClientMsg::Reply { seq, ret }));
 }
 
@@ -254,6 +300,7 @@ impl FileState {
 
 /// The file server's side of a node.
 struct FileServer<'a> {
+    me: Id,
     model: &'a ServerCfg<Data>,
     timing: &'a Timing,
 }
@@ -262,8 +309,42 @@ impl FileServer<'_> {
     /// The model's configuration for the file: its script is the running operation.
     fn cfg(&self, f: &FileState) -> ServerCfg<Data> {
         ServerCfg {
-            script: f.pending.front().map(|(_, _, op)| op.clone()).into_iter().collect(),
+            script: f
+                .pending
+                .front()
+                .map(|(_, _, op)| op.clone())
+                .into_iter()
+                .collect(),
             ..self.model.clone()
+        }
+    }
+
+    /// Passes a model step's messages on, wrapped with the file's name. While Petal has not
+    /// answered a ping since its connection closed, messages for it are dropped, as a network
+    /// would lose them: [`FileServer::resync`] sends again what is still needed.
+    fn route(
+        &self,
+        s: &mut FileServerState,
+        name: &str,
+        inner: Out<FrangipaniActor<Data>>,
+        o: &mut Out<FrangipaniNode>,
+    ) {
+        for c in inner {
+            let Command::Send(dst, msg) = c else { continue };
+            match &msg {
+                FrangipaniMsg::Recovered { log, applied, .. } => {
+                    *s.replayed.entry(usize::from(*log)).or_default() += applied;
+                }
+                FrangipaniMsg::ReadLog { log } => {
+                    s.demon.insert((name.to_string(), *log));
+                }
+                _ => {}
+            }
+            if dst == self.model.petal && !s.petal_up {
+                continue;
+            }
+            let name = name.to_string();
+            o.send(dst, NodeMsg::File { name, msg });
         }
     }
 
@@ -285,65 +366,53 @@ impl FileServer<'_> {
             f.model.lease = lease;
         }
         let cfg = self.cfg(f);
-        let mut applied = 0;
-        let mut log = None;
         let mut inner = Out::new();
         step(&cfg, &mut f.model, &mut inner);
-        for c in inner {
-            if let Command::Send(dst, msg) = c {
-                if let FrangipaniMsg::Recovered {
-                    log: l, applied: a, ..
-                } = &msg
-                {
-                    log = Some(usize::from(*l));
-                    applied = *a;
-                }
-                o.send(
-                    dst,
-                    NodeMsg::File {
-                        name: name.to_string(),
-                        msg,
-                    },
-                );
-            }
-        }
-        if let Some(l) = log {
-            *s.replayed.entry(l).or_default() += applied;
-        }
+        self.route(s, name, inner, o);
         self.settle(s, name, o);
     }
 
     /// Answers the file's operations that completed and runs the next ones.
     fn settle(&self, s: &mut FileServerState, name: &str, o: &mut Out<FrangipaniNode>) {
-        let Some(f) = s.files.get_mut(name) else {
-            return;
-        };
-        while f.model.next_op > 0 {
+        let ready = s.ready();
+        loop {
+            let Some(f) = s.files.get_mut(name) else {
+                return;
+            };
+            if f.model.next_op == 0 {
+                return;
+            }
             // The model's script was the one running operation, now done.
             f.model.next_op = 0;
             let Some((client, seq, op)) = f.pending.pop_front() else {
-                break;
+                return;
             };
             match op {
                 Op::Read => {
                     let data = f.model.last_read.clone().unwrap_or_default();
-                    reply(o, client, seq, FileRet::Data(data));
+                    reply(&mut s.sessions, o, client, seq, FileRet::Data(data));
                 }
-                Op::Write(_) => {
+                Op::Write(value) => {
                     let version = f.model.cache.as_ref().map_or(0, |c| c.version);
-                    f.unlogged.push((version, client, seq));
+                    f.unlogged.push((LogRecord { version, value }, client, seq));
                 }
             }
-            if s.joined && !s.lost && !f.pending.is_empty() {
-                let cfg = self.cfg(f);
-                wrapped(name, o, |inner| cfg.proceed(&mut f.model, inner));
+            if !ready || f.pending.is_empty() {
+                return;
             }
+            let cfg = self.cfg(f);
+            let mut inner = Out::new();
+            cfg.proceed(&mut f.model, &mut inner);
+            self.route(s, name, inner, o);
         }
     }
 
-    /// Runs every file's waiting operations (after joining, or after a lease renewed from
-    /// inside the margin), and lets the update demon write what is dirty.
+    /// Runs every file's waiting operations (once the server is ready, or after a lease
+    /// renewed from inside the margin), and lets the update demon write what is dirty.
     fn resume(&self, s: &mut FileServerState, o: &mut Out<FrangipaniNode>) {
+        if !s.ready() {
+            return;
+        }
         let names: Vec<FileName> = s.files.keys().cloned().collect();
         for name in names {
             self.step(s, &name, o, |cfg, m, inner| {
@@ -351,6 +420,28 @@ impl FileServer<'_> {
                 cfg.on_timeout(m, FrangipaniTimer::Sync, inner);
             });
         }
+    }
+
+    /// Petal answers again after its connection closed (it restarted): what was on its way
+    /// to it, or back, may be lost. Sends again what is still awaited: log records not yet
+    /// confirmed, a block write (the lock is still held, so no other server's write can come
+    /// between), a block read, a recovery demon's log read.
+    fn resync(&self, s: &mut FileServerState, o: &mut Out<FrangipaniNode>) {
+        for (name, f) in &mut s.files {
+            for (record, _, _) in &f.unlogged {
+                let msg = FrangipaniMsg::AppendLog {
+                    record: record.clone(),
+                };
+                let name = name.clone();
+                o.send(self.model.petal, NodeMsg::File { name, msg });
+            }
+            f.model.flushing = false;
+        }
+        for (name, log) in s.demon.clone() {
+            let msg = FrangipaniMsg::ReadLog { log };
+            o.send(self.model.petal, NodeMsg::File { name, msg });
+        }
+        self.resume(s, o);
     }
 
     /// §6: the lease is gone: no lock and no cached data may be used; waiting operations fail.
@@ -367,7 +458,13 @@ impl FileServer<'_> {
             let cfg = self.cfg(f);
             cfg.on_timeout(&mut f.model, FrangipaniTimer::LeaseTick, &mut Out::new());
             for (client, seq, _) in f.pending.drain(..) {
-                reply(o, client, seq, FileRet::Refused(LOST.into()));
+                reply(
+                    &mut s.sessions,
+                    o,
+                    client,
+                    seq,
+                    FileRet::Refused(LOST.into()),
+                );
             }
         }
     }
@@ -377,9 +474,13 @@ impl FileServer<'_> {
             NodeMsg::File { name, msg } => {
                 // Only the lock server and Petal speak the protocol to a file server.
                 let peer = src == self.model.lock_server || src == self.model.petal;
-                if peer && !s.lost {
-                    self.step(s, &name, o, |cfg, m, inner| cfg.on_msg(m, src, msg, inner));
+                if !peer || s.lost {
+                    return;
                 }
+                if let FrangipaniMsg::LogReply { log, .. } = &msg {
+                    s.demon.remove(&(name.clone(), *log));
+                }
+                self.step(s, &name, o, |cfg, m, inner| cfg.on_msg(m, src, msg, inner));
             }
             NodeMsg::Renewed { ok } if src == self.model.lock_server => {
                 if !ok {
@@ -393,31 +494,53 @@ impl FileServer<'_> {
                 if s.lost {
                     return;
                 }
-                let was_inside_margin = s.lease <= self.model.margin;
+                let was_ready = s.ready();
+                let inside_margin = s.lease <= self.model.margin;
                 s.lease = self.timing.lease.saturating_sub(1);
-                if !s.joined {
-                    s.joined = true;
-                    self.resume(s, o);
-                } else if was_inside_margin {
+                s.joined = true;
+                if inside_margin || !was_ready {
                     self.resume(s, o);
                 }
             }
+            NodeMsg::Pong if src == self.model.petal => {
+                if !s.petal_up {
+                    s.petal_up = true;
+                    self.resync(s, o);
+                }
+            }
+            NodeMsg::PeerClosed { peer } if src == self.me && peer == self.model.petal => {
+                s.petal_up = false;
+            }
             NodeMsg::Logged { name, version } if src == self.model.petal => {
                 if let Some(f) = s.files.get_mut(&name) {
-                    f.unlogged.retain(|(v, client, seq)| {
-                        if *v == version {
-                            reply(o, *client, *seq, FileRet::Written);
+                    f.unlogged.retain(|(r, client, seq)| {
+                        if r.version == version {
+                            reply(&mut s.sessions, o, *client, *seq, FileRet::Written);
                         }
-                        *v != version
+                        r.version != version
                     });
                 }
             }
             NodeMsg::Names { client, seq, names } if src == self.model.petal => {
-                reply(o, client, seq, FileRet::Names(names));
+                reply(&mut s.sessions, o, client, seq, FileRet::Names(names));
             }
             NodeMsg::Client(ClientMsg::Request { client, seq, op }) => {
+                // A client sends a request again until it hears back (its connection may have
+                // been to this server's previous incarnation): answer a retry from the session
+                // table, once.
+                match s.sessions.get(&client) {
+                    Some((last, _)) if seq < *last => return,
+                    Some((last, Some(ret))) if seq == *last => {
+                        let ret = ret.clone();
+                        return o.send(client, NodeMsg::Client(ClientMsg::Reply { seq, ret }));
+                    }
+                    Some((last, None)) if seq == *last => return,
+                    _ => {}
+                }
+                s.sessions.insert(client, (seq, None));
                 if s.lost {
-                    return reply(o, client, seq, FileRet::Refused(LOST.into()));
+                    let ret = FileRet::Refused(LOST.into());
+                    return reply(&mut s.sessions, o, client, seq, ret);
                 }
                 let (name, op) = match op.op {
                     FileOp::Ls => {
@@ -427,7 +550,8 @@ impl FileServer<'_> {
                     FileOp::Write { name, data } => (name, Op::Write(data)),
                 };
                 if name.is_empty() {
-                    return reply(o, client, seq, FileRet::Refused("empty file name".into()));
+                    let ret = FileRet::Refused("empty file name".into());
+                    return reply(&mut s.sessions, o, client, seq, ret);
                 }
                 let lease = s.lease;
                 let f = s
@@ -435,7 +559,7 @@ impl FileServer<'_> {
                     .entry(name.clone())
                     .or_insert_with(|| FileState::new(lease));
                 f.pending.push_back((client, seq, op));
-                if f.pending.len() == 1 && s.joined {
+                if f.pending.len() == 1 && s.ready() {
                     self.step(s, &name, o, |cfg, m, inner| cfg.proceed(m, inner));
                 }
             }
@@ -450,10 +574,10 @@ impl FileServer<'_> {
                 if s.lost {
                     return;
                 }
-                o.send(
-                    self.model.lock_server,
-                    NodeMsg::Renew { fresh: !s.joined },
-                );
+                o.send(self.model.lock_server, NodeMsg::Renew { fresh: !s.joined });
+                if !s.petal_up {
+                    o.send(self.model.petal, NodeMsg::Ping);
+                }
                 if s.joined {
                     s.lease = s.lease.saturating_sub(1);
                     if s.lease == 0 {
@@ -463,7 +587,7 @@ impl FileServer<'_> {
             }
             NodeTimer::Sync => {
                 o.set_timer(NodeTimer::Sync, self.timing.sync..self.timing.sync);
-                if s.lost {
+                if !s.ready() {
                     return;
                 }
                 let names: Vec<FileName> = s.files.keys().cloned().collect();
@@ -473,7 +597,7 @@ impl FileServer<'_> {
                     });
                 }
             }
-            NodeTimer::LeaseExpiry(_) => {}
+            NodeTimer::LeaseExpiry(_) | NodeTimer::Retry => {}
         }
     }
 }
@@ -571,13 +695,7 @@ impl LockService<'_> {
         }
     }
 
-    fn on_msg(
-        &self,
-        s: &mut LockServiceState,
-        src: Id,
-        msg: NodeMsg,
-        o: &mut Out<FrangipaniNode>,
-    ) {
+    fn on_msg(&self, s: &mut LockServiceState, src: Id, msg: NodeMsg, o: &mut Out<FrangipaniNode>) {
         match msg {
             NodeMsg::File { name, msg } => {
                 let done = match &msg {
@@ -646,20 +764,26 @@ fn petal_on_msg(
                 msg,
                 FrangipaniMsg::AppendLog { .. } | FrangipaniMsg::Write { .. }
             );
-            let block = s.entry(name.clone()).or_insert_with(|| PetalState {
+            let fresh = || PetalState {
                 version: 0,
                 value: Data::new(),
                 logs: vec![Vec::new(); model.servers.len()],
-            });
-            wrapped(&name, o, |inner| model.on_msg(block, src, msg, inner));
+            };
             if changes {
+                let block = s.entry(name.clone()).or_insert_with(fresh);
+                wrapped(&name, o, |inner| model.on_msg(block, src, msg, inner));
                 // On disk before any message of this step leaves (the runtime's rule).
                 o.save(s.clone());
+            } else {
+                // A read of a file never written finds the initial block; nothing is stored.
+                let mut block = s.get(&name).cloned().unwrap_or_else(fresh);
+                wrapped(&name, o, |inner| model.on_msg(&mut block, src, msg, inner));
             }
             if let Some(version) = logged {
                 o.send(src, NodeMsg::Logged { name, version });
             }
         }
+        NodeMsg::Ping => o.send(src, NodeMsg::Pong),
         NodeMsg::List { client, seq } => {
             let names = s
                 .iter()
@@ -699,6 +823,9 @@ impl Actor for FrangipaniNode {
                     joined: false,
                     lost: false,
                     replayed: BTreeMap::new(),
+                    petal_up: false,
+                    demon: BTreeSet::new(),
+                    sessions: Sessions::new(),
                 })
             }
             FrangipaniNode::LockServer { model, .. } => {
@@ -716,17 +843,15 @@ impl Actor for FrangipaniNode {
         }
     }
 
-    fn on_msg(
-        &self,
-        id: Id,
-        state: &mut Cow<NodeState>,
-        src: Id,
-        msg: NodeMsg,
-        o: &mut Out<Self>,
-    ) {
+    fn on_msg(&self, id: Id, state: &mut Cow<NodeState>, src: Id, msg: NodeMsg, o: &mut Out<Self>) {
         match (self, state.to_mut()) {
             (FrangipaniNode::FileServer { model, timing }, NodeState::FileServer(s)) => {
-                FileServer { model, timing }.on_msg(s, src, msg, o)
+                FileServer {
+                    me: id,
+                    model,
+                    timing,
+                }
+                .on_msg(s, src, msg, o)
             }
             (FrangipaniNode::LockServer { model, timing }, NodeState::LockServer(s)) => {
                 LockService { model, timing }.on_msg(s, src, msg, o)
@@ -734,10 +859,18 @@ impl Actor for FrangipaniNode {
             (FrangipaniNode::Petal { model }, NodeState::Petal(s)) => {
                 petal_on_msg(model, s, src, msg, o)
             }
-            (FrangipaniNode::Client { servers, driver }, NodeState::Client(s)) => match msg {
+            (
+                FrangipaniNode::Client {
+                    servers,
+                    driver,
+                    retry,
+                },
+                NodeState::Client(s),
+            ) => match msg {
                 NodeMsg::Client(ClientMsg::Invoke { seq, op }) if src == *driver => {
                     let Some(server) = servers.get(op.server).copied() else {
-                        let why = format!("no file server {} (there are {})", op.server, servers.len());
+                        let why =
+                            format!("no file server {} (there are {})", op.server, servers.len());
                         o.send(
                             *driver,
                             NodeMsg::Client(ClientMsg::Return {
@@ -753,6 +886,7 @@ impl Actor for FrangipaniNode {
                         op: op.clone(),
                     };
                     o.send(server, NodeMsg::Client(request));
+                    o.set_timer(NodeTimer::Retry, *retry..*retry);
                     *s = Some((seq, op));
                 }
                 NodeMsg::Client(ClientMsg::Reply { seq, ret })
@@ -767,10 +901,26 @@ impl Actor for FrangipaniNode {
         }
     }
 
-    fn on_timeout(&self, _id: Id, state: &mut Cow<NodeState>, timer: &NodeTimer, o: &mut Out<Self>) {
+    fn on_timeout(&self, id: Id, state: &mut Cow<NodeState>, timer: &NodeTimer, o: &mut Out<Self>) {
         match (self, state.to_mut()) {
             (FrangipaniNode::FileServer { model, timing }, NodeState::FileServer(s)) => {
-                FileServer { model, timing }.on_timeout(s, *timer, o)
+                FileServer {
+                    me: id,
+                    model,
+                    timing,
+                }
+                .on_timeout(s, *timer, o)
+            }
+            (FrangipaniNode::Client { servers, retry, .. }, NodeState::Client(Some((seq, op)))) => {
+                if let Some(server) = servers.get(op.server) {
+                    let request = ClientMsg::Request {
+                        client: id,
+                        seq: *seq,
+                        op: op.clone(),
+                    };
+                    o.send(*server, NodeMsg::Client(request));
+                    o.set_timer(NodeTimer::Retry, *retry..*retry);
+                }
             }
             (FrangipaniNode::LockServer { model, timing }, NodeState::LockServer(s)) => {
                 LockService { model, timing }.on_timeout(s, *timer, o)
