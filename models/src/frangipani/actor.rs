@@ -75,11 +75,7 @@ pub enum FrangipaniMsg<V = Value> {
     Recover { log: Id },
     /// Recovery demon to lock server: `log` is replayed (`applied` records written, `skipped`
     /// records not newer than the block); the failed server's locks can go (§4).
-    Recovered {
-        log: Id,
-        applied: u32,
-        skipped: u32,
-    },
+    Recovered { log: Id, applied: u32, skipped: u32 },
     /// A server to Petal: append `record` to the sender's log region (§4).
     AppendLog { record: LogRecord<V> },
     /// A server to Petal: write the block. `checked_lease` is the lease the server had when it
@@ -221,8 +217,7 @@ pub struct PetalCfg {
 }
 
 /// Petal (§2): the block with its version, and one write-ahead log region per server (§4).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PetalState<V = Value> {
     pub version: Version,
     pub value: V,
