@@ -87,7 +87,7 @@ impl Service for FrangipaniService {
     fn tuning() -> Tuning {
         Tuning {
             heartbeat: Duration::from_millis(100),
-            session_min: Duration::from_millis(1000),
+            session_min: Duration::from_millis(1500),
             timeout: Duration::from_millis(1000)..Duration::from_millis(1000),
             ..Tuning::default()
         }
@@ -320,7 +320,7 @@ mod tests {
     #[test]
     fn timing_follows_the_tuning() {
         let t = timing(&FrangipaniService::tuning());
-        assert_eq!((t.lease, t.margin), (10, 5));
+        assert_eq!((t.lease, t.margin), (15, 7));
         assert_eq!(t.tick, Duration::from_millis(100));
     }
 }

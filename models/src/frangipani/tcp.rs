@@ -702,12 +702,10 @@ impl LockService<'_> {
                     FrangipaniMsg::Recovered { log, .. } => self.index(*log),
                     _ => None,
                 };
-                // Only a server whose lease runs may ask for locks (a zombie's requests wait
-                // for nothing).
-                let from_server = self.index(src);
-                if matches!(msg, FrangipaniMsg::Request { .. })
-                    && from_server.is_some_and(|i| !s.renewed[i])
-                {
+                // Only file servers speak the protocol to the lock server, and only one whose
+                // lease runs may ask for a lock (a zombie's requests wait for nothing).
+                let Some(from) = self.index(src) else { return };
+                if matches!(msg, FrangipaniMsg::Request { .. }) && !s.renewed[from] {
                     return;
                 }
                 self.step(s, &name, o, |cfg, l, inner| cfg.on_msg(l, src, msg, inner));
