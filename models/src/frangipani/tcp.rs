@@ -502,11 +502,9 @@ impl FileServer<'_> {
                     self.resume(s, o);
                 }
             }
-            NodeMsg::Pong if src == self.model.petal => {
-                if !s.petal_up {
-                    s.petal_up = true;
-                    self.resync(s, o);
-                }
+            NodeMsg::Pong if src == self.model.petal && !s.petal_up => {
+                s.petal_up = true;
+                self.resync(s, o);
             }
             NodeMsg::PeerClosed { peer } if src == self.me && peer == self.model.petal => {
                 s.petal_up = false;
