@@ -315,21 +315,25 @@ fn bad_input_is_a_one_line_error_and_a_non_zero_exit() {
 }
 
 /// `release-without-flush` (§5): `a` gives its lock up with the write still dirty in its
-/// cache, so `b` reads the old block from Petal: a stale read, which the history check rejects.
+/// cache; `grant-without-revoke` (§6): the lock server grants `b` the read lock while `a` holds
+/// the write lock. Either way `b` reads the old block from Petal: a stale read, which the
+/// history check rejects.
 #[test]
-fn release_without_flush_serves_a_stale_read_and_the_check_rejects_it() {
-    let mut cluster = start(
-        "release-without-flush",
-        Some("release-without-flush"),
-        Duration::from_secs(60),
-    );
-    let mut c = Recorded::new(&cluster);
-    assert!(c.write(A, "notes", "one"));
-    assert_eq!(c.read(B, "notes").as_deref(), Some(""), "the stale read");
-    let checked = c.check(&cluster);
-    assert!(!checked.ok, "the stale read must be caught");
-    assert_eq!(checked.verdict, "not linearizable");
-    cluster.stop();
+fn release_without_flush_and_grant_without_revoke_serve_a_stale_read() {
+    for bug in ["release-without-flush", "grant-without-revoke"] {
+        let mut cluster = start(bug, Some(bug), Duration::from_secs(60));
+        let mut c = Recorded::new(&cluster);
+        assert!(c.write(A, "notes", "one"));
+        assert_eq!(
+            c.read(B, "notes").as_deref(),
+            Some(""),
+            "{bug}: the stale read"
+        );
+        let checked = c.check(&cluster);
+        assert!(!checked.ok, "{bug}: the stale read must be caught");
+        assert_eq!(checked.verdict, "not linearizable");
+        cluster.stop();
+    }
 }
 
 /// `replay-without-version` (§4): `a`'s log holds a write that `b` has since overwritten; the
