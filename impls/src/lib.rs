@@ -37,6 +37,8 @@
 //! - [`aurora`]: Amazon Aurora (its entry in the registry, and the mirrored baseline's): the
 //!   model's writer and six storage segments over TCP, clients' puts committed at the VDL, reads
 //!   at one segment, recovery at a new epoch, and a fixed kill plan for `jepsen aurora`.
+//! - [`frangipani`]: Frangipani (its entry in the registry): the model's file servers, lock
+//!   server and Petal over TCP, once per file, with real leases, Petal on disk, and a file API.
 //! - [`zk`]: ZooKeeper's wire protocol and data tree, for a server that stock clients talk to.
 
 pub mod aurora;
@@ -46,6 +48,7 @@ pub mod cluster;
 pub mod config;
 pub mod cops;
 pub mod frame;
+pub mod frangipani;
 pub mod gfs;
 pub mod jepsen;
 pub mod kv;

@@ -503,6 +503,7 @@ pub static SERVICES: &[&dyn Protocol] = &[
     &Full::<crate::aurora::AuroraService>::NEW,
     &WithClients::<crate::aurora::MirroredService>::NEW,
     &Full::<crate::memcache::MemcacheService>::NEW,
+    &WithClients::<crate::frangipani::FrangipaniService>::NEW,
     &crate::zk::jepsen::ZkProtocol,
 ];
 

@@ -45,7 +45,8 @@
 //!   failover through an atomic test-and-set on shared storage.
 //! - [`frangipani`]: Frangipani (Thekkath, Mann & Lee, SOSP 1997, §§4-6): read/write locks with
 //!   revoke and release, caches flushed before a lock is given up, write-ahead logs in Petal
-//!   replayed by version number, and leases with a margin against zombie writes.
+//!   replayed by version number, and leases with a margin against zombie writes; its TCP
+//!   nodes (`frangipani::tcp`) run the same actors once per file.
 
 pub mod aurora;
 pub mod catalog;

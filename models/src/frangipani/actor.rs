@@ -2,38 +2,47 @@
 //! its configuration, never from indices.
 
 use std::borrow::Cow;
+use std::fmt::Debug;
+use std::hash::Hash;
 
+use serde::{Deserialize, Serialize};
 use stateright::actor::{model_timeout, Actor, Id, Out};
 
 /// A block's version number (§4): every update of a metadata block increments it, and its log
 /// record carries the new number.
-pub type Version = u8;
+pub type Version = u32;
 
-/// A block's contents.
+/// A block's contents in the model.
 pub type Value = u8;
+
+/// What a block holds: a [`Value`] in the model, a file's bytes over TCP (`tcp.rs`). The
+/// actors only copy, compare and store it.
+pub trait Contents: Clone + Debug + Default + Eq + Hash + Ord + Send + Sync + 'static {}
+
+impl<T: Clone + Debug + Default + Eq + Hash + Ord + Send + Sync + 'static> Contents for T {}
 
 /// Lease time, in ticks of the abstract clock (§6).
 pub type Ticks = u8;
 
 /// A lock's mode (§6): many readers or one writer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Mode {
     Read,
     Write,
 }
 
 /// What a file server's application asks of the block, in script order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Op {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op<V = Value> {
     /// Read the block (under a read lock).
     Read,
     /// Write the value (under the write lock); it completes when its log record is in Petal.
-    Write(Value),
+    Write(V),
 }
 
-impl Op {
+impl<V> Op<V> {
     /// The lock mode the operation needs.
-    pub fn mode(self) -> Mode {
+    pub fn mode(&self) -> Mode {
         match self {
             Op::Read => Mode::Read,
             Op::Write(_) => Mode::Write,
@@ -43,15 +52,15 @@ impl Op {
 
 /// A record of a server's write-ahead log in Petal (§4): the update and the block's version
 /// after it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LogRecord {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LogRecord<V = Value> {
     pub version: Version,
-    pub value: Value,
+    pub value: V,
 }
 
 /// The messages: the lock protocol (§6), Petal's block and log requests (§§2, 4), and recovery.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FrangipaniMsg {
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum FrangipaniMsg<V = Value> {
     /// Clerk to lock server: the server asks for the lock in `mode` (§6 "request").
     Request { mode: Mode },
     /// Lock server to clerk: the lock is held in `mode` (§6 "grant").
@@ -66,16 +75,16 @@ pub enum FrangipaniMsg {
     Recover { log: Id },
     /// Recovery demon to lock server: `log` is replayed (`applied` records written, `skipped`
     /// records not newer than the block); the failed server's locks can go (§4).
-    Recovered { log: Id, applied: u8, skipped: u8 },
+    Recovered { log: Id, applied: u32, skipped: u32 },
     /// A server to Petal: append `record` to the sender's log region (§4).
-    AppendLog { record: LogRecord },
+    AppendLog { record: LogRecord<V> },
     /// A server to Petal: write the block. `checked_lease` is the lease the server had when it
     /// checked it before the write (model only: Petal does no checking, §6; the model bounds
     /// the network delay with it). `replay`: written by a recovery demon replaying a log, with
     /// the block's version it read (model only, for the replay property).
     Write {
         version: Version,
-        value: Value,
+        value: V,
         checked_lease: Ticks,
         replay: Option<(Id, Version)>,
     },
@@ -84,13 +93,13 @@ pub enum FrangipaniMsg {
     /// A server to Petal: read the block.
     Read,
     /// Petal to a server: the block.
-    ReadReply { version: Version, value: Value },
+    ReadReply { version: Version, value: V },
     /// A recovery demon to Petal: read `log`'s region and the block.
     ReadLog { log: Id },
     /// Petal to a recovery demon: `log`'s records and the block's version.
     LogReply {
         log: Id,
-        records: Vec<LogRecord>,
+        records: Vec<LogRecord<V>>,
         version: Version,
     },
 }
@@ -132,11 +141,11 @@ crate::seeded_bugs! {
 
 /// A file server's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ServerCfg {
+pub struct ServerCfg<V = Value> {
     pub lock_server: Id,
     pub petal: Id,
     /// The operations it performs, in order.
-    pub script: Vec<Op>,
+    pub script: Vec<Op<V>>,
     /// A lease's length, in ticks (§6: 30 s).
     pub lease: Ticks,
     /// Petal writes need at least this much lease left beyond now (§6: 15 s).
@@ -148,16 +157,16 @@ pub struct ServerCfg {
 
 /// A cached copy of the block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Cached {
+pub struct Cached<V = Value> {
     pub version: Version,
-    pub value: Value,
+    pub value: V,
     /// Changed in the cache, not yet written to Petal (its log record is).
     pub dirty: bool,
 }
 
 /// A file server: its clerk's locks (§6), its cache (§5), its application's progress.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ServerState {
+pub struct ServerState<V = Value> {
     /// The lock as this server holds it. Invariant (§5): `lock != Some(Write)` implies the cache
     /// is clean, and `lock == None` implies nothing is cached.
     pub lock: Option<Mode>,
@@ -165,13 +174,13 @@ pub struct ServerState {
     pub wanted: Option<Mode>,
     /// A revoke being served: the mode to keep.
     pub revoke: Option<Option<Mode>>,
-    pub cache: Option<Cached>,
+    pub cache: Option<Cached<V>>,
     /// A write of the dirty block is on its way to Petal.
     pub flushing: bool,
     /// The next operation of the script.
     pub next_op: u8,
     /// The value the last read returned.
-    pub last_read: Option<Value>,
+    pub last_read: Option<V>,
     /// Lease left, in ticks; full while the server is in touch with the lock service. At 0 it
     /// has discarded its locks and cache (§6).
     pub lease: Ticks,
@@ -208,29 +217,29 @@ pub struct PetalCfg {
 }
 
 /// Petal (§2): the block with its version, and one write-ahead log region per server (§4).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PetalState {
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PetalState<V = Value> {
     pub version: Version,
-    pub value: Value,
-    pub logs: Vec<Vec<LogRecord>>,
+    pub value: V,
+    pub logs: Vec<Vec<LogRecord<V>>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum FrangipaniActor {
-    Server(ServerCfg),
+pub enum FrangipaniActor<V = Value> {
+    Server(ServerCfg<V>),
     LockServer(LockServerCfg),
     Petal(PetalCfg),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum FrangipaniState {
-    Server(ServerState),
+pub enum FrangipaniState<V = Value> {
+    Server(ServerState<V>),
     LockServer(LockServerState),
-    Petal(PetalState),
+    Petal(PetalState<V>),
 }
 
-impl ServerCfg {
-    pub fn start(&self, o: &mut Out<FrangipaniActor>) -> ServerState {
+impl<V: Contents> ServerCfg<V> {
+    pub fn start(&self, o: &mut Out<FrangipaniActor<V>>) -> ServerState<V> {
         o.set_timer(FrangipaniTimer::Sync, model_timeout());
         if self.may_cut {
             o.set_timer(FrangipaniTimer::Cut, model_timeout());
@@ -253,7 +262,7 @@ impl ServerCfg {
 
     /// §6: "a Frangipani server checks that its lease is still valid (and will still be valid
     /// for margin seconds) before attempting any write to Petal".
-    pub fn may_write_petal(&self, s: &ServerState) -> bool {
+    pub fn may_write_petal(&self, s: &ServerState<V>) -> bool {
         if self.bug == Some(FrangipaniBug::WriteAfterLeaseExpiry) {
             s.lease > 0
         } else {
@@ -261,9 +270,10 @@ impl ServerCfg {
         }
     }
 
-    /// Runs the script as far as the locks and the cache allow.
-    fn proceed(&self, s: &mut ServerState, o: &mut Out<FrangipaniActor>) {
-        while let Some(op) = self.script.get(usize::from(s.next_op)).copied() {
+    /// Runs the script as far as the locks and the cache allow (over TCP, `tcp.rs` calls it
+    /// when a client's operation arrives).
+    pub fn proceed(&self, s: &mut ServerState<V>, o: &mut Out<FrangipaniActor<V>>) {
+        while let Some(op) = self.script.get(usize::from(s.next_op)).cloned() {
             // A server serving a revoke starts nothing new; one whose lease ran out is done.
             if s.revoke.is_some() || s.lease == 0 {
                 return;
@@ -277,7 +287,7 @@ impl ServerCfg {
                 return;
             }
             // Not cached: read it from Petal first (the reply comes at once).
-            let Some(c) = s.cache else {
+            let Some(c) = s.cache.clone() else {
                 o.send(self.petal, FrangipaniMsg::Read);
                 return;
             };
@@ -292,7 +302,7 @@ impl ServerCfg {
                     let version = c.version + 1;
                     s.cache = Some(Cached {
                         version,
-                        value,
+                        value: value.clone(),
                         dirty: true,
                     });
                     let record = LogRecord { version, value };
@@ -304,8 +314,8 @@ impl ServerCfg {
     }
 
     /// Writes the dirty block to Petal, if the lease allows.
-    fn flush(&self, s: &mut ServerState, o: &mut Out<FrangipaniActor>) {
-        if let Some(c) = s.cache {
+    fn flush(&self, s: &mut ServerState<V>, o: &mut Out<FrangipaniActor<V>>) {
+        if let Some(c) = s.cache.clone() {
             if c.dirty && !s.flushing && self.may_write_petal(s) {
                 s.flushing = true;
                 o.send(
@@ -323,12 +333,12 @@ impl ServerCfg {
 
     /// Serves a pending revoke (§5): dirty data goes to Petal first (1); a lock given up
     /// entirely takes the cached copy with it (2); then the release (3).
-    fn try_release(&self, s: &mut ServerState, o: &mut Out<FrangipaniActor>) {
+    fn try_release(&self, s: &mut ServerState<V>, o: &mut Out<FrangipaniActor<V>>) {
         let Some(keep) = s.revoke else {
             return;
         };
         if self.bug != Some(FrangipaniBug::ReleaseWithoutFlush) {
-            if s.cache.is_some_and(|c| c.dirty) {
+            if s.cache.as_ref().is_some_and(|c| c.dirty) {
                 self.flush(s, o); // (1)
                 return;
             }
@@ -344,10 +354,10 @@ impl ServerCfg {
 
     pub fn on_msg(
         &self,
-        s: &mut ServerState,
+        s: &mut ServerState<V>,
         src: Id,
-        msg: FrangipaniMsg,
-        o: &mut Out<FrangipaniActor>,
+        msg: FrangipaniMsg<V>,
+        o: &mut Out<FrangipaniActor<V>>,
     ) {
         if s.cut && src == self.lock_server {
             return;
@@ -425,9 +435,9 @@ impl ServerCfg {
 
     pub fn on_timeout(
         &self,
-        s: &mut ServerState,
+        s: &mut ServerState<V>,
         timer: FrangipaniTimer,
-        o: &mut Out<FrangipaniActor>,
+        o: &mut Out<FrangipaniActor<V>>,
     ) {
         match timer {
             FrangipaniTimer::Sync => {
@@ -459,6 +469,11 @@ impl LockServerCfg {
     }
 
     pub fn start(&self, o: &mut Out<FrangipaniActor>) -> LockServerState {
+        self.start_with(o)
+    }
+
+    /// [`LockServerCfg::start`] for blocks of any contents.
+    pub fn start_with<V: Contents>(&self, o: &mut Out<FrangipaniActor<V>>) -> LockServerState {
         if self.bug != Some(FrangipaniBug::NoLeaseExpiry) {
             for id in &self.servers {
                 o.set_timer(FrangipaniTimer::LeaseExpiry(*id), model_timeout());
@@ -475,7 +490,7 @@ impl LockServerCfg {
 
     /// Grants the requests at the head of the queue that conflict with no other holder; for the
     /// first that does, revokes the conflicting locks (§6).
-    fn grant(&self, s: &mut LockServerState, o: &mut Out<FrangipaniActor>) {
+    fn grant<V: Contents>(&self, s: &mut LockServerState, o: &mut Out<FrangipaniActor<V>>) {
         while let Some(&(i, mode)) = s.queue.first() {
             let conflicts: Vec<usize> = (0..self.servers.len())
                 .filter(|j| *j != i)
@@ -499,12 +514,12 @@ impl LockServerCfg {
         }
     }
 
-    pub fn on_msg(
+    pub fn on_msg<V: Contents>(
         &self,
         s: &mut LockServerState,
         src: Id,
-        msg: FrangipaniMsg,
-        o: &mut Out<FrangipaniActor>,
+        msg: FrangipaniMsg<V>,
+        o: &mut Out<FrangipaniActor<V>>,
     ) {
         match msg {
             FrangipaniMsg::Request { mode } => {
@@ -536,11 +551,11 @@ impl LockServerCfg {
 
     /// §6: a lease expired: a recovery demon on another server takes over the log (one at a
     /// time per log: the lock server asks one demon, once).
-    pub fn on_timeout(
+    pub fn on_timeout<V: Contents>(
         &self,
         s: &mut LockServerState,
         timer: FrangipaniTimer,
-        o: &mut Out<FrangipaniActor>,
+        o: &mut Out<FrangipaniActor<V>>,
     ) {
         let FrangipaniTimer::LeaseExpiry(id) = timer else {
             return;
@@ -557,12 +572,12 @@ impl LockServerCfg {
 }
 
 impl PetalCfg {
-    pub fn on_msg(
+    pub fn on_msg<V: Contents>(
         &self,
-        s: &mut PetalState,
+        s: &mut PetalState<V>,
         src: Id,
-        msg: FrangipaniMsg,
-        o: &mut Out<FrangipaniActor>,
+        msg: FrangipaniMsg<V>,
+        o: &mut Out<FrangipaniActor<V>>,
     ) {
         match msg {
             FrangipaniMsg::AppendLog { record } => {
@@ -586,7 +601,7 @@ impl PetalCfg {
                 src,
                 FrangipaniMsg::ReadReply {
                     version: s.version,
-                    value: s.value,
+                    value: s.value.clone(),
                 },
             ),
             FrangipaniMsg::ReadLog { log } => {
@@ -607,10 +622,10 @@ impl PetalCfg {
 }
 
 /// Steps `s` with `f` on a clone; the state changes only if the step changed it.
-fn step<T: Clone + PartialEq>(
-    state: &mut Cow<FrangipaniState>,
+fn step<V: Contents, T: Clone + PartialEq>(
+    state: &mut Cow<FrangipaniState<V>>,
     s: &T,
-    wrap: fn(T) -> FrangipaniState,
+    wrap: fn(T) -> FrangipaniState<V>,
     f: impl FnOnce(&mut T),
 ) {
     let mut next = s.clone();
@@ -620,20 +635,20 @@ fn step<T: Clone + PartialEq>(
     }
 }
 
-impl Actor for FrangipaniActor {
-    type Msg = FrangipaniMsg;
+impl<V: Contents> Actor for FrangipaniActor<V> {
+    type Msg = FrangipaniMsg<V>;
     type Timer = FrangipaniTimer;
-    type State = FrangipaniState;
+    type State = FrangipaniState<V>;
     type Storage = ();
     type Random = ();
 
-    fn on_start(&self, _id: Id, _storage: &Option<()>, o: &mut Out<Self>) -> FrangipaniState {
+    fn on_start(&self, _id: Id, _storage: &Option<()>, o: &mut Out<Self>) -> FrangipaniState<V> {
         match self {
             FrangipaniActor::Server(cfg) => FrangipaniState::Server(cfg.start(o)),
-            FrangipaniActor::LockServer(cfg) => FrangipaniState::LockServer(cfg.start(o)),
+            FrangipaniActor::LockServer(cfg) => FrangipaniState::LockServer(cfg.start_with(o)),
             FrangipaniActor::Petal(cfg) => FrangipaniState::Petal(PetalState {
                 version: 0,
-                value: 0,
+                value: V::default(),
                 logs: vec![Vec::new(); cfg.servers.len()],
             }),
         }
@@ -642,9 +657,9 @@ impl Actor for FrangipaniActor {
     fn on_msg(
         &self,
         _id: Id,
-        state: &mut Cow<FrangipaniState>,
+        state: &mut Cow<FrangipaniState<V>>,
         src: Id,
-        msg: FrangipaniMsg,
+        msg: FrangipaniMsg<V>,
         o: &mut Out<Self>,
     ) {
         match (self, &**state) {
@@ -673,7 +688,7 @@ impl Actor for FrangipaniActor {
     fn on_timeout(
         &self,
         _id: Id,
-        state: &mut Cow<FrangipaniState>,
+        state: &mut Cow<FrangipaniState<V>>,
         timer: &FrangipaniTimer,
         o: &mut Out<Self>,
     ) {

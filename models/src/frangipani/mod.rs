@@ -89,9 +89,14 @@
 //! and a log record may touch several blocks), lease renewal messages (a server in touch
 //! renews in time), clock drift, log trimming and the log's circular buffer, Petal's own
 //! replication, and a failed server coming back.
+//!
+//! Over TCP ([`tcp`]), the same actors run once per file, with lease renewals on a clock,
+//! operations from clients, Petal on disk and a restarted server that joins again; the block's
+//! contents are a type parameter ([`actor::Contents`]: a [`Value`] here, a string there).
 
 pub mod actor;
 pub mod model;
+pub mod tcp;
 
 pub use actor::{
     Cached, FrangipaniActor, FrangipaniBug, FrangipaniMsg, FrangipaniState, FrangipaniTimer,
