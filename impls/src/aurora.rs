@@ -202,6 +202,10 @@ macro_rules! aurora_service {
                 tuning()
             }
 
+            fn nodes() -> Option<usize> {
+                Some(1 + SEGMENTS)
+            }
+
             fn server(
                 cluster: &ClusterConfig,
                 id: Id,
@@ -345,10 +349,6 @@ impl Jepsen for AuroraService {
 
     fn kill_plan() -> &'static [PlanStep] {
         PLAN
-    }
-
-    fn nodes() -> Option<usize> {
-        Some(1 + SEGMENTS)
     }
 
     fn nemeses() -> &'static [Nemesis] {

@@ -80,6 +80,10 @@ impl Service for FrangipaniService {
         that often); session-min: the lease (the margin is half of it); timeout: its low end is \
         the update demon's period";
 
+    fn nodes() -> Option<usize> {
+        Some(4)
+    }
+
     fn bugs() -> Vec<&'static str> {
         FrangipaniNode::BUGS.iter().map(|b| b.name()).collect()
     }

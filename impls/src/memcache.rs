@@ -545,6 +545,10 @@ impl Service for MemcacheService {
         waits, and a quarter of how long it waits for memcache before it goes to the gutter";
     const DATA_PORTS: bool = true;
 
+    fn nodes() -> Option<usize> {
+        Some(4)
+    }
+
     fn bugs() -> Vec<&'static str> {
         BUGS.iter().map(|b| b.name()).collect()
     }
@@ -857,10 +861,6 @@ impl Jepsen for MemcacheService {
 
     fn kill_plan() -> &'static [PlanStep] {
         PLAN
-    }
-
-    fn nodes() -> Option<usize> {
-        Some(4)
     }
 
     fn nemeses() -> &'static [crate::jepsen::Nemesis] {

@@ -162,6 +162,13 @@ pub trait Service: 'static {
         None
     }
 
+    /// The number of nodes the protocol always runs on (Aurora: a writer and six segments):
+    /// `cluster` starts that many unless told otherwise, `jepsen` whatever `--nodes` says;
+    /// `None` (any number) by default.
+    fn nodes() -> Option<usize> {
+        None
+    }
+
     /// Whether a server's work is done, so that its process may exit: `Some(grace)` once it
     /// is, to exit after `grace` more (at once for `Some(ZERO)`); `None` for a server that runs
     /// until it is killed.
@@ -239,12 +246,6 @@ pub trait Jepsen: Client {
         &[]
     }
 
-    /// The number of nodes the protocol always runs on (Aurora: a writer and six segments),
-    /// which `jepsen` uses whatever `--nodes` says; `None` by default.
-    fn nodes() -> Option<usize> {
-        None
-    }
-
     /// The faults `jepsen` injects unless told otherwise; it refuses others but `pause`, which
     /// every protocol takes ([`accepts_nemesis`]).
     fn nemeses() -> &'static [Nemesis] {
@@ -296,11 +297,8 @@ pub trait Protocol: Sync {
     ) -> anyhow::Result<Result<String, crate::client::Indefinite>>;
     /// The faults `jepsen` injects by default and accepts (none for a protocol without clients).
     fn nemeses(&self) -> &'static [Nemesis];
-    /// The number of nodes the protocol always runs on ([`Jepsen::nodes`]): `cluster` and
-    /// `jepsen` start that many unless told otherwise; `None` for any number.
-    fn nodes(&self) -> Option<usize> {
-        None
-    }
+    /// The number of nodes the protocol always runs on ([`Service::nodes`]).
+    fn nodes(&self) -> Option<usize>;
     /// Runs a Jepsen-style test (`jepsen NAME`).
     fn jepsen(&self, opts: &JepsenOpts) -> anyhow::Result<JepsenReport>;
 }
@@ -344,6 +342,9 @@ macro_rules! service_basics {
         }
         fn run_node(&self, args: &NodeArgs) -> anyhow::Result<()> {
             serve::<S>(args)
+        }
+        fn nodes(&self) -> Option<usize> {
+            S::nodes()
         }
     };
 }
@@ -410,10 +411,6 @@ where
 
     fn nemeses(&self) -> &'static [Nemesis] {
         S::nemeses()
-    }
-
-    fn nodes(&self) -> Option<usize> {
-        S::nodes()
     }
 }
 

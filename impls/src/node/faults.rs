@@ -62,7 +62,9 @@ pub(super) fn admin<M>(
                     let counts = shared.counts.lock().expect("counts lock");
                     counts.iter().map(|(k, n)| (k.to_string(), *n)).collect()
                 };
-                let bytes = shared.bytes_to_peers.load(std::sync::atomic::Ordering::Relaxed);
+                let bytes = shared
+                    .bytes_to_peers
+                    .load(std::sync::atomic::Ordering::Relaxed);
                 if bytes > 0 {
                     counts.insert(super::BYTES_TO_PEERS.to_string(), bytes);
                 }

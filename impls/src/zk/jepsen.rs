@@ -1157,6 +1157,9 @@ impl Protocol for ZkProtocol {
     fn tuning_help(&self) -> &'static str {
         SERVERS.tuning_help()
     }
+    fn nodes(&self) -> Option<usize> {
+        SERVERS.nodes()
+    }
     fn data_ports(&self) -> bool {
         SERVERS.data_ports()
     }
