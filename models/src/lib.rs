@@ -5,6 +5,8 @@
 //! - [`catalog`]: the [`catalog::Spec`] trait through which the `checker` CLI finds a model, its
 //!   parameters and its seeded bugs. Adding a protocol is one file here plus one registry line in
 //!   the `checker` crate.
+//! - [`bitcoin`]: Bitcoin (Nakamoto 2008, §§4, 7): block headers, compact targets, proof of
+//!   work, difficulty retargeting, chain work and Merkle roots, ported from Bitcoin Core.
 //! - [`client`]: the client envelope (request ids, redirects, a driver's operations) that the
 //!   models' client actors speak, in the checker and over TCP.
 //! - [`harness`]: the wrapper of a stateright actor model shared by the actor models: a crash is
@@ -49,6 +51,7 @@
 //!   nodes (`frangipani::tcp`) run the same actors once per file.
 
 pub mod aurora;
+pub mod bitcoin;
 pub mod catalog;
 pub mod chain;
 pub mod client;

@@ -1,0 +1,3 @@
+//! Bitcoin (Nakamoto, "Bitcoin: A Peer-to-Peer Electronic Cash System", 2008).
+
+pub mod consensus;
