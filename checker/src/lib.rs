@@ -7,8 +7,11 @@
 //! - [`outcome`]: verdicts, counterexample traces, the human summary and the `--json` object.
 //! - [`reports`]: the checked-in baselines in `reports/` and the README's model table.
 //! - [`history`]: `checker history`, the linearizability check of recorded histories.
+//! - [`bitcoin_headers`]: `checker bitcoin headers`, a file of Bitcoin block headers validated and
+//!   its most-work tip found.
 //! - [`merkle_vectors`]: `checker merkle verify`, our Merkle tree against published vectors.
 
+pub mod bitcoin_headers;
 pub mod engine;
 pub mod explorer;
 pub mod history;

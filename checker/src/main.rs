@@ -262,8 +262,43 @@ fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
+/// A clap error as an exit code: help and version exit 0, anything else prints one line.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(EXIT_USAGE)
+        }
+        _ => {
+            // clap's message up to its first blank line (the usage and tips follow),
+            // folded into one line.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty())
+                .collect();
+            eprintln!("{} (see --help)", message.join(" "));
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    // `checker bitcoin headers FILE` is a tool, not a model run: only the word `headers` after
+    // `bitcoin` is special, so that `checker bitcoin ...` stays free for a model of that name.
+    if args.get(1).map(String::as_str) == Some("bitcoin")
+        && args.get(2).map(String::as_str) == Some("headers")
+    {
+        return bitcoin_headers(&args[3..]);
+    }
     // An unknown model gets one line naming the valid ones (clap would print its usage instead).
     if let Some(first) = args.get(1) {
         let known = ["list", "history", "merkle", "table", "help"]
@@ -279,32 +314,7 @@ fn main() -> ExitCode {
     }
     let matches = match cli().try_get_matches_from(&args) {
         Ok(m) => m,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let _ = e.print();
-                    ExitCode::SUCCESS
-                }
-                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    let _ = e.print();
-                    ExitCode::from(EXIT_USAGE)
-                }
-                _ => {
-                    // clap's message up to its first blank line (the usage and tips follow),
-                    // folded into one line.
-                    let text = e.render().to_string();
-                    let message: Vec<&str> = text
-                        .lines()
-                        .map(str::trim)
-                        .skip_while(|l| l.is_empty())
-                        .take_while(|l| !l.is_empty())
-                        .collect();
-                    eprintln!("{} (see --help)", message.join(" "));
-                    ExitCode::from(EXIT_USAGE)
-                }
-            };
-        }
+        Err(e) => return clap_error(e),
     };
     match run(matches) {
         Ok(code) => code,
@@ -676,6 +686,78 @@ fn merkle_verify(file: &str, json: bool) -> Result<ExitCode> {
     } else {
         EXIT_UNEXPECTED
     }))
+}
+
+/// `checker bitcoin headers FILE [--chain main|regtest] [--height N] [--json]`.
+fn bitcoin_headers(rest: &[String]) -> ExitCode {
+    use checker::bitcoin_headers::{chain_by_name, check_headers, Options};
+    let cmd = Command::new("checker bitcoin headers")
+        .about(
+            "Validate a file of Bitcoin block headers (hex, one a line; `fork:` lines are a \
+             competing branch): linkage, proof of work and the difficulty rules from the first \
+             header; print the most-work tip. Exit 0 valid, 1 an invalid header, 2 usage or IO",
+        )
+        .arg(Arg::new("file").required(true).value_name("FILE"))
+        .arg(
+            Arg::new("chain")
+                .long("chain")
+                .value_name("main|regtest")
+                .default_value("main")
+                .value_parser(["main", "regtest"])
+                .help("The chain's proof-of-work limit and difficulty rules"),
+        )
+        .arg(
+            Arg::new("height")
+                .long("height")
+                .value_name("N")
+                .default_value("0")
+                .value_parser(clap::value_parser!(u32))
+                .help("The first header's height, which places the 2016-block retargets"),
+        )
+        .arg(
+            Arg::new("json")
+                .long("json")
+                .action(ArgAction::SetTrue)
+                .help("Print JSON"),
+        );
+    let argv = std::iter::once("checker bitcoin headers".to_string()).chain(rest.iter().cloned());
+    let m = match cmd.try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) => return clap_error(e),
+    };
+    let file: &String = m.get_one("file").expect("required");
+    let chain: &String = m.get_one("chain").expect("defaulted");
+    let opts = Options {
+        chain: chain_by_name(chain).expect("clap checked the name"),
+        first_height: *m.get_one::<u32>("height").expect("defaulted") as i64,
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => return usage_error(format!("cannot read {file}: {e}")),
+    };
+    let json = m.get_flag("json");
+    match check_headers(&text, &opts) {
+        Ok(summary) => {
+            if json {
+                let mut v = serde_json::to_value(&summary).expect("serializable");
+                v["valid"] = true.into();
+                println!("{v}");
+            } else {
+                print!("{}", summary.text());
+            }
+            ExitCode::from(EXIT_OK)
+        }
+        Err(invalid) if invalid.line == 0 => usage_error(format!("{file}: {}", invalid.reason)),
+        Err(invalid) => {
+            if json {
+                let mut v = serde_json::to_value(&invalid).expect("serializable");
+                v["valid"] = false.into();
+                println!("{v}");
+            }
+            eprintln!("{file}: {invalid}");
+            ExitCode::from(EXIT_UNEXPECTED)
+        }
+    }
 }
 
 fn table(write: bool, check: bool) -> Result<ExitCode> {
