@@ -100,15 +100,17 @@ impl Summary {
     /// The human summary.
     pub fn text(&self) -> String {
         let t = &self.tip;
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         format!(
-            "{} headers valid on {} ({} on fork: lines, {} tips)\n\
+            "{} valid on {} ({} on fork: lines, {})\n\
              most-work tip: line {}{}, height {} above the first header (height {})\n\
              hash: {}\n\
              chain work: {} (from the first header, included)\n",
-            self.headers,
+            plural(self.headers, "header", "headers"),
             self.chain,
             self.fork_headers,
-            self.tips,
+            plural(self.tips, "tip", "tips"),
             t.line,
             if t.on_fork { " (fork)" } else { "" },
             t.height_above_first,

@@ -2,7 +2,7 @@
 //! 0x207fffff takes about two tries a header), a competing `fork:` branch, invalid lines, and the
 //! real mainnet header of block 413,567.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use models::bitcoin::consensus::{
@@ -37,7 +37,7 @@ fn file(name: &str, lines: &[String]) -> PathBuf {
     path
 }
 
-fn run(path: &PathBuf, extra: &[&str]) -> Output {
+fn run(path: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["bitcoin", "headers", path.to_str().expect("utf-8 path")];
     args.extend(extra);
     checker(&args)

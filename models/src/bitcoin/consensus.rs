@@ -261,10 +261,10 @@ impl std::ops::Shl<u32> for U256 {
     fn shl(self, shift: u32) -> U256 {
         let mut out = [0u64; 4];
         let (limbs, bits) = ((shift / 64) as usize, shift % 64);
-        for i in limbs..4 {
-            out[i] = self.0[i - limbs] << bits;
+        for (i, o) in out.iter_mut().enumerate().skip(limbs) {
+            *o = self.0[i - limbs] << bits;
             if bits > 0 && i > limbs {
-                out[i] |= self.0[i - limbs - 1] >> (64 - bits);
+                *o |= self.0[i - limbs - 1] >> (64 - bits);
             }
         }
         U256(out)
@@ -276,10 +276,14 @@ impl std::ops::Shr<u32> for U256 {
     fn shr(self, shift: u32) -> U256 {
         let mut out = [0u64; 4];
         let (limbs, bits) = ((shift / 64) as usize, shift % 64);
-        for i in 0..4usize.saturating_sub(limbs) {
-            out[i] = self.0[i + limbs] >> bits;
+        for (i, o) in out
+            .iter_mut()
+            .enumerate()
+            .take(4usize.saturating_sub(limbs))
+        {
+            *o = self.0[i + limbs] >> bits;
             if bits > 0 && i + limbs + 1 < 4 {
-                out[i] |= self.0[i + limbs + 1] << (64 - bits);
+                *o |= self.0[i + limbs + 1] << (64 - bits);
             }
         }
         U256(out)
