@@ -47,8 +47,12 @@
 //!   revoke and release, caches flushed before a lock is given up, write-ahead logs in Petal
 //!   replayed by version number, and leases with a margin against zombie writes; its TCP
 //!   nodes (`frangipani::tcp`) run the same actors once per file.
+//! - [`bitcoin`]: Bitcoin (Nakamoto 2008, §§2, 4, 5, 11): blocks and transactions gossiped with
+//!   delays, the most-work fork choice, and a private-mining attacker's double spend against a
+//!   merchant that waits for z confirmations.
 
 pub mod aurora;
+pub mod bitcoin;
 pub mod catalog;
 pub mod chain;
 pub mod client;
