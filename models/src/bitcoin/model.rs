@@ -464,8 +464,7 @@ impl Actor for BitcoinActor {
             BtcMsg::Block(b) => {
                 // 1. Context-free checks first (`CheckBlock`): a block that spends an output
                 //    twice within itself is invalid whatever chain it is on.
-                if !no_duplicate_inputs(&b) && self.bug != Some(BitcoinBug::NoDuplicateInputCheck)
-                {
+                if !no_duplicate_inputs(&b) && self.bug != Some(BitcoinBug::NoDuplicateInputCheck) {
                     s.rejected = true;
                 } else {
                     // 2. An orphan is kept until its parent arrives.
@@ -539,8 +538,7 @@ pub const MERCHANT: usize = 3;
 
 pub const MOST_WORK: &str =
     "each node's tip has the most cumulative work among the valid blocks it knows (§4)";
-pub const REORGANISATION: &str =
-    "a node reorganises: its new tip does not extend its old one (§4)";
+pub const REORGANISATION: &str = "a node reorganises: its new tip does not extend its old one (§4)";
 pub const NO_DOUBLE_SPEND: &str = "no output is spent twice on a node's active chain (§2)";
 pub const REJECTS_DOUBLE_SPEND: &str =
     "a node rejects a block that spends an output twice within itself (§2)";
@@ -660,9 +658,7 @@ impl Harnessed for Bitcoin {
     fn properties(_: &BitcoinModel) -> Vec<Property<BitcoinModel>> {
         vec![
             Property::always(MOST_WORK, most_work),
-            Property::sometimes(REORGANISATION, |_, s: &BtcModelState| {
-                s.history.reorganised
-            }),
+            Property::sometimes(REORGANISATION, |_, s: &BtcModelState| s.history.reorganised),
             Property::always(NO_DOUBLE_SPEND, |_, s: &BtcModelState| {
                 watchers().all(|i| !spends_twice(&node(s, i).active()))
             }),
