@@ -32,7 +32,8 @@
 //! # Bounds and reductions
 //! `--blocks` (default 3, at most 4) blocks are mined in all, by anyone; then mining stops. `--z` (default
 //! 1; 0, 1 or 2) is the merchant's confirmations. `--crafted` (default 1) lets the attacker
-//! try its crafted block (counted among the blocks).
+//! try its crafted block (counted among the blocks). The defaults: 798,864 states, 6.6 s on one
+//! thread; `--blocks 4` is far larger.
 //!
 //! - *Ties.* Bitcoin Core keeps the tip it saw first among tips of equal work, and the next
 //!   block breaks the tie (§5). With the budget spent there is no next block, and two nodes
