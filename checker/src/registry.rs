@@ -31,6 +31,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::vmft::VmftSpec>::NEW,
     &Registered::<models::memcache::MemcacheSpec>::NEW,
     &Registered::<models::frangipani::FrangipaniSpec>::NEW,
+    &Registered::<models::bitcoin::BitcoinSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

@@ -5,8 +5,6 @@
 //! - [`catalog`]: the [`catalog::Spec`] trait through which the `checker` CLI finds a model, its
 //!   parameters and its seeded bugs. Adding a protocol is one file here plus one registry line in
 //!   the `checker` crate.
-//! - [`bitcoin`]: Bitcoin (Nakamoto 2008, §§4, 7): block headers, compact targets, proof of
-//!   work, difficulty retargeting, chain work and Merkle roots, ported from Bitcoin Core.
 //! - [`client`]: the client envelope (request ids, redirects, a driver's operations) that the
 //!   models' client actors speak, in the checker and over TCP.
 //! - [`harness`]: the wrapper of a stateright actor model shared by the actor models: a crash is
@@ -49,6 +47,11 @@
 //!   revoke and release, caches flushed before a lock is given up, write-ahead logs in Petal
 //!   replayed by version number, and leases with a margin against zombie writes; its TCP
 //!   nodes (`frangipani::tcp`) run the same actors once per file.
+//! - [`bitcoin`]: Bitcoin (Nakamoto 2008, §§2, 4, 5, 11): blocks and transactions gossiped with
+//!   delays, the most-work fork choice, and a private-mining attacker's double spend against a
+//!   merchant that waits for z confirmations; and its consensus code (`bitcoin::consensus`, §§4,
+//!   7): block headers, compact targets, proof of work, difficulty retargeting, chain work and
+//!   Merkle roots, ported from Bitcoin Core.
 
 pub mod aurora;
 pub mod bitcoin;
