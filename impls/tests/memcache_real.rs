@@ -3,8 +3,8 @@
 //! while memcache's server is down (§3.3). The histories are checked by
 //! `properties::freshness`, also read back from the `jsonl` file they are written to.
 //!
-//! These need Debian's `memcached` on the PATH: `.ci/run` installs it and runs them with
-//! `cargo test -p impls --test memcache_real -- --ignored`.
+//! These need Debian's `memcached` on the PATH (`apt-get install memcached`; `.ci/run`
+//! installs it): without it they fail saying so.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,7 +44,6 @@ fn memcached() -> (Memcached, SocketAddr) {
 /// the token, so the holder's set of what it read before the write is refused; the next get
 /// wins a new lease, whose set is stored and then hit.
 #[test]
-#[ignore = "needs memcached"]
 fn memcached_leases_refuse_a_set_whose_token_a_delete_invalidated() {
     let (_m, addr) = memcached();
     let mut a = Meta::connect(addr, Duration::from_secs(1)).unwrap();
@@ -117,7 +116,6 @@ fn jepsen(name: &str, nemesis: Vec<Nemesis>, secs: u64, bug: Option<&'static str
 /// fresh; with `--bug no-leases` (plain `mg`/`ms`/`md`) the old value stays in memcache and
 /// later reads return it.
 #[test]
-#[ignore = "needs memcached"]
 fn the_race_leaves_stale_data_only_without_leases() {
     assert_eq!(jepsen("leases", vec![], 3, None), "fresh");
     let stale = jepsen("no-leases", vec![], 3, Some("no-leases"));
@@ -128,7 +126,6 @@ fn the_race_leaves_stale_data_only_without_leases() {
 /// again; reads go on from the gutter meanwhile. A gutter entry expires after its TTL, so none
 /// from the first failure is served in the second; with `--bug gutter-long-ttl` one is.
 #[test]
-#[ignore = "needs memcached"]
 fn the_gutter_serves_while_memcache_is_down_and_its_entries_expire() {
     assert_eq!(jepsen("gutter", vec![Nemesis::Kill], 4, None), "fresh");
     let stale = jepsen(
@@ -142,7 +139,6 @@ fn the_gutter_serves_while_memcache_is_down_and_its_entries_expire() {
 
 /// Bad input: a one-line error and a non-zero exit.
 #[test]
-#[ignore = "needs memcached"]
 fn bad_operations_and_cluster_files_are_one_line_errors() {
     let dir = scratch("bad");
     let cluster = dir.join("cluster.toml");
