@@ -323,7 +323,7 @@ impl Cache {
     fn on_msg(&self, s: &CacheState, src: Id, msg: McMsg, o: &mut Out<McNode>) -> CacheState {
         let mut next = s.clone();
         let result = match msg {
-            McMsg::Get => {
+            McMsg::Get { seq } => {
                 let got = if self.leases {
                     self.call(|m, pid| {
                         Ok(match m.lease_get(KEY, LEASE_TTL)? {
@@ -342,20 +342,27 @@ impl Cache {
                                 next.hits += 1;
                                 McMsg::Hit {
                                     item: Item { version },
+                                    seq,
                                 }
+                            }
+                            // Not a value of ours: with leases, an item being filled (wait
+                            // for it: a miss without a token would invite a set without one).
+                            None if self.leases => {
+                                next.waits += 1;
+                                McMsg::Wait { seq }
                             }
                             None => {
                                 next.misses += 1;
-                                McMsg::Miss { token: None }
+                                McMsg::Miss { token: None, seq }
                             }
                         },
                         Got::Miss(token) => {
                             next.misses += 1;
-                            McMsg::Miss { token }
+                            McMsg::Miss { token, seq }
                         }
                         Got::Wait => {
                             next.waits += 1;
-                            McMsg::Wait
+                            McMsg::Wait { seq }
                         }
                     };
                     o.send(src, answer);
@@ -364,11 +371,14 @@ impl Cache {
             McMsg::Set { item, token } => {
                 let value = item.version.to_string();
                 let leases = self.leases;
-                self.call(|m, pid| match token.filter(|_| leases) {
-                    // A token of another memcached process: refused, as a restarted server
-                    // holds no lease (the model's tokens are never reused).
-                    Some(t) if t >> CAS_BITS != pid_bits(pid) => Ok(false),
-                    t => m.set(KEY, value.as_bytes(), t.map(|t| t & CAS_MASK), self.ttl),
+                self.call(|m, pid| match (leases, token) {
+                    // With leases, a set without a token, or with a token of another memcached
+                    // process, is refused: a restarted server holds no lease (the model's
+                    // tokens are never reused).
+                    (true, None) => Ok(false),
+                    (true, Some(t)) if t >> CAS_BITS != pid_bits(pid) => Ok(false),
+                    (true, Some(t)) => m.set(KEY, value.as_bytes(), Some(t & CAS_MASK), self.ttl),
+                    (false, _) => m.set(KEY, value.as_bytes(), None, self.ttl),
                 })
                 .map(|stored| {
                     if stored {
@@ -383,11 +393,11 @@ impl Cache {
                 self.call(|m, _| m.set(KEY, value.as_bytes(), None, self.ttl))
                     .map(|_| next.stored += 1)
             }
-            McMsg::Delete { .. } => {
+            McMsg::Delete { version } => {
                 let invalidate = self.leases.then_some(LEASE_TTL);
                 self.call(|m, _| m.delete(KEY, invalidate)).map(|()| {
                     next.deletes += 1;
-                    o.send(src, McMsg::Deleted);
+                    o.send(src, McMsg::Deleted { version });
                 })
             }
             _ => Ok(()),
@@ -397,8 +407,8 @@ impl Cache {
             // delete or a set is lost with the contents (the server comes back empty).
             tracing::warn!(error = %e, "memcached");
             next.errors += 1;
-            if msg == McMsg::Get {
-                o.send(src, McMsg::Failed);
+            if let McMsg::Get { seq } = msg {
+                o.send(src, McMsg::Failed { seq });
             }
         }
         next
@@ -626,9 +636,9 @@ impl Service for MemcacheService {
 
     fn kind(msg: &McMsg) -> Option<&'static str> {
         match msg {
-            McMsg::Read => Some("database reads"),
-            McMsg::Write => Some("database writes"),
-            McMsg::Get => Some("gets"),
+            McMsg::Read { .. } => Some("database reads"),
+            McMsg::Write { .. } => Some("database writes"),
+            McMsg::Get { .. } => Some("gets"),
             McMsg::Set { .. } => Some("sets"),
             McMsg::Delete { .. } => Some("deletes"),
             _ => None,

@@ -74,23 +74,35 @@ impl std::fmt::Debug for Item {
 /// The messages of look-aside caching with leases, on one key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum McMsg {
-    /// A web server to memcache or the gutter: get the key.
-    Get,
+    /// A web server to memcache or the gutter: get the key. `seq`, in every request of a web
+    /// server and echoed in its answer, is over TCP the driver's request id (like the opaque
+    /// value of memcached's protocols): a web server that gave up on a request (it went to the
+    /// gutter, or its driver moved on) must not take the late answer for its next one's. It is
+    /// 0 in the model, where a web server never gives up.
+    Get {
+        seq: RequestId,
+    },
     /// The cache has the key.
     Hit {
         item: Item,
+        seq: RequestId,
     },
     /// The cache has not the key. Memcache gives the web server a lease token (§3.2.1), which
     /// entitles it to set the key; the gutter gives none.
     Miss {
         token: Option<Token>,
+        seq: RequestId,
     },
     /// Memcache has not the key and has given its lease to another web server recently: wait a
     /// little and get again (§3.2.1, hot spots); by then the lease holder has usually set it.
-    Wait,
+    Wait {
+        seq: RequestId,
+    },
     /// No answer from memcache: the server is down (the client's timeout, §3.3). The web server
     /// goes to the gutter pool.
-    Failed,
+    Failed {
+        seq: RequestId,
+    },
     /// A web server to memcache (with its lease token) or to the gutter (without): set the key
     /// to what it read from the database.
     Set {
@@ -107,20 +119,29 @@ pub enum McMsg {
         item: Item,
     },
     /// Over TCP only: the cache has processed a `Delete` (a web server's write returns once
-    /// its invalidation is done, so that a history can tell a stale read).
-    Deleted,
+    /// its invalidation is done, so that a history can tell a stale read). `version` is the
+    /// delete's: the answer to which write's delete.
+    Deleted {
+        version: Version,
+    },
     /// Over TCP only: the client envelope between a web server and whoever drives it (the
     /// model's web servers take their operations from their configuration).
     Client(ClientMsg<Op, McRet>),
     /// A web server to the database: read the key.
-    Read,
+    Read {
+        seq: RequestId,
+    },
     ReadReply {
         item: Item,
+        seq: RequestId,
     },
     /// A web server to the database: write the key (the database numbers the write).
-    Write,
+    Write {
+        seq: RequestId,
+    },
     WriteOk {
         version: Version,
+        seq: RequestId,
     },
     /// The database's commit log, which mcsqueal tails (§4.1, Figure 6).
     Commit {
@@ -222,7 +243,7 @@ impl WebCfg {
     fn begin(&self, op: usize, reads: Vec<Version>, o: &mut Out<MemcacheActor>) -> WebState {
         let phase = match self.ops.get(op) {
             None => Phase::Done,
-            Some(op) => self.start(*op, o),
+            Some(op) => self.start(*op, 0, o),
         };
         WebState {
             op,
@@ -232,17 +253,17 @@ impl WebCfg {
         }
     }
 
-    /// Sends `op`'s first request.
-    fn start(&self, op: Op, o: &mut Out<MemcacheActor>) -> Phase {
+    /// Sends the first request of `op`, the driver's request `seq`.
+    fn start(&self, op: Op, seq: RequestId, o: &mut Out<MemcacheActor>) -> Phase {
         match op {
             Op::Read => {
-                self.get(Pool::Memcache, o);
+                self.get(Pool::Memcache, seq, o);
                 Phase::Getting {
                     pool: Pool::Memcache,
                 }
             }
             Op::Write => {
-                o.send(self.db, McMsg::Write);
+                o.send(self.db, McMsg::Write { seq });
                 Phase::Writing
             }
         }
@@ -272,8 +293,8 @@ impl WebCfg {
     }
 
     /// Gets the key from `pool`; over TCP, with a timeout on memcache's answer.
-    fn get(&self, pool: Pool, o: &mut Out<MemcacheActor>) {
-        o.send(self.pool(pool), McMsg::Get);
+    fn get(&self, pool: Pool, seq: RequestId, o: &mut Out<MemcacheActor>) {
+        o.send(self.pool(pool), McMsg::Get { seq });
         if let (Some(tcp), Pool::Memcache) = (&self.tcp, pool) {
             o.set_timer(McTimer::Failover, tcp.failover..tcp.failover);
         }
@@ -286,32 +307,50 @@ impl WebCfg {
         }
     }
 
-    fn on_msg(&self, s: &WebState, msg: McMsg, o: &mut Out<MemcacheActor>) -> Option<WebState> {
+    fn on_msg(
+        &self,
+        s: &WebState,
+        src: Id,
+        msg: McMsg,
+        o: &mut Out<MemcacheActor>,
+    ) -> Option<WebState> {
+        // Over TCP, a late answer to a request this web server gave up on is ignored: one for
+        // an earlier request of its driver's, or memcache's to a get it took to the gutter.
+        let seq = match msg {
+            McMsg::Hit { seq, .. }
+            | McMsg::Miss { seq, .. }
+            | McMsg::Wait { seq }
+            | McMsg::Failed { seq }
+            | McMsg::ReadReply { seq, .. }
+            | McMsg::WriteOk { seq, .. } => Some(seq),
+            _ => None,
+        };
+        if seq.is_some_and(|seq| seq != s.seq) {
+            return None;
+        }
         let answer = matches!(
             msg,
-            McMsg::Hit { .. } | McMsg::Miss { .. } | McMsg::Wait | McMsg::Failed
+            McMsg::Hit { .. } | McMsg::Miss { .. } | McMsg::Wait { .. } | McMsg::Failed { .. }
         );
-        if self.tcp.is_some()
-            && answer
-            && s.phase
-                == (Phase::Getting {
-                    pool: Pool::Memcache,
-                })
-        {
-            o.cancel_timer(McTimer::Failover);
+        if let (true, Phase::Getting { pool }) = (answer, s.phase) {
+            if src != self.pool(pool) {
+                return None;
+            }
+            if self.tcp.is_some() && pool == Pool::Memcache {
+                o.cancel_timer(McTimer::Failover);
+            }
         }
         match (s.phase, msg) {
-            // Over TCP: the driver's next operation (a late answer to an abandoned one finds
-            // the web server in another phase, or is for another request, and is ignored).
+            // Over TCP: the driver's next operation.
             (_, McMsg::Client(ClientMsg::Invoke { seq, op })) if self.tcp.is_some() => {
                 (seq > s.seq).then(|| WebState {
                     op: s.op + 1,
-                    phase: self.start(op, o),
+                    phase: self.start(op, seq, o),
                     reads: Vec::new(),
                     seq,
                 })
             }
-            (Phase::Getting { pool }, McMsg::Hit { item }) => Some(self.returned(
+            (Phase::Getting { pool }, McMsg::Hit { item, .. }) => Some(self.returned(
                 s,
                 McRet::Read {
                     version: item.version,
@@ -320,18 +359,18 @@ impl WebCfg {
                 },
                 o,
             )),
-            (Phase::Getting { pool }, McMsg::Miss { token }) => {
-                o.send(self.db, McMsg::Read);
+            (Phase::Getting { pool }, McMsg::Miss { token, .. }) => {
+                o.send(self.db, McMsg::Read { seq: s.seq });
                 Some(WebState {
                     phase: Phase::Filling { pool, token },
                     ..s.clone()
                 })
             }
             // Hot key: get again (after a short wait, which only reorders steps here).
-            (Phase::Getting { pool }, McMsg::Wait) => {
+            (Phase::Getting { pool }, McMsg::Wait { .. }) => {
                 match &self.tcp {
                     Some(tcp) => o.set_timer(McTimer::Retry, tcp.retry.clone()),
-                    None => o.send(self.pool(pool), McMsg::Get),
+                    None => o.send(self.pool(pool), McMsg::Get { seq: s.seq }),
                 }
                 Some(s.clone())
             }
@@ -339,16 +378,16 @@ impl WebCfg {
                 Phase::Getting {
                     pool: Pool::Memcache,
                 },
-                McMsg::Failed,
+                McMsg::Failed { .. },
             ) => {
-                o.send(self.gutter, McMsg::Get);
+                o.send(self.gutter, McMsg::Get { seq: s.seq });
                 Some(WebState {
                     phase: Phase::Getting { pool: Pool::Gutter },
                     ..s.clone()
                 })
             }
             // Look-aside: the web server fills the cache with what it read (Figure 1).
-            (Phase::Filling { pool, token }, McMsg::ReadReply { item }) => match &self.tcp {
+            (Phase::Filling { pool, token }, McMsg::ReadReply { item, .. }) => match &self.tcp {
                 Some(tcp) => {
                     o.set_timer(McTimer::Fill, tcp.fill.clone());
                     Some(WebState {
@@ -367,7 +406,7 @@ impl WebCfg {
                 }
             },
             // §2: update the database, then delete the key from the cache.
-            (Phase::Writing, McMsg::WriteOk { version }) => {
+            (Phase::Writing, McMsg::WriteOk { version, .. }) => {
                 let msg = if self.bug == Some(MemcacheBug::UpdateNotDelete) {
                     McMsg::Update {
                         item: Item { version },
@@ -384,7 +423,7 @@ impl WebCfg {
                 }
                 Some(self.returned(s, McRet::Wrote { version }, o))
             }
-            (Phase::Deleting { version }, McMsg::Deleted) => {
+            (Phase::Deleting { version }, McMsg::Deleted { version: done }) if done == version => {
                 Some(self.returned(s, McRet::Wrote { version }, o))
             }
             _ => None,
@@ -400,7 +439,7 @@ impl WebCfg {
     ) -> Option<WebState> {
         match (s.phase, timer) {
             (Phase::Getting { pool }, McTimer::Retry) => {
-                self.get(pool, o);
+                self.get(pool, s.seq, o);
                 None
             }
             (
@@ -408,7 +447,7 @@ impl WebCfg {
                     pool: Pool::Memcache,
                 },
                 McTimer::Failover,
-            ) => self.on_msg(s, McMsg::Failed, o),
+            ) => self.on_msg(s, self.memcache, McMsg::Failed { seq: s.seq }, o),
             (Phase::Setting { pool, token, item }, McTimer::Fill) => {
                 o.send(self.pool(pool), McMsg::Set { item, token });
                 let ret = McRet::Read {
@@ -456,20 +495,20 @@ impl MemcacheCfg {
     ) -> Option<MemcacheState> {
         if !s.up {
             // A down server answers nothing: the web server's timeout is `Failed`.
-            if msg == McMsg::Get {
-                o.send(src, McMsg::Failed);
+            if let McMsg::Get { seq } = msg {
+                o.send(src, McMsg::Failed { seq });
             }
             return None;
         }
         let no_leases = self.bug == Some(MemcacheBug::NoLeases);
         let mut next = s.clone();
         match msg {
-            McMsg::Get => match s.item {
-                Some(item) => o.send(src, McMsg::Hit { item }),
-                None if no_leases => o.send(src, McMsg::Miss { token: None }),
+            McMsg::Get { seq } => match s.item {
+                Some(item) => o.send(src, McMsg::Hit { item, seq }),
+                None if no_leases => o.send(src, McMsg::Miss { token: None, seq }),
                 // §3.2.1: one token per key at a time; the others wait.
                 None if !s.leases.is_empty() && self.bug != Some(MemcacheBug::LeasePerMiss) => {
-                    o.send(src, McMsg::Wait)
+                    o.send(src, McMsg::Wait { seq })
                 }
                 None => {
                     next.issued += 1;
@@ -478,6 +517,7 @@ impl MemcacheCfg {
                         src,
                         McMsg::Miss {
                             token: Some(next.issued),
+                            seq,
                         },
                     );
                 }
@@ -573,17 +613,19 @@ impl Actor for MemcacheActor {
 
     fn on_msg(&self, _id: Id, state: &mut Cow<McState>, src: Id, msg: McMsg, o: &mut Out<Self>) {
         let next = match (self, &**state) {
-            (MemcacheActor::Web(cfg), McState::Web(s)) => cfg.on_msg(s, msg, o).map(McState::Web),
+            (MemcacheActor::Web(cfg), McState::Web(s)) => {
+                cfg.on_msg(s, src, msg, o).map(McState::Web)
+            }
             (MemcacheActor::Memcache(cfg), McState::Memcache(s)) => {
                 cfg.on_msg(s, src, msg, o).map(McState::Memcache)
             }
             (MemcacheActor::Gutter { bug }, McState::Gutter(s)) => match msg {
-                McMsg::Get => {
+                McMsg::Get { seq } => {
                     o.send(
                         src,
                         match s.item {
-                            Some((item, _)) => McMsg::Hit { item },
-                            None => McMsg::Miss { token: None },
+                            Some((item, _)) => McMsg::Hit { item, seq },
+                            None => McMsg::Miss { token: None, seq },
                         },
                     );
                     None
@@ -600,18 +642,19 @@ impl Actor for MemcacheActor {
                 _ => None,
             },
             (MemcacheActor::Database { mcsqueal }, McState::Database { version }) => match msg {
-                McMsg::Read => {
+                McMsg::Read { seq } => {
                     o.send(
                         src,
                         McMsg::ReadReply {
                             item: Item { version: *version },
+                            seq,
                         },
                     );
                     None
                 }
-                McMsg::Write => {
+                McMsg::Write { seq } => {
                     let version = version + 1;
-                    o.send(src, McMsg::WriteOk { version });
+                    o.send(src, McMsg::WriteOk { version, seq });
                     o.send(*mcsqueal, McMsg::Commit { version });
                     Some(McState::Database { version })
                 }

@@ -99,7 +99,7 @@ pub struct McHistory {
 fn record_in(_: &MemcacheModelCfg, h: &McHistory, env: Envelope<&McMsg>) -> Option<McHistory> {
     let mut next = h.clone();
     match env.msg {
-        McMsg::Wait => next.waited = true,
+        McMsg::Wait { .. } => next.waited = true,
         McMsg::Hit { .. } if usize::from(env.src) == GUTTER => next.gutter_hit = true,
         _ => return None,
     }
@@ -142,8 +142,8 @@ impl Harnessed for Memcache {
             msg,
             McMsg::Hit { .. }
                 | McMsg::Miss { .. }
-                | McMsg::Wait
-                | McMsg::Failed
+                | McMsg::Wait { .. }
+                | McMsg::Failed { .. }
                 | McMsg::ReadReply { .. }
                 | McMsg::WriteOk { .. }
                 | McMsg::Commit { .. }
