@@ -6,7 +6,8 @@ use proptest::prelude::*;
 
 use properties::linearizability::spec::{KvInput, KvOp, KvOutput, RegisterInput, RegisterOutput};
 use properties::linearizability::{
-    check, check_brute_force, CasRegister, History, KvStore, Operation, SequentialSpec, Verdict,
+    check, check_brute_force, CasRegister, History, KvStore, Operation, Register, SequentialSpec,
+    Verdict,
 };
 
 fn register_input() -> impl Strategy<Value = RegisterInput> {
@@ -204,19 +205,45 @@ proptest! {
         prop_assert_eq!(is_linearizable(&check(&CasRegister, &h, None)), check_brute_force(&CasRegister, &h));
     }
 
+    /// With results unknown and operations open to the end (which the checker leaves out when
+    /// no read could show them, `SequentialSpec::unobserved`; the brute force keeps them).
     #[test]
     fn agrees_with_brute_force_on_small_kv_histories(
-        ops in prop::collection::vec((kv_input(), 0..3u8, 0..30u64, 1..30u64), 0..7)
+        ops in prop::collection::vec((kv_input(), 0..6u8, 0..30u64, 1..30u64, 0..8u8), 0..8)
     ) {
-        let h = History::new(ops.into_iter().enumerate().map(|(i, (input, v, call, len))| {
+        let h = History::new(ops.into_iter().enumerate().map(|(i, (input, v, call, len, fate))| {
             let output = match input.op {
-                KvOp::Get => KvOutput::Get(["", "p1", "a1a2"][v as usize].to_string()),
+                KvOp::Get => {
+                    KvOutput::Get(["", "p1", "a1a2", "p1a1", "a2", "p0a0"][v as usize].to_string())
+                }
                 KvOp::Put(_) => KvOutput::Put,
                 KvOp::Append(_) => KvOutput::Append,
             };
-            Operation { client: i as u64, call, ret: call + len, input, output: Some(output) }
+            // 0: open to the end (indefinite); 1: returned, result unknown.
+            let ret = if fate == 0 { u64::MAX } else { call + len };
+            Operation { client: i as u64, call, ret, input, output: (fate > 1).then_some(output) }
         }).collect());
         prop_assert_eq!(is_linearizable(&check(&KvStore, &h, None)), check_brute_force(&KvStore, &h));
+    }
+
+    #[test]
+    fn agrees_with_brute_force_on_small_register_histories_with_open_writes(
+        ops in prop::collection::vec(
+            (prop::bool::ANY, 0..4i64, 0..30u64, 1..30u64, 0..6u8),
+            0..8,
+        )
+    ) {
+        let h = History::new(ops.into_iter().enumerate().map(|(i, (write, v, call, len, fate))| {
+            let (input, output) = if write {
+                (RegisterInput::Write(v), RegisterOutput::Write)
+            } else {
+                (RegisterInput::Read, RegisterOutput::Read((v > 0).then_some(v)))
+            };
+            let ret = if fate == 0 { u64::MAX } else { call + len };
+            Operation { client: i as u64, call, ret, input, output: (fate > 1).then_some(output) }
+        }).collect());
+        prop_assert_eq!(is_linearizable(&check(&Register, &h, None)), check_brute_force(&Register, &h));
+        prop_assert_eq!(is_linearizable(&check(&CasRegister, &h, None)), check_brute_force(&CasRegister, &h));
     }
 }
 

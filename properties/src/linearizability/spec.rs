@@ -26,6 +26,43 @@ pub trait SequentialSpec: Sync {
     fn partition(&self, _input: &Self::Input) -> u64 {
         0
     }
+
+    /// Whether an operation whose result is unknown can be left out of its partition without
+    /// changing the verdict, given `outputs`, every known result in the partition. Two cases
+    /// qualify, and the search drops them (soak histories carry many):
+    /// - it never changes the state (a read): it is accepted anywhere in its window, and nothing
+    ///   sees it;
+    /// - it is still open at the end of the history (indefinite) and no result in `outputs`
+    ///   could show its effect: a linearization with it has no read between it and whatever
+    ///   erases its effect, so it stays one without it; and one without it takes it as its last
+    ///   operation.
+    ///
+    /// The default keeps everything.
+    ///
+    /// ([`SequentialSpec::overwrites`] and [`SequentialSpec::reaches`] are the search's
+    /// lookahead.)
+    fn unobserved(
+        &self,
+        _input: &Self::Input,
+        _indefinite: bool,
+        _outputs: &[&Self::Output],
+    ) -> bool {
+        false
+    }
+
+    /// Whether `input` may replace the state by one that does not extend it (a put; not an
+    /// append or a read). The default: every operation may.
+    fn overwrites(&self, _input: &Self::Input) -> bool {
+        true
+    }
+
+    /// Whether operations that do not overwrite can take `state` to one where a read gives
+    /// `later`: `Some(false)` only when none can; `None` when `later` says nothing of the state
+    /// (a write's acknowledgement). The search drops a step to a state that cannot reach the
+    /// next pending read's result with nothing that overwrites in between.
+    fn reaches(&self, _state: &Self::State, _later: &Self::Output) -> Option<bool> {
+        None
+    }
 }
 
 /// An operation on a register.
@@ -101,6 +138,34 @@ macro_rules! register_spec {
             ) -> Option<Option<i64>> {
                 register_step(state, input, output, $cas)
             }
+
+            /// A read, or an indefinite write no read returned. With compare-and-set, a write
+            /// is seen by a failed compare-and-set too: only reads go.
+            fn unobserved(
+                &self,
+                input: &RegisterInput,
+                indefinite: bool,
+                outputs: &[&RegisterOutput],
+            ) -> bool {
+                match input {
+                    RegisterInput::Read => true,
+                    RegisterInput::Write(v) if indefinite && !$cas => !outputs
+                        .iter()
+                        .any(|o| **o == RegisterOutput::Read(Some(*v))),
+                    _ => false,
+                }
+            }
+
+            fn overwrites(&self, input: &RegisterInput) -> bool {
+                !matches!(input, RegisterInput::Read)
+            }
+
+            fn reaches(&self, state: &Option<i64>, later: &RegisterOutput) -> Option<bool> {
+                match later {
+                    RegisterOutput::Read(v) => Some(v == state),
+                    _ => None,
+                }
+            }
         }
     };
 }
@@ -162,6 +227,37 @@ impl SequentialSpec for KvStore {
 
     fn partition(&self, input: &KvInput) -> u64 {
         input.key
+    }
+
+    /// A get; an indefinite put of `v` that no get's value begins with, and an indefinite
+    /// append of `v` that no get's value contains (until a put, the value begins with a put's
+    /// and contains every append's since).
+    fn unobserved(&self, input: &KvInput, indefinite: bool, outputs: &[&KvOutput]) -> bool {
+        let seen = |f: &dyn Fn(&str) -> bool| {
+            outputs.iter().any(|o| match o {
+                KvOutput::Get(r) => f(r),
+                _ => false,
+            })
+        };
+        match &input.op {
+            KvOp::Get => true,
+            KvOp::Append(v) if v.is_empty() => true,
+            KvOp::Put(v) if indefinite && !v.is_empty() => !seen(&|r| r.starts_with(v.as_str())),
+            KvOp::Append(v) if indefinite => !seen(&|r| r.contains(v.as_str())),
+            _ => false,
+        }
+    }
+
+    fn overwrites(&self, input: &KvInput) -> bool {
+        matches!(input.op, KvOp::Put(_))
+    }
+
+    /// Appends only extend a value: a later read's value begins with the state.
+    fn reaches(&self, state: &String, later: &KvOutput) -> Option<bool> {
+        match later {
+            KvOutput::Get(r) => Some(r.starts_with(state.as_str())),
+            _ => None,
+        }
     }
 }
 

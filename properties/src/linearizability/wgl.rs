@@ -44,7 +44,7 @@ pub fn check<S: SequentialSpec>(
     budget: Option<Duration>,
 ) -> Verdict {
     let deadline = budget.map(|b| Instant::now() + b);
-    let partitions = partitions(spec, history);
+    let partitions = partitions(spec, history, true);
     let stop = AtomicBool::new(false);
     let results: Vec<(u64, Part)> = partitions
         .into_par_iter()
@@ -80,10 +80,13 @@ pub fn check<S: SequentialSpec>(
     }
 }
 
-/// The operations of each partition, as indices into the history.
+/// The operations of each partition, as indices into the history; when `prune`, without those
+/// whose result is unknown and that [`SequentialSpec::unobserved`] says cannot change the
+/// verdict.
 fn partitions<S: SequentialSpec>(
     spec: &S,
     history: &History<S::Input, S::Output>,
+    prune: bool,
 ) -> BTreeMap<u64, Vec<usize>> {
     let mut partitions: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for (i, op) in history.ops.iter().enumerate() {
@@ -91,6 +94,16 @@ fn partitions<S: SequentialSpec>(
             .entry(spec.partition(&op.input))
             .or_default()
             .push(i);
+    }
+    for ops in partitions.values_mut().filter(|_| prune) {
+        let outputs: Vec<&S::Output> = ops
+            .iter()
+            .filter_map(|&i| history.ops[i].output.as_ref())
+            .collect();
+        ops.retain(|&i| {
+            let op = &history.ops[i];
+            op.output.is_some() || !spec.unobserved(&op.input, op.ret == Time::MAX, &outputs)
+        });
     }
     partitions
 }
@@ -105,6 +118,9 @@ enum Part {
 }
 
 const HEAD: usize = 0;
+
+/// How many events the lookahead looks through for the next pending read.
+const LOOKAHEAD: usize = 256;
 
 /// The search over one partition: `ops` are indices into `history.ops`.
 fn search<S: SequentialSpec>(
@@ -158,6 +174,30 @@ fn search<S: SequentialSpec>(
         next[prev[call]] = call;
     };
 
+    // Lookahead (exact): the next pending result a state must reach, when no operation that
+    // may overwrite the state (`SequentialSpec::overwrites`) can be linearized before it. For a
+    // key-value store under appends, the next read's value must begin with the state: among
+    // concurrent appends only the one the read shows next goes, instead of every order of them
+    // being tried and refused at the read.
+    let may_reach_next_read = |state: &S::State, next: &[usize]| {
+        let mut e = next[HEAD];
+        for _ in 0..LOOKAHEAD {
+            if e == tail {
+                break;
+            }
+            let op = &history.ops[ops[op_of[e]]];
+            if is_call[e] {
+                if spec.overwrites(&op.input) {
+                    break;
+                }
+            } else if let Some(decided) = op.output.as_ref().and_then(|o| spec.reaches(state, o)) {
+                return decided;
+            }
+            e = next[e];
+        }
+        true
+    };
+
     let mut visited: HashSet<(u128, u64), BuildHasherDefault<FingerprintHasher>> =
         HashSet::default();
     // The linearized calls, each with the state before it.
@@ -180,11 +220,16 @@ fn search<S: SequentialSpec>(
             if let Some(after) = spec.step(&state, &op.input, op.output.as_ref()) {
                 let fingerprint = linearized ^ zobrist[j];
                 if visited.insert((fingerprint, state_hash(&after))) {
-                    calls.push((entry, std::mem::replace(&mut state, after)));
-                    linearized = fingerprint;
                     lift(&mut next, &mut prev, entry);
-                    entry = next[HEAD];
-                    continue;
+                    // (Only a step that changes the state looks ahead: a read that is refused
+                    // later is the one a failure reports.)
+                    if after == state || may_reach_next_read(&after, &next) {
+                        calls.push((entry, std::mem::replace(&mut state, after)));
+                        linearized = fingerprint;
+                        entry = next[HEAD];
+                        continue;
+                    }
+                    unlift(&mut next, &mut prev, entry);
                 }
             }
             entry = next[entry];
@@ -267,12 +312,12 @@ impl Hasher for FingerprintHasher {
 }
 
 /// A brute-force checker for small histories: tries every order of each partition's operations
-/// that respects real time. Exponential; for testing [`check`].
+/// that respects real time, all of them (nothing pruned). Exponential; for testing [`check`].
 pub fn check_brute_force<S: SequentialSpec>(
     spec: &S,
     history: &History<S::Input, S::Output>,
 ) -> bool {
-    let partitions = partitions(spec, history);
+    let partitions = partitions(spec, history, false);
     partitions.values().all(|ops| {
         let mut used = vec![false; ops.len()];
         brute(spec, history, ops, &mut used, &spec.init())
