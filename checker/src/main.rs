@@ -653,7 +653,10 @@ fn history(args: HistoryArgs) -> Result<ExitCode> {
     ) {
         Ok(report) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                // With the process's peak resident memory (Linux), parse and check included.
+                let mut json = serde_json::to_value(&report)?;
+                json["peak_rss_kib"] = properties::peak_rss_kib().into();
+                println!("{}", serde_json::to_string_pretty(&json)?);
             } else {
                 print!("{}", report.summary());
             }

@@ -27,6 +27,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use properties::causal::{check, Level, Op, Pattern, Txn};
+use properties::peak_rss_kib;
 
 const REPLICAS: usize = 4;
 const SESSIONS: u64 = 32;
@@ -192,17 +193,6 @@ fn best_of_3(f: impl Fn()) -> Duration {
         .unwrap()
 }
 
-/// This process's peak resident set so far, in KiB.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn level_named(name: &str) -> Level {
     *Level::ALL

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use properties::linearizability::formats::{parse_jepsen, parse_porcupine_kv};
 use properties::linearizability::spec::{KvInput, KvOp, KvOutput, RegisterInput, RegisterOutput};
 use properties::linearizability::{check, CasRegister, History, KvStore, Operation, Verdict};
+use properties::peak_rss_kib;
 
 fn main() {
     let dir = std::env::args()
@@ -125,17 +126,6 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, last.expect("at least one run"))
 }
 
-/// Peak resident memory of this process (Linux), in KiB.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// A deterministic pseudo-random sequence (xorshift), so runs are comparable.
 struct Rng(u64);

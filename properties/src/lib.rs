@@ -26,3 +26,16 @@ pub mod linearizability;
 pub mod list_append;
 pub mod serializability;
 pub mod zookeeper;
+
+/// This process's peak resident memory so far, in KiB (Linux's `VmHWM`; 0 where there is none):
+/// what `checker history --json` and the benchmarks report.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
