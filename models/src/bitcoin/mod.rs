@@ -86,6 +86,7 @@
 
 pub mod consensus;
 pub mod model;
+pub mod node;
 
 pub use model::{
     BitcoinActor, BitcoinBug, BitcoinCfg, BitcoinModel, Block, BlockId, BtcMsg, BtcTimer,
