@@ -42,6 +42,7 @@
 //! - [`zk`]: ZooKeeper's wire protocol and data tree, for a server that stock clients talk to.
 
 pub mod aurora;
+pub mod bitcoin;
 pub mod chain;
 pub mod client;
 pub mod cluster;
