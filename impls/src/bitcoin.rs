@@ -146,8 +146,10 @@ impl Client for BitcoinService {
                 work,
                 reorgs,
                 deepest_reorg,
+                blocks,
             } => format!(
-                "height {height} tip {hash} work {work} reorgs {reorgs} deepest {deepest_reorg}"
+                "height {height} tip {hash} work {work} reorgs {reorgs} deepest {deepest_reorg} \
+                 blocks {blocks}"
             ),
             BtcRet::Sent { txid } => format!("sent {txid}"),
             BtcRet::Confirmations(c) => match c {

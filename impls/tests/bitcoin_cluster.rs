@@ -80,6 +80,26 @@ impl Btc {
         }
     }
 
+    /// The valid blocks node `node` knows.
+    fn known(&mut self, node: usize) -> u64 {
+        match self.call(node, BtcOp::Tip) {
+            BtcRet::Tip { blocks, .. } => blocks,
+            other => panic!("tip {node}: {other:?}"),
+        }
+    }
+
+    /// Waits (at most 5 s) until node `node` knows `blocks` blocks.
+    fn wait_known(&mut self, node: usize, blocks: u64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.known(node) < blocks {
+            assert!(
+                Instant::now() < deadline,
+                "node {node} never knew {blocks} blocks"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn send(&mut self, node: usize, tx: &str) {
         let ret = self.call(node, BtcOp::Send(Tx::parse(tx).unwrap()));
         assert!(
@@ -166,6 +186,7 @@ fn a_released_private_chain_with_more_work_reorganises_every_node() {
     c.call(ATTACKER, BtcOp::Withhold);
     c.mine(ATTACKER, 3);
     c.mine(HONEST[1], 2);
+    c.converge_of(HONEST[1], &HONEST);
     let (h0, honest_tip, _) = c.tip(0);
     assert_eq!(h0, 3, "the private blocks stay private");
     assert_eq!(c.tip(ATTACKER).0, 4);
@@ -213,9 +234,14 @@ fn double_spend(name: &str, z: u64) -> (Confirmations, Confirmations) {
         assert!(Instant::now() < deadline, "no confirmations");
         c.mine(HONEST[0], 1);
     }
+    c.converge_of(MERCHANT, &HONEST);
+    let known: Vec<u64> = HONEST.iter().map(|i| c.known(*i)).collect();
     c.call(ATTACKER, BtcOp::Release);
-    std::thread::sleep(Duration::from_millis(300));
-    // The attacker's node keeps its own chain on a tie: the honest ones must agree.
+    // Every honest node has the two released blocks; the attacker's node keeps its own chain
+    // on a tie, so only the honest ones must agree.
+    for (i, k) in HONEST.iter().zip(known) {
+        c.wait_known(*i, k + 2);
+    }
     c.converge_of(MERCHANT, &HONEST);
     let after = c.confirmations(MERCHANT, pay);
     cluster.stop();

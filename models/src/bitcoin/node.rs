@@ -332,6 +332,8 @@ pub enum BtcRet {
         /// Reorganisations so far, and the most blocks one disconnected.
         reorgs: u64,
         deepest_reorg: u64,
+        /// Valid blocks it knows, genesis included (on any branch).
+        blocks: u64,
     },
     /// The transaction is in the memory pool.
     Sent {
@@ -970,6 +972,7 @@ fn tip_ret(s: &NodeState) -> BtcRet {
         work: show_work(s.tip_entry().chain_work),
         reorgs: s.reorgs,
         deepest_reorg: s.deepest_reorg,
+        blocks: s.blocks.len() as u64,
     }
 }
 
