@@ -122,6 +122,19 @@ impl Client for BitcoinService {
         parse_op(words)
     }
 
+    fn check_op(cluster: &ClusterConfig, op: &BtcCall) -> Result<(), String> {
+        let n = cluster.nodes.len();
+        if op.node < n {
+            Ok(())
+        } else {
+            Err(format!(
+                "no node {} (the cluster has nodes 0 to {})",
+                op.node,
+                n.saturating_sub(1)
+            ))
+        }
+    }
+
     fn show_op(op: &BtcCall) -> String {
         let n = op.node;
         match &op.op {

@@ -210,6 +210,12 @@ pub trait Client: Service {
     fn returned(msg: Self::Msg) -> Option<(RequestId, Self::Ret)>;
     /// An operation from the command line's words (`put k v`).
     fn parse_op(words: &[String]) -> Result<Self::Op, String>;
+    /// Whether a parsed operation makes sense for `cluster` (a node it names is there), checked
+    /// before `client` sends it; by default every operation does.
+    fn check_op(cluster: &ClusterConfig, op: &Self::Op) -> Result<(), String> {
+        let _ = (cluster, op);
+        Ok(())
+    }
     /// An operation as a history names it: `get k0`.
     fn show_op(op: &Self::Op) -> String;
     /// A result as `client` prints it.
@@ -449,6 +455,7 @@ where
     <S::Actor as Actor>::Timer: Hash + Eq,
 {
     let op = S::parse_op(words).map_err(anyhow::Error::msg)?;
+    S::check_op(cluster, &op).map_err(anyhow::Error::msg)?;
     let mut client = crate::client::Driven::<S>::start(cluster, &S::tuning(), S::client_id())?;
     Ok(client.call(op, timeout).map(|ret| S::show(&ret)))
 }

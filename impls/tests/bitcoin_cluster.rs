@@ -173,6 +173,29 @@ fn nodes_converge_on_one_most_work_tip() {
             Confirmations::Confirmed(_)
         ));
     }
+    // Bad operations: one line saying why, exit 2.
+    for (words, says) in [
+        (
+            &["tip", "7"][..],
+            "no node 7 (the cluster has nodes 0 to 2)",
+        ),
+        (&["send", "0", "coin0"], "not a transaction"),
+        (&["mine", "0", "fast"], "expected: tip N"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_client"))
+            .arg("bitcoin")
+            .arg("--cluster")
+            .arg(&cluster.config_path)
+            .args(words)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{words:?}: {err}");
+        assert!(
+            err.contains(says) && err.trim().lines().count() == 1,
+            "{words:?}: {err}"
+        );
+    }
     cluster.stop();
 }
 
