@@ -103,9 +103,8 @@ fn main() {
     );
 
     // 3. Block 413,567.
-    let dir = std::env::var("BITCOIN_DATA").unwrap_or_else(|_| {
-        format!("{}/../../shared/data/bitcoin", env!("CARGO_MANIFEST_DIR"))
-    });
+    let dir = std::env::var("BITCOIN_DATA")
+        .unwrap_or_else(|_| format!("{}/../../shared/data/bitcoin", env!("CARGO_MANIFEST_DIR")));
     let path = format!("{dir}/block413567.raw");
     let Ok(raw_block) = std::fs::read(&path) else {
         println!("block 413,567: {path} not found (set BITCOIN_DATA)");
