@@ -286,7 +286,8 @@ pub enum BtcOp {
     Mine(Mining),
     /// Keep mined blocks, and transactions from clients, to itself (a private chain).
     Withhold,
-    /// Send the withheld blocks to the peers, and withhold no more.
+    /// Send the withheld blocks, and the private transactions not in them, to the peers, and
+    /// withhold no more.
     Release,
     /// How deep a transaction is on the node's chain: the merchant's question (§11).
     Confirmations(Tx),
@@ -433,7 +434,7 @@ pub struct NodeState {
     pub withholding: bool,
     /// Its blocks not yet released, in the order found.
     pub withheld: Vec<Hash256>,
-    /// Transactions from clients it keeps to itself.
+    /// Transactions from clients it keeps to itself (in its memory pool; sent at the release).
     pub private: BTreeSet<Hash256>,
     // counters
     pub reorgs: u64,
@@ -832,6 +833,10 @@ impl Node<'_> {
                 let withheld = std::mem::take(&mut s.withheld);
                 for h in &withheld {
                     self.broadcast(&BtcNodeMsg::Block(s.wire(*h)), None, o);
+                }
+                // Its private transactions not in a block yet go out too.
+                for tx in s.mempool.iter().filter(|t| s.private.contains(&t.txid())) {
+                    self.broadcast(&BtcNodeMsg::Tx(tx.clone()), None, o);
                 }
                 s.withholding = false;
                 s.private.clear();

@@ -280,3 +280,19 @@ fn bad_blocks_are_refused_and_orphans_fetch_their_parents() {
     assert_eq!(net.state(1).height(), 4);
     assert_eq!(net.state(1).tip(), net.state(0).tip());
 }
+
+/// A withholding node's client transactions stay private until the release, which sends those
+/// still in its memory pool.
+#[test]
+fn private_transactions_go_out_at_the_release() {
+    let mut net = Net::new(2);
+    net.call(1, BtcOp::Withhold);
+    net.call(1, BtcOp::Send(tx("coin3>later")));
+    assert!(net.state(0).mempool.is_empty());
+    assert_eq!(
+        net.call(1, BtcOp::Release),
+        BtcRet::Done("released 0 blocks".into())
+    );
+    assert_eq!(net.state(0).mempool, vec![tx("coin3>later")]);
+    assert!(net.state(1).private.is_empty());
+}
