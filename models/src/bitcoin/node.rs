@@ -491,15 +491,10 @@ impl NodeState {
     /// The unspent outputs after the chain ending at `hash`.
     fn utxos_at(&self, hash: Hash256) -> Utxos {
         if hash == self.tip() {
-            return self.utxos.clone();
+            self.utxos.clone()
+        } else {
+            self.utxos_at_fresh(hash)
         }
-        let mut utxos = Utxos::new();
-        for h in self.chain_to(hash) {
-            for tx in &self.blocks[&h].txs {
-                connect(&mut utxos, tx).expect("an accepted block's transactions connect");
-            }
-        }
-        utxos
     }
 
     fn wire(&self, hash: Hash256) -> WireBlock {
