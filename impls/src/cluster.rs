@@ -377,6 +377,8 @@ fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand
             .arg(t.chunk_bytes.to_string())
             .arg("--session-min-ms")
             .arg(t.session_min.as_millis().to_string())
+            .arg("--pow-bits")
+            .arg(format!("{:#010x}", t.pow_bits))
             .arg("--admin")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

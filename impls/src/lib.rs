@@ -39,9 +39,13 @@
 //!   at one segment, recovery at a new epoch, and a fixed kill plan for `jepsen aurora`.
 //! - [`frangipani`]: Frangipani (its entry in the registry): the model's file servers, lock
 //!   server and Petal over TCP, once per file, with real leases, Petal on disk, and a file API.
+//! - [`bitcoin`]: Bitcoin (its entry in the registry): full nodes that mine real headers at a
+//!   low target, gossip blocks, follow the most-work chain and reorganise; a miner may withhold
+//!   a private chain, and a merchant asks for confirmations.
 //! - [`zk`]: ZooKeeper's wire protocol and data tree, for a server that stock clients talk to.
 
 pub mod aurora;
+pub mod bitcoin;
 pub mod chain;
 pub mod client;
 pub mod cluster;

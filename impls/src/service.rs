@@ -41,6 +41,8 @@ pub struct Tuning {
     /// The shortest session timeout a ZooKeeper server grants (`minSessionTimeout`; 4 s, two of
     /// ZooKeeper's default 2-second ticks).
     pub session_min: Duration,
+    /// The nBits of a Bitcoin chain's genesis block: its target, which never changes.
+    pub pow_bits: u32,
 }
 
 impl Default for Tuning {
@@ -51,6 +53,7 @@ impl Default for Tuning {
             snapshot_every: 1000,
             chunk_bytes: 64 << 20,
             session_min: Duration::from_millis(4_000),
+            pow_bits: models::bitcoin::node::DEFAULT_BITS,
         }
     }
 }
@@ -207,6 +210,12 @@ pub trait Client: Service {
     fn returned(msg: Self::Msg) -> Option<(RequestId, Self::Ret)>;
     /// An operation from the command line's words (`put k v`).
     fn parse_op(words: &[String]) -> Result<Self::Op, String>;
+    /// Whether a parsed operation makes sense for `cluster` (a node it names is there), checked
+    /// before `client` sends it; by default every operation does.
+    fn check_op(cluster: &ClusterConfig, op: &Self::Op) -> Result<(), String> {
+        let _ = (cluster, op);
+        Ok(())
+    }
     /// An operation as a history names it: `get k0`.
     fn show_op(op: &Self::Op) -> String;
     /// A result as `client` prints it.
@@ -446,6 +455,7 @@ where
     <S::Actor as Actor>::Timer: Hash + Eq,
 {
     let op = S::parse_op(words).map_err(anyhow::Error::msg)?;
+    S::check_op(cluster, &op).map_err(anyhow::Error::msg)?;
     let mut client = crate::client::Driven::<S>::start(cluster, &S::tuning(), S::client_id())?;
     Ok(client.call(op, timeout).map(|ret| S::show(&ret)))
 }
@@ -501,6 +511,7 @@ pub static SERVICES: &[&dyn Protocol] = &[
     &WithClients::<crate::aurora::MirroredService>::NEW,
     &Full::<crate::memcache::MemcacheService>::NEW,
     &WithClients::<crate::frangipani::FrangipaniService>::NEW,
+    &WithClients::<crate::bitcoin::BitcoinService>::NEW,
     &crate::zk::jepsen::ZkProtocol,
 ];
 
@@ -640,6 +651,22 @@ pub fn parse_bug_flag(
     name.map(|b| parse_bug(p, b))
         .transpose()
         .map_err(anyhow::Error::msg)
+}
+
+/// Parses compact nBits in hex (`0x1f07ffff` or `1f07ffff`).
+pub fn parse_bits(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    let bits = u32::from_str_radix(digits, 16)
+        .map_err(|_| format!("'{s}' is not nBits in hex (like 0x1f07ffff)"))?;
+    let c = models::bitcoin::consensus::compact_to_target(bits);
+    // At most about 2^24 hashes a block: the genesis block is mined when a node starts.
+    let easiest = !models::bitcoin::consensus::U256::ZERO >> 24;
+    if c.negative || c.overflow || c.target.is_zero() || c.target < easiest {
+        return Err(format!(
+            "nBits {s}: need a positive target of at least 2^232 (a block in at most about 2^24 hashes)"
+        ));
+    }
+    Ok(bits)
 }
 
 /// Parses `LOW-HIGH` milliseconds (`300-600`) or one number of milliseconds.

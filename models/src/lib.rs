@@ -51,7 +51,8 @@
 //!   delays, the most-work fork choice, and a private-mining attacker's double spend against a
 //!   merchant that waits for z confirmations; and its consensus code (`bitcoin::consensus`, §§4,
 //!   7): block headers, compact targets, proof of work, difficulty retargeting, chain work and
-//!   Merkle roots, ported from Bitcoin Core.
+//!   Merkle roots, ported from Bitcoin Core; its TCP nodes (`bitcoin::node`) keep a tree of real
+//!   blocks at a low target, mine in batches of nonces, reorganise, and may withhold a chain.
 
 pub mod aurora;
 pub mod bitcoin;

@@ -95,6 +95,9 @@ struct RunOpts {
     /// GFS's chunk size in bytes (§2.5; 64 MB by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(4096..=(1 << 32)))]
     chunk_bytes: Option<u64>,
+    /// A Bitcoin chain's nBits in hex (its genesis block's: the target never changes).
+    #[arg(long, value_parser = service::parse_bits)]
+    pow_bits: Option<u32>,
     /// Run every node with one of the model's seeded bugs.
     #[arg(long)]
     bug: Option<String>,
@@ -145,6 +148,9 @@ fn launch(args: RunArgs) -> Result<()> {
     }
     if let Some(n) = o.chunk_bytes {
         tuning.chunk_bytes = n;
+    }
+    if let Some(bits) = o.pow_bits {
+        tuning.pow_bits = bits;
     }
     let bug = service::parse_bug_flag(p, o.bug.as_deref())?;
     let (tx, rx) = mpsc::channel();

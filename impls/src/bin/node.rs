@@ -50,6 +50,9 @@ struct Cli {
     /// The shortest session timeout a ZooKeeper server grants, milliseconds (4000 by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     session_min_ms: Option<u64>,
+    /// A Bitcoin chain's nBits in hex (its genesis block's: the target never changes).
+    #[arg(long, value_parser = service::parse_bits)]
+    pow_bits: Option<u32>,
     /// Run with one of the model's seeded bugs (for tests that must catch it).
     #[arg(long)]
     bug: Option<String>,
@@ -94,6 +97,9 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(n) = cli.chunk_bytes {
         tuning.chunk_bytes = n;
+    }
+    if let Some(bits) = cli.pow_bits {
+        tuning.pow_bits = bits;
     }
     if let Some(ms) = cli.session_min_ms {
         tuning.session_min = std::time::Duration::from_millis(ms);

@@ -382,7 +382,7 @@ pub fn target_to_compact(target: U256, negative: bool) -> u32 {
 pub const HEADER_SIZE: usize = 80;
 
 /// A block header (Core's `CBlockHeader`): 80 bytes, little-endian fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Header {
     pub version: i32,
     pub prev_blockhash: Hash256,

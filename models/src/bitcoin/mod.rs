@@ -80,12 +80,18 @@
 //!   attacker's released chain carries `B`, and the payment is reverted without any fork (the
 //!   z-confirmation property).
 //!
+//! Over TCP ([`node`]): full nodes with real 80-byte headers at a low target ([`consensus`]),
+//! toy transactions, the most-work tip (ties: the first seen, as Core), reorganisations, gossip,
+//! mining in bounded batches of nonces on a timer, and a miner that withholds a private chain;
+//! `impls::bitcoin` runs them (`cluster bitcoin`, `client bitcoin`).
+//!
 //! Not modelled: the difficulty adjustment itself (a block's work is chosen, not derived from
 //! timestamps), Merkle trees and simplified payment verification (§§7, 8), the incentive
 //! (§6), coinbase maturity, more than one coin, and honest nodes that relay.
 
 pub mod consensus;
 pub mod model;
+pub mod node;
 
 pub use model::{
     BitcoinActor, BitcoinBug, BitcoinCfg, BitcoinModel, Block, BlockId, BtcMsg, BtcTimer,
