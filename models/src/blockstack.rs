@@ -227,11 +227,7 @@ pub fn genesis_consensus_hash() -> ConsensusHash {
 /// §3.2: the consensus hash at `height`: a hash of the operations accepted in its block, in
 /// order, and of the consensus hashes at `height - 1`, `height - 2`, `height - 4`, ...
 /// (`earlier[h]` is the consensus hash at height `h`).
-pub fn consensus_hash(
-    height: Height,
-    accepted: &[Tx],
-    earlier: &[ConsensusHash],
-) -> ConsensusHash {
+pub fn consensus_hash(height: Height, accepted: &[Tx], earlier: &[ConsensusHash]) -> ConsensusHash {
     let ops: Vec<Vec<u8>> = accepted.iter().map(Tx::encode).collect();
     let mut prior = Vec::new();
     let mut back = 1usize;
@@ -258,9 +254,17 @@ pub enum Op {
         commits_to: (Name, Principal),
     },
     /// Registers `name` to its sender (the register address of its preorder).
-    NameRegistration { name: Name },
-    NameUpdate { name: Name, zonefile_hash: u8 },
-    NameTransfer { name: Name, recipient: Principal },
+    NameRegistration {
+        name: Name,
+    },
+    NameUpdate {
+        name: Name,
+        zonefile_hash: u8,
+    },
+    NameTransfer {
+        name: Name,
+        recipient: Principal,
+    },
 }
 
 /// A transaction: a name operation, its sender (who signed it) and its fee.
@@ -360,7 +364,7 @@ impl fmt::Debug for Block {
 }
 
 /// What the actors send.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BsMsg {
     /// A client's transaction, to the chain's mempool.
     Tx(Tx),
@@ -378,6 +382,29 @@ pub enum BsMsg {
         preordered: bool,
         owner: Option<Principal>,
     },
+}
+
+/// `BestChain v3 [b1 b3]` (the blocks' contents are in the chain's view), `Tx(..)`.
+impl fmt::Debug for BsMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BsMsg::Tx(tx) => write!(f, "Tx({tx:?})"),
+            BsMsg::BestChain { version, blocks } => {
+                let ids: Vec<String> = blocks.iter().map(|b| format!("b{}", b.id)).collect();
+                write!(f, "BestChain v{version} [{}]", ids.join(" "))
+            }
+            BsMsg::GetChain => write!(f, "GetChain"),
+            BsMsg::Mempool(tx) => write!(f, "Mempool({tx:?})"),
+            BsMsg::Tip {
+                consensus_hash,
+                preordered,
+                owner,
+            } => write!(
+                f,
+                "Tip(ch #{consensus_hash:08x}, preordered {preordered}, owner {owner:?})"
+            ),
+        }
+    }
 }
 
 /// The nondeterministic steps.
@@ -424,7 +451,10 @@ pub struct NameDb {
 
 impl NameDb {
     pub fn owner(&self, name: Name) -> Option<Principal> {
-        self.records.iter().find(|r| r.name == name).map(|r| r.owner)
+        self.records
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.owner)
     }
 
     /// Applies an operation already judged valid (the database as it stands is not consulted
@@ -540,7 +570,10 @@ pub fn apply_block(
                     //    not expired (`one-step-register`: consumed if there is one, but not
                     //    required).
                     let hash = committed_hash(bug, name, tx.sender);
-                    let matching = db.preorders.iter().filter(|p| p.hash == hash && p.height < h);
+                    let matching = db
+                        .preorders
+                        .iter()
+                        .filter(|p| p.hash == hash && p.height < h);
                     let live = matching.clone().find(|p| h <= p.height + PREORDER_TTL);
                     if live.is_none() && matching.count() > 0 {
                         out.seen |= seen::PREORDER_EXPIRED;
@@ -651,11 +684,11 @@ pub enum AliceStep {
     /// Not yet preordered.
     Start,
     /// NAME_PREORDER sent.
-    Preordered,
+    SentPreorder,
     /// NAME_REGISTRATION sent.
-    Registered,
+    SentRegistration,
     /// NAME_UPDATE sent.
-    Updated,
+    SentUpdate,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -841,13 +874,13 @@ impl Actor for BlockstackActor {
                     o.set_timer(BsTimer::Join, model_timeout());
                 }
                 BsState::Node(NodeState {
-                version: 0,
-                chain: Vec::new(),
-                db: NameDb::default(),
-                consensus_hashes: vec![genesis_consensus_hash()],
-                applied: Vec::new(),
-                seen: 0,
-            })
+                    version: 0,
+                    chain: Vec::new(),
+                    db: NameDb::default(),
+                    consensus_hashes: vec![genesis_consensus_hash()],
+                    applied: Vec::new(),
+                    seen: 0,
+                })
             }
             BlockstackActor::Alice { .. } => {
                 o.set_timer(BsTimer::Preorder, model_timeout());
@@ -875,8 +908,7 @@ impl Actor for BlockstackActor {
                 s.mempool.push(tx);
                 // Mallory reads the mempool; a registration is the one operation that reveals
                 // a name.
-                if tx.sender != Principal::Mallory && matches!(tx.op, Op::NameRegistration { .. })
-                {
+                if tx.sender != Principal::Mallory && matches!(tx.op, Op::NameRegistration { .. }) {
                     o.send(*mallory, BsMsg::Mempool(tx));
                 }
                 *state = Cow::Owned(BsState::Chain(s));
@@ -918,19 +950,19 @@ impl Actor for BlockstackActor {
                 match s.step {
                     AliceStep::Start => s.consensus_hash = consensus_hash,
                     // She registers once her node shows her preorder accepted...
-                    AliceStep::Preordered if preordered => {
+                    AliceStep::SentPreorder if preordered => {
                         let op = Op::NameRegistration { name: NAME };
                         o.send(*chain, BsMsg::Tx(Tx::new(Principal::Alice, op)));
-                        s.step = AliceStep::Registered;
+                        s.step = AliceStep::SentRegistration;
                     }
                     // ... and points the name at her zone file once it shows her as owner.
-                    AliceStep::Registered if owner == Some(Principal::Alice) => {
+                    AliceStep::SentRegistration if owner == Some(Principal::Alice) => {
                         let op = Op::NameUpdate {
                             name: NAME,
                             zonefile_hash: 1,
                         };
                         o.send(*chain, BsMsg::Tx(Tx::new(Principal::Alice, op)));
-                        s.step = AliceStep::Updated;
+                        s.step = AliceStep::SentUpdate;
                     }
                     _ => {}
                 }
@@ -978,7 +1010,10 @@ impl Actor for BlockstackActor {
                 let mut s = s.clone();
                 // The tip is orphaned; its transactions are back in the mempool, ahead of
                 // those that came since, and a competing block takes its height.
-                let orphan = s.blocks.pop().expect("the model reorganises a non-empty chain");
+                let orphan = s
+                    .blocks
+                    .pop()
+                    .expect("the model reorganises a non-empty chain");
                 let mut mempool = orphan.txs.clone();
                 mempool.append(&mut s.mempool);
                 s.mempool = mempool;
@@ -994,10 +1029,14 @@ impl Actor for BlockstackActor {
                 };
                 o.send(*chain, BsMsg::Tx(Tx::new(Principal::Alice, op)));
                 let mut s = *s;
-                s.step = AliceStep::Preordered;
+                s.step = AliceStep::SentPreorder;
                 *state = Cow::Owned(BsState::Alice(s));
             }
-            (BlockstackActor::Mallory { chain, bug, .. }, BsState::Mallory(s), BsTimer::Preorder) => {
+            (
+                BlockstackActor::Mallory { chain, bug, .. },
+                BsState::Mallory(s),
+                BsTimer::Preorder,
+            ) => {
                 let op = Op::NamePreorder {
                     hash: committed_hash(*bug, NAME, Principal::Mallory),
                     consensus_hash: genesis_consensus_hash(),
@@ -1174,8 +1213,7 @@ impl Harnessed for Blockstack {
             Property::sometimes(MALLORY_SEES, |_, s: &BsModelState| {
                 mallory(s).saw_registration
                     && chain(s).mempool.iter().any(|t| {
-                        t.sender == Principal::Alice
-                            && matches!(t.op, Op::NameRegistration { .. })
+                        t.sender == Principal::Alice && matches!(t.op, Op::NameRegistration { .. })
                     })
             }),
             Property::sometimes(FRONT_RUN_REJECTED, |_, s: &BsModelState| {
@@ -1286,6 +1324,29 @@ pub fn actor_names(m: &BlockstackModel) -> Vec<String> {
     names
 }
 
+/// A node's database and latest consensus hash, as the view writes them.
+pub fn db_line(n: &NodeState) -> String {
+    let records: Vec<String> =
+        n.db.records
+            .iter()
+            .map(|r| match r.zonefile_hash {
+                Some(z) => format!("{} owner {:?} zonefile {z}", r.name, r.owner),
+                None => format!("{} owner {:?}", r.name, r.owner),
+            })
+            .collect();
+    let preorders: Vec<String> =
+        n.db.preorders
+            .iter()
+            .map(|p| format!("{:?}@h{}", p.sender, p.height))
+            .collect();
+    format!(
+        "names [{}] preorders [{}] ch #{:08x}",
+        records.join(", "),
+        preorders.join(", "),
+        n.consensus_hashes.last().expect("genesis is there"),
+    )
+}
+
 /// `s` in the paper's terms: the chain and its mempool, each node's chain, database and
 /// latest consensus hash, the clients, the messages in flight.
 pub fn view(m: &BlockstackModel, s: &BsModelState) -> String {
@@ -1314,32 +1375,25 @@ pub fn view(m: &BlockstackModel, s: &BsModelState) -> String {
         lines.push(format!("  orphan {o:?}"));
     }
     for (i, n) in nodes(s) {
-        let records: Vec<String> = n
-            .db
-            .records
-            .iter()
-            .map(|r| match r.zonefile_hash {
-                Some(z) => format!("{} owner {:?} zonefile {z}", r.name, r.owner),
-                None => format!("{} owner {:?}", r.name, r.owner),
-            })
-            .collect();
-        let preorders: Vec<String> = n
-            .db
-            .preorders
-            .iter()
-            .map(|p| format!("{:?}@h{}", p.sender, p.height))
-            .collect();
+        let waiting = i == m.cfg().nodes && !c.late_joined;
         lines.push(format!(
-            "{} chain {} names [{}] preorders [{}] ch #{:08x}",
+            "{} chain {} {}{}",
             names[i],
             ids(&n.chain),
-            records.join(", "),
-            preorders.join(", "),
-            n.consensus_hashes.last().expect("genesis is there"),
+            db_line(n),
+            if waiting { " (not joined yet)" } else { "" }
         ));
     }
-    let a = alice(s);
-    lines.push(format!("Alice {:?}", a.step));
+    lines.push(match alice(s).step {
+        AliceStep::Start => "Alice has sent nothing".to_string(),
+        AliceStep::SentPreorder => "Alice has sent NAME_PREORDER".to_string(),
+        AliceStep::SentRegistration => {
+            "Alice has sent NAME_PREORDER, NAME_REGISTRATION".to_string()
+        }
+        AliceStep::SentUpdate => {
+            "Alice has sent NAME_PREORDER, NAME_REGISTRATION, NAME_UPDATE".to_string()
+        }
+    });
     let ml = mallory(s);
     lines.push(format!(
         "Mallory {}{}",
@@ -1374,8 +1428,13 @@ pub fn explain(m: &BlockstackModel, s: &BsModelState, property: &str) -> Option<
                 .find(|(j, b)| *j > i && a.chain == b.chain && (a.db != b.db || a.consensus_hashes != b.consensus_hashes))
                 .map(|(j, b)| {
                     format!(
-                        "{} and {} processed the same blocks; {} holds {:?}, {} holds {:?}",
-                        names[i], names[j], names[i], a.db.records, names[j], b.db.records
+                        "{} and {} processed the same blocks; {} holds {}, {} holds {}",
+                        names[i],
+                        names[j],
+                        names[i],
+                        db_line(a),
+                        names[j],
+                        db_line(b)
                     )
                 })
         }),
@@ -1421,9 +1480,21 @@ impl Spec for BlockstackSpec {
     const SUMMARY: &'static str =
         "Blockstack's BNS: name operations in a chain whose miners order by fee, replayed by virtualchain nodes with consensus hashes; preorder-then-register against a front-runner; a one-block reorganisation";
     const PARAMS: &'static [Param] = &[
-        Param::int("blocks", "blocks mined in all (the reorganisation's included)", 4, 1, 5),
+        Param::int(
+            "blocks",
+            "blocks mined in all (the reorganisation's included)",
+            4,
+            1,
+            5,
+        ),
         Param::int("nodes", "BNS nodes replaying the chain", 2, 2, 3),
-        Param::int("reorg", "1: the chain reorganises once, by one block", 1, 0, 1),
+        Param::int(
+            "reorg",
+            "1: the chain reorganises once, by one block",
+            1,
+            0,
+            1,
+        ),
         Param::int(
             "squat",
             "1: Mallory may preorder the name herself (with the genesis consensus hash)",
@@ -1492,5 +1563,276 @@ impl Spec for BlockstackSpec {
 
     fn explain(m: &BlockstackModel, s: &BsModelState, property: &str) -> Option<String> {
         explain(m, s, property)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use stateright::actor::{Actor, Id, Out};
+    use stateright::{Checker, Model};
+
+    use super::*;
+
+    fn preorder(who: Principal, ch: ConsensusHash, bug: Option<BlockstackBug>) -> Tx {
+        Tx::new(
+            who,
+            Op::NamePreorder {
+                hash: committed_hash(bug, NAME, who),
+                consensus_hash: ch,
+                commits_to: (NAME, who),
+            },
+        )
+    }
+
+    fn register(who: Principal) -> Tx {
+        Tx::new(who, Op::NameRegistration { name: NAME })
+    }
+
+    fn transfer(who: Principal, to: Principal) -> Tx {
+        Tx::new(
+            who,
+            Op::NameTransfer {
+                name: NAME,
+                recipient: to,
+            },
+        )
+    }
+
+    fn block(id: u8, height: Height, txs: &[Tx]) -> Block {
+        Block {
+            id,
+            height,
+            txs: txs.to_vec(),
+        }
+    }
+
+    fn owner_after(blocks: &[Block], bug: Option<BlockstackBug>) -> Option<Principal> {
+        replay(blocks, bug).0.owner(NAME)
+    }
+
+    /// Reference: §3, preorder then register. Mallory's registration outbids Alice's and is
+    /// first in the block, but only Alice preordered: Alice gets the name. Without the
+    /// preorder rule, or with a hash that omits the owner, Mallory does.
+    #[test]
+    fn preorder_then_register_defeats_the_front_runner() {
+        let g = genesis_consensus_hash();
+        for (bug, winner) in [
+            (None, Principal::Alice),
+            (Some(BlockstackBug::OneStepRegister), Principal::Mallory),
+            (
+                Some(BlockstackBug::PreorderWithoutOwner),
+                Principal::Mallory,
+            ),
+        ] {
+            let blocks = [
+                block(1, 1, &[preorder(Principal::Alice, g, bug)]),
+                block(
+                    2,
+                    2,
+                    &[register(Principal::Mallory), register(Principal::Alice)],
+                ),
+            ];
+            assert_eq!(owner_after(&blocks, bug), Some(winner), "{bug:?}");
+            let (_, _, applied) = replay(&blocks, bug);
+            assert_eq!(
+                applied.iter().all(preordered_by_registrant),
+                bug.is_none(),
+                "{bug:?}"
+            );
+        }
+    }
+
+    /// Reference: §3. A registration in the same block as its preorder is too early; one
+    /// more than two blocks after it is too late.
+    #[test]
+    fn a_registration_needs_an_earlier_unexpired_preorder() {
+        let g = genesis_consensus_hash();
+        let pre = block(1, 1, &[preorder(Principal::Alice, g, None)]);
+        let same = block(
+            1,
+            1,
+            &[
+                preorder(Principal::Alice, g, None),
+                register(Principal::Alice),
+            ],
+        );
+        assert_eq!(owner_after(&[same], None), None);
+        let empty = |id, h| block(id, h, &[]);
+        let in_time = [
+            pre.clone(),
+            empty(2, 2),
+            block(3, 3, &[register(Principal::Alice)]),
+        ];
+        assert_eq!(owner_after(&in_time, None), Some(Principal::Alice));
+        let late = [
+            pre,
+            empty(2, 2),
+            empty(3, 3),
+            block(4, 4, &[register(Principal::Alice)]),
+        ];
+        assert_eq!(owner_after(&late, None), None);
+    }
+
+    /// Reference: §3.2. Consensus hashes cover the accepted operations and the history: two
+    /// forks that differ at height 1 differ at every later height, and a preorder that names
+    /// one fork's consensus hash is rejected on the other.
+    #[test]
+    fn a_consensus_hash_binds_a_preorder_to_its_fork() {
+        let g = genesis_consensus_hash();
+        let a = [block(1, 1, &[preorder(Principal::Mallory, g, None)])];
+        let b = [block(2, 1, &[])];
+        let (_, chs_a, _) = replay(&a, None);
+        let (_, chs_b, _) = replay(&b, None);
+        assert_eq!(chs_a[0], chs_b[0]);
+        assert_ne!(chs_a[1], chs_b[1]);
+        let later = block(3, 2, &[preorder(Principal::Alice, chs_a[1], None)]);
+        let on_a = replay(&[a[0].clone(), later.clone()], None).0;
+        let on_b = replay(&[b[0].clone(), later], None).0;
+        assert!(on_a.preorders.iter().any(|p| p.sender == Principal::Alice));
+        assert!(on_b.preorders.is_empty());
+        // Deterministic: the same blocks, the same hashes.
+        assert_eq!(replay(&a, None).1, chs_a);
+    }
+
+    /// Reference: §3. Mallory's NAME_TRANSFER of Alice's name is rejected, Alice's own is
+    /// applied; with `no-owner-check`, Mallory's is applied.
+    #[test]
+    fn only_the_owner_transfers() {
+        let g = genesis_consensus_hash();
+        let registered = [
+            block(1, 1, &[preorder(Principal::Alice, g, None)]),
+            block(2, 2, &[register(Principal::Alice)]),
+        ];
+        let with = |tx: Tx, bug| {
+            let mut blocks = registered.to_vec();
+            blocks.push(block(3, 3, &[tx]));
+            owner_after(&blocks, bug)
+        };
+        let steal = transfer(Principal::Mallory, Principal::Mallory);
+        assert_eq!(with(steal, None), Some(Principal::Alice));
+        assert_eq!(
+            with(steal, Some(BlockstackBug::NoOwnerCheck)),
+            Some(Principal::Mallory)
+        );
+        let give = transfer(Principal::Alice, Principal::Mallory);
+        assert_eq!(with(give, None), Some(Principal::Mallory));
+    }
+
+    fn deliver(actor: &BlockstackActor, s: &mut BsState, version: u8, blocks: &[Block]) {
+        let mut state = Cow::Borrowed(&*s);
+        let msg = BsMsg::BestChain {
+            version,
+            blocks: blocks.to_vec(),
+        };
+        actor.on_msg(Id::from(1), &mut state, Id::from(0), msg, &mut Out::new());
+        *s = state.into_owned();
+    }
+
+    /// Reference: §3.2, virtualchain. Alice's registration is in the orphaned block, Mallory's
+    /// (she preordered too) comes first in the block that replaces it: a node rolls back and
+    /// ends with Mallory as the owner, as a node that never saw the orphan does. Without the
+    /// rollback it keeps both owners.
+    #[test]
+    fn a_node_rolls_back_an_orphaned_block() {
+        let g = genesis_consensus_hash();
+        let b1 = block(
+            1,
+            1,
+            &[
+                preorder(Principal::Mallory, g, None),
+                preorder(Principal::Alice, g, None),
+            ],
+        );
+        let orphan = block(2, 2, &[register(Principal::Alice)]);
+        let winner = block(
+            3,
+            2,
+            &[register(Principal::Mallory), register(Principal::Alice)],
+        );
+        for bug in [None, Some(BlockstackBug::NoReorgRollback)] {
+            let actor = BlockstackActor::Node {
+                client: None,
+                late: false,
+                bug,
+            };
+            let mut s = actor.on_start(Id::from(1), &None, &mut Out::new());
+            deliver(&actor, &mut s, 2, &[b1.clone(), orphan.clone()]);
+            deliver(&actor, &mut s, 3, &[b1.clone(), winner.clone()]);
+            let BsState::Node(n) = s else {
+                panic!("a node's state")
+            };
+            let (db, chs, _) = replay(&[b1.clone(), winner.clone()], None);
+            assert_eq!(n.consensus_hashes, chs);
+            assert!(n.seen & seen::ROLLED_BACK_OPS != 0);
+            if bug.is_none() {
+                assert_eq!(n.db, db);
+                assert_eq!(owners(&n.db, NAME), [Principal::Mallory]);
+            } else {
+                assert_ne!(n.db, db);
+                assert_eq!(owners(&n.db, NAME), [Principal::Alice, Principal::Mallory]);
+            }
+        }
+    }
+
+    /// Small configurations: verdicts (stateright's own BFS) and unique state counts (a
+    /// search that tells states apart by equality). The defaults are pinned in
+    /// `reports/blockstack.json` by the checker crate.
+    #[test]
+    fn small_configurations_pass_with_pinned_counts() {
+        let run = |cfg: BlockstackCfg| {
+            let exact = crate::catalog::count_exactly(&cfg.clone().into_model(), None);
+            let c = cfg.into_model().checker().threads(1).spawn_bfs().join();
+            for p in [ONE_OWNER, SAME_DATABASE, PREORDERED_REGISTRANT, OWNER_ONLY] {
+                assert!(c.discovery(p).is_none(), "{p}");
+            }
+            exact
+        };
+        let counts = [
+            run(BlockstackCfg::new(2, 2, false, false)),
+            run(BlockstackCfg::new(3, 2, true, true)),
+        ];
+        assert_eq!(counts, [530, 41_563]);
+    }
+
+    /// Each seeded bug, in its own configuration, breaks the `always` properties it names and
+    /// no other (the checker's `bugs` test checks the examples too, with its own engine).
+    #[test]
+    fn each_bug_breaks_exactly_the_properties_it_names() {
+        use crate::catalog::Spec;
+        let always = [ONE_OWNER, SAME_DATABASE, PREORDERED_REGISTRANT, OWNER_ONLY];
+        let expected: [(BlockstackBug, &[&str]); 4] = [
+            (BlockstackBug::OneStepRegister, &[PREORDERED_REGISTRANT]),
+            (
+                BlockstackBug::PreorderWithoutOwner,
+                &[PREORDERED_REGISTRANT],
+            ),
+            (BlockstackBug::NoReorgRollback, &[ONE_OWNER, SAME_DATABASE]),
+            (BlockstackBug::NoOwnerCheck, &[OWNER_ONLY]),
+        ];
+        for (bug, breaks) in expected {
+            let spec = BlockstackSpec::BUGS
+                .iter()
+                .find(|b| b.name == bug.name())
+                .expect("every bug is in the spec");
+            let params = spec.configure(
+                BlockstackSpec::PARAMS,
+                &Params::defaults(BlockstackSpec::PARAMS),
+            );
+            let m = BlockstackSpec::build(&params, Some(bug.name()));
+            let c = m.checker().threads(1).spawn_bfs().join();
+            for p in always {
+                assert_eq!(
+                    c.discovery(p).is_some(),
+                    breaks.contains(&p),
+                    "{}: {p}",
+                    bug.name()
+                );
+            }
+        }
     }
 }
