@@ -32,6 +32,7 @@ pub static MODELS: &[&dyn Protocol] = &[
     &Registered::<models::memcache::MemcacheSpec>::NEW,
     &Registered::<models::frangipani::FrangipaniSpec>::NEW,
     &Registered::<models::bitcoin::BitcoinSpec>::NEW,
+    &Registered::<models::blockstack::BlockstackSpec>::NEW,
 ];
 
 /// Looks a model up by its registry name.

@@ -56,6 +56,7 @@
 
 pub mod aurora;
 pub mod bitcoin;
+pub mod blockstack;
 pub mod catalog;
 pub mod chain;
 pub mod client;
