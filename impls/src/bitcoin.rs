@@ -87,6 +87,8 @@ impl Service for BitcoinService {
             BtcNodeMsg::Block(_) => Some("blocks"),
             BtcNodeMsg::GetBlock(_) => Some("block requests"),
             BtcNodeMsg::Tx(_) => Some("transactions"),
+            BtcNodeMsg::GetActive { .. } => Some("chain requests"),
+            BtcNodeMsg::Active { .. } => None,
             BtcNodeMsg::Client(ClientMsg::Request { .. }) => Some("client requests"),
             BtcNodeMsg::Client(_) => None,
         }
@@ -97,7 +99,7 @@ impl Client for BitcoinService {
     type Op = BtcCall;
     type Ret = BtcRet;
     const OPS_HELP: &'static str = "tip N | send N TX | mine N on [RATE] | mine N off | mine N \
-        blocks K [RATE] | withhold N | release N | confirmations N TX (TX: IN[,IN..]>OUT[,OUT..], \
+        blocks K [RATE] | withhold N | release N | confirmations N TX | mempool N (TX: IN[,IN..]>OUT[,OUT..], \
         e.g. coin0>merchant; RATE: nonces a tick)";
 
     fn client(cluster: &ClusterConfig, driver: Id, _tuning: &Tuning) -> BtcNode {
@@ -148,6 +150,7 @@ impl Client for BitcoinService {
             BtcOp::Withhold => format!("withhold {n}"),
             BtcOp::Release => format!("release {n}"),
             BtcOp::Confirmations(tx) => format!("confirmations {n} {tx}"),
+            BtcOp::Mempool => format!("mempool {n}"),
         }
     }
 
@@ -171,6 +174,12 @@ impl Client for BitcoinService {
                 Confirmations::Conflicted => "conflicted".into(),
                 Confirmations::Unknown => "unknown".into(),
             },
+            BtcRet::Mempool(txs) if txs.is_empty() => "empty".into(),
+            BtcRet::Mempool(txs) => txs
+                .iter()
+                .map(|t| format!("{} {t}", node::short(t.txid())))
+                .collect::<Vec<_>>()
+                .join("\n"),
             BtcRet::Done(what) => what.clone(),
             BtcRet::Refused(why) => format!("refused: {why}"),
         }
@@ -207,6 +216,7 @@ pub fn parse_op(words: &[String]) -> Result<BtcCall, String> {
         ("withhold", []) => BtcOp::Withhold,
         ("release", []) => BtcOp::Release,
         ("confirmations", [tx]) => BtcOp::Confirmations(Tx::parse(tx)?),
+        ("mempool", []) => BtcOp::Mempool,
         _ => return Err(usage()),
     };
     Ok(BtcCall { node, op })

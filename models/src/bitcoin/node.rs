@@ -36,8 +36,16 @@
 //!   transactions clients send it to itself: a private chain, released to its peers at a client's
 //!   command. A merchant is a client that asks a node for a payment's confirmations.
 //!
-//! Not here: scripts and signatures (an output is spendable by whoever names it), amounts and
-//! fees, coinbase maturity, timestamps checked against the median time past, headers-first
+//! - **Data and fees.** A transaction may carry a data payload (like an `OP_RETURN` output) that
+//!   the chain orders but does not read, and a fee; a transaction with a payload may spend and
+//!   pay nothing. The miner's template takes the memory pool by fee, highest first (equal fees
+//!   in arrival order), a transaction never ahead of one whose output it spends. Blockstack's
+//!   name operations ride in such payloads ([`crate::blockstack::node`]), and a Blockstack node
+//!   reads a node's active chain from a height on ([`BtcNodeMsg::GetActive`], with a locator as
+//!   in `getheaders`).
+//!
+//! Not here: scripts and signatures (an output is spendable by whoever names it), amounts (a fee
+//! is a number the miner sorts by, paid from nowhere), coinbase maturity, timestamps checked against the median time past, headers-first
 //! download, and durable storage (a restarted node starts from genesis and fetches the chain
 //! back as blocks arrive).
 
@@ -80,19 +88,42 @@ pub const MAX_TXS: usize = 1000;
 // ---------------------------------------------------------------------------------------------
 // Transactions (§2)
 
-/// A toy transaction: spends outputs by name, pays new ones. A coinbase spends nothing.
+/// The largest data payload a transaction carries (Core's default `-datacarriersize`).
+pub const MAX_DATA: usize = 83;
+
+/// A toy transaction: spends outputs by name, pays new ones, and may carry a data payload and
+/// a fee. A coinbase spends nothing and carries nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Tx {
     pub spends: Vec<OutputName>,
     pub pays: Vec<OutputName>,
+    /// What the miner sorts by (highest first); not an amount: nothing pays it.
+    #[serde(default)]
+    pub fee: u64,
+    /// An `OP_RETURN`-like payload the chain carries and does not read.
+    #[serde(default)]
+    pub data: Option<Vec<u8>>,
 }
 
 impl Tx {
-    pub fn is_coinbase(&self) -> bool {
-        self.spends.is_empty()
+    /// A transaction that only carries `data`, with `fee`.
+    pub fn data(data: Vec<u8>, fee: u64) -> Tx {
+        Tx {
+            spends: Vec::new(),
+            pays: Vec::new(),
+            fee,
+            data: Some(data),
+        }
     }
 
-    /// Compact-size counts, then each name as compact-size length and bytes.
+    pub fn is_coinbase(&self) -> bool {
+        self.spends.is_empty() && self.data.is_none()
+    }
+
+    /// Compact-size counts, then each name as compact-size length and bytes; then, for a
+    /// transaction with a fee or a payload, the fee (8 bytes, little-endian) and the payload
+    /// (compact-size length and bytes, length 0 for none). The first part delimits itself, so
+    /// a transaction without either serializes as before and no two serialize alike.
     pub fn serialize(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for names in [&self.spends, &self.pays] {
@@ -101,6 +132,12 @@ impl Tx {
                 write_compact_size(&mut out, n.len() as u64);
                 out.extend_from_slice(n.as_bytes());
             }
+        }
+        if self.fee != 0 || self.data.is_some() {
+            out.extend_from_slice(&self.fee.to_le_bytes());
+            let data = self.data.as_deref().unwrap_or_default();
+            write_compact_size(&mut out, data.len() as u64);
+            out.extend_from_slice(data);
         }
         out
     }
@@ -129,6 +166,8 @@ impl Tx {
         let tx = Tx {
             spends: names(ins)?,
             pays: names(outs)?,
+            fee: 0,
+            data: None,
         };
         tx.check().map_err(|why| format!("'{s}': {why}"))?;
         Ok(tx)
@@ -136,8 +175,11 @@ impl Tx {
 
     /// The checks that need no chain: names, and no output spent or paid twice.
     fn check(&self) -> Result<(), String> {
-        if self.pays.is_empty() {
+        if self.pays.is_empty() && self.data.is_none() {
             return Err("pays nothing".into());
+        }
+        if self.data.as_ref().is_some_and(|d| d.len() > MAX_DATA) {
+            return Err(format!("a payload of more than {MAX_DATA} bytes"));
         }
         if self.spends.len() + self.pays.len() > 64 {
             return Err("too many outputs".into());
@@ -160,10 +202,20 @@ impl Tx {
     }
 }
 
-/// `coin0>merchant`.
+/// `coin0>merchant`; `>` then ` fee 2 data 69643a...` for a transaction that carries data.
 impl fmt::Display for Tx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}>{}", self.spends.join(","), self.pays.join(","))
+        write!(f, "{}>{}", self.spends.join(","), self.pays.join(","))?;
+        if self.fee != 0 {
+            write!(f, " fee {}", self.fee)?;
+        }
+        if let Some(d) = &self.data {
+            write!(f, " data ")?;
+            for b in d {
+                write!(f, "{b:02x}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -224,6 +276,8 @@ pub fn genesis(bits: u32) -> (Header, Vec<Tx>) {
     let txs = vec![Tx {
         spends: Vec::new(),
         pays: (0..10).map(|i| format!("coin{i}")).collect(),
+        fee: 0,
+        data: None,
     }];
     let mut header = Header {
         version: 1,
@@ -291,6 +345,8 @@ pub enum BtcOp {
     Release,
     /// How deep a transaction is on the node's chain: the merchant's question (§11).
     Confirmations(Tx),
+    /// The memory pool, in the order the miner would take it (what a front-runner reads).
+    Mempool,
 }
 
 /// A miner's setting.
@@ -341,6 +397,8 @@ pub enum BtcRet {
         txid: String,
     },
     Confirmations(Confirmations),
+    /// The memory pool in the miner's order.
+    Mempool(Vec<Tx>),
     Done(String),
     /// Not done, and why (a definite failure).
     Refused(String),
@@ -355,7 +413,42 @@ pub enum BtcNodeMsg {
     GetBlock([u8; 32]),
     /// A transaction for the memory pool.
     Tx(Tx),
+    /// Send me your active chain after the first block of `locator` on it: my blocks' hashes
+    /// (internal byte order), newest first, at heights tip, tip-1, tip-2, tip-4, ... and
+    /// genesis last (Core's block locator). A Blockstack node's poll.
+    GetActive { locator: Vec<[u8; 32]> },
+    /// The answer to [`BtcNodeMsg::GetActive`]: the first locator block on the active chain
+    /// (genesis if none is), its height, the active chain's next blocks (at most
+    /// [`MAX_ACTIVE`]), and the tip's height.
+    Active {
+        fork: [u8; 32],
+        fork_height: u64,
+        blocks: Vec<WireBlock>,
+        tip_height: u64,
+    },
     Client(ClientMsg<BtcCall, BtcRet>),
+}
+
+/// The most blocks one [`BtcNodeMsg::Active`] carries.
+pub const MAX_ACTIVE: usize = 64;
+
+/// A block locator for the chain `hashes` (genesis first): the ten newest hashes, then hashes
+/// at exponentially spaced heights back, then genesis (Core's `GetLocator`).
+pub fn locator(hashes: &[Hash256]) -> Vec<[u8; 32]> {
+    let mut out = Vec::new();
+    let mut height = hashes.len() as i64 - 1;
+    let mut step = 1;
+    while height > 0 {
+        out.push(hashes[height as usize].0);
+        if out.len() >= 10 {
+            step *= 2;
+        }
+        height -= step;
+    }
+    if let Some(g) = hashes.first() {
+        out.push(g.0);
+    }
+    out
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -838,6 +931,7 @@ impl Node<'_> {
                 BtcRet::Done(format!("released {} blocks", withheld.len()))
             }
             BtcOp::Confirmations(tx) => BtcRet::Confirmations(s.confirmations(&tx)),
+            BtcOp::Mempool => BtcRet::Mempool(by_fee(s)),
         };
         o.send(client, BtcNodeMsg::Client(ClientMsg::Reply { seq, ret }));
     }
@@ -863,6 +957,33 @@ impl Node<'_> {
                 // A transaction that conflicts with the pool or the chain is dropped (first seen).
                 let _ = self.receive_tx(s, tx, Some(src), o);
             }
+            BtcNodeMsg::GetActive { locator } => {
+                // 1. The first locator block on the active chain is where the asker's chain
+                //    and this one part (genesis, which every chain shares, if none is).
+                let fork_height = locator
+                    .iter()
+                    .take(64)
+                    .find_map(|h| {
+                        let e = s.blocks.get(&Hash256(*h))?;
+                        let on_active = s.active.get(e.height as usize) == Some(&Hash256(*h));
+                        on_active.then_some(e.height)
+                    })
+                    .unwrap_or(0);
+                let from = fork_height as usize + 1;
+                let to = s.active.len().min(from + MAX_ACTIVE);
+                let blocks = s.active[from.min(to)..to]
+                    .iter()
+                    .map(|h| s.wire(*h))
+                    .collect();
+                let answer = BtcNodeMsg::Active {
+                    fork: s.active[fork_height as usize].0,
+                    fork_height,
+                    blocks,
+                    tip_height: s.height(),
+                };
+                o.send(src, answer);
+            }
+            BtcNodeMsg::Active { .. } => {}
             BtcNodeMsg::Client(ClientMsg::Request { client, seq, op }) => {
                 self.on_client(s, client, seq, op.op, o)
             }
@@ -916,8 +1037,16 @@ fn set_tip(s: &mut NodeState, new: Hash256) {
         .chain(std::mem::take(&mut s.mempool))
         .collect();
     let mut utxos = s.utxos.clone();
+    // A transaction that spends nothing connects anywhere: one the new blocks hold stays out.
+    let in_chain: BTreeSet<Hash256> = s.active[fork..]
+        .iter()
+        .flat_map(|h| s.blocks[h].txs.iter().map(Tx::txid))
+        .collect();
     for tx in candidates {
-        if !s.mempool.contains(&tx) && connect(&mut utxos, &tx).is_ok() {
+        if !s.mempool.contains(&tx)
+            && !in_chain.contains(&tx.txid())
+            && connect(&mut utxos, &tx).is_ok()
+        {
             s.mempool.push(tx);
         }
     }
@@ -947,8 +1076,10 @@ fn template(s: &NodeState) -> Job {
     let mut txs = vec![Tx {
         spends: Vec::new(),
         pays: vec![format!("reward-{}-{}", s.me, s.mined + 1)],
+        fee: 0,
+        data: None,
     }];
-    txs.extend(s.mempool.iter().take(MAX_TXS - 1).cloned());
+    txs.extend(by_fee(s).into_iter().take(MAX_TXS - 1));
     let header = Header {
         version: 0x2000_0000,
         prev_blockhash: s.tip(),
@@ -963,6 +1094,29 @@ fn template(s: &NodeState) -> Job {
         next_nonce: 0,
         mempool_version: s.mempool_version,
     }
+}
+
+/// The memory pool in the miner's order: by fee, highest first, equal fees in arrival order,
+/// and a transaction only once the outputs it spends exist (a child never ahead of its parent).
+pub fn by_fee(s: &NodeState) -> Vec<Tx> {
+    let mut utxos = s.utxos.clone();
+    let mut left: Vec<&Tx> = s.mempool.iter().collect();
+    let mut order = Vec::with_capacity(left.len());
+    while !left.is_empty() {
+        // 1. The pool connects to the tip in arrival order, so some transaction is ready.
+        let ready = |t: &&Tx| t.spends.iter().all(|n| utxos.contains(n));
+        let best = left
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| ready(t))
+            .max_by_key(|(i, t)| (t.fee, std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
+            .expect("the memory pool connects to the tip in arrival order");
+        let tx = left.remove(best);
+        connect(&mut utxos, tx).expect("a ready transaction of the pool connects");
+        order.push(tx.clone());
+    }
+    order
 }
 
 fn tip_ret(s: &NodeState) -> BtcRet {

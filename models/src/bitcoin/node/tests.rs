@@ -112,6 +112,8 @@ fn transactions_parse_and_bad_ones_are_refused() {
         Tx {
             spends: vec!["coin0".into(), "coin1".into()],
             pays: vec!["merchant".into()],
+            fee: 0,
+            data: None,
         }
     );
     assert_eq!(tx("coin0>a,b").to_string(), "coin0>a,b");
@@ -250,6 +252,8 @@ fn bad_blocks_are_refused_and_orphans_fetch_their_parents() {
         Tx {
             spends: vec![],
             pays: vec!["reward-9-1".into()],
+            fee: 0,
+            data: None,
         },
         tx("coin0>x"),
         tx("coin0>y"),
