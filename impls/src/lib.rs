@@ -46,6 +46,7 @@
 
 pub mod aurora;
 pub mod bitcoin;
+pub mod blockstack;
 pub mod chain;
 pub mod client;
 pub mod cluster;

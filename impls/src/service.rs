@@ -512,6 +512,7 @@ pub static SERVICES: &[&dyn Protocol] = &[
     &Full::<crate::memcache::MemcacheService>::NEW,
     &WithClients::<crate::frangipani::FrangipaniService>::NEW,
     &WithClients::<crate::bitcoin::BitcoinService>::NEW,
+    &WithClients::<crate::blockstack::BlockstackService>::NEW,
     &crate::zk::jepsen::ZkProtocol,
 ];
 

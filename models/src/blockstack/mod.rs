@@ -117,12 +117,15 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use stateright::actor::{model_timeout, Actor, ActorModel, ActorModelAction, Id, Network, Out};
 use stateright::Property;
 
 use crate::catalog::{Bug, Param, Params, Spec};
 use crate::harness::{HAction, HState, Harness, Harnessed};
+
+pub mod node;
 
 crate::seeded_bugs! {
     /// The seeded bugs: each takes away one of BNS's defences.
@@ -144,14 +147,111 @@ crate::seeded_bugs! {
 // ---------------------------------------------------------------------------------------------
 // Names, principals, hashes
 
-/// A name, `alice.id` (the model has one).
-pub type Name = &'static str;
+/// The longest name (BNS: 37 characters, the namespace's included).
+pub const MAX_NAME: usize = 37;
+
+/// A name, `alice.id`: 1 to [`MAX_NAME`] bytes of `a-z`, `0-9`, `.`, `-`, `_`, kept inline so
+/// that operations stay `Copy`. It compares, hashes apart, prints and serializes as its text.
+/// (The model has one; the nodes of [`node`] take any.)
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Name {
+    len: u8,
+    bytes: [u8; MAX_NAME],
+}
+
+impl Name {
+    /// `s` as a name; panics (at compile time, for a constant) unless it is one.
+    pub const fn from_static(s: &'static str) -> Name {
+        match Name::from_bytes(s.as_bytes()) {
+            Some(n) => n,
+            None => panic!("not a name"),
+        }
+    }
+
+    /// The name these bytes spell, if they spell one.
+    pub const fn from_bytes(b: &[u8]) -> Option<Name> {
+        if b.is_empty() || b.len() > MAX_NAME {
+            return None;
+        }
+        let mut bytes = [0u8; MAX_NAME];
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if !(c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || c == b'.'
+                || c == b'-'
+                || c == b'_')
+            {
+                return None;
+            }
+            bytes[i] = c;
+            i += 1;
+        }
+        Some(Name {
+            len: b.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn parse(s: &str) -> Result<Name, String> {
+        Name::from_bytes(s.as_bytes()).ok_or_else(|| {
+            format!("'{s}' is not a name (1 to {MAX_NAME} of a-z 0-9 . - _, like alice.id)")
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).expect("a name is ASCII")
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// `"alice.id"`, as the text would print.
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+        let s = String::deserialize(d)?;
+        Name::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
 
 /// The one name both principals want.
-pub const NAME: Name = "alice.id";
+pub const NAME: Name = Name::from_static("alice.id");
 
 /// A block height; genesis is 0.
-pub type Height = u8;
+pub type Height = u32;
 
 /// A consensus hash (§3.2), 32 bits of a SHA-256.
 pub type ConsensusHash = u32;
@@ -167,7 +267,7 @@ pub const PREORDER_TTL: Height = 2;
 pub const CONSENSUS_HASH_WINDOW: Height = 2;
 
 /// Who signs transactions. A principal's address is both its script and its register address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Principal {
     Alice,
     Mallory,
@@ -187,6 +287,29 @@ impl Principal {
             Principal::Alice => b'A',
             Principal::Mallory => b'M',
         }
+    }
+
+    fn from_byte(b: u8) -> Option<Principal> {
+        match b {
+            b'A' => Some(Principal::Alice),
+            b'M' => Some(Principal::Mallory),
+            _ => None,
+        }
+    }
+
+    /// `alice`, `mallory`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Principal::Alice => "alice",
+            Principal::Mallory => "mallory",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Principal, String> {
+        [Principal::Alice, Principal::Mallory]
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("'{s}' is not a principal (alice, mallory)"))
     }
 }
 
@@ -231,8 +354,8 @@ pub fn consensus_hash(height: Height, accepted: &[Tx], earlier: &[ConsensusHash]
     let ops: Vec<Vec<u8>> = accepted.iter().map(Tx::encode).collect();
     let mut prior = Vec::new();
     let mut back = 1usize;
-    while back <= usize::from(height) {
-        prior.extend(earlier[usize::from(height) - back].to_be_bytes());
+    while back <= height as usize {
+        prior.extend(earlier[height as usize - back].to_be_bytes());
         back *= 2;
     }
     let mut parts: Vec<&[u8]> = ops.iter().map(|o| o.as_slice()).collect();
@@ -244,7 +367,7 @@ pub fn consensus_hash(height: Height, accepted: &[Tx], earlier: &[ConsensusHash]
 // Operations and messages
 
 /// A name operation, as a transaction of the underlying chain carries it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Op {
     NamePreorder {
         hash: PreorderHash,
@@ -268,7 +391,7 @@ pub enum Op {
 }
 
 /// A transaction: a name operation, its sender (who signed it) and its fee.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Tx {
     pub sender: Principal,
     pub fee: u8,
@@ -318,7 +441,84 @@ impl Tx {
         }
         b
     }
+
+    /// [`Tx::encode`], then for a NAME_PREORDER its ghost preimage (the name, then the
+    /// principal): what a payload on a real chain carries ([`node::payload`]), so that the
+    /// properties can be checked on real nodes. The consensus hash does not cover the ghost.
+    pub fn encode_with_ghost(&self) -> Vec<u8> {
+        let mut b = self.encode();
+        if let Op::NamePreorder { commits_to, .. } = self.op {
+            b.extend(commits_to.0.as_bytes());
+            b.push(commits_to.1.byte());
+        }
+        b
+    }
+
+    /// The transaction [`Tx::encode_with_ghost`] wrote, or `None` for bytes it cannot have
+    /// written. A NAME_PREORDER without its ghost decodes with the ghost of its sender and the
+    /// name `?` (not a name: no registration matches it for the property).
+    pub fn decode(b: &[u8]) -> Option<Tx> {
+        let [sender, fee, kind, rest @ ..] = b else {
+            return None;
+        };
+        let sender = Principal::from_byte(*sender)?;
+        let u32_at = |i: usize| Some(u32::from_be_bytes(rest.get(i..i + 4)?.try_into().ok()?));
+        // The name and the byte after it (update, transfer, a preorder's ghost).
+        let name_then_byte = |b: &[u8]| {
+            let (last, name) = b.split_last()?;
+            Some((Name::from_bytes(name)?, *last))
+        };
+        let op = match kind {
+            b'?' => {
+                let ghost = &rest.get(8..)?;
+                let commits_to = if ghost.is_empty() {
+                    (UNKNOWN_NAME, sender)
+                } else {
+                    let (name, p) = name_then_byte(ghost)?;
+                    (name, Principal::from_byte(p)?)
+                };
+                Op::NamePreorder {
+                    hash: u32_at(0)?,
+                    consensus_hash: u32_at(4)?,
+                    commits_to,
+                }
+            }
+            b':' => Op::NameRegistration {
+                name: Name::from_bytes(rest)?,
+            },
+            b'+' => {
+                let (name, zonefile_hash) = name_then_byte(rest)?;
+                Op::NameUpdate {
+                    name,
+                    zonefile_hash,
+                }
+            }
+            b'>' => {
+                let (name, p) = name_then_byte(rest)?;
+                Op::NameTransfer {
+                    name,
+                    recipient: Principal::from_byte(p)?,
+                }
+            }
+            _ => return None,
+        };
+        Some(Tx {
+            sender,
+            fee: *fee,
+            op,
+        })
+    }
 }
+
+/// The ghost of a NAME_PREORDER whose preimage nobody told (`?` is not a valid name).
+const UNKNOWN_NAME: Name = Name {
+    len: 1,
+    bytes: {
+        let mut b = [0u8; MAX_NAME];
+        b[0] = b'?';
+        b
+    },
+};
 
 /// `Alice NAME_PREORDER(#1a2b3c4d, ch #..) fee 1`.
 impl fmt::Debug for Tx {
@@ -349,9 +549,10 @@ impl fmt::Debug for Tx {
 
 /// A block of the underlying chain: its number among the blocks mined (its hash, in the
 /// model), its height and its transactions in the miner's order.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Block {
-    pub id: u8,
+    /// Its hash, in the model its number; on real nodes the first 8 bytes of its Bitcoin hash.
+    pub id: u64,
     pub height: Height,
     pub txs: Vec<Tx>,
 }
@@ -424,7 +625,7 @@ pub enum BsTimer {
 // The name database and its replay (virtualchain's state machine)
 
 /// A registered name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NameRecord {
     pub name: Name,
     pub owner: Principal,
@@ -432,7 +633,7 @@ pub struct NameRecord {
 }
 
 /// An accepted NAME_PREORDER not yet consumed by a registration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Preorder {
     pub hash: PreorderHash,
     pub sender: Principal,
@@ -442,7 +643,7 @@ pub struct Preorder {
 }
 
 /// A node's name database.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NameDb {
     /// Invariant (correct nodes): at most one record per name.
     pub records: Vec<NameRecord>,
@@ -498,7 +699,7 @@ impl NameDb {
 
 /// An operation a node applied (ghost, for the properties): what the database said when it
 /// was checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Applied {
     pub height: Height,
     pub tx: Tx,
@@ -554,7 +755,7 @@ pub fn apply_block(
             Op::NamePreorder { consensus_hash, .. } => {
                 // 1. The consensus hash ties the preorder to this fork, recently.
                 let from = h.saturating_sub(CONSENSUS_HASH_WINDOW);
-                let recent = (from..h).any(|c| chs[usize::from(c)] == consensus_hash);
+                let recent = (from..h).any(|c| chs[c as usize] == consensus_hash);
                 if !recent {
                     out.seen |= seen::STALE_CONSENSUS_HASH;
                 }
@@ -659,8 +860,8 @@ pub struct ChainState {
     pub late_joined: bool,
 }
 
-/// A BNS node.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A BNS node (the model's, and virtualchain's state on a real one: [`node::BnsNodeState`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NodeState {
     /// The latest announcement of the chain's it has processed.
     pub version: u8,
@@ -676,6 +877,71 @@ pub struct NodeState {
     pub applied: Vec<Applied>,
     /// Ghost: [`seen`] bits, for the sometimes properties; never cleared.
     pub seen: u8,
+}
+
+impl NodeState {
+    /// A node that has processed no block.
+    pub fn genesis() -> NodeState {
+        NodeState {
+            version: 0,
+            chain: Vec::new(),
+            db: NameDb::default(),
+            consensus_hashes: vec![genesis_consensus_hash()],
+            applied: Vec::new(),
+            seen: 0,
+        }
+    }
+
+    /// Virtualchain (§3.2): the node's chain becomes its first `common` blocks, then `blocks`
+    /// (in order, from height `common + 1`). The model's nodes and the real ones
+    /// ([`node`]) both move by this step.
+    pub fn follow(
+        &mut self,
+        common: usize,
+        blocks: impl IntoIterator<Item = Block>,
+        bug: Option<BlockstackBug>,
+    ) {
+        // 2. Roll back to the fork point: the orphaned blocks go, and what they did with them.
+        let rolled_back = self.chain.len() > common;
+        if rolled_back && self.applied.iter().any(|a| a.height as usize > common) {
+            self.seen |= seen::ROLLED_BACK_OPS;
+        }
+        self.chain.truncate(common);
+        // 3. Check each new block against the database as of its parent: the working
+        //    database on an extension, a replay of the chain up to the fork point after a
+        //    rollback.
+        let (mut snapshot, mut chs, mut applied) = if rolled_back {
+            replay(&self.chain, bug)
+        } else {
+            (
+                self.db.clone(),
+                self.consensus_hashes.clone(),
+                self.applied.clone(),
+            )
+        };
+        for block in blocks {
+            let out = apply_block(&mut snapshot, &chs, &block, bug);
+            chs.push(consensus_hash(block.height, &out.txs(), &chs));
+            self.seen |= out.seen;
+            if bug == Some(BlockstackBug::NoReorgRollback) {
+                // 4'. The bug: what the block accepted goes into the working database as it
+                //     stands, the orphaned block's effects and all.
+                for (tx, preorder) in &out.accepted {
+                    self.db.commit(tx, block.height, *preorder);
+                }
+                self.applied.extend(out.applied);
+            } else {
+                applied.extend(out.applied);
+            }
+            self.chain.push(block);
+        }
+        if bug != Some(BlockstackBug::NoReorgRollback) {
+            // 4. The working database is the replay of the chain.
+            self.db = snapshot;
+            self.applied = applied;
+        }
+        self.consensus_hashes = chs;
+    }
 }
 
 /// Alice's progress.
@@ -759,7 +1025,7 @@ impl BlockstackActor {
         txs.sort_by_key(|t| std::cmp::Reverse(t.fee));
         s.mined += 1;
         let block = Block {
-            id: s.mined,
+            id: u64::from(s.mined),
             height: s.blocks.len() as Height + 1,
             txs,
         };
@@ -798,42 +1064,7 @@ impl BlockstackActor {
             .zip(&blocks)
             .take_while(|(a, b)| a.id == b.id)
             .count();
-        // 2. Roll back to the fork point: the orphaned blocks go, and what they did with them.
-        let rolled_back = s.chain.len() > common;
-        if rolled_back && s.applied.iter().any(|a| usize::from(a.height) > common) {
-            s.seen |= seen::ROLLED_BACK_OPS;
-        }
-        s.chain.truncate(common);
-        // 3. Check each new block against the database as of its parent: the working
-        //    database on an extension, a replay of the chain up to the fork point after a
-        //    rollback.
-        let (mut snapshot, mut chs, mut applied) = if rolled_back {
-            replay(&s.chain, bug)
-        } else {
-            (s.db.clone(), s.consensus_hashes.clone(), s.applied.clone())
-        };
-        for block in blocks.into_iter().skip(common) {
-            let out = apply_block(&mut snapshot, &chs, &block, bug);
-            chs.push(consensus_hash(block.height, &out.txs(), &chs));
-            s.seen |= out.seen;
-            if bug == Some(BlockstackBug::NoReorgRollback) {
-                // 4'. The bug: what the block accepted goes into the working database as it
-                //     stands, the orphaned block's effects and all.
-                for (tx, preorder) in &out.accepted {
-                    s.db.commit(tx, block.height, *preorder);
-                }
-                s.applied.extend(out.applied);
-            } else {
-                applied.extend(out.applied);
-            }
-            s.chain.push(block);
-        }
-        if bug != Some(BlockstackBug::NoReorgRollback) {
-            // 4. The working database is the replay of the chain.
-            s.db = snapshot;
-            s.applied = applied;
-        }
-        s.consensus_hashes = chs;
+        s.follow(common, blocks.into_iter().skip(common), bug);
         if let Some(client) = client {
             o.send(
                 client,
@@ -873,14 +1104,7 @@ impl Actor for BlockstackActor {
                 if *late {
                     o.set_timer(BsTimer::Join, model_timeout());
                 }
-                BsState::Node(NodeState {
-                    version: 0,
-                    chain: Vec::new(),
-                    db: NameDb::default(),
-                    consensus_hashes: vec![genesis_consensus_hash()],
-                    applied: Vec::new(),
-                    seen: 0,
-                })
+                BsState::Node(NodeState::genesis())
             }
             BlockstackActor::Alice { .. } => {
                 o.set_timer(BsTimer::Preorder, model_timeout());
@@ -1191,24 +1415,19 @@ impl Harnessed for Blockstack {
     fn properties(_: &BlockstackModel) -> Vec<Property<BlockstackModel>> {
         vec![
             Property::always(ONE_OWNER, |_, s: &BsModelState| {
-                nodes(s).all(|(_, n)| owners(&n.db, NAME).len() <= 1)
+                nodes(s).all(|(_, n)| one_owner_per_name(n))
             }),
             Property::sometimes(NAME_TAKEN, |_, s: &BsModelState| {
                 seen_on_a_node(s, seen::NAME_TAKEN)
             }),
             Property::always(SAME_DATABASE, |_, s: &BsModelState| {
-                nodes(s).all(|(_, a)| {
-                    nodes(s).all(|(_, b)| {
-                        a.chain != b.chain
-                            || (a.db == b.db && a.consensus_hashes == b.consensus_hashes)
-                    })
-                })
+                nodes(s).all(|(_, a)| nodes(s).all(|(_, b)| same_blocks_same_database(a, b)))
             }),
             Property::sometimes(ROLLED_BACK, |_, s: &BsModelState| {
                 seen_on_a_node(s, seen::ROLLED_BACK_OPS)
             }),
             Property::always(PREORDERED_REGISTRANT, |_, s: &BsModelState| {
-                nodes(s).all(|(_, n)| n.applied.iter().all(preordered_by_registrant))
+                nodes(s).all(|(_, n)| registrations_preordered(n))
             }),
             Property::sometimes(MALLORY_SEES, |_, s: &BsModelState| {
                 mallory(s).saw_registration
@@ -1226,14 +1445,7 @@ impl Harnessed for Blockstack {
                 seen_on_a_node(s, seen::STALE_CONSENSUS_HASH)
             }),
             Property::always(OWNER_ONLY, |_, s: &BsModelState| {
-                nodes(s).all(|(_, n)| {
-                    n.applied.iter().all(|a| match a.tx.op {
-                        Op::NameUpdate { .. } | Op::NameTransfer { .. } => {
-                            a.owner_before == Some(a.tx.sender)
-                        }
-                        _ => true,
-                    })
-                })
+                nodes(s).all(|(_, n)| only_owners_change(n))
             }),
             Property::sometimes(NOT_OWNER_REJECTED, |_, s: &BsModelState| {
                 seen_on_a_node(s, seen::NOT_OWNER)
@@ -1243,6 +1455,33 @@ impl Harnessed for Blockstack {
             }),
         ]
     }
+}
+
+/// [`ONE_OWNER`] on one node: at most one owner for each name it records.
+pub fn one_owner_per_name(n: &NodeState) -> bool {
+    n.db.records
+        .iter()
+        .all(|r| owners(&n.db, r.name).len() <= 1)
+}
+
+/// [`SAME_DATABASE`] for two nodes: if they processed the same blocks, they hold the same
+/// database and consensus hashes.
+pub fn same_blocks_same_database(a: &NodeState, b: &NodeState) -> bool {
+    a.chain != b.chain || (a.db == b.db && a.consensus_hashes == b.consensus_hashes)
+}
+
+/// [`PREORDERED_REGISTRANT`] on one node: every registration it applied was preordered by its
+/// registrant ([`preordered_by_registrant`]).
+pub fn registrations_preordered(n: &NodeState) -> bool {
+    n.applied.iter().all(preordered_by_registrant)
+}
+
+/// [`OWNER_ONLY`] on one node: every update and transfer it applied came from the owner.
+pub fn only_owners_change(n: &NodeState) -> bool {
+    n.applied.iter().all(|a| match a.tx.op {
+        Op::NameUpdate { .. } | Op::NameTransfer { .. } => a.owner_before == Some(a.tx.sender),
+        _ => true,
+    })
 }
 
 /// The distinct owners a database records for `name`.
@@ -1603,7 +1842,7 @@ mod tests {
         )
     }
 
-    fn block(id: u8, height: Height, txs: &[Tx]) -> Block {
+    fn block(id: u64, height: Height, txs: &[Tx]) -> Block {
         Block {
             id,
             height,
