@@ -21,7 +21,7 @@ use models::bitcoin::node::{BtcOp, BtcRet, Tx as BtcTx};
 use models::blockstack::node::{name_op, BnsCall, BnsNodeState, BnsOp, BnsRet};
 use models::blockstack::{
     one_owner_per_name, only_owners_change, registrations_preordered, replay,
-    same_blocks_same_database, seen, Name, Op, Principal,
+    same_blocks_same_database, seen, Op, Principal,
 };
 
 /// The BNS nodes (3 tails Bitcoin node 0, 4 tails Bitcoin node 1).
@@ -45,10 +45,6 @@ fn start(name: &str, bug: Option<&'static str>) -> Cluster {
         capacity: None,
     })
     .unwrap()
-}
-
-fn alice_id() -> Name {
-    Name::parse("alice.id").unwrap()
 }
 
 struct Bs(Driven<BlockstackService>);
