@@ -416,7 +416,9 @@ pub enum BtcNodeMsg {
     /// Send me your active chain after the first block of `locator` on it: my blocks' hashes
     /// (internal byte order), newest first, at heights tip, tip-1, tip-2, tip-4, ... and
     /// genesis last (Core's block locator). A Blockstack node's poll.
-    GetActive { locator: Vec<[u8; 32]> },
+    GetActive {
+        locator: Vec<[u8; 32]>,
+    },
     /// The answer to [`BtcNodeMsg::GetActive`]: the first locator block on the active chain
     /// (genesis if none is), its height, the active chain's next blocks (at most
     /// [`MAX_ACTIVE`]), and the tip's height.
