@@ -211,7 +211,7 @@ impl Client for BlockstackService {
             BnsRet::Btc(BtcRet::Mempool(txs)) if !txs.is_empty() => txs
                 .iter()
                 .map(|t| match name_op(t) {
-                    Some(op) => format!("{} fee {} {op:?}", btc::short(t.txid()), t.fee),
+                    Some(op) => format!("{} {op:?}", btc::short(t.txid())),
                     None => format!("{} {t}", btc::short(t.txid())),
                 })
                 .collect::<Vec<_>>()

@@ -53,6 +53,10 @@
 //!   7): block headers, compact targets, proof of work, difficulty retargeting, chain work and
 //!   Merkle roots, ported from Bitcoin Core; its TCP nodes (`bitcoin::node`) keep a tree of real
 //!   blocks at a low target, mine in batches of nonces, reorganise, and may withhold a chain.
+//! - [`blockstack`]: Blockstack's BNS (Ali et al., ATC 2016, §§2, 3.2, 3): name operations in a
+//!   chain whose miner orders by fee, replayed by virtualchain nodes with consensus hashes;
+//!   preorder-then-register against a front-runner; its TCP nodes (`blockstack::node`) tail a
+//!   `bitcoin::node` chain whose transactions carry the operations, with the model's replay.
 
 pub mod aurora;
 pub mod bitcoin;

@@ -113,6 +113,18 @@
 //! kept), namespaces and their pricing, name renewal and revocation, fees as payments, the
 //! underlying chain's proof-of-work (see the `bitcoin` model), and clients other than Alice
 //! and Mallory.
+//!
+//! # Over TCP
+//! [`node`] runs BNS nodes as real processes (`cluster blockstack`): the operations ride in the
+//! data payloads of the Bitcoin transactions of [`crate::bitcoin::node`], whose miners order
+//! their memory pools by fee and whose proof of work, gossip and reorganisations are real; a
+//! BNS node polls one Bitcoin node for its active chain and moves by this file's virtualchain
+//! step ([`NodeState::follow`]: the same [`apply_block`], [`replay`], [`consensus_hash`] and
+//! [`committed_hash`], and the same seeded bugs). The properties are functions of a node's
+//! state ([`one_owner_per_name`], [`same_blocks_same_database`], [`registrations_preordered`],
+//! [`only_owners_change`]) that the model and the cluster tests both call. There, names are
+//! any (up to 37 characters) and heights unbounded by the model's budget; the principals are
+//! still Alice and Mallory, and nothing signs a payload.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -300,3 +300,56 @@ fn private_transactions_go_out_at_the_release() {
     assert_eq!(net.state(0).mempool, vec![tx("coin3>later")]);
     assert!(net.state(1).private.is_empty());
 }
+
+/// The miner takes the memory pool by fee, highest first, equal fees in arrival order, and a
+/// child only after its parent; the block carries the payloads, and the active chain is read
+/// back from a locator (a Blockstack node's poll).
+#[test]
+fn the_miner_orders_by_fee_and_the_active_chain_is_read_from_a_locator() {
+    let mut net = Net::new(2);
+    let with_fee = |s: &str, fee| Tx { fee, ..tx(s) };
+    let sent = [
+        with_fee("coin0>x", 1),
+        Tx::data(b"id:first".to_vec(), 3),
+        with_fee("x>y", 5),
+        Tx::data(b"id:second".to_vec(), 3),
+    ];
+    for t in &sent {
+        assert!(matches!(
+            net.call(0, BtcOp::Send(t.clone())),
+            BtcRet::Sent { .. }
+        ));
+    }
+    let order = [&sent[1], &sent[3], &sent[0], &sent[2]].map(|t| t.clone());
+    assert_eq!(net.call(1, BtcOp::Mempool), BtcRet::Mempool(order.to_vec()));
+    net.mine(0, 1);
+    let tip = net.state(0).tip_entry();
+    assert_eq!(tip.txs[1..], order);
+    assert!(net.state(1).mempool.is_empty(), "mined: out of the pool");
+    // A poll from genesis gets the one block; from the tip, nothing.
+    let s = net.state(1);
+    let poll = |locator: Vec<[u8; 32]>, net: &mut Net| {
+        let msg = BtcNodeMsg::GetActive { locator };
+        let mut o = Out::new();
+        let mut cow = Cow::Owned(net.states[1].take());
+        net.nodes[1].on_msg(Id::from(1), &mut cow, Id::from(CLIENT), msg, &mut o);
+        net.states[1] = cow.into_owned();
+        o.into_iter()
+            .find_map(|c| match c {
+                Command::Send(
+                    _,
+                    BtcNodeMsg::Active {
+                        fork_height,
+                        blocks,
+                        ..
+                    },
+                ) => Some((fork_height, blocks.len())),
+                _ => None,
+            })
+            .expect("an answer")
+    };
+    let genesis = locator(&s.active[..1]);
+    let tip_locator = locator(&s.active);
+    assert_eq!(poll(genesis, &mut net), (0, 1));
+    assert_eq!(poll(tip_locator, &mut net), (1, 0));
+}
