@@ -256,7 +256,7 @@ pub enum BnsActor {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BnsState {
-    Bitcoin(Option<btc::NodeState>),
+    Bitcoin(Box<Option<btc::NodeState>>),
     Bns(BnsNodeState),
     Client,
 }
@@ -291,11 +291,11 @@ fn bitcoin_on_msg(
         return;
     };
     let mut inner = Out::new();
-    let mut s = Cow::Borrowed(s);
+    let mut s = Cow::Borrowed(&**s);
     a.on_msg(id, &mut s, src, msg, &mut inner);
     forward(inner, o);
     if let Cow::Owned(s) = s {
-        *state = Cow::Owned(BnsState::Bitcoin(s));
+        *state = Cow::Owned(BnsState::Bitcoin(Box::new(s)));
     }
 }
 
@@ -316,7 +316,7 @@ impl Actor for BnsActor {
                 let mut inner = Out::new();
                 let s = a.on_start(id, storage, &mut inner);
                 forward(inner, o);
-                BnsState::Bitcoin(s)
+                BnsState::Bitcoin(Box::new(s))
             }
             BnsActor::Bns { bits, poll, .. } => {
                 o.set_timer(BnsTimer::Poll, *poll..*poll);
@@ -409,11 +409,11 @@ impl Actor for BnsActor {
         match (self, &**state, timer) {
             (BnsActor::Bitcoin(a), BnsState::Bitcoin(s), BnsTimer::Btc(t)) => {
                 let mut inner = Out::new();
-                let mut s = Cow::Borrowed(s);
+                let mut s = Cow::Borrowed(&**s);
                 a.on_timeout(id, &mut s, t, &mut inner);
                 forward(inner, o);
                 if let Cow::Owned(s) = s {
-                    *state = Cow::Owned(BnsState::Bitcoin(s));
+                    *state = Cow::Owned(BnsState::Bitcoin(Box::new(s)));
                 }
             }
             (BnsActor::Bns { bitcoin, poll, .. }, BnsState::Bns(s), BnsTimer::Poll) => {
