@@ -73,7 +73,7 @@ struct RunArgs {
 #[derive(Args)]
 struct RunOpts {
     /// How many nodes: by default 3, or the number the protocol always runs on (aurora 7,
-    /// memcache 4).
+    /// memcache 4, blockstack 5).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     nodes: Option<u16>,
     /// Where the cluster file, data and logs go; by default PROTOCOL-cluster.
