@@ -19,6 +19,9 @@
 //! - Tuning: `pow_bits` and `heartbeat` as for `bitcoin` (the mining tick); a BNS node polls
 //!   its Bitcoin node every two heartbeats.
 //! - Storage: none (a restarted BNS node replays the chain from genesis).
+//! - No Jepsen test: the histories that matter (the front-run, with and without
+//!   `one-step-register`, and a reorganisation rolled back) are in `tests/blockstack_cluster.rs`,
+//!   which checks the model's properties on the live nodes' states.
 
 use std::path::Path;
 use std::time::Duration;
