@@ -242,10 +242,10 @@ fn one_step_registration_lets_the_front_runner_win() {
 /// 1 reorganise, and the BNS nodes roll back to genesis and replay: no owner. Alice's
 /// operations are back in the memory pool, and mined again they fail: her preorder names a
 /// consensus hash of the orphaned fork's history that is no longer recent.
-#[test]
-fn a_released_withheld_chain_rolls_the_bns_nodes_back() {
-    let mut cluster = start("reorg", None);
-    let mut c = Bs::new(&cluster);
+/// Bitcoin node 2 mines three blocks in private; Alice preorders and registers `alice.id` on
+/// the public chain (two blocks), and both BNS nodes say she owns it; node 2 releases its
+/// chain, and the BNS nodes wait until they have processed it.
+fn release_a_longer_private_chain(c: &mut Bs) -> (Vec<BnsNodeState>, Vec<BnsNodeState>) {
     c.wait_bns(0);
     let ret = c.run("withhold 2");
     assert!(matches!(ret, BnsRet::Btc(BtcRet::Done(_))), "{ret:?}");
@@ -260,10 +260,21 @@ fn a_released_withheld_chain_rolls_the_bns_nodes_back() {
     for k in BNS {
         assert_eq!(c.owner(k), Some(Principal::Alice));
     }
-    check_model_properties(&before, None, true);
     let ret = c.run("release 2");
     assert!(matches!(ret, BnsRet::Btc(BtcRet::Done(_))), "{ret:?}");
-    let after = c.wait_bns(3);
+    (before, c.wait_bns(3))
+}
+
+/// Reference: §3.2. The Bitcoin nodes reorganise onto the released chain, and the BNS nodes
+/// roll back two blocks to genesis and replay: no owner. Alice's operations are back in the
+/// memory pool, and mined again they fail: her preorder names a consensus hash of the
+/// orphaned fork's history that is no longer recent.
+#[test]
+fn a_released_withheld_chain_rolls_the_bns_nodes_back() {
+    let mut cluster = start("reorg", None);
+    let mut c = Bs::new(&cluster);
+    let (before, after) = release_a_longer_private_chain(&mut c);
+    check_model_properties(&before, None, true);
     for s in &after {
         assert_eq!(s.rollbacks, 1, "{s:?}");
         assert_eq!(s.deepest_rollback, 2);
@@ -280,6 +291,31 @@ fn a_released_withheld_chain_rolls_the_bns_nodes_back() {
         assert!(s.node.db.records.is_empty());
     }
     check_model_properties(&last, None, true);
+    cluster.stop();
+}
+
+/// The same reorganisation under `--bug no-reorg-rollback`: the BNS nodes keep the orphaned
+/// registration (Alice still owns the name on a chain that never registered it), and BNS node
+/// 4, restarted, replays the same blocks from genesis into another database: the model's
+/// *nodes that processed the same blocks have equal name databases* fails on the live nodes.
+#[test]
+fn without_the_rollback_nodes_with_the_same_blocks_disagree() {
+    let mut cluster = start("no-rollback", Some("no-reorg-rollback"));
+    let mut c = Bs::new(&cluster);
+    let (_, after) = release_a_longer_private_chain(&mut c);
+    for (k, s) in BNS.iter().zip(&after) {
+        assert_eq!(c.owner(*k), Some(Principal::Alice));
+        assert_eq!(s.rollbacks, 1);
+    }
+    cluster.kill(4);
+    cluster.restart(4).unwrap();
+    // A fresh client: the old one's connection to node 4 died with it.
+    let mut c = Bs::new(&cluster);
+    let fresh = c.wait_bns(3);
+    assert_eq!(c.owner(3), Some(Principal::Alice));
+    assert_eq!(c.owner(4), None);
+    assert_eq!(fresh[0].hashes, fresh[1].hashes, "the same blocks");
+    assert!(!same_blocks_same_database(&fresh[0].node, &fresh[1].node));
     cluster.stop();
 }
 
