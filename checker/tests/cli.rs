@@ -1097,12 +1097,14 @@ fn a_bug_summary_names_its_target_and_shows_the_evidence() {
     // Steps name actors by role and show what they changed, in Raft's terms (TLC-style).
     assert!(text.contains("2. S0 → RequestVote { term: 1"), "{text}");
     assert!(
-        text.contains("~ S1 Leader (match [0, 0]) t1 voted S1 log [] commit 0"),
+        text.contains("~ S1 Leader (match [0, 0]) t1 voted S1 log [1:t1 no-op] commit 0"),
         "{text}"
     );
     assert!(text.contains("~ leaders so far: t1 S0, t1 S1"), "{text}");
     assert!(
-        text.contains("an entry is committed  (not reached in the bug's small configuration)"),
+        text.contains(
+            "a follower installs a snapshot  (not reached in the bug's small configuration)"
+        ),
         "{text}"
     );
     assert!(

@@ -379,6 +379,7 @@ fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand
             .arg(t.session_min.as_millis().to_string())
             .arg("--pow-bits")
             .arg(format!("{:#010x}", t.pow_bits))
+            .args(t.log_reads.then_some("--log-reads"))
             .arg("--admin")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -43,6 +43,8 @@ pub struct Tuning {
     pub session_min: Duration,
     /// The nBits of a Bitcoin chain's genesis block: its target, which never changes.
     pub pow_bits: u32,
+    /// Raft: Gets go through the log like writes, instead of ReadIndex (thesis §6.4).
+    pub log_reads: bool,
 }
 
 impl Default for Tuning {
@@ -54,6 +56,7 @@ impl Default for Tuning {
             chunk_bytes: 64 << 20,
             session_min: Duration::from_millis(4_000),
             pow_bits: models::bitcoin::node::DEFAULT_BITS,
+            log_reads: false,
         }
     }
 }
@@ -712,7 +715,12 @@ mod tests {
         let e = find("paxos").err().unwrap();
         assert!(e.contains("raft"), "{e}");
         let raft = find("raft").unwrap();
-        assert_eq!(parse_bug(raft, "stale-read"), Ok("stale-read"));
-        assert!(parse_bug(raft, "nope").unwrap_err().contains("stale-read"));
+        assert_eq!(
+            parse_bug(raft, "read-index-without-heartbeat"),
+            Ok("read-index-without-heartbeat")
+        );
+        assert!(parse_bug(raft, "nope")
+            .unwrap_err()
+            .contains("read-index-without-heartbeat"));
     }
 }

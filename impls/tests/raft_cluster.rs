@@ -117,7 +117,8 @@ fn a_majority_makes_progress_and_a_cut_off_leader_does_not() {
     // The majority elects a leader and commits.
     put(&mut c, "x", "2");
     assert_ne!(leader(&cluster), old);
-    // The old leader, alone, commits nothing: neither writes nor reads (reads go through the log).
+    // The old leader, alone, answers nothing: it cannot commit a write, and a read waits for a
+    // majority to acknowledge a round of heartbeats (ReadIndex), which never comes.
     let mut alone = client_of(&cluster, old, CLIENT_IDS + 2);
     assert!(alone
         .call(
@@ -134,11 +135,12 @@ fn a_majority_makes_progress_and_a_cut_off_leader_does_not() {
     cluster.stop();
 }
 
-/// The same scenario with the model's `stale-read` bug: the cut-off leader answers a read from its
-/// own state, and the linearizability checker rejects the recorded history.
+/// The same scenario with the model's `read-index-without-heartbeat` bug: the cut-off leader
+/// answers a read at its commit index without confirming that it still leads, and the
+/// linearizability checker rejects the recorded history.
 #[test]
 fn a_stale_read_from_a_cut_off_leader_is_caught() {
-    let mut cluster = start("stale-read", 1000, Some("stale-read"));
+    let mut cluster = start("stale-read", 1000, Some("read-index-without-heartbeat"));
     let mut c = client(&cluster.config, CLIENT_IDS + 1);
     let mut history = Vec::new();
     let mut event = |p: u64, ty: &str, f: &str, v: Option<&str>| {

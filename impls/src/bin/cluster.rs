@@ -92,6 +92,9 @@ struct RunOpts {
     /// Snapshot after this many applied entries (Raft).
     #[arg(long)]
     snapshot_every: Option<u64>,
+    /// Raft: Gets go through the log like writes, instead of ReadIndex.
+    #[arg(long)]
+    log_reads: bool,
     /// GFS's chunk size in bytes (§2.5; 64 MB by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(4096..=(1 << 32)))]
     chunk_bytes: Option<u64>,
@@ -146,6 +149,7 @@ fn launch(args: RunArgs) -> Result<()> {
     if let Some(n) = o.snapshot_every {
         tuning.snapshot_every = n;
     }
+    tuning.log_reads |= o.log_reads;
     if let Some(n) = o.chunk_bytes {
         tuning.chunk_bytes = n;
     }

@@ -44,6 +44,9 @@ struct Cli {
     /// Snapshot after this many applied entries; 0 never (Raft §7).
     #[arg(long)]
     snapshot_every: Option<u64>,
+    /// Raft: Gets go through the log like writes, instead of ReadIndex (thesis §6.4).
+    #[arg(long)]
+    log_reads: bool,
     /// GFS's chunk size in bytes (§2.5; 64 MB by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(4096..=(1 << 32)))]
     chunk_bytes: Option<u64>,
@@ -95,6 +98,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
     if let Some(n) = cli.snapshot_every {
         tuning.snapshot_every = n;
     }
+    tuning.log_reads |= cli.log_reads;
     if let Some(n) = cli.chunk_bytes {
         tuning.chunk_bytes = n;
     }

@@ -18,7 +18,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use models::client::{ClientMsg, RequestId};
-use models::raft::actor::{ClientCfg, Heartbeats, RaftActor, RaftBug, RaftState, Role, ServerCfg};
+use models::raft::actor::{
+    ClientCfg, Heartbeats, RaftActor, RaftBug, RaftState, Reads, Role, ServerCfg,
+};
 use models::raft::kv::{KvOp, KvRet};
 use models::raft::RaftMsg;
 use stateright::actor::Id;
@@ -41,7 +43,8 @@ impl Service for RaftService {
     const NAME: &'static str = "raft";
     const SUMMARY: &'static str = "a linearizable key-value store on Raft (§§5, 7, 8)";
     const TUNING_HELP: &'static str = "timeout: the randomised election timeout (§5.2); \
-        heartbeat: the leader's AppendEntries interval; snapshot-every: entries between snapshots";
+        heartbeat: the leader's AppendEntries interval; snapshot-every: entries between snapshots; \
+        log-reads: Gets through the log instead of ReadIndex";
 
     fn bugs() -> Vec<&'static str> {
         RaftBug::ALL.iter().map(|b| b.name()).collect()
@@ -67,6 +70,12 @@ impl Service for RaftService {
             heartbeat: tuning.heartbeat,
             snapshot_every: tuning.snapshot_every,
             heartbeats: Heartbeats::Every,
+            reads: if tuning.log_reads {
+                Reads::Log
+            } else {
+                Reads::ReadIndex
+            },
+            noop: true,
             bug,
         }))
     }

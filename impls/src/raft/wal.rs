@@ -281,16 +281,17 @@ impl Store<Storage> for RaftWal {
 mod tests {
     use super::*;
     use models::raft::kv::{Command, KvOp};
+    use models::raft::log::EntryKind;
     use proptest::prelude::*;
 
     fn entry(term: Term, n: u64) -> Entry {
         Entry {
             term,
-            command: Command {
+            kind: EntryKind::Command(Command {
                 client: Id::from(1usize << 40),
                 seq: n,
                 op: KvOp::Put("k".into(), n.to_string()),
-            },
+            }),
         }
     }
 

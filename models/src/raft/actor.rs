@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
 
 use super::kv::{Command, KvMachine, KvOp, KvRet, Seq};
-use super::log::{Entry, Index, Log, Snapshot, Term};
+use super::log::{Entry, EntryKind, Index, Log, Snapshot, Term};
 use crate::client::ClientMsg;
 
 /// The RPCs of Figure 2 and Figure 13 and the client protocol of §8.
@@ -29,6 +29,9 @@ pub enum RaftMsg {
         vote_granted: bool,
     },
     /// Invoked by the leader to replicate log entries (§5.3); also used as heartbeat (§5.2).
+    /// `round` is the leader's latest round of heartbeats for reads (thesis §6.4: ReadIndex and
+    /// leases), echoed in the reply, so that the leader knows the reply answers a message sent
+    /// after a read arrived.
     AppendEntries {
         term: Term,
         leader_id: Id,
@@ -36,13 +39,16 @@ pub enum RaftMsg {
         prev_log_term: Term,
         entries: Vec<Entry>,
         leader_commit: Index,
+        round: u64,
     },
     /// `match_index` is the index of the follower's last entry known to match the leader's on
-    /// success, and on failure a hint: the highest index that may still match.
+    /// success, and on failure a hint: the highest index that may still match. `round` echoes
+    /// the request's.
     AppendEntriesReply {
         term: Term,
         success: bool,
         match_index: Index,
+        round: u64,
     },
     /// Invoked by the leader to send a snapshot to a follower that is too far behind (§7,
     /// Figure 13). The snapshot travels in one chunk (offset 0, done).
@@ -89,9 +95,10 @@ crate::seeded_bugs! {
         VoteAnyLog = "vote-any-log",
         /// A follower keeps a conflicting entry instead of deleting it and all that follow (§5.3).
         NoTruncate = "no-truncate",
-        /// The leader answers Get from its own state machine without checking that it is still
-        /// the leader (§8).
-        StaleRead = "stale-read",
+        /// ReadIndex without the round of heartbeats: the leader answers a Get once its state
+        /// machine reaches the commit index, without confirming that it still leads (§8;
+        /// thesis §6.4).
+        ReadIndexWithoutHeartbeat = "read-index-without-heartbeat",
         /// InstallSnapshot keeps the entries from the last included index instead of after it
         /// (§7).
         SnapshotOffByOne = "snapshot-off-by-one",
@@ -134,7 +141,23 @@ pub struct ServerCfg {
     pub snapshot_every: u64,
     /// Which followers the leader's heartbeat goes to.
     pub heartbeats: Heartbeats,
+    /// How the leader answers a Get.
+    pub reads: Reads,
+    /// Whether a new leader appends a no-op entry at the start of its term (§8). Always over
+    /// TCP; the model can leave it out to show what it protects against (Figure 8).
+    pub noop: bool,
     pub bug: Option<RaftBug>,
+}
+
+/// How a leader answers read-only operations (§8; thesis §6.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Reads {
+    /// Through the log, like a write: the Get is an entry, answered when it is applied.
+    Log,
+    /// ReadIndex (thesis §6.4): the leader records its commit index (at least its term's no-op),
+    /// confirms that it still leads with a round of heartbeats a majority acknowledges, waits
+    /// until its state machine has applied that index, and answers. No log entry, no disk write.
+    ReadIndex,
 }
 
 /// A client's configuration.
@@ -181,12 +204,31 @@ pub enum Role {
     /// `next_index` and `match_index` are indexed like `ServerCfg::peers`; `commit_sent` is the
     /// commit index last sent to each, `inflight` whether an AppendEntries or InstallSnapshot to
     /// it awaits its reply (one at a time per follower, like etcd's probe state).
+    ///
+    /// Reads: `round` is the latest round of heartbeats started (each read starts one), `acked`
+    /// the latest round each peer acknowledged in this term, `reads` the reads that wait for
+    /// their round or for the state machine.
     Leader {
         next_index: Vec<Index>,
         match_index: Vec<Index>,
         commit_sent: Vec<Index>,
         inflight: Vec<bool>,
+        round: u64,
+        acked: Vec<u64>,
+        reads: Vec<PendingRead>,
     },
+}
+
+/// A read waiting at the leader (ReadIndex): its client, request and operation, the index the
+/// state machine must reach, and the round of heartbeats that must confirm the leadership
+/// (0: none, under `read-index-without-heartbeat`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PendingRead {
+    pub client: Id,
+    pub seq: Seq,
+    pub op: KvOp,
+    pub index: Index,
+    pub round: u64,
 }
 
 /// A server's state: Figure 2's persistent and volatile state, and the state machine.
@@ -347,14 +389,30 @@ impl ServerCfg {
                 // Fail the requests still waiting to commit (leadership lost): their clients
                 // retry elsewhere, and the session table keeps a retried command from running
                 // twice if this leader's entry commits after all.
-                for e in s.log.entries_from(s.commit_index + 1) {
+                for c in s
+                    .log
+                    .entries_from(s.commit_index + 1)
+                    .iter()
+                    .filter_map(Entry::command)
+                {
                     o.send(
-                        e.command.client,
+                        c.client,
                         RaftMsg::Client(ClientMsg::Redirect {
-                            seq: e.command.seq,
+                            seq: c.seq,
                             leader_hint: leader,
                         }),
                     );
+                }
+                if let Role::Leader { reads, .. } = &s.role {
+                    for r in reads {
+                        o.send(
+                            r.client,
+                            RaftMsg::Client(ClientMsg::Redirect {
+                                seq: r.seq,
+                                leader_hint: leader,
+                            }),
+                        );
+                    }
                 }
             }
             s.role = Role::Follower { leader: None };
@@ -415,18 +473,34 @@ impl ServerCfg {
 
     fn become_leader(&self, id: Id, s: &mut ServerState, o: &mut Out<RaftActor>) {
         let next = s.log.last_index() + 1;
+        let n = self.peers.len();
         s.role = Role::Leader {
-            next_index: vec![next; self.peers.len()],
-            match_index: vec![0; self.peers.len()],
-            commit_sent: vec![0; self.peers.len()],
-            inflight: vec![false; self.peers.len()],
+            next_index: vec![next; n],
+            match_index: vec![0; n],
+            commit_sent: vec![0; n],
+            inflight: vec![false; n],
+            round: 0,
+            acked: vec![0; n],
+            reads: Vec::new(),
         };
         o.cancel_timer(RaftTimer::Election);
         o.set_timer(RaftTimer::Heartbeat, self.heartbeat..self.heartbeat);
-        // "Upon election: send initial empty AppendEntries RPCs (heartbeat) to each server."
-        for p in 0..self.peers.len() {
+        // §8: "each leader commit a blank no-op entry into the log at the start of its term",
+        // so that it learns which entries are committed (an entry of its own term must commit
+        // first, §5.4.2) and reads can be answered.
+        if self.noop {
+            s.log.entries.push(Entry {
+                term: s.current_term,
+                kind: EntryKind::Noop,
+            });
+            self.persist(s, o);
+        }
+        // "Upon election: send initial empty AppendEntries RPCs (heartbeat) to each server":
+        // here they carry the no-op.
+        for p in 0..n {
             self.send_append(id, s, p, o);
         }
+        self.advance_commit(s, o);
     }
 
     /// Sends peer `p` what it lacks from `nextIndex[p]` on: entries, or the snapshot when the
@@ -436,11 +510,13 @@ impl ServerCfg {
             next_index,
             commit_sent,
             inflight,
+            round,
             ..
         } = &mut s.role
         else {
             return;
         };
+        let round = *round;
         let next = next_index[p];
         commit_sent[p] = s.commit_index;
         inflight[p] = true;
@@ -461,6 +537,7 @@ impl ServerCfg {
                 prev_log_term: s.log.term_at(prev).expect("nextIndex - 1 is in the log"),
                 entries: s.log.entries_from(next).to_vec(),
                 leader_commit: s.commit_index,
+                round,
             }
         };
         o.send(self.peers[p], msg);
@@ -521,23 +598,35 @@ impl ServerCfg {
                 prev_log_term,
                 entries,
                 leader_commit,
+                round,
             } => self.on_append_entries(
                 s,
                 src,
                 before,
                 term,
                 leader_id,
-                prev_log_index,
-                prev_log_term,
+                (prev_log_index, prev_log_term),
                 entries,
                 leader_commit,
+                round,
                 o,
             ),
             RaftMsg::AppendEntriesReply {
                 term,
                 success,
                 match_index,
-            } => self.on_replication_reply(id, s, src, before, term, success, match_index, o),
+                round,
+            } => self.on_replication_reply(
+                id,
+                s,
+                src,
+                before,
+                term,
+                success,
+                match_index,
+                Some(round),
+                o,
+            ),
             RaftMsg::InstallSnapshot {
                 term,
                 leader_id,
@@ -568,7 +657,17 @@ impl ServerCfg {
             RaftMsg::InstallSnapshotReply {
                 term,
                 last_included_index,
-            } => self.on_replication_reply(id, s, src, before, term, true, last_included_index, o),
+            } => self.on_replication_reply(
+                id,
+                s,
+                src,
+                before,
+                term,
+                true,
+                last_included_index,
+                None,
+                o,
+            ),
             RaftMsg::Client(ClientMsg::Request { client, seq, op }) => {
                 self.on_request(id, s, src, client, seq, op, o)
             }
@@ -577,7 +676,9 @@ impl ServerCfg {
     }
 
     /// The leader's side of AppendEntries and InstallSnapshot replies: `match_index` is the
-    /// follower's last matching entry on success, a hint on failure.
+    /// follower's last matching entry on success, a hint on failure; `round` the round of
+    /// heartbeats an AppendEntries reply acknowledges (success or not: either way the follower
+    /// took the sender as the leader of its term).
     #[allow(clippy::too_many_arguments)]
     fn on_replication_reply(
         &self,
@@ -588,6 +689,7 @@ impl ServerCfg {
         term: Term,
         success: bool,
         match_index: Index,
+        round: Option<u64>,
         o: &mut Out<RaftActor>,
     ) {
         self.observe_term(s, term, None, o);
@@ -602,12 +704,16 @@ impl ServerCfg {
             next_index,
             match_index: matched,
             inflight,
+            acked,
             ..
         } = &mut s.role
         else {
             return;
         };
         inflight[p] = false;
+        if let Some(r) = round {
+            acked[p] = acked[p].max(r);
+        }
         if success {
             matched[p] = matched[p].max(match_index);
             next_index[p] = next_index[p].max(match_index + 1);
@@ -615,6 +721,7 @@ impl ServerCfg {
         } else {
             next_index[p] = (next_index[p] - 1).min(match_index + 1).max(1);
         }
+        self.serve_reads(s, o);
         self.replicate(id, s, o);
     }
 
@@ -625,9 +732,12 @@ impl ServerCfg {
             Role::Leader {
                 match_index,
                 commit_sent,
+                round,
+                acked,
                 ..
             } => {
                 match_index[p] < s.log.last_index()
+                    || acked[p] < *round
                     || (self.heartbeats != Heartbeats::Off && commit_sent[p] < s.commit_index)
             }
             _ => false,
@@ -664,10 +774,10 @@ impl ServerCfg {
         before: (Term, Option<Id>),
         term: Term,
         leader_id: Id,
-        mut prev_log_index: Index,
-        mut prev_log_term: Term,
+        (mut prev_log_index, mut prev_log_term): (Index, Term),
         mut entries: Vec<Entry>,
         leader_commit: Index,
+        round: u64,
         o: &mut Out<RaftActor>,
     ) {
         self.observe_term(s, term, Some(leader_id), o);
@@ -678,6 +788,7 @@ impl ServerCfg {
                     term: s.current_term,
                     success,
                     match_index,
+                    round,
                 },
             )
         };
@@ -805,8 +916,8 @@ impl ServerCfg {
         matches!(&s.role, Role::Leader { inflight, .. } if inflight[p])
     }
 
-    /// Applies committed entries in order; the leader answers their clients (§8). Then
-    /// snapshots if `snapshot_every` entries were applied since the last snapshot (§7).
+    /// Applies committed entries in order; the leader answers their clients (§8), and the
+    /// reads that waited for the state machine.
     fn apply_committed(&self, s: &mut ServerState, o: &mut Out<RaftActor>) {
         while s.last_applied < s.commit_index {
             s.last_applied += 1;
@@ -815,7 +926,9 @@ impl ServerCfg {
                 s.last_applied = s.commit_index;
                 break;
             };
-            let command = entry.command.clone();
+            let Some(command) = entry.command().cloned() else {
+                continue;
+            };
             let ret = s.machine.apply(&command);
             if s.is_leader() {
                 o.send(
@@ -827,6 +940,78 @@ impl ServerCfg {
                 );
             }
         }
+        self.serve_reads(s, o);
+    }
+
+    /// The highest round of heartbeats a majority (the leader included) has acknowledged.
+    fn confirmed_round(&self, s: &ServerState) -> u64 {
+        let Role::Leader { round, acked, .. } = &s.role else {
+            return 0;
+        };
+        let mut rounds: Vec<u64> = acked.iter().copied().chain([*round]).collect();
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        rounds[self.majority() - 1]
+    }
+
+    /// Answers the waiting reads whose round a majority has acknowledged and whose index the
+    /// state machine has reached (thesis §6.4, steps 3 and 4).
+    fn serve_reads(&self, s: &mut ServerState, o: &mut Out<RaftActor>) {
+        let confirmed = self.confirmed_round(s);
+        let Role::Leader { reads, .. } = &mut s.role else {
+            return;
+        };
+        let (last_applied, machine) = (s.last_applied, &s.machine);
+        reads.retain(|r| {
+            let ready = r.round <= confirmed && r.index <= last_applied;
+            if ready {
+                let ret = machine.data.clone().invoke(&r.op);
+                o.send(
+                    r.client,
+                    RaftMsg::Client(ClientMsg::Reply { seq: r.seq, ret }),
+                );
+            }
+            !ready
+        });
+    }
+
+    /// A Get at the leader without the log (thesis §6.4). Its read index is the commit index, or
+    /// the term's no-op if that is not committed yet (step 1: the leader must have committed an
+    /// entry of its term). It starts a round of heartbeats (step 2).
+    fn start_read(
+        &self,
+        id: Id,
+        s: &mut ServerState,
+        client: Id,
+        seq: Seq,
+        op: KvOp,
+        o: &mut Out<RaftActor>,
+    ) {
+        let term_start = (s.log.first_index() + 1..=s.log.last_index())
+            .find(|k| s.log.term_at(*k) == Some(s.current_term))
+            .unwrap_or(0);
+        let index = s.commit_index.max(term_start);
+        let Role::Leader { round, reads, .. } = &mut s.role else {
+            return;
+        };
+        // A retried request already waiting is answered once, when its round comes back.
+        if reads.iter().any(|r| r.client == client && r.seq == seq) {
+            return;
+        }
+        let needs = if self.bug == Some(RaftBug::ReadIndexWithoutHeartbeat) {
+            0
+        } else {
+            *round += 1;
+            *round
+        };
+        reads.push(PendingRead {
+            client,
+            seq,
+            op,
+            index,
+            round: needs,
+        });
+        self.serve_reads(s, o);
+        self.replicate(id, s, o);
     }
 
     /// Compacts the log into a snapshot once `snapshot_every` entries were applied since the last
@@ -874,25 +1059,24 @@ impl ServerCfg {
                 }),
             );
         }
-        if self.bug == Some(RaftBug::StaleRead) {
-            if let KvOp::Get(_) = op {
-                let ret = s.machine.data.invoke(&op);
-                return o.send(src, RaftMsg::Client(ClientMsg::Reply { seq, ret }));
-            }
+        if let (KvOp::Get(_), Reads::ReadIndex) = (&op, self.reads) {
+            return self.start_read(id, s, src, seq, op, o);
         }
         // Already in the log in this term: it commits with it. An entry of an earlier term is
         // not enough: this leader commits it only once an entry of its own term commits (§5.4.2),
         // and without other clients none would come; append the command again (the session
         // table runs it once).
         let pending = s.log.entries_from(s.last_applied + 1).iter().any(|e| {
-            e.term == s.current_term && e.command.client == client && e.command.seq == seq
+            e.term == s.current_term
+                && e.command()
+                    .is_some_and(|c| c.client == client && c.seq == seq)
         });
         if pending {
             return;
         }
         s.log.entries.push(Entry {
             term: s.current_term,
-            command: Command { client, seq, op },
+            kind: EntryKind::Command(Command { client, seq, op }),
         });
         self.persist(s, o);
         self.advance_commit(s, o);

@@ -12,11 +12,39 @@ pub type Term = u64;
 /// A log index; the first entry is 1, 0 means "before the first entry".
 pub type Index = u64;
 
-/// A log entry: a state machine command and the term in which a leader received it.
+/// A log entry: what it carries and the term in which a leader appended it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Entry {
     pub term: Term,
-    pub command: Command,
+    pub kind: EntryKind,
+}
+
+/// What an entry carries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// A client's command for the state machine.
+    Command(Command),
+    /// The blank entry a leader appends at the start of its term (§8), so that it commits an
+    /// entry of its own term, and with it every earlier one, without waiting for a client.
+    Noop,
+}
+
+impl Entry {
+    /// The client's command, if the entry carries one.
+    pub fn command(&self) -> Option<&Command> {
+        match &self.kind {
+            EntryKind::Command(c) => Some(c),
+            EntryKind::Noop => None,
+        }
+    }
+
+    /// The entry in a model's view: `Put x=1`, `no-op`.
+    pub fn brief(&self) -> String {
+        match &self.kind {
+            EntryKind::Command(c) => c.op.brief(),
+            EntryKind::Noop => "no-op".into(),
+        }
+    }
 }
 
 /// A snapshot (§7, Figure 12): the state machine after applying every entry up to
@@ -114,11 +142,11 @@ mod tests {
     fn entry(term: Term, seq: u64) -> Entry {
         Entry {
             term,
-            command: Command {
+            kind: EntryKind::Command(Command {
                 client: Id::from(9),
                 seq,
                 op: KvOp::Get("x".into()),
-            },
+            }),
         }
     }
 
@@ -134,7 +162,7 @@ mod tests {
         assert_eq!(log.first_index(), 2);
         assert_eq!(log.term_at(2), Some(1));
         assert_eq!(log.term_at(1), None);
-        assert_eq!(log.entry(3).unwrap().command.seq, 3);
+        assert_eq!(log.entry(3).unwrap().command().unwrap().seq, 3);
         assert_eq!(log.entries_from(1).len(), 1);
         assert_eq!(log.entries_from(4).len(), 0);
         log.truncate_from(3);

@@ -21,10 +21,20 @@
 //! - **Log compaction** (§7, Figure 13). A server snapshots its state machine after applying
 //!   `snapshot-every` entries; a leader sends InstallSnapshot to a follower that needs entries it
 //!   has discarded, in one chunk.
+//! - **The leader's no-op** (§8). A new leader appends a blank entry of its term at once, so it
+//!   commits an entry of its own term, and with it every earlier one (§5.4.2), without waiting
+//!   for a client, and learns which entries are committed.
 //! - **Clients** (§8). Commands carry a client id and a sequence number, so that each runs at most
 //!   once however often it is retried; clients follow `Redirect`s and retry elsewhere after a
-//!   timeout. Get goes through the log like Put. Clients speak the workbench's client envelope
-//!   ([`crate::client::ClientMsg`]), so the same client actor runs over TCP, driven by the runtime.
+//!   timeout. Clients speak the workbench's client envelope ([`crate::client::ClientMsg`]), so
+//!   the same client actor runs over TCP, driven by the runtime.
+//! - **Reads without the log** (§8; Ongaro's thesis §6.4, ReadIndex), the default (`--reads
+//!   read-index`; `--reads log` puts a Get in the log like a Put). The leader takes the commit
+//!   index, or its no-op's index if that is not committed yet, as the read index; starts a round
+//!   of heartbeats (AppendEntries carries a `round`, echoed in the reply); once a majority,
+//!   itself included, has acknowledged that round or a later one, it knows it still led when
+//!   the Get arrived; once its state machine has applied the read index, it answers. A retried
+//!   Get waiting already is not started twice.
 //! - **The network**: ordered per channel without loss (TCP-like, the default), unordered, or
 //!   unordered and lossy. Which followers a heartbeat repeats to is a parameter ([`Heartbeats`]);
 //!   the `raft-tcp` registry entry ([`RaftTcpSpec`]) is configured as the TCP cluster runs.
@@ -44,7 +54,8 @@
 //! - always *committed entries are never lost across crashes*: each committed entry is on a
 //!   majority's stable storage (Figure 2).
 //! - sometimes: a leader is elected; an entry is committed; a follower installs a snapshot; a Get
-//!   returns another client's Put; a leader is elected after a crash.
+//!   returns another client's Put; a leader is elected after a crash; a leader answers a Get
+//!   without the log once a majority acknowledges a later heartbeat (with ReadIndex).
 //! - eventually, with no crash or loss, a leader is elected: decided by the workbench's engine
 //!   under weak fairness (every message delivered, every armed timer fired, unless disabled); a
 //!   path that reaches the term, log or channel bound is cut off there, not a counterexample.
@@ -60,8 +71,12 @@
 //! - `vote-any-log`: votes without the up-to-date check (§5.4.1): *Leader Completeness*.
 //! - `no-truncate`: a follower keeps a conflicting entry (§5.3): *State Machine Safety*,
 //!   *committed entries are never lost across crashes*.
-//! - `stale-read`: a leader answers Get from its own state without confirming that it still
-//!   leads (§8): *linearizable client history*.
+//! - `read-index-without-heartbeat`: the leader answers a Get once its state machine reaches
+//!   the read index, without the round of heartbeats (§8): a leader cut off by a newer one
+//!   answers from its old state, after the new leader committed and acknowledged a Put:
+//!   *linearizable client history* (and the ReadIndex example never happens). Its configuration
+//!   uses `--workload read-after-write` (client 0 Gets twice, client 1 Puts once), the smallest
+//!   history where a read must see a write it did not overlap.
 //! - `snapshot-off-by-one`: InstallSnapshot keeps the log from the last included index instead of
 //!   after it (§7): *Log Matching*, *State Machine Safety*.
 //! - `ignore-stale-term`: AppendEntries from an older term is processed (Figure 2, receiver step
@@ -74,19 +89,17 @@
 //!
 //! # Left out
 //! Cluster membership changes (§6); InstallSnapshot in chunks (the model sends a snapshot in one
-//! chunk, Figure 13's `offset` and `done` unused); expiry of client sessions (§8 keeps them for
-//! ever here); reads that bypass the log with read-index or leases (§8: here a Get is a log
-//! entry); the no-op entry a new leader appends at the start of its term (§8; so a leader commits
-//! an earlier term's entries only once a client's command of its own term arrives); real time
-//! (timers fire in any order, see the README's `raft-tcp` section for what that does and does not
-//! cover).
+//! chunk, Figure 13's `offset` and `done` unused); lease reads (thesis §6.4.1); expiry of client
+//! sessions (§8 keeps them for ever here); real time (timers fire in any order, see the README's
+//! `raft-tcp` section for what that does and does not cover). A leader starts at most
+//! [`model::MAX_ROUND`] rounds of heartbeats for reads in a term (a boundary).
 
 pub mod actor;
 pub mod kv;
 pub mod log;
 pub mod model;
 
-pub use actor::{Heartbeats, RaftActor, RaftBug, RaftMsg, RaftTimer};
+pub use actor::{Heartbeats, RaftActor, RaftBug, RaftMsg, RaftTimer, Reads};
 pub use model::{NetworkKind, RaftCfg, RaftModel};
 
 use crate::catalog::{Bug, Param, ParamKind, Params, Spec};
@@ -109,7 +122,7 @@ struct Defaults {
 }
 
 /// The parameters of both registry entries, with their defaults.
-const fn params(d: Defaults) -> [Param; 14] {
+const fn params(d: Defaults) -> [Param; 17] {
     [
         Param::int("servers", "number of servers", 3, 1, 5),
         Param::int("clients", "number of clients", 2, 0, 3),
@@ -196,8 +209,33 @@ const fn params(d: Defaults) -> [Param; 14] {
             0,
             6,
         ),
+        Param {
+            name: "reads",
+            help: READS_HELP,
+            kind: ParamKind::Choice {
+                choices: &["read-index", "log"],
+            },
+        },
+        Param::int(
+            "noop",
+            "1: a new leader appends a no-op at the start of its term (§8); 0: it does not",
+            1,
+            0,
+            1,
+        ),
+        Param {
+            name: "workload",
+            help: "alternate: each client Puts and Gets in turn (ops each); read-after-write: \
+                client 0 Gets twice, client 1 Puts once",
+            kind: ParamKind::Choice {
+                choices: &["alternate", "read-after-write"],
+            },
+        },
     ]
 }
+
+const READS_HELP: &str =
+    "how a leader answers Get: read-index (a round of heartbeats, thesis §6.4), log (an entry)";
 
 /// The `raft` entry of the checker's registry: the model on bounds that keep an exhaustive
 /// check to about 3 million states.
@@ -231,6 +269,7 @@ impl Spec for RaftSpec {
             ],
             help: "the leader commits an older term's entry by counting replicas (Figure 8)",
             params: &[
+                ("noop", "0"),
                 ("clients", "1"),
                 ("crashes", "0"),
                 ("client-retries", "1"),
@@ -248,18 +287,23 @@ impl Spec for RaftSpec {
                 ("clients", "0"),
                 ("crashing", "any"),
                 ("max-term", "1"),
-                ("max-log", "0"),
+                ("max-log", "1"),
             ],
         },
         Bug {
             name: RaftBug::VoteAnyLog.name(),
-            breaks: &["Leader Completeness"],
+            breaks: &[
+                "Leader Completeness",
+                "State Machine Safety",
+                "committed entries are never lost across crashes",
+            ],
             help: "votes are granted without the up-to-date check of §5.4.1",
             params: &[("clients", "1"), ("crashes", "0")],
         },
         Bug {
             name: RaftBug::NoTruncate.name(),
             breaks: &[
+                "Log Matching",
                 "State Machine Safety",
                 "committed entries are never lost across crashes",
             ],
@@ -268,20 +312,21 @@ impl Spec for RaftSpec {
                 ("clients", "1"),
                 ("crashes", "0"),
                 ("client-retries", "1"),
-                ("max-log", "1"),
+                ("max-log", "2"),
                 ("max-in-flight", "2"),
                 ("snapshot-every", "0"),
             ],
         },
         Bug {
-            name: RaftBug::StaleRead.name(),
-            breaks: &["linearizable client history"],
-            help: "a leader answers Get from its own state without checking it still leads",
+            name: RaftBug::ReadIndexWithoutHeartbeat.name(),
+            breaks: &["linearizable client history", model::READ_INDEX_SERVED],
+            help: "ReadIndex without its round of heartbeats: a deposed leader answers a stale Get",
             params: &[
-                ("ops", "2"),
+                ("workload", "read-after-write"),
                 ("crashes", "0"),
                 ("spurious-timeouts", "1"),
-                ("max-in-flight", "1"),
+                ("max-log", "3"),
+                ("max-in-flight", "2"),
                 ("snapshot-every", "0"),
             ],
         },
@@ -303,6 +348,7 @@ impl Spec for RaftSpec {
             name: RaftBug::IgnoreStaleTerm.name(),
             breaks: &[
                 "Leader Append-Only",
+                "Log Matching",
                 "State Machine Safety",
                 "committed entries are never lost across crashes",
             ],
@@ -450,6 +496,15 @@ fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
         max_log: params.int("max-log"),
         max_in_flight: params.int("max-in-flight") as usize,
         snapshot_every: params.int("snapshot-every"),
+        reads: match params.choice("reads") {
+            "log" => Reads::Log,
+            _ => Reads::ReadIndex,
+        },
+        noop: params.int("noop") == 1,
+        workload: match params.choice("workload") {
+            "read-after-write" => model::Workload::ReadAfterWrite,
+            _ => model::Workload::Alternate,
+        },
         bug,
     }
     .into_model()

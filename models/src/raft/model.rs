@@ -11,11 +11,11 @@ use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use stateright::Property;
 
 use super::actor::{
-    ClientCfg, Heartbeats, RaftActor, RaftBug, RaftMsg, RaftState, RaftTimer, Role, ServerCfg,
-    ServerState,
+    ClientCfg, Heartbeats, RaftActor, RaftBug, RaftMsg, RaftState, RaftTimer, Reads, Role,
+    ServerCfg, ServerState,
 };
-use super::kv::{Command, KvData, KvOp, KvRet, Seq};
-use super::log::{Index, Term};
+use super::kv::{KvData, KvOp, KvRet, Seq};
+use super::log::{EntryKind, Index, Term};
 use crate::client::ClientMsg;
 pub use crate::harness::NetworkKind;
 use crate::harness::{HAction, HState, Harness, Harnessed};
@@ -55,7 +55,23 @@ pub struct RaftCfg {
     /// Boundary: at most this many messages in flight on any one channel.
     pub max_in_flight: usize,
     pub snapshot_every: u64,
+    /// How leaders answer Gets: ReadIndex, or through the log.
+    pub reads: Reads,
+    /// Whether new leaders append a no-op (§8).
+    pub noop: bool,
+    pub workload: Workload,
     pub bug: Option<RaftBug>,
+}
+
+/// What the model's clients do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Workload {
+    /// Each client runs `ops` operations, Put and Get in turn ([`client_op`]).
+    Alternate,
+    /// The smallest history with a read that must see a write it did not overlap: client 0
+    /// Gets twice (its second Get may start after the Put returned), client 1 Puts once; any
+    /// further client alternates.
+    ReadAfterWrite,
 }
 
 impl Default for RaftCfg {
@@ -75,6 +91,9 @@ impl Default for RaftCfg {
             max_log: 2,
             max_in_flight: 3,
             snapshot_every: 1,
+            reads: Reads::ReadIndex,
+            noop: true,
+            workload: Workload::Alternate,
             bug: None,
         }
     }
@@ -82,6 +101,14 @@ impl Default for RaftCfg {
 
 /// The liveness property's name (a seeded bug breaks it).
 pub const EVENTUALLY_ELECTED: &str = "with no crash or loss, a leader is elected";
+
+/// Boundary: the most rounds of heartbeats for reads a leader starts in one term (each read
+/// starts one).
+pub const MAX_ROUND: u64 = 2;
+
+/// The example of a read without the log.
+pub const READ_INDEX_SERVED: &str =
+    "a leader answers a Get without the log once a majority acknowledges a later heartbeat (ReadIndex)";
 
 /// The key the model's clients use.
 pub const KEY: &str = "x";
@@ -105,7 +132,7 @@ fn writer(value: &str) -> Option<usize> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Committed {
     pub term: Term,
-    pub command: Command,
+    pub kind: EntryKind,
     pub in_term: Term,
 }
 
@@ -132,6 +159,9 @@ pub struct Ghost {
     pub spurious_timeouts: u8,
     /// A client's Get returned the value another client Put.
     pub read_other_put: bool,
+    /// A leader answered a Get without the log, once a majority acknowledged a round of
+    /// heartbeats sent after the Get arrived (ReadIndex).
+    pub read_index_served: bool,
 }
 
 /// The recorded history: the clients' operations for the linearizability tester, and the
@@ -193,13 +223,19 @@ impl RaftCfg {
                     NetworkKind::Lossy => Heartbeats::Behind,
                     _ => Heartbeats::Off,
                 }),
+                reads: self.reads,
+                noop: self.noop,
                 bug: self.bug,
             }));
         }
         for c in 0..self.clients {
             actors.push(RaftActor::Client(ClientCfg {
                 servers: servers.clone(),
-                ops: (0..self.ops).map(|j| client_op(c, j)).collect(),
+                ops: match (self.workload, c) {
+                    (Workload::ReadAfterWrite, 0) => vec![KvOp::Get(KEY.into()); 2],
+                    (Workload::ReadAfterWrite, 1) => vec![KvOp::Put(KEY.into(), "1.0".into())],
+                    _ => (0..self.ops).map(|j| client_op(c, j)).collect(),
+                },
                 retry_timeout: Duration::from_millis(500)..Duration::from_millis(1000),
                 max_retries: Some(self.client_retries),
                 driver: None,
@@ -313,12 +349,12 @@ impl RaftModel {
                             index,
                             Committed {
                                 term: e.term,
-                                command: e.command.clone(),
+                                kind: e.kind.clone(),
                                 in_term: s.current_term,
                             },
                         );
                     }
-                    Some(c) if c.term != e.term || c.command != e.command => {
+                    Some(c) if c.term != e.term || c.kind != e.kind => {
                         g.conflicting_commit = true;
                     }
                     Some(_) => {}
@@ -327,6 +363,13 @@ impl RaftModel {
             // Leader Append-Only: compare with the same leader's log before the step.
             if let Some(prev) = prev {
                 let was = server(prev, i);
+                if let (Role::Leader { reads: before, .. }, Role::Leader { reads: after, .. }) =
+                    (&was.role, &s.role)
+                {
+                    if before.iter().any(|r| r.round > 0 && !after.contains(r)) {
+                        g.read_index_served = true;
+                    }
+                }
                 if step != Step::Crash
                     && was.is_leader()
                     && s.is_leader()
@@ -379,7 +422,7 @@ pub fn view(m: &RaftModel, s: &RaftModelState) -> String {
                 };
                 let log: Vec<String> = (srv.log.first_index() + 1..=srv.log.last_index())
                     .filter_map(|k| srv.log.entry(k).map(|e| (k, e)))
-                    .map(|(k, e)| format!("{k}:t{} {}", e.term, e.command.op.brief()))
+                    .map(|(k, e)| format!("{k}:t{} {}", e.term, e.brief()))
                     .collect();
                 let snapshot = match srv.log.first_index() {
                     0 => String::new(),
@@ -498,7 +541,7 @@ fn leader_completeness(m: &RaftModel, s: &RaftModelState) -> bool {
                     *index <= l.log.first_index()
                         || l.log
                             .entry(*index)
-                            .is_some_and(|e| e.term == c.term && e.command == c.command)
+                            .is_some_and(|e| e.term == c.term && e.kind == c.kind)
                 })
         })
 }
@@ -568,8 +611,8 @@ impl Harnessed for Raft {
         }
     }
 
-    fn properties(_: &RaftModel) -> Vec<Property<RaftModel>> {
-        vec![
+    fn properties(m: &RaftModel) -> Vec<Property<RaftModel>> {
+        let mut properties = vec![
             Property::always("Election Safety", election_safety),
             Property::always("Leader Append-Only", |_, s: &RaftModelState| {
                 !s.history.ghost.leader_rewrote_log
@@ -607,14 +650,29 @@ impl Harnessed for Raft {
                 let g = &s.history.ghost;
                 !g.leaders.is_empty() || g.crashes > 0 || g.dropped
             }),
-        ]
+        ];
+        let clients_get = (0..m.cfg().clients).any(|c| match m.cfg().workload {
+            Workload::ReadAfterWrite => c == 0,
+            Workload::Alternate => (0..m.cfg().ops).any(|j| (c + j) % 2 == 1),
+        });
+        if m.cfg().reads == Reads::ReadIndex && clients_get {
+            properties.push(Property::sometimes(
+                READ_INDEX_SERVED,
+                |_, s: &RaftModelState| s.history.ghost.read_index_served,
+            ));
+        }
+        properties
     }
 
     fn within_boundary(m: &RaftModel, s: &RaftModelState) -> bool {
         let cfg = m.cfg();
         let servers_ok = (0..cfg.servers).all(|i| {
             let sv = server(s, i);
-            sv.current_term <= cfg.max_term && sv.log.last_index() <= cfg.max_log
+            let rounds_ok = match &sv.role {
+                Role::Leader { round, .. } => *round <= MAX_ROUND,
+                _ => true,
+            };
+            sv.current_term <= cfg.max_term && sv.log.last_index() <= cfg.max_log && rounds_ok
         });
         let clients_up = s.crashed[cfg.servers..].iter().all(|c| !c);
         servers_ok && clients_up && channels_within(&s.network, cfg.max_in_flight)

@@ -7,11 +7,12 @@ use stateright::actor::{Command as Cmd, Id, Out};
 use stateright::{Checker, Expectation, Model};
 
 use super::actor::{
-    Heartbeats, RaftActor, RaftBug, RaftMsg, Role, ServerCfg, ServerState, Storage,
+    Heartbeats, RaftActor, RaftBug, RaftMsg, Reads, Role, ServerCfg, ServerState, Storage,
 };
-use super::kv::{Command, KvOp};
-use super::log::{Entry, Log, Term};
+use super::kv::{Command, KvOp, KvRet};
+use super::log::{Entry, EntryKind, Log, Term};
 use super::model::RaftCfg;
+use crate::client::ClientMsg;
 
 fn cfg(bug: Option<RaftBug>) -> ServerCfg {
     ServerCfg {
@@ -20,6 +21,8 @@ fn cfg(bug: Option<RaftBug>) -> ServerCfg {
         heartbeat: Duration::from_millis(50),
         snapshot_every: 0,
         heartbeats: Heartbeats::Off,
+        reads: Reads::ReadIndex,
+        noop: true,
         bug,
     }
 }
@@ -27,11 +30,11 @@ fn cfg(bug: Option<RaftBug>) -> ServerCfg {
 fn entry(term: Term, seq: u64) -> Entry {
     Entry {
         term,
-        command: Command {
+        kind: EntryKind::Command(Command {
             client: Id::from(9),
             seq,
             op: KvOp::Put("x".into(), seq.to_string()),
-        },
+        }),
     }
 }
 
@@ -98,6 +101,7 @@ fn a_stale_leader_steps_down_on_a_higher_term() {
             term: 5,
             success: false,
             match_index: 0,
+            round: 0,
         },
         &mut out,
     );
@@ -123,6 +127,7 @@ fn a_follower_rejects_append_entries_whose_previous_term_does_not_match() {
             prev_log_term: 2,
             entries: vec![entry(2, 3)],
             leader_commit: 0,
+            round: 0,
         },
         &mut out,
     );
@@ -160,6 +165,7 @@ fn a_follower_deletes_a_conflicting_entry_and_all_that_follow() {
                 prev_log_term: 1,
                 entries: vec![entry(3, 4)],
                 leader_commit: 0,
+                round: 0,
             },
             &mut Out::new(),
         );
@@ -221,10 +227,101 @@ fn a_leader_counts_replicas_only_for_entries_of_its_own_term() {
                 term: 3,
                 success: true,
                 match_index: 1,
+                round: 0,
             },
             &mut Out::new(),
         );
         assert_eq!(s.commit_index, committed, "{bug:?}");
+    }
+}
+
+#[test]
+fn a_new_leader_commits_earlier_entries_with_its_no_op() {
+    // §8: the leader of term 3 appends a no-op at once; when a follower holds it, the no-op
+    // commits, and the entry of term 1 with it, with no client command needed.
+    let c = cfg(None);
+    let mut s = server(&c, 2, vec![entry(1, 1)]);
+    elect(&c, &mut s);
+    assert_eq!(s.log.entry(2).map(|e| &e.kind), Some(&EntryKind::Noop));
+    assert_eq!(s.log.term_at(2), Some(3));
+    c.on_msg(
+        Id::from(0),
+        &mut s,
+        Id::from(1),
+        RaftMsg::AppendEntriesReply {
+            term: 3,
+            success: true,
+            match_index: 2,
+            round: 0,
+        },
+        &mut Out::new(),
+    );
+    assert_eq!((s.commit_index, s.last_applied), (2, 2));
+    assert_eq!(s.machine.data.0.get("x").map(String::as_str), Some("1"));
+}
+
+/// A Get at the leader of term 1, whose no-op and `Put x=1` are committed: the reply, if any,
+/// to the client (actor 9) after each step.
+fn read_reply(out: &Out<RaftActor>) -> Option<KvRet> {
+    sends(out).into_iter().find_map(|(dst, m)| match m {
+        RaftMsg::Client(ClientMsg::Reply { ret, .. }) if dst == Id::from(9) => Some(ret),
+        _ => None,
+    })
+}
+
+#[test]
+fn read_index_answers_only_after_a_majority_acknowledges_a_later_round() {
+    // Thesis §6.4: the Get waits for a round of heartbeats sent after it arrived; an
+    // acknowledgement of an earlier round does not count. With the seeded bug it is answered
+    // at once, from a leader that may have been deposed.
+    for bug in [None, Some(RaftBug::ReadIndexWithoutHeartbeat)] {
+        let c = cfg(bug);
+        let mut s = server(&c, 0, vec![]);
+        elect(&c, &mut s);
+        let ack = |s: &mut ServerState, from: usize, round: u64, out: &mut Out<RaftActor>| {
+            c.on_msg(
+                Id::from(0),
+                s,
+                Id::from(from),
+                RaftMsg::AppendEntriesReply {
+                    term: 1,
+                    success: true,
+                    match_index: 1,
+                    round,
+                },
+                out,
+            )
+        };
+        ack(&mut s, 1, 0, &mut Out::new());
+        assert_eq!(s.commit_index, 1, "the no-op commits");
+        let mut out = Out::new();
+        c.on_msg(
+            Id::from(0),
+            &mut s,
+            Id::from(9),
+            RaftMsg::Client(ClientMsg::Request {
+                client: Id::from(9),
+                seq: 1,
+                op: KvOp::Get("x".into()),
+            }),
+            &mut out,
+        );
+        assert_eq!(s.log.last_index(), 1, "no log entry for a read");
+        if bug.is_some() {
+            assert_eq!(read_reply(&out), Some(KvRet::Value(String::new())));
+            continue;
+        }
+        assert_eq!(read_reply(&out), None);
+        // Round 1 went out to both peers; a late reply to round 0 does not confirm it.
+        assert!(sends(&out)
+            .iter()
+            .any(|(_, m)| matches!(m, RaftMsg::AppendEntries { round: 1, .. })));
+        let mut out = Out::new();
+        ack(&mut s, 2, 0, &mut out);
+        assert_eq!(read_reply(&out), None);
+        let mut out = Out::new();
+        ack(&mut s, 2, 1, &mut out);
+        assert_eq!(read_reply(&out), Some(KvRet::Value(String::new())));
     }
 }
 
@@ -250,7 +347,12 @@ fn install_snapshot_keeps_the_entries_that_follow_a_matching_last_included_entry
             },
             &mut Out::new(),
         );
-        let seqs: Vec<u64> = s.log.entries.iter().map(|e| e.command.seq).collect();
+        let seqs: Vec<u64> = s
+            .log
+            .entries
+            .iter()
+            .map(|e| e.command().unwrap().seq)
+            .collect();
         assert_eq!((s.log.first_index(), seqs), (2, expected), "{bug:?}");
         assert_eq!(s.commit_index, 2);
     }
