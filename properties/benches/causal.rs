@@ -193,7 +193,6 @@ fn best_of_3(f: impl Fn()) -> Duration {
         .unwrap()
 }
 
-
 fn level_named(name: &str) -> Level {
     *Level::ALL
         .iter()

@@ -126,7 +126,6 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, last.expect("at least one run"))
 }
 
-
 /// A deterministic pseudo-random sequence (xorshift), so runs are comparable.
 struct Rng(u64);
 
