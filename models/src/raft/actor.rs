@@ -956,6 +956,9 @@ impl ServerCfg {
     /// Answers the waiting reads whose round a majority has acknowledged and whose index the
     /// state machine has reached (thesis §6.4, steps 3 and 4).
     fn serve_reads(&self, s: &mut ServerState, o: &mut Out<RaftActor>) {
+        if !matches!(&s.role, Role::Leader { reads, .. } if !reads.is_empty()) {
+            return;
+        }
         let confirmed = self.confirmed_round(s);
         let Role::Leader { reads, .. } = &mut s.role else {
             return;
@@ -964,7 +967,7 @@ impl ServerCfg {
         reads.retain(|r| {
             let ready = r.round <= confirmed && r.index <= last_applied;
             if ready {
-                let ret = machine.data.clone().invoke(&r.op);
+                let ret = machine.data.read(&r.op);
                 o.send(
                     r.client,
                     RaftMsg::Client(ClientMsg::Reply { seq: r.seq, ret }),
@@ -986,9 +989,17 @@ impl ServerCfg {
         op: KvOp,
         o: &mut Out<RaftActor>,
     ) {
-        let term_start = (s.log.first_index() + 1..=s.log.last_index())
-            .find(|k| s.log.term_at(*k) == Some(s.current_term))
-            .unwrap_or(0);
+        // Until an entry of the term commits, the term's first entry (its no-op) is among the
+        // uncommitted entries at the log's end: look back from the end only that far.
+        let term_start = if s.log.term_at(s.commit_index) == Some(s.current_term) {
+            0
+        } else {
+            (s.commit_index + 1..=s.log.last_index())
+                .rev()
+                .take_while(|k| s.log.term_at(*k) == Some(s.current_term))
+                .last()
+                .unwrap_or(0)
+        };
         let index = s.commit_index.max(term_start);
         let Role::Leader { round, reads, .. } = &mut s.role else {
             return;
