@@ -58,12 +58,32 @@ pub enum RaftMsg {
         last_included_index: Index,
         last_included_term: Term,
         data: Arc<KvMachine>,
+        /// The configuration the snapshot holds (thesis §5.1).
+        config: Option<Vec<Id>>,
     },
     /// Figure 13's reply carries only the term; the index tells the leader which snapshot the
     /// follower now has.
     InstallSnapshotReply {
         term: Term,
         last_included_index: Index,
+    },
+    /// From an administrator to the leader: add `new_server` to the configuration (thesis §4.1,
+    /// Figure 4.1). The leader catches the new server up first (§4.2.1), then appends the new
+    /// configuration, and answers once it is committed.
+    AddServer {
+        new_server: Id,
+    },
+    /// From an administrator to the leader: remove `old_server` from the configuration (Figure
+    /// 4.1). A leader that removes itself steps down once the change commits (§4.2.2).
+    RemoveServer {
+        old_server: Id,
+    },
+    /// Figure 4.1's result: `ok` once the change of `server` is committed, else NOT_LEADER with
+    /// the leader the server last heard from.
+    ServerChangeReply {
+        server: Id,
+        ok: bool,
+        leader_hint: Option<Id>,
     },
     /// The client protocol of §8 in the workbench's client envelope: a client's command
     /// (`Request`), the response to a committed (or, for a duplicate, already applied) command
@@ -79,7 +99,7 @@ pub enum RaftTimer {
     Election,
     /// The leader sends AppendEntries to every follower, with whatever entries they lack.
     Heartbeat,
-    /// A client gives up waiting and tries the next server.
+    /// A client (or an administrator) gives up waiting and tries the next server.
     Retry,
 }
 
@@ -109,6 +129,10 @@ crate::seeded_bugs! {
         VolatileLog = "volatile-log",
         /// A candidate whose election fails does not arm a new election timeout (§5.2).
         NoElectionRetry = "no-election-retry",
+        /// A leader appends a configuration change before an entry of its term is committed:
+        /// the single-server change bug Ongaro reported on raft-dev in 2015 (thesis §4.1 as
+        /// first published; the fix is to commit the term's no-op first).
+        NoNoopBeforeChange = "no-noop-before-change",
     }
 }
 
@@ -131,8 +155,12 @@ pub enum Heartbeats {
 /// A server's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServerCfg {
-    /// The other servers.
+    /// The other servers: every server that may ever be in the configuration.
     pub peers: Vec<Id>,
+    /// The initial configuration (thesis §4): the servers that form the cluster until the log
+    /// holds a configuration entry. A server outside its configuration does not start
+    /// elections (a new server waits to be added, §4.2.1; a removed one stays out, §4.2.2).
+    pub members: Vec<Id>,
     /// Randomised election timeout (§5.2).
     pub election_timeout: Range<Duration>,
     /// Interval between the leader's AppendEntries.
@@ -176,11 +204,26 @@ pub struct ClientCfg {
     pub driver: Option<Id>,
 }
 
-/// A server or a client.
+/// An administrator's configuration: the one change it asks for (thesis §4.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AdminCfg {
+    pub servers: Vec<Id>,
+    /// The server to add (`add`) or remove.
+    pub server: Id,
+    pub add: bool,
+    /// The server it asks first: index into `servers`.
+    pub first: usize,
+    pub retry_timeout: Range<Duration>,
+    /// How often it may retry after a timeout (the model bounds it).
+    pub max_retries: u8,
+}
+
+/// A server, a client, or an administrator that changes the configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RaftActor {
     Server(ServerCfg),
     Client(ClientCfg),
+    Admin(AdminCfg),
 }
 
 /// Figure 2's persistent state, saved before any message of the step that changed it is sent.
@@ -216,7 +259,19 @@ pub enum Role {
         round: u64,
         acked: Vec<u64>,
         reads: Vec<PendingRead>,
+        change: Option<PendingChange>,
     },
+}
+
+/// A configuration change the leader works on (one at a time, thesis §4.1): the
+/// administrator to answer, the server added or removed, and the index of its configuration
+/// entry once appended (before that, an added server is being caught up, §4.2.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PendingChange {
+    pub admin: Id,
+    pub server: Id,
+    pub add: bool,
+    pub index: Option<Index>,
 }
 
 /// A read waiting at the leader (ReadIndex): its client, request and operation, the index the
@@ -241,12 +296,34 @@ pub struct ServerState {
     pub last_applied: Index,
     pub role: Role,
     pub machine: KvMachine,
+    /// The configuration in effect: the latest in the log, else the initial one (derived from
+    /// the log, kept to spare a scan of the log at every count of a majority).
+    pub config: Vec<Id>,
 }
 
 impl ServerState {
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader { .. })
     }
+
+    /// Whether `id` is in the configuration in effect.
+    pub fn is_member(&self, id: Id) -> bool {
+        self.config.contains(&id)
+    }
+
+    /// How many servers of the configuration make a majority.
+    pub fn quorum(&self) -> usize {
+        self.config.len() / 2 + 1
+    }
+}
+
+/// An administrator's state: the server it sends to (index into `AdminCfg::servers`), its
+/// timeouts so far, and whether the change is done.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AdminState {
+    pub target: usize,
+    pub retries: u8,
+    pub done: bool,
 }
 
 /// A client's state.
@@ -268,6 +345,7 @@ pub struct ClientState {
 pub enum RaftState {
     Server(ServerState),
     Client(ClientState),
+    Admin(AdminState),
 }
 
 impl Actor for RaftActor {
@@ -281,6 +359,7 @@ impl Actor for RaftActor {
         match self {
             RaftActor::Server(cfg) => RaftState::Server(cfg.start(storage, o)),
             RaftActor::Client(cfg) => RaftState::Client(cfg.start(id, o)),
+            RaftActor::Admin(cfg) => RaftState::Admin(cfg.start(id, o)),
         }
     }
 
@@ -301,6 +380,11 @@ impl Actor for RaftActor {
             (RaftActor::Client(cfg), RaftState::Client(s)) => {
                 if let Some(next) = cfg.on_msg(id, s, src, msg, o) {
                     *state = Cow::Owned(RaftState::Client(next));
+                }
+            }
+            (RaftActor::Admin(cfg), RaftState::Admin(s)) => {
+                if let Some(next) = cfg.on_msg(id, s, src, msg, o) {
+                    *state = Cow::Owned(RaftState::Admin(next));
                 }
             }
             _ => unreachable!("actor and state kinds agree"),
@@ -324,15 +408,29 @@ impl Actor for RaftActor {
                     *state = Cow::Owned(RaftState::Client(next));
                 }
             }
+            (RaftActor::Admin(cfg), RaftState::Admin(s)) => {
+                if let Some(next) = cfg.on_timeout(id, s, *timer, o) {
+                    *state = Cow::Owned(RaftState::Admin(next));
+                }
+            }
             _ => unreachable!("actor and state kinds agree"),
         }
     }
 }
 
 impl ServerCfg {
-    fn majority(&self) -> usize {
-        let servers = self.peers.len() + 1;
-        servers / 2 + 1
+    /// Whether the leader replicates to peer `p`: a server of its configuration, or the server
+    /// it is catching up before adding it (§4.2.1).
+    fn is_target(&self, s: &ServerState, p: usize) -> bool {
+        let peer = self.peers[p];
+        s.is_member(peer)
+            || matches!(&s.role, Role::Leader { change: Some(c), .. } if c.add && c.server == peer)
+    }
+
+    /// The configuration in effect with `log`: its latest, else the initial one.
+    fn config_of(&self, log: &Log) -> Vec<Id> {
+        log.latest_config()
+            .map_or_else(|| self.members.clone(), |(_, c)| c.clone())
     }
 
     /// Starts from saved storage, or empty; volatile state starts over (Figure 2): the state
@@ -342,6 +440,7 @@ impl ServerCfg {
         let base = storage.log.snapshot.last_included_index;
         o.set_timer(RaftTimer::Election, self.election_timeout.clone());
         ServerState {
+            config: self.config_of(&storage.log),
             current_term: storage.current_term,
             voted_for: storage.voted_for,
             machine: (*storage.log.snapshot.machine).clone(),
@@ -384,39 +483,55 @@ impl ServerCfg {
             s.current_term = term;
             s.voted_for = None;
             if s.is_leader() {
-                o.cancel_timer(RaftTimer::Heartbeat);
-                o.set_timer(RaftTimer::Election, self.election_timeout.clone());
-                // Fail the requests still waiting to commit (leadership lost): their clients
-                // retry elsewhere, and the session table keeps a retried command from running
-                // twice if this leader's entry commits after all.
-                for c in s
-                    .log
-                    .entries_from(s.commit_index + 1)
-                    .iter()
-                    .filter_map(Entry::command)
-                {
-                    o.send(
-                        c.client,
-                        RaftMsg::Client(ClientMsg::Redirect {
-                            seq: c.seq,
-                            leader_hint: leader,
-                        }),
-                    );
-                }
-                if let Role::Leader { reads, .. } = &s.role {
-                    for r in reads {
-                        o.send(
-                            r.client,
-                            RaftMsg::Client(ClientMsg::Redirect {
-                                seq: r.seq,
-                                leader_hint: leader,
-                            }),
-                        );
-                    }
-                }
+                self.step_down(s, leader, o);
             }
             s.role = Role::Follower { leader: None };
         }
+    }
+
+    /// A leader gives up leadership (a higher term, or its own removal, §4.2.2): it fails the
+    /// requests still waiting, with `leader` as the hint. Their clients retry elsewhere, and the
+    /// session table keeps a retried command from running twice if this leader's entry commits
+    /// after all.
+    fn step_down(&self, s: &mut ServerState, leader: Option<Id>, o: &mut Out<RaftActor>) {
+        o.cancel_timer(RaftTimer::Heartbeat);
+        o.set_timer(RaftTimer::Election, self.election_timeout.clone());
+        for c in s
+            .log
+            .entries_from(s.commit_index + 1)
+            .iter()
+            .filter_map(Entry::command)
+        {
+            o.send(
+                c.client,
+                RaftMsg::Client(ClientMsg::Redirect {
+                    seq: c.seq,
+                    leader_hint: leader,
+                }),
+            );
+        }
+        if let Role::Leader { reads, change, .. } = &s.role {
+            for r in reads {
+                o.send(
+                    r.client,
+                    RaftMsg::Client(ClientMsg::Redirect {
+                        seq: r.seq,
+                        leader_hint: leader,
+                    }),
+                );
+            }
+            if let Some(c) = change {
+                o.send(
+                    c.admin,
+                    RaftMsg::ServerChangeReply {
+                        server: c.server,
+                        ok: false,
+                        leader_hint: leader,
+                    },
+                );
+            }
+        }
+        s.role = Role::Follower { leader: None };
     }
 
     pub fn on_timeout(
@@ -428,14 +543,19 @@ impl ServerCfg {
     ) {
         self.maybe_snapshot(s, o);
         match timer {
-            RaftTimer::Election if !s.is_leader() => self.start_election(id, s, o),
+            // A server outside its configuration waits to be added (§4.2.1) or stays out
+            // (§4.2.2); hearing from a leader arms its timer again.
+            RaftTimer::Election if !s.is_leader() && s.is_member(id) => {
+                self.start_election(id, s, o)
+            }
             RaftTimer::Heartbeat if s.is_leader() => {
                 for p in 0..self.peers.len() {
-                    let send = match self.heartbeats {
-                        Heartbeats::Every => true,
-                        Heartbeats::Behind => self.inflight(s, p) || self.behind(s, p),
-                        Heartbeats::Off => false,
-                    };
+                    let send = self.is_target(s, p)
+                        && match self.heartbeats {
+                            Heartbeats::Every => true,
+                            Heartbeats::Behind => self.inflight(s, p) || self.behind(s, p),
+                            Heartbeats::Off => false,
+                        };
                     if send {
                         self.send_append(id, s, p, o);
                     }
@@ -457,8 +577,14 @@ impl ServerCfg {
         if self.bug != Some(RaftBug::NoElectionRetry) {
             o.set_timer(RaftTimer::Election, self.election_timeout.clone());
         }
+        let voters: Vec<Id> = self
+            .peers
+            .iter()
+            .copied()
+            .filter(|p| s.is_member(*p))
+            .collect();
         o.broadcast(
-            &self.peers,
+            &voters,
             &RaftMsg::RequestVote {
                 term: s.current_term,
                 candidate_id: id,
@@ -466,7 +592,7 @@ impl ServerCfg {
                 last_log_term: s.log.last_term(),
             },
         );
-        if self.majority() == 1 {
+        if s.quorum() == 1 {
             self.become_leader(id, s, o);
         }
     }
@@ -482,6 +608,7 @@ impl ServerCfg {
             round: 0,
             acked: vec![0; n],
             reads: Vec::new(),
+            change: None,
         };
         o.cancel_timer(RaftTimer::Election);
         o.set_timer(RaftTimer::Heartbeat, self.heartbeat..self.heartbeat);
@@ -498,9 +625,11 @@ impl ServerCfg {
         // "Upon election: send initial empty AppendEntries RPCs (heartbeat) to each server":
         // here they carry the no-op.
         for p in 0..n {
-            self.send_append(id, s, p, o);
+            if self.is_target(s, p) {
+                self.send_append(id, s, p, o);
+            }
         }
-        self.advance_commit(s, o);
+        self.advance_commit(id, s, o);
     }
 
     /// Sends peer `p` what it lacks from `nextIndex[p]` on: entries, or the snapshot when the
@@ -527,6 +656,7 @@ impl ServerCfg {
                 last_included_index: s.log.snapshot.last_included_index,
                 last_included_term: s.log.snapshot.last_included_term,
                 data: s.log.snapshot.machine.clone(),
+                config: s.log.snapshot.config.clone(),
             }
         } else {
             let prev = next - 1;
@@ -585,7 +715,8 @@ impl ServerCfg {
                 if let Role::Candidate { votes } = &mut s.role {
                     if term == s.current_term && vote_granted {
                         votes.insert(src);
-                        if votes.len() >= self.majority() {
+                        let members = votes.iter().filter(|v| s.config.contains(v)).count();
+                        if members >= s.quorum() {
                             self.become_leader(id, s, o);
                         }
                     }
@@ -600,6 +731,7 @@ impl ServerCfg {
                 leader_commit,
                 round,
             } => self.on_append_entries(
+                id,
                 s,
                 src,
                 before,
@@ -633,12 +765,19 @@ impl ServerCfg {
                 last_included_index,
                 last_included_term,
                 data,
+                config,
             } => {
                 self.observe_term(s, term, Some(leader_id), o);
                 if term == s.current_term {
                     self.follow(s, leader_id, o);
                     if last_included_index > s.commit_index {
-                        self.install_snapshot(s, last_included_index, last_included_term, data);
+                        let snapshot = Snapshot {
+                            last_included_index,
+                            last_included_term,
+                            machine: data,
+                            config,
+                        };
+                        self.install_snapshot(s, snapshot);
                         self.persist(s, o);
                     }
                 } else {
@@ -671,7 +810,13 @@ impl ServerCfg {
             RaftMsg::Client(ClientMsg::Request { client, seq, op }) => {
                 self.on_request(id, s, src, client, seq, op, o)
             }
-            RaftMsg::Client(_) => {}
+            RaftMsg::AddServer { new_server } => {
+                self.on_change_request(id, s, src, new_server, true, o)
+            }
+            RaftMsg::RemoveServer { old_server } => {
+                self.on_change_request(id, s, src, old_server, false, o)
+            }
+            RaftMsg::Client(_) | RaftMsg::ServerChangeReply { .. } => {}
         }
     }
 
@@ -717,11 +862,11 @@ impl ServerCfg {
         if success {
             matched[p] = matched[p].max(match_index);
             next_index[p] = next_index[p].max(match_index + 1);
-            self.advance_commit(s, o);
+            self.advance_commit(id, s, o);
         } else {
             next_index[p] = (next_index[p] - 1).min(match_index + 1).max(1);
         }
-        self.serve_reads(s, o);
+        self.serve_reads(id, s, o);
         self.replicate(id, s, o);
     }
 
@@ -769,6 +914,7 @@ impl ServerCfg {
     #[allow(clippy::too_many_arguments)]
     fn on_append_entries(
         &self,
+        id: Id,
         s: &mut ServerState,
         src: Id,
         before: (Term, Option<Id>),
@@ -819,6 +965,9 @@ impl ServerCfg {
         // delete the existing entry and all that follow it. 4. Append any new entries not
         // already in the log.
         let mut changed = false;
+        // Whether the configuration in effect may have changed: a configuration entry appended
+        // or deleted.
+        let mut reconfigured = false;
         let mut index = prev_log_index;
         for entry in entries {
             index += 1;
@@ -826,15 +975,25 @@ impl ServerCfg {
                 Some(t) if t == entry.term => {}
                 Some(_) if self.bug == Some(RaftBug::NoTruncate) => {}
                 Some(_) => {
+                    reconfigured |= s
+                        .log
+                        .entries_from(index)
+                        .iter()
+                        .any(|e| e.config().is_some());
                     s.log.truncate_from(index);
+                    reconfigured |= entry.config().is_some();
                     s.log.entries.push(entry);
                     changed = true;
                 }
                 None => {
+                    reconfigured |= entry.config().is_some();
                     s.log.entries.push(entry);
                     changed = true;
                 }
             }
+        }
+        if reconfigured {
+            s.config = self.config_of(&s.log);
         }
         if changed {
             self.persist(s, o);
@@ -845,24 +1004,16 @@ impl ServerCfg {
         // new entry).
         if leader_commit > s.commit_index {
             s.commit_index = leader_commit.min(index);
-            self.apply_committed(s, o);
+            self.apply_committed(id, s, o);
         }
         reply(s, true, index, o);
     }
 
     /// Figure 13, InstallSnapshot RPC, receiver implementation, steps 6-8.
-    fn install_snapshot(
-        &self,
-        s: &mut ServerState,
-        last_included_index: Index,
-        last_included_term: Term,
-        data: Arc<KvMachine>,
-    ) {
-        let snapshot = Snapshot {
-            last_included_index,
-            last_included_term,
-            machine: data.clone(),
-        };
+    fn install_snapshot(&self, s: &mut ServerState, snapshot: Snapshot) {
+        let (last_included_index, last_included_term) =
+            (snapshot.last_included_index, snapshot.last_included_term);
+        let data = snapshot.machine.clone();
         let keep_from = if self.bug == Some(RaftBug::SnapshotOffByOne) {
             last_included_index
         } else {
@@ -876,6 +1027,7 @@ impl ServerCfg {
             Vec::new()
         };
         s.log = Log { snapshot, entries };
+        s.config = self.config_of(&s.log);
         // 8. Reset the state machine using snapshot contents.
         s.machine = (*data).clone();
         s.commit_index = last_included_index;
@@ -884,7 +1036,10 @@ impl ServerCfg {
 
     /// "If there exists an N such that N > commitIndex, a majority of matchIndex[i] >= N, and
     /// log[N].term == currentTerm: set commitIndex = N" (Figure 2, rules for leaders; §5.4.2).
-    fn advance_commit(&self, s: &mut ServerState, o: &mut Out<RaftActor>) {
+    /// The majority is of the configuration in effect (thesis §4.1), the leader counted only if
+    /// it is in it (a leader that removes itself, §4.2.2). Then the configuration change moves
+    /// on.
+    fn advance_commit(&self, id: Id, s: &mut ServerState, o: &mut Out<RaftActor>) {
         let Role::Leader { match_index, .. } = &s.role else {
             return;
         };
@@ -892,13 +1047,153 @@ impl ServerCfg {
         while n > s.commit_index {
             let current = s.log.term_at(n) == Some(s.current_term)
                 || self.bug == Some(RaftBug::CommitPreviousTerm);
-            let replicas = 1 + match_index.iter().filter(|m| **m >= n).count();
-            if current && replicas >= self.majority() {
+            let replicas = usize::from(s.is_member(id))
+                + (0..self.peers.len())
+                    .filter(|p| s.is_member(self.peers[*p]) && match_index[*p] >= n)
+                    .count();
+            if current && replicas >= s.quorum() {
                 s.commit_index = n;
-                self.apply_committed(s, o);
-                return;
+                self.apply_committed(id, s, o);
+                break;
             }
             n -= 1;
+        }
+        self.advance_change(id, s, o);
+    }
+
+    /// An administrator's AddServer or RemoveServer (thesis §4.1, Figure 4.1): NOT_LEADER from a
+    /// server that does not lead; one change at a time (a second waits for its administrator
+    /// to retry); OK at once when the configuration already has what is asked and is committed.
+    #[allow(clippy::too_many_arguments)]
+    fn on_change_request(
+        &self,
+        id: Id,
+        s: &mut ServerState,
+        src: Id,
+        server: Id,
+        add: bool,
+        o: &mut Out<RaftActor>,
+    ) {
+        let reply = |ok, leader_hint, o: &mut Out<RaftActor>| {
+            o.send(
+                src,
+                RaftMsg::ServerChangeReply {
+                    server,
+                    ok,
+                    leader_hint,
+                },
+            )
+        };
+        let known = server == id || self.peers.contains(&server);
+        let last = !add && s.config == [server];
+        let latest = s.log.latest_config().map(|(i, _)| i);
+        let Role::Leader { change, .. } = &mut s.role else {
+            let leader_hint = match s.role {
+                Role::Follower { leader } => leader,
+                _ => None,
+            };
+            return reply(false, leader_hint, o);
+        };
+        // A server the cluster does not know, or the last one: refused, with this leader as
+        // the hint.
+        if !known || last {
+            return reply(false, Some(id), o);
+        }
+        match change {
+            // A retry: answered when the change commits.
+            Some(c) if c.server == server && c.add == add => {
+                c.admin = src;
+                return;
+            }
+            Some(_) => return,
+            None => {}
+        }
+        // The configuration already has what is asked: OK once it is committed.
+        let index = (s.config.contains(&server) == add).then(|| latest.unwrap_or(0));
+        *change = Some(PendingChange {
+            admin: src,
+            server,
+            add,
+            index,
+        });
+        self.advance_change(id, s, o);
+        self.replicate(id, s, o);
+    }
+
+    /// Moves the leader's configuration change on. Before its entry: an added server must have
+    /// caught up with the committed entries (§4.2.1), the previous configuration must be
+    /// committed (one change at a time, §4.1), and an entry of the leader's term must be
+    /// committed (the 2015 fix: its no-op); then it appends the new configuration, which takes
+    /// effect at once. Once that entry commits, it answers the administrator, and a leader that
+    /// removed itself steps down (§4.2.2).
+    fn advance_change(&self, id: Id, s: &mut ServerState, o: &mut Out<RaftActor>) {
+        let Role::Leader {
+            change: Some(c),
+            match_index,
+            ..
+        } = &s.role
+        else {
+            return;
+        };
+        match c.index {
+            None => {
+                let caught_up = !c.add
+                    || self
+                        .peers
+                        .iter()
+                        .position(|q| *q == c.server)
+                        .is_some_and(|p| {
+                            match_index[p] >= s.commit_index.max(1).min(s.log.last_index())
+                        });
+                let previous_committed = s
+                    .log
+                    .latest_config()
+                    .is_none_or(|(i, _)| i <= s.commit_index);
+                let term_committed = self.bug == Some(RaftBug::NoNoopBeforeChange)
+                    || s.log.term_at(s.commit_index) == Some(s.current_term);
+                if !(caught_up && previous_committed && term_committed) {
+                    return;
+                }
+                let mut config = s.config.clone();
+                if c.add {
+                    config.push(c.server);
+                    config.sort();
+                } else {
+                    config.retain(|x| *x != c.server);
+                }
+                s.log.entries.push(Entry {
+                    term: s.current_term,
+                    kind: EntryKind::Config(config.clone()),
+                });
+                s.config = config;
+                let index = s.log.last_index();
+                if let Role::Leader {
+                    change: Some(c), ..
+                } = &mut s.role
+                {
+                    c.index = Some(index);
+                }
+                self.persist(s, o);
+                self.advance_commit(id, s, o);
+                self.replicate(id, s, o);
+            }
+            Some(index) if index <= s.commit_index => {
+                o.send(
+                    c.admin,
+                    RaftMsg::ServerChangeReply {
+                        server: c.server,
+                        ok: true,
+                        leader_hint: Some(id),
+                    },
+                );
+                if let Role::Leader { change, .. } = &mut s.role {
+                    *change = None;
+                }
+                if !s.is_member(id) {
+                    self.step_down(s, None, o);
+                }
+            }
+            Some(_) => {}
         }
     }
 
@@ -906,7 +1201,7 @@ impl ServerCfg {
     /// index.
     fn replicate(&self, id: Id, s: &mut ServerState, o: &mut Out<RaftActor>) {
         for p in 0..self.peers.len() {
-            if !self.inflight(s, p) && self.behind(s, p) {
+            if self.is_target(s, p) && !self.inflight(s, p) && self.behind(s, p) {
                 self.send_append(id, s, p, o);
             }
         }
@@ -918,7 +1213,7 @@ impl ServerCfg {
 
     /// Applies committed entries in order; the leader answers their clients (§8), and the
     /// reads that waited for the state machine.
-    fn apply_committed(&self, s: &mut ServerState, o: &mut Out<RaftActor>) {
+    fn apply_committed(&self, id: Id, s: &mut ServerState, o: &mut Out<RaftActor>) {
         while s.last_applied < s.commit_index {
             s.last_applied += 1;
             let Some(entry) = s.log.entry(s.last_applied) else {
@@ -940,26 +1235,31 @@ impl ServerCfg {
                 );
             }
         }
-        self.serve_reads(s, o);
+        self.serve_reads(id, s, o);
     }
 
-    /// The highest round of heartbeats a majority (the leader included) has acknowledged.
-    fn confirmed_round(&self, s: &ServerState) -> u64 {
+    /// The highest round of heartbeats a majority of the configuration (the leader included if
+    /// it is in it) has acknowledged.
+    fn confirmed_round(&self, id: Id, s: &ServerState) -> u64 {
         let Role::Leader { round, acked, .. } = &s.role else {
             return 0;
         };
-        let mut rounds: Vec<u64> = acked.iter().copied().chain([*round]).collect();
+        let mut rounds: Vec<u64> = (0..self.peers.len())
+            .filter(|p| s.is_member(self.peers[*p]))
+            .map(|p| acked[p])
+            .chain(s.is_member(id).then_some(*round))
+            .collect();
         rounds.sort_unstable_by(|a, b| b.cmp(a));
-        rounds[self.majority() - 1]
+        rounds.get(s.quorum() - 1).copied().unwrap_or(0)
     }
 
     /// Answers the waiting reads whose round a majority has acknowledged and whose index the
     /// state machine has reached (thesis §6.4, steps 3 and 4).
-    fn serve_reads(&self, s: &mut ServerState, o: &mut Out<RaftActor>) {
+    fn serve_reads(&self, id: Id, s: &mut ServerState, o: &mut Out<RaftActor>) {
         if !matches!(&s.role, Role::Leader { reads, .. } if !reads.is_empty()) {
             return;
         }
-        let confirmed = self.confirmed_round(s);
+        let confirmed = self.confirmed_round(id, s);
         let Role::Leader { reads, .. } = &mut s.role else {
             return;
         };
@@ -1021,7 +1321,7 @@ impl ServerCfg {
             index,
             round: needs,
         });
-        self.serve_reads(s, o);
+        self.serve_reads(id, s, o);
         self.replicate(id, s, o);
     }
 
@@ -1090,8 +1390,89 @@ impl ServerCfg {
             kind: EntryKind::Command(Command { client, seq, op }),
         });
         self.persist(s, o);
-        self.advance_commit(s, o);
+        self.advance_commit(id, s, o);
         self.replicate(id, s, o);
+    }
+}
+
+impl AdminCfg {
+    fn request(&self) -> RaftMsg {
+        if self.add {
+            RaftMsg::AddServer {
+                new_server: self.server,
+            }
+        } else {
+            RaftMsg::RemoveServer {
+                old_server: self.server,
+            }
+        }
+    }
+
+    pub fn start(&self, _id: Id, o: &mut Out<RaftActor>) -> AdminState {
+        let s = AdminState {
+            target: self.first,
+            retries: 0,
+            done: false,
+        };
+        o.send(self.servers[s.target], self.request());
+        if self.max_retries > 0 {
+            o.set_timer(RaftTimer::Retry, self.retry_timeout.clone());
+        }
+        s
+    }
+
+    /// OK ends it; NOT_LEADER with a hint sends the request to the hinted leader.
+    pub fn on_msg(
+        &self,
+        _id: Id,
+        s: &AdminState,
+        src: Id,
+        msg: RaftMsg,
+        o: &mut Out<RaftActor>,
+    ) -> Option<AdminState> {
+        let RaftMsg::ServerChangeReply {
+            server,
+            ok,
+            leader_hint,
+        } = msg
+        else {
+            return None;
+        };
+        if s.done || server != self.server {
+            return None;
+        }
+        if ok {
+            o.cancel_timer(RaftTimer::Retry);
+            return Some(AdminState { done: true, ..*s });
+        }
+        let target = leader_hint
+            .filter(|l| *l != src)
+            .and_then(|l| self.servers.iter().position(|x| *x == l))?;
+        o.send(self.servers[target], self.request());
+        Some(AdminState { target, ..*s })
+    }
+
+    /// A timeout sends the request to the next server.
+    pub fn on_timeout(
+        &self,
+        _id: Id,
+        s: &AdminState,
+        timer: RaftTimer,
+        o: &mut Out<RaftActor>,
+    ) -> Option<AdminState> {
+        if s.done || timer != RaftTimer::Retry {
+            return None;
+        }
+        let next = AdminState {
+            target: (s.target + 1) % self.servers.len(),
+            retries: s.retries.saturating_add(1),
+            done: false,
+        };
+        o.send(self.servers[next.target], self.request());
+        if next.retries < self.max_retries {
+            o.set_timer(RaftTimer::Retry, self.retry_timeout.clone());
+        }
+        Some(next)
     }
 }
 

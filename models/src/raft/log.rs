@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use stateright::actor::Id;
 
 use super::kv::{Command, KvMachine};
 
@@ -27,6 +28,10 @@ pub enum EntryKind {
     /// The blank entry a leader appends at the start of its term (§8), so that it commits an
     /// entry of its own term, and with it every earlier one, without waiting for a client.
     Noop,
+    /// A configuration: the servers of the cluster, in order (Ongaro's thesis §4.1). A server
+    /// uses the latest configuration in its log, committed or not; a leader appends one that
+    /// adds or removes one server to the one before.
+    Config(Vec<Id>),
 }
 
 impl Entry {
@@ -34,7 +39,15 @@ impl Entry {
     pub fn command(&self) -> Option<&Command> {
         match &self.kind {
             EntryKind::Command(c) => Some(c),
-            EntryKind::Noop => None,
+            EntryKind::Noop | EntryKind::Config(_) => None,
+        }
+    }
+
+    /// The configuration, if the entry carries one.
+    pub fn config(&self) -> Option<&Vec<Id>> {
+        match &self.kind {
+            EntryKind::Config(c) => Some(c),
+            _ => None,
         }
     }
 
@@ -43,18 +56,32 @@ impl Entry {
         match &self.kind {
             EntryKind::Command(c) => c.op.brief(),
             EntryKind::Noop => "no-op".into(),
+            EntryKind::Config(servers) => format!("config {}", show_servers(servers)),
         }
     }
 }
 
+/// Servers as the model's views show them: `{S0,S1,S2}`.
+pub fn show_servers(servers: &[Id]) -> String {
+    let names: Vec<String> = servers
+        .iter()
+        .map(|s| format!("S{}", usize::from(*s)))
+        .collect();
+    format!("{{{}}}", names.join(","))
+}
+
 /// A snapshot (§7, Figure 12): the state machine after applying every entry up to
-/// `last_included_index`, and that entry's term.
+/// `last_included_index`, that entry's term, and the latest configuration up to it (thesis
+/// §5.1: a snapshot keeps the configuration, since the entry that held it is discarded).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Snapshot {
     pub last_included_index: Index,
     pub last_included_term: Term,
     /// Shared: the log, its saved copies and InstallSnapshot messages hold the same machine.
     pub machine: Arc<KvMachine>,
+    /// `None`: no configuration entry up to `last_included_index` (the initial configuration).
+    #[serde(default)]
+    pub config: Option<Vec<Id>>,
 }
 
 /// The log: a snapshot, then the entries that follow it.
@@ -111,18 +138,39 @@ impl Log {
         self.entries.truncate(keep);
     }
 
-    /// Compacts the entries up to `index` into a snapshot holding `machine`.
+    /// Compacts the entries up to `index` into a snapshot holding `machine` and the
+    /// configuration in effect at `index`.
     pub fn compact(&mut self, index: Index, machine: KvMachine) {
         let term = self
             .term_at(index)
             .expect("compacting to an index the log holds");
         let drop = (index - self.first_index()) as usize;
+        let config = self.entries[..drop]
+            .iter()
+            .rev()
+            .find_map(Entry::config)
+            .cloned()
+            .or_else(|| self.snapshot.config.take());
         self.entries.drain(..drop);
         self.snapshot = Snapshot {
             last_included_index: index,
             last_included_term: term,
             machine: Arc::new(machine),
+            config,
         };
+    }
+
+    /// The latest configuration in the log (its entries, then its snapshot), with the index
+    /// where it was appended (the snapshot's last included index for the snapshot's); `None` if
+    /// the log holds none (the initial configuration is in effect).
+    pub fn latest_config(&self) -> Option<(Index, &Vec<Id>)> {
+        let first = self.first_index();
+        self.entries
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(k, e)| e.config().map(|c| (first + 1 + k as Index, c)))
+            .or_else(|| self.snapshot.config.as_ref().map(|c| (first, c)))
     }
 
     /// Whether a log ending at (`last_index`, `last_term`) is at least as up-to-date as this
@@ -137,7 +185,6 @@ impl Log {
 mod tests {
     use super::*;
     use crate::raft::kv::KvOp;
-    use stateright::actor::Id;
 
     fn entry(term: Term, seq: u64) -> Entry {
         Entry {

@@ -11,11 +11,11 @@ use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use stateright::Property;
 
 use super::actor::{
-    ClientCfg, Heartbeats, RaftActor, RaftBug, RaftMsg, RaftState, RaftTimer, Reads, Role,
-    ServerCfg, ServerState,
+    AdminCfg, ClientCfg, Heartbeats, RaftActor, RaftBug, RaftMsg, RaftState, RaftTimer, Reads,
+    Role, ServerCfg, ServerState,
 };
 use super::kv::{KvData, KvOp, KvRet, Seq};
-use super::log::{EntryKind, Index, Term};
+use super::log::{show_servers, EntryKind, Index, Term};
 use crate::client::ClientMsg;
 pub use crate::harness::NetworkKind;
 use crate::harness::{HAction, HState, Harness, Harnessed};
@@ -60,7 +60,26 @@ pub struct RaftCfg {
     /// Whether new leaders append a no-op (§8).
     pub noop: bool,
     pub workload: Workload,
+    /// The initial configuration: the first `members` servers (0: all). The others wait to be
+    /// added.
+    pub members: usize,
+    /// Which configuration changes administrators ask for.
+    pub changes: Changes,
     pub bug: Option<RaftBug>,
+}
+
+/// The configuration changes of a model run (thesis §4.1), each asked for by an administrator
+/// actor of its own, to its own first server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Changes {
+    None,
+    /// Add the first server outside the initial configuration (asked of server 0).
+    Add,
+    /// Remove server 0 (asked of server 0: a leader removing itself).
+    Remove,
+    /// Two removals that two leaders of consecutive terms may start (the 2015 bug's scenario):
+    /// server 0 is asked to remove the last server, server 1 the one before it.
+    RemoveTwo,
 }
 
 /// What the model's clients do.
@@ -94,6 +113,8 @@ impl Default for RaftCfg {
             reads: Reads::ReadIndex,
             noop: true,
             workload: Workload::Alternate,
+            members: 0,
+            changes: Changes::None,
             bug: None,
         }
     }
@@ -109,6 +130,13 @@ pub const MAX_ROUND: u64 = 2;
 /// The example of a read without the log.
 pub const READ_INDEX_SERVED: &str =
     "a leader answers a Get without the log once a majority acknowledges a later heartbeat (ReadIndex)";
+
+/// The example of a configuration change.
+pub const CONFIG_COMMITTED: &str = "a configuration change commits";
+
+/// The example of a leader removing itself (thesis §4.2.2).
+pub const REMOVED_LEADER_STEPS_DOWN: &str =
+    "a leader that removed itself steps down once the change commits";
 
 /// The key the model's clients use.
 pub const KEY: &str = "x";
@@ -134,6 +162,10 @@ pub struct Committed {
     pub term: Term,
     pub kind: EntryKind,
     pub in_term: Term,
+    /// The configurations of the server that counted it committed, before and after the step
+    /// (a leader may append a configuration in the step that commits an entry, and count
+    /// with either): a majority of one of them holds the entry.
+    pub configs: Vec<Vec<Id>>,
 }
 
 /// History variables.
@@ -162,6 +194,10 @@ pub struct Ghost {
     /// A leader answered a Get without the log, once a majority acknowledged a round of
     /// heartbeats sent after the Get arrived (ReadIndex).
     pub read_index_served: bool,
+    /// A configuration entry was committed.
+    pub config_committed: bool,
+    /// A leader stepped down in its term once the configuration that removed it committed.
+    pub removed_leader_stepped_down: bool,
 }
 
 /// The recorded history: the clients' operations for the linearizability tester, and the
@@ -194,7 +230,7 @@ pub type RaftModel = Harness<Raft>;
 pub fn server(s: &RaftModelState, i: usize) -> &ServerState {
     match &*s.actor_states[i] {
         RaftState::Server(server) => server,
-        RaftState::Client(_) => panic!("actor {i} is a client"),
+        _ => panic!("actor {i} is not a server"),
     }
 }
 
@@ -212,10 +248,15 @@ pub fn live_servers<'a>(
 impl RaftCfg {
     pub fn into_model(self) -> RaftModel {
         let servers: Vec<Id> = (0..self.servers).map(Id::from).collect();
+        let members = match self.members {
+            0 => self.servers,
+            m => m.min(self.servers),
+        };
         let mut actors = Vec::new();
         for me in &servers {
             actors.push(RaftActor::Server(ServerCfg {
                 peers: servers.iter().copied().filter(|p| p != me).collect(),
+                members: servers[..members].to_vec(),
                 election_timeout: Duration::from_millis(150)..Duration::from_millis(300),
                 heartbeat: Duration::from_millis(50),
                 snapshot_every: self.snapshot_every,
@@ -239,6 +280,29 @@ impl RaftCfg {
                 retry_timeout: Duration::from_millis(500)..Duration::from_millis(1000),
                 max_retries: Some(self.client_retries),
                 driver: None,
+            }));
+        }
+        let (added, last) = (
+            Id::from(members.min(self.servers - 1)),
+            self.servers.saturating_sub(1),
+        );
+        let changes: &[(Id, bool, usize)] = match self.changes {
+            Changes::None => &[],
+            Changes::Add => &[(added, true, 0)],
+            Changes::Remove => &[(Id::from(0), false, 0)],
+            Changes::RemoveTwo => &[
+                (Id::from(last), false, 0),
+                (Id::from(last.saturating_sub(1)), false, 1),
+            ],
+        };
+        for (server, add, first) in changes {
+            actors.push(RaftActor::Admin(AdminCfg {
+                servers: servers.clone(),
+                server: *server,
+                add: *add,
+                first: *first,
+                retry_timeout: Duration::from_millis(500)..Duration::from_millis(1000),
+                max_retries: self.client_retries,
             }));
         }
         let (network, lossy, crashes) =
@@ -338,6 +402,15 @@ impl RaftModel {
             _ => {}
         }
         for (i, s) in live_servers(cfg, next) {
+            let configs = || {
+                let mut configs = vec![s.config.clone()];
+                if let Some(before) = prev.map(|p| &server(p, i).config) {
+                    if *before != s.config {
+                        configs.insert(0, before.clone());
+                    }
+                }
+                configs
+            };
             if s.is_leader() && g.leaders.insert((s.current_term, Id::from(i))) && g.crashes > 0 {
                 g.leader_after_crash = true;
             }
@@ -345,12 +418,14 @@ impl RaftModel {
                 let Some(e) = s.log.entry(index) else { break };
                 match g.committed.get(&index) {
                     None => {
+                        g.config_committed |= e.config().is_some();
                         g.committed.insert(
                             index,
                             Committed {
                                 term: e.term,
                                 kind: e.kind.clone(),
                                 in_term: s.current_term,
+                                configs: configs(),
                             },
                         );
                     }
@@ -369,6 +444,14 @@ impl RaftModel {
                     if before.iter().any(|r| r.round > 0 && !after.contains(r)) {
                         g.read_index_served = true;
                     }
+                }
+                if step != Step::Crash
+                    && was.is_leader()
+                    && !s.is_leader()
+                    && was.current_term == s.current_term
+                    && !s.is_member(Id::from(i))
+                {
+                    g.removed_leader_stepped_down = true;
                 }
                 if step != Step::Crash
                     && was.is_leader()
@@ -418,7 +501,22 @@ pub fn view(m: &RaftModel, s: &RaftModelState) -> String {
                         "Candidate (votes {})",
                         votes.iter().map(id).collect::<Vec<_>>().join(",")
                     ),
-                    Role::Leader { match_index, .. } => format!("Leader (match {match_index:?})"),
+                    Role::Leader {
+                        match_index,
+                        change,
+                        ..
+                    } => {
+                        let change = change.as_ref().map_or(String::new(), |c| {
+                            let verb = if c.add { "adding" } else { "removing" };
+                            format!(", {verb} S{}", usize::from(c.server))
+                        });
+                        format!("Leader (match {match_index:?}{change})")
+                    }
+                };
+                let members = if srv.config.len() == m.cfg().servers {
+                    String::new()
+                } else {
+                    format!(" config {}", show_servers(&srv.config))
                 };
                 let log: Vec<String> = (srv.log.first_index() + 1..=srv.log.last_index())
                     .filter_map(|k| srv.log.entry(k).map(|e| (k, e)))
@@ -429,12 +527,16 @@ pub fn view(m: &RaftModel, s: &RaftModelState) -> String {
                     n => format!(" snapshot to {n}"),
                 };
                 lines.push(format!(
-                    "S{i} {role} t{} voted {} log [{}]{snapshot} commit {}",
+                    "S{i} {role} t{} voted {} log [{}]{snapshot} commit {}{members}",
                     srv.current_term,
                     srv.voted_for.as_ref().map_or("-".to_string(), id),
                     log.join(", "),
                     srv.commit_index,
                 ));
+            }
+            RaftState::Admin(a) => {
+                let status = if a.done { "done" } else { "asking" };
+                lines.push(format!("A{i} {status}, at S{}", a.target));
             }
             RaftState::Client(c) => lines.push(match &c.op {
                 Some(o) => format!("C{i} {} (request {}) to S{}", o.brief(), c.seq, c.target),
@@ -467,9 +569,21 @@ pub fn view(m: &RaftModel, s: &RaftModelState) -> String {
 
 /// The actors' names: servers `S0`.., then clients `C3`...
 pub fn actor_names(m: &RaftModel) -> Vec<String> {
-    let servers = m.cfg().servers;
-    (0..servers + m.cfg().clients)
-        .map(|i| format!("{}{i}", if i < servers { "S" } else { "C" }))
+    let (servers, clients) = (m.cfg().servers, m.cfg().clients);
+    let admins = match m.cfg().changes {
+        Changes::None => 0,
+        Changes::Add | Changes::Remove => 1,
+        Changes::RemoveTwo => 2,
+    };
+    (0..servers + clients + admins)
+        .map(|i| {
+            let kind = match i {
+                i if i < servers => "S",
+                i if i < servers + clients => "C",
+                _ => "A",
+            };
+            format!("{kind}{i}")
+        })
         .collect()
 }
 
@@ -546,20 +660,21 @@ fn leader_completeness(m: &RaftModel, s: &RaftModelState) -> bool {
         })
 }
 
-/// Property: each committed entry is on a majority's stable storage, so no crash loses it.
-fn committed_survive_crashes(m: &RaftModel, s: &RaftModelState) -> bool {
-    let cfg = m.cfg();
-    let majority = cfg.servers / 2 + 1;
+/// Property: each committed entry is on the stable storage of a majority of the configuration
+/// it was committed in, so no crash loses it.
+fn committed_survive_crashes(_: &RaftModel, s: &RaftModelState) -> bool {
     s.history.ghost.committed.iter().all(|(index, c)| {
-        let holders = s.actor_storages[..cfg.servers]
-            .iter()
-            .flatten()
-            .filter(|st| {
-                *index <= st.log.first_index()
-                    || st.log.entry(*index).is_some_and(|e| e.term == c.term)
-            })
-            .count();
-        holders >= majority
+        c.configs.iter().any(|config| {
+            let holders = config
+                .iter()
+                .filter_map(|i| s.actor_storages[usize::from(*i)].as_ref())
+                .filter(|st| {
+                    *index <= st.log.first_index()
+                        || st.log.entry(*index).is_some_and(|e| e.term == c.term)
+                })
+                .count();
+            holders > config.len() / 2
+        })
     })
 }
 
@@ -655,6 +770,18 @@ impl Harnessed for Raft {
             Workload::ReadAfterWrite => c == 0,
             Workload::Alternate => (0..m.cfg().ops).any(|j| (c + j) % 2 == 1),
         });
+        if m.cfg().changes != Changes::None {
+            properties.push(Property::sometimes(
+                CONFIG_COMMITTED,
+                |_, s: &RaftModelState| s.history.ghost.config_committed,
+            ));
+        }
+        if m.cfg().changes == Changes::Remove {
+            properties.push(Property::sometimes(
+                REMOVED_LEADER_STEPS_DOWN,
+                |_, s: &RaftModelState| s.history.ghost.removed_leader_stepped_down,
+            ));
+        }
         if m.cfg().reads == Reads::ReadIndex && clients_get {
             properties.push(Property::sometimes(
                 READ_INDEX_SERVED,
