@@ -66,6 +66,10 @@ impl Service for RaftService {
             .transpose()?;
         Ok(RaftActor::Server(ServerCfg {
             peers: cluster.nodes.keys().copied().filter(|p| *p != id).collect(),
+            members: cluster.nodes.keys().copied().collect(),
+            // Not yet: the runtime does not tell an administrator's connection from a
+            // client's, and a client must not reconfigure the cluster.
+            accept_changes: false,
             election_timeout: tuning.timeout.clone(),
             heartbeat: tuning.heartbeat,
             snapshot_every: tuning.snapshot_every,

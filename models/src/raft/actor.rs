@@ -161,6 +161,10 @@ pub struct ServerCfg {
     /// holds a configuration entry. A server outside its configuration does not start
     /// elections (a new server waits to be added, §4.2.1; a removed one stays out, §4.2.2).
     pub members: Vec<Id>,
+    /// Whether the server takes AddServer and RemoveServer. Off over TCP until the runtime can
+    /// tell an administrator from a client (any client could otherwise reconfigure the
+    /// cluster).
+    pub accept_changes: bool,
     /// Randomised election timeout (§5.2).
     pub election_timeout: Range<Duration>,
     /// Interval between the leader's AppendEntries.
@@ -810,13 +814,16 @@ impl ServerCfg {
             RaftMsg::Client(ClientMsg::Request { client, seq, op }) => {
                 self.on_request(id, s, src, client, seq, op, o)
             }
-            RaftMsg::AddServer { new_server } => {
+            RaftMsg::AddServer { new_server } if self.accept_changes => {
                 self.on_change_request(id, s, src, new_server, true, o)
             }
-            RaftMsg::RemoveServer { old_server } => {
+            RaftMsg::RemoveServer { old_server } if self.accept_changes => {
                 self.on_change_request(id, s, src, old_server, false, o)
             }
-            RaftMsg::Client(_) | RaftMsg::ServerChangeReply { .. } => {}
+            RaftMsg::Client(_)
+            | RaftMsg::AddServer { .. }
+            | RaftMsg::RemoveServer { .. }
+            | RaftMsg::ServerChangeReply { .. } => {}
         }
     }
 

@@ -257,6 +257,7 @@ impl RaftCfg {
             actors.push(RaftActor::Server(ServerCfg {
                 peers: servers.iter().copied().filter(|p| p != me).collect(),
                 members: servers[..members].to_vec(),
+                accept_changes: true,
                 election_timeout: Duration::from_millis(150)..Duration::from_millis(300),
                 heartbeat: Duration::from_millis(50),
                 snapshot_every: self.snapshot_every,

@@ -18,6 +18,7 @@ fn cfg(bug: Option<RaftBug>) -> ServerCfg {
     ServerCfg {
         peers: vec![Id::from(1), Id::from(2)],
         members: vec![Id::from(0), Id::from(1), Id::from(2)],
+        accept_changes: true,
         election_timeout: Duration::from_millis(150)..Duration::from_millis(300),
         heartbeat: Duration::from_millis(50),
         snapshot_every: 0,
