@@ -315,6 +315,7 @@ fn a_short_jepsen_run_is_linearizable() {
         op_timeout: Duration::from_secs(2),
         tuning: tuning(50),
         bug: None,
+        insecure: false,
     };
     let report = jepsen::run::<RaftService>(&opts).unwrap();
     assert_eq!(report.check.verdict, "linearizable", "{report:?}");

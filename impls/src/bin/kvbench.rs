@@ -234,16 +234,25 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// The messages the nodes at `nodes` have handled, by kind, summed (nodes that do not answer
-/// count nothing).
-fn node_counts(nodes: &[std::net::SocketAddr]) -> std::collections::BTreeMap<String, u64> {
+/// The messages the cluster's nodes have handled, by kind, summed (nodes that do not answer
+/// count nothing; no cluster counts nothing).
+fn node_counts(cluster: Option<&ClusterConfig>) -> Result<std::collections::BTreeMap<String, u64>> {
     let mut sum = std::collections::BTreeMap::new();
-    for addr in nodes {
-        for (kind, n) in impls::node::query_counts(*addr).unwrap_or_default() {
+    let Some(cluster) = cluster else {
+        return Ok(sum);
+    };
+    let tls = cluster.tls(impls::tls::Who::Admin)?;
+    for (id, addr) in &cluster.nodes {
+        let to = impls::node::AdminTarget {
+            tls: tls.as_deref(),
+            node: usize::from(*id),
+            addr: *addr,
+        };
+        for (kind, n) in impls::node::query_counts(to).unwrap_or_default() {
             *sum.entry(kind).or_default() += n;
         }
     }
-    sum
+    Ok(sum)
 }
 
 /// Opens client `i`'s connection.
@@ -282,15 +291,11 @@ fn bench(cli: Cli) -> Result<()> {
         }
     };
     // Our nodes count the messages they handle by kind: the run's share is the difference.
-    let nodes: Vec<std::net::SocketAddr> = match &cli.target {
+    let nodes: Option<ClusterConfig> = match &cli.target {
         Target::Raft { cluster } | Target::Chain { cluster } | Target::Craq { cluster } => {
-            ClusterConfig::load(cluster)?
-                .nodes
-                .values()
-                .copied()
-                .collect()
+            Some(ClusterConfig::load(cluster)?)
         }
-        Target::Etcd { .. } => Vec::new(),
+        Target::Etcd { .. } => None,
     };
     let value = "v".repeat(load.value_size);
     let keys = u64::from(load.keys);
@@ -302,7 +307,7 @@ fn bench(cli: Cli) -> Result<()> {
             c.put(&key(k), &value)?;
         }
     }
-    let counted_before = node_counts(&nodes);
+    let counted_before = node_counts(nodes.as_ref())?;
     // The keys each client draws, replayable with the seed the report shows.
     let seed = seed_from_env_or_time();
     let start = Instant::now();
@@ -368,7 +373,7 @@ fn bench(cli: Cli) -> Result<()> {
             .join()
             .map_err(|_| anyhow::anyhow!("a writer panicked"))??;
     }
-    let mut counted = node_counts(&nodes);
+    let mut counted = node_counts(nodes.as_ref())?;
     for (kind, n) in counted_before {
         // (A node that restarted during the run counts from zero again.)
         let after = counted.entry(kind).or_default();
