@@ -401,16 +401,22 @@ pub struct Authority {
 impl Authority {
     /// A fresh authority, valid for ten years.
     pub fn new() -> Result<Authority, TlsError> {
+        let key = KeyPair::generate()?;
+        // Named after its key: a foreign authority is then refused as an unknown issuer rather
+        // than as a bad signature from an authority of the same name.
+        let tag: String = key.public_key_raw()[1..9]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let mut params = CertificateParams::default();
         params
             .distinguished_name
-            .push(DnType::CommonName, "workbench cluster CA");
+            .push(DnType::CommonName, format!("workbench cluster CA {tag}"));
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::days(1);
         params.not_after = now + time::Duration::days(3650);
-        let key = KeyPair::generate()?;
         let cert = params.self_signed(&key)?;
         Ok(Authority { cert, key })
     }
