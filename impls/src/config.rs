@@ -84,7 +84,13 @@ impl ClusterConfig {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(name.clone(), e))?;
         let mut config = Self::parse(&name, &text)?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        config.tls_dir = config.tls_dir.map(|d| dir.join(d));
+        config.tls_dir = config.tls_dir.map(|d| {
+            if d == Path::new(".") {
+                dir.to_path_buf()
+            } else {
+                dir.join(d)
+            }
+        });
         Ok(config)
     }
 

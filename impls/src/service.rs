@@ -549,12 +549,12 @@ where
     use anyhow::Context;
     let mut cluster = ClusterConfig::load(&args.config)?;
     args.tls.apply(&mut cluster);
+    let id = Id::from(args.id);
+    let actor = S::server(&cluster, id, &args.tuning, args.bug, &args.data_dir)?;
     let tls = cluster.tls(crate::tls::Who::Node(args.id))?;
     if tls.is_none() {
         tracing::warn!("plaintext (--insecure, or `insecure = true` in the cluster file): no authentication, any process that reaches this node may speak for a peer, a client or an administrator");
     }
-    let id = Id::from(args.id);
-    let actor = S::server(&cluster, id, &args.tuning, args.bug, &args.data_dir)?;
     if let Some(bug) = args.bug {
         tracing::warn!(bug, "running with a seeded bug");
     }
