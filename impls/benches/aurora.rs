@@ -37,7 +37,8 @@ struct Round {
 fn bytes_sent(cluster: &Cluster) -> u64 {
     (0..cluster.len())
         .map(|i| {
-            cluster.query_counts(i)
+            cluster
+                .query_counts(i)
                 .ok()
                 .and_then(|c| c.get(BYTES_TO_PEERS).copied())
                 .unwrap_or(0)
@@ -63,7 +64,8 @@ where
         capacity: None,
     })?;
     let ready = Instant::now();
-    while !cluster.query_status(0)
+    while !cluster
+        .query_status(0)
         .ok()
         .flatten()
         .is_some_and(|s| s.starts_with("writer of epoch 1"))

@@ -62,7 +62,8 @@ fn start(bug: Option<&'static str>) -> anyhow::Result<Cluster> {
 }
 
 fn database_reads(cluster: &Cluster) -> u64 {
-    cluster.query_counts(DATABASE)
+    cluster
+        .query_counts(DATABASE)
         .ok()
         .and_then(|c| c.get("database reads").copied())
         .unwrap_or(0)

@@ -261,9 +261,15 @@ where
             .get(&dst)
             .ok_or_else(|| std::io::Error::other("no such server"))?;
         let server = Who::Node(usize::from(dst));
-        let stream =
-            crate::tls::connect(self.tls.as_deref(), addr, Duration::from_millis(300), server)?;
-        stream.tcp().set_write_timeout(Some(Duration::from_secs(1)))?;
+        let stream = crate::tls::connect(
+            self.tls.as_deref(),
+            addr,
+            Duration::from_millis(300),
+            server,
+        )?;
+        stream
+            .tcp()
+            .set_write_timeout(Some(Duration::from_secs(1)))?;
         let hello = serde_json::to_vec(&Wire::<()>::Hello {
             id: usize::from(self.id),
             role: Role::Client,
@@ -271,7 +277,9 @@ where
         .expect("hellos serialise");
         write_frame(&mut &stream, &hello)?;
         // The server's hello says it can answer this client (its route back is in place).
-        stream.tcp().set_read_timeout(Some(Duration::from_millis(500)))?;
+        stream
+            .tcp()
+            .set_read_timeout(Some(Duration::from_millis(500)))?;
         let mut reader = BufReader::new(stream.try_clone()?);
         match read_frame(&mut reader, MAX_FRAME).map_err(std::io::Error::other)? {
             Some(frame)

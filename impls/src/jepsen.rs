@@ -959,13 +959,9 @@ fn serving_nodes(cluster: &mut Cluster, spared: Option<stateright::actor::Id>) -
 /// lease still runs, and says `failed` when asked), nor waiting to be added or caught up.
 fn serving(cluster: &mut Cluster, i: usize) -> bool {
     cluster.is_running(i)
-        && !cluster
-            .query_status(i)
-            .ok()
-            .flatten()
-            .is_some_and(|s| {
-                ["failed", "joining", "catching up"]
-                    .iter()
-                    .any(|w| s.starts_with(w))
-            })
+        && !cluster.query_status(i).ok().flatten().is_some_and(|s| {
+            ["failed", "joining", "catching up"]
+                .iter()
+                .any(|w| s.starts_with(w))
+        })
 }

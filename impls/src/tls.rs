@@ -143,7 +143,10 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn read_pem<T>(path: &Path, read: impl FnOnce(&Path) -> Result<T, rustls::pki_types::pem::Error>) -> Result<T, TlsError> {
+fn read_pem<T>(
+    path: &Path,
+    read: impl FnOnce(&Path) -> Result<T, rustls::pki_types::pem::Error>,
+) -> Result<T, TlsError> {
     read(path).map_err(|e| TlsError::File(path.display().to_string(), pem_reason(e)))
 }
 
@@ -258,10 +261,8 @@ impl Stream {
         let timeout = tcp.read_timeout()?;
         tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
         while conn.is_handshaking() {
-            if let Err(e) = conn.complete_io(&mut tcp) {
-                // complete_io already tried to send the alert that tells the other side why.
-                return Err(e);
-            }
+            // On an error, complete_io has already sent the alert that tells the other side why.
+            conn.complete_io(&mut tcp)?;
         }
         tcp.set_read_timeout(timeout)?;
         Ok(Stream {
@@ -430,7 +431,9 @@ impl Authority {
         not_after: time::OffsetDateTime,
     ) -> Result<(String, String), TlsError> {
         let mut params = CertificateParams::new(vec![who.name()])?;
-        params.distinguished_name.push(DnType::CommonName, who.name());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, who.name());
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -540,7 +543,9 @@ mod tests {
             s.read_exact(&mut buf).unwrap();
             (&s).write_all(&buf).unwrap();
         });
-        let mut c = client.connect(addr, Duration::from_secs(1), Who::Node(0)).unwrap();
+        let mut c = client
+            .connect(addr, Duration::from_secs(1), Who::Node(0))
+            .unwrap();
         (&c).write_all(b"hello").unwrap();
         let mut buf = [0; 5];
         c.read_exact(&mut buf).unwrap();
@@ -554,7 +559,9 @@ mod tests {
             let (tcp, _) = wrong.accept().unwrap();
             assert!(node1.accept(tcp).is_err());
         });
-        assert!(client.connect(addr, Duration::from_secs(1), Who::Node(0)).is_err());
+        assert!(client
+            .connect(addr, Duration::from_secs(1), Who::Node(0))
+            .is_err());
         t.join().unwrap();
         let e = Tls::load(&dir.join("nowhere"), Who::Client).unwrap_err();
         assert!(e.to_string().contains("ca.pem"), "{e}");

@@ -57,10 +57,7 @@ fn start(name: &str, bug: Option<&'static str>, sync: Duration) -> Cluster {
 }
 
 fn status(cluster: &Cluster, i: usize) -> String {
-    cluster.query_status(i)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    cluster.query_status(i).ok().flatten().unwrap_or_default()
 }
 
 /// Waits until node `i`'s role starts with `prefix`.

@@ -128,7 +128,10 @@ fn a_forged_append_entries_changes_nothing() {
     assert!(logged(
         &dir,
         0,
-        &["hello not backed by the certificate", "does not name node-1"]
+        &[
+            "hello not backed by the certificate",
+            "does not name node-1"
+        ]
     ));
     // 3. Node 2's certificate, claiming to be peer 1.
     let node2 = cluster.config.tls(Who::Node(2)).unwrap().unwrap();
@@ -184,7 +187,11 @@ fn a_client_certificate_cannot_send_fault_commands() {
     // ... and so is a fault command on a client's connection.
     let s = connect(&cluster, &client).unwrap();
     write_frame(&mut &s, &hello(1 << 41, impls::node::Role::Client)).unwrap();
-    write_frame(&mut &s, &serde_json::to_vec(&Wire::<()>::Admin(cut_off)).unwrap()).unwrap();
+    write_frame(
+        &mut &s,
+        &serde_json::to_vec(&Wire::<()>::Admin(cut_off)).unwrap(),
+    )
+    .unwrap();
     assert!(logged(&dir, 0, &["fault command from a non-administrator"]));
     // The administrator's certificate works, and node 0 was never cut off.
     assert!(cluster
@@ -236,7 +243,11 @@ fn expired_and_foreign_certificates_are_refused_with_a_reason() {
     let foreign_dir = scratch("foreign-trusting");
     std::fs::copy(dir.join("ca.pem"), foreign_dir.join("ca.pem")).unwrap();
     std::fs::copy(foreign.join("node-1.pem"), foreign_dir.join("node-1.pem")).unwrap();
-    std::fs::copy(foreign.join("node-1-key.pem"), foreign_dir.join("node-1-key.pem")).unwrap();
+    std::fs::copy(
+        foreign.join("node-1-key.pem"),
+        foreign_dir.join("node-1-key.pem"),
+    )
+    .unwrap();
     let trusting = Tls::load(&foreign_dir, Who::Node(1)).unwrap();
     if let Ok(s) = connect(&cluster, &trusting) {
         forge(&s);
@@ -271,7 +282,10 @@ fn a_node_without_its_certificate_says_so_and_exits() {
     let out = node(&dir);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("ca.pem") && err.contains("--insecure"), "{err}");
+    assert!(
+        err.contains("ca.pem") && err.contains("--insecure"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     impls::tls::make_certificates(&dir, 0..1).unwrap();
     std::fs::write(dir.join("node-0-key.pem"), "not a key").unwrap();

@@ -34,10 +34,7 @@ fn start(name: &str, nodes: usize, bug: Option<&'static str>) -> Cluster {
 }
 
 fn status(cluster: &Cluster, i: usize) -> String {
-    cluster.query_status(i)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    cluster.query_status(i).ok().flatten().unwrap_or_default()
 }
 
 fn wait_for(cluster: &Cluster, i: usize, prefix: &str, within: Duration) -> String {

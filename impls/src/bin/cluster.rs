@@ -23,8 +23,8 @@ use clap::{Args, Parser, Subcommand};
 use impls::cluster::{down_path, pid_path, sibling_binary, Cluster, ClusterSpec};
 use impls::config::ClusterConfig;
 use impls::node::{query_counts, query_status, AdminTarget};
-use impls::tls::Who;
 use impls::service::{self, parse_ms_range};
+use impls::tls::Who;
 
 #[derive(Parser)]
 #[command(

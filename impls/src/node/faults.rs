@@ -95,7 +95,9 @@ pub struct AdminTarget<'a> {
 fn admin_request(to: AdminTarget, request: &Wire<()>, what: &str) -> std::io::Result<Wire<()>> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
     let stream = crate::tls::connect(to.tls, to.addr, Duration::from_secs(1), Who::Node(to.node))?;
-    stream.tcp().set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream
+        .tcp()
+        .set_read_timeout(Some(Duration::from_secs(2)))?;
     let hello = encode(&Wire::<()>::Hello {
         id: 0,
         role: Role::Admin,

@@ -172,7 +172,9 @@ where
     let tls = shared.opts.tls.as_deref();
     let server = Who::Node(usize::from(dst));
     let stream = crate::tls::connect(tls, addr, Duration::from_millis(500), server)?;
-    stream.tcp().set_write_timeout(Some(shared.opts.write_timeout))?;
+    stream
+        .tcp()
+        .set_write_timeout(Some(shared.opts.write_timeout))?;
     let hello = encode(&Wire::<M>::Hello {
         id: usize::from(shared.me),
         role: shared.opts.hello_role,
