@@ -161,31 +161,9 @@ fn pem_reason(e: rustls::pki_types::pem::Error) -> String {
 impl Tls {
     /// Reads `who`'s certificate and key and the authority's certificate from `dir`.
     pub fn load(dir: &Path, who: Who) -> Result<Tls, TlsError> {
-        let ca_path = dir.join("ca.pem");
-        let mut roots = RootCertStore::empty();
-        for ca in read_pem(&ca_path, |p| {
-            CertificateDer::pem_file_iter(p)?.collect::<Result<Vec<_>, _>>()
-        })? {
-            roots
-                .add(ca)
-                .map_err(|e| TlsError::File(ca_path.display().to_string(), e.to_string()))?;
-        }
-        let roots = Arc::new(roots);
-        let cert_path = who.cert_path(dir);
-        let chain = read_pem(&cert_path, |p| {
-            CertificateDer::pem_file_iter(p)?.collect::<Result<Vec<_>, _>>()
-        })?;
-        if chain.is_empty() {
-            return Err(TlsError::File(
-                cert_path.display().to_string(),
-                "no certificate in it".to_string(),
-            ));
-        }
-        let key = read_pem(&who.key_path(dir), |p| PrivateKeyDer::from_pem_file(p))?;
-        let client = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots.clone())
-            .with_client_auth_cert(chain.clone(), key.clone_key())?;
+        let roots = read_roots(&ca_path(dir))?;
+        let (chain, key) = read_identity(&who.cert_path(dir), &who.key_path(dir))?;
+        let client = client_config(roots.clone(), chain.clone(), key.clone_key())?;
         let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider()).build()?;
         let mut server = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
@@ -195,7 +173,7 @@ impl Tls {
         server.send_tls13_tickets = 0;
         Ok(Tls {
             who,
-            client: Arc::new(client),
+            client,
             server: Arc::new(server),
         })
     }
@@ -203,10 +181,7 @@ impl Tls {
     /// Opens a connection to `server` at `addr` and completes the handshake, which checks that
     /// its certificate names `server`.
     pub fn connect(&self, addr: SocketAddr, timeout: Duration, server: Who) -> io::Result<Stream> {
-        let tcp = tcp_connect(addr, timeout)?;
-        let conn = ClientConnection::new(self.client.clone(), server.server_name())
-            .map_err(io::Error::other)?;
-        Stream::handshake(tcp, conn.into())
+        connect_named(&self.client, addr, timeout, server.server_name())
     }
 
     /// Completes the server side of the handshake on an accepted connection: the peer's
@@ -217,8 +192,75 @@ impl Tls {
     }
 }
 
+/// The certificates of the authorities in the PEM file at `path`.
+fn read_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let certs = read_pem(path, |p| {
+        CertificateDer::pem_file_iter(p)?.collect::<Result<Vec<_>, _>>()
+    })?;
+    for ca in certs {
+        roots
+            .add(ca)
+            .map_err(|e| TlsError::File(path.display().to_string(), e.to_string()))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// A certificate chain and its private key, from PEM files.
+fn read_identity(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let chain = read_pem(cert_path, |p| {
+        CertificateDer::pem_file_iter(p)?.collect::<Result<Vec<_>, _>>()
+    })?;
+    if chain.is_empty() {
+        return Err(TlsError::File(
+            cert_path.display().to_string(),
+            "no certificate in it".to_string(),
+        ));
+    }
+    let key = read_pem(key_path, |p| PrivateKeyDer::from_pem_file(p))?;
+    Ok((chain, key))
+}
+
+fn client_config(
+    roots: Arc<RootCertStore>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    Ok(Arc::new(config))
+}
+
+/// A client's TLS set-up from PEM files named on a command line (`kvbench etcd --cacert ...`,
+/// as etcdctl takes them): for servers that are not a cluster's nodes.
+pub fn client_config_from_files(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let (chain, key) = read_identity(cert, key)?;
+    client_config(read_roots(ca)?, chain, key)
+}
+
+/// Opens a TLS connection to `addr` whose certificate must name `name`.
+pub fn connect_named(
+    config: &Arc<ClientConfig>,
+    addr: SocketAddr,
+    timeout: Duration,
+    name: ServerName<'static>,
+) -> io::Result<Stream> {
+    let tcp = tcp_connect(addr, timeout)?;
+    let conn = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+    Stream::handshake(tcp, conn.into())
+}
+
 /// Connects, with Nagle's algorithm off: frames are small requests and answers.
-fn tcp_connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+pub fn tcp_connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     let tcp = TcpStream::connect_timeout(&addr, timeout)?;
     tcp.set_nodelay(true)?;
     Ok(tcp)
