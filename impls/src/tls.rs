@@ -505,7 +505,8 @@ impl Authority {
     }
 }
 
-/// Writes `text` to `path`; a key only its owner may read.
+/// Writes `text` to `path`; a key only its owner may read (on Unix).
+#[cfg_attr(not(unix), allow(unused_variables))]
 fn write_file(path: &Path, text: &str, secret: bool) -> Result<(), TlsError> {
     let err = |e| TlsError::Write(path.display().to_string(), e);
     let mut options = std::fs::File::options();
@@ -515,7 +516,6 @@ fn write_file(path: &Path, text: &str, secret: bool) -> Result<(), TlsError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let _ = secret;
     let mut f = options.open(path).map_err(err)?;
     f.write_all(text.as_bytes()).map_err(err)
 }
