@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use impls::aurora::{AuroraService, MirroredService};
 use impls::client::Driven;
 use impls::cluster::{sibling_binary, Cluster, ClusterSpec};
-use impls::node::{query_counts, query_status, BYTES_TO_PEERS};
+use impls::node::BYTES_TO_PEERS;
 use impls::service::Client;
 
 fn env(name: &str, default: u64) -> u64 {
@@ -37,7 +37,8 @@ struct Round {
 fn bytes_sent(cluster: &Cluster) -> u64 {
     (0..cluster.len())
         .map(|i| {
-            query_counts(cluster.addr(i))
+            cluster
+                .query_counts(i)
                 .ok()
                 .and_then(|c| c.get(BYTES_TO_PEERS).copied())
                 .unwrap_or(0)
@@ -63,7 +64,8 @@ where
         capacity: None,
     })?;
     let ready = Instant::now();
-    while !query_status(cluster.addr(0))
+    while !cluster
+        .query_status(0)
         .ok()
         .flatten()
         .is_some_and(|s| s.starts_with("writer of epoch 1"))

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use impls::client::Driven;
 use impls::cluster::{sibling_binary, Cluster, ClusterSpec};
 use impls::memcache::{start_memcached, MemcacheService, Meta, DATABASE, KEY};
-use impls::node::query_counts;
 use impls::service::Service;
 use models::memcache::Op;
 
@@ -63,7 +62,8 @@ fn start(bug: Option<&'static str>) -> anyhow::Result<Cluster> {
 }
 
 fn database_reads(cluster: &Cluster) -> u64 {
-    query_counts(cluster.addr(DATABASE))
+    cluster
+        .query_counts(DATABASE)
         .ok()
         .and_then(|c| c.get("database reads").copied())
         .unwrap_or(0)

@@ -14,12 +14,14 @@
 //! itself, and a reader thread per server connection passes answers back. Like the node, it
 //! connects to a server lazily (as a client: `Role::Client` in its hello), treats a message it
 //! cannot write as lost (the model allows it), and draws timer durations from the actor's ranges.
+//! When the cluster speaks TLS it presents the cluster's client certificate ([`crate::tls`]),
+//! which no node takes as a peer's or an administrator's.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufReader, BufWriter, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
+use std::net::SocketAddr;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use models::client::RequestId;
@@ -30,6 +32,7 @@ use crate::frame::{read_frame, write_frame, MAX_FRAME};
 use crate::node::{Role, Wire};
 use crate::rng::Rng;
 use crate::service::{Client, Tuning};
+use crate::tls::{Stream, Tls, Who};
 
 /// Client ids start here, far above any server's.
 pub const CLIENT_IDS: usize = 1 << 40;
@@ -49,7 +52,7 @@ pub struct Indefinite(pub Duration);
 
 /// A connection to one server: the calling thread writes; a reader thread passes answers on.
 struct Conn {
-    writer: BufWriter<TcpStream>,
+    writer: BufWriter<Stream>,
 }
 
 /// A client of protocol `S`: its client actor, run in the caller's thread.
@@ -61,6 +64,8 @@ pub struct Driven<S: Client> {
     state: Option<S::State>,
     timers: HashMap<<S::Actor as Actor>::Timer, Instant>,
     servers: BTreeMap<Id, SocketAddr>,
+    /// The client certificate, when the cluster speaks TLS.
+    tls: Option<Arc<Tls>>,
     conns: HashMap<Id, Conn>,
     /// When a connection to a server last failed.
     failed: HashMap<Id, Instant>,
@@ -86,6 +91,7 @@ where
         if cluster.nodes.is_empty() {
             return Err(std::io::Error::other("the cluster file lists no nodes"));
         }
+        let tls = cluster.tls(Who::Client)?;
         let id = Id::from(id.unwrap_or_else(fresh_id));
         let actor = S::client_for(cluster, Id::from(DRIVER), tuning, id);
         let (inbox_tx, inbox) = mpsc::channel();
@@ -95,6 +101,7 @@ where
             state: None,
             timers: HashMap::new(),
             servers: cluster.nodes.clone(),
+            tls,
             conns: HashMap::new(),
             failed: HashMap::new(),
             inbox,
@@ -253,9 +260,16 @@ where
             .servers
             .get(&dst)
             .ok_or_else(|| std::io::Error::other("no such server"))?;
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(300))?;
-        stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+        let server = Who::Node(usize::from(dst));
+        let stream = crate::tls::connect(
+            self.tls.as_deref(),
+            addr,
+            Duration::from_millis(300),
+            server,
+        )?;
+        stream
+            .tcp()
+            .set_write_timeout(Some(Duration::from_secs(1)))?;
         let hello = serde_json::to_vec(&Wire::<()>::Hello {
             id: usize::from(self.id),
             role: Role::Client,
@@ -263,7 +277,9 @@ where
         .expect("hellos serialise");
         write_frame(&mut &stream, &hello)?;
         // The server's hello says it can answer this client (its route back is in place).
-        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+        stream
+            .tcp()
+            .set_read_timeout(Some(Duration::from_millis(500)))?;
         let mut reader = BufReader::new(stream.try_clone()?);
         match read_frame(&mut reader, MAX_FRAME).map_err(std::io::Error::other)? {
             Some(frame)
@@ -273,7 +289,7 @@ where
                 ) => {}
             _ => return Err(std::io::Error::other("no hello from the server")),
         }
-        stream.set_read_timeout(None)?;
+        stream.tcp().set_read_timeout(None)?;
         let reader = reader;
         let tx = self.inbox_tx.clone();
         std::thread::Builder::new()
@@ -290,14 +306,14 @@ where
 
     fn drop_conn(&mut self, dst: Id) {
         if let Some(c) = self.conns.remove(&dst) {
-            let _ = c.writer.get_ref().shutdown(std::net::Shutdown::Both);
+            c.writer.get_ref().shutdown();
         }
     }
 }
 
 /// Passes a server's answers on until its connection ends or sends a bad frame.
 fn read_answers<M: serde::de::DeserializeOwned>(
-    mut r: BufReader<TcpStream>,
+    mut r: BufReader<Stream>,
     from: Id,
     tx: mpsc::Sender<(Id, M)>,
 ) {
@@ -320,7 +336,7 @@ fn read_answers<M: serde::de::DeserializeOwned>(
 impl<S: Client> Drop for Driven<S> {
     fn drop(&mut self) {
         for (_, c) in self.conns.drain() {
-            let _ = c.writer.get_ref().shutdown(std::net::Shutdown::Both);
+            c.writer.get_ref().shutdown();
         }
     }
 }

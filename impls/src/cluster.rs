@@ -4,7 +4,9 @@
 //!
 //! Its directory holds `cluster.toml`, each node's data directory `node-N/`, log `node-N.log` and
 //! pid file `node-N.pid` (for `cluster status`, `cluster kill`, `cluster start` from another
-//! shell), and `node-N.down` while node N is meant to stay down.
+//! shell), and `node-N.down` while node N is meant to stay down. Unless the cluster is plaintext
+//! ([`Cluster::start_plain`]), it also holds the cluster's certificate authority `ca.pem` and a
+//! certificate and key for each node, for clients and for administrators ([`crate::tls`]).
 
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener};
@@ -15,7 +17,8 @@ use std::time::Duration;
 use stateright::actor::Id;
 
 use crate::config::ClusterConfig;
-use crate::node::{set_faults, Faults};
+use crate::node::{AdminTarget, Faults};
+use crate::tls::{Tls, Who};
 
 use crate::service::Tuning;
 use crate::supervisor::{MakeCommand, Supervisor};
@@ -48,6 +51,8 @@ pub struct Cluster {
     pub config_path: PathBuf,
     /// Node `i` is process `i`.
     procs: Supervisor,
+    /// The administrator's certificate (`None`: plaintext), for fault commands and queries.
+    admin: Option<std::sync::Arc<Tls>>,
 }
 
 /// The `node` binary next to the running executable (where cargo puts the workspace's binaries).
@@ -64,8 +69,20 @@ pub fn sibling_binary(name: &str) -> PathBuf {
 }
 
 impl Cluster {
-    /// Writes the cluster file and starts every node.
+    /// Makes the certificates (or keeps those in the directory), writes the cluster file and
+    /// starts every node: their connections are mutual TLS.
     pub fn start(spec: ClusterSpec) -> std::io::Result<Cluster> {
+        Self::start_with(spec, true)
+    }
+
+    /// [`Cluster::start`] in plaintext (`cluster --insecure`): any process that reaches a port
+    /// may speak for a node, a client or an administrator. For reading traffic, and for
+    /// measuring what TLS costs.
+    pub fn start_plain(spec: ClusterSpec) -> std::io::Result<Cluster> {
+        Self::start_with(spec, false)
+    }
+
+    fn start_with(spec: ClusterSpec, tls: bool) -> std::io::Result<Cluster> {
         if spec.nodes == 0 {
             return Err(std::io::Error::other("a cluster needs at least one node"));
         }
@@ -100,6 +117,11 @@ impl Cluster {
                 config.data.insert(Id::from(i - spec.nodes), addr);
             }
         }
+        if tls {
+            crate::tls::ensure_certificates(&spec.dir, 0..spec.nodes)?;
+            config.tls_dir = Some(spec.dir.clone());
+        }
+        let admin = config.tls(Who::Admin)?;
         let config_path = spec.dir.join("cluster.toml");
         fs::write(&config_path, config.to_toml())?;
         let mut procs = Supervisor::new();
@@ -111,6 +133,7 @@ impl Cluster {
             config,
             config_path,
             procs,
+            admin,
         };
         for i in 0..cluster.spec.nodes {
             cluster.restart(i)?;
@@ -215,9 +238,31 @@ impl Cluster {
         }
     }
 
+    /// Node `i` as an administrator reaches it.
+    pub fn admin(&self, i: usize) -> AdminTarget<'_> {
+        AdminTarget {
+            tls: self.admin.as_deref(),
+            node: i,
+            addr: self.addr(i),
+        }
+    }
+
     /// Sets node `i`'s faults.
     pub fn set_faults(&self, i: usize, faults: &Faults) -> std::io::Result<()> {
-        set_faults(self.addr(i), faults)
+        crate::node::set_faults(self.admin(i), faults)
+    }
+
+    /// Node `i`'s role, as its status query answers it ([`crate::node::query_status`]).
+    pub fn query_status(&self, i: usize) -> std::io::Result<Option<String>> {
+        crate::node::query_status(self.admin(i))
+    }
+
+    /// The messages node `i` has handled, by kind ([`crate::node::query_counts`]).
+    pub fn query_counts(
+        &self,
+        i: usize,
+    ) -> std::io::Result<std::collections::BTreeMap<String, u64>> {
+        crate::node::query_counts(self.admin(i))
     }
 
     /// Cuts `side` off from the other nodes (both directions); clients still reach everyone.
@@ -252,7 +297,7 @@ impl Cluster {
     pub fn leader(&self) -> Option<usize> {
         (0..self.len())
             .filter_map(|i| {
-                let s = crate::node::query_status(self.addr(i)).ok().flatten()?;
+                let s = self.query_status(i).ok().flatten()?;
                 let rest = s
                     .strip_prefix("leader of term ")
                     .or_else(|| s.strip_prefix("leader of epoch "))?;

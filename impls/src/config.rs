@@ -5,10 +5,13 @@
 //! 0 = "127.0.0.1:7000"
 //! 1 = "127.0.0.1:7001"
 //! ```
+//!
+//! Connections are mutual TLS ([`crate::tls`]) with the certificates in the cluster file's
+//! directory, unless the file says `insecure = true` (plaintext: `cluster --insecure` writes it).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use stateright::actor::Id;
 
@@ -28,6 +31,10 @@ pub struct ClusterConfig {
     /// Data ports, for protocols that move bulk data outside their messages (GFS, §3.2):
     /// the optional `[data]` table, id = "host:port".
     pub data: BTreeMap<Id, SocketAddr>,
+    /// Where the cluster's certificates are ([`crate::tls`]); `None`: plaintext, anyone who
+    /// reaches a port may speak for a node. A file read with [`ClusterConfig::load`] names its
+    /// own directory unless it says `insecure = true`.
+    pub tls_dir: Option<PathBuf>,
 }
 
 #[derive(serde::Deserialize)]
@@ -35,6 +42,8 @@ struct File {
     nodes: BTreeMap<String, String>,
     #[serde(default)]
     data: BTreeMap<String, String>,
+    #[serde(default)]
+    insecure: bool,
 }
 
 impl ClusterConfig {
@@ -62,18 +71,47 @@ impl ClusterConfig {
                 usize::from(*id)
             )));
         }
-        Ok(ClusterConfig { nodes, data })
+        let tls_dir = (!file.insecure).then(|| PathBuf::from("."));
+        Ok(ClusterConfig {
+            nodes,
+            data,
+            tls_dir,
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(name.clone(), e))?;
-        Self::parse(&name, &text)
+        let mut config = Self::parse(&name, &text)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        config.tls_dir = config.tls_dir.map(|d| {
+            if d == Path::new(".") {
+                dir.to_path_buf()
+            } else {
+                dir.join(d)
+            }
+        });
+        Ok(config)
+    }
+
+    /// Loads `who`'s certificate ([`crate::tls::Tls::load`]), unless the cluster is plaintext.
+    pub fn tls(
+        &self,
+        who: crate::tls::Who,
+    ) -> Result<Option<std::sync::Arc<crate::tls::Tls>>, crate::tls::TlsError> {
+        self.tls_dir
+            .as_deref()
+            .map(|dir| crate::tls::Tls::load(dir, who).map(std::sync::Arc::new))
+            .transpose()
     }
 
     /// The file's text for these nodes.
     pub fn to_toml(&self) -> String {
-        let mut out = String::from("[nodes]\n");
+        let mut out = String::new();
+        if self.tls_dir.is_none() {
+            out.push_str("# Plaintext: any process that reaches a port may speak for a node.\ninsecure = true\n\n");
+        }
+        out.push_str("[nodes]\n");
         for (id, addr) in &self.nodes {
             out.push_str(&format!("{} = \"{addr}\"\n", usize::from(*id)));
         }
@@ -100,6 +138,12 @@ mod tests {
         .unwrap();
         assert_eq!(c.nodes.len(), 2);
         assert_eq!(c.nodes[&Id::from(2)].port(), 7002);
+        assert_eq!(c.tls_dir, Some(PathBuf::from(".")));
+        let plain = ClusterConfig {
+            tls_dir: None,
+            ..c.clone()
+        };
+        assert_eq!(ClusterConfig::parse("x", &plain.to_toml()).unwrap(), plain);
         assert_eq!(ClusterConfig::parse("x", &c.to_toml()).unwrap(), c);
         let e = ClusterConfig::parse("c.toml", "[nodes]\nx = \"1.2.3.4:5\"\n").unwrap_err();
         assert!(e.to_string().contains("not a number"), "{e}");

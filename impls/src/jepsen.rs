@@ -158,6 +158,8 @@ pub struct JepsenOpts {
     pub tuning: Tuning,
     /// A seeded bug the nodes run with.
     pub bug: Option<&'static str>,
+    /// Run the cluster in plaintext ([`Cluster::start_plain`]) instead of mutual TLS.
+    pub insecure: bool,
 }
 
 /// One injected fault and when (seconds since the start).
@@ -583,7 +585,12 @@ pub fn run_workload<W: Workload>(opts: &JepsenOpts, workload: &W) -> anyhow::Res
         bug = ?opts.bug,
         "jepsen starts"
     );
-    let mut cluster = Cluster::start(ClusterSpec {
+    let start = if opts.insecure {
+        Cluster::start_plain
+    } else {
+        Cluster::start
+    };
+    let mut cluster = start(ClusterSpec {
         protocol: protocol.to_string(),
         node_bin: opts.node_bin.clone(),
         dir: opts.dir.clone(),
@@ -952,12 +959,9 @@ fn serving_nodes(cluster: &mut Cluster, spared: Option<stateright::actor::Id>) -
 /// lease still runs, and says `failed` when asked), nor waiting to be added or caught up.
 fn serving(cluster: &mut Cluster, i: usize) -> bool {
     cluster.is_running(i)
-        && !crate::node::query_status(cluster.addr(i))
-            .ok()
-            .flatten()
-            .is_some_and(|s| {
-                ["failed", "joining", "catching up"]
-                    .iter()
-                    .any(|w| s.starts_with(w))
-            })
+        && !cluster.query_status(i).ok().flatten().is_some_and(|s| {
+            ["failed", "joining", "catching up"]
+                .iter()
+                .any(|w| s.starts_with(w))
+        })
 }

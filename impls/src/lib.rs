@@ -13,6 +13,7 @@
 //!   `client`, `jepsen` take a protocol's name and find it there.
 //! - [`client`]: the runtime's client: the model's client actor, driven by an operation queue.
 //! - [`supervisor`]: local processes started, watched, killed and restarted.
+//! - [`tls`]: who may speak to a node: mutual TLS, the cluster's certificate authority.
 //! - [`cluster`]: a local cluster of `node` processes: start, kill, restart, faults, status.
 //! - [`jepsen`]: concurrent clients and a nemesis against a cluster, and the history's check.
 //! - [`viewer`]: the page of a `jepsen` run: its operations and faults on a timeline, the
@@ -66,6 +67,7 @@ pub mod service;
 pub mod spark;
 pub mod storage;
 pub mod supervisor;
+pub mod tls;
 pub mod twopc;
 pub mod viewer;
 pub mod vmft;

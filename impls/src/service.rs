@@ -534,6 +534,8 @@ pub struct NodeArgs {
     pub seed: Option<u64>,
     /// The most messages a second the node handles (`NodeOptions::capacity`).
     pub capacity: Option<u32>,
+    /// `--tls-dir` and `--insecure`, over the cluster file's choice.
+    pub tls: crate::tls::TlsFlags,
 }
 
 /// Runs server `args.id` of protocol `S` until the process is killed (or its work is
@@ -545,9 +547,14 @@ where
     <S::Actor as Actor>::Timer: Hash + Eq,
 {
     use anyhow::Context;
-    let cluster = ClusterConfig::load(&args.config)?;
+    let mut cluster = ClusterConfig::load(&args.config)?;
+    args.tls.apply(&mut cluster);
     let id = Id::from(args.id);
     let actor = S::server(&cluster, id, &args.tuning, args.bug, &args.data_dir)?;
+    let tls = cluster.tls(crate::tls::Who::Node(args.id))?;
+    if tls.is_none() {
+        tracing::warn!("plaintext (--insecure, or `insecure = true` in the cluster file): no authentication, any process that reaches this node may speak for a peer, a client or an administrator");
+    }
     if let Some(bug) = args.bug {
         tracing::warn!(bug, "running with a seeded bug");
     }
@@ -563,6 +570,7 @@ where
     opts.accept_unknown = S::ACCEPT_UNKNOWN;
     opts.seed = args.seed;
     opts.capacity = args.capacity;
+    opts.tls = tls;
     tracing::info!(protocol = S::NAME, id = args.id, %addr, "serving");
     let finished_at = std::sync::Mutex::new(None::<std::time::Instant>);
     let hooks = crate::node::Hooks {

@@ -11,7 +11,6 @@ use impls::aurora::AuroraService;
 use impls::client::Driven;
 use impls::cluster::{Cluster, ClusterSpec};
 use impls::jepsen::{History, HistoryEvent, JepsenOpts, Nemesis, OpRecord, Outcome};
-use impls::node::query_status;
 use impls::service::{self, Jepsen, Service};
 use models::raft::kv::{KvOp, KvRet};
 
@@ -37,10 +36,7 @@ fn start(name: &str, bug: Option<&'static str>) -> Cluster {
 }
 
 fn status(cluster: &Cluster, i: usize) -> String {
-    query_status(cluster.addr(i))
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    cluster.query_status(i).ok().flatten().unwrap_or_default()
 }
 
 /// Waits until node `i`'s role starts with `prefix`.
@@ -159,7 +155,7 @@ fn puts_commit_at_the_vdl_and_gets_read_them_back_and_junk_bytes_stop_no_node() 
     let checked = c.check(cluster.config_path.parent().unwrap());
     assert!(checked.ok, "{:?}", checked.failure);
     // Only redo records crossed the network: well under a page a put.
-    let counts = impls::node::query_counts(cluster.addr(0)).unwrap();
+    let counts = cluster.query_counts(0).unwrap();
     let bytes = counts[impls::node::BYTES_TO_PEERS];
     assert!(bytes < 52 * 6 * 1024, "{bytes} bytes for 52 records");
     cluster.stop();
@@ -289,6 +285,7 @@ fn jepsen_aurora_runs_its_kill_plan_and_the_history_checks() {
         op_timeout: Duration::from_millis(500),
         tuning: AuroraService::jepsen_tuning(),
         bug: None,
+        insecure: false,
     };
     let report = service::find("aurora").unwrap().jepsen(&opts).unwrap();
     assert!(

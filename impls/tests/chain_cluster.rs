@@ -10,7 +10,6 @@ use impls::chain::{ChainService, CraqService};
 use impls::client::{Driven, CLIENT_IDS};
 use impls::cluster::{Cluster, ClusterSpec};
 use impls::jepsen::{self, JepsenOpts, Nemesis};
-use impls::node::query_status;
 use impls::service::Service;
 use models::raft::kv::{KvOp, KvRet};
 
@@ -21,7 +20,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn status(cluster: &Cluster, i: usize) -> String {
-    query_status(cluster.addr(i)).unwrap().unwrap_or_default()
+    cluster.query_status(i).unwrap().unwrap_or_default()
 }
 
 #[test]
@@ -108,6 +107,7 @@ fn opts(name: &str, nemesis: Vec<Nemesis>, bug: Option<&'static str>) -> JepsenO
         op_timeout: Duration::from_secs(2),
         tuning: CraqService::tuning(),
         bug,
+        insecure: false,
     }
 }
 

@@ -25,6 +25,7 @@ fn opts(name: &str, nemesis: Vec<Nemesis>, bug: Option<&'static str>) -> JepsenO
         op_timeout: Duration::from_secs(2),
         tuning: CopsService::jepsen_tuning(),
         bug,
+        insecure: false,
     }
 }
 

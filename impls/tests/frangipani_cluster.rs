@@ -13,7 +13,6 @@ use impls::client::Driven;
 use impls::cluster::{Cluster, ClusterSpec};
 use impls::frangipani::{check_history, FrangipaniService};
 use impls::jepsen::{History, HistoryEvent, OpRecord, Outcome};
-use impls::node::query_status;
 use impls::service::{Service, Tuning};
 use models::frangipani::tcp::{FileCall, FileOp, FileRet};
 
@@ -58,10 +57,7 @@ fn start(name: &str, bug: Option<&'static str>, sync: Duration) -> Cluster {
 }
 
 fn status(cluster: &Cluster, i: usize) -> String {
-    query_status(cluster.addr(i))
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    cluster.query_status(i).ok().flatten().unwrap_or_default()
 }
 
 /// Waits until node `i`'s role starts with `prefix`.

@@ -87,6 +87,7 @@ fn jepsen(name: &str, nemesis: Vec<Nemesis>, secs: u64, bug: Option<&'static str
         op_timeout: Duration::from_millis(500),
         tuning: MemcacheService::jepsen_tuning(),
         bug,
+        insecure: false,
     };
     let report = service::find("memcache")
         .unwrap()

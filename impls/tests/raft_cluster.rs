@@ -16,6 +16,7 @@ use impls::node::Faults;
 use impls::raft::wal::RaftWal;
 use impls::raft::RaftService;
 use impls::service::Tuning;
+use impls::tls::Who;
 use models::raft::actor::Storage;
 use models::raft::kv::{KvOp, KvRet};
 use properties::linearizability::formats::parse_jsonl_kv;
@@ -75,8 +76,8 @@ fn get(c: &mut Client, k: &str) -> String {
 
 /// A client that knows only node `i`.
 fn client_of(cluster: &Cluster, i: usize, id: usize) -> Client {
-    let mut only = ClusterConfig::default();
-    only.nodes.insert(Id::from(i), cluster.addr(i));
+    let mut only = cluster.config.clone();
+    only.nodes.retain(|n, _| *n == Id::from(i));
     client(&only, id)
 }
 
@@ -241,27 +242,32 @@ fn malformed_client_frames_close_only_their_connection() {
     let hello = |id: usize, role: &str| {
         format!(r#"{{"Hello":{{"id":{id},"role":"{role}"}}}}"#).into_bytes()
     };
-    // Garbage before any hello; an oversized length; a client whose message does not decode; a
-    // client that sends a fault command; an unknown peer.
+    // Garbage before any handshake; an oversized length; then, over TLS with the client
+    // certificate, a client whose message does not decode, a client that sends a fault command,
+    // and an unknown peer.
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(b"\x00\x00\x00\x05hello").unwrap();
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(&u32::MAX.to_be_bytes()).unwrap();
-    let mut s = TcpStream::connect(addr).unwrap();
-    write_frame(&mut s, &hello(CLIENT_IDS + 9, "Client")).unwrap();
-    write_frame(&mut s, br#"{"Msg":{"Request":{"client":1,"seq":"x"}}}"#).unwrap();
-    write_frame(&mut s, &[0xff; 64]).unwrap();
-    let mut s = TcpStream::connect(addr).unwrap();
-    write_frame(&mut s, &hello(CLIENT_IDS + 10, "Client")).unwrap();
+    let as_client = || {
+        let tls = cluster.config.tls(Who::Client).unwrap();
+        impls::tls::connect(tls.as_deref(), addr, OP, Who::Node(0)).unwrap()
+    };
+    let s = as_client();
+    write_frame(&mut &s, &hello(CLIENT_IDS + 9, "Client")).unwrap();
+    write_frame(&mut &s, br#"{"Msg":{"Request":{"client":1,"seq":"x"}}}"#).unwrap();
+    write_frame(&mut &s, &[0xff; 64]).unwrap();
+    let s = as_client();
+    write_frame(&mut &s, &hello(CLIENT_IDS + 10, "Client")).unwrap();
     write_frame(
-        &mut s,
+        &mut &s,
         br#"{"Admin":{"blocked":[1,2],"loss":0.0,"max_delay_ms":0}}"#,
     )
     .unwrap();
-    let mut s = TcpStream::connect(addr).unwrap();
-    write_frame(&mut s, &hello(77, "Peer")).unwrap();
+    let s = as_client();
+    write_frame(&mut &s, &hello(77, "Peer")).unwrap();
     write_frame(
-        &mut s,
+        &mut &s,
         br#"{"Msg":{"RequestVote":{"term":99,"candidate_id":77,"last_log_index":0,"last_log_term":0}}}"#,
     )
     .unwrap();
@@ -277,12 +283,12 @@ fn malformed_client_frames_close_only_their_connection() {
         )
         .is_err());
     // Node 0 still serves clients (a reply, or a redirect if it is not the leader)...
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(OP)).unwrap();
-    write_frame(&mut s, &hello(CLIENT_IDS + 1, "Client")).unwrap();
+    let mut s = as_client();
+    s.tcp().set_read_timeout(Some(OP)).unwrap();
+    write_frame(&mut &s, &hello(CLIENT_IDS + 1, "Client")).unwrap();
     let request =
         br#"{"Msg":{"Client":{"Request":{"client":1099511627777,"seq":1,"op":{"Get":"x"}}}}}"#;
-    write_frame(&mut s, request).unwrap();
+    write_frame(&mut &s, request).unwrap();
     let mut answered = false;
     while let Ok(Some(frame)) = impls::frame::read_frame(&mut s, 1 << 20) {
         let text = String::from_utf8_lossy(&frame);
@@ -315,6 +321,7 @@ fn a_short_jepsen_run_is_linearizable() {
         op_timeout: Duration::from_secs(2),
         tuning: tuning(50),
         bug: None,
+        insecure: false,
     };
     let report = jepsen::run::<RaftService>(&opts).unwrap();
     assert_eq!(report.check.verdict, "linearizable", "{report:?}");

@@ -31,6 +31,7 @@ fn opts(name: &str, nemesis: Vec<Nemesis>, bug: Option<&'static str>) -> JepsenO
         op_timeout: Duration::from_secs(2),
         tuning: TwoPcService::jepsen_tuning(),
         bug,
+        insecure: false,
     }
 }
 

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use impls::cluster::{Cluster, ClusterSpec};
-use impls::node::query_status;
 use impls::service::Service;
 use impls::vmft::{VmftService, World};
 
@@ -35,10 +34,7 @@ fn start(name: &str, nodes: usize, bug: Option<&'static str>) -> Cluster {
 }
 
 fn status(cluster: &Cluster, i: usize) -> String {
-    query_status(cluster.addr(i))
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    cluster.query_status(i).ok().flatten().unwrap_or_default()
 }
 
 fn wait_for(cluster: &Cluster, i: usize, prefix: &str, within: Duration) -> String {

@@ -174,7 +174,7 @@ fn a_killed_leader_is_replaced_and_a_restarted_server_catches_up() {
     let mut back = connect(&cluster, old);
     back.sync("/").unwrap();
     assert_eq!(back.get_children("/k", false).unwrap().len(), 23);
-    let counts = impls::node::query_counts(cluster.addr(old)).unwrap();
+    let counts = cluster.query_counts(old).unwrap();
     assert_eq!(counts.get("DIFF"), Some(&1), "{counts:?}");
     assert_eq!(back.get_data("/k/7", false).unwrap().unwrap(), b"7");
     // Null data stays null through the log and a replay: not empty.
@@ -229,7 +229,7 @@ fn snapshots_bound_the_log_and_a_lagging_server_catches_up_from_one() {
     assert_eq!(back.get_children("/s", false).unwrap().len(), 60);
     assert_eq!(back.get_data("/s/7", false).unwrap().unwrap(), b"7");
     assert_eq!(back.get_data("/s/55", false).unwrap().unwrap(), b"55");
-    let counts = impls::node::query_counts(cluster.addr(f)).unwrap();
+    let counts = cluster.query_counts(f).unwrap();
     assert_eq!(counts.get("SNAP"), Some(&1), "{counts:?}");
     c.create("/s/after", b"", 0).unwrap();
     back.sync("/").unwrap();

@@ -23,6 +23,7 @@ fn opts(name: &str, nemesis: Vec<Nemesis>, bug: Option<&'static str>, seed: u64)
         op_timeout: Duration::from_secs(2),
         tuning: ZkService::jepsen_tuning(),
         bug,
+        insecure: false,
     }
 }
 

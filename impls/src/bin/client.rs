@@ -1,7 +1,10 @@
 //! `client PROTOCOL`: one operation against a cluster of a registered protocol, run by the
 //! model's own client actor.
 //!
-//! `client raft --cluster cluster.toml put K V | get K | append K V`
+//! `client raft --cluster cluster.toml [--tls-dir DIR | --insecure] put K V | get K | append K V`
+//!
+//! With TLS (unless the cluster file says `insecure = true`), it presents `client.pem` from the
+//! cluster file's directory.
 //!
 //! The client actor sends the operation with a fresh client id and request id 1, follows
 //! redirects, and retries on another server after a timeout, until `--timeout` seconds have
@@ -37,6 +40,8 @@ struct Cli {
     /// The operation and its arguments (see the list below).
     #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
     op: Vec<String>,
+    #[command(flatten)]
+    tls: impls::tls::TlsFlags,
 }
 
 fn main() -> ExitCode {
@@ -60,7 +65,8 @@ fn call(cli: Cli) -> Result<ExitCode> {
         "--timeout must be a positive number of seconds"
     );
     let p = service::find(&cli.protocol).map_err(anyhow::Error::msg)?;
-    let cluster = ClusterConfig::load(&cli.cluster)?;
+    let mut cluster = ClusterConfig::load(&cli.cluster)?;
+    cli.tls.apply(&mut cluster);
     anyhow::ensure!(!cluster.nodes.is_empty(), "the cluster file lists no nodes");
     match p.call(&cluster, &cli.op, Duration::from_secs_f64(cli.timeout))? {
         Ok(shown) => println!("{shown}"),

@@ -22,8 +22,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use impls::cluster::{down_path, pid_path, sibling_binary, Cluster, ClusterSpec};
 use impls::config::ClusterConfig;
-use impls::node::{query_counts, query_status};
+use impls::node::{query_counts, query_status, AdminTarget};
 use impls::service::{self, parse_ms_range};
+use impls::tls::Who;
 
 #[derive(Parser)]
 #[command(
@@ -107,6 +108,10 @@ struct RunOpts {
     /// Each node handles at most this many messages a second (`node --capacity`).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     capacity: Option<u32>,
+    /// Plaintext instead of mutual TLS: any process that reaches a port may speak for a node,
+    /// a client or an administrator (for reading traffic, and for tests).
+    #[arg(long)]
+    insecure: bool,
 }
 
 fn main() -> ExitCode {
@@ -167,7 +172,13 @@ fn launch(args: RunArgs) -> Result<()> {
     for i in 0..nodes {
         let _ = std::fs::remove_file(down_path(&dir, i));
     }
-    let mut cluster = Cluster::start(ClusterSpec {
+    let start = if o.insecure {
+        eprintln!("cluster: --insecure: plaintext, no authentication; any process that reaches these ports may speak for a node, a client or an administrator");
+        Cluster::start_plain
+    } else {
+        Cluster::start
+    };
+    let mut cluster = start(ClusterSpec {
         protocol: p.name().to_string(),
         node_bin: sibling_binary("node"),
         dir: dir.clone(),
@@ -183,6 +194,9 @@ fn launch(args: RunArgs) -> Result<()> {
         println!("node {i} {}", cluster.addr(i));
     }
     println!("cluster file {}", cluster.config_path.display());
+    if !o.insecure {
+        println!("mutual TLS: certificates in {}", dir.display());
+    }
     println!("Ctrl-C stops the cluster");
     let mut said_down = vec![false; cluster.len()];
     loop {
@@ -244,10 +258,16 @@ fn live_pid(dir: &Path, i: usize) -> Option<u32> {
 
 fn status(dir: &Path) -> Result<()> {
     let config = config(dir)?;
+    let tls = config.tls(Who::Admin)?;
     for (id, addr) in &config.nodes {
         let i = usize::from(*id);
         let pid = live_pid(dir, i);
-        let role = query_status(*addr);
+        let to = AdminTarget {
+            tls: tls.as_deref(),
+            node: i,
+            addr: *addr,
+        };
+        let role = query_status(to);
         let up = pid.is_some() && role.is_ok();
         let pid = pid.map_or("-".to_string(), |p| p.to_string());
         let mut detail = match (&role, down_path(dir, i).exists()) {
@@ -258,7 +278,7 @@ fn status(dir: &Path) -> Result<()> {
         };
         // What it has handled since it started, where its service counts messages.
         let counts = if up {
-            query_counts(*addr).unwrap_or_default()
+            query_counts(to).unwrap_or_default()
         } else {
             Default::default()
         };

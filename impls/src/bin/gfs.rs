@@ -144,6 +144,7 @@ fn serve(s: Serve, id: usize) -> Result<ExitCode> {
         admin: true,
         seed: None,
         capacity: None,
+        tls: Default::default(),
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -70,6 +70,9 @@ struct Cli {
     /// without it).
     #[arg(long)]
     bug: Option<String>,
+    /// Run the cluster in plaintext instead of mutual TLS (to measure what TLS costs).
+    #[arg(long)]
+    insecure: bool,
 }
 
 fn main() -> ExitCode {
@@ -130,7 +133,11 @@ fn test(cli: Cli) -> Result<ExitCode> {
         op_timeout: Duration::from_secs_f64(cli.op_timeout),
         tuning,
         bug,
+        insecure: cli.insecure,
     };
+    if cli.insecure && !cli.json {
+        eprintln!("jepsen: --insecure: the cluster runs in plaintext, without authentication");
+    }
     if !cli.json {
         println!(
             "jepsen {}: seed {}, nemesis {}, {} nodes, {} clients, {} s{}",

@@ -8,14 +8,15 @@
 //!   that rate while the others read.
 //! - `kvbench etcd --endpoint 127.0.0.1:2379 --clients 16 --op put`: etcd v3 through its JSON
 //!   gateway (`POST /v3/kv/put`, `/v3/kv/range`; reads are linearizable, etcd's default), over
-//!   keep-alive HTTP/1.1 connections, one per client.
+//!   keep-alive HTTP/1.1 connections, one per client; with `--cacert CA --cert C --key K`,
+//!   HTTPS with a client certificate (etcd's `--client-cert-auth`).
 //!
 //! Prints one JSON object: the operations completed, the throughput, and the p50/p99 latencies.
 //! Keys are drawn uniformly from `--keys` (with the seed the report shows; `IMPLS_SEED` replays
 //! it); values have `--value-size` bytes. Gets read keys a warm-up pass wrote first.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use impls::config::ClusterConfig;
 use impls::raft::RaftService;
 use impls::rng::{seed_from_env_or_time, Rng};
 use impls::service::Client;
+use impls::tls::Stream;
 use models::raft::kv::{KvOp, KvRet};
 
 #[derive(Parser)]
@@ -89,6 +91,16 @@ enum Target {
     Etcd {
         #[arg(long)]
         endpoint: SocketAddr,
+        /// HTTPS with a client certificate (etcd's `--client-cert-auth`): the authority that
+        /// signed the member's certificate, which must name the endpoint's IP address.
+        #[arg(long, requires_all = ["cert", "key"])]
+        cacert: Option<PathBuf>,
+        /// The client certificate, PEM.
+        #[arg(long, requires = "cacert")]
+        cert: Option<PathBuf>,
+        /// The client certificate's key, PEM.
+        #[arg(long, requires = "cacert")]
+        key: Option<PathBuf>,
     },
 }
 
@@ -128,19 +140,25 @@ impl<S: Client<Op = KvOp, Ret = KvRet>> Kv for Served<S> {
     }
 }
 
-/// etcd's JSON gateway over one keep-alive connection.
+/// etcd's JSON gateway over one keep-alive connection, HTTPS when `tls` is set.
 struct Etcd {
     addr: SocketAddr,
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Stream>,
+    writer: Stream,
 }
 
 impl Etcd {
-    fn connect(addr: SocketAddr) -> Result<Etcd> {
-        let s =
-            TcpStream::connect(addr).with_context(|| format!("connecting to etcd at {addr}"))?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    fn connect(addr: SocketAddr, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Etcd> {
+        let timeout = Duration::from_secs(10);
+        let s = match tls {
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                impls::tls::connect_named(config, addr, timeout, name)
+            }
+            None => impls::tls::tcp_connect(addr, timeout).map(Stream::plain),
+        }
+        .with_context(|| format!("connecting to etcd at {addr}"))?;
+        s.tcp().set_read_timeout(Some(timeout))?;
         Ok(Etcd {
             addr,
             writer: s.try_clone()?,
@@ -149,12 +167,13 @@ impl Etcd {
     }
 
     fn post(&mut self, path: &str, body: &str) -> Result<Vec<u8>> {
-        write!(
-            self.writer,
+        // One write: over TLS, each write is a record of its own.
+        let request = format!(
             "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.addr,
             body.len()
-        )?;
+        );
+        self.writer.write_all(request.as_bytes())?;
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
         let status = line.split_whitespace().nth(1).unwrap_or("").to_string();
@@ -234,16 +253,25 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// The messages the nodes at `nodes` have handled, by kind, summed (nodes that do not answer
-/// count nothing).
-fn node_counts(nodes: &[std::net::SocketAddr]) -> std::collections::BTreeMap<String, u64> {
+/// The messages the cluster's nodes have handled, by kind, summed (nodes that do not answer
+/// count nothing; no cluster counts nothing).
+fn node_counts(cluster: Option<&ClusterConfig>) -> Result<std::collections::BTreeMap<String, u64>> {
     let mut sum = std::collections::BTreeMap::new();
-    for addr in nodes {
-        for (kind, n) in impls::node::query_counts(*addr).unwrap_or_default() {
+    let Some(cluster) = cluster else {
+        return Ok(sum);
+    };
+    let tls = cluster.tls(impls::tls::Who::Admin)?;
+    for (id, addr) in &cluster.nodes {
+        let to = impls::node::AdminTarget {
+            tls: tls.as_deref(),
+            node: usize::from(*id),
+            addr: *addr,
+        };
+        for (kind, n) in impls::node::query_counts(to).unwrap_or_default() {
             *sum.entry(kind).or_default() += n;
         }
     }
-    sum
+    Ok(sum)
 }
 
 /// Opens client `i`'s connection.
@@ -273,24 +301,33 @@ fn bench(cli: Cli) -> Result<()> {
         Target::Raft { cluster } => ("raft", served::<RaftService>(cluster)?),
         Target::Chain { cluster } => ("chain", served::<ChainService>(cluster)?),
         Target::Craq { cluster } => ("craq", served::<CraqService>(cluster)?),
-        Target::Etcd { endpoint } => {
+        Target::Etcd {
+            endpoint,
+            cacert,
+            cert,
+            key,
+        } => {
             let endpoint = *endpoint;
+            let tls = match (cacert, cert, key) {
+                (Some(ca), Some(cert), Some(key)) => Some(
+                    impls::tls::client_config_from_files(ca, cert, key).context("etcd's TLS")?,
+                ),
+                _ => None,
+            };
             (
                 "etcd",
-                Arc::new(move |_| Ok(Box::new(Etcd::connect(endpoint)?) as Box<dyn Kv>)),
+                Arc::new(move |_| {
+                    Ok(Box::new(Etcd::connect(endpoint, tls.as_ref())?) as Box<dyn Kv>)
+                }),
             )
         }
     };
     // Our nodes count the messages they handle by kind: the run's share is the difference.
-    let nodes: Vec<std::net::SocketAddr> = match &cli.target {
+    let nodes: Option<ClusterConfig> = match &cli.target {
         Target::Raft { cluster } | Target::Chain { cluster } | Target::Craq { cluster } => {
-            ClusterConfig::load(cluster)?
-                .nodes
-                .values()
-                .copied()
-                .collect()
+            Some(ClusterConfig::load(cluster)?)
         }
-        Target::Etcd { .. } => Vec::new(),
+        Target::Etcd { .. } => None,
     };
     let value = "v".repeat(load.value_size);
     let keys = u64::from(load.keys);
@@ -302,7 +339,7 @@ fn bench(cli: Cli) -> Result<()> {
             c.put(&key(k), &value)?;
         }
     }
-    let counted_before = node_counts(&nodes);
+    let counted_before = node_counts(nodes.as_ref())?;
     // The keys each client draws, replayable with the seed the report shows.
     let seed = seed_from_env_or_time();
     let start = Instant::now();
@@ -368,7 +405,7 @@ fn bench(cli: Cli) -> Result<()> {
             .join()
             .map_err(|_| anyhow::anyhow!("a writer panicked"))??;
     }
-    let mut counted = node_counts(&nodes);
+    let mut counted = node_counts(nodes.as_ref())?;
     for (kind, n) in counted_before {
         // (A node that restarted during the run counts from zero again.)
         let after = counted.entry(kind).or_default();

@@ -298,6 +298,7 @@ fn coordinator(
         admin: false,
         seed: None,
         capacity: None,
+        tls: Default::default(),
     })?;
     for r in 0..reduces {
         let path = out.join(output_name(r));

@@ -2,13 +2,17 @@
 //! the model's actor over TCP.
 //!
 //! `node raft --config cluster.toml --id N --data-dir DIR [--timeout-ms 300-600]
-//! [--heartbeat-ms 50] [--snapshot-every 1000] [--bug NAME] [--seed N] [--admin]`
+//! [--heartbeat-ms 50] [--snapshot-every 1000] [--bug NAME] [--seed N] [--admin]
+//! [--tls-dir DIR | --insecure]`
 //!
 //! Listens on its address in the cluster file, talks to the other nodes there, serves clients
 //! (any other id), keeps its storage in DIR (saved before any message that depends on it is
 //! sent), and with `--admin` takes fault commands (partitions, loss, delay) and status queries.
 //! Runs until killed; a restart on the same DIR recovers from what was saved. Logs go to stderr
 //! (`RUST_LOG`); role changes (`became leader of term 3`) and injected faults at info.
+//! Connections are mutual TLS with `node-N.pem` from the cluster file's directory (or
+//! `--tls-dir`); `--insecure` (or `insecure = true` in the cluster file) is plaintext, with a
+//! warning at start.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +73,8 @@ struct Cli {
     /// Accept fault commands (partitions, loss, delay) and status queries from administrators.
     #[arg(long)]
     admin: bool,
+    #[command(flatten)]
+    tls: impls::tls::TlsFlags,
 }
 
 fn main() -> ExitCode {
@@ -118,5 +124,6 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         admin: cli.admin,
         seed: cli.seed,
         capacity: cli.capacity,
+        tls: cli.tls,
     })
 }

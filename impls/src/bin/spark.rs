@@ -252,10 +252,8 @@ fn run_local(
     let n = workers as usize;
     let ports = impls::cluster::free_ports(2 * n + 1)?;
     let addr = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
-    let mut cfg = ClusterConfig {
-        nodes: Default::default(),
-        data: Default::default(),
-    };
+    // Spark's own runtime is plaintext (`insecure = true` in its cluster file).
+    let mut cfg = ClusterConfig::default();
     cfg.nodes.insert(Id::from(0), addr(ports[0]));
     for i in 1..=n {
         cfg.nodes.insert(Id::from(i), addr(ports[i]));

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -11,6 +11,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use super::transport::{encode, Role, Wire};
 use super::Shared;
 use crate::frame::{read_frame, write_frame};
+use crate::tls::{Stream, Tls, Who};
 
 /// The faults a node injects, as set by an administrator. The default is none.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -27,8 +28,8 @@ pub struct Faults {
 /// a `Query` is answered with the node's role.
 pub(super) fn admin<M>(
     shared: &Shared<M>,
-    reader: &mut BufReader<TcpStream>,
-    writer: &TcpStream,
+    reader: &mut BufReader<Stream>,
+    writer: &Stream,
     from: SocketAddr,
 ) where
     M: Serialize + DeserializeOwned,
@@ -80,20 +81,30 @@ pub(super) fn admin<M>(
     }
 }
 
-/// Opens an administrator connection to the node at `addr`, sends `request`, and returns the
-/// node's first answer after its hello.
-fn admin_request(addr: SocketAddr, request: &Wire<()>, what: &str) -> std::io::Result<Wire<()>> {
+/// The node an administrator speaks to: its id (named by its certificate), its address, and the
+/// administrator's certificate (`None`: plaintext).
+#[derive(Clone, Copy, Debug)]
+pub struct AdminTarget<'a> {
+    pub tls: Option<&'a Tls>,
+    pub node: usize,
+    pub addr: SocketAddr,
+}
+
+/// Opens an administrator connection to `to`, sends `request`, and returns the node's first
+/// answer after its hello.
+fn admin_request(to: AdminTarget, request: &Wire<()>, what: &str) -> std::io::Result<Wire<()>> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
-    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.set_nodelay(true)?;
+    let stream = crate::tls::connect(to.tls, to.addr, Duration::from_secs(1), Who::Node(to.node))?;
+    stream
+        .tcp()
+        .set_read_timeout(Some(Duration::from_secs(2)))?;
     let hello = encode(&Wire::<()>::Hello {
         id: 0,
         role: Role::Admin,
     });
     write_frame(&mut &stream, &hello)?;
     write_frame(&mut &stream, &encode(request))?;
-    let mut r = BufReader::new(&stream);
+    let mut r = BufReader::new(stream);
     loop {
         let frame = read_frame(&mut r, 1 << 16)
             .map_err(|e| bad(e.to_string()))?
@@ -114,8 +125,8 @@ fn unexpected(what: &str) -> std::io::Error {
 }
 
 /// Sets the faults of the node listening at `addr`, and waits for its acknowledgement.
-pub fn set_faults(addr: SocketAddr, faults: &Faults) -> std::io::Result<()> {
-    match admin_request(addr, &Wire::Admin(faults.clone()), "fault command")? {
+pub fn set_faults(to: AdminTarget, faults: &Faults) -> std::io::Result<()> {
+    match admin_request(to, &Wire::Admin(faults.clone()), "fault command")? {
         Wire::Ack => Ok(()),
         _ => Err(unexpected("fault command")),
     }
@@ -123,8 +134,8 @@ pub fn set_faults(addr: SocketAddr, faults: &Faults) -> std::io::Result<()> {
 
 /// Asks the node listening at `addr` how many messages of each kind it has handled since it
 /// started (empty for a node whose service names no kinds).
-pub fn query_counts(addr: SocketAddr) -> std::io::Result<BTreeMap<String, u64>> {
-    match admin_request(addr, &Wire::CountQuery, "count query")? {
+pub fn query_counts(to: AdminTarget) -> std::io::Result<BTreeMap<String, u64>> {
+    match admin_request(to, &Wire::CountQuery, "count query")? {
         Wire::Counted(counts) => Ok(counts),
         _ => Err(unexpected("count query")),
     }
@@ -132,8 +143,8 @@ pub fn query_counts(addr: SocketAddr) -> std::io::Result<BTreeMap<String, u64>> 
 
 /// Asks the node listening at `addr` for its role (its service's description, `leader of term
 /// 3`); `None` for a node whose service describes none.
-pub fn query_status(addr: SocketAddr) -> std::io::Result<Option<String>> {
-    match admin_request(addr, &Wire::Query, "status query")? {
+pub fn query_status(to: AdminTarget) -> std::io::Result<Option<String>> {
+    match admin_request(to, &Wire::Query, "status query")? {
         Wire::Status(s) => Ok(s),
         _ => Err(unexpected("status query")),
     }

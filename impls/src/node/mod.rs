@@ -12,6 +12,8 @@
 //!   starts with a hello frame naming the sender and what it is: a peer (an id in the cluster
 //!   file), a client (an id that is not), or an administrator. A node refuses peers it does not
 //!   know, clients unless it serves them, and administrators unless it takes fault commands.
+//!   With [`NodeOptions::tls`], connections are mutual TLS and a hello must match the sender's
+//!   certificate ([`crate::tls`]).
 //! - **Bad input.** A malformed, oversized or undecodable frame closes that connection with a
 //!   logged error; the node keeps serving.
 //! - **Connections.** A node connects to a peer lazily, when it first sends to it, from a writer
@@ -42,7 +44,7 @@ mod faults;
 mod shutdown;
 mod transport;
 
-pub use faults::{query_counts, query_status, set_faults, Faults};
+pub use faults::{query_counts, query_status, set_faults, AdminTarget, Faults};
 pub use shutdown::Shutdown;
 pub use transport::BYTES_TO_PEERS;
 pub use transport::{Role, Wire};
@@ -105,6 +107,10 @@ pub struct NodeOptions {
     /// can). Messages beyond it wait their turn, so that nodes sharing a machine behave like
     /// nodes on machines of their own with this capacity each (a benchmark's setting).
     pub capacity: Option<u32>,
+    /// This node's certificate and the cluster's authority: every connection, in and out, is
+    /// mutual TLS and a hello is believed only when the certificate names its sender
+    /// ([`crate::tls`]). `None`: plaintext, every hello is believed.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// A listener shared with the caller, so that tests can bind port 0 and learn the port first.
@@ -126,6 +132,7 @@ impl NodeOptions {
             seed: None,
             hello_role: Role::Peer,
             capacity: None,
+            tls: None,
         }
     }
 }

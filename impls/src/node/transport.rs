@@ -15,6 +15,7 @@ use stateright::actor::Id;
 use super::faults::{admin, Faults};
 use super::{Event, Shared, TcpListener_, QUEUE};
 use crate::frame::{read_frame, write_frame};
+use crate::tls::{Stream, Who};
 
 /// What a connection's hello says the sender is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +119,7 @@ where
     M: Serialize + DeserializeOwned + Send + 'static,
 {
     let _running = Release::count(&shared.writers);
-    let mut conn: Option<BufWriter<TcpStream>> = None;
+    let mut conn: Option<BufWriter<Stream>> = None;
     let mut retry_at = Instant::now();
     let mut backoff = Duration::from_millis(50);
     // Ends when the node drops the queue's sender (it returned), once the queue is drained.
@@ -143,7 +144,7 @@ where
         let w = conn.as_mut().expect("connected");
         if let Err(e) = write_queued(w, frame, &rx) {
             tracing::debug!(to = usize::from(dst), %e, "write failed: connection closed");
-            let _ = w.get_ref().shutdown(std::net::Shutdown::Both);
+            w.get_ref().shutdown();
             conn = None;
         }
     }
@@ -151,7 +152,7 @@ where
 
 /// Writes `frame` and whatever is queued behind it, then flushes once.
 fn write_queued(
-    w: &mut BufWriter<TcpStream>,
+    w: &mut BufWriter<Stream>,
     frame: Vec<u8>,
     rx: &mpsc::Receiver<Vec<u8>>,
 ) -> std::io::Result<()> {
@@ -162,15 +163,18 @@ fn write_queued(
     w.flush()
 }
 
-/// Connects to peer `dst`, says hello, and starts reading the connection (the peer's hello, then
-/// anything it sends back on it).
-fn connect<M>(shared: &Arc<Shared<M>>, dst: Id, addr: SocketAddr) -> std::io::Result<TcpStream>
+/// Connects to peer `dst` (with TLS, checking that its certificate names it), says hello, and
+/// starts reading the connection (the peer's hello, then anything it sends back on it).
+fn connect<M>(shared: &Arc<Shared<M>>, dst: Id, addr: SocketAddr) -> std::io::Result<Stream>
 where
     M: Serialize + DeserializeOwned + Send + 'static,
 {
-    let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    stream.set_write_timeout(Some(shared.opts.write_timeout))?;
-    stream.set_nodelay(true)?;
+    let tls = shared.opts.tls.as_deref();
+    let server = Who::Node(usize::from(dst));
+    let stream = crate::tls::connect(tls, addr, Duration::from_millis(500), server)?;
+    stream
+        .tcp()
+        .set_write_timeout(Some(shared.opts.write_timeout))?;
     let hello = encode(&Wire::<M>::Hello {
         id: usize::from(shared.me),
         role: shared.opts.hello_role,
@@ -207,7 +211,9 @@ where
                 let shared = shared.clone();
                 std::thread::spawn(move || {
                     let _slot = Release(&shared.accepted);
-                    serve(shared.clone(), stream, None, from)
+                    if let Some(stream) = handshake(&shared, stream, from) {
+                        serve(shared.clone(), stream, None, from)
+                    }
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -218,9 +224,30 @@ where
     }
 }
 
+/// The server side of an accepted connection's TLS handshake (none in plaintext); `None`, with
+/// the reason logged, when the other side has no certificate of the cluster's authority, an
+/// expired one, or speaks no TLS.
+fn handshake<M>(shared: &Shared<M>, tcp: TcpStream, from: SocketAddr) -> Option<Stream> {
+    let Some(tls) = &shared.opts.tls else {
+        return Some(Stream::plain(tcp));
+    };
+    match tls.accept(tcp) {
+        Ok(stream) => Some(stream),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            // Closed before saying anything (a port probe): nothing to complain about.
+            tracing::debug!(%from, %e, "connection closed during its handshake");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(%from, reason = %e, "TLS handshake failed: refused");
+            None
+        }
+    }
+}
+
 /// Reads one connection: the sender's hello, then its frames, until the connection ends or a
 /// frame is bad. `expected` is the peer we connected to (for outgoing connections).
-fn serve<M>(shared: Arc<Shared<M>>, stream: TcpStream, expected: Option<Id>, from: SocketAddr)
+fn serve<M>(shared: Arc<Shared<M>>, stream: Stream, expected: Option<Id>, from: SocketAddr)
 where
     M: Serialize + DeserializeOwned + Send + 'static,
 {
@@ -228,7 +255,7 @@ where
     let writer = stream.try_clone();
     // Registered so that the node can close it when it returns.
     let number = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    if let Ok(c) = stream.try_clone() {
+    if let Ok(c) = stream.tcp().try_clone() {
         shared.conns.lock().expect("conns lock").insert(number, c);
     }
     let _unregister = Unregister(&shared.conns, number);
@@ -252,6 +279,12 @@ where
             return;
         }
     };
+    // The hello is a claim; with TLS, the certificate must back it.
+    let who = Who::claimed(usize::from(peer), role);
+    if let Err(reason) = reader.get_ref().certifies(who) {
+        tracing::warn!(%from, peer = usize::from(peer), ?role, %reason, "hello not backed by the certificate: refused");
+        return;
+    }
     let opts = &shared.opts;
     let allowed = match (expected, role) {
         (Some(e), _) => e == peer,
@@ -383,11 +416,11 @@ impl Drop for Unregister<'_> {
 }
 
 /// Writes a client's queue to its connection until the route is dropped or a write fails.
-fn conn_writer(stream: TcpStream, rx: mpsc::Receiver<Vec<u8>>) {
+fn conn_writer(stream: Stream, rx: mpsc::Receiver<Vec<u8>>) {
     let mut w = BufWriter::new(stream);
     while let Ok(frame) = rx.recv() {
         if write_queued(&mut w, frame, &rx).is_err() {
-            let _ = w.get_ref().shutdown(std::net::Shutdown::Both);
+            w.get_ref().shutdown();
             return;
         }
     }
