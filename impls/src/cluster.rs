@@ -308,6 +308,13 @@ impl Cluster {
             .map(|(_, i)| i)
     }
 
+    /// Adds (`add`) or removes `server` from the configuration ([`change_configuration`]),
+    /// asking the leader first.
+    pub fn change(&self, server: usize, add: bool, timeout: Duration) -> std::io::Result<()> {
+        let first = self.leader().unwrap_or(0);
+        change_configuration(self.len(), &|i| self.admin(i), first, server, add, timeout)
+    }
+
     /// Stops every node.
     pub fn stop(&mut self) {
         for i in 0..self.len() {
@@ -320,6 +327,55 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Adds (`add`) or removes `server` from the configuration of a cluster of `nodes` nodes
+/// (Raft's AddServer and RemoveServer, thesis §4): asks node `first`, then the leader a node
+/// names, or else each node in turn, until one answers that the change is committed, or
+/// `timeout` has passed.
+pub fn change_configuration<'a>(
+    nodes: usize,
+    admin: &dyn Fn(usize) -> crate::node::AdminTarget<'a>,
+    first: usize,
+    server: usize,
+    add: bool,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    use crate::node::ChangeAnswer;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut next = first % nodes.max(1);
+    let mut last = String::from("no node answered");
+    while std::time::Instant::now() < deadline {
+        let asked = next;
+        next = (asked + 1) % nodes;
+        match crate::node::change_membership(admin(asked), server, add) {
+            Ok(ChangeAnswer::Done) => return Ok(()),
+            Ok(ChangeAnswer::Unsupported) => {
+                return Err(std::io::Error::other(
+                    "the protocol has no configuration changes",
+                ))
+            }
+            Ok(ChangeAnswer::NotDone { leader_hint }) if leader_hint == Some(asked) => {
+                return Err(std::io::Error::other(format!(
+                    "node {asked}, the leader, refuses it (a server the cluster does not know, \
+                     or its last one)"
+                )));
+            }
+            Ok(ChangeAnswer::NotDone { leader_hint }) => {
+                last = format!("node {asked} did not commit it");
+                if let Some(l) = leader_hint.filter(|l| *l < nodes) {
+                    next = l;
+                    continue;
+                }
+            }
+            Err(e) => last = format!("node {asked}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("not committed within {timeout:?} ({last})"),
+    ))
 }
 
 /// `n` ports that were free a moment ago, below the kernel's ephemeral range: a port from that
@@ -425,6 +481,11 @@ fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand
             .arg("--pow-bits")
             .arg(format!("{:#010x}", t.pow_bits))
             .args(t.log_reads.then_some("--log-reads"))
+            .args(
+                t.members
+                    .iter()
+                    .flat_map(|m| ["--members".to_string(), m.to_string()]),
+            )
             .arg("--admin")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

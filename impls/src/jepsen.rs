@@ -51,6 +51,9 @@ pub enum Nemesis {
     /// heals: a long garbage-collection pause, or a VM that was descheduled. The node's peers
     /// and clients see it vanish, and it wakes up believing what it believed before.
     Pause,
+    /// Remove a node from the configuration (half the time the leader, which steps down once
+    /// the change commits), then add it back (Raft's single-server changes, thesis §4).
+    Membership,
 }
 
 impl Nemesis {
@@ -61,6 +64,7 @@ impl Nemesis {
         Nemesis::Loss,
         Nemesis::Delay,
         Nemesis::Pause,
+        Nemesis::Membership,
     ];
 }
 
@@ -72,6 +76,7 @@ impl std::fmt::Display for Nemesis {
             Nemesis::Loss => "loss",
             Nemesis::Delay => "delay",
             Nemesis::Pause => "pause",
+            Nemesis::Membership => "membership",
         })
     }
 }
@@ -85,6 +90,7 @@ impl std::str::FromStr for Nemesis {
             "loss" => Ok(Nemesis::Loss),
             "delay" => Ok(Nemesis::Delay),
             "pause" => Ok(Nemesis::Pause),
+            "membership" => Ok(Nemesis::Membership),
             _ => Err(format!(
                 "unknown nemesis '{s}' (expected kill, partition, loss, delay or pause)"
             )),
@@ -903,6 +909,30 @@ fn nemesis(
                 cluster.set_all(&Faults::default());
                 "messages between nodes delayed 0-27 ms, in order".to_string()
             }
+            Nemesis::Membership => {
+                // A node out of the configuration and back: half the time the leader.
+                let victim = match cluster.leader() {
+                    Some(l) if rng.below(2) == 0 => l,
+                    _ => rng.below(opts.nodes as u64) as usize,
+                };
+                let wait = Duration::from_secs(5);
+                let removed = cluster.change(victim, false, wait);
+                std::thread::sleep(length);
+                // Add it back whatever happened, until it is in (a cluster left short of a
+                // node would bear fewer faults for the rest of the run).
+                let added = (0..3)
+                    .map(|_| cluster.change(victim, true, wait))
+                    .find(|r| r.is_ok())
+                    .unwrap_or_else(|| cluster.change(victim, true, wait));
+                match (removed, added) {
+                    (Ok(()), Ok(())) => format!("node {victim} removed, then added back"),
+                    (removed, added) => format!(
+                        "node {victim}: removal {}, addition {}",
+                        outcome(&removed),
+                        outcome(&added)
+                    ),
+                }
+            }
             Nemesis::Pause => {
                 // One node: for a fail-stop protocol a serving one, never the spared one;
                 // otherwise half the time the leader (a paused leader that wakes up still
@@ -944,6 +974,14 @@ fn nemesis(
             start: since(start),
             healed: since(Instant::now()),
         });
+    }
+}
+
+/// A configuration change's outcome, for a fault's record.
+fn outcome(r: &std::io::Result<()>) -> String {
+    match r {
+        Ok(()) => "committed".to_string(),
+        Err(e) => format!("not committed ({e})"),
     }
 }
 

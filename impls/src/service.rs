@@ -45,6 +45,9 @@ pub struct Tuning {
     pub pow_bits: u32,
     /// Raft: Gets go through the log like writes, instead of ReadIndex (thesis §6.4).
     pub log_reads: bool,
+    /// Raft: the initial configuration is the first N nodes (`None`: all); the others wait to
+    /// be added (`cluster add N`, thesis §4).
+    pub members: Option<usize>,
 }
 
 impl Default for Tuning {
@@ -57,6 +60,7 @@ impl Default for Tuning {
             session_min: Duration::from_millis(4_000),
             pow_bits: models::bitcoin::node::DEFAULT_BITS,
             log_reads: false,
+            members: None,
         }
     }
 }
@@ -153,6 +157,12 @@ pub trait Service: 'static {
     }
 
     fn describe(_state: &Self::State) -> Option<String> {
+        None
+    }
+
+    /// Configuration changes an administrator may ask for (`cluster add N`, `cluster remove
+    /// N`); `None`: the protocol has none.
+    fn membership() -> Option<crate::node::Membership<Self::Msg>> {
         None
     }
 
@@ -578,6 +588,7 @@ where
         kind: Some(S::kind),
         inbox: S::inbox(&actor),
         peer_closed: Some(S::peer_closed),
+        membership: S::membership(),
     };
     crate::node::run_hooked(
         actor,

@@ -43,13 +43,17 @@ fn tuning(snapshot_every: u64) -> Tuning {
 }
 
 fn start(name: &str, snapshot_every: u64, bug: Option<&'static str>) -> Cluster {
+    start_with(name, 3, tuning(snapshot_every), bug)
+}
+
+fn start_with(name: &str, nodes: usize, tuning: Tuning, bug: Option<&'static str>) -> Cluster {
     Cluster::start(ClusterSpec {
         protocol: "raft".into(),
         node_bin: PathBuf::from(env!("CARGO_BIN_EXE_node")),
         dir: scratch(name),
-        nodes: 3,
+        nodes,
         base_port: None,
-        tuning: tuning(snapshot_every),
+        tuning,
         bug,
         seed: None,
         capacity: None,
@@ -264,6 +268,11 @@ fn malformed_client_frames_close_only_their_connection() {
         br#"{"Admin":{"blocked":[1,2],"loss":0.0,"max_delay_ms":0}}"#,
     )
     .unwrap();
+    // A client that asks to remove node 0 (only an administrator may change the
+    // configuration): cut off, and node 0 stays in (it must commit below).
+    let s = as_client();
+    write_frame(&mut &s, &hello(CLIENT_IDS + 11, "Client")).unwrap();
+    write_frame(&mut &s, br#"{"Msg":{"RemoveServer":{"old_server":0}}}"#).unwrap();
     let s = as_client();
     write_frame(&mut &s, &hello(77, "Peer")).unwrap();
     write_frame(
@@ -305,6 +314,73 @@ fn malformed_client_frames_close_only_their_connection() {
     cluster.kill(1);
     put(&mut all, "x", "2");
     assert!(cluster.is_running(0));
+}
+
+/// Thesis §4: node 3 starts outside the configuration and is added (caught up first); the
+/// leader removes itself and steps down; node 3 then counts in a majority.
+#[test]
+fn a_node_is_added_and_a_leader_that_removes_itself_steps_down() {
+    let cluster = start_with(
+        "membership",
+        4,
+        Tuning {
+            members: Some(3),
+            ..tuning(1000)
+        },
+        None,
+    );
+    let mut c = client(&cluster.config, CLIENT_IDS + 1);
+    put(&mut c, "x", "1");
+    assert_ne!(leader(&cluster), 3, "node 3 is outside the configuration");
+    cluster.change(3, true, OP).expect("node 3 added");
+    let old = leader(&cluster);
+    cluster.change(old, false, OP).expect("the leader removed");
+    put(&mut c, "x", "2");
+    let new = leader(&cluster);
+    assert_ne!(new, old, "a removed leader steps down");
+    let status = cluster.query_status(old).unwrap().unwrap_or_default();
+    assert!(status.starts_with("follower"), "{status}");
+    // Of {0, 1, 2, 3} without `old`, kill one that is neither the leader nor node 3: the
+    // majority left needs node 3.
+    let mut cluster = cluster;
+    let victim = (0..3).find(|i| *i != old && *i != new).unwrap();
+    cluster.kill(victim);
+    put(&mut c, "x", "3");
+    assert_eq!(get(&mut c, "x"), "3");
+    // A node the cluster does not know is refused by the leader, at once.
+    let err = cluster.change(9, true, OP).unwrap_err().to_string();
+    assert!(err.contains("refuses"), "{err}");
+}
+
+/// `jepsen raft --nemesis membership,kill`: nodes leave the configuration and come back while
+/// others are killed, and the history stays linearizable.
+#[test]
+fn a_jepsen_run_with_membership_changes_is_linearizable() {
+    let opts = JepsenOpts {
+        node_bin: PathBuf::from(env!("CARGO_BIN_EXE_node")),
+        dir: scratch("jepsen-membership"),
+        nodes: 3,
+        clients: 3,
+        duration: Duration::from_secs(8),
+        nemesis: vec![Nemesis::Membership, Nemesis::Kill],
+        seed: 3,
+        keys: 2,
+        op_timeout: Duration::from_secs(2),
+        tuning: tuning(50),
+        bug: None,
+        insecure: false,
+    };
+    let report = jepsen::run::<RaftService>(&opts).unwrap();
+    assert_eq!(report.check.verdict, "linearizable", "{report:?}");
+    assert!(
+        report
+            .faults
+            .iter()
+            .any(|f| f.kind == Nemesis::Membership && f.detail.contains("added back")),
+        "{:?}",
+        report.faults
+    );
+    assert!(report.passed(), "{report:?}");
 }
 
 #[test]

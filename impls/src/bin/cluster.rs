@@ -10,6 +10,9 @@
 //!   protocol has roles (`leader of term 3`).
 //! - `cluster kill N [--dir DIR]`: `kill -9` node N and keep it down.
 //! - `cluster start N [--dir DIR]`: let node N run again (the running `cluster` restarts it).
+//! - `cluster add N [--dir DIR]`, `cluster remove N [--dir DIR]`: add node N to the
+//!   configuration, or remove it (Raft, thesis §4: `cluster raft --nodes 4 --members 3` starts
+//!   node 3 outside it); returns once the leader has committed the change.
 //!
 //! Talk to it with `client PROTOCOL --cluster DIR/cluster.toml ...`.
 
@@ -31,7 +34,7 @@ use impls::tls::Who;
     name = "cluster",
     version,
     about = "A local cluster of nodes of a registered protocol; Ctrl-C stops it",
-    override_usage = "cluster <PROTOCOL> [OPTIONS]\n       cluster status [--dir DIR]\n       cluster kill <N> [--dir DIR]\n       cluster start <N> [--dir DIR]",
+    override_usage = "cluster <PROTOCOL> [OPTIONS]\n       cluster status [--dir DIR]\n       cluster kill <N> [--dir DIR]\n       cluster start <N> [--dir DIR]\n       cluster add|remove <N> [--dir DIR]",
     after_help = service::protocols_help(service::Listing::All)
 )]
 struct Cli {
@@ -54,6 +57,18 @@ enum Command {
     },
     /// Let node N of a running cluster run again.
     Start {
+        n: usize,
+        #[arg(long, default_value = "raft-cluster")]
+        dir: PathBuf,
+    },
+    /// Add node N to the configuration (Raft: AddServer, thesis §4); waits for the commit.
+    Add {
+        n: usize,
+        #[arg(long, default_value = "raft-cluster")]
+        dir: PathBuf,
+    },
+    /// Remove node N from the configuration (Raft: RemoveServer); waits for the commit.
+    Remove {
         n: usize,
         #[arg(long, default_value = "raft-cluster")]
         dir: PathBuf,
@@ -96,6 +111,9 @@ struct RunOpts {
     /// Raft: Gets go through the log like writes, instead of ReadIndex.
     #[arg(long)]
     log_reads: bool,
+    /// Raft: the initial configuration is the first N nodes; the others wait for `cluster add`.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    members: Option<u16>,
     /// GFS's chunk size in bytes (§2.5; 64 MB by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(4096..=(1 << 32)))]
     chunk_bytes: Option<u64>,
@@ -124,6 +142,8 @@ fn main() -> ExitCode {
         Command::Status { dir } => status(&dir),
         Command::Kill { n, dir } => kill(&dir, n),
         Command::Start { n, dir } => start(&dir, n),
+        Command::Add { n, dir } => change(&dir, n, true),
+        Command::Remove { n, dir } => change(&dir, n, false),
         Command::Run(words) => match RunArgs::try_parse_from(&words) {
             Ok(args) => launch(args),
             Err(e) => {
@@ -155,6 +175,9 @@ fn launch(args: RunArgs) -> Result<()> {
         tuning.snapshot_every = n;
     }
     tuning.log_reads |= o.log_reads;
+    if let Some(m) = o.members {
+        tuning.members = Some(m.into());
+    }
     if let Some(n) = o.chunk_bytes {
         tuning.chunk_bytes = n;
     }
@@ -312,6 +335,29 @@ fn kill(dir: &Path, n: usize) -> Result<()> {
         }
         None => println!("node {n} is not running; it stays down until `cluster start {n}`"),
     }
+    Ok(())
+}
+
+/// Adds or removes node `n` from the configuration, through the leader.
+fn change(dir: &Path, n: usize, add: bool) -> Result<()> {
+    let config = config(dir)?;
+    anyhow::ensure!(
+        config.nodes.contains_key(&stateright::actor::Id::from(n)),
+        "the cluster has no node {n}"
+    );
+    let tls = config.tls(Who::Admin)?;
+    let addrs: Vec<_> = config.nodes.values().copied().collect();
+    let admin = |i: usize| AdminTarget {
+        tls: tls.as_deref(),
+        node: i,
+        addr: addrs[i],
+    };
+    impls::cluster::change_configuration(addrs.len(), &admin, 0, n, add, Duration::from_secs(20))
+        .with_context(|| format!("{} node {n}", if add { "adding" } else { "removing" }))?;
+    println!(
+        "node {n} {} the configuration (committed)",
+        if add { "added to" } else { "removed from" }
+    );
     Ok(())
 }
 

@@ -51,6 +51,9 @@ struct Cli {
     /// Raft: Gets go through the log like writes, instead of ReadIndex (thesis §6.4).
     #[arg(long)]
     log_reads: bool,
+    /// Raft: the initial configuration is the first N nodes of the cluster file (thesis §4).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    members: Option<u16>,
     /// GFS's chunk size in bytes (§2.5; 64 MB by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(4096..=(1 << 32)))]
     chunk_bytes: Option<u64>,
@@ -105,6 +108,9 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         tuning.snapshot_every = n;
     }
     tuning.log_reads |= cli.log_reads;
+    if let Some(m) = cli.members {
+        tuning.members = Some(m.into());
+    }
     if let Some(n) = cli.chunk_bytes {
         tuning.chunk_bytes = n;
     }

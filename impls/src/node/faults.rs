@@ -31,6 +31,7 @@ pub(super) fn admin<M>(
     reader: &mut BufReader<Stream>,
     writer: &Stream,
     from: SocketAddr,
+    number: u64,
 ) where
     M: Serialize + DeserializeOwned,
 {
@@ -73,6 +74,13 @@ pub(super) fn admin<M>(
                     return;
                 }
             }
+            Ok(Wire::Change { server, add }) => {
+                tracing::info!(server, add, "configuration change asked");
+                let answer = super::transport::change(shared, server, add, number);
+                if write_frame(&mut &*writer, &encode(&answer)).is_err() {
+                    return;
+                }
+            }
             _ => {
                 tracing::error!(%from, "bad administrator frame: connection closed");
                 return;
@@ -93,11 +101,19 @@ pub struct AdminTarget<'a> {
 /// Opens an administrator connection to `to`, sends `request`, and returns the node's first
 /// answer after its hello.
 fn admin_request(to: AdminTarget, request: &Wire<()>, what: &str) -> std::io::Result<Wire<()>> {
+    admin_request_waiting(to, request, what, Duration::from_secs(2))
+}
+
+/// [`admin_request`], waiting up to `wait` for the answer.
+fn admin_request_waiting(
+    to: AdminTarget,
+    request: &Wire<()>,
+    what: &str,
+    wait: Duration,
+) -> std::io::Result<Wire<()>> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
     let stream = crate::tls::connect(to.tls, to.addr, Duration::from_secs(1), Who::Node(to.node))?;
-    stream
-        .tcp()
-        .set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.tcp().set_read_timeout(Some(wait))?;
     let hello = encode(&Wire::<()>::Hello {
         id: 0,
         role: Role::Admin,
@@ -122,6 +138,41 @@ fn unexpected(what: &str) -> std::io::Error {
         std::io::ErrorKind::InvalidData,
         format!("unexpected answer to a {what}"),
     )
+}
+
+/// What a node answered an administrator's configuration change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeAnswer {
+    /// Committed.
+    Done,
+    /// Not done here: the node does not lead (or did not finish in time), with the leader it
+    /// knows of.
+    NotDone { leader_hint: Option<usize> },
+    /// The protocol has no configuration changes.
+    Unsupported,
+}
+
+/// Asks the node `to` to add (`add`) or remove `server` from the configuration, and waits for
+/// its answer.
+pub fn change_membership(
+    to: AdminTarget,
+    server: usize,
+    add: bool,
+) -> std::io::Result<ChangeAnswer> {
+    let wait = super::transport::CHANGE_WAIT + Duration::from_secs(1);
+    match admin_request_waiting(
+        to,
+        &Wire::Change { server, add },
+        "configuration change",
+        wait,
+    )? {
+        Wire::Changed { ok: true, .. } => Ok(ChangeAnswer::Done),
+        Wire::Changed {
+            unsupported: true, ..
+        } => Ok(ChangeAnswer::Unsupported),
+        Wire::Changed { leader_hint, .. } => Ok(ChangeAnswer::NotDone { leader_hint }),
+        _ => Err(unexpected("configuration change")),
+    }
 }
 
 /// Sets the faults of the node listening at `addr`, and waits for its acknowledgement.

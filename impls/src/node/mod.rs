@@ -44,7 +44,9 @@ mod faults;
 mod shutdown;
 mod transport;
 
-pub use faults::{query_counts, query_status, set_faults, AdminTarget, Faults};
+pub use faults::{
+    change_membership, query_counts, query_status, set_faults, AdminTarget, ChangeAnswer, Faults,
+};
 pub use shutdown::Shutdown;
 pub use transport::BYTES_TO_PEERS;
 pub use transport::{Role, Wire};
@@ -179,6 +181,7 @@ struct Shared<M> {
     counts: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// [`BYTES_TO_PEERS`], counted on every send without the counts' lock.
     bytes_to_peers: AtomicU64,
+    membership: Option<Membership<M>>,
 }
 
 impl<M> Shared<M> {
@@ -245,6 +248,28 @@ pub type Kind<A> = fn(&<A as Actor>::Msg) -> Option<&'static str>;
 /// The message, if any, a node gives its own actor when a connection with a peer ends.
 pub type PeerClosed<A> = fn(Id) -> Option<<A as Actor>::Msg>;
 
+/// Configuration changes an administrator may ask of a node (`cluster add N`, Raft's
+/// AddServer and RemoveServer): the message that asks for one, what a reply says, and which
+/// messages only an administrator may send (a client or a peer that sends one is cut off).
+pub struct Membership<M> {
+    /// The request to add (`true`) or remove a server.
+    pub request: fn(Id, bool) -> M,
+    /// A reply's outcome: done, or not, with the leader the node knows of.
+    pub reply: fn(&M) -> Option<ChangeReply>,
+    pub admin_only: fn(&M) -> bool,
+}
+
+/// What a node's answer to a configuration change says: done, and the leader it knows of.
+pub type ChangeReply = (bool, Option<Id>);
+
+impl<M> Clone for Membership<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for Membership<M> {}
+
 /// What a caller may add to a node beyond its actor.
 pub struct Hooks<A: Actor> {
     /// The node's role in words (`leader of term 3`), logged at info when it changes
@@ -259,6 +284,8 @@ pub struct Hooks<A: Actor> {
     /// Called when a connection with a peer ends; the message it makes is delivered to the
     /// actor as if the node had sent it to itself (a failure detector faster than timeouts).
     pub peer_closed: Option<PeerClosed<A>>,
+    /// Configuration changes, for protocols that have them.
+    pub membership: Option<Membership<A::Msg>>,
 }
 
 /// Takes a node's [`Inbox`] once the node runs.
@@ -293,6 +320,7 @@ impl<A: Actor> Default for Hooks<A> {
             kind: None,
             inbox: None,
             peer_closed: None,
+            membership: None,
         }
     }
 }
@@ -319,6 +347,7 @@ where
         status: Mutex::new(None),
         counts: Mutex::new(Default::default()),
         bytes_to_peers: AtomicU64::new(0),
+        membership: hooks.membership,
         me,
         opts: opts.clone(),
         routes: Mutex::new(HashMap::new()),

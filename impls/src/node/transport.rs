@@ -51,7 +51,24 @@ pub enum Wire<M> {
     CountQuery,
     /// The messages the node has handled since it started, by kind (its service names them).
     Counted(std::collections::BTreeMap<String, u64>),
+    /// From an administrator: add (`add`) or remove `server` from the configuration. Answered
+    /// with `Changed` once the node's actor answers (a leader: once the change is committed),
+    /// or after [`CHANGE_WAIT`].
+    Change {
+        server: usize,
+        add: bool,
+    },
+    /// The answer to `Change`: done, or not with the leader the node knows of; `unsupported`:
+    /// the protocol has no configuration changes.
+    Changed {
+        ok: bool,
+        leader_hint: Option<usize>,
+        unsupported: bool,
+    },
 }
+
+/// How long a node waits for its actor's answer to an administrator's `Change`.
+pub const CHANGE_WAIT: Duration = Duration::from_secs(5);
 
 /// A queue of frames to one peer or client, and which connection drains it.
 pub(super) struct Route {
@@ -335,7 +352,7 @@ where
                 conn_writer(writer, rx)
             });
         } else if role == Role::Admin {
-            admin(&shared, &mut reader, &writer, from);
+            admin(&shared, &mut reader, &writer, from, number);
             return;
         }
     }
@@ -349,13 +366,23 @@ where
             }
         };
         match serde_json::from_slice::<Wire<M>>(&frame) {
+            Ok(Wire::Msg(msg)) if shared.membership.is_some_and(|m| (m.admin_only)(&msg)) => {
+                tracing::error!(%from, peer = usize::from(peer), "configuration change from a non-administrator: connection closed");
+                break;
+            }
             Ok(Wire::Msg(msg)) => {
                 if shared.events.send(Event::Msg(peer, msg)).is_err() {
                     break;
                 }
             }
-            Ok(Wire::Hello { .. } | Wire::Ack | Wire::Status(_) | Wire::Counted(_)) => {}
-            Ok(Wire::Admin(_) | Wire::Query | Wire::CountQuery) => {
+            Ok(
+                Wire::Hello { .. }
+                | Wire::Ack
+                | Wire::Status(_)
+                | Wire::Counted(_)
+                | Wire::Changed { .. },
+            ) => {}
+            Ok(Wire::Admin(_) | Wire::Query | Wire::CountQuery | Wire::Change { .. }) => {
                 tracing::error!(%from, peer = usize::from(peer), "fault command from a non-administrator: connection closed");
                 break;
             }
@@ -377,6 +404,56 @@ impl<M> Drop for PeerGone<'_, M> {
             let _ = self.0.events.send(Event::PeerClosed(self.1));
         }
     }
+}
+
+/// Hands an administrator's configuration change to the actor, as a message from the
+/// administrator of connection `number`, and waits up to [`CHANGE_WAIT`] for the actor's
+/// answer.
+pub(super) fn change<M>(shared: &Shared<M>, server: usize, add: bool, number: u64) -> Wire<M>
+where
+    M: DeserializeOwned,
+{
+    let Some(membership) = shared.membership else {
+        return Wire::Changed {
+            ok: false,
+            leader_hint: None,
+            unsupported: true,
+        };
+    };
+    // An administrator is known by its connection: ids from the top down, clear of nodes' and
+    // clients'.
+    let admin = Id::from(usize::MAX - number as usize);
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
+    let conn = Some(number);
+    shared
+        .routes
+        .lock()
+        .expect("routes lock")
+        .insert(admin, Route { tx, conn });
+    let mut answer = Wire::Changed {
+        ok: false,
+        leader_hint: None,
+        unsupported: false,
+    };
+    let request = (membership.request)(Id::from(server), add);
+    if shared.events.send(Event::Msg(admin, request)).is_ok() {
+        let deadline = Instant::now() + CHANGE_WAIT;
+        while let Ok(bytes) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let Ok(Wire::Msg(msg)) = serde_json::from_slice::<Wire<M>>(&bytes) else {
+                continue;
+            };
+            if let Some((ok, hint)) = (membership.reply)(&msg) {
+                answer = Wire::Changed {
+                    ok,
+                    leader_hint: hint.map(usize::from),
+                    unsupported: false,
+                };
+                break;
+            }
+        }
+    }
+    forget_route(shared, admin, conn);
+    answer
 }
 
 /// Removes the route to `peer` through connection `conn`, if it is still that one.

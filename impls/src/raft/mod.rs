@@ -66,10 +66,15 @@ impl Service for RaftService {
             .transpose()?;
         Ok(RaftActor::Server(ServerCfg {
             peers: cluster.nodes.keys().copied().filter(|p| *p != id).collect(),
-            members: cluster.nodes.keys().copied().collect(),
-            // Not yet: the runtime does not tell an administrator's connection from a
-            // client's, and a client must not reconfigure the cluster.
-            accept_changes: false,
+            members: cluster
+                .nodes
+                .keys()
+                .copied()
+                .take(tuning.members.unwrap_or(usize::MAX))
+                .collect(),
+            // Only administrators send them: the runtime cuts off a client or a peer that
+            // does ([`RaftService::membership`]).
+            accept_changes: true,
             election_timeout: tuning.timeout.clone(),
             heartbeat: tuning.heartbeat,
             snapshot_every: tuning.snapshot_every,
@@ -95,6 +100,31 @@ impl Service for RaftService {
 
     fn store(dir: &Path) -> wal::RaftWal {
         wal::RaftWal::new(dir)
+    }
+
+    /// AddServer and RemoveServer (thesis §4.1), from administrators only.
+    fn membership() -> Option<crate::node::Membership<RaftMsg>> {
+        Some(crate::node::Membership {
+            request: |server, add| {
+                if add {
+                    RaftMsg::AddServer { new_server: server }
+                } else {
+                    RaftMsg::RemoveServer { old_server: server }
+                }
+            },
+            reply: |msg| match msg {
+                RaftMsg::ServerChangeReply {
+                    ok, leader_hint, ..
+                } => Some((*ok, *leader_hint)),
+                _ => None,
+            },
+            admin_only: |msg| {
+                matches!(
+                    msg,
+                    RaftMsg::AddServer { .. } | RaftMsg::RemoveServer { .. }
+                )
+            },
+        })
     }
 
     fn describe(state: &RaftState) -> Option<String> {
@@ -153,6 +183,17 @@ impl Client for RaftService {
 }
 
 impl Jepsen for RaftService {
+    fn nemeses() -> &'static [crate::jepsen::Nemesis] {
+        use crate::jepsen::Nemesis;
+        &[
+            Nemesis::Kill,
+            Nemesis::Partition,
+            Nemesis::Loss,
+            Nemesis::Delay,
+            Nemesis::Membership,
+        ]
+    }
+
     fn workload(rng: &mut Rng, keys: usize, id: u64) -> KvOp {
         kv::workload(rng, keys, id)
     }

@@ -611,7 +611,7 @@ pub fn run_driver<T>(
                 inbox: Some(Box::new(move |inbox| {
                     let _ = give.send(inbox);
                 })),
-                peer_closed: None,
+                ..crate::node::Hooks::default()
             };
             let end = crate::node::run_hooked(
                 node,
@@ -1235,7 +1235,7 @@ pub fn run_worker(
         describe: None,
         kind: None,
         inbox: Some(node.inbox_hook()),
-        peer_closed: None,
+        ..crate::node::Hooks::default()
     };
     crate::node::run_hooked(
         node,
