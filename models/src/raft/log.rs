@@ -185,6 +185,7 @@ impl Log {
 mod tests {
     use super::*;
     use crate::raft::kv::KvOp;
+    use stateright::actor::Id;
 
     fn entry(term: Term, seq: u64) -> Entry {
         Entry {
@@ -214,6 +215,29 @@ mod tests {
         assert_eq!(log.entries_from(4).len(), 0);
         log.truncate_from(3);
         assert_eq!((log.last_index(), log.last_term()), (2, 1));
+    }
+
+    #[test]
+    fn the_latest_configuration_survives_compaction() {
+        let config = |ids: &[usize]| Entry {
+            term: 1,
+            kind: EntryKind::Config(ids.iter().map(|i| Id::from(*i)).collect()),
+        };
+        let mut log = Log {
+            entries: vec![config(&[0, 1]), entry(1, 1), config(&[0, 1, 2]), entry(1, 2)],
+            ..Log::default()
+        };
+        assert_eq!(log.latest_config().map(|(i, c)| (i, c.len())), Some((3, 3)));
+        // Compacted up to the first configuration only: the later one is still an entry.
+        log.compact(2, KvMachine::default());
+        assert_eq!(log.snapshot.config.as_ref().map(Vec::len), Some(2));
+        assert_eq!(log.latest_config().map(|(i, c)| (i, c.len())), Some((3, 3)));
+        // Compacted past it: the snapshot keeps it, at its last included index.
+        log.compact(4, KvMachine::default());
+        assert!(log.entries.is_empty());
+        assert_eq!(log.latest_config().map(|(i, c)| (i, c.len())), Some((4, 3)));
+        log.truncate_from(5);
+        assert_eq!(Log::default().latest_config(), None);
     }
 
     #[test]
