@@ -474,6 +474,8 @@ fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand
             .arg(t.heartbeat.as_millis().to_string())
             .arg("--snapshot-every")
             .arg(t.snapshot_every.to_string())
+            .arg("--snapshot-chunk")
+            .arg(t.snapshot_chunk.to_string())
             .arg("--chunk-bytes")
             .arg(t.chunk_bytes.to_string())
             .arg("--session-min-ms")

@@ -36,6 +36,8 @@ pub struct Tuning {
     pub heartbeat: Duration,
     /// Snapshot after this many applied entries; 0 never (Raft §7).
     pub snapshot_every: u64,
+    /// Raft: keys and client sessions per InstallSnapshot chunk (Figure 13).
+    pub snapshot_chunk: u64,
     /// GFS's chunk size in bytes (§2.5: 64 MB).
     pub chunk_bytes: u64,
     /// The shortest session timeout a ZooKeeper server grants (`minSessionTimeout`; 4 s, two of
@@ -56,6 +58,7 @@ impl Default for Tuning {
             timeout: Duration::from_millis(300)..Duration::from_millis(600),
             heartbeat: Duration::from_millis(50),
             snapshot_every: 1000,
+            snapshot_chunk: 4096,
             chunk_bytes: 64 << 20,
             session_min: Duration::from_millis(4_000),
             pow_bits: models::bitcoin::node::DEFAULT_BITS,

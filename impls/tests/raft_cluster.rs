@@ -180,7 +180,16 @@ fn a_stale_read_from_a_cut_off_leader_is_caught() {
 
 #[test]
 fn a_node_back_from_a_long_outage_catches_up_by_snapshot() {
-    let mut cluster = start("snapshot", 10, None);
+    // Chunks of 16 keys and sessions: the snapshot (61 keys, a session) takes 4 (Figure 13).
+    let mut cluster = start_with(
+        "snapshot",
+        3,
+        Tuning {
+            snapshot_chunk: 16,
+            ..tuning(10)
+        },
+        None,
+    );
     let mut c = client(&cluster.config, CLIENT_IDS + 1);
     put(&mut c, "warm", "up");
     let behind = (leader(&cluster) + 1) % 3;
@@ -193,10 +202,11 @@ fn a_node_back_from_a_long_outage_catches_up_by_snapshot() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let s: Option<Storage> = RaftWal::read(&cluster.data_dir(behind)).unwrap();
-        if s.is_some_and(|s| {
-            s.log.snapshot.last_included_index >= 50
-                && s.log.snapshot.machine.data.0.get("k45").map(String::as_str) == Some("45")
-        }) {
+        let whole = |s: &Storage| {
+            let data = &s.log.snapshot.machine.data.0;
+            (0..45).all(|i| data.get(&format!("k{i}")) == Some(&i.to_string()))
+        };
+        if s.is_some_and(|s| s.log.snapshot.last_included_index >= 50 && whole(&s)) {
             break;
         }
         assert!(Instant::now() < deadline, "node {behind} did not catch up");

@@ -51,6 +51,9 @@ struct Cli {
     /// Raft: Gets go through the log like writes, instead of ReadIndex (thesis §6.4).
     #[arg(long)]
     log_reads: bool,
+    /// Raft: keys and client sessions per InstallSnapshot chunk (Figure 13; 4096 by default).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_chunk: Option<u64>,
     /// Raft: the initial configuration is the first N nodes of the cluster file (thesis §4).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     members: Option<u16>,
@@ -108,6 +111,9 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         tuning.snapshot_every = n;
     }
     tuning.log_reads |= cli.log_reads;
+    if let Some(n) = cli.snapshot_chunk {
+        tuning.snapshot_chunk = n;
+    }
     if let Some(m) = cli.members {
         tuning.members = Some(m.into());
     }

@@ -44,6 +44,7 @@ impl Service for RaftService {
     const SUMMARY: &'static str = "a linearizable key-value store on Raft (§§5, 7, 8)";
     const TUNING_HELP: &'static str = "timeout: the randomised election timeout (§5.2); \
         heartbeat: the leader's AppendEntries interval; snapshot-every: entries between snapshots; \
+        snapshot-chunk: keys and sessions per InstallSnapshot chunk; \
         log-reads: Gets through the log instead of ReadIndex";
 
     fn bugs() -> Vec<&'static str> {
@@ -78,6 +79,7 @@ impl Service for RaftService {
             election_timeout: tuning.timeout.clone(),
             heartbeat: tuning.heartbeat,
             snapshot_every: tuning.snapshot_every,
+            snapshot_chunk: tuning.snapshot_chunk.max(1),
             heartbeats: Heartbeats::Every,
             reads: if tuning.log_reads {
                 Reads::Log

@@ -51,21 +51,26 @@ pub enum RaftMsg {
         round: u64,
     },
     /// Invoked by the leader to send a snapshot to a follower that is too far behind (§7,
-    /// Figure 13). The snapshot travels in one chunk (offset 0, done).
+    /// Figure 13), in chunks: `data` holds the state machine's items from `offset` (keys, then
+    /// client sessions; [`KvMachine::chunk`]), `done` is set on the last chunk.
     InstallSnapshot {
         term: Term,
         leader_id: Id,
         last_included_index: Index,
         last_included_term: Term,
+        offset: u64,
         data: Arc<KvMachine>,
+        done: bool,
         /// The configuration the snapshot holds (thesis §5.1).
         config: Option<Vec<Id>>,
     },
-    /// Figure 13's reply carries only the term; the index tells the leader which snapshot the
-    /// follower now has.
+    /// Figure 13's reply carries only the term; `last_included_index` (the follower's commit
+    /// index) tells the leader which snapshot the follower has, and `received` how many items
+    /// of the snapshot being sent it holds, so that the leader sends the next chunk.
     InstallSnapshotReply {
         term: Term,
         last_included_index: Index,
+        received: u64,
     },
     /// From an administrator to the leader: add `new_server` to the configuration (thesis §4.1,
     /// Figure 4.1). The leader catches the new server up first (§4.2.1), then appends the new
@@ -129,6 +134,9 @@ crate::seeded_bugs! {
         VolatileLog = "volatile-log",
         /// A candidate whose election fails does not arm a new election timeout (§5.2).
         NoElectionRetry = "no-election-retry",
+        /// A follower installs a snapshot before its last chunk arrived (Figure 13: only `done`
+        /// completes it), with a state machine missing the items still to come.
+        PartialSnapshot = "partial-snapshot",
         /// A leader appends a configuration change before an entry of its term is committed:
         /// the single-server change bug Ongaro reported on raft-dev in 2015 (thesis §4.1 as
         /// first published; the fix is to commit the term's no-op first).
@@ -171,6 +179,8 @@ pub struct ServerCfg {
     pub heartbeat: Duration,
     /// Snapshot after this many applied entries beyond the last snapshot; 0 never (§7).
     pub snapshot_every: u64,
+    /// Items of the state machine per InstallSnapshot chunk; 0: the whole snapshot in one.
+    pub snapshot_chunk: u64,
     /// Which followers the leader's heartbeat goes to.
     pub heartbeats: Heartbeats,
     /// How the leader answers a Get.
@@ -264,6 +274,8 @@ pub enum Role {
         acked: Vec<u64>,
         reads: Vec<PendingRead>,
         change: Option<PendingChange>,
+        /// The items of the snapshot each peer has acknowledged (the next chunk's offset).
+        chunk_offset: Vec<u64>,
     },
 }
 
@@ -303,6 +315,9 @@ pub struct ServerState {
     /// The configuration in effect: the latest in the log, else the initial one (derived from
     /// the log, kept to spare a scan of the log at every count of a majority).
     pub config: Vec<Id>,
+    /// A snapshot whose chunks are arriving (Figure 13, steps 2-5), with the items so far;
+    /// volatile: a restart asks the leader for it again.
+    pub receiving: Option<Snapshot>,
 }
 
 impl ServerState {
@@ -445,6 +460,7 @@ impl ServerCfg {
         o.set_timer(RaftTimer::Election, self.election_timeout.clone());
         ServerState {
             config: self.config_of(&storage.log),
+            receiving: None,
             current_term: storage.current_term,
             voted_for: storage.voted_for,
             machine: (*storage.log.snapshot.machine).clone(),
@@ -613,6 +629,7 @@ impl ServerCfg {
             acked: vec![0; n],
             reads: Vec::new(),
             change: None,
+            chunk_offset: vec![0; n],
         };
         o.cancel_timer(RaftTimer::Election);
         o.set_timer(RaftTimer::Heartbeat, self.heartbeat..self.heartbeat);
@@ -644,6 +661,7 @@ impl ServerCfg {
             commit_sent,
             inflight,
             round,
+            chunk_offset,
             ..
         } = &mut s.role
         else {
@@ -654,12 +672,24 @@ impl ServerCfg {
         commit_sent[p] = s.commit_index;
         inflight[p] = true;
         let msg = if next <= s.log.first_index() {
+            let machine = &s.log.snapshot.machine;
+            let (offset, data, done) = match self.snapshot_chunk {
+                0 => (0, machine.clone(), true),
+                n => {
+                    let offset = chunk_offset[p].min(machine.items());
+                    let chunk = machine.chunk(offset, n);
+                    let done = offset + chunk.items() >= machine.items();
+                    (offset, Arc::new(chunk), done)
+                }
+            };
             RaftMsg::InstallSnapshot {
                 term: s.current_term,
                 leader_id: id,
                 last_included_index: s.log.snapshot.last_included_index,
                 last_included_term: s.log.snapshot.last_included_term,
-                data: s.log.snapshot.machine.clone(),
+                offset,
+                data,
+                done,
                 config: s.log.snapshot.config.clone(),
             }
         } else {
@@ -768,21 +798,50 @@ impl ServerCfg {
                 leader_id,
                 last_included_index,
                 last_included_term,
+                offset,
                 data,
+                done,
                 config,
             } => {
                 self.observe_term(s, term, Some(leader_id), o);
+                let mut received = 0;
                 if term == s.current_term {
                     self.follow(s, leader_id, o);
                     if last_included_index > s.commit_index {
-                        let snapshot = Snapshot {
-                            last_included_index,
-                            last_included_term,
-                            machine: data,
-                            config,
-                        };
-                        self.install_snapshot(s, snapshot);
-                        self.persist(s, o);
+                        // Figure 13: 2. create a new snapshot if the first chunk (offset 0);
+                        // 3. write data at offset (chunks come in order: a chunk that does not
+                        // continue the snapshot being received is dropped); 5. wait for more
+                        // unless done.
+                        let continues = s.receiving.as_ref().is_some_and(|r| {
+                            (
+                                r.last_included_index,
+                                r.last_included_term,
+                                r.machine.items(),
+                            ) == (last_included_index, last_included_term, offset)
+                        });
+                        if continues {
+                            let r = s.receiving.as_mut().expect("a snapshot being received");
+                            Arc::make_mut(&mut r.machine).merge(&data);
+                        } else if offset == 0 {
+                            s.receiving = Some(Snapshot {
+                                last_included_index,
+                                last_included_term,
+                                machine: data,
+                                config,
+                            });
+                        }
+                        if offset == 0 || continues {
+                            if done {
+                                let snapshot = s.receiving.take().expect("a received snapshot");
+                                self.install_snapshot(s, snapshot);
+                                self.persist(s, o);
+                            } else if self.bug == Some(RaftBug::PartialSnapshot) {
+                                let snapshot = s.receiving.clone().expect("a snapshot");
+                                self.install_snapshot(s, snapshot);
+                                self.persist(s, o);
+                            }
+                            received = s.receiving.as_ref().map_or(0, |r| r.machine.items());
+                        }
                     }
                 } else {
                     self.persist_if_changed(s, before, o);
@@ -792,6 +851,7 @@ impl ServerCfg {
                     RaftMsg::InstallSnapshotReply {
                         term: s.current_term,
                         last_included_index: s.commit_index,
+                        received,
                     },
                 );
             }
@@ -800,17 +860,34 @@ impl ServerCfg {
             RaftMsg::InstallSnapshotReply {
                 term,
                 last_included_index,
-            } => self.on_replication_reply(
-                id,
-                s,
-                src,
-                before,
-                term,
-                true,
-                last_included_index,
-                None,
-                o,
-            ),
+                received,
+            } => {
+                // The next chunk starts where the follower's snapshot ends (from the start once
+                // it has installed it, or holds none of this one).
+                let first = s.log.first_index();
+                if let Role::Leader { chunk_offset, .. } = &mut s.role {
+                    if let Some(p) = self.peers.iter().position(|q| *q == src) {
+                        if self.snapshot_chunk > 0 && term == s.current_term {
+                            chunk_offset[p] = if last_included_index >= first {
+                                0
+                            } else {
+                                received
+                            };
+                        }
+                    }
+                }
+                self.on_replication_reply(
+                    id,
+                    s,
+                    src,
+                    before,
+                    term,
+                    true,
+                    last_included_index,
+                    None,
+                    o,
+                )
+            }
             RaftMsg::Client(ClientMsg::Request { client, seq, op }) => {
                 self.on_request(id, s, src, client, seq, op, o)
             }

@@ -138,6 +138,45 @@ impl KvMachine {
         ret
     }
 
+    /// How many items the machine holds: its keys and its client sessions. InstallSnapshot sends
+    /// a snapshot in chunks of items (Figure 13's `offset` counts items).
+    pub fn items(&self) -> u64 {
+        (self.data.0.len() + self.sessions.len()) as u64
+    }
+
+    /// At most `count` items from `offset`: keys in order, then sessions in order.
+    pub fn chunk(&self, offset: u64, count: u64) -> KvMachine {
+        let (offset, count) = (offset as usize, count as usize);
+        let keys = self.data.0.len();
+        KvMachine {
+            data: KvData(
+                self.data
+                    .0
+                    .iter()
+                    .skip(offset)
+                    .take(count)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            sessions: self
+                .sessions
+                .iter()
+                .skip(offset.saturating_sub(keys))
+                .take(count.saturating_sub(keys.saturating_sub(offset)))
+                .map(|(c, s)| (*c, s.clone()))
+                .collect(),
+        }
+    }
+
+    /// Adds a chunk's items.
+    pub fn merge(&mut self, chunk: &KvMachine) {
+        self.data
+            .0
+            .extend(chunk.data.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.sessions
+            .extend(chunk.sessions.iter().map(|(c, s)| (*c, s.clone())));
+    }
+
     /// The response to client `client`'s `seq`-th command if it has been applied and is the
     /// latest one of that client.
     pub fn applied(&self, client: Id, seq: Seq) -> Option<&KvRet> {
@@ -186,6 +225,25 @@ mod tests {
                 prop_assert!(next.is_some(), "the specification refuses {op:?} => {ret:?} in {state:?}");
                 spec.insert(key.clone(), next.unwrap());
             }
+        }
+    }
+
+    #[test]
+    fn a_machine_in_chunks_of_items_merges_back_whole() {
+        let mut m = KvMachine::default();
+        for (i, k) in ["a", "b", "c"].iter().enumerate() {
+            m.apply(&cmd(i, 1, KvOp::Put(k.to_string(), "v".into())));
+        }
+        assert_eq!(m.items(), 6);
+        for count in 1..=7 {
+            let mut whole = KvMachine::default();
+            let mut offset = 0;
+            while offset < m.items() {
+                let chunk = m.chunk(offset, count);
+                offset += chunk.items();
+                whole.merge(&chunk);
+            }
+            assert_eq!(whole, m, "chunks of {count}");
         }
     }
 

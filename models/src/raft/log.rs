@@ -224,7 +224,12 @@ mod tests {
             kind: EntryKind::Config(ids.iter().map(|i| Id::from(*i)).collect()),
         };
         let mut log = Log {
-            entries: vec![config(&[0, 1]), entry(1, 1), config(&[0, 1, 2]), entry(1, 2)],
+            entries: vec![
+                config(&[0, 1]),
+                entry(1, 1),
+                config(&[0, 1, 2]),
+                entry(1, 2),
+            ],
             ..Log::default()
         };
         assert_eq!(log.latest_config().map(|(i, c)| (i, c.len())), Some((3, 3)));

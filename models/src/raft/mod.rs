@@ -20,7 +20,8 @@
 //!   before any reply that depends on them; a crash restarts a server from its storage.
 //! - **Log compaction** (§7, Figure 13). A server snapshots its state machine after applying
 //!   `snapshot-every` entries; a leader sends InstallSnapshot to a follower that needs entries it
-//!   has discarded, in one chunk.
+//!   has discarded, in chunks of `snapshot-chunk` state-machine items (0: one chunk; Figure 13's
+//!   `offset` and `done`), which the follower collects in order and installs on the last.
 //! - **The leader's no-op** (§8). A new leader appends a blank entry of its term at once, so it
 //!   commits an entry of its own term, and with it every earlier one (§5.4.2), without waiting
 //!   for a client, and learns which entries are committed.
@@ -62,6 +63,8 @@
 //!   `LinearizabilityTester` against a sequential key-value store (§8).
 //! - always *committed entries are never lost across crashes*: each committed entry is on a
 //!   majority's stable storage (Figure 2).
+//! - always *a server's state machine is the committed entries applied in order* (§5.3, §7: a
+//!   snapshot stands for the entries it replaces).
 //! - sometimes: a leader is elected; an entry is committed; a follower installs a snapshot; a Get
 //!   returns another client's Put; a leader is elected after a crash; a leader answers a Get
 //!   without the log once a majority acknowledges a later heartbeat (with ReadIndex); a
@@ -90,7 +93,11 @@
 //!   uses `--workload read-after-write` (client 0 Gets twice, client 1 Puts once), the smallest
 //!   history where a read must see a write it did not overlap.
 //! - `snapshot-off-by-one`: InstallSnapshot keeps the log from the last included index instead of
-//!   after it (§7): *Log Matching*, *State Machine Safety*.
+//!   after it (§7): *Log Matching*, *State Machine Safety*, and the state machine no longer
+//!   follows the log.
+//! - `partial-snapshot`: a follower installs a snapshot sent in chunks (`--snapshot-chunk 1`)
+//!   before its last chunk (Figure 13's `done`): its state machine misses the items still to
+//!   come: *a server's state machine is the committed entries applied in order*.
 //! - `ignore-stale-term`: AppendEntries from an older term is processed (Figure 2, receiver step
 //!   1): *Leader Append-Only*, *State Machine Safety*, *committed entries are never lost across
 //!   crashes*.
@@ -109,8 +116,8 @@
 //!
 //! # Left out
 //! Joint consensus (§6: the model makes single-server changes, thesis §4); disruptive removed
-//! servers (thesis §4.2.3); InstallSnapshot in chunks (the model sends a snapshot in one
-//! chunk, Figure 13's `offset` and `done` unused); lease reads (thesis §6.4.1); expiry of client
+//! servers (thesis §4.2.3); bytes in snapshot chunks (chunks count state-machine items); lease
+//! reads (thesis §6.4.1); expiry of client
 //! sessions (§8 keeps them for ever here); real time (timers fire in any order, see the README's
 //! `raft-tcp` section for what that does and does not cover). A leader starts at most
 //! [`model::MAX_ROUND`] rounds of heartbeats for reads in a term (a boundary).
@@ -143,7 +150,7 @@ struct Defaults {
 }
 
 /// The parameters of both registry entries, with their defaults.
-const fn params(d: Defaults) -> [Param; 19] {
+const fn params(d: Defaults) -> [Param; 20] {
     [
         Param::int("servers", "number of servers", 3, 1, 5),
         Param::int("clients", "number of clients", 2, 0, 3),
@@ -229,6 +236,13 @@ const fn params(d: Defaults) -> [Param; 19] {
             1,
             0,
             6,
+        ),
+        Param::int(
+            "snapshot-chunk",
+            "state-machine items (keys, sessions) per InstallSnapshot chunk (0: one chunk)",
+            0,
+            0,
+            4,
         ),
         Param {
             name: "reads",
@@ -371,7 +385,11 @@ impl Spec for RaftSpec {
         },
         Bug {
             name: RaftBug::SnapshotOffByOne.name(),
-            breaks: &["Log Matching", "State Machine Safety"],
+            breaks: &[
+                "Log Matching",
+                "State Machine Safety",
+                model::MACHINE_FOLLOWS_LOG,
+            ],
             help: "InstallSnapshot keeps the log from the last included index, not after it",
             params: &[
                 ("clients", "1"),
@@ -381,6 +399,20 @@ impl Spec for RaftSpec {
                 ("max-term", "1"),
                 ("candidates", "1"),
                 ("max-in-flight", "1"),
+            ],
+        },
+        Bug {
+            name: RaftBug::PartialSnapshot.name(),
+            breaks: &[model::MACHINE_FOLLOWS_LOG],
+            help: "a follower installs a snapshot before its last chunk (Figure 13's done)",
+            params: &[
+                ("clients", "1"),
+                ("heartbeats", "behind"),
+                ("crashes", "0"),
+                ("max-term", "1"),
+                ("candidates", "1"),
+                ("max-in-flight", "1"),
+                ("snapshot-chunk", "1"),
             ],
         },
         Bug {
@@ -536,6 +568,7 @@ fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
         max_log: params.int("max-log"),
         max_in_flight: params.int("max-in-flight") as usize,
         snapshot_every: params.int("snapshot-every"),
+        snapshot_chunk: params.int("snapshot-chunk"),
         reads: match params.choice("reads") {
             "log" => Reads::Log,
             _ => Reads::ReadIndex,

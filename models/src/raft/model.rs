@@ -55,6 +55,8 @@ pub struct RaftCfg {
     /// Boundary: at most this many messages in flight on any one channel.
     pub max_in_flight: usize,
     pub snapshot_every: u64,
+    /// Items of the state machine per InstallSnapshot chunk (0: one chunk).
+    pub snapshot_chunk: u64,
     /// How leaders answer Gets: ReadIndex, or through the log.
     pub reads: Reads,
     /// Whether new leaders append a no-op (§8).
@@ -110,6 +112,7 @@ impl Default for RaftCfg {
             max_log: 2,
             max_in_flight: 3,
             snapshot_every: 1,
+            snapshot_chunk: 0,
             reads: Reads::ReadIndex,
             noop: true,
             workload: Workload::Alternate,
@@ -130,6 +133,10 @@ pub const MAX_ROUND: u64 = 2;
 /// The example of a read without the log.
 pub const READ_INDEX_SERVED: &str =
     "a leader answers a Get without the log once a majority acknowledges a later heartbeat (ReadIndex)";
+
+/// The property a partial snapshot breaks.
+pub const MACHINE_FOLLOWS_LOG: &str =
+    "a server's state machine is the committed entries applied in order";
 
 /// The example of a configuration change.
 pub const CONFIG_COMMITTED: &str = "a configuration change commits";
@@ -261,6 +268,7 @@ impl RaftCfg {
                 election_timeout: Duration::from_millis(150)..Duration::from_millis(300),
                 heartbeat: Duration::from_millis(50),
                 snapshot_every: self.snapshot_every,
+                snapshot_chunk: self.snapshot_chunk,
                 heartbeats: self.heartbeats.unwrap_or(match self.network {
                     NetworkKind::Lossy => Heartbeats::Behind,
                     _ => Heartbeats::Off,
@@ -661,6 +669,25 @@ fn leader_completeness(m: &RaftModel, s: &RaftModelState) -> bool {
         })
 }
 
+/// Property: each server's state machine is what applying the committed entries up to its
+/// `lastApplied`, in order, gives (§5.3, §7: a snapshot stands for the entries it replaces).
+/// Where a committed index is unknown to the history (not seen committed), nothing is claimed.
+fn machine_follows_log(m: &RaftModel, s: &RaftModelState) -> bool {
+    let committed = &s.history.ghost.committed;
+    live_servers(m.cfg(), s).all(|(_, srv)| {
+        let mut machine = super::kv::KvMachine::default();
+        for index in 1..=srv.last_applied {
+            let Some(c) = committed.get(&index) else {
+                return true;
+            };
+            if let EntryKind::Command(command) = &c.kind {
+                machine.apply(command);
+            }
+        }
+        machine == srv.machine
+    })
+}
+
 /// Property: each committed entry is on the stable storage of a majority of the configuration
 /// it was committed in, so no crash loses it.
 fn committed_survive_crashes(_: &RaftModel, s: &RaftModelState) -> bool {
@@ -745,6 +772,7 @@ impl Harnessed for Raft {
                 "committed entries are never lost across crashes",
                 committed_survive_crashes,
             ),
+            Property::always(MACHINE_FOLLOWS_LOG, machine_follows_log),
             Property::sometimes("a leader is elected", |_, s: &RaftModelState| {
                 !s.history.ghost.leaders.is_empty()
             }),
