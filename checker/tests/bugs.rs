@@ -100,15 +100,22 @@ fn every_seeded_bug_breaks_exactly_what_it_names() {
     assert!(checked >= 25, "only {checked} seeded bugs");
 }
 
-#[test]
-fn slow_seeded_bugs_are_caught_depth_first() {
-    for (model, name) in SLOW {
+/// The [`SLOW`] bugs with their models.
+fn slow_bugs() -> impl Iterator<Item = (&'static dyn Protocol, &'static Bug)> {
+    SLOW.iter().map(|(model, name)| {
         let m = checker::find(model).expect("a registered model");
         let bug = m
             .bugs()
             .iter()
             .find(|b| b.name == *name)
             .expect("a seeded bug");
+        (m, bug)
+    })
+}
+
+#[test]
+fn slow_seeded_bugs_are_caught_depth_first() {
+    for (m, bug) in slow_bugs() {
         let params = bug.configure(m.params(), &Params::defaults(m.params()));
         let opts = RunOptions {
             engine: Engine::Ours,
@@ -130,20 +137,14 @@ fn slow_seeded_bugs_are_caught_depth_first() {
             .filter(|p| p.expectation == "always" && bug.breaks.contains(&p.name.as_str()))
             .map(|p| p.name.as_str())
             .collect();
-        assert_eq!(violated, named, "{model} --bug {name}");
+        assert_eq!(violated, named, "{} --bug {}", m.name(), bug.name);
     }
 }
 
 #[test]
 #[ignore = "7.4 million states, about 2 minutes: cargo test -p checker --test bugs -- --ignored"]
 fn slow_seeded_bugs_break_exactly_what_they_name() {
-    for (model, name) in SLOW {
-        let m = checker::find(model).expect("a registered model");
-        let bug = m
-            .bugs()
-            .iter()
-            .find(|b| b.name == *name)
-            .expect("a seeded bug");
+    for (m, bug) in slow_bugs() {
         let problems = breaks_exactly_what_it_names(m, bug);
         assert!(problems.is_empty(), "{}", problems.join("\n"));
     }

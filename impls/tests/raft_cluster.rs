@@ -391,20 +391,11 @@ fn a_node_is_added_and_a_leader_that_removes_itself_steps_down() {
 /// others are killed, and the history stays linearizable.
 #[test]
 fn a_jepsen_run_with_membership_changes_is_linearizable() {
-    let opts = JepsenOpts {
-        node_bin: PathBuf::from(env!("CARGO_BIN_EXE_node")),
-        dir: scratch("jepsen-membership"),
-        nodes: 3,
-        clients: 3,
-        duration: Duration::from_secs(8),
-        nemesis: vec![Nemesis::Membership, Nemesis::Kill],
-        seed: 3,
-        keys: 2,
-        op_timeout: Duration::from_secs(2),
-        tuning: tuning(50),
-        bug: None,
-        insecure: false,
-    };
+    let opts = jepsen_opts(
+        "jepsen-membership",
+        vec![Nemesis::Membership, Nemesis::Kill],
+        3,
+    );
     let report = jepsen::run::<RaftService>(&opts).unwrap();
     assert_eq!(report.check.verdict, "linearizable", "{report:?}");
     assert!(
@@ -418,22 +409,31 @@ fn a_jepsen_run_with_membership_changes_is_linearizable() {
     assert!(report.passed(), "{report:?}");
 }
 
-#[test]
-fn a_short_jepsen_run_is_linearizable() {
-    let opts = JepsenOpts {
+/// An 8-second Jepsen run of 3 nodes and 3 clients on 2 keys with `nemesis`.
+fn jepsen_opts(name: &str, nemesis: Vec<Nemesis>, seed: u64) -> JepsenOpts {
+    JepsenOpts {
         node_bin: PathBuf::from(env!("CARGO_BIN_EXE_node")),
-        dir: scratch("jepsen"),
+        dir: scratch(name),
         nodes: 3,
         clients: 3,
         duration: Duration::from_secs(8),
-        nemesis: vec![Nemesis::Kill, Nemesis::Partition, Nemesis::Loss],
-        seed: 7,
+        nemesis,
+        seed,
         keys: 2,
         op_timeout: Duration::from_secs(2),
         tuning: tuning(50),
         bug: None,
         insecure: false,
-    };
+    }
+}
+
+#[test]
+fn a_short_jepsen_run_is_linearizable() {
+    let opts = jepsen_opts(
+        "jepsen",
+        vec![Nemesis::Kill, Nemesis::Partition, Nemesis::Loss],
+        7,
+    );
     let report = jepsen::run::<RaftService>(&opts).unwrap();
     assert_eq!(report.check.verdict, "linearizable", "{report:?}");
     assert!(!report.faults.is_empty());
