@@ -483,6 +483,9 @@ fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand
             .arg("--pow-bits")
             .arg(format!("{:#010x}", t.pow_bits))
             .args(t.log_reads.then_some("--log-reads"))
+            .args(t.lease_reads.then_some("--lease-reads"))
+            .arg("--drift-bound")
+            .arg(t.drift_bound.to_string())
             .args(
                 t.members
                     .iter()

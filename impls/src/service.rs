@@ -47,6 +47,10 @@ pub struct Tuning {
     pub pow_bits: u32,
     /// Raft: Gets go through the log like writes, instead of ReadIndex (thesis §6.4).
     pub log_reads: bool,
+    /// Raft: Gets under the leader's lease when it holds one (thesis §6.4.1), else ReadIndex.
+    pub lease_reads: bool,
+    /// Raft: the clock drift, in percent, a leader allows for when it sizes its lease.
+    pub drift_bound: u32,
     /// Raft: the initial configuration is the first N nodes (`None`: all); the others wait to
     /// be added (`cluster add N`, thesis §4).
     pub members: Option<usize>,
@@ -63,6 +67,8 @@ impl Default for Tuning {
             session_min: Duration::from_millis(4_000),
             pow_bits: models::bitcoin::node::DEFAULT_BITS,
             log_reads: false,
+            lease_reads: false,
+            drift_bound: 10,
             members: None,
         }
     }

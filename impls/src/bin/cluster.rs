@@ -109,8 +109,16 @@ struct RunOpts {
     #[arg(long)]
     snapshot_every: Option<u64>,
     /// Raft: Gets go through the log like writes, instead of ReadIndex.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "lease_reads")]
     log_reads: bool,
+    /// Raft: a leader that holds a lease answers Gets without a round of heartbeats (thesis
+    /// §6.4.1); safe only while clocks drift by at most --drift-bound.
+    #[arg(long)]
+    lease_reads: bool,
+    /// Raft: the clock drift, in percent, a leader allows for when it sizes its lease (10 by
+    /// default).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=90))]
+    drift_bound: Option<u32>,
     /// Raft: the initial configuration is the first N nodes; the others wait for `cluster add`.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     members: Option<u16>,
@@ -175,6 +183,10 @@ fn launch(args: RunArgs) -> Result<()> {
         tuning.snapshot_every = n;
     }
     tuning.log_reads |= o.log_reads;
+    tuning.lease_reads |= o.lease_reads;
+    if let Some(d) = o.drift_bound {
+        tuning.drift_bound = d;
+    }
     if let Some(m) = o.members {
         tuning.members = Some(m.into());
     }

@@ -49,8 +49,16 @@ struct Cli {
     #[arg(long)]
     snapshot_every: Option<u64>,
     /// Raft: Gets go through the log like writes, instead of ReadIndex (thesis §6.4).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "lease_reads")]
     log_reads: bool,
+    /// Raft: a leader that holds a lease answers Gets without a round of heartbeats (thesis
+    /// §6.4.1); safe only while clocks drift by at most --drift-bound.
+    #[arg(long)]
+    lease_reads: bool,
+    /// Raft: the clock drift, in percent, a leader allows for when it sizes its lease (10 by
+    /// default).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=90))]
+    drift_bound: Option<u32>,
     /// Raft: keys and client sessions per InstallSnapshot chunk (Figure 13; 4096 by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_chunk: Option<u64>,
@@ -111,6 +119,10 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         tuning.snapshot_every = n;
     }
     tuning.log_reads |= cli.log_reads;
+    tuning.lease_reads |= cli.lease_reads;
+    if let Some(d) = cli.drift_bound {
+        tuning.drift_bound = d;
+    }
     if let Some(n) = cli.snapshot_chunk {
         tuning.snapshot_chunk = n;
     }

@@ -45,7 +45,8 @@ impl Service for RaftService {
     const TUNING_HELP: &'static str = "timeout: the randomised election timeout (§5.2); \
         heartbeat: the leader's AppendEntries interval; snapshot-every: entries between snapshots; \
         snapshot-chunk: keys and sessions per InstallSnapshot chunk; \
-        log-reads: Gets through the log instead of ReadIndex";
+        log-reads: Gets through the log instead of ReadIndex; lease-reads: Gets under the \
+        leader's lease (thesis §6.4.1); drift-bound: the clock drift a lease allows for";
 
     fn bugs() -> Vec<&'static str> {
         RaftBug::ALL.iter().map(|b| b.name()).collect()
@@ -83,9 +84,13 @@ impl Service for RaftService {
             heartbeats: Heartbeats::Every,
             reads: if tuning.log_reads {
                 Reads::Log
+            } else if tuning.lease_reads {
+                Reads::Lease
             } else {
                 Reads::ReadIndex
             },
+            guard: true,
+            drift_bound: tuning.drift_bound,
             noop: true,
             bug,
         }))

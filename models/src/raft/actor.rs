@@ -106,6 +106,12 @@ pub enum RaftTimer {
     Heartbeat,
     /// A client (or an administrator) gives up waiting and tries the next server.
     Retry,
+    /// The minimum election timeout has passed since a follower last heard from its leader:
+    /// it may vote again (thesis §4.2.3, with [`ServerCfg::guard`]).
+    HeardLeader,
+    /// The leader's lease, counted from the start of its round of heartbeats, runs out (thesis
+    /// §6.4.1, with [`Reads::Lease`]).
+    Lease,
 }
 
 crate::seeded_bugs! {
@@ -141,6 +147,11 @@ crate::seeded_bugs! {
         /// the single-server change bug Ongaro reported on raft-dev in 2015 (thesis §4.1 as
         /// first published; the fix is to commit the term's no-op first).
         NoNoopBeforeChange = "no-noop-before-change",
+        /// The leader's lease lasts the whole minimum election timeout, as if clocks did not
+        /// drift (thesis §6.4.1: the lease must be shortened by the clock drift bound): a
+        /// follower whose clock runs fast may vote for a new leader while the old one still
+        /// answers reads from its lease.
+        LeaseWithoutDriftBound = "lease-without-drift-bound",
     }
 }
 
@@ -185,6 +196,15 @@ pub struct ServerCfg {
     pub heartbeats: Heartbeats,
     /// How the leader answers a Get.
     pub reads: Reads,
+    /// Disruptive servers (thesis §4.2.3): a follower that has heard from its leader within
+    /// the minimum election timeout ignores RequestVote (neither its term nor its vote
+    /// changes), and so does a leader. A removed server that times out then cannot depose the
+    /// leader, and lease reads rely on it: the followers that acknowledged a lease vote for no
+    /// one until it has run out.
+    pub guard: bool,
+    /// The most, in percent, that clocks may drift from real time, which a leader allows for
+    /// when it sizes its lease ([`ServerCfg::lease_duration`]).
+    pub drift_bound: u32,
     /// Whether a new leader appends a no-op entry at the start of its term (§8). Always over
     /// TCP; the model can leave it out to show what it protects against (Figure 8).
     pub noop: bool,
@@ -200,6 +220,13 @@ pub enum Reads {
     /// confirms that it still leads with a round of heartbeats a majority acknowledges, waits
     /// until its state machine has applied that index, and answers. No log entry, no disk write.
     ReadIndex,
+    /// Leases (thesis §6.4.1): once a majority acknowledges a round of heartbeats, the leader
+    /// holds a lease until [`ServerCfg::lease_duration`] after the round began, and answers
+    /// Gets without a round of their own (at the read index, as ReadIndex). Safe only with the
+    /// guard of §4.2.3 (the followers that acknowledged vote for no one within the minimum
+    /// election timeout) and clocks that drift by at most the bound. Without a lease, a Get
+    /// takes the ReadIndex path, and its round renews the lease.
+    Lease,
 }
 
 /// A client's configuration.
@@ -276,6 +303,10 @@ pub enum Role {
         change: Option<PendingChange>,
         /// The items of the snapshot each peer has acknowledged (the next chunk's offset).
         chunk_offset: Vec<u64>,
+        /// With [`Reads::Lease`]: the round of heartbeats whose acknowledgment by a majority
+        /// gives the lease while its timer runs ([`RaftTimer::Lease`]); `None` once it has run
+        /// out.
+        lease: Option<u64>,
     },
 }
 
@@ -300,6 +331,8 @@ pub struct PendingRead {
     pub op: KvOp,
     pub index: Index,
     pub round: u64,
+    /// Taken under the leader's lease: no round of its own (`round` is 0).
+    pub lease: bool,
 }
 
 /// A server's state: Figure 2's persistent and volatile state, and the state machine.
@@ -318,6 +351,11 @@ pub struct ServerState {
     /// A snapshot whose chunks are arriving (Figure 13, steps 2-5), with the items so far;
     /// volatile: a restart asks the leader for it again.
     pub receiving: Option<Snapshot>,
+    /// With [`ServerCfg::guard`]: the term and latest round of heartbeats of the leader this
+    /// server heard from within the minimum election timeout ([`RaftTimer::HeardLeader`]),
+    /// `None` once that timeout has passed. A restart counts as hearing every round of its
+    /// term (`u64::MAX`): the restarted server waits out the timeout before it votes.
+    pub heard_leader: Option<(Term, u64)>,
 }
 
 impl ServerState {
@@ -452,15 +490,60 @@ impl ServerCfg {
             .map_or_else(|| self.members.clone(), |(_, c)| c.clone())
     }
 
+    /// The minimum election timeout, as a timer's range.
+    fn min_election(&self) -> Range<Duration> {
+        self.election_timeout.start..self.election_timeout.start
+    }
+
+    /// The drift bound the lease allows for: none under `lease-without-drift-bound`.
+    pub fn effective_drift_bound(&self) -> u32 {
+        if self.bug == Some(RaftBug::LeaseWithoutDriftBound) {
+            0
+        } else {
+            self.drift_bound.min(99)
+        }
+    }
+
+    /// How long a lease lasts from the start of its round, on the leader's clock (thesis
+    /// §6.4.1). A follower that acknowledged the round votes again only a minimum election
+    /// timeout `E` after it received it, on its own clock. With clocks that drift by at most
+    /// `ρ`, the lease `L` ends first if `L / (1 - ρ) <= E / (1 + ρ)`: `L = E (1 - ρ) / (1 + ρ)`.
+    pub fn lease_duration(&self) -> Duration {
+        let rho = self.effective_drift_bound();
+        self.election_timeout.start * (100 - rho) / (100 + rho)
+    }
+
+    /// Starts a round of heartbeats that, once a majority acknowledges it, gives the leader its
+    /// lease, and arms the lease's timer: the lease counts from the round's start.
+    fn start_lease_round(&self, s: &mut ServerState, o: &mut Out<RaftActor>) {
+        if let Role::Leader { round, lease, .. } = &mut s.role {
+            *round += 1;
+            *lease = Some(*round);
+            let d = self.lease_duration();
+            o.set_timer(RaftTimer::Lease, d..d);
+        }
+    }
+
+    /// Whether the leader holds a lease: a majority acknowledged its round, and its timer
+    /// runs.
+    pub fn holds_lease(&self, id: Id, s: &ServerState) -> bool {
+        matches!(&s.role, Role::Leader { lease: Some(r), .. } if self.confirmed_round(id, s) >= *r)
+    }
+
     /// Starts from saved storage, or empty; volatile state starts over (Figure 2): the state
     /// machine from the snapshot, `commitIndex` and `lastApplied` at its last included index.
     pub fn start(&self, storage: &Option<Storage>, o: &mut Out<RaftActor>) -> ServerState {
         let storage = storage.clone().unwrap_or_default();
         let base = storage.log.snapshot.last_included_index;
         o.set_timer(RaftTimer::Election, self.election_timeout.clone());
+        let heard_leader = self.guard.then(|| {
+            o.set_timer(RaftTimer::HeardLeader, self.min_election());
+            (storage.current_term, u64::MAX)
+        });
         ServerState {
             config: self.config_of(&storage.log),
             receiving: None,
+            heard_leader,
             current_term: storage.current_term,
             voted_for: storage.voted_for,
             machine: (*storage.log.snapshot.machine).clone(),
@@ -515,6 +598,9 @@ impl ServerCfg {
     /// after all.
     fn step_down(&self, s: &mut ServerState, leader: Option<Id>, o: &mut Out<RaftActor>) {
         o.cancel_timer(RaftTimer::Heartbeat);
+        if self.reads == Reads::Lease {
+            o.cancel_timer(RaftTimer::Lease);
+        }
         o.set_timer(RaftTimer::Election, self.election_timeout.clone());
         for c in s
             .log
@@ -565,10 +651,29 @@ impl ServerCfg {
         match timer {
             // A server outside its configuration waits to be added (§4.2.1) or stays out
             // (§4.2.2); hearing from a leader arms its timer again.
+            // (The minimum election timeout ends first; should the timers fire out of order,
+            // the election waits for another timeout.)
+            RaftTimer::Election if s.heard_leader.is_some() && !s.is_leader() => {
+                o.set_timer(RaftTimer::Election, self.election_timeout.clone());
+            }
             RaftTimer::Election if !s.is_leader() && s.is_member(id) => {
                 self.start_election(id, s, o)
             }
+            RaftTimer::HeardLeader => s.heard_leader = None,
+            RaftTimer::Lease => {
+                if let Role::Leader { lease, .. } = &mut s.role {
+                    *lease = None;
+                }
+            }
             RaftTimer::Heartbeat if s.is_leader() => {
+                // Over a real network the heartbeats renew the lease: each starts a round once
+                // the last lease has run out.
+                if self.reads == Reads::Lease
+                    && self.heartbeats == Heartbeats::Every
+                    && matches!(s.role, Role::Leader { lease: None, .. })
+                {
+                    self.start_lease_round(s, o);
+                }
                 for p in 0..self.peers.len() {
                     let send = self.is_target(s, p)
                         && match self.heartbeats {
@@ -630,7 +735,11 @@ impl ServerCfg {
             reads: Vec::new(),
             change: None,
             chunk_offset: vec![0; n],
+            lease: None,
         };
+        if self.reads == Reads::Lease {
+            self.start_lease_round(s, o);
+        }
         o.cancel_timer(RaftTimer::Election);
         o.set_timer(RaftTimer::Heartbeat, self.heartbeat..self.heartbeat);
         // §8: "each leader commit a blank no-op entry into the log at the start of its term",
@@ -724,6 +833,11 @@ impl ServerCfg {
                 last_log_index,
                 last_log_term,
             } => {
+                // §4.2.3: within the minimum election timeout of hearing from a leader, a
+                // server neither updates its term nor grants its vote (and does not answer).
+                if self.guard && (s.is_leader() || s.heard_leader.is_some()) {
+                    return;
+                }
                 self.observe_term(s, term, None, o);
                 let log_ok = self.bug == Some(RaftBug::VoteAnyLog)
                     || s.log.is_up_to_date(last_log_index, last_log_term);
@@ -806,7 +920,7 @@ impl ServerCfg {
                 self.observe_term(s, term, Some(leader_id), o);
                 let mut received = 0;
                 if term == s.current_term {
-                    self.follow(s, leader_id, o);
+                    self.follow(s, leader_id, 0, o);
                     if last_included_index > s.commit_index {
                         // Figure 13: 2. create a new snapshot if the first chunk (offset 0);
                         // 3. write data at offset (chunks come in order: a chunk that does not
@@ -984,14 +1098,24 @@ impl ServerCfg {
         }
     }
 
-    /// Recognises `leader` as the leader of the current term.
-    fn follow(&self, s: &mut ServerState, leader: Id, o: &mut Out<RaftActor>) {
+    /// Recognises `leader` as the leader of the current term, heard from in its `round` of
+    /// heartbeats (0: a message without one).
+    fn follow(&self, s: &mut ServerState, leader: Id, round: u64, o: &mut Out<RaftActor>) {
         if !s.is_leader() {
             s.role = Role::Follower {
                 leader: Some(leader),
             };
         }
         o.set_timer(RaftTimer::Election, self.election_timeout.clone());
+        if self.guard {
+            let term = s.current_term;
+            let round = match s.heard_leader {
+                Some((t, r)) if t == term => r.max(round),
+                _ => round,
+            };
+            s.heard_leader = Some((term, round));
+            o.set_timer(RaftTimer::HeardLeader, self.min_election());
+        }
     }
 
     /// Figure 2, AppendEntries RPC, receiver implementation.
@@ -1028,7 +1152,7 @@ impl ServerCfg {
             return reply(s, false, 0, o);
         }
         if term == s.current_term {
-            self.follow(s, leader_id, o);
+            self.follow(s, leader_id, round, o);
         }
         // Entries up to the snapshot are committed and so match the leader's (§7).
         let first = s.log.first_index();
@@ -1385,26 +1509,43 @@ impl ServerCfg {
                 .unwrap_or(0)
         };
         let index = s.commit_index.max(term_start);
-        let Role::Leader { round, reads, .. } = &mut s.role else {
+        let leased = self.reads == Reads::Lease && self.holds_lease(id, s);
+        let Role::Leader {
+            round,
+            reads,
+            lease,
+            ..
+        } = &mut s.role
+        else {
             return;
         };
         // A retried request already waiting is answered once, when its round comes back.
         if reads.iter().any(|r| r.client == client && r.seq == seq) {
             return;
         }
-        let needs = if self.bug == Some(RaftBug::ReadIndexWithoutHeartbeat) {
+        let needs = if self.bug == Some(RaftBug::ReadIndexWithoutHeartbeat) || leased {
             0
         } else {
             *round += 1;
             *round
         };
+        // Without a lease (or a round that will give one), this read's round renews it.
+        let renew = self.reads == Reads::Lease && lease.is_none() && needs > 0;
+        if renew {
+            *lease = Some(needs);
+        }
         reads.push(PendingRead {
             client,
             seq,
             op,
             index,
             round: needs,
+            lease: leased,
         });
+        if renew {
+            let d = self.lease_duration();
+            o.set_timer(RaftTimer::Lease, d..d);
+        }
         self.serve_reads(id, s, o);
         self.replicate(id, s, o);
     }
@@ -1454,7 +1595,7 @@ impl ServerCfg {
                 }),
             );
         }
-        if let (KvOp::Get(_), Reads::ReadIndex) = (&op, self.reads) {
+        if let (KvOp::Get(_), Reads::ReadIndex | Reads::Lease) = (&op, self.reads) {
             return self.start_read(id, s, src, seq, op, o);
         }
         // Already in the log in this term: it commits with it. An entry of an earlier term is

@@ -150,7 +150,7 @@ struct Defaults {
 }
 
 /// The parameters of both registry entries, with their defaults.
-const fn params(d: Defaults) -> [Param; 20] {
+const fn params(d: Defaults) -> [Param; 23] {
     [
         Param::int("servers", "number of servers", 3, 1, 5),
         Param::int("clients", "number of clients", 2, 0, 3),
@@ -248,9 +248,32 @@ const fn params(d: Defaults) -> [Param; 20] {
             name: "reads",
             help: READS_HELP,
             kind: ParamKind::Choice {
-                choices: &["read-index", "log"],
+                choices: &["read-index", "lease", "log"],
             },
         },
+        Param::int(
+            "guard",
+            "1: a server ignores RequestVote within the minimum election timeout of hearing from \
+            a leader (thesis §4.2.3; always with lease reads)",
+            0,
+            0,
+            1,
+        ),
+        Param::int(
+            "drift-bound",
+            "clock drift in percent that leaders allow for when they size their leases",
+            10,
+            0,
+            50,
+        ),
+        Param::int(
+            "clock-drift",
+            "clock drift in percent of the modelled world: a lease outlasts the followers' \
+            minimum election timeout unless drift-bound covers it",
+            10,
+            0,
+            50,
+        ),
         Param::int(
             "noop",
             "1: a new leader appends a no-op at the start of its term (§8); 0: it does not",
@@ -287,8 +310,8 @@ const CHANGES_HELP: &str = "configuration changes asked by administrators (thesi
     add (the first server outside the configuration, asked of S0); remove (S0, asked of S0); \
     remove-two (the last server, asked of S0, and the one before it, asked of S1)";
 
-const READS_HELP: &str =
-    "how a leader answers Get: read-index (a round of heartbeats, thesis §6.4), log (an entry)";
+const READS_HELP: &str = "how a leader answers Get: read-index (a round of heartbeats, thesis \
+    §6.4), lease (no round while a lease holds, §6.4.1), log (an entry)";
 
 /// The `raft` entry of the checker's registry: the model on bounds that keep an exhaustive
 /// check to about 3 million states.
@@ -380,6 +403,20 @@ impl Spec for RaftSpec {
                 ("spurious-timeouts", "1"),
                 ("max-log", "3"),
                 ("max-in-flight", "2"),
+                ("snapshot-every", "0"),
+            ],
+        },
+        Bug {
+            name: RaftBug::LeaseWithoutDriftBound.name(),
+            breaks: &["linearizable client history"],
+            help: "the lease ignores clock drift: a deposed leader answers a stale Get from it",
+            params: &[
+                ("reads", "lease"),
+                ("workload", "read-after-write"),
+                ("crashes", "0"),
+                ("spurious-timeouts", "1"),
+                ("max-log", "3"),
+                ("max-in-flight", "1"),
                 ("snapshot-every", "0"),
             ],
         },
@@ -571,8 +608,12 @@ fn build(params: &Params, bug: Option<&'static str>) -> RaftModel {
         snapshot_chunk: params.int("snapshot-chunk"),
         reads: match params.choice("reads") {
             "log" => Reads::Log,
+            "lease" => Reads::Lease,
             _ => Reads::ReadIndex,
         },
+        guard: params.int("guard") == 1,
+        drift_bound: params.int("drift-bound") as u32,
+        clock_drift: params.int("clock-drift") as u32,
         noop: params.int("noop") == 1,
         workload: match params.choice("workload") {
             "read-after-write" => model::Workload::ReadAfterWrite,

@@ -57,8 +57,19 @@ pub struct RaftCfg {
     pub snapshot_every: u64,
     /// Items of the state machine per InstallSnapshot chunk (0: one chunk).
     pub snapshot_chunk: u64,
-    /// How leaders answer Gets: ReadIndex, or through the log.
+    /// How leaders answer Gets: ReadIndex, leases, or through the log.
     pub reads: Reads,
+    /// Whether servers ignore RequestVote within the minimum election timeout of hearing from a
+    /// leader (thesis §4.2.3); always with lease reads.
+    pub guard: bool,
+    /// The clock drift, in percent, that leaders allow for when they size their leases.
+    pub drift_bound: u32,
+    /// The most, in percent, that the clocks of the modelled world drift. The model has no
+    /// clocks, only the order of timeouts, and this is what drift decides: while a leader holds
+    /// the lease of a round that a follower received, the follower's minimum election timeout
+    /// ends only after the lease if the leader's bound covers the drift (see
+    /// [`ServerCfg::lease_duration`]), and may end at any time otherwise.
+    pub clock_drift: u32,
     /// Whether new leaders append a no-op (§8).
     pub noop: bool,
     pub workload: Workload,
@@ -114,6 +125,9 @@ impl Default for RaftCfg {
             snapshot_every: 1,
             snapshot_chunk: 0,
             reads: Reads::ReadIndex,
+            guard: false,
+            drift_bound: 10,
+            clock_drift: 10,
             noop: true,
             workload: Workload::Alternate,
             members: 0,
@@ -133,6 +147,14 @@ pub const MAX_ROUND: u64 = 2;
 /// The example of a read without the log.
 pub const READ_INDEX_SERVED: &str =
     "a leader answers a Get without the log once a majority acknowledges a later heartbeat (ReadIndex)";
+
+/// The example of a lease read (thesis §6.4.1).
+pub const LEASE_READ_SERVED: &str =
+    "a leader answers a Get under its lease, without a round of heartbeats";
+
+/// The example of the guard against disruptive servers (thesis §4.2.3).
+pub const VOTE_IGNORED: &str =
+    "a server that heard from a leader within the minimum election timeout ignores a RequestVote";
 
 /// The property a partial snapshot breaks.
 pub const MACHINE_FOLLOWS_LOG: &str =
@@ -201,6 +223,10 @@ pub struct Ghost {
     /// A leader answered a Get without the log, once a majority acknowledged a round of
     /// heartbeats sent after the Get arrived (ReadIndex).
     pub read_index_served: bool,
+    /// A leader answered a Get under its lease.
+    pub lease_read_served: bool,
+    /// A server ignored a RequestVote under the guard of §4.2.3.
+    pub vote_ignored: bool,
     /// A configuration entry was committed.
     pub config_committed: bool,
     /// A leader stepped down in its term once the configuration that removed it committed.
@@ -274,6 +300,8 @@ impl RaftCfg {
                     _ => Heartbeats::Off,
                 }),
                 reads: self.reads,
+                guard: self.guard || self.reads == Reads::Lease,
+                drift_bound: self.drift_bound,
                 noop: self.noop,
                 bug: self.bug,
             }));
@@ -371,6 +399,14 @@ pub enum Step {
     ElectionTimeout(usize),
     /// An InstallSnapshot was delivered to server i.
     InstallSnapshot(usize),
+    /// A RequestVote was delivered to server i.
+    RequestVote(usize),
+    /// A client's Get was delivered to server `server`.
+    Get {
+        server: usize,
+        client: Id,
+        seq: Seq,
+    },
     Other,
 }
 
@@ -387,6 +423,25 @@ impl Step {
                 msg: RaftMsg::InstallSnapshot { .. },
                 ..
             } => Step::InstallSnapshot(usize::from(*dst)),
+            ActorModelAction::Deliver {
+                dst,
+                msg: RaftMsg::RequestVote { .. },
+                ..
+            } => Step::RequestVote(usize::from(*dst)),
+            ActorModelAction::Deliver {
+                dst,
+                msg:
+                    RaftMsg::Client(ClientMsg::Request {
+                        client,
+                        seq,
+                        op: KvOp::Get(_),
+                    }),
+                ..
+            } => Step::Get {
+                server: usize::from(*dst),
+                client: *client,
+                seq: *seq,
+            },
             _ => Step::Other,
         }
     }
@@ -407,6 +462,36 @@ impl RaftModel {
                 if server(next, i).log.first_index() > server(prev, i).log.first_index() =>
             {
                 g.snapshot_installed = true;
+            }
+            (Step::RequestVote(i), Some(prev)) => {
+                let was = server(prev, i);
+                if server_cfg(self, i).guard && (was.is_leader() || was.heard_leader.is_some()) {
+                    g.vote_ignored = true;
+                }
+            }
+            // A Get that a leader with a lease answered in the step it arrived.
+            (
+                Step::Get {
+                    server: i,
+                    client,
+                    seq,
+                },
+                Some(prev),
+            ) => {
+                let pending = |s: &ServerState| match &s.role {
+                    Role::Leader { reads, .. } => {
+                        reads.iter().any(|r| r.client == client && r.seq == seq)
+                    }
+                    _ => false,
+                };
+                let (was, now) = (server(prev, i), server(next, i));
+                if server_cfg(self, i).holds_lease(Id::from(i), was)
+                    && !pending(was)
+                    && now.is_leader()
+                    && !pending(now)
+                {
+                    g.lease_read_served = true;
+                }
             }
             _ => {}
         }
@@ -453,6 +538,9 @@ impl RaftModel {
                     if before.iter().any(|r| r.round > 0 && !after.contains(r)) {
                         g.read_index_served = true;
                     }
+                    if before.iter().any(|r| r.lease && !after.contains(r)) {
+                        g.lease_read_served = true;
+                    }
                 }
                 if step != Step::Crash
                     && was.is_leader()
@@ -479,6 +567,42 @@ impl RaftModel {
         }
         next.history.ghost = g;
     }
+}
+
+/// Server `i`'s configuration.
+pub fn server_cfg(m: &RaftModel, i: usize) -> &ServerCfg {
+    match &m.inner.actors[i] {
+        RaftActor::Server(cfg) => cfg,
+        _ => panic!("actor {i} is not a server"),
+    }
+}
+
+/// Whether real time keeps server `f`'s minimum election timeout from ending now: a leader
+/// still holds the lease of a round `f` received (its lease timer runs), and the leader's drift
+/// bound covers the clocks' drift, so the lease ends first (thesis §6.4.1).
+/// Returns that leader.
+fn lease_outlasts(m: &RaftModel, s: &RaftModelState, f: usize) -> Option<usize> {
+    let (term, heard) = server(s, f).heard_leader?;
+    live_servers(m.cfg(), s)
+        .find(|(l, leader)| {
+            *l != f
+                && leader.current_term == term
+                && matches!(leader.role, Role::Leader { lease: Some(r), .. } if heard >= r)
+                && server_cfg(m, *l).effective_drift_bound() >= m.cfg().clock_drift
+        })
+        .map(|(l, _)| l)
+}
+
+/// Whether the end of server `f`'s minimum election timeout would let it do anything: start
+/// an election (its election timer may fire) or answer a RequestVote waiting for it.
+fn may_vote_or_campaign(m: &RaftModel, s: &RaftModelState, f: usize) -> bool {
+    let cfg = m.cfg();
+    let spurious_ok = s.history.ghost.spurious_timeouts < cfg.spurious_timeouts;
+    let may_campaign = f < cfg.candidates && (spurious_ok || !knows_leader(server(s, f)));
+    may_campaign
+        || s.network.iter_deliverable().any(|e| {
+            usize::from(e.dst) == f && matches!(e.msg, RaftMsg::RequestVote { .. })
+        })
 }
 
 /// Whether a server is a follower that has heard from the leader of its term.
@@ -738,10 +862,41 @@ impl Harnessed for Raft {
     fn allow(m: &RaftModel, state: &RaftModelState, a: &RaftAction) -> bool {
         let cfg = m.cfg();
         match a {
+            // (With the guard, the minimum election timeout ends first.)
             ActorModelAction::Timeout(id, RaftTimer::Election) => {
                 let i = usize::from(*id);
                 let spurious_ok = state.history.ghost.spurious_timeouts < cfg.spurious_timeouts;
-                i < cfg.candidates && (spurious_ok || !knows_leader(server(state, i)))
+                i < cfg.candidates
+                    && (spurious_ok || !knows_leader(server(state, i)))
+                    && server(state, i).heard_leader.is_none()
+            }
+            // The end of the minimum election timeout changes nothing until the server campaigns
+            // or is asked for its vote: it ends only then (a reduction: ending earlier and then
+            // hearing from the leader again is the same as not ending), and not while a lease
+            // it acknowledged outlasts it.
+            ActorModelAction::Timeout(id, RaftTimer::HeardLeader) => {
+                let i = usize::from(*id);
+                may_vote_or_campaign(m, state, i) && !lease_outlasts(m, state, i).is_some()
+            }
+            // Likewise the end of a lease changes nothing until a Get arrives, a heartbeat
+            // would renew it, or a server whose minimum election timeout it holds back wants
+            // to vote or campaign.
+            ActorModelAction::Timeout(id, RaftTimer::Lease) => {
+                let l = usize::from(*id);
+                let get = state.network.iter_deliverable().any(|e| {
+                    e.dst == *id
+                        && matches!(
+                            e.msg,
+                            RaftMsg::Client(ClientMsg::Request {
+                                op: KvOp::Get(_),
+                                ..
+                            })
+                        )
+                });
+                get || server_cfg(m, l).heartbeats == Heartbeats::Every
+                    || (0..cfg.servers).any(|f| {
+                        lease_outlasts(m, state, f) == Some(l) && may_vote_or_campaign(m, state, f)
+                    })
             }
             _ => true,
         }
@@ -811,11 +966,22 @@ impl Harnessed for Raft {
                 |_, s: &RaftModelState| s.history.ghost.removed_leader_stepped_down,
             ));
         }
-        if m.cfg().reads == Reads::ReadIndex && clients_get {
+        if m.cfg().reads != Reads::Log && clients_get {
             properties.push(Property::sometimes(
                 READ_INDEX_SERVED,
                 |_, s: &RaftModelState| s.history.ghost.read_index_served,
             ));
+        }
+        if m.cfg().reads == Reads::Lease && clients_get {
+            properties.push(Property::sometimes(
+                LEASE_READ_SERVED,
+                |_, s: &RaftModelState| s.history.ghost.lease_read_served,
+            ));
+        }
+        if m.cfg().guard || m.cfg().reads == Reads::Lease {
+            properties.push(Property::sometimes(VOTE_IGNORED, |_, s: &RaftModelState| {
+                s.history.ghost.vote_ignored
+            }));
         }
         properties
     }

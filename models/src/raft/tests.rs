@@ -25,6 +25,8 @@ fn cfg(bug: Option<RaftBug>) -> ServerCfg {
         snapshot_chunk: 0,
         heartbeats: Heartbeats::Off,
         reads: Reads::ReadIndex,
+        guard: false,
+        drift_bound: 10,
         noop: true,
         bug,
     }
@@ -328,6 +330,136 @@ fn read_index_answers_only_after_a_majority_acknowledges_a_later_round() {
     }
 }
 
+fn get(seq: u64) -> RaftMsg {
+    RaftMsg::Client(ClientMsg::Request {
+        client: Id::from(9),
+        seq,
+        op: KvOp::Get("x".into()),
+    })
+}
+
+#[test]
+fn a_lease_answers_reads_without_a_round_until_its_timer_runs_out() {
+    // Thesis §6.4.1: the new leader's first heartbeats (round 1, with its no-op) start a lease;
+    // once a majority acknowledges them, Gets are answered at once. When the lease timer fires,
+    // a Get takes the ReadIndex path again, and its round renews the lease.
+    let c = ServerCfg {
+        reads: Reads::Lease,
+        guard: true,
+        ..cfg(None)
+    };
+    let mut s = server(&c, 0, vec![]);
+    // A started server waits out the minimum election timeout before it campaigns.
+    c.on_timeout(Id::from(0), &mut s, super::RaftTimer::HeardLeader, &mut Out::new());
+    c.on_timeout(Id::from(0), &mut s, super::RaftTimer::Election, &mut Out::new());
+    let mut out = Out::new();
+    for p in [1, 2] {
+        c.on_msg(
+            Id::from(0),
+            &mut s,
+            Id::from(p),
+            RaftMsg::RequestVoteReply {
+                term: 1,
+                vote_granted: true,
+            },
+            &mut out,
+        );
+    }
+    assert!(s.is_leader());
+    assert!(out.iter().any(|cmd| matches!(
+        cmd,
+        Cmd::SetTimer(super::RaftTimer::Lease, r) if r.start == c.lease_duration()
+    )));
+    // 150 ms shortened for 10% drift: 150 * 90 / 110.
+    assert_eq!(c.lease_duration(), Duration::from_nanos(122_727_272));
+    assert!(sends(&out)
+        .iter()
+        .all(|(_, m)| matches!(m, RaftMsg::AppendEntries { round: 1, .. })));
+    assert!(!c.holds_lease(Id::from(0), &s), "not before a majority acknowledges");
+    let ack = |s: &mut ServerState, round: u64, out: &mut Out<RaftActor>| {
+        c.on_msg(
+            Id::from(0),
+            s,
+            Id::from(1),
+            RaftMsg::AppendEntriesReply {
+                term: 1,
+                success: true,
+                match_index: 1,
+                round,
+            },
+            out,
+        )
+    };
+    ack(&mut s, 1, &mut Out::new());
+    assert!(c.holds_lease(Id::from(0), &s));
+    let mut out = Out::new();
+    c.on_msg(Id::from(0), &mut s, Id::from(9), get(1), &mut out);
+    assert_eq!(read_reply(&out), Some(KvRet::Value(String::new())));
+    assert!(sends(&out).len() == 1, "no round of heartbeats: {:?}", sends(&out));
+    // The lease runs out: the next Get waits for a round of its own, which renews the lease.
+    c.on_timeout(Id::from(0), &mut s, super::RaftTimer::Lease, &mut Out::new());
+    assert!(!c.holds_lease(Id::from(0), &s));
+    let mut out = Out::new();
+    c.on_msg(Id::from(0), &mut s, Id::from(9), get(2), &mut out);
+    assert_eq!(read_reply(&out), None);
+    assert!(out
+        .iter()
+        .any(|cmd| matches!(cmd, Cmd::SetTimer(super::RaftTimer::Lease, _))));
+    let mut out = Out::new();
+    ack(&mut s, 2, &mut out);
+    assert_eq!(read_reply(&out), Some(KvRet::Value(String::new())));
+    assert!(c.holds_lease(Id::from(0), &s));
+    // Under the seeded bug the lease is the whole minimum election timeout.
+    let buggy = cfg(Some(RaftBug::LeaseWithoutDriftBound));
+    assert_eq!(buggy.lease_duration(), Duration::from_millis(150));
+}
+
+#[test]
+fn a_follower_that_heard_from_its_leader_ignores_request_vote_until_the_minimum_timeout() {
+    // Thesis §4.2.3: within the minimum election timeout of hearing from a leader, a server
+    // neither updates its term nor grants its vote; afterwards it votes as usual.
+    let c = ServerCfg {
+        guard: true,
+        ..cfg(None)
+    };
+    let mut s = server(&c, 1, vec![]);
+    assert_eq!(s.heard_leader, Some((1, u64::MAX)), "a restart waits first");
+    c.on_timeout(Id::from(0), &mut s, super::RaftTimer::HeardLeader, &mut Out::new());
+    let append = RaftMsg::AppendEntries {
+        term: 1,
+        leader_id: Id::from(1),
+        prev_log_index: 0,
+        prev_log_term: 0,
+        entries: vec![],
+        leader_commit: 0,
+        round: 3,
+    };
+    c.on_msg(Id::from(0), &mut s, Id::from(1), append, &mut Out::new());
+    assert_eq!(s.heard_leader, Some((1, 3)));
+    let vote = RaftMsg::RequestVote {
+        term: 5,
+        candidate_id: Id::from(2),
+        last_log_index: 0,
+        last_log_term: 0,
+    };
+    let mut out = Out::new();
+    c.on_msg(Id::from(0), &mut s, Id::from(2), vote.clone(), &mut out);
+    assert_eq!((s.current_term, s.voted_for), (1, None));
+    assert!(sends(&out).is_empty() && saved(&out).is_none());
+    // Nor does its own election timer start an election yet.
+    let mut out = Out::new();
+    c.on_timeout(Id::from(0), &mut s, super::RaftTimer::Election, &mut out);
+    assert_eq!(s.current_term, 1);
+    c.on_timeout(Id::from(0), &mut s, super::RaftTimer::HeardLeader, &mut Out::new());
+    let mut out = Out::new();
+    c.on_msg(Id::from(0), &mut s, Id::from(2), vote, &mut out);
+    assert_eq!((s.current_term, s.voted_for), (5, Some(Id::from(2))));
+    assert!(matches!(
+        sends(&out)[..],
+        [(_, RaftMsg::RequestVoteReply { vote_granted: true, .. })]
+    ));
+}
+
 #[test]
 fn install_snapshot_keeps_the_entries_that_follow_a_matching_last_included_entry() {
     // §7, Figure 13 step 6.
@@ -578,7 +710,7 @@ fn two_changes_in_consecutive_terms_lose_a_committed_entry_without_the_fix() {
 /// Runs `cfg` to the end and returns its unique states and the sometimes properties found;
 /// asserts that no always property is violated. (stateright's `eventually` takes a path cut off
 /// by the boundary for a counterexample; the workbench's engine decides it: `checker raft`.)
-fn check_membership(cfg: RaftCfg) -> (usize, Vec<&'static str>) {
+fn check_safe(cfg: RaftCfg) -> (usize, Vec<&'static str>) {
     let checker = cfg.into_model().checker().spawn_bfs().join();
     assert!(checker.is_done());
     let mut found = Vec::new();
@@ -599,7 +731,7 @@ fn a_server_added_after_catching_up_and_a_leader_that_removes_itself_keep_raft_s
     use super::model::{Changes, CONFIG_COMMITTED, REMOVED_LEADER_STEPS_DOWN};
     // Three servers, S2 outside the initial configuration, added while a client writes and a
     // leader may crash.
-    let (states, found) = check_membership(RaftCfg {
+    let (states, found) = check_safe(RaftCfg {
         members: 2,
         changes: Changes::Add,
         clients: 1,
@@ -609,7 +741,7 @@ fn a_server_added_after_catching_up_and_a_leader_that_removes_itself_keep_raft_s
     assert!(found.contains(&CONFIG_COMMITTED), "{found:?}");
     assert!(found.contains(&"a leader is elected after a crash"));
     // S0 asked to remove itself: it steps down once the change commits (§4.2.2).
-    let (states, found) = check_membership(RaftCfg {
+    let (states, found) = check_safe(RaftCfg {
         changes: Changes::Remove,
         clients: 0,
         crashes: 0,
@@ -617,4 +749,26 @@ fn a_server_added_after_catching_up_and_a_leader_that_removes_itself_keep_raft_s
     });
     assert_eq!(states, 76_537);
     assert!(found.contains(&REMOVED_LEADER_STEPS_DOWN), "{found:?}");
+}
+
+#[test]
+fn lease_reads_with_the_guard_keep_the_history_linearizable() {
+    use super::model::{LEASE_READ_SERVED, READ_INDEX_SERVED, VOTE_IGNORED};
+    // A client Puts then Gets while a second leader may be elected after a spurious timeout:
+    // the followers that acknowledged the first leader's lease vote only once it has run out.
+    let (states, found) = check_safe(RaftCfg {
+        reads: Reads::Lease,
+        clients: 1,
+        ops: 2,
+        crashes: 0,
+        spurious_timeouts: 1,
+        max_in_flight: 1,
+        max_log: 3,
+        snapshot_every: 0,
+        ..RaftCfg::default()
+    });
+    assert_eq!(states, 87_467);
+    for example in [LEASE_READ_SERVED, READ_INDEX_SERVED, VOTE_IGNORED] {
+        assert!(found.contains(&example), "{example}: {found:?}");
+    }
 }
