@@ -54,7 +54,15 @@ pub enum Nemesis {
     /// Remove a node from the configuration (half the time the leader, which steps down once
     /// the change commits), then add it back (Raft's single-server changes, thesis §4).
     Membership,
+    /// Every node's clock runs fast or slow by up to [`CLOCK_SKEW_PERCENT`] (within Raft's
+    /// default lease drift bound, thesis §6.4.1), and half the time the leader is cut off from
+    /// the rest meanwhile: a new leader is elected on skewed clocks while the old one may still
+    /// hold a lease.
+    Clock,
 }
+
+/// The most, in percent, that the clock nemesis skews a node's clock.
+pub const CLOCK_SKEW_PERCENT: i32 = 10;
 
 impl Nemesis {
     /// Every fault, in the order `--help` lists them.
@@ -65,6 +73,7 @@ impl Nemesis {
         Nemesis::Delay,
         Nemesis::Pause,
         Nemesis::Membership,
+        Nemesis::Clock,
     ];
 }
 
@@ -77,6 +86,7 @@ impl std::fmt::Display for Nemesis {
             Nemesis::Delay => "delay",
             Nemesis::Pause => "pause",
             Nemesis::Membership => "membership",
+            Nemesis::Clock => "clock",
         })
     }
 }
@@ -91,6 +101,7 @@ impl std::str::FromStr for Nemesis {
             "delay" => Ok(Nemesis::Delay),
             "pause" => Ok(Nemesis::Pause),
             "membership" => Ok(Nemesis::Membership),
+            "clock" => Ok(Nemesis::Clock),
             _ => Err(format!(
                 "unknown nemesis '{s}' (expected kill, partition, loss, delay or pause)"
             )),
@@ -891,9 +902,9 @@ fn nemesis(
             }
             Nemesis::Loss => {
                 cluster.set_all(&Faults {
-                    blocked: Vec::new(),
                     loss: 0.1,
                     max_delay_ms: 27,
+                    ..Faults::default()
                 });
                 std::thread::sleep(length);
                 cluster.set_all(&Faults::default());
@@ -901,13 +912,44 @@ fn nemesis(
             }
             Nemesis::Delay => {
                 cluster.set_all(&Faults {
-                    blocked: Vec::new(),
-                    loss: 0.0,
                     max_delay_ms: 27,
+                    ..Faults::default()
                 });
                 std::thread::sleep(length);
                 cluster.set_all(&Faults::default());
                 "messages between nodes delayed 0-27 ms, in order".to_string()
+            }
+            Nemesis::Clock => {
+                let span = 2 * CLOCK_SKEW_PERCENT as u64 + 1;
+                let skews: Vec<i32> = (0..opts.nodes)
+                    .map(|_| rng.below(span) as i32 - CLOCK_SKEW_PERCENT)
+                    .collect();
+                let cut = if rng.below(2) == 0 {
+                    cluster.leader()
+                } else {
+                    None
+                };
+                for (i, skew) in skews.iter().enumerate() {
+                    let blocked = match cut {
+                        Some(l) if l == i => (0..opts.nodes).filter(|j| *j != l).collect(),
+                        Some(l) => vec![l],
+                        None => Vec::new(),
+                    };
+                    let _ = cluster.set_faults(
+                        i,
+                        &Faults {
+                            blocked,
+                            clock_skew_percent: *skew,
+                            ..Faults::default()
+                        },
+                    );
+                }
+                std::thread::sleep(length);
+                cluster.set_all(&Faults::default());
+                match cut {
+                    Some(l) => format!("clocks skewed {skews:?} percent, leader {l} cut off"),
+                    None => format!("clocks skewed {skews:?} percent"),
+                }
             }
             Nemesis::Membership => {
                 // A node out of the configuration and back: half the time the leader.

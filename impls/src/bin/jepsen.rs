@@ -42,7 +42,9 @@ struct Cli {
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
     /// Faults to inject, comma-separated: kill (kill -9, then a restart from disk), partition,
-    /// loss, delay, pause (SIGSTOP one node, SIGCONT at heal); `none` for none. By default the
+    /// loss, delay, pause (SIGSTOP one node, SIGCONT at heal), membership (Raft: remove a node,
+    /// then add it back), clock (skew every clock by up to 10%, half the time with the leader
+    /// cut off); `none` for none. By default the
     /// protocol's own set (chain replication's nodes are fail-stop on reliable links: kill,
     /// partition, delay; zk: kill, partition, pause); every protocol also takes pause.
     #[arg(long)]
@@ -73,6 +75,12 @@ struct Cli {
     /// Run the cluster in plaintext instead of mutual TLS (to measure what TLS costs).
     #[arg(long)]
     insecure: bool,
+    /// Raft: Gets under the leader's lease (thesis §6.4.1) instead of ReadIndex.
+    #[arg(long)]
+    lease_reads: bool,
+    /// Raft: the clock drift, in percent, a leader allows for when it sizes its lease.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=90))]
+    drift_bound: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -116,6 +124,10 @@ fn test(cli: Cli) -> Result<ExitCode> {
     let mut tuning = p.jepsen_tuning();
     if let Some(t) = cli.timeout_ms {
         tuning.timeout = t;
+    }
+    tuning.lease_reads |= cli.lease_reads;
+    if let Some(d) = cli.drift_bound {
+        tuning.drift_bound = d;
     }
     let opts = JepsenOpts {
         node_bin: sibling_binary("node"),

@@ -22,6 +22,18 @@ pub struct Faults {
     pub loss: f64,
     /// Messages from peers are held for a uniformly random time up to this many milliseconds.
     pub max_delay_ms: u64,
+    /// How many percent fast the node's clock runs (negative: slow): a timer armed for `d`
+    /// fires after `d * 100 / (100 + clock_skew_percent)` of real time (clock drift, against
+    /// which Raft's leases allow a bound, thesis §6.4.1). Between -90 and 900.
+    #[serde(default)]
+    pub clock_skew_percent: i32,
+}
+
+impl Faults {
+    /// Whether the faults are within their ranges.
+    pub fn valid(&self) -> bool {
+        (0.0..=1.0).contains(&self.loss) && (-90..=900).contains(&self.clock_skew_percent)
+    }
 }
 
 /// Serves an administrator: each `Admin` frame replaces the node's faults and is acknowledged;
@@ -41,12 +53,16 @@ pub(super) fn admin<M>(
         };
         match serde_json::from_slice::<Wire<M>>(&frame) {
             Ok(Wire::Admin(faults)) => {
-                let valid = (0.0..=1.0).contains(&faults.loss);
-                if valid {
+                if faults.valid() {
                     tracing::info!(?faults, "faults set");
                     *shared.faults.lock().expect("faults lock") = faults;
                 } else {
-                    tracing::error!(%from, loss = faults.loss, "loss rate outside [0, 1]: closed");
+                    tracing::error!(
+                        %from,
+                        loss = faults.loss,
+                        clock_skew_percent = faults.clock_skew_percent,
+                        "loss rate outside [0, 1] or clock skew outside [-90, 900]: closed"
+                    );
                     return;
                 }
                 if write_frame(&mut &*writer, &encode(&Wire::<M>::Ack)).is_err() {

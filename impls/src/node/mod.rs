@@ -632,7 +632,13 @@ where
                 Command::Save(s) => self.save = Some(s),
                 Command::Send(dst, msg) => self.sends.push((dst, msg)),
                 Command::SetTimer(timer, range) => {
-                    let at = Instant::now() + self.rng.within(&range);
+                    let mut after = self.rng.within(&range);
+                    let skew = self.shared.faults.lock().expect("faults lock").clock_skew_percent;
+                    if skew != 0 {
+                        // A fast clock counts a duration out in less real time.
+                        after = after * 100 / (100 + skew.clamp(-90, 900)) as u32;
+                    }
+                    let at = Instant::now() + after;
                     self.timers.insert(timer, at);
                 }
                 Command::CancelTimer(timer) => {

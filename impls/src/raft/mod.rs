@@ -198,6 +198,7 @@ impl Jepsen for RaftService {
             Nemesis::Loss,
             Nemesis::Delay,
             Nemesis::Membership,
+            Nemesis::Clock,
         ]
     }
 

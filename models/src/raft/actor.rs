@@ -109,9 +109,9 @@ pub enum RaftTimer {
     /// The minimum election timeout has passed since a follower last heard from its leader:
     /// it may vote again (thesis §4.2.3, with [`ServerCfg::guard`]).
     HeardLeader,
-    /// The leader's lease, counted from the start of its round of heartbeats, runs out (thesis
-    /// §6.4.1, with [`Reads::Lease`]).
-    Lease,
+    /// The lease of the leader's round of heartbeats, counted from the round's start, runs
+    /// out (thesis §6.4.1, with [`Reads::Lease`]).
+    Lease(u64),
 }
 
 crate::seeded_bugs! {
@@ -303,10 +303,10 @@ pub enum Role {
         change: Option<PendingChange>,
         /// The items of the snapshot each peer has acknowledged (the next chunk's offset).
         chunk_offset: Vec<u64>,
-        /// With [`Reads::Lease`]: the round of heartbeats whose acknowledgment by a majority
-        /// gives the lease while its timer runs ([`RaftTimer::Lease`]); `None` once it has run
-        /// out.
-        lease: Option<u64>,
+        /// With [`Reads::Lease`]: the rounds of heartbeats whose leases have not run out
+        /// ([`RaftTimer::Lease`]), oldest first. A round a majority has acknowledged gives the
+        /// lease; one acknowledged round makes the earlier ones moot (they end sooner).
+        leases: Vec<u64>,
     },
 }
 
@@ -513,21 +513,48 @@ impl ServerCfg {
         self.election_timeout.start * (100 - rho) / (100 + rho)
     }
 
-    /// Starts a round of heartbeats that, once a majority acknowledges it, gives the leader its
+    /// Starts a round of heartbeats that, once a majority acknowledges it, gives the leader a
     /// lease, and arms the lease's timer: the lease counts from the round's start.
     fn start_lease_round(&self, s: &mut ServerState, o: &mut Out<RaftActor>) {
-        if let Role::Leader { round, lease, .. } = &mut s.role {
+        if let Role::Leader { round, leases, .. } = &mut s.role {
             *round += 1;
-            *lease = Some(*round);
+            leases.push(*round);
             let d = self.lease_duration();
-            o.set_timer(RaftTimer::Lease, d..d);
+            o.set_timer(RaftTimer::Lease(*round), d..d);
         }
     }
 
-    /// Whether the leader holds a lease: a majority acknowledged its round, and its timer
+    /// Whether the leader holds a lease: a majority acknowledged a round whose lease timer
     /// runs.
     pub fn holds_lease(&self, id: Id, s: &ServerState) -> bool {
-        matches!(&s.role, Role::Leader { lease: Some(r), .. } if self.confirmed_round(id, s) >= *r)
+        let Role::Leader { leases, .. } = &s.role else {
+            return false;
+        };
+        let confirmed = self.confirmed_round(id, s);
+        leases.iter().any(|r| *r <= confirmed)
+    }
+
+    /// Whether a lease round waits for a majority to acknowledge it.
+    fn renewing(&self, id: Id, s: &ServerState) -> bool {
+        let Role::Leader { leases, .. } = &s.role else {
+            return false;
+        };
+        let confirmed = self.confirmed_round(id, s);
+        leases.iter().any(|r| *r > confirmed)
+    }
+
+    /// Drops the lease rounds before the latest acknowledged one, and their timers.
+    fn prune_leases(&self, id: Id, s: &mut ServerState, o: &mut Out<RaftActor>) {
+        let confirmed = self.confirmed_round(id, s);
+        let Role::Leader { leases, .. } = &mut s.role else {
+            return;
+        };
+        if let Some(latest) = leases.iter().copied().filter(|r| *r <= confirmed).max() {
+            for r in leases.iter().filter(|r| **r < latest) {
+                o.cancel_timer(RaftTimer::Lease(*r));
+            }
+            leases.retain(|r| *r >= latest);
+        }
     }
 
     /// Starts from saved storage, or empty; volatile state starts over (Figure 2): the state
@@ -598,8 +625,10 @@ impl ServerCfg {
     /// after all.
     fn step_down(&self, s: &mut ServerState, leader: Option<Id>, o: &mut Out<RaftActor>) {
         o.cancel_timer(RaftTimer::Heartbeat);
-        if self.reads == Reads::Lease {
-            o.cancel_timer(RaftTimer::Lease);
+        if let Role::Leader { leases, .. } = &s.role {
+            for r in leases {
+                o.cancel_timer(RaftTimer::Lease(*r));
+            }
         }
         o.set_timer(RaftTimer::Election, self.election_timeout.clone());
         for c in s
@@ -651,26 +680,27 @@ impl ServerCfg {
         match timer {
             // A server outside its configuration waits to be added (§4.2.1) or stays out
             // (§4.2.2); hearing from a leader arms its timer again.
-            // (The minimum election timeout ends first; should the timers fire out of order,
-            // the election waits for another timeout.)
-            RaftTimer::Election if s.heard_leader.is_some() && !s.is_leader() => {
-                o.set_timer(RaftTimer::Election, self.election_timeout.clone());
-            }
-            RaftTimer::Election if !s.is_leader() && s.is_member(id) => {
-                self.start_election(id, s, o)
+            // The election timer, armed with the minimum election timeout's and never shorter,
+            // ends that one too (over TCP two timers due at once fire in any order; the model
+            // fires the minimum's first).
+            RaftTimer::Election if !s.is_leader() => {
+                s.heard_leader = None;
+                if s.is_member(id) {
+                    self.start_election(id, s, o)
+                }
             }
             RaftTimer::HeardLeader => s.heard_leader = None,
-            RaftTimer::Lease => {
-                if let Role::Leader { lease, .. } = &mut s.role {
-                    *lease = None;
+            RaftTimer::Lease(r) => {
+                if let Role::Leader { leases, .. } = &mut s.role {
+                    leases.retain(|x| *x != r);
                 }
             }
             RaftTimer::Heartbeat if s.is_leader() => {
-                // Over a real network the heartbeats renew the lease: each starts a round once
-                // the last lease has run out.
+                // Over a real network the heartbeats renew the lease: each starts a round,
+                // unless the last one still waits for a majority.
                 if self.reads == Reads::Lease
                     && self.heartbeats == Heartbeats::Every
-                    && matches!(s.role, Role::Leader { lease: None, .. })
+                    && !self.renewing(id, s)
                 {
                     self.start_lease_round(s, o);
                 }
@@ -735,7 +765,7 @@ impl ServerCfg {
             reads: Vec::new(),
             change: None,
             chunk_offset: vec![0; n],
-            lease: None,
+            leases: Vec::new(),
         };
         if self.reads == Reads::Lease {
             self.start_lease_round(s, o);
@@ -1063,6 +1093,9 @@ impl ServerCfg {
             self.advance_commit(id, s, o);
         } else {
             next_index[p] = (next_index[p] - 1).min(match_index + 1).max(1);
+        }
+        if self.reads == Reads::Lease && round.is_some() {
+            self.prune_leases(id, s, o);
         }
         self.serve_reads(id, s, o);
         self.replicate(id, s, o);
@@ -1510,10 +1543,11 @@ impl ServerCfg {
         };
         let index = s.commit_index.max(term_start);
         let leased = self.reads == Reads::Lease && self.holds_lease(id, s);
+        let renewing = self.renewing(id, s);
         let Role::Leader {
             round,
             reads,
-            lease,
+            leases,
             ..
         } = &mut s.role
         else {
@@ -1530,9 +1564,9 @@ impl ServerCfg {
             *round
         };
         // Without a lease (or a round that will give one), this read's round renews it.
-        let renew = self.reads == Reads::Lease && lease.is_none() && needs > 0;
+        let renew = self.reads == Reads::Lease && !renewing && needs > 0;
         if renew {
-            *lease = Some(needs);
+            leases.push(needs);
         }
         reads.push(PendingRead {
             client,
@@ -1544,7 +1578,7 @@ impl ServerCfg {
         });
         if renew {
             let d = self.lease_duration();
-            o.set_timer(RaftTimer::Lease, d..d);
+            o.set_timer(RaftTimer::Lease(needs), d..d);
         }
         self.serve_reads(id, s, o);
         self.replicate(id, s, o);

@@ -36,6 +36,24 @@
 //!   itself included, has acknowledged that round or a later one, it knows it still led when
 //!   the Get arrived; once its state machine has applied the read index, it answers. A retried
 //!   Get waiting already is not started twice.
+//! - **Lease reads** (thesis §6.4.1), with `--reads lease`. Once a majority acknowledges a
+//!   round of heartbeats, the leader holds a lease until its timer, armed when the round
+//!   began, runs out, and answers Gets at the read index without a round of their own; without
+//!   a lease a Get takes the ReadIndex path, and its round renews the lease. The lease lasts the
+//!   minimum election timeout shortened for the clock drift the leaders allow for
+//!   (`--drift-bound`, percent). The model has no clocks, only the order in which timers fire,
+//!   and drift decides that order: while a leader's lease timer runs, a server that received a
+//!   round of it cannot reach the end of its minimum election timeout, unless the world's
+//!   clocks drift more than the leaders allow for (`--clock-drift` above `--drift-bound`).
+//! - **The guard against disruptive servers** (thesis §4.2.3), with `--guard 1` and always with
+//!   lease reads: within the minimum election timeout of hearing from a leader (its own timer,
+//!   armed at every AppendEntries or InstallSnapshot of the leader and at a restart) a server
+//!   neither updates its term nor grants its vote for a RequestVote, and a leader ignores
+//!   RequestVote; a follower's election timer ends after that timeout. Leases are safe because
+//!   of it: the majority that acknowledged a lease votes for no one until the lease is over.
+//!   The end of the minimum election timeout and of a lease are explored only when something
+//!   can follow from them (the server may campaign or has a RequestVote waiting; a Get or a
+//!   server held back is waiting), which changes no outcome and keeps the state space small.
 //! - **Membership changes** (Ongaro's thesis §4, single-server changes), with `--members N`
 //!   (the first N servers form the initial configuration) and `--changes add|remove|remove-two`
 //!   (administrator actors ask for them). A configuration is a log entry that takes effect when
@@ -68,7 +86,9 @@
 //! - sometimes: a leader is elected; an entry is committed; a follower installs a snapshot; a Get
 //!   returns another client's Put; a leader is elected after a crash; a leader answers a Get
 //!   without the log once a majority acknowledges a later heartbeat (with ReadIndex); a
-//!   configuration change commits (with changes); a leader that removed itself steps down.
+//!   configuration change commits (with changes); a leader that removed itself steps down; a
+//!   leader answers a Get under its lease (with lease reads); a server that heard from a leader
+//!   within the minimum election timeout ignores a RequestVote (with the guard).
 //!   *committed entries are never lost across crashes* counts the majority in the configuration
 //!   the entry was committed in.
 //! - eventually, with no crash or loss, a leader is elected: decided by the workbench's engine
@@ -92,6 +112,11 @@
 //!   *linearizable client history* (and the ReadIndex example never happens). Its configuration
 //!   uses `--workload read-after-write` (client 0 Gets twice, client 1 Puts once), the smallest
 //!   history where a read must see a write it did not overlap.
+//! - `lease-without-drift-bound`: the lease lasts the whole minimum election timeout, as if
+//!   clocks did not drift: a follower whose clock runs fast votes for a new leader, which
+//!   commits and acknowledges a Put, while the old leader still answers Gets from its lease:
+//!   *linearizable client history*. The same pitfall without the bug: `--drift-bound 5
+//!   --clock-drift 10`.
 //! - `snapshot-off-by-one`: InstallSnapshot keeps the log from the last included index instead of
 //!   after it (§7): *Log Matching*, *State Machine Safety*, and the state machine no longer
 //!   follows the log.
@@ -115,11 +140,11 @@
 //! it cannot happen (its messages cross).
 //!
 //! # Left out
-//! Joint consensus (§6: the model makes single-server changes, thesis §4); disruptive removed
-//! servers (thesis §4.2.3); bytes in snapshot chunks (chunks count state-machine items); lease
-//! reads (thesis §6.4.1); expiry of client
-//! sessions (§8 keeps them for ever here); real time (timers fire in any order, see the README's
-//! `raft-tcp` section for what that does and does not cover). A leader starts at most
+//! Joint consensus (§6: the model makes single-server changes, thesis §4); leadership transfer
+//! (thesis §3.10, which the guard of §4.2.3 would let through); bytes in snapshot chunks
+//! (chunks count state-machine items); expiry of client sessions (§8 keeps them for ever here);
+//! real time (timers fire in any order, but for the order drift imposes on leases; see the
+//! README's `raft-tcp` section for what that does and does not cover). A leader starts at most
 //! [`model::MAX_ROUND`] rounds of heartbeats for reads in a term (a boundary).
 
 pub mod actor;

@@ -587,7 +587,7 @@ fn lease_outlasts(m: &RaftModel, s: &RaftModelState, f: usize) -> Option<usize> 
         .find(|(l, leader)| {
             *l != f
                 && leader.current_term == term
-                && matches!(leader.role, Role::Leader { lease: Some(r), .. } if heard >= r)
+                && matches!(&leader.role, Role::Leader { leases, .. } if leases.iter().any(|r| heard >= *r))
                 && server_cfg(m, *l).effective_drift_bound() >= m.cfg().clock_drift
         })
         .map(|(l, _)| l)
@@ -881,7 +881,7 @@ impl Harnessed for Raft {
             // Likewise the end of a lease changes nothing until a Get arrives, a heartbeat
             // would renew it, or a server whose minimum election timeout it holds back wants
             // to vote or campaign.
-            ActorModelAction::Timeout(id, RaftTimer::Lease) => {
+            ActorModelAction::Timeout(id, RaftTimer::Lease(_)) => {
                 let l = usize::from(*id);
                 let get = state.network.iter_deliverable().any(|e| {
                     e.dst == *id
