@@ -483,6 +483,7 @@ fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand
             .arg("--pow-bits")
             .arg(format!("{:#010x}", t.pow_bits))
             .args(t.log_reads.then_some("--log-reads"))
+            .args((!t.parallel_write).then_some("--no-parallel-write"))
             .args(
                 t.members
                     .iter()

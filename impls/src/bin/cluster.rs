@@ -111,6 +111,10 @@ struct RunOpts {
     /// Raft: Gets go through the log like writes, instead of ReadIndex.
     #[arg(long)]
     log_reads: bool,
+    /// Raft: the leader's AppendEntries wait for its own write of the entries (no parallel
+    /// write, thesis §10.2.1).
+    #[arg(long)]
+    no_parallel_write: bool,
     /// Raft: the initial configuration is the first N nodes; the others wait for `cluster add`.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     members: Option<u16>,
@@ -175,6 +179,7 @@ fn launch(args: RunArgs) -> Result<()> {
         tuning.snapshot_every = n;
     }
     tuning.log_reads |= o.log_reads;
+    tuning.parallel_write &= !o.no_parallel_write;
     if let Some(m) = o.members {
         tuning.members = Some(m.into());
     }
