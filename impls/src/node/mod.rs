@@ -564,7 +564,7 @@ struct Node<'a, A: Actor, S> {
     delayed: BinaryHeap<Delayed<A::Msg>>,
     delayed_seq: u64,
     save: Option<A::Storage>,
-    sends: Vec<(Id, A::Msg)>,
+    sends: Sends<A::Msg>,
     shared: &'a Arc<Shared<A::Msg>>,
     store: Option<S>,
     /// When the next event may be handled, under [`NodeOptions::capacity`].
@@ -733,11 +733,14 @@ where
     }
 }
 
+/// A batch's messages and their destinations, in the order its steps sent them.
+type Sends<M> = Vec<(Id, M)>;
+
 /// Splits a batch's messages into those that leave before its save (`early` holds, and every
 /// earlier message of the batch to the same destination leaves early too) and the rest, each
 /// part in the order the steps sent them: each destination receives its messages in program
 /// order, as without the split.
-fn split_early<M>(sends: Vec<(Id, M)>, early: impl Fn(&M) -> bool) -> (Vec<(Id, M)>, Vec<(Id, M)>) {
+fn split_early<M>(sends: Sends<M>, early: impl Fn(&M) -> bool) -> (Sends<M>, Sends<M>) {
     let mut held: Vec<Id> = Vec::new();
     let (mut now, mut later) = (Vec::new(), Vec::new());
     for (dst, msg) in sends {
