@@ -486,6 +486,7 @@ fn node_command(spec: &ClusterSpec, config_path: &Path, i: usize) -> MakeCommand
             .args(t.lease_reads.then_some("--lease-reads"))
             .arg("--drift-bound")
             .arg(t.drift_bound.to_string())
+            .args((!t.parallel_write).then_some("--no-parallel-write"))
             .args(
                 t.members
                     .iter()

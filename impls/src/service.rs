@@ -54,6 +54,10 @@ pub struct Tuning {
     /// Raft: the initial configuration is the first N nodes (`None`: all); the others wait to
     /// be added (`cluster add N`, thesis §4).
     pub members: Option<usize>,
+    /// Raft: the leader sends AppendEntries before its own write of the entries is durable,
+    /// writing its log in parallel with replication (thesis §10.2.1); it counts itself toward
+    /// a commit only once its write is done.
+    pub parallel_write: bool,
 }
 
 impl Default for Tuning {
@@ -70,6 +74,7 @@ impl Default for Tuning {
             lease_reads: false,
             drift_bound: 10,
             members: None,
+            parallel_write: true,
         }
     }
 }
@@ -172,6 +177,12 @@ pub trait Service: 'static {
     /// Configuration changes an administrator may ask for (`cluster add N`, `cluster remove
     /// N`); `None`: the protocol has none.
     fn membership() -> Option<crate::node::Membership<Self::Msg>> {
+        None
+    }
+
+    /// The messages a server may send before its batch's save ([`crate::node::Hooks::early`]),
+    /// under `tuning`; `None` by default: every message waits for the save.
+    fn early(_tuning: &Tuning) -> Option<crate::node::Early<Self::Actor>> {
         None
     }
 
@@ -598,6 +609,7 @@ where
         inbox: S::inbox(&actor),
         peer_closed: Some(S::peer_closed),
         membership: S::membership(),
+        early: S::early(&args.tuning),
     };
     crate::node::run_hooked(
         actor,

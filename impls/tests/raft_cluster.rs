@@ -12,7 +12,7 @@ use impls::cluster::{Cluster, ClusterSpec};
 use impls::config::ClusterConfig;
 use impls::frame::write_frame;
 use impls::jepsen::{self, JepsenOpts, Nemesis};
-use impls::node::Faults;
+use impls::node::{Faults, SENT_EARLY};
 use impls::raft::wal::RaftWal;
 use impls::raft::RaftService;
 use impls::service::Tuning;
@@ -110,6 +110,40 @@ fn a_new_leader_takes_over_after_the_leader_is_killed() {
     assert_ne!(new, old, "a killed node cannot answer");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert_eq!(get(&mut c, "x"), "2");
+}
+
+/// Thesis §10.2.1: the leader's AppendEntries leave before its own save (the node counts
+/// them); with `--no-parallel-write` none do. Either way the writes are acknowledged.
+#[test]
+fn the_leader_sends_append_entries_while_it_writes_them() {
+    for parallel in [true, false] {
+        let name = if parallel { "parallel" } else { "serial" };
+        let cluster = start_with(
+            name,
+            3,
+            Tuning {
+                parallel_write: parallel,
+                ..tuning(1000)
+            },
+            None,
+        );
+        let mut c = client(&cluster.config, CLIENT_IDS + 1);
+        for i in 0..20 {
+            put(&mut c, "x", &i.to_string());
+        }
+        assert_eq!(get(&mut c, "x"), "19");
+        let early: u64 = (0..3)
+            .map(|i| {
+                let counts = cluster.query_counts(i).expect("counts");
+                counts.get(SENT_EARLY).copied().unwrap_or(0)
+            })
+            .sum();
+        if parallel {
+            assert!(early > 0, "{name}: {early} sent early");
+        } else {
+            assert_eq!(early, 0, "{name}");
+        }
+    }
 }
 
 #[test]

@@ -119,6 +119,10 @@ struct RunOpts {
     /// default).
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=90))]
     drift_bound: Option<u32>,
+    /// Raft: the leader's AppendEntries wait for its own write of the entries (no parallel
+    /// write, thesis §10.2.1).
+    #[arg(long)]
+    no_parallel_write: bool,
     /// Raft: the initial configuration is the first N nodes; the others wait for `cluster add`.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     members: Option<u16>,
@@ -187,6 +191,7 @@ fn launch(args: RunArgs) -> Result<()> {
     if let Some(d) = o.drift_bound {
         tuning.drift_bound = d;
     }
+    tuning.parallel_write &= !o.no_parallel_write;
     if let Some(m) = o.members {
         tuning.members = Some(m.into());
     }

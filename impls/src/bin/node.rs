@@ -2,7 +2,7 @@
 //! the model's actor over TCP.
 //!
 //! `node raft --config cluster.toml --id N --data-dir DIR [--timeout-ms 300-600]
-//! [--heartbeat-ms 50] [--snapshot-every 1000] [--bug NAME] [--seed N] [--admin]
+//! [--heartbeat-ms 50] [--snapshot-every 1000] [--no-parallel-write] [--bug NAME] [--seed N] [--admin]
 //! [--tls-dir DIR | --insecure]`
 //!
 //! Listens on its address in the cluster file, talks to the other nodes there, serves clients
@@ -59,6 +59,10 @@ struct Cli {
     /// default).
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=90))]
     drift_bound: Option<u32>,
+    /// Raft: the leader's AppendEntries wait for its own write of the entries instead of
+    /// leaving while it writes them (thesis §10.2.1's parallel write, on by default).
+    #[arg(long)]
+    no_parallel_write: bool,
     /// Raft: keys and client sessions per InstallSnapshot chunk (Figure 13; 4096 by default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_chunk: Option<u64>,
@@ -123,6 +127,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
     if let Some(d) = cli.drift_bound {
         tuning.drift_bound = d;
     }
+    tuning.parallel_write &= !cli.no_parallel_write;
     if let Some(n) = cli.snapshot_chunk {
         tuning.snapshot_chunk = n;
     }

@@ -8,6 +8,10 @@
 //!   steps of all the events already waiting (up to [`MAX_BATCH`]) one after another, saves the
 //!   last storage they produced once, then sends their messages: a group commit, one fsync for
 //!   many steps. Holding messages back a little is a delay the model already allows.
+//!   A service may let some messages leave before the save ([`Hooks::early`]): those that
+//!   depend only on storage already durable from earlier batches (Raft's leader writes its log
+//!   in parallel with replication, thesis §10.2.1). The loop is single-threaded, so whatever
+//!   answers such a message is handled in a later batch, after this batch's save returned.
 //! - **Frames.** Messages are framed ([`crate::frame`]) and serialised as JSON. Every connection
 //!   starts with a hello frame naming the sender and what it is: a peer (an id in the cluster
 //!   file), a client (an id that is not), or an administrator. A node refuses peers it does not
@@ -248,6 +252,13 @@ pub type Kind<A> = fn(&<A as Actor>::Msg) -> Option<&'static str>;
 /// The message, if any, a node gives its own actor when a connection with a peer ends.
 pub type PeerClosed<A> = fn(Id) -> Option<<A as Actor>::Msg>;
 
+/// Whether a message may leave before its batch's save, given the storage already durable (the
+/// last one saved, or loaded at start; `None` if there is none). See [`Hooks::early`].
+pub type Early<A> = fn(Option<&<A as Actor>::Storage>, &<A as Actor>::Msg) -> bool;
+
+/// The count ([`query_counts`]) of messages sent before their batch's save ([`Hooks::early`]).
+pub const SENT_EARLY: &str = "sent before save";
+
 /// Configuration changes an administrator may ask of a node (`cluster add N`, Raft's
 /// AddServer and RemoveServer): the message that asks for one, what a reply says, and which
 /// messages only an administrator may send (a client or a peer that sends one is cut off).
@@ -286,6 +297,14 @@ pub struct Hooks<A: Actor> {
     pub peer_closed: Option<PeerClosed<A>>,
     /// Configuration changes, for protocols that have them.
     pub membership: Option<Membership<A::Msg>>,
+    /// Messages that may leave before the batch's save instead of after it. A message sent
+    /// early must be safe to send even if the node crashes before the save completes: it may
+    /// depend on what is already durable (the hook's first argument), not on what this batch
+    /// saves. Whatever answers it is handled in a later batch, after the save, since the loop is
+    /// single-threaded. Each destination's messages still leave in the order the steps sent
+    /// them: a message goes early only if every earlier message of the batch to the same
+    /// destination did too. `None`: every message waits for the save.
+    pub early: Option<Early<A>>,
 }
 
 /// Takes a node's [`Inbox`] once the node runs.
@@ -321,6 +340,7 @@ impl<A: Actor> Default for Hooks<A> {
             inbox: None,
             peer_closed: None,
             membership: None,
+            early: None,
         }
     }
 }
@@ -398,10 +418,15 @@ where
         released: HashMap::new(),
         kind: hooks.kind,
         peer_closed: hooks.peer_closed,
+        early: hooks.early,
+        durable: None,
     };
     let mut out = Out::new();
     // `Some` but for the moment a step has it (see [`step`]).
     let mut state = Some(actor.on_start(me, &storage, &mut out));
+    if node.early.is_some() {
+        node.durable = storage;
+    }
     node.take(&mut state, out);
     node.commit()?;
     let observe = |state: &Option<A::State>| {
@@ -539,7 +564,7 @@ struct Node<'a, A: Actor, S> {
     delayed: BinaryHeap<Delayed<A::Msg>>,
     delayed_seq: u64,
     save: Option<A::Storage>,
-    sends: Vec<(Id, A::Msg)>,
+    sends: Sends<A::Msg>,
     shared: &'a Arc<Shared<A::Msg>>,
     store: Option<S>,
     /// When the next event may be handled, under [`NodeOptions::capacity`].
@@ -549,6 +574,9 @@ struct Node<'a, A: Actor, S> {
     /// What [`Hooks::kind`] says a message is, for the counts.
     kind: Option<Kind<A>>,
     peer_closed: Option<PeerClosed<A>>,
+    early: Option<Early<A>>,
+    /// The last storage saved (or loaded at start), kept only for [`Hooks::early`].
+    durable: Option<A::Storage>,
 }
 
 impl<A, S> Node<'_, A, S>
@@ -675,16 +703,88 @@ where
         true
     }
 
-    /// Ends the batch: saves its last storage, then sends its messages.
+    /// Ends the batch: sends the messages that may leave early ([`Hooks::early`]), saves its
+    /// last storage, then sends the rest.
     fn commit(&mut self) -> Result<(), NodeError> {
+        let mut sends = std::mem::take(&mut self.sends);
         if let Some(s) = self.save.take() {
+            if let Some(early) = self.early {
+                let durable = self.durable.as_ref();
+                let (now, later) = split_early(sends, |m| early(durable, m));
+                if !now.is_empty() {
+                    *self
+                        .shared
+                        .counts
+                        .lock()
+                        .expect("counts lock")
+                        .entry(SENT_EARLY)
+                        .or_default() += now.len() as u64;
+                }
+                for (dst, msg) in now {
+                    transport::send(self.shared, dst, &Wire::Msg(msg));
+                }
+                sends = later;
+            }
             if let Some(store) = &mut self.store {
                 store.save(&s).map_err(NodeError::Storage)?;
             }
+            if self.early.is_some() {
+                self.durable = Some(s);
+            }
         }
-        for (dst, msg) in std::mem::take(&mut self.sends) {
+        for (dst, msg) in sends {
             transport::send(self.shared, dst, &Wire::Msg(msg));
         }
         Ok(())
+    }
+}
+
+/// A batch's messages and their destinations, in the order its steps sent them.
+type Sends<M> = Vec<(Id, M)>;
+
+/// Splits a batch's messages into those that leave before its save (`early` holds, and every
+/// earlier message of the batch to the same destination leaves early too) and the rest, each
+/// part in the order the steps sent them: each destination receives its messages in program
+/// order, as without the split.
+fn split_early<M>(sends: Sends<M>, early: impl Fn(&M) -> bool) -> (Sends<M>, Sends<M>) {
+    let mut held: Vec<Id> = Vec::new();
+    let (mut now, mut later) = (Vec::new(), Vec::new());
+    for (dst, msg) in sends {
+        if !held.contains(&dst) && early(&msg) {
+            now.push((dst, msg));
+        } else {
+            if !held.contains(&dst) {
+                held.push(dst);
+            }
+            later.push((dst, msg));
+        }
+    }
+    (now, later)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_early;
+    use stateright::actor::Id;
+
+    /// Messages are (destination, early?, label).
+    #[test]
+    fn early_messages_leave_first_without_reordering_a_destination() {
+        let sends: Vec<(Id, (bool, &str))> = vec![
+            (Id::from(1), (true, "a1")),
+            (Id::from(2), (false, "b1")),
+            (Id::from(2), (true, "b2")),
+            (Id::from(1), (true, "a2")),
+            (Id::from(3), (true, "c1")),
+            (Id::from(1), (false, "a3")),
+            (Id::from(1), (true, "a4")),
+        ];
+        let (now, later) = split_early(sends, |m| m.0);
+        let labels = |v: Vec<(Id, (bool, &'static str))>| -> Vec<&str> {
+            v.into_iter().map(|(_, m)| m.1).collect()
+        };
+        // b2 waits behind b1, a4 behind a3: each destination keeps its order.
+        assert_eq!(labels(now), ["a1", "a2", "c1"]);
+        assert_eq!(labels(later), ["b1", "b2", "a3", "a4"]);
     }
 }

@@ -5,6 +5,8 @@
 //!   election timeout real milliseconds ([`Tuning::timeout`]), heartbeats to every follower every
 //!   [`Tuning::heartbeat`]. Its storage is a checkpoint and a write-ahead log ([`wal`]: one
 //!   `fdatasync` per batch of appended entries).
+//! - Parallel writes (thesis §10.2.1, [`Tuning::parallel_write`], on by default): the leader's
+//!   AppendEntries leave before its own write of the entries is durable ([`leader_append_early`]).
 //! - Client: the model's client actor, driven by [`crate::client::Driven`]: the same `Request`
 //!   messages with a client id and request ids, redirects on `Redirect`, retries of the same
 //!   request id on the next server after a timeout (the session table runs a retried command
@@ -19,7 +21,7 @@ use std::time::Duration;
 
 use models::client::{ClientMsg, RequestId};
 use models::raft::actor::{
-    ClientCfg, Heartbeats, RaftActor, RaftBug, RaftState, Reads, Role, ServerCfg,
+    ClientCfg, Heartbeats, RaftActor, RaftBug, RaftState, Reads, Role, ServerCfg, Storage,
 };
 use models::raft::kv::{KvOp, KvRet};
 use models::raft::RaftMsg;
@@ -46,7 +48,8 @@ impl Service for RaftService {
         heartbeat: the leader's AppendEntries interval; snapshot-every: entries between snapshots; \
         snapshot-chunk: keys and sessions per InstallSnapshot chunk; \
         log-reads: Gets through the log instead of ReadIndex; lease-reads: Gets under the \
-        leader's lease (thesis §6.4.1); drift-bound: the clock drift a lease allows for";
+        leader's lease (thesis §6.4.1); drift-bound: the clock drift a lease allows for; \
+        parallel-write: the leader sends AppendEntries while it writes them (§10.2.1)";
 
     fn bugs() -> Vec<&'static str> {
         RaftBug::ALL.iter().map(|b| b.name()).collect()
@@ -134,6 +137,14 @@ impl Service for RaftService {
         })
     }
 
+    /// The leader writes its log in parallel with replication (thesis §10.2.1): its
+    /// AppendEntries go out before the batch's save, under [`leader_append_early`]'s rule.
+    fn early(tuning: &Tuning) -> Option<crate::node::Early<RaftActor>> {
+        tuning
+            .parallel_write
+            .then_some(leader_append_early as crate::node::Early<RaftActor>)
+    }
+
     fn describe(state: &RaftState) -> Option<String> {
         let RaftState::Server(s) = state else {
             return None;
@@ -147,6 +158,53 @@ impl Service for RaftService {
             }
             Role::Follower { leader: None } => format!("follower in term {term}"),
         })
+    }
+}
+
+/// Whether a server may send `msg` before its batch's save, given `durable`, the storage it
+/// saved (or loaded) before the batch: only a leader's AppendEntries, and only when its term and
+/// the entries up to its commit index were already durable. Thesis §10.2.1: "the leader may
+/// write to its disk in parallel with replicating to followers"; it may not count itself
+/// toward committing an entry until the entry is durable on its own disk.
+///
+/// Why this is safe on a node ([`crate::node`]):
+/// - The leader counts itself only for durable entries. The node loop is single-threaded:
+///   after the early sends it saves (one fsync), and only then handles the next batch. A reply
+///   acknowledging entries is handled in a later batch than the AppendEntries that carried
+///   them, so after the leader's own save of those entries. Without replies the leader can
+///   commit alone only when it is the whole quorum (a one-server configuration): then the
+///   commit index may cover entries of this very batch, and the check `leader_commit <=
+///   durable.log.last_index()` keeps such an AppendEntries (to a server being added) for after
+///   the save. Within a term a leader's log only grows (compaction keeps `last_index`), so the
+///   durable log is a prefix of the log the message was cut from.
+/// - The term is durable. The check `term == durable.current_term` says the leader's term was
+///   saved by an earlier batch. With several voters that always holds: a candidate's term is
+///   saved before its RequestVote leaves (not early), so it wins in a later batch. A
+///   one-server configuration wins in the step that starts the election; its first
+///   AppendEntries wait for the save, else a crash before the fsync could let it lead the
+///   same term twice with different entries.
+/// - A crash before the fsync loses entries only the leader of that term wrote and no one
+///   acknowledged to a client (client replies, like every other message, wait for the save):
+///   the restarted server is a follower of the same durable term, and its lost entries at most
+///   survive on followers, as entries of a leader that crashed do in plain Raft.
+/// - Nothing else goes early: votes and RequestVote (a vote and a candidate's own term must be
+///   durable first), AppendEntries replies (a follower's acknowledgement means its entries
+///   are durable), InstallSnapshot, client replies, configuration replies.
+/// - Order: terms only grow, so the batch's last save has the highest term of the batch, at
+///   least the durable term an early AppendEntries carries; a leader that steps down later in
+///   the batch sent those AppendEntries while it led a durable term, as it would have a batch
+///   earlier. Per destination, the node keeps program order ([`crate::node::Hooks::early`]).
+pub fn leader_append_early(durable: Option<&Storage>, msg: &RaftMsg) -> bool {
+    match (durable, msg) {
+        (
+            Some(d),
+            RaftMsg::AppendEntries {
+                term,
+                leader_commit,
+                ..
+            },
+        ) => *term == d.current_term && *leader_commit <= d.log.last_index(),
+        _ => false,
     }
 }
 
@@ -238,6 +296,70 @@ mod tests {
                 .to_string()
                 .contains("0, 1, 2")
         );
+    }
+
+    #[test]
+    fn only_a_leaders_append_entries_on_durable_ground_go_early() {
+        use models::raft::log::{Entry, EntryKind, Log};
+        let noop = |term| Entry {
+            term,
+            kind: EntryKind::Noop,
+        };
+        // Durable before the batch: term 3, entries 1 and 2.
+        let durable = Storage {
+            current_term: 3,
+            voted_for: Some(Id::from(0)),
+            log: Log {
+                snapshot: Default::default(),
+                entries: vec![noop(1), noop(3)],
+            },
+        };
+        let append = |term, leader_commit| RaftMsg::AppendEntries {
+            term,
+            leader_id: Id::from(0),
+            prev_log_index: 2,
+            prev_log_term: 3,
+            entries: vec![noop(term)],
+            leader_commit,
+            round: 0,
+        };
+        let early = |m: &RaftMsg| leader_append_early(Some(&durable), m);
+        // New entries go out while the leader writes them.
+        assert!(early(&append(3, 2)));
+        // A term this batch saves (a one-server configuration wins in the step that starts
+        // its election) waits.
+        assert!(!early(&append(4, 0)));
+        // So does a commit index that counts entries not yet durable (a leader alone in its
+        // configuration commits without replies).
+        assert!(!early(&append(3, 3)));
+        assert!(!leader_append_early(None, &append(3, 0)));
+        for m in [
+            RaftMsg::AppendEntriesReply {
+                term: 3,
+                success: true,
+                match_index: 2,
+                round: 0,
+            },
+            RaftMsg::RequestVote {
+                term: 3,
+                candidate_id: Id::from(0),
+                last_log_index: 2,
+                last_log_term: 3,
+            },
+            RaftMsg::RequestVoteReply {
+                term: 3,
+                vote_granted: true,
+            },
+        ] {
+            assert!(!early(&m), "{m:?}");
+        }
+        // Off under `--no-parallel-write`.
+        assert!(RaftService::early(&Tuning::default()).is_some());
+        let off = Tuning {
+            parallel_write: false,
+            ..Tuning::default()
+        };
+        assert!(RaftService::early(&off).is_none());
     }
 
     #[test]
