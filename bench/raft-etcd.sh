@@ -4,7 +4,9 @@
 # (`kvbench`: N client threads, one operation in flight each). Prints a table and the ratios:
 # first both in plaintext (`cluster raft --insecure`; etcd over http), then both with mutual TLS
 # (ours by default; etcd with client and peer certificates, `--client-cert-auth` and
-# `--peer-client-cert-auth`), and what TLS costs each (TLS / plaintext).
+# `--peer-client-cert-auth`), and what TLS costs each (TLS / plaintext). Gets are ReadIndex in
+# the plain and tls rows; the lease rows are ours in plaintext with `--lease-reads` (thesis
+# §6.4.1) against etcd's plaintext gets.
 #
 #   bash bench/raft-etcd.sh [SECONDS_PER_RUN]      (default 10)
 #   BASELINE=DIR bash bench/raft-etcd.sh [SECS]    also runs the `cluster`, `node` and `kvbench`
@@ -105,6 +107,9 @@ start_cluster() { # BIN_DIR NAME [FLAGS...]
 }
 start_cluster "$BIN" raft --insecure
 start_cluster "$BIN" raft-tls
+# Gets under the leader's lease (thesis §6.4.1) instead of ReadIndex, in plaintext: the `lease`
+# rows, against the same etcd (whose linearizable reads are ReadIndex).
+start_cluster "$BIN" raft-lease --insecure --lease-reads
 if [ -n "${BASELINE:-}" ]; then
   start_cluster "$BASELINE" base
 fi
@@ -121,10 +126,14 @@ for op in put get; do
     if [ -n "${BASELINE:-}" ]; then
       base=$("$BASELINE/kvbench" raft --cluster "$WORK/base/cluster.toml" --op $op --clients $clients --seconds "$SECS")
     fi
-    python3 - "$op" "$clients" "$ours" "$theirs" "$ours_tls" "$theirs_tls" "$base" <<'PY'
+    lease='null'
+    if [ "$op" = get ]; then
+      lease=$("$BIN/kvbench" raft --cluster "$WORK/raft-lease/cluster.toml" --op $op --clients $clients --seconds "$SECS")
+    fi
+    python3 - "$op" "$clients" "$ours" "$theirs" "$ours_tls" "$theirs_tls" "$base" "$lease" <<'PY'
 import json, sys
 op, clients = sys.argv[1], sys.argv[2]
-a, b, at, bt, c = (json.loads(x) for x in sys.argv[3:8])
+a, b, at, bt, c, l = (json.loads(x) for x in sys.argv[3:9])
 def row(wire, a, b):
     return (f"{op:<4} {clients:>7} {wire:<5} | {a['ops_per_s']:>10.0f} {a['p50_ms']:>8.2f} {a['p99_ms']:>8.2f} | "
             f"{b['ops_per_s']:>10.0f} {b['p50_ms']:>8.2f} {b['p99_ms']:>8.2f} | {a['ops_per_s'] / b['ops_per_s']:>8.2f}x")
@@ -133,6 +142,8 @@ if c:
     line += f" | baseline {c['ops_per_s']:>7.0f} op/s, ours/baseline {a['ops_per_s'] / c['ops_per_s']:.2f}x"
 print(line)
 print(row("tls", at, bt) + f" | TLS/plain: ours {at['ops_per_s'] / a['ops_per_s']:.2f}x, etcd {bt['ops_per_s'] / b['ops_per_s']:.2f}x")
+if l:
+    print(row("lease", l, b) + f" | lease/ReadIndex: {l['ops_per_s'] / a['ops_per_s']:.2f}x")
 PY
   done
 done

@@ -474,3 +474,114 @@ fn a_short_jepsen_run_is_linearizable() {
     assert!(report.ok_after_heal > 0, "{report:?}");
     assert!(report.passed());
 }
+
+/// Lease reads (thesis §6.4.1) on clocks that drift: the followers' clocks run 10% fast (the
+/// drift the leases allow for by default), then the leader is cut off. The followers elect a
+/// new leader as soon as their minimum election timeout (2 s, 1.82 s of real time on their
+/// clocks) has passed since they last heard from it, and commit x=2; at once a client that
+/// knows only the old leader reads x. Returns the read's answer, or `None` when the scenario
+/// did not run in time: the read must leave before the old leader's lease would end without the
+/// drift bound (2 s after its last round), which is what the test is about.
+fn read_from_a_cut_off_leaseholder(cluster: &Cluster, attempt: usize) -> Option<Option<String>> {
+    let id = CLIENT_IDS + 10 * attempt;
+    let mut c = client(&cluster.config, id + 1);
+    put(&mut c, "x", "1");
+    let old = leader(cluster);
+    let mut alone = client_of(cluster, old, id + 2);
+    assert_eq!(get(&mut alone, "x"), "1", "a lease read");
+    let others: Vec<usize> = (0..cluster.len()).filter(|i| *i != old).collect();
+    let fast = |blocked: Vec<usize>| Faults {
+        blocked,
+        clock_skew_percent: 10,
+        ..Faults::default()
+    };
+    for &i in &others {
+        cluster.set_faults(i, &fast(Vec::new())).unwrap();
+    }
+    // Heartbeats arm the followers' timers on their fast clocks.
+    std::thread::sleep(Duration::from_millis(200));
+    for &i in &others {
+        cluster.set_faults(i, &fast(vec![old])).unwrap();
+    }
+    cluster
+        .set_faults(
+            old,
+            &Faults {
+                blocked: others.clone(),
+                ..Faults::default()
+            },
+        )
+        .unwrap();
+    let cut = Instant::now();
+    let new = loop {
+        let leaders: Vec<usize> = others
+            .iter()
+            .copied()
+            .filter(|i| {
+                cluster
+                    .query_status(*i)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.starts_with("leader"))
+            })
+            .collect();
+        if let Some(l) = leaders.first() {
+            break *l;
+        }
+        if cut.elapsed() > Duration::from_secs(3) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let mut at_new = client_of(cluster, new, id + 3);
+    put(&mut at_new, "x", "2");
+    if cut.elapsed() > Duration::from_millis(1950) {
+        return None;
+    }
+    let read = alone.call(KvOp::Get("x".into()), Duration::from_millis(500));
+    Some(match read {
+        Ok(KvRet::Value(v)) => Some(v),
+        _ => None,
+    })
+}
+
+fn lease_tuning() -> Tuning {
+    Tuning {
+        timeout: Duration::from_millis(2000)..Duration::from_millis(2100),
+        heartbeat: Duration::from_millis(20),
+        lease_reads: true,
+        ..tuning(1000)
+    }
+}
+
+/// Runs the scenario until it runs in time (at most three times: a split vote or a slow
+/// election can miss the window), healing the cluster in between.
+fn lease_scenario(name: &str, bug: Option<&'static str>) -> Option<String> {
+    let mut cluster = start_with(name, 3, lease_tuning(), bug);
+    for attempt in 1..=3 {
+        if let Some(read) = read_from_a_cut_off_leaseholder(&cluster, attempt) {
+            cluster.stop();
+            return read;
+        }
+        assert!(cluster.set_all(&Faults::default()).is_empty());
+    }
+    panic!("no attempt elected a new leader in time");
+}
+
+/// The lease allows for 10% drift and the clocks drift 10%: the old leader's lease has ended
+/// before any follower could vote, and the cut-off leader does not answer the read.
+#[test]
+fn a_lease_ends_before_followers_with_fast_clocks_elect_a_new_leader() {
+    assert_eq!(lease_scenario("lease", None), None);
+}
+
+/// The same with `lease-without-drift-bound`: the old leader's lease lasts the whole minimum
+/// election timeout, outlives the fast followers' timeout, and the read returns the value a
+/// committed write already replaced.
+#[test]
+fn a_lease_without_the_drift_bound_answers_a_stale_read() {
+    assert_eq!(
+        lease_scenario("lease-bug", Some("lease-without-drift-bound")),
+        Some("1".to_string())
+    );
+}
