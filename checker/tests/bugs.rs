@@ -25,8 +25,8 @@ const SLOW: &[(&str, &str, Strategy)] = &[
     // `--client-retries 0` do not); depth first, its first counterexample in about 40 s.
     ("raft", "commit-previous-term", Strategy::Dfs),
     // A second leader while the first still holds its lease needs a spurious timeout and two
-    // clients: 1,668,717 states to the end, about 60 s; breadth first, its 23-step
-    // counterexample in about 8 s.
+    // clients: 1,668,717 states to the end, about 34 s on two threads; breadth first, its
+    // 23-step counterexample in about 5 s.
     ("raft", "lease-without-drift-bound", Strategy::Bfs),
 ];
 

@@ -661,7 +661,12 @@ where
                 Command::Send(dst, msg) => self.sends.push((dst, msg)),
                 Command::SetTimer(timer, range) => {
                     let mut after = self.rng.within(&range);
-                    let skew = self.shared.faults.lock().expect("faults lock").clock_skew_percent;
+                    let skew = self
+                        .shared
+                        .faults
+                        .lock()
+                        .expect("faults lock")
+                        .clock_skew_percent;
                     if skew != 0 {
                         // A fast clock counts a duration out in less real time.
                         after = after * 100 / (100 + skew.clamp(-90, 900)) as u32;

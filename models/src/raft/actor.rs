@@ -1438,11 +1438,19 @@ impl ServerCfg {
         }
     }
 
-    /// Sends each follower with no request in flight what it lacks: entries, or the new commit
-    /// index.
+    /// Sends each follower with no request in flight what it lacks: entries, a round of
+    /// heartbeats for reads, or the new commit index. With heartbeats to every follower every
+    /// interval, the commit index alone waits for the next heartbeat (or the next entries): a
+    /// message of its own would hold the next client's entries back until its reply (one
+    /// request in flight per follower), and only followers' state machines wait for it.
     fn replicate(&self, id: Id, s: &mut ServerState, o: &mut Out<RaftActor>) {
         for p in 0..self.peers.len() {
             if self.is_target(s, p) && !self.inflight(s, p) && self.behind(s, p) {
+                let commit_only = matches!(&s.role, Role::Leader { match_index, round, acked, .. }
+                    if match_index[p] >= s.log.last_index() && acked[p] >= *round);
+                if commit_only && self.heartbeats == Heartbeats::Every {
+                    continue;
+                }
                 self.send_append(id, s, p, o);
             }
         }

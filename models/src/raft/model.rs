@@ -600,9 +600,9 @@ fn may_vote_or_campaign(m: &RaftModel, s: &RaftModelState, f: usize) -> bool {
     let spurious_ok = s.history.ghost.spurious_timeouts < cfg.spurious_timeouts;
     let may_campaign = f < cfg.candidates && (spurious_ok || !knows_leader(server(s, f)));
     may_campaign
-        || s.network.iter_deliverable().any(|e| {
-            usize::from(e.dst) == f && matches!(e.msg, RaftMsg::RequestVote { .. })
-        })
+        || s.network
+            .iter_deliverable()
+            .any(|e| usize::from(e.dst) == f && matches!(e.msg, RaftMsg::RequestVote { .. }))
 }
 
 /// Whether a server is a follower that has heard from the leader of its term.
@@ -979,9 +979,10 @@ impl Harnessed for Raft {
             ));
         }
         if m.cfg().guard || m.cfg().reads == Reads::Lease {
-            properties.push(Property::sometimes(VOTE_IGNORED, |_, s: &RaftModelState| {
-                s.history.ghost.vote_ignored
-            }));
+            properties.push(Property::sometimes(
+                VOTE_IGNORED,
+                |_, s: &RaftModelState| s.history.ghost.vote_ignored,
+            ));
         }
         properties
     }

@@ -349,7 +349,12 @@ fn a_lease_answers_reads_without_a_round_until_its_timer_runs_out() {
         ..cfg(None)
     };
     let mut s = server(&c, 0, vec![]);
-    c.on_timeout(Id::from(0), &mut s, super::RaftTimer::Election, &mut Out::new());
+    c.on_timeout(
+        Id::from(0),
+        &mut s,
+        super::RaftTimer::Election,
+        &mut Out::new(),
+    );
     let mut out = Out::new();
     for p in [1, 2] {
         c.on_msg(
@@ -373,7 +378,10 @@ fn a_lease_answers_reads_without_a_round_until_its_timer_runs_out() {
     assert!(sends(&out)
         .iter()
         .all(|(_, m)| matches!(m, RaftMsg::AppendEntries { round: 1, .. })));
-    assert!(!c.holds_lease(Id::from(0), &s), "not before a majority acknowledges");
+    assert!(
+        !c.holds_lease(Id::from(0), &s),
+        "not before a majority acknowledges"
+    );
     let ack = |s: &mut ServerState, round: u64, out: &mut Out<RaftActor>| {
         c.on_msg(
             Id::from(0),
@@ -393,9 +401,18 @@ fn a_lease_answers_reads_without_a_round_until_its_timer_runs_out() {
     let mut out = Out::new();
     c.on_msg(Id::from(0), &mut s, Id::from(9), get(1), &mut out);
     assert_eq!(read_reply(&out), Some(KvRet::Value(String::new())));
-    assert!(sends(&out).len() == 1, "no round of heartbeats: {:?}", sends(&out));
+    assert!(
+        sends(&out).len() == 1,
+        "no round of heartbeats: {:?}",
+        sends(&out)
+    );
     // The lease runs out: the next Get waits for a round of its own, which renews the lease.
-    c.on_timeout(Id::from(0), &mut s, super::RaftTimer::Lease(1), &mut Out::new());
+    c.on_timeout(
+        Id::from(0),
+        &mut s,
+        super::RaftTimer::Lease(1),
+        &mut Out::new(),
+    );
     assert!(!c.holds_lease(Id::from(0), &s));
     let mut out = Out::new();
     c.on_msg(Id::from(0), &mut s, Id::from(9), get(2), &mut out);
@@ -422,7 +439,12 @@ fn a_follower_that_heard_from_its_leader_ignores_request_vote_until_the_minimum_
     };
     let mut s = server(&c, 1, vec![]);
     assert_eq!(s.heard_leader, Some((1, u64::MAX)), "a restart waits first");
-    c.on_timeout(Id::from(0), &mut s, super::RaftTimer::HeardLeader, &mut Out::new());
+    c.on_timeout(
+        Id::from(0),
+        &mut s,
+        super::RaftTimer::HeardLeader,
+        &mut Out::new(),
+    );
     let append = RaftMsg::AppendEntries {
         term: 1,
         leader_id: Id::from(1),
@@ -444,13 +466,24 @@ fn a_follower_that_heard_from_its_leader_ignores_request_vote_until_the_minimum_
     c.on_msg(Id::from(0), &mut s, Id::from(2), vote.clone(), &mut out);
     assert_eq!((s.current_term, s.voted_for), (1, None));
     assert!(sends(&out).is_empty() && saved(&out).is_none());
-    c.on_timeout(Id::from(0), &mut s, super::RaftTimer::HeardLeader, &mut Out::new());
+    c.on_timeout(
+        Id::from(0),
+        &mut s,
+        super::RaftTimer::HeardLeader,
+        &mut Out::new(),
+    );
     let mut out = Out::new();
     c.on_msg(Id::from(0), &mut s, Id::from(2), vote, &mut out);
     assert_eq!((s.current_term, s.voted_for), (5, Some(Id::from(2))));
     assert!(matches!(
         sends(&out)[..],
-        [(_, RaftMsg::RequestVoteReply { vote_granted: true, .. })]
+        [(
+            _,
+            RaftMsg::RequestVoteReply {
+                vote_granted: true,
+                ..
+            }
+        )]
     ));
 }
 
