@@ -276,6 +276,9 @@ pub struct Storage {
 }
 
 /// A server's role (§5.1) with its role-specific volatile state.
+// A leader's state is the large one, and a server is a leader for most of its steps; boxing it
+// would add a hop to each of them.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// `leader` is the leader this server last heard from in its current term.

@@ -876,7 +876,7 @@ impl Harnessed for Raft {
             // it acknowledged outlasts it.
             ActorModelAction::Timeout(id, RaftTimer::HeardLeader) => {
                 let i = usize::from(*id);
-                may_vote_or_campaign(m, state, i) && !lease_outlasts(m, state, i).is_some()
+                may_vote_or_campaign(m, state, i) && lease_outlasts(m, state, i).is_none()
             }
             // Likewise the end of a lease changes nothing until a Get arrives, a heartbeat
             // would renew it, or a server whose minimum election timeout it holds back wants
