@@ -533,6 +533,9 @@ impl ServerCfg {
         let Role::Leader { leases, .. } = &s.role else {
             return false;
         };
+        if leases.is_empty() {
+            return false;
+        }
         let confirmed = self.confirmed_round(id, s);
         leases.iter().any(|r| *r <= confirmed)
     }
@@ -542,6 +545,9 @@ impl ServerCfg {
         let Role::Leader { leases, .. } = &s.role else {
             return false;
         };
+        if leases.is_empty() {
+            return false;
+        }
         let confirmed = self.confirmed_round(id, s);
         leases.iter().any(|r| *r > confirmed)
     }
