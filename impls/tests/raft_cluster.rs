@@ -329,7 +329,8 @@ fn malformed_client_frames_close_only_their_connection() {
     let s = as_client();
     write_frame(&mut &s, &hello(CLIENT_IDS + 9, "Client")).unwrap();
     write_frame(&mut &s, br#"{"Msg":{"Request":{"client":1,"seq":"x"}}}"#).unwrap();
-    write_frame(&mut &s, &[0xff; 64]).unwrap();
+    // The node closes the connection at the frame before: this write may find it closed.
+    let _ = write_frame(&mut &s, &[0xff; 64]);
     let s = as_client();
     write_frame(&mut &s, &hello(CLIENT_IDS + 10, "Client")).unwrap();
     write_frame(
@@ -344,11 +345,11 @@ fn malformed_client_frames_close_only_their_connection() {
     write_frame(&mut &s, br#"{"Msg":{"RemoveServer":{"old_server":0}}}"#).unwrap();
     let s = as_client();
     write_frame(&mut &s, &hello(77, "Peer")).unwrap();
-    write_frame(
+    // The node refuses the hello and closes the connection: this write may find it closed.
+    let _ = write_frame(
         &mut &s,
         br#"{"Msg":{"RequestVote":{"term":99,"candidate_id":77,"last_log_index":0,"last_log_term":0}}}"#,
-    )
-    .unwrap();
+    );
     drop(s);
     // A loss rate outside [0, 1] is refused.
     assert!(cluster
